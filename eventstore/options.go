@@ -1,0 +1,120 @@
+package eventstore
+
+import (
+	"log/slog"
+	"time"
+
+	"github.com/cockroachdb/pebble/v2"
+	"github.com/cockroachdb/pebble/v2/vfs"
+)
+
+// Option configures Open.
+type Option func(*options)
+
+type options struct {
+	fs              vfs.FS
+	logger          *slog.Logger
+	clock           func() time.Time
+	cleanupInterval time.Duration
+	maxGroupAppends int
+	maxEventBytes   int
+	maxAppendBytes  int
+	pebble          func(*pebble.Options)
+}
+
+func defaultOptions() options {
+	return options{
+		logger:          slog.New(slog.DiscardHandler),
+		clock:           time.Now,
+		cleanupInterval: time.Minute,
+		maxGroupAppends: 4096,
+		maxEventBytes:   1 << 20,
+		maxAppendBytes:  16 << 20,
+	}
+}
+
+// WithFS opens the store on the given Pebble filesystem instead of the
+// operating system's. OpenMem uses vfs.NewMem().
+func WithFS(fs vfs.FS) Option { return func(o *options) { o.fs = fs } }
+
+// WithLogger sends the store's and Pebble's log messages to l. The default
+// discards them.
+func WithLogger(l *slog.Logger) Option {
+	return func(o *options) {
+		if l != nil {
+			o.logger = l
+		}
+	}
+}
+
+// WithClock replaces time.Now as the source of record timestamps and of
+// "now" for retention. Tests use it to age records without sleeping.
+func WithClock(now func() time.Time) Option {
+	return func(o *options) {
+		if now != nil {
+			o.clock = now
+		}
+	}
+}
+
+// WithCleanupInterval sets how often cleanup runs in the background (default
+// one minute). Zero or a negative value turns background cleanup off;
+// Store.Cleanup still runs it on demand.
+func WithCleanupInterval(d time.Duration) Option {
+	return func(o *options) { o.cleanupInterval = d }
+}
+
+// WithMaxEventBytes sets the largest encoded event (payload plus metadata)
+// an append accepts (default 1 MiB).
+func WithMaxEventBytes(n int) Option { return func(o *options) { o.maxEventBytes = n } }
+
+// WithMaxAppendBytes sets the largest total size of one append's events
+// (default 16 MiB).
+func WithMaxAppendBytes(n int) Option { return func(o *options) { o.maxAppendBytes = n } }
+
+// WithMaxGroupCommit sets how many appends at most share one commit and one
+// fsync (default 4096).
+func WithMaxGroupCommit(n int) Option { return func(o *options) { o.maxGroupAppends = n } }
+
+// WithPebbleOptions lets f adjust Pebble's options after the store has set
+// its own (cache size, memtable size, ...). Changing FS, Logger or
+// comparer-related fields breaks the store.
+func WithPebbleOptions(f func(*pebble.Options)) Option { return func(o *options) { o.pebble = f } }
+
+func (o *options) validate() error {
+	var errs []error
+	if o.maxGroupAppends < 1 {
+		errs = append(errs, invalid("WithMaxGroupCommit", "must be at least 1, got %d", o.maxGroupAppends))
+	}
+	if o.maxEventBytes < 64 {
+		errs = append(errs, invalid("WithMaxEventBytes", "must be at least 64, got %d", o.maxEventBytes))
+	}
+	if o.maxAppendBytes < o.maxEventBytes {
+		errs = append(errs, invalid("WithMaxAppendBytes", "must be at least WithMaxEventBytes (%d), got %d", o.maxEventBytes, o.maxAppendBytes))
+	}
+	return joinErrs(errs)
+}
+
+// AppendOption configures one Append.
+type AppendOption func(*appendOptions)
+
+type appendOptions struct {
+	noSync bool
+}
+
+// NoSync makes an append non-durable: it returns once the events are in the
+// log and visible, without waiting for fsync, so a crash can lose it (and
+// every later non-durable append), never a part of it. Meant for bulk loads;
+// Store.Sync makes everything appended so far durable.
+func NoSync() AppendOption { return func(o *appendOptions) { o.noSync = true } }
+
+// ReadOption configures a stream read.
+type ReadOption func(*readOptions)
+
+type readOptions struct {
+	backward bool
+}
+
+// Backward reads a stream from the given version down to version 1. A from
+// version of 0 starts at the newest event.
+func Backward() ReadOption { return func(o *readOptions) { o.backward = true } }

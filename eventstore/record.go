@@ -1,0 +1,293 @@
+package eventstore
+
+import (
+	"encoding/binary"
+	"fmt"
+	"hash/crc32"
+	"slices"
+	"strconv"
+	"time"
+	"unsafe"
+
+	"github.com/google/uuid"
+)
+
+// Record is one event as stored in the log. Records are immutable once
+// written: offsets never change, and cleanup only ever removes whole records.
+type Record struct {
+	// ID is the event's unique ID (a UUIDv7 unless the writer chose one).
+	ID uuid.UUID
+	// Topic, Partition and Offset are the record's position in the log.
+	Topic     string
+	Partition int
+	Offset    int64
+	// Key is the aggregate ID; all records of one key share a partition.
+	Key string
+	// Version is the record's position in its stream (its key), from 1.
+	Version uint64
+	// Type is the event type name, a stable string such as "order.placed".
+	Type string
+	// SchemaVersion is the version of the payload's schema, from 1.
+	SchemaVersion int
+	// Payload is the encoded event. A nil payload is a tombstone: on a
+	// compacted topic it deletes the key.
+	Payload []byte
+	// Timestamp is the event time, set by the writer or by the store's clock.
+	Timestamp time.Time
+	// CorrelationID ties together every event caused by one request.
+	CorrelationID string
+	// CausationID is the ID of the command or event that caused this one.
+	CausationID string
+	// Headers are free metadata.
+	Headers map[string]string
+}
+
+// IsTombstone reports whether the record deletes its key (nil payload).
+func (r *Record) IsTombstone() bool { return r.Payload == nil }
+
+// Event is what a caller appends; the store turns it into a Record.
+type Event struct {
+	// ID is the event ID. The zero value asks the store for a new UUIDv7.
+	ID uuid.UUID
+	// Type is the event type name. Required, except on tombstones.
+	Type string
+	// SchemaVersion is the payload's schema version; zero means 1.
+	SchemaVersion int
+	// Payload is the encoded event; nil makes a tombstone.
+	Payload []byte
+	// Timestamp is the event time; the zero value means the store's clock.
+	Timestamp time.Time
+	// CorrelationID ties the event to a request. Empty means the ID of the
+	// first event of the append, so that every record carries one.
+	CorrelationID string
+	// CausationID is the ID of what caused the event. Empty means the
+	// correlation ID.
+	CausationID string
+	// Headers are free metadata.
+	Headers map[string]string
+}
+
+// ExpectedVersion is the optimistic-concurrency condition of an append: a
+// stream version (the head version the stream must have), or one of Any,
+// NoStream and StreamExists.
+type ExpectedVersion int64
+
+const (
+	// Any appends whatever the stream's version.
+	Any ExpectedVersion = -1
+	// NoStream appends only if the stream has no events yet. It never
+	// overwrites an existing stream.
+	NoStream ExpectedVersion = 0
+	// StreamExists appends only if the stream has at least one event.
+	StreamExists ExpectedVersion = -2
+)
+
+// Exact returns the condition "the stream's head version is v". Exact(0) is
+// NoStream.
+func Exact(v uint64) ExpectedVersion { return ExpectedVersion(v) }
+
+func (e ExpectedVersion) String() string {
+	switch {
+	case e == Any:
+		return "any"
+	case e == NoStream:
+		return "no stream"
+	case e == StreamExists:
+		return "stream exists"
+	case e > 0:
+		return "version " + strconv.FormatInt(int64(e), 10)
+	default:
+		return "invalid(" + strconv.FormatInt(int64(e), 10) + ")"
+	}
+}
+
+// matches reports whether a stream at head version head satisfies e.
+func (e ExpectedVersion) matches(head uint64) bool {
+	switch {
+	case e == Any:
+		return true
+	case e == StreamExists:
+		return head > 0
+	default:
+		return uint64(e) == head
+	}
+}
+
+// Limits on what an append may carry.
+const (
+	// MaxKeyBytes is the longest key (aggregate ID) accepted.
+	MaxKeyBytes = 4096
+	// MaxTypeBytes is the longest event type name accepted.
+	MaxTypeBytes = 256
+	// MaxIDBytes is the longest correlation or causation ID accepted.
+	MaxIDBytes = 256
+)
+
+// Record value format, version 1:
+//
+//	[0]      format (1)
+//	[1:5]    CRC-32C (Castagnoli) of bytes [5:]
+//	[5:21]   event ID
+//	[21:29]  offset, big endian
+//	[29:37]  stream version, big endian
+//	[37:45]  timestamp, Unix nanoseconds, big endian
+//	uvarint  partition
+//	uvarint  schema version
+//	string   key, type, correlation ID, causation ID (uvarint length + bytes)
+//	uvarint  header count, then each name and value as a string, sorted by name
+//	byte     1 if there is a payload (0 for a tombstone)
+//	string   payload (only if present)
+const (
+	recordFormat   = 1
+	recordFixedLen = 45
+)
+
+var castagnoli = crc32.MakeTable(crc32.Castagnoli)
+
+// appendRecord encodes r onto dst and returns the extended slice.
+func appendRecord(dst []byte, r *Record) []byte {
+	start := len(dst)
+	dst = append(dst, recordFormat, 0, 0, 0, 0)
+	dst = append(dst, r.ID[:]...)
+	dst = binary.BigEndian.AppendUint64(dst, uint64(r.Offset))
+	dst = binary.BigEndian.AppendUint64(dst, r.Version)
+	dst = binary.BigEndian.AppendUint64(dst, uint64(r.Timestamp.UnixNano()))
+	dst = binary.AppendUvarint(dst, uint64(r.Partition))
+	dst = binary.AppendUvarint(dst, uint64(r.SchemaVersion))
+	dst = appendString(dst, r.Key)
+	dst = appendString(dst, r.Type)
+	dst = appendString(dst, r.CorrelationID)
+	dst = appendString(dst, r.CausationID)
+	dst = binary.AppendUvarint(dst, uint64(len(r.Headers)))
+	if len(r.Headers) > 0 {
+		names := make([]string, 0, len(r.Headers))
+		for k := range r.Headers {
+			names = append(names, k)
+		}
+		slices.Sort(names)
+		for _, k := range names {
+			dst = appendString(dst, k)
+			dst = appendString(dst, r.Headers[k])
+		}
+	}
+	if r.Payload == nil {
+		dst = append(dst, 0)
+	} else {
+		dst = append(dst, 1)
+		dst = appendString(dst, unsafe.String(unsafe.SliceData(r.Payload), len(r.Payload)))
+	}
+	binary.BigEndian.PutUint32(dst[start+1:], crc32.Checksum(dst[start+5:], castagnoli))
+	return dst
+}
+
+func appendString(dst []byte, s string) []byte {
+	dst = binary.AppendUvarint(dst, uint64(len(s)))
+	return append(dst, s...)
+}
+
+// decodeRecord decodes a record value into r. The strings and payload of r
+// alias buf, which the caller must own and never modify afterwards. It
+// returns a description of what is wrong on failure; it never panics.
+func decodeRecord(buf []byte, r *Record) (reason string) {
+	if len(buf) < recordFixedLen {
+		return fmt.Sprintf("value too short (%d bytes)", len(buf))
+	}
+	if buf[0] != recordFormat {
+		return fmt.Sprintf("unknown record format %d", buf[0])
+	}
+	if want, got := binary.BigEndian.Uint32(buf[1:5]), crc32.Checksum(buf[5:], castagnoli); want != got {
+		return fmt.Sprintf("checksum mismatch (stored %08x, computed %08x)", want, got)
+	}
+	copy(r.ID[:], buf[5:21])
+	r.Offset = int64(binary.BigEndian.Uint64(buf[21:29]))
+	r.Version = binary.BigEndian.Uint64(buf[29:37])
+	r.Timestamp = time.Unix(0, int64(binary.BigEndian.Uint64(buf[37:45])))
+	d := decoder{buf: buf[recordFixedLen:]}
+	partition := d.uvarint()
+	schema := d.uvarint()
+	r.Key = d.string()
+	r.Type = d.string()
+	r.CorrelationID = d.string()
+	r.CausationID = d.string()
+	n := d.uvarint()
+	if d.err == "" && n > uint64(len(d.buf))/2 {
+		return "header count exceeds value size"
+	}
+	r.Headers = nil
+	if n > 0 && d.err == "" {
+		r.Headers = make(map[string]string, n)
+		for i := uint64(0); i < n && d.err == ""; i++ {
+			k := d.string()
+			r.Headers[k] = d.string()
+		}
+	}
+	var flag byte
+	if d.err == "" {
+		if len(d.buf) == 0 {
+			d.err = "truncated before payload flag"
+		} else {
+			flag, d.buf = d.buf[0], d.buf[1:]
+		}
+	}
+	r.Payload = nil
+	switch {
+	case d.err != "":
+	case flag == 1:
+		p := d.bytes()
+		if p == nil && d.err == "" {
+			p = []byte{}
+		}
+		r.Payload = p
+	case flag != 0:
+		d.err = fmt.Sprintf("bad payload flag %d", flag)
+	}
+	if d.err == "" && len(d.buf) != 0 {
+		d.err = fmt.Sprintf("%d trailing bytes", len(d.buf))
+	}
+	if d.err == "" && (partition > 1<<31 || schema > 1<<31) {
+		d.err = "partition or schema version out of range"
+	}
+	r.Partition = int(partition)
+	r.SchemaVersion = int(schema)
+	return d.err
+}
+
+type decoder struct {
+	buf []byte
+	err string
+}
+
+func (d *decoder) uvarint() uint64 {
+	if d.err != "" {
+		return 0
+	}
+	v, n := binary.Uvarint(d.buf)
+	if n <= 0 {
+		d.err = "bad varint"
+		return 0
+	}
+	d.buf = d.buf[n:]
+	return v
+}
+
+func (d *decoder) bytes() []byte {
+	n := d.uvarint()
+	if d.err != "" {
+		return nil
+	}
+	if n > uint64(len(d.buf)) {
+		d.err = "length exceeds value"
+		return nil
+	}
+	b := d.buf[:n:n]
+	d.buf = d.buf[n:]
+	return b
+}
+
+func (d *decoder) string() string {
+	b := d.bytes()
+	if len(b) == 0 {
+		return ""
+	}
+	return unsafe.String(unsafe.SliceData(b), len(b))
+}

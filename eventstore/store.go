@@ -1,0 +1,419 @@
+package eventstore
+
+import (
+	"context"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+
+	"github.com/cockroachdb/pebble/v2"
+	"github.com/cockroachdb/pebble/v2/vfs"
+)
+
+// storeFormat is the on-disk format version this code reads and writes.
+const storeFormat = 1
+
+// Store is a durable, partitioned, compacting log on Pebble. All methods are
+// safe for concurrent use.
+type Store struct {
+	db   *pebble.DB
+	dir  string
+	opts options
+	log  *slog.Logger
+
+	topicsMu struct {
+		sync.RWMutex
+		byName map[string]*topicState
+		nextID uint32
+	}
+
+	// failed holds the first fsync error; the store then refuses writes.
+	failed atomic.Pointer[error]
+
+	cleanupMu   sync.Mutex
+	groups      coordinator
+	bgDone      chan struct{}
+	// inflight counts running operations; Close waits for it to drain.
+	inflight    atomic.Int64
+	closedFlag  atomic.Bool
+	drained     chan struct{}
+	closeMu     sync.Mutex
+	closing     chan struct{}
+	closed      chan struct{} // closed when Close has finished
+	closeErr    error
+	closeCalled bool
+}
+
+// Open opens (creating if needed) the store in directory dir. Only one Store
+// may have a directory open at a time; a second Open, from this process or
+// another, fails with an error wrapping ErrLocked.
+func Open(dir string, opts ...Option) (*Store, error) {
+	o := defaultOptions()
+	for _, opt := range opts {
+		opt(&o)
+	}
+	if err := o.validate(); err != nil {
+		return nil, err
+	}
+	if o.fs == nil {
+		o.fs = vfs.Default
+		if dir == "" {
+			return nil, invalid("dir", "is empty (use OpenMem for an in-memory store)")
+		}
+	}
+	popts := &pebble.Options{
+		FS:     o.fs,
+		Logger: pebbleLogger{o.logger},
+	}
+	popts.Levels[0].BlockSize = 32 << 10
+	popts.Levels[0].FilterPolicy = bloomFilter()
+	popts.MemTableSize = 64 << 20
+	popts.EnsureDefaults()
+	for i := range popts.Levels {
+		popts.Levels[i].FilterPolicy = bloomFilter()
+	}
+	if o.pebble != nil {
+		o.pebble(popts)
+	}
+	db, err := pebble.Open(dir, popts)
+	if err != nil {
+		if isLockError(err) {
+			return nil, fmt.Errorf("%w: %s: %v", ErrLocked, dir, err)
+		}
+		return nil, fmt.Errorf("eventstore: open %s: %w", dir, err)
+	}
+	s := &Store{
+		db:         db,
+		dir:        dir,
+		opts:       o,
+		log:        o.logger,
+		bgDone:     make(chan struct{}),
+		closing:    make(chan struct{}),
+		drained:    make(chan struct{}, 1),
+		closed:     make(chan struct{}),
+	}
+	s.topicsMu.byName = map[string]*topicState{}
+	s.groups.init()
+	if err := s.load(); err != nil {
+		_ = db.Close()
+		return nil, err
+	}
+	go s.runCleanup()
+	return s, nil
+}
+
+// OpenMem opens an empty store held in memory, on Pebble's vfs.NewMem(): the
+// real engine, for tests, examples and the demo. Its contents are lost on
+// Close.
+func OpenMem(opts ...Option) (*Store, error) {
+	return Open("", append([]Option{WithFS(vfs.NewMem())}, opts...)...)
+}
+
+func isLockError(err error) bool {
+	return errors.Is(err, syscall.EAGAIN) || errors.Is(err, syscall.EACCES) ||
+		strings.Contains(err.Error(), "lock held")
+}
+
+// load reads the format marker, the topics and their partition counters.
+func (s *Store) load() error {
+	v, closer, err := s.db.Get(formatKey)
+	switch {
+	case errors.Is(err, pebble.ErrNotFound):
+		var b [8]byte
+		binary.BigEndian.PutUint64(b[:], storeFormat)
+		if err := s.db.Set(formatKey, b[:], pebble.Sync); err != nil {
+			return fmt.Errorf("eventstore: write format marker: %w", err)
+		}
+	case err != nil:
+		return fmt.Errorf("eventstore: read format marker: %w", err)
+	default:
+		ok := len(v) == 8 && binary.BigEndian.Uint64(v) == storeFormat
+		closer.Close()
+		if !ok {
+			return fmt.Errorf("%w: store format marker %x is not format %d", ErrCorrupt, v, storeFormat)
+		}
+	}
+
+	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: []byte{kindTopic}, UpperBound: []byte{kindTopic + 1}})
+	if err != nil {
+		return err
+	}
+	defer it.Close()
+	for it.First(); it.Valid(); it.Next() {
+		var m topicMeta
+		if err := json.Unmarshal(it.Value(), &m); err != nil || m.Name != string(it.Key()[1:]) {
+			return fmt.Errorf("%w: metadata of topic %q: %v", ErrCorrupt, it.Key()[1:], err)
+		}
+		t := newTopicState(m)
+		for p := range t.parts {
+			if err := s.loadPartition(t, p); err != nil {
+				return err
+			}
+		}
+		s.topicsMu.byName[m.Name] = t
+		s.topicsMu.nextID = max(s.topicsMu.nextID, m.ID+1)
+	}
+	return it.Error()
+}
+
+func (s *Store) loadPartition(t *topicState, p int) error {
+	v, closer, err := s.db.Get(appendPartitionKey(nil, t.meta.ID, p))
+	if err != nil {
+		return fmt.Errorf("%w: metadata of partition %s/%d: %v", ErrCorrupt, t.meta.Name, p, err)
+	}
+	defer closer.Close()
+	if len(v) != partMetaLen {
+		return fmt.Errorf("%w: metadata of partition %s/%d has %d bytes", ErrCorrupt, t.meta.Name, p, len(v))
+	}
+	ps := &t.parts[p]
+	ps.mu.next = int64(binary.BigEndian.Uint64(v[0:]))
+	ps.mu.start = int64(binary.BigEndian.Uint64(v[8:]))
+	ps.mu.records = int64(binary.BigEndian.Uint64(v[16:]))
+	ps.mu.bytes = int64(binary.BigEndian.Uint64(v[24:]))
+	ps.publishCountersLocked()
+	ps.end.Store(ps.mu.next)
+	return nil
+}
+
+func encodePartMeta(dst []byte, next, start, records, bytes int64) []byte {
+	dst = binary.BigEndian.AppendUint64(dst, uint64(next))
+	dst = binary.BigEndian.AppendUint64(dst, uint64(start))
+	dst = binary.BigEndian.AppendUint64(dst, uint64(records))
+	return binary.BigEndian.AppendUint64(dst, uint64(bytes))
+}
+
+// acquire registers an operation that uses the database; it fails once Close
+// has begun. Every successful acquire is paired with release. It is two
+// atomic operations, so that appenders never contend on a lock here.
+func (s *Store) acquire() error {
+	s.inflight.Add(1)
+	if s.closedFlag.Load() {
+		s.release()
+		return ErrClosed
+	}
+	return nil
+}
+
+func (s *Store) release() {
+	if s.inflight.Add(-1) == 0 && s.closedFlag.Load() {
+		select {
+		case s.drained <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// Close stops background work, waits for running reads and appends to end
+// (subscriptions and consumers end with ErrClosed), and closes the database.
+// It is idempotent: later calls return the first call's result.
+func (s *Store) Close() error {
+	s.closeMu.Lock()
+	if s.closeCalled {
+		s.closeMu.Unlock()
+		<-s.closed
+		return s.closeErr
+	}
+	s.closeCalled = true
+	s.closedFlag.Store(true)
+	close(s.closing)
+	s.closeMu.Unlock()
+
+	<-s.bgDone
+	for s.inflight.Load() != 0 {
+		<-s.drained
+	}
+	err := s.db.Close()
+	if err != nil {
+		err = fmt.Errorf("eventstore: close: %w", err)
+	}
+	s.closeErr = err
+	close(s.closed)
+	return err
+}
+
+// Sync makes every append acknowledged so far durable, including those made
+// with NoSync.
+func (s *Store) Sync(ctx context.Context) error {
+	if err := s.acquire(); err != nil {
+		return err
+	}
+	defer s.release()
+	if err := s.failure(); err != nil {
+		return err
+	}
+	return s.db.LogData([]byte{0}, pebble.Sync)
+}
+
+func (s *Store) failure() error {
+	if p := s.failed.Load(); p != nil {
+		return fmt.Errorf("%w: %v", ErrStoreFailed, *p)
+	}
+	return nil
+}
+
+// CreateTopic creates a topic. It fails with ErrTopicExists if the name is
+// taken and with an error wrapping ErrInvalidArgument, naming each bad
+// field, if the name or config is invalid.
+func (s *Store) CreateTopic(ctx context.Context, name string, cfg TopicConfig) error {
+	if err := joinErrs([]error{ValidateTopicName(name), cfg.Validate()}); err != nil {
+		return err
+	}
+	if err := s.acquire(); err != nil {
+		return err
+	}
+	defer s.release()
+	s.topicsMu.Lock()
+	defer s.topicsMu.Unlock()
+	if _, ok := s.topicsMu.byName[name]; ok {
+		return fmt.Errorf("%w: %q", ErrTopicExists, name)
+	}
+	m := topicMeta{ID: s.topicsMu.nextID, Name: name, Config: cfg.normalized(), Created: s.opts.clock().UTC()}
+	b := s.db.NewBatch()
+	defer b.Close()
+	_ = b.Set(topicKey(name), m.marshal(), nil)
+	meta := encodePartMeta(nil, 0, 0, 0, 0)
+	for p := 0; p < cfg.Partitions; p++ {
+		_ = b.Set(appendPartitionKey(nil, m.ID, p), meta, nil)
+	}
+	if err := b.Commit(pebble.Sync); err != nil {
+		return fmt.Errorf("eventstore: create topic %q: %w", name, err)
+	}
+	s.topicsMu.byName[name] = newTopicState(m)
+	s.topicsMu.nextID++
+	return nil
+}
+
+// UpdateTopic changes a topic's cleanup policy and retention settings. The
+// partition count cannot change: a different count is refused with an error
+// naming Partitions.
+func (s *Store) UpdateTopic(ctx context.Context, name string, cfg TopicConfig) error {
+	if err := cfg.Validate(); err != nil {
+		return err
+	}
+	if err := s.acquire(); err != nil {
+		return err
+	}
+	defer s.release()
+	s.topicsMu.Lock()
+	defer s.topicsMu.Unlock()
+	t, ok := s.topicsMu.byName[name]
+	if !ok {
+		return fmt.Errorf("%w: %q", ErrTopicNotFound, name)
+	}
+	if cfg.Partitions != t.meta.Config.Partitions {
+		return invalid("Partitions", "topic %q has %d partitions; the count of an existing topic cannot change (got %d)",
+			name, t.meta.Config.Partitions, cfg.Partitions)
+	}
+	m := t.meta
+	m.Config = cfg.normalized()
+	if err := s.db.Set(topicKey(name), m.marshal(), pebble.Sync); err != nil {
+		return fmt.Errorf("eventstore: update topic %q: %w", name, err)
+	}
+	t.meta.Config = m.Config
+	c := m.Config
+	t.config.Store(&c)
+	return nil
+}
+
+// topic returns the state of a topic.
+func (s *Store) topic(name string) (*topicState, error) {
+	s.topicsMu.RLock()
+	t, ok := s.topicsMu.byName[name]
+	s.topicsMu.RUnlock()
+	if !ok {
+		if err := ValidateTopicName(name); err != nil {
+			return nil, err
+		}
+		return nil, fmt.Errorf("%w: %q", ErrTopicNotFound, name)
+	}
+	return t, nil
+}
+
+// ListTopics returns the names of all topics, sorted.
+func (s *Store) ListTopics(ctx context.Context) ([]string, error) {
+	if err := s.acquire(); err != nil {
+		return nil, err
+	}
+	defer s.release()
+	s.topicsMu.RLock()
+	defer s.topicsMu.RUnlock()
+	names := make([]string, 0, len(s.topicsMu.byName))
+	for n := range s.topicsMu.byName {
+		names = append(names, n)
+	}
+	slices.Sort(names)
+	return names, nil
+}
+
+// DescribeTopic returns a topic's configuration and, per partition, its
+// offsets and size.
+func (s *Store) DescribeTopic(ctx context.Context, name string) (TopicInfo, error) {
+	if err := s.acquire(); err != nil {
+		return TopicInfo{}, err
+	}
+	defer s.release()
+	t, err := s.topic(name)
+	if err != nil {
+		return TopicInfo{}, err
+	}
+	info := TopicInfo{Name: name, Config: *t.config.Load(), Created: t.meta.Created}
+	for i := range t.parts {
+		p := &t.parts[i]
+		info.Partitions = append(info.Partitions, PartitionInfo{
+			Partition:   i,
+			StartOffset: p.start.Load(),
+			EndOffset:   p.end.Load(),
+			Records:     p.records.Load(),
+			Bytes:       p.bytes.Load(),
+		})
+	}
+	return info, nil
+}
+
+// Partitions returns a topic's partition count.
+func (s *Store) Partitions(name string) (int, error) {
+	t, err := s.topic(name)
+	if err != nil {
+		return 0, err
+	}
+	return len(t.parts), nil
+}
+
+// PartitionFor returns the partition of key in topic, as Append places it.
+func (s *Store) PartitionFor(topic, key string) (int, error) {
+	t, err := s.topic(topic)
+	if err != nil {
+		return 0, err
+	}
+	return PartitionFor(key, len(t.parts)), nil
+}
+
+func joinErrs(errs []error) error { return errors.Join(errs...) }
+
+// pebbleLogger sends Pebble's messages to slog.
+type pebbleLogger struct{ l *slog.Logger }
+
+func (p pebbleLogger) Infof(format string, args ...any) {
+	p.l.Debug(fmt.Sprintf(format, args...), "component", "pebble")
+}
+
+func (p pebbleLogger) Errorf(format string, args ...any) {
+	p.l.Error(fmt.Sprintf(format, args...), "component", "pebble")
+}
+
+// Fatalf reports an error Pebble cannot continue from and exits, as Pebble's
+// own default logger does: carrying on could corrupt the log.
+func (p pebbleLogger) Fatalf(format string, args ...any) {
+	msg := fmt.Sprintf(format, args...)
+	p.l.Error(msg, "component", "pebble", "fatal", true)
+	fmt.Fprintln(os.Stderr, "eventstore: pebble fatal:", msg)
+	os.Exit(1)
+}

@@ -1,0 +1,278 @@
+package eventstore
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/cockroachdb/pebble/v2"
+	"github.com/cockroachdb/pebble/v2/bloom"
+	"github.com/google/uuid"
+)
+
+func bloomFilter() pebble.FilterPolicy { return bloom.FilterPolicy(10) }
+
+// AppendResult says where an append's events landed.
+type AppendResult struct {
+	Topic     string
+	Key       string
+	Partition int
+	// FirstOffset and LastOffset are the offsets of the first and last event;
+	// an append's events have consecutive offsets.
+	FirstOffset, LastOffset int64
+	// FirstVersion and LastVersion are the stream versions of the first and
+	// last event; LastVersion is the stream's new head.
+	FirstVersion, LastVersion uint64
+	// EventIDs are the IDs of the events, in order.
+	EventIDs []uuid.UUID
+}
+
+// Append appends events to the stream key of topic, atomically: all of them
+// or none. expected is checked against the stream's head version first; a
+// mismatch returns a *VersionConflictError (errors.Is ErrVersionConflict)
+// and writes nothing. A durable append (the default) returns only after the
+// events are fsynced; concurrent appends share fsyncs (group commit). With
+// NoSync it returns once the events are visible.
+//
+// Appends to one partition are serialized (version check, offsets, entry
+// into the write-ahead log) but the wait for fsync is not: Pebble's commit
+// pipeline puts every batch that arrives while one fsync runs behind the
+// next one, so N concurrent appenders cost about one fsync per round, and
+// the memtable work of different partitions runs in parallel.
+//
+// ctx is checked before the append starts; once it has started the append
+// runs to its end, so that the result is never in doubt.
+func (s *Store) Append(ctx context.Context, topic, key string, expected ExpectedVersion, events []Event, opts ...AppendOption) (AppendResult, error) {
+	var ao appendOptions
+	for _, o := range opts {
+		o(&ao)
+	}
+	t, err := s.topic(topic)
+	if err != nil {
+		return AppendResult{}, err
+	}
+	if err := s.validateAppend(topic, key, expected, events); err != nil {
+		return AppendResult{}, err
+	}
+	if err := ctx.Err(); err != nil {
+		return AppendResult{}, err
+	}
+	if err := s.acquire(); err != nil {
+		return AppendResult{}, err
+	}
+	defer s.release()
+	if err := s.failure(); err != nil {
+		return AppendResult{}, err
+	}
+	partition := PartitionFor(key, len(t.parts))
+	p := &t.parts[partition]
+	b := s.db.NewBatch()
+	defer b.Close()
+
+	p.mu.Lock()
+	head, err := s.headLocked(t, p, key)
+	if err != nil {
+		p.mu.Unlock()
+		return AppendResult{}, err
+	}
+	if !expected.matches(head) {
+		p.mu.Unlock()
+		return AppendResult{}, &VersionConflictError{Topic: topic, Key: key, Expected: expected, Actual: head}
+	}
+	res := AppendResult{
+		Topic: topic, Key: key, Partition: partition,
+		FirstOffset: p.mu.next, FirstVersion: head + 1,
+		EventIDs: make([]uuid.UUID, len(events)),
+	}
+	enc := encPool.Get().(*encBuf)
+	added := stageEvents(b, enc, t.meta.ID, partition, key, res.FirstOffset, head, events, s.opts.clock(), res.EventIDs)
+	res.LastOffset = res.FirstOffset + int64(len(events)) - 1
+	res.LastVersion = head + uint64(len(events))
+	enc.key = appendHeadKey(enc.key[:0], t.meta.ID, key)
+	enc.val = binary.BigEndian.AppendUint64(enc.val[:0], res.LastVersion)
+	enc.val = binary.BigEndian.AppendUint64(enc.val, uint64(res.LastOffset))
+	_ = b.Set(enc.key, enc.val, nil)
+	enc.key = appendPartitionKey(enc.key[:0], t.meta.ID, partition)
+	enc.val = encodePartMeta(enc.val[:0], res.LastOffset+1, p.mu.start, p.mu.records+int64(len(events)), p.mu.bytes+added)
+	_ = b.Set(enc.key, enc.val, nil)
+	encPool.Put(enc)
+
+	if ao.noSync {
+		err = s.db.Apply(b, pebble.NoSync)
+	} else {
+		err = s.db.ApplyNoSyncWait(b, pebble.Sync)
+	}
+	if err != nil {
+		p.mu.Unlock()
+		return AppendResult{}, fmt.Errorf("eventstore: append to %s/%q: %w", topic, key, err)
+	}
+	p.mu.next = res.LastOffset + 1
+	p.mu.records += int64(len(events))
+	p.mu.bytes += added
+	p.setHeadLocked(key, res.LastVersion)
+	p.publishCountersLocked()
+	p.mu.Unlock()
+
+	if !ao.noSync {
+		if err := b.SyncWait(); err != nil {
+			s.failed.CompareAndSwap(nil, &err)
+			s.log.Error("eventstore: WAL sync failed; the store accepts no more writes", "err", err)
+			return AppendResult{}, fmt.Errorf("%w: sync of append to %s/%q: %v", ErrStoreFailed, topic, key, err)
+		}
+	}
+	if p.publishEnd(res.LastOffset + 1) {
+		t.wake()
+	}
+	return res, nil
+}
+
+// encBuf is scratch space for encoding keys and records.
+type encBuf struct{ key, val []byte }
+
+var encPool = sync.Pool{New: func() any { return &encBuf{key: make([]byte, 0, 64), val: make([]byte, 0, 512)} }}
+
+// stageEvents encodes events as records at offsets from first and versions
+// from head+1 into b, under both their log key and their stream key. It
+// fills ids and returns the bytes added to the partition.
+func stageEvents(b *pebble.Batch, enc *encBuf, topicID uint32, partition int, key string, first int64, head uint64, events []Event, now time.Time, ids []uuid.UUID) int64 {
+	var added int64
+	var correlation string
+	for i := range events {
+		ev := &events[i]
+		rec := Record{
+			ID: ev.ID, Partition: partition, Offset: first + int64(i), Key: key, Version: head + uint64(i) + 1,
+			Type: ev.Type, SchemaVersion: ev.SchemaVersion, Payload: ev.Payload, Timestamp: ev.Timestamp,
+			CorrelationID: ev.CorrelationID, CausationID: ev.CausationID, Headers: ev.Headers,
+		}
+		if rec.ID == uuid.Nil {
+			rec.ID = newEventID()
+		}
+		if rec.SchemaVersion == 0 {
+			rec.SchemaVersion = 1
+		}
+		if rec.Timestamp.IsZero() {
+			rec.Timestamp = now
+		}
+		if rec.CorrelationID == "" {
+			// Default: the first event's correlation ID, or its own ID.
+			if i == 0 {
+				correlation = rec.ID.String()
+			}
+			rec.CorrelationID = correlation
+		} else if i == 0 {
+			correlation = rec.CorrelationID
+		}
+		if rec.CausationID == "" {
+			rec.CausationID = rec.CorrelationID
+		}
+		ids[i] = rec.ID
+		enc.val = appendRecord(enc.val[:0], &rec)
+		enc.key = appendLogKey(enc.key[:0], topicID, partition, rec.Offset)
+		_ = b.Set(enc.key, enc.val, nil)
+		enc.key = appendStreamKey(enc.key[:0], topicID, key, rec.Version)
+		_ = b.Set(enc.key, enc.val, nil)
+		added += int64(len(enc.val))
+	}
+	return added
+}
+
+// headLocked returns the head version of a stream as writers see it
+// (including appends applied but not yet synced). p.mu must be held.
+func (s *Store) headLocked(t *topicState, p *partState, key string) (uint64, error) {
+	if v, ok := p.mu.heads[key]; ok {
+		return v, nil
+	}
+	v, err := s.readHead(t.meta.ID, key)
+	if err != nil {
+		return 0, err
+	}
+	p.setHeadLocked(key, v)
+	return v, nil
+}
+
+func (p *partState) setHeadLocked(key string, v uint64) {
+	if p.mu.heads == nil || len(p.mu.heads) >= maxCachedHeads {
+		p.mu.heads = make(map[string]uint64)
+	}
+	p.mu.heads[key] = v
+}
+
+// readHead returns the head version of a stream as the writer sees it
+// (including applied groups that are not yet synced).
+func (s *Store) readHead(topicID uint32, key string) (uint64, error) {
+	v, closer, err := s.db.Get(appendHeadKey(nil, topicID, key))
+	if errors.Is(err, pebble.ErrNotFound) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, fmt.Errorf("eventstore: read head of %q: %w", key, err)
+	}
+	defer closer.Close()
+	if len(v) != 16 {
+		return 0, fmt.Errorf("%w: head of stream %q has %d bytes", ErrCorrupt, key, len(v))
+	}
+	return binary.BigEndian.Uint64(v), nil
+}
+
+
+// newEventID returns a UUIDv7 (time-ordered); if the system has no entropy
+// it falls back to a random UUID.
+func newEventID() uuid.UUID {
+	id, err := uuid.NewV7()
+	if err != nil {
+		return uuid.New()
+	}
+	return id
+}
+
+func (s *Store) validateAppend(topic, key string, expected ExpectedVersion, events []Event) error {
+	var errs []error
+	if key == "" {
+		errs = append(errs, invalid("key", "is empty"))
+	} else if len(key) > MaxKeyBytes {
+		errs = append(errs, invalid("key", "is %d bytes, longer than %d", len(key), MaxKeyBytes))
+	}
+	if expected < StreamExists {
+		errs = append(errs, invalid("expected", "%d is not a version, Any, NoStream or StreamExists", int64(expected)))
+	}
+	if len(events) == 0 {
+		errs = append(errs, invalid("events", "none to append"))
+	}
+	total := 0
+	for i := range events {
+		ev := &events[i]
+		if ev.Type == "" && ev.Payload != nil {
+			errs = append(errs, invalid(fmt.Sprintf("events[%d].Type", i), "is empty"))
+		}
+		if len(ev.Type) > MaxTypeBytes {
+			errs = append(errs, invalid(fmt.Sprintf("events[%d].Type", i), "is %d bytes, longer than %d", len(ev.Type), MaxTypeBytes))
+		}
+		if ev.SchemaVersion < 0 || ev.SchemaVersion > 1<<30 {
+			errs = append(errs, invalid(fmt.Sprintf("events[%d].SchemaVersion", i), "%d is out of range", ev.SchemaVersion))
+		}
+		if len(ev.CorrelationID) > MaxIDBytes || len(ev.CausationID) > MaxIDBytes {
+			errs = append(errs, invalid(fmt.Sprintf("events[%d].CorrelationID/CausationID", i), "longer than %d bytes", MaxIDBytes))
+		}
+		size := len(ev.Payload) + len(ev.Type) + len(key) + len(ev.CorrelationID) + len(ev.CausationID) + 64
+		for k, v := range ev.Headers {
+			if k == "" {
+				errs = append(errs, invalid(fmt.Sprintf("events[%d].Headers", i), "has an empty name"))
+			}
+			size += len(k) + len(v) + 4
+		}
+		if size > s.opts.maxEventBytes {
+			errs = append(errs, invalid(fmt.Sprintf("events[%d]", i), "is %d bytes encoded, more than the limit of %d", size, s.opts.maxEventBytes))
+		}
+		total += size
+	}
+	if total > s.opts.maxAppendBytes {
+		errs = append(errs, invalid("events", "total %d bytes, more than the limit of %d per append", total, s.opts.maxAppendBytes))
+	}
+	if err := joinErrs(errs); err != nil {
+		return fmt.Errorf("eventstore: append to %s/%q: %w", topic, key, err)
+	}
+	return nil
+}
