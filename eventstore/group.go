@@ -116,6 +116,9 @@ func ValidateGroupName(name string) error {
 // rebalances the group. The member resumes every partition it is assigned
 // from the group's committed offset.
 func (s *Store) JoinGroup(ctx context.Context, group string, topics []string, opts ...ConsumerOption) (*Consumer, error) {
+	if s.closedFlag.Load() {
+		return nil, ErrClosed
+	}
 	o := consumerOptions{chunk: 512}
 	for _, opt := range opts {
 		opt(&o)

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -24,8 +25,9 @@ const storeFormat = 1
 // Store is a durable, partitioned, compacting log on Pebble. All methods are
 // safe for concurrent use.
 type Store struct {
-	db   *pebble.DB
-	dir  string
+	db        *pebble.DB
+	dir       string
+	unlockDir func()
 	opts options
 	log  *slog.Logger
 
@@ -55,7 +57,8 @@ type Store struct {
 // Open opens (creating if needed) the store in directory dir. Only one Store
 // may have a directory open at a time; a second Open, from this process or
 // another, fails with an error wrapping ErrLocked.
-func Open(dir string, opts ...Option) (*Store, error) {
+func Open(dir string, opts ...Option) (s *Store, err error) {
+	unlockDir := func() {}
 	o := defaultOptions()
 	for _, opt := range opts {
 		opt(&o)
@@ -68,6 +71,17 @@ func Open(dir string, opts ...Option) (*Store, error) {
 		if dir == "" {
 			return nil, invalid("dir", "is empty (use OpenMem for an in-memory store)")
 		}
+		canonical, release, err := lockDir(dir)
+		if err != nil {
+			return nil, err
+		}
+		dir = canonical
+		defer func() {
+			if s == nil {
+				release()
+			}
+		}()
+		unlockDir = release
 	}
 	popts := &pebble.Options{
 		FS:     o.fs,
@@ -90,7 +104,8 @@ func Open(dir string, opts ...Option) (*Store, error) {
 		}
 		return nil, fmt.Errorf("eventstore: open %s: %w", dir, err)
 	}
-	s := &Store{
+	s = &Store{
+		unlockDir:  unlockDir,
 		db:         db,
 		dir:        dir,
 		opts:       o,
@@ -104,6 +119,7 @@ func Open(dir string, opts ...Option) (*Store, error) {
 	s.groups.init()
 	if err := s.load(); err != nil {
 		_ = db.Close()
+		s = nil
 		return nil, err
 	}
 	go s.runCleanup()
@@ -115,6 +131,56 @@ func Open(dir string, opts ...Option) (*Store, error) {
 // Close.
 func OpenMem(opts ...Option) (*Store, error) {
 	return Open("", append([]Option{WithFS(vfs.NewMem())}, opts...)...)
+}
+
+// openDirs holds the directories open in this process, by device and inode,
+// so that a second Open through another spelling of the path (a symlink, a
+// relative path) is refused too. Pebble's own lock is keyed by the path
+// string, and the operating system's file lock does not stop the process
+// that holds it.
+var openDirs struct {
+	sync.Mutex
+	m map[[2]uint64]string
+}
+
+// lockDir creates dir if needed, resolves it to one canonical spelling and
+// registers it as open in this process.
+func lockDir(dir string) (string, func(), error) {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return "", nil, fmt.Errorf("eventstore: create %s: %w", dir, err)
+	}
+	abs, err := filepath.Abs(dir)
+	if err == nil {
+		abs, err = filepath.EvalSymlinks(abs)
+	}
+	if err != nil {
+		return "", nil, fmt.Errorf("eventstore: resolve %s: %w", dir, err)
+	}
+	fi, err := os.Stat(abs)
+	if err != nil {
+		return "", nil, fmt.Errorf("eventstore: stat %s: %w", dir, err)
+	}
+	var id [2]uint64
+	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
+		id = [2]uint64{uint64(st.Dev), uint64(st.Ino)}
+	}
+	openDirs.Lock()
+	defer openDirs.Unlock()
+	if openDirs.m == nil {
+		openDirs.m = map[[2]uint64]string{}
+	}
+	if other, ok := openDirs.m[id]; ok && id != [2]uint64{} {
+		return "", nil, fmt.Errorf("%w: %s is already open in this process (as %s)", ErrLocked, dir, other)
+	}
+	openDirs.m[id] = abs
+	var once sync.Once
+	return abs, func() {
+		once.Do(func() {
+			openDirs.Lock()
+			delete(openDirs.m, id)
+			openDirs.Unlock()
+		})
+	}, nil
 }
 
 func isLockError(err error) bool {
@@ -234,6 +300,7 @@ func (s *Store) Close() error {
 	if err != nil {
 		err = fmt.Errorf("eventstore: close: %w", err)
 	}
+	s.unlockDir()
 	s.closeErr = err
 	close(s.closed)
 	return err
@@ -263,6 +330,9 @@ func (s *Store) failure() error {
 // taken and with an error wrapping ErrInvalidArgument, naming each bad
 // field, if the name or config is invalid.
 func (s *Store) CreateTopic(ctx context.Context, name string, cfg TopicConfig) error {
+	if s.closedFlag.Load() {
+		return ErrClosed
+	}
 	if err := joinErrs([]error{ValidateTopicName(name), cfg.Validate()}); err != nil {
 		return err
 	}
@@ -295,6 +365,9 @@ func (s *Store) CreateTopic(ctx context.Context, name string, cfg TopicConfig) e
 // partition count cannot change: a different count is refused with an error
 // naming Partitions.
 func (s *Store) UpdateTopic(ctx context.Context, name string, cfg TopicConfig) error {
+	if s.closedFlag.Load() {
+		return ErrClosed
+	}
 	if err := cfg.Validate(); err != nil {
 		return err
 	}
@@ -325,6 +398,9 @@ func (s *Store) UpdateTopic(ctx context.Context, name string, cfg TopicConfig) e
 
 // topic returns the state of a topic.
 func (s *Store) topic(name string) (*topicState, error) {
+	if s.closedFlag.Load() {
+		return nil, ErrClosed
+	}
 	s.topicsMu.RLock()
 	t, ok := s.topicsMu.byName[name]
 	s.topicsMu.RUnlock()
