@@ -51,7 +51,9 @@ func WithMemberID(id string) ConsumerOption { return func(o *consumerOptions) { 
 
 // WithStartPosition sets where to start on partitions the group has never
 // committed (default Earliest).
-func WithStartPosition(p StartPosition) ConsumerOption { return func(o *consumerOptions) { o.start = p } }
+func WithStartPosition(p StartPosition) ConsumerOption {
+	return func(o *consumerOptions) { o.start = p }
+}
 
 // coordinator keeps the in-process consumer groups: their members and the
 // assignment of partitions to members.

@@ -28,8 +28,8 @@ type Store struct {
 	db        *pebble.DB
 	dir       string
 	unlockDir func()
-	opts options
-	log  *slog.Logger
+	opts      options
+	log       *slog.Logger
 
 	topicsMu struct {
 		sync.RWMutex
@@ -40,9 +40,9 @@ type Store struct {
 	// failed holds the first fsync error; the store then refuses writes.
 	failed atomic.Pointer[error]
 
-	cleanupMu   sync.Mutex
-	groups      coordinator
-	bgDone      chan struct{}
+	cleanupMu sync.Mutex
+	groups    coordinator
+	bgDone    chan struct{}
 	// inflight counts running operations; Close waits for it to drain.
 	inflight    atomic.Int64
 	closedFlag  atomic.Bool
@@ -105,15 +105,15 @@ func Open(dir string, opts ...Option) (s *Store, err error) {
 		return nil, fmt.Errorf("eventstore: open %s: %w", dir, err)
 	}
 	s = &Store{
-		unlockDir:  unlockDir,
-		db:         db,
-		dir:        dir,
-		opts:       o,
-		log:        o.logger,
-		bgDone:     make(chan struct{}),
-		closing:    make(chan struct{}),
-		drained:    make(chan struct{}, 1),
-		closed:     make(chan struct{}),
+		unlockDir: unlockDir,
+		db:        db,
+		dir:       dir,
+		opts:      o,
+		log:       o.logger,
+		bgDone:    make(chan struct{}),
+		closing:   make(chan struct{}),
+		drained:   make(chan struct{}, 1),
+		closed:    make(chan struct{}),
 	}
 	s.topicsMu.byName = map[string]*topicState{}
 	s.groups.init()

@@ -217,7 +217,6 @@ func (s *Store) readHead(topicID uint32, key string) (uint64, error) {
 	return binary.BigEndian.Uint64(v), nil
 }
 
-
 // newEventID returns a UUIDv7 (time-ordered); if the system has no entropy
 // it falls back to a random UUID.
 func newEventID() uuid.UUID {
