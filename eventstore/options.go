@@ -19,6 +19,7 @@ type options struct {
 	maxGroupAppends int
 	maxEventBytes   int
 	maxAppendBytes  int
+	cacheBytes      int64
 	pebble          func(*pebble.Options)
 }
 
@@ -30,6 +31,7 @@ func defaultOptions() options {
 		maxGroupAppends: 4096,
 		maxEventBytes:   1 << 20,
 		maxAppendBytes:  16 << 20,
+		cacheBytes:      64 << 20,
 	}
 }
 
@@ -76,6 +78,10 @@ func WithMaxAppendBytes(n int) Option { return func(o *options) { o.maxAppendByt
 // fsync (default 4096).
 func WithMaxGroupCommit(n int) Option { return func(o *options) { o.maxGroupAppends = n } }
 
+// WithCacheSize sets the size of Pebble's block cache (default 64 MiB).
+// Stream reads and scans of recent records come from it.
+func WithCacheSize(bytes int64) Option { return func(o *options) { o.cacheBytes = bytes } }
+
 // WithPebbleOptions lets f adjust Pebble's options after the store has set
 // its own (cache size, memtable size, ...). Changing FS, Logger or
 // comparer-related fields breaks the store.
@@ -91,6 +97,9 @@ func (o *options) validate() error {
 	}
 	if o.maxAppendBytes < o.maxEventBytes {
 		errs = append(errs, invalid("WithMaxAppendBytes", "must be at least WithMaxEventBytes (%d), got %d", o.maxEventBytes, o.maxAppendBytes))
+	}
+	if o.cacheBytes < 0 {
+		errs = append(errs, invalid("WithCacheSize", "must not be negative, got %d", o.cacheBytes))
 	}
 	return joinErrs(errs)
 }

@@ -83,9 +83,12 @@ func Open(dir string, opts ...Option) (s *Store, err error) {
 		}()
 		unlockDir = release
 	}
+	cache := pebble.NewCache(o.cacheBytes)
+	defer cache.Unref()
 	popts := &pebble.Options{
 		FS:     o.fs,
 		Logger: pebbleLogger{o.logger},
+		Cache:  cache,
 	}
 	popts.Levels[0].BlockSize = 32 << 10
 	popts.Levels[0].FilterPolicy = bloomFilter()
