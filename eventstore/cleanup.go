@@ -16,7 +16,8 @@ type CleanupStats struct {
 	Partitions int
 	// Records and Bytes count the records removed and their encoded size.
 	Records, Bytes int64
-	// Tombstones counts the tombstones removed after their grace period.
+	// Tombstones counts the tombstones removed after their grace period
+	// (they are included in Records).
 	Tombstones int64
 }
 

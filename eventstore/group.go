@@ -219,6 +219,17 @@ func (g *groupState) rebalanceLocked() {
 	g.changed = make(chan struct{})
 }
 
+// topicState returns one of the member's topics. Assignments only ever
+// name topics the member subscribes to.
+func (c *Consumer) topicState(name string) *topicState {
+	for _, t := range c.topics {
+		if t.meta.Name == name {
+			return t
+		}
+	}
+	panic("eventstore: consumer assigned a topic it does not subscribe to: " + name)
+}
+
 // ID returns the member's ID.
 func (c *Consumer) ID() string { return c.id }
 
@@ -284,7 +295,7 @@ func (c *Consumer) Records(ctx context.Context) iter.Seq2[Record, error] {
 			progressed := false
 			for i := range c.assigned {
 				tp := c.assigned[(next+i)%len(c.assigned)]
-				t, _ := c.s.topic(tp.Topic)
+				t := c.topicState(tp.Topic)
 				pos, end := c.positions[tp], t.parts[tp.Partition].end.Load()
 				if pos >= end {
 					continue
@@ -365,10 +376,7 @@ func (c *Consumer) refresh(ctx context.Context) refreshResult {
 			positions[tp] = pos
 			continue
 		}
-		t, err := c.s.topic(tp.Topic)
-		if err != nil {
-			return refreshResult{err: err}
-		}
+		t := c.topicState(tp.Topic)
 		off, ok, err := c.s.committed(c.g.name, t, tp.Partition)
 		if err != nil {
 			return refreshResult{err: err}
@@ -395,7 +403,8 @@ func (c *Consumer) Commit(ctx context.Context, rec Record) error {
 }
 
 // CommitOffsets durably commits, in one batch, the next offset to read for
-// each partition. Every partition must be assigned to this member (else
+// each partition. Each call costs an fsync: commit every so many records
+// rather than after each one. Every partition must be assigned to this member (else
 // ErrNotAssigned and nothing is committed).
 func (c *Consumer) CommitOffsets(ctx context.Context, offsets map[TopicPartition]int64) error {
 	select {

@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"hash/crc32"
+	"math"
 	"slices"
 	"strconv"
 	"time"
@@ -53,9 +54,12 @@ type Event struct {
 	Type string
 	// SchemaVersion is the payload's schema version; zero means 1.
 	SchemaVersion int
-	// Payload is the encoded event; nil makes a tombstone.
+	// Payload is the encoded event. A nil payload makes a tombstone, which
+	// on a compacted topic deletes the key: an event without data should
+	// carry an empty, non-nil payload ([]byte{}) instead.
 	Payload []byte
 	// Timestamp is the event time; the zero value means the store's clock.
+	// It must lie between the years 1678 and 2262 (Unix nanoseconds).
 	Timestamp time.Time
 	// CorrelationID ties the event to a request. Empty means the ID of the
 	// first event of the append, so that every record carries one.
@@ -112,6 +116,13 @@ func (e ExpectedVersion) matches(head uint64) bool {
 		return uint64(e) == head
 	}
 }
+
+// minTime and maxTime bound the timestamps a record can hold (Unix
+// nanoseconds in an int64: the years 1678 to 2262).
+var (
+	minTime = time.Unix(0, math.MinInt64)
+	maxTime = time.Unix(0, math.MaxInt64)
+)
 
 // Limits on what an append may carry.
 const (
@@ -216,8 +227,13 @@ func decodeRecord(buf []byte, r *Record) (reason string) {
 	r.Headers = nil
 	if n > 0 && d.err == "" {
 		r.Headers = make(map[string]string, n)
+		var prev string
 		for i := uint64(0); i < n && d.err == ""; i++ {
 			k := d.string()
+			if i > 0 && k <= prev && d.err == "" {
+				d.err = "header names not sorted or repeated"
+			}
+			prev = k
 			r.Headers[k] = d.string()
 		}
 	}
@@ -264,6 +280,10 @@ func (d *decoder) uvarint() uint64 {
 	v, n := binary.Uvarint(d.buf)
 	if n <= 0 {
 		d.err = "bad varint"
+		return 0
+	}
+	if n > 1 && d.buf[n-1] == 0 {
+		d.err = "non-minimal varint"
 		return 0
 	}
 	d.buf = d.buf[n:]

@@ -24,7 +24,9 @@ const (
 	Delete CleanupPolicy = "delete"
 	// Compact keeps only the newest record of each key. A tombstone (nil
 	// payload) is itself removed TopicConfig.TombstoneGrace after it was
-	// written. Snapshots and changelogs live in compacted topics.
+	// written; the key is then gone, and a later append to it starts a new
+	// stream at version 1 (within the grace period it continues the old
+	// one). Snapshots and changelogs live in compacted topics.
 	Compact CleanupPolicy = "compact"
 )
 

@@ -87,8 +87,13 @@ func (s *Store) Append(ctx context.Context, topic, key string, expected Expected
 		FirstOffset: p.mu.next, FirstVersion: head + 1,
 		EventIDs: make([]uuid.UUID, len(events)),
 	}
+	now := s.opts.clock()
+	if now.Before(minTime) || now.After(maxTime) {
+		p.mu.Unlock()
+		return AppendResult{}, invalid("WithClock", "the store's clock says %s, outside the years 1678 to 2262", now)
+	}
 	enc := encPool.Get().(*encBuf)
-	added := stageEvents(b, enc, t.meta.ID, partition, key, res.FirstOffset, head, events, s.opts.clock(), res.EventIDs)
+	added := stageEvents(b, enc, t.meta.ID, partition, key, res.FirstOffset, head, events, now, res.EventIDs)
 	res.LastOffset = res.FirstOffset + int64(len(events)) - 1
 	res.LastVersion = head + uint64(len(events))
 	enc.key = appendHeadKey(enc.key[:0], t.meta.ID, key)
@@ -251,6 +256,9 @@ func (s *Store) validateAppend(topic, key string, expected ExpectedVersion, even
 		}
 		if ev.SchemaVersion < 0 || ev.SchemaVersion > 1<<30 {
 			errs = append(errs, invalid(fmt.Sprintf("events[%d].SchemaVersion", i), "%d is out of range", ev.SchemaVersion))
+		}
+		if !ev.Timestamp.IsZero() && (ev.Timestamp.Before(minTime) || ev.Timestamp.After(maxTime)) {
+			errs = append(errs, invalid(fmt.Sprintf("events[%d].Timestamp", i), "%s is outside the years 1678 to 2262", ev.Timestamp))
 		}
 		if len(ev.CorrelationID) > MaxIDBytes || len(ev.CausationID) > MaxIDBytes {
 			errs = append(errs, invalid(fmt.Sprintf("events[%d].CorrelationID/CausationID", i), "longer than %d bytes", MaxIDBytes))
