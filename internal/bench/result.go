@@ -1,0 +1,201 @@
+package bench
+
+import (
+	"cmp"
+	"fmt"
+	"io"
+	"math"
+	"reflect"
+	"slices"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+)
+
+// Result is what one Run measured. Its JSON form is one flat object whose
+// keys are stable: new measurements add keys, existing keys keep their name
+// and meaning. Rates are per second of wall-clock time.
+//
+// Every measured field is a float64 with a json tag (the key) and a label
+// tag (its description in the table); Run fills it through its key. With
+// several rounds every value is the median over the rounds, ratios
+// included: the median of the per-round ratios, each taken between a store
+// measurement and the raw one that ran just before it.
+type Result struct {
+	PebbleRawSync1PerS  float64 `json:"pebble_raw_sync_1_per_s" label:"raw Pebble Commit(Sync)/s, 1 goroutine"`
+	AppendDurable1PerS  float64 `json:"append_durable_1_per_s" label:"durable appends/s, 1 goroutine"`
+	AppendDurable1Ratio float64 `json:"append_durable_1_ratio" label:"  store / raw Pebble, 1 goroutine"`
+
+	PebbleRawSync16PerS  float64 `json:"pebble_raw_sync_16_per_s" label:"raw Pebble Commit(Sync)/s, 16 goroutines"`
+	AppendDurable16PerS  float64 `json:"append_durable_16_per_s" label:"durable appends/s, 16 goroutines"`
+	AppendDurable16Ratio float64 `json:"append_durable_16_ratio" label:"  store / raw Pebble, 16 goroutines"`
+
+	PebbleRawSync64PerS  float64 `json:"pebble_raw_sync_64_per_s" label:"raw Pebble Commit(Sync)/s, 64 goroutines"`
+	AppendDurable64PerS  float64 `json:"append_durable_64_per_s" label:"durable appends/s, 64 goroutines"`
+	AppendDurable64Ratio float64 `json:"append_durable_64_ratio" label:"  store / raw Pebble, 64 goroutines"`
+
+	StreamReadEventsPerS    float64 `json:"stream_read_events_per_s" label:"ReadStream, every stream, events/s"`
+	PartitionScanEventsPerS float64 `json:"partition_scan_events_per_s" label:"ReadPartition, every partition, events/s"`
+
+	// PeakHeapBytes is the largest Go heap (live and unswept objects) seen
+	// during the whole run, sampled every 10 ms. Pebble's block cache and
+	// memtables live outside the Go heap and are not counted.
+	PeakHeapBytes uint64 `json:"peak_heap_bytes" label:"peak Go heap"`
+
+	// Environment says where and how the numbers were measured.
+	Environment
+}
+
+// Environment is the context of a Result: the machine and the
+// configuration. Its keys are flattened into the Result's JSON object.
+type Environment struct {
+	// Cores is runtime.NumCPU().
+	Cores int `json:"cores"`
+	// GoVersion is runtime.Version(), such as "go1.26.8".
+	GoVersion string `json:"go_version"`
+	// GOOSGOARCH is the platform, such as "linux/amd64".
+	GOOSGOARCH string `json:"goos_goarch"`
+	// DurationS is Config.Duration in seconds.
+	DurationS float64 `json:"duration_s"`
+	// Rounds, Streams, EventsPerStream and PayloadBytes echo the Config.
+	Rounds          int `json:"rounds"`
+	Streams         int `json:"streams"`
+	EventsPerStream int `json:"events_per_stream"`
+	PayloadBytes    int `json:"payload_bytes"`
+}
+
+// resultFields returns the measured fields of Result in declaration order,
+// each with its JSON key.
+func resultFields() []reflect.StructField {
+	t := reflect.TypeFor[Result]()
+	var fields []reflect.StructField
+	for i := range t.NumField() {
+		f := t.Field(i)
+		if f.Anonymous || jsonKey(f) == "" {
+			continue
+		}
+		fields = append(fields, f)
+	}
+	return fields
+}
+
+func jsonKey(f reflect.StructField) string {
+	key, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+	if key == "-" {
+		return ""
+	}
+	return key
+}
+
+// Keys returns the JSON keys of the measured values, in table order. The
+// keys of Environment follow them in the JSON object.
+func Keys() []string {
+	var keys []string
+	for _, f := range resultFields() {
+		keys = append(keys, jsonKey(f))
+	}
+	return keys
+}
+
+// set stores v in the float64 field whose JSON key is key.
+func (r *Result) set(key string, v float64) error {
+	for _, f := range resultFields() {
+		if jsonKey(f) == key && f.Type.Kind() == reflect.Float64 {
+			reflect.ValueOf(r).Elem().FieldByIndex(f.Index).SetFloat(v)
+			return nil
+		}
+	}
+	return fmt.Errorf("bench: Result has no float64 field with key %q", key)
+}
+
+// median returns a Result whose float64 measurements are the medians of
+// rounds (the mean of the middle two for an even count). Other fields are
+// left zero.
+func median(rounds []Result) Result {
+	var out Result
+	dst := reflect.ValueOf(&out).Elem()
+	for _, f := range resultFields() {
+		if f.Type.Kind() != reflect.Float64 || len(rounds) == 0 {
+			continue
+		}
+		vs := make([]float64, len(rounds))
+		for i := range rounds {
+			vs[i] = reflect.ValueOf(rounds[i]).FieldByIndex(f.Index).Float()
+		}
+		slices.Sort(vs)
+		m := vs[len(vs)/2]
+		if len(vs)%2 == 0 {
+			m = (vs[len(vs)/2-1] + m) / 2
+		}
+		dst.FieldByIndex(f.Index).SetFloat(m)
+	}
+	return out
+}
+
+// WriteTable writes r as a human-readable table: a header with the
+// environment, then one row per measurement with its label, value and key.
+func WriteTable(w io.Writer, r Result) error {
+	e := r.Environment
+	round := "rounds (median)"
+	if e.Rounds == 1 {
+		round = "round"
+	}
+	if _, err := fmt.Fprintf(w, "muninn bench: %d cores, %s %s; %gs per measurement, %d %s; %s streams x %d events, %d-byte payloads\n\n",
+		e.Cores, e.GoVersion, e.GOOSGOARCH, e.DurationS, e.Rounds, round,
+		thousands(float64(e.Streams)), e.EventsPerStream, e.PayloadBytes); err != nil {
+		return err
+	}
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "MEASUREMENT\tVALUE\tKEY")
+	v := reflect.ValueOf(r)
+	for _, f := range resultFields() {
+		key := jsonKey(f)
+		label := cmp.Or(f.Tag.Get("label"), key)
+		fmt.Fprintf(tw, "%s\t%s\t%s\n", label, formatValue(key, v.FieldByIndex(f.Index)), key)
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	if e.Rounds > 1 {
+		_, err := fmt.Fprintf(w, "\nEvery value is the median over %d rounds; a ratio is the median of the rounds'\nratios (each from a store run and the raw run just before it), not the ratio\nof the medians above it.\n", e.Rounds)
+		return err
+	}
+	return nil
+}
+
+// formatValue formats a measured value by the suffix of its key.
+func formatValue(key string, v reflect.Value) string {
+	switch {
+	case strings.HasSuffix(key, "_ratio"):
+		return strconv.FormatFloat(v.Float(), 'f', 2, 64)
+	case strings.HasSuffix(key, "_bytes") && v.CanUint():
+		return fmt.Sprintf("%.1f MiB", float64(v.Uint())/(1<<20))
+	case v.CanFloat():
+		return thousands(v.Float())
+	case v.CanUint():
+		return thousands(float64(v.Uint()))
+	case v.CanInt():
+		return thousands(float64(v.Int()))
+	default:
+		return fmt.Sprint(v.Interface())
+	}
+}
+
+// thousands formats x rounded to an integer, with commas between groups of
+// three digits.
+func thousands(x float64) string {
+	s := strconv.FormatFloat(math.Round(x), 'f', 0, 64)
+	neg := strings.HasPrefix(s, "-")
+	s = strings.TrimPrefix(s, "-")
+	var b strings.Builder
+	if neg {
+		b.WriteByte('-')
+	}
+	for i, c := range s {
+		if i > 0 && (len(s)-i)%3 == 0 {
+			b.WriteByte(',')
+		}
+		b.WriteRune(c)
+	}
+	return b.String()
+}

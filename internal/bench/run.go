@@ -1,0 +1,269 @@
+package bench
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"runtime"
+	"runtime/metrics"
+	"time"
+
+	"github.com/cockroachdb/pebble/v2"
+	"github.com/muninn-es/muninn/eventstore"
+)
+
+// Topics of the benchmark store.
+const (
+	appendTopic = "bench-append"
+	readTopic   = "bench-read"
+)
+
+// payloadPool is how many distinct payloads the benchmark cycles through, so
+// that neighbouring records do not compress away.
+const payloadPool = 1024
+
+// Run measures everything in Config on a fresh store in a temporary
+// directory under cfg.Dir, removed before Run returns, and returns the
+// numbers. It takes a few times cfg.Duration per round, plus the load of the
+// read topic. Ending ctx stops it with ctx's error.
+func Run(ctx context.Context, cfg Config) (res Result, err error) {
+	if err := cfg.Validate(); err != nil {
+		return Result{}, err
+	}
+	heap := startHeapSampler(10 * time.Millisecond)
+	defer func() { res.PeakHeapBytes = heap.stop() }()
+
+	root, err := os.MkdirTemp(cfg.Dir, "muninn-bench-")
+	if err != nil {
+		return Result{}, fmt.Errorf("bench: create temporary directory: %w", err)
+	}
+	defer func() {
+		if rmErr := os.RemoveAll(root); rmErr != nil && err == nil {
+			err = fmt.Errorf("bench: remove %s: %w", root, rmErr)
+		}
+	}()
+	e, err := openEnv(ctx, cfg, root)
+	if err != nil {
+		return Result{}, err
+	}
+	defer func() {
+		if closeErr := e.close(); closeErr != nil && err == nil {
+			err = closeErr
+		}
+	}()
+
+	rounds := make([]Result, 0, cfg.Rounds)
+	for round := range cfg.Rounds {
+		if cfg.Rounds > 1 {
+			e.progress("round %d of %d\n", round+1, cfg.Rounds)
+		}
+		r, err := e.round(ctx)
+		if err != nil {
+			return Result{}, err
+		}
+		rounds = append(rounds, r)
+	}
+	res = median(rounds)
+	res.Environment = Environment{
+		Cores:           runtime.NumCPU(),
+		GoVersion:       runtime.Version(),
+		GOOSGOARCH:      runtime.GOOS + "/" + runtime.GOARCH,
+		DurationS:       cfg.Duration.Seconds(),
+		Rounds:          cfg.Rounds,
+		Streams:         cfg.Streams,
+		EventsPerStream: cfg.EventsPerStream,
+		PayloadBytes:    cfg.PayloadBytes,
+	}
+	return res, nil
+}
+
+// env is the state of one Run: the store, the raw Pebble database beside
+// it, and the data the measurements share.
+type env struct {
+	cfg      Config
+	store    *eventstore.Store
+	raw      *pebble.DB
+	payloads [][]byte
+	// keys are the stream keys of the read topic.
+	keys   []string
+	loaded bool
+	// seq numbers throughput runs, so that each writes new keys.
+	seq int
+}
+
+// step is one measurement: it returns the value of one Result key.
+type step struct {
+	key string
+	run func(context.Context) (float64, error)
+}
+
+// plan returns the measurements of one round, in the order they run. Raw
+// Pebble and the store alternate at each concurrency, so that a drift in the
+// disk's speed affects both sides of a ratio alike.
+func (e *env) plan() []step {
+	return []step{
+		{"pebble_raw_sync_1_per_s", func(ctx context.Context) (float64, error) { return e.rawSync(ctx, 1) }},
+		{"append_durable_1_per_s", func(ctx context.Context) (float64, error) { return e.appendDurable(ctx, 1) }},
+		{"pebble_raw_sync_16_per_s", func(ctx context.Context) (float64, error) { return e.rawSync(ctx, 16) }},
+		{"append_durable_16_per_s", func(ctx context.Context) (float64, error) { return e.appendDurable(ctx, 16) }},
+		{"pebble_raw_sync_64_per_s", func(ctx context.Context) (float64, error) { return e.rawSync(ctx, 64) }},
+		{"append_durable_64_per_s", func(ctx context.Context) (float64, error) { return e.appendDurable(ctx, 64) }},
+		{"stream_read_events_per_s", e.streamRead},
+		{"partition_scan_events_per_s", e.partitionScan},
+	}
+}
+
+// round runs every step once and derives the ratios.
+func (e *env) round(ctx context.Context) (Result, error) {
+	var r Result
+	steps := e.plan()
+	for i, s := range steps {
+		e.progress("[%d/%d] %s ...\n", i+1, len(steps), s.key)
+		v, err := s.run(ctx)
+		if err != nil {
+			return Result{}, fmt.Errorf("bench: %s: %w", s.key, err)
+		}
+		if err := r.set(s.key, math.Round(v)); err != nil {
+			return Result{}, err
+		}
+		e.progress("      %s = %s\n", s.key, thousands(v))
+	}
+	r.AppendDurable1Ratio = ratio(r.AppendDurable1PerS, r.PebbleRawSync1PerS)
+	r.AppendDurable16Ratio = ratio(r.AppendDurable16PerS, r.PebbleRawSync16PerS)
+	r.AppendDurable64Ratio = ratio(r.AppendDurable64PerS, r.PebbleRawSync64PerS)
+	return r, nil
+}
+
+// ratio returns a/b rounded to three decimals, or 0 if b is 0.
+func ratio(a, b float64) float64 {
+	if b == 0 {
+		return 0
+	}
+	return math.Round(a/b*1000) / 1000
+}
+
+func (e *env) progress(format string, args ...any) {
+	fmt.Fprintf(e.cfg.Progress, "bench: "+format, args...)
+}
+
+// openEnv opens the store and the raw Pebble database, each in its own
+// directory under root, and creates the benchmark topics.
+func openEnv(ctx context.Context, cfg Config, root string) (*env, error) {
+	if cfg.Progress == nil {
+		cfg.Progress = io.Discard
+	}
+	e := &env{cfg: cfg}
+	rng := rand.New(rand.NewPCG(1, 2))
+	e.payloads = make([][]byte, payloadPool)
+	for i := range e.payloads {
+		p := make([]byte, cfg.PayloadBytes)
+		for j := range p {
+			p[j] = byte(rng.Uint32())
+		}
+		e.payloads[i] = p
+	}
+	e.keys = make([]string, cfg.Streams)
+	for i := range e.keys {
+		e.keys[i] = fmt.Sprintf("stream-%06d", i)
+	}
+
+	e.progress("store in %s\n", root)
+	var err error
+	e.store, err = eventstore.Open(filepath.Join(root, "store"))
+	if err != nil {
+		return nil, fmt.Errorf("bench: %w", err)
+	}
+	e.raw, err = pebble.Open(filepath.Join(root, "raw-pebble"), &pebble.Options{
+		Logger: quietLogger{cfg.Progress},
+		// The store's memtable size, so that both flush equally often.
+		MemTableSize: 64 << 20,
+	})
+	if err != nil {
+		_ = e.store.Close()
+		return nil, fmt.Errorf("bench: open raw Pebble: %w", err)
+	}
+	topic := eventstore.TopicConfig{Partitions: cfg.Partitions, Cleanup: eventstore.Retain}
+	for _, name := range []string{appendTopic, readTopic} {
+		if err := e.store.CreateTopic(ctx, name, topic); err != nil {
+			_ = e.close()
+			return nil, fmt.Errorf("bench: %w", err)
+		}
+	}
+	return e, nil
+}
+
+func (e *env) close() error {
+	if err := errors.Join(e.store.Close(), e.raw.Close()); err != nil {
+		return fmt.Errorf("bench: close: %w", err)
+	}
+	return nil
+}
+
+// payload returns one of the pool's payloads.
+func (e *env) payload(i uint64) []byte { return e.payloads[i%payloadPool] }
+
+// quietLogger keeps Pebble from logging routine events (WAL replay, ...) to
+// stderr; errors go to the progress writer.
+type quietLogger struct{ w io.Writer }
+
+func (quietLogger) Infof(string, ...any) {}
+
+func (l quietLogger) Errorf(format string, args ...any) {
+	fmt.Fprintf(l.w, "bench: raw pebble: "+format+"\n", args...)
+}
+
+// Fatalf reports an error Pebble cannot continue from; Pebble requires that
+// it does not return, so it exits as Pebble's default logger does.
+func (l quietLogger) Fatalf(format string, args ...any) {
+	fmt.Fprintf(l.w, "bench: raw pebble: fatal: "+format+"\n", args...)
+	pebble.DefaultLogger.Fatalf(format, args...)
+}
+
+// heapSampler keeps the peak of the Go heap, read from runtime/metrics at a
+// fixed interval.
+type heapSampler struct {
+	quit chan struct{}
+	done chan struct{}
+	peak uint64
+}
+
+const heapMetric = "/memory/classes/heap/objects:bytes"
+
+func startHeapSampler(every time.Duration) *heapSampler {
+	h := &heapSampler{quit: make(chan struct{}), done: make(chan struct{})}
+	go func() {
+		defer close(h.done)
+		t := time.NewTicker(every)
+		defer t.Stop()
+		for {
+			h.sample()
+			select {
+			case <-t.C:
+			case <-h.quit:
+				h.sample()
+				return
+			}
+		}
+	}()
+	return h
+}
+
+func (h *heapSampler) sample() {
+	s := [1]metrics.Sample{{Name: heapMetric}}
+	metrics.Read(s[:])
+	if s[0].Value.Kind() == metrics.KindUint64 {
+		h.peak = max(h.peak, s[0].Value.Uint64())
+	}
+}
+
+// stop ends the sampling and returns the peak.
+func (h *heapSampler) stop() uint64 {
+	close(h.quit)
+	<-h.done
+	return h.peak
+}
