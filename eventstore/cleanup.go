@@ -21,16 +21,21 @@ type CleanupStats struct {
 	Tombstones int64
 }
 
-// cleanupWork is a set of deletions the cleaner hands to the writer, which
-// applies it in a commit group and adjusts the partition's counters.
+// cleanupWork is a set of deletions that one batch applies, under the
+// partition's write lock, together with the partition's new counters.
 type cleanupWork struct {
 	partition          int
 	rangeFrom, rangeTo int64 // log keys [rangeFrom, rangeTo) are removed
 	offsets            []int64
 	streams            []streamVersion
-	heads              []streamVersion // removed only if still the head
-	newStart           int64
-	records, bytes     int64
+	// tombstones are removed tombstones: the key's head marker goes too,
+	// unless an append superseded the tombstone meanwhile.
+	tombstones []streamVersion
+	// markHeads: the removed records may include a stream's newest; leave a
+	// head marker so that its versions never go back (delete policy).
+	markHeads      bool
+	newStart       int64
+	records, bytes int64
 }
 
 type streamVersion struct {
@@ -112,6 +117,17 @@ func (s *Store) runCleanup() {
 	}
 }
 
+// scanErr reports why a cleanup scan stopped.
+func scanErr(ctx context.Context, err error) error {
+	if err != nil {
+		return err
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	return errors.New("scan stopped")
+}
+
 // cleanDelete removes the oldest records of a partition while they are past
 // the retention age or the partition is over its byte limit. Like Kafka, it
 // removes a prefix of the log: it stops at the first record it keeps.
@@ -123,90 +139,104 @@ func (s *Store) cleanDelete(ctx context.Context, t *topicState, partition int, c
 	if cfg.RetentionAge > 0 {
 		cutoff = s.opts.clock().Add(-cfg.RetentionAge)
 	}
-	w := &cleanupWork{partition: partition, rangeFrom: p.start.Load()}
+	newWork := func(from int64) *cleanupWork {
+		return &cleanupWork{partition: partition, rangeFrom: from, markHeads: true}
+	}
+	w := newWork(p.start.Load())
 	flush := func(to int64) error {
 		w.rangeTo, w.newStart = to, to
-		if err := s.submitCleanup(ctx, t, w); err != nil {
+		if err := s.submitCleanup(t, w); err != nil {
 			return err
 		}
 		st.Records += w.records
 		st.Bytes += w.bytes
-		*w = cleanupWork{partition: partition, rangeFrom: to}
+		w = newWork(to)
 		return nil
 	}
-	stopped := false
+	var failure error
+	kept, firstKept := false, int64(0)
 	next, ok := s.scanPartition(ctx, t, partition, w.rangeFrom, end, func(rec Record, err error) bool {
 		if err != nil {
+			failure = err
 			return false
 		}
-		n := int64(encodedLen(&rec))
 		old := !cutoff.IsZero() && rec.Timestamp.Before(cutoff)
 		big := cfg.RetentionBytes > 0 && size > cfg.RetentionBytes
 		if !old && !big {
-			stopped = true
-			if w.records > 0 {
-				return flush(rec.Offset) == nil
-			}
+			kept, firstKept = true, rec.Offset
 			return false
 		}
+		n := int64(encodedLen(&rec))
 		size -= n
 		w.records++
 		w.bytes += n
 		w.streams = append(w.streams, streamVersion{rec.Key, rec.Version})
 		if w.records >= maxCleanupWork {
-			return flush(rec.Offset+1) == nil
+			failure = flush(rec.Offset + 1)
+			return failure == nil
 		}
 		return true
 	})
-	if !ok && !stopped {
-		return scanError(ctx, s, t, partition)
+	if failure != nil || (!ok && !kept) {
+		return scanErr(ctx, failure)
 	}
-	if !stopped && w.records > 0 {
-		return flush(next)
+	if w.records == 0 {
+		return nil
 	}
-	return nil
+	if kept {
+		next = firstKept // everything below the first kept record goes
+	}
+	return flush(next)
 }
 
 // cleanCompact removes every record of a partition that is not the newest
-// of its key, and tombstones older than the grace period. Only durable heads
-// count: a record is superseded only by an acknowledged newer one.
+// of its key, and tombstones older than the grace period. Like Kafka's log
+// cleaner it makes two passes over the acknowledged part of the partition:
+// the first finds each key's newest record, the second removes the rest. A
+// record is only ever superseded by a newer acknowledged one.
 func (s *Store) cleanCompact(ctx context.Context, t *topicState, partition int, cfg TopicConfig, st *CleanupStats) error {
 	p := &t.parts[partition]
-	end := p.end.Load()
+	start, end := p.start.Load(), p.end.Load()
 	graceCutoff := s.opts.clock().Add(-cfg.TombstoneGrace)
+	newest := map[string]uint64{}
+	var failure error
+	_, ok := s.scanPartition(ctx, t, partition, start, end, func(rec Record, err error) bool {
+		if err != nil {
+			failure = err
+			return false
+		}
+		newest[rec.Key] = max(newest[rec.Key], rec.Version)
+		return true
+	})
+	if failure != nil || !ok {
+		return scanErr(ctx, failure)
+	}
 	w := &cleanupWork{partition: partition, newStart: -1}
 	flush := func() error {
 		if w.records == 0 {
 			return nil
 		}
-		if err := s.submitCleanup(ctx, t, w); err != nil {
+		if err := s.submitCleanup(t, w); err != nil {
 			return err
 		}
 		st.Records += w.records
 		st.Bytes += w.bytes
-		st.Tombstones += int64(len(w.heads))
-		*w = cleanupWork{partition: partition, newStart: -1}
+		st.Tombstones += int64(len(w.tombstones))
+		w = &cleanupWork{partition: partition, newStart: -1}
 		return nil
 	}
-	var failure error
-	_, ok := s.scanPartition(ctx, t, partition, p.start.Load(), end, func(rec Record, err error) bool {
-		if err != nil {
-			return false
-		}
-		head, headOffset, err := s.durableHead(t.meta.ID, rec.Key)
+	_, ok = s.scanPartition(ctx, t, partition, start, end, func(rec Record, err error) bool {
 		if err != nil {
 			failure = err
 			return false
 		}
 		remove := false
 		switch {
-		case headOffset >= end:
-			// The newest record of this key is not yet durable: decide later.
-		case rec.Version < head:
+		case rec.Version < newest[rec.Key]:
 			remove = true
-		case rec.Version == head && rec.IsTombstone() && rec.Timestamp.Before(graceCutoff):
+		case rec.IsTombstone() && rec.Timestamp.Before(graceCutoff):
 			remove = true
-			w.heads = append(w.heads, streamVersion{rec.Key, rec.Version})
+			w.tombstones = append(w.tombstones, streamVersion{rec.Key, rec.Version})
 		}
 		if remove {
 			w.records++
@@ -214,60 +244,21 @@ func (s *Store) cleanCompact(ctx context.Context, t *topicState, partition int, 
 			w.offsets = append(w.offsets, rec.Offset)
 			w.streams = append(w.streams, streamVersion{rec.Key, rec.Version})
 			if w.records >= maxCleanupWork {
-				if failure = flush(); failure != nil {
-					return false
-				}
+				failure = flush()
+				return failure == nil
 			}
 		}
 		return true
 	})
-	if failure != nil {
-		return failure
-	}
-	if !ok {
-		return scanError(ctx, s, t, partition)
+	if failure != nil || !ok {
+		return scanErr(ctx, failure)
 	}
 	return flush()
 }
 
-// scanError re-reads the failing position to report the error a cleanup
-// scan stopped on.
-func scanError(ctx context.Context, s *Store, t *topicState, partition int) error {
-	if err := ctx.Err(); err != nil {
-		return err
-	}
-	var first error
-	s.scanPartition(ctx, t, partition, t.parts[partition].start.Load(), t.parts[partition].end.Load(), func(_ Record, err error) bool {
-		first = err
-		return err == nil
-	})
-	if first == nil {
-		first = errors.New("scan stopped")
-	}
-	return first
-}
-
-// durableHead returns a stream's head version and the offset of its newest
-// record, as stored (possibly not yet durable; compare the offset with the
-// partition's end).
-func (s *Store) durableHead(topicID uint32, key string) (uint64, int64, error) {
-	v, closer, err := s.db.Get(appendHeadKey(nil, topicID, key))
-	if errors.Is(err, pebble.ErrNotFound) {
-		return 0, -1, nil
-	}
-	if err != nil {
-		return 0, 0, err
-	}
-	defer closer.Close()
-	if len(v) != 16 {
-		return 0, 0, fmt.Errorf("%w: head of stream %q has %d bytes", ErrCorrupt, key, len(v))
-	}
-	return binary.BigEndian.Uint64(v), int64(binary.BigEndian.Uint64(v[8:])), nil
-}
-
 // submitCleanup applies a cleanup's deletions in one batch, under the
 // partition's write lock, and adjusts the partition's counters.
-func (s *Store) submitCleanup(ctx context.Context, t *topicState, c *cleanupWork) error {
+func (s *Store) submitCleanup(t *topicState, c *cleanupWork) error {
 	if err := s.failure(); err != nil {
 		return err
 	}
@@ -277,8 +268,10 @@ func (s *Store) submitCleanup(ctx context.Context, t *topicState, c *cleanupWork
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	var dropHeads []string
-	// A tombstone's head goes only if no append superseded it meanwhile.
-	for _, h := range c.heads {
+	// A removed tombstone takes its key's head marker with it, unless an
+	// append superseded the tombstone meanwhile: the key is then gone, and
+	// the next append to it starts at version 1.
+	for _, h := range c.tombstones {
 		head, err := s.headLocked(t, p, h.key)
 		if err != nil {
 			return err
@@ -286,6 +279,23 @@ func (s *Store) submitCleanup(ctx context.Context, t *topicState, c *cleanupWork
 		if head == h.version {
 			_ = b.Delete(appendHeadKey(nil, t.meta.ID, h.key), nil)
 			dropHeads = append(dropHeads, h.key)
+		}
+	}
+	if c.markHeads {
+		// Where retention removes a stream's newest record, a head marker
+		// keeps its version, so that the stream continues from there.
+		removed := map[string]uint64{}
+		for _, sv := range c.streams {
+			removed[sv.key] = max(removed[sv.key], sv.version)
+		}
+		for key, v := range removed {
+			head, err := s.headLocked(t, p, key)
+			if err != nil {
+				return err
+			}
+			if head == v {
+				_ = b.Set(appendHeadKey(nil, t.meta.ID, key), binary.BigEndian.AppendUint64(nil, v), nil)
+			}
 		}
 	}
 	if c.rangeTo > c.rangeFrom {
@@ -308,7 +318,7 @@ func (s *Store) submitCleanup(ctx context.Context, t *topicState, c *cleanupWork
 	}
 	p.mu.start, p.mu.records, p.mu.bytes = start, records, bytes
 	for _, k := range dropHeads {
-		p.setHeadLocked(k, 0)
+		delete(p.mu.heads, k) // recomputed from the index at the next append
 	}
 	p.publishCountersLocked()
 	return nil

@@ -155,7 +155,9 @@ func (s *Store) ReadStream(ctx context.Context, topic, key string, from uint64, 
 				ok = it.Last()
 			}
 		} else {
-			ok = it.SeekGE(appendStreamKey(nil, t.meta.ID, key, max(from, 1)))
+			// A prefix seek lets Pebble skip, by bloom filter, every table
+			// that does not hold this stream.
+			ok = it.SeekPrefixGE(appendStreamKey(nil, t.meta.ID, key, max(from, 1)))
 		}
 		n := 0
 		for ; ok; ok = step(it, ro.backward) {
@@ -221,32 +223,8 @@ func (s *Store) HeadVersion(ctx context.Context, topic, key string) (uint64, err
 		return 0, err
 	}
 	defer s.release()
-	partition := PartitionFor(key, len(t.parts))
-	end := t.parts[partition].end.Load()
-	v, closer, err := s.db.Get(appendHeadKey(nil, t.meta.ID, key))
-	if err == pebble.ErrNotFound {
-		return 0, nil
-	}
-	if err != nil {
-		return 0, fmt.Errorf("eventstore: head of %s/%q: %w", topic, key, err)
-	}
-	if len(v) != 16 {
-		closer.Close()
-		return 0, fmt.Errorf("%w: head of stream %s/%q has %d bytes", ErrCorrupt, topic, key, len(v))
-	}
-	version, offset := binary.BigEndian.Uint64(v), int64(binary.BigEndian.Uint64(v[8:]))
-	closer.Close()
-	if offset < end {
-		return version, nil
-	}
-	// The newest append is not yet durable: report the newest one that is.
-	for rec, err := range s.ReadStream(ctx, topic, key, 0, Backward()) {
-		if err != nil {
-			return 0, err
-		}
-		return rec.Version, nil
-	}
-	return 0, nil
+	end := t.parts[PartitionFor(key, len(t.parts))].end.Load()
+	return s.streamHead(t, key, end)
 }
 
 // Subscribe reads one partition from offset from, then stays live: it

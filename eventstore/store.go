@@ -87,8 +87,9 @@ func Open(dir string, opts ...Option) (s *Store, err error) {
 	defer cache.Unref()
 	popts := &pebble.Options{
 		FS:     o.fs,
-		Logger: pebbleLogger{o.logger},
-		Cache:  cache,
+		Logger:   pebbleLogger{o.logger},
+		Cache:    cache,
+		Comparer: comparer,
 	}
 	popts.Levels[0].BlockSize = 32 << 10
 	popts.Levels[0].FilterPolicy = bloomFilter()
@@ -247,9 +248,43 @@ func (s *Store) loadPartition(t *topicState, p int) error {
 	ps.mu.start = int64(binary.BigEndian.Uint64(v[8:]))
 	ps.mu.records = int64(binary.BigEndian.Uint64(v[16:]))
 	ps.mu.bytes = int64(binary.BigEndian.Uint64(v[24:]))
+	// The counters are checkpointed every metaEvery offsets: count the
+	// records written after the checkpoint.
+	lo := appendLogKey(nil, t.meta.ID, p, max(ps.mu.next, ps.mu.start))
+	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: lo, UpperBound: appendLogPrefix(nil, t.meta.ID, p+1)})
+	if err != nil {
+		return err
+	}
+	defer it.Close()
+	for it.First(); it.Valid(); it.Next() {
+		ps.mu.next = int64(binary.BigEndian.Uint64(it.Key()[9:])) + 1
+		ps.mu.records++
+		ps.mu.bytes += int64(len(it.Value()))
+	}
+	if err := it.Error(); err != nil {
+		return fmt.Errorf("eventstore: recover partition %s/%d: %w", t.meta.Name, p, err)
+	}
 	ps.publishCountersLocked()
 	ps.end.Store(ps.mu.next)
 	return nil
+}
+
+// checkpointCounters writes every partition's counters, so that the next
+// Open has nothing to count.
+func (s *Store) checkpointCounters() error {
+	s.topicsMu.RLock()
+	defer s.topicsMu.RUnlock()
+	b := s.db.NewBatch()
+	defer b.Close()
+	for _, t := range s.topicsMu.byName {
+		for i := range t.parts {
+			p := &t.parts[i]
+			p.mu.Lock()
+			_ = b.Set(appendPartitionKey(nil, t.meta.ID, i), encodePartMeta(nil, p.mu.next, p.mu.start, p.mu.records, p.mu.bytes), nil)
+			p.mu.Unlock()
+		}
+	}
+	return b.Commit(pebble.Sync)
 }
 
 func encodePartMeta(dst []byte, next, start, records, bytes int64) []byte {
@@ -299,7 +334,11 @@ func (s *Store) Close() error {
 	for s.inflight.Load() != 0 {
 		<-s.drained
 	}
-	err := s.db.Close()
+	var err error
+	if s.failure() == nil {
+		err = s.checkpointCounters()
+	}
+	err = errors.Join(err, s.db.Close())
 	if err != nil {
 		err = fmt.Errorf("eventstore: close: %w", err)
 	}

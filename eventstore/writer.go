@@ -2,8 +2,6 @@ package eventstore
 
 import (
 	"context"
-	"encoding/binary"
-	"errors"
 	"fmt"
 	"sync"
 	"time"
@@ -96,13 +94,13 @@ func (s *Store) Append(ctx context.Context, topic, key string, expected Expected
 	added := stageEvents(b, enc, t.meta.ID, partition, key, res.FirstOffset, head, events, now, res.EventIDs)
 	res.LastOffset = res.FirstOffset + int64(len(events)) - 1
 	res.LastVersion = head + uint64(len(events))
-	enc.key = appendHeadKey(enc.key[:0], t.meta.ID, key)
-	enc.val = binary.BigEndian.AppendUint64(enc.val[:0], res.LastVersion)
-	enc.val = binary.BigEndian.AppendUint64(enc.val, uint64(res.LastOffset))
-	_ = b.Set(enc.key, enc.val, nil)
-	enc.key = appendPartitionKey(enc.key[:0], t.meta.ID, partition)
-	enc.val = encodePartMeta(enc.val[:0], res.LastOffset+1, p.mu.start, p.mu.records+int64(len(events)), p.mu.bytes+added)
-	_ = b.Set(enc.key, enc.val, nil)
+	if res.FirstOffset/metaEvery != (res.LastOffset+1)/metaEvery {
+		// Checkpoint the partition's counters now and then; Open counts the
+		// records after the checkpoint.
+		enc.key = appendPartitionKey(enc.key[:0], t.meta.ID, partition)
+		enc.val = encodePartMeta(enc.val[:0], res.LastOffset+1, p.mu.start, p.mu.records+int64(len(events)), p.mu.bytes+added)
+		_ = b.Set(enc.key, enc.val, nil)
+	}
 	encPool.Put(enc)
 
 	if ao.noSync {
@@ -133,6 +131,11 @@ func (s *Store) Append(ctx context.Context, topic, key string, expected Expected
 	}
 	return res, nil
 }
+
+// metaEvery is how many offsets may pass between checkpoints of a
+// partition's counters: an append writes two keys per event (log and stream
+// index), and the counters only every metaEvery offsets.
+const metaEvery = 256
 
 // encBuf is scratch space for encoding keys and records.
 type encBuf struct{ key, val []byte }
@@ -182,44 +185,6 @@ func stageEvents(b *pebble.Batch, enc *encBuf, topicID uint32, partition int, ke
 		added += int64(len(enc.val))
 	}
 	return added
-}
-
-// headLocked returns the head version of a stream as writers see it
-// (including appends applied but not yet synced). p.mu must be held.
-func (s *Store) headLocked(t *topicState, p *partState, key string) (uint64, error) {
-	if v, ok := p.mu.heads[key]; ok {
-		return v, nil
-	}
-	v, err := s.readHead(t.meta.ID, key)
-	if err != nil {
-		return 0, err
-	}
-	p.setHeadLocked(key, v)
-	return v, nil
-}
-
-func (p *partState) setHeadLocked(key string, v uint64) {
-	if p.mu.heads == nil || len(p.mu.heads) >= maxCachedHeads {
-		p.mu.heads = make(map[string]uint64)
-	}
-	p.mu.heads[key] = v
-}
-
-// readHead returns the head version of a stream as the writer sees it
-// (including applied groups that are not yet synced).
-func (s *Store) readHead(topicID uint32, key string) (uint64, error) {
-	v, closer, err := s.db.Get(appendHeadKey(nil, topicID, key))
-	if errors.Is(err, pebble.ErrNotFound) {
-		return 0, nil
-	}
-	if err != nil {
-		return 0, fmt.Errorf("eventstore: read head of %q: %w", key, err)
-	}
-	defer closer.Close()
-	if len(v) != 16 {
-		return 0, fmt.Errorf("%w: head of stream %q has %d bytes", ErrCorrupt, key, len(v))
-	}
-	return binary.BigEndian.Uint64(v), nil
 }
 
 // newEventID returns a UUIDv7 (time-ordered); if the system has no entropy
