@@ -114,7 +114,10 @@ type appendOptions struct {
 // NoSync makes an append non-durable: it returns once the events are in the
 // log and visible, without waiting for fsync, so a crash can lose it (and
 // every later non-durable append), never a part of it. Meant for bulk loads;
-// Store.Sync makes everything appended so far durable.
+// Store.Sync makes everything appended so far durable. While a durable
+// append to the same partition is waiting for its fsync, a NoSync append
+// waits for that fsync too, so that readers never see a durable append's
+// records before it is durable.
 func NoSync() AppendOption { return func(o *appendOptions) { o.noSync = true } }
 
 // ReadOption configures a stream read.

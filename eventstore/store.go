@@ -86,7 +86,7 @@ func Open(dir string, opts ...Option) (s *Store, err error) {
 	cache := pebble.NewCache(o.cacheBytes)
 	defer cache.Unref()
 	popts := &pebble.Options{
-		FS:     o.fs,
+		FS:       o.fs,
 		Logger:   pebbleLogger{o.logger},
 		Cache:    cache,
 		Comparer: comparer,

@@ -200,6 +200,10 @@ type partState struct {
 	// once the records below it are durable. Readers never read past it.
 	end                   atomic.Int64
 	start, records, bytes atomic.Int64
+	// durableInFlight counts durable appends applied but not yet published.
+	// A NoSync append made meanwhile waits for the fsync too: publishing its
+	// end would expose the earlier durable records before they are durable.
+	durableInFlight atomic.Int64
 }
 
 // maxCachedHeads bounds a partition's head cache; past it, the cache is

@@ -103,10 +103,13 @@ func (s *Store) Append(ctx context.Context, topic, key string, expected Expected
 	}
 	encPool.Put(enc)
 
-	if ao.noSync {
-		err = s.db.Apply(b, pebble.NoSync)
-	} else {
+	durable := !ao.noSync || p.durableInFlight.Load() > 0
+	if durable {
+		p.durableInFlight.Add(1)
+		defer p.durableInFlight.Add(-1) // after the end is published
 		err = s.db.ApplyNoSyncWait(b, pebble.Sync)
+	} else {
+		err = s.db.Apply(b, pebble.NoSync)
 	}
 	if err != nil {
 		p.mu.Unlock()
@@ -119,7 +122,7 @@ func (s *Store) Append(ctx context.Context, topic, key string, expected Expected
 	p.publishCountersLocked()
 	p.mu.Unlock()
 
-	if !ao.noSync {
+	if durable {
 		if err := b.SyncWait(); err != nil {
 			s.failed.CompareAndSwap(nil, &err)
 			s.log.Error("eventstore: WAL sync failed; the store accepts no more writes", "err", err)
