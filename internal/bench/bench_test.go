@@ -117,8 +117,12 @@ func TestMedian(t *testing.T) {
 	if got := median([]Result{r(3), r(1), r(2)}); got.AppendDurable1PerS != 2 || got.StreamReadEventsPerS != 20 {
 		t.Errorf("median of 3 = %+v", got)
 	}
-	if got := median([]Result{r(4), r(1), r(2), r(3)}); got.AppendDurable1PerS != 2.5 {
-		t.Errorf("median of 4 = %v, want 2.5", got.AppendDurable1PerS)
+	if got := median([]Result{r(40), r(10), r(20), r(31)}); got.AppendDurable1PerS != 26 {
+		t.Errorf("median of 4 = %v, want 26 (25.5 rounded to a whole rate)", got.AppendDurable1PerS)
+	}
+	ratio := func(v float64) Result { return Result{AppendDurable16Ratio: v} }
+	if got := median([]Result{ratio(0.5875), ratio(0.5874999)}); got.AppendDurable16Ratio != 0.587 {
+		t.Errorf("median ratio = %v, want 0.587 (three decimals)", got.AppendDurable16Ratio)
 	}
 }
 

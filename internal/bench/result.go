@@ -127,6 +127,13 @@ func median(rounds []Result) Result {
 		if len(vs)%2 == 0 {
 			m = (vs[len(vs)/2-1] + m) / 2
 		}
+		// Rates are whole numbers and ratios have three decimals, as in a
+		// single round.
+		if strings.HasSuffix(jsonKey(f), "_ratio") {
+			m = math.Round(m*1000) / 1000
+		} else {
+			m = math.Round(m)
+		}
 		dst.FieldByIndex(f.Index).SetFloat(m)
 	}
 	return out
