@@ -1,7 +1,6 @@
 package eventstore
 
 import (
-	"bytes"
 	"context"
 	"encoding/binary"
 	"fmt"
@@ -94,7 +93,7 @@ func (s *Store) scanPartition(ctx context.Context, t *topicState, partition int,
 // memory) and checks that it is the record the key says it is.
 func decodeAt(t *topicState, partition int, offset int64, value []byte) (Record, error) {
 	rec := Record{Topic: t.meta.Name}
-	if reason := decodeRecord(bytes.Clone(value), &rec); reason != "" {
+	if reason := decodeRecord(cloneValue(value), &rec); reason != "" {
 		return Record{}, &CorruptRecordError{Topic: t.meta.Name, Partition: partition, Offset: offset, Reason: reason}
 	}
 	if rec.Offset != offset || rec.Partition != partition {
@@ -174,7 +173,7 @@ func (s *Store) ReadStream(ctx context.Context, topic, key string, from uint64, 
 			k := it.Key()
 			version := binary.BigEndian.Uint64(k[len(k)-8:])
 			rec := Record{Topic: t.meta.Name}
-			if reason := decodeRecord(bytes.Clone(it.Value()), &rec); reason != "" {
+			if reason := decodeRecord(cloneValue(it.Value()), &rec); reason != "" {
 				yield(Record{}, &CorruptRecordError{Topic: t.meta.Name, Partition: partition, Offset: -1,
 					Reason: fmt.Sprintf("stream %q version %d: %s", key, version, reason)})
 				return

@@ -144,7 +144,12 @@ const (
 //	[37:45]  timestamp, Unix nanoseconds, big endian
 //	uvarint  partition
 //	uvarint  schema version
-//	string   key, type, correlation ID, causation ID (uvarint length + bytes)
+//	string   key, type (uvarint length + bytes)
+//	id       correlation ID, then causation ID: a tag, then per tag:
+//	         0 a string; 1 nothing, it is the event ID's text; 2 nothing, it
+//	         is the correlation ID (causation only); 3 16 bytes, the binary
+//	         form of a UUID in canonical text. The encoder picks the first tag
+//	         that fits, and the decoder refuses any other choice.
 //	uvarint  header count, then each name and value as a string, sorted by name
 //	byte     1 if there is a payload (0 for a tombstone)
 //	string   payload (only if present)
@@ -167,8 +172,8 @@ func appendRecord(dst []byte, r *Record) []byte {
 	dst = binary.AppendUvarint(dst, uint64(r.SchemaVersion))
 	dst = appendString(dst, r.Key)
 	dst = appendString(dst, r.Type)
-	dst = appendString(dst, r.CorrelationID)
-	dst = appendString(dst, r.CausationID)
+	dst = appendID(dst, r.CorrelationID, r.ID, "", false)
+	dst = appendID(dst, r.CausationID, r.ID, r.CorrelationID, true)
 	dst = binary.AppendUvarint(dst, uint64(len(r.Headers)))
 	if len(r.Headers) > 0 {
 		names := make([]string, 0, len(r.Headers))
@@ -191,13 +196,113 @@ func appendRecord(dst []byte, r *Record) []byte {
 	return dst
 }
 
+// ID tags; see the record format.
+const (
+	idString      = 0
+	idEventID     = 1
+	idCorrelation = 2
+	idUUID        = 3
+)
+
+// idTag picks how an ID string s is stored: the first tag that fits.
+func idTag(s string, event uuid.UUID, correlation string, causation bool) (byte, uuid.UUID) {
+	var text [36]byte
+	formatUUID(text[:], event)
+	switch {
+	case s == string(text[:]):
+		return idEventID, uuid.Nil
+	case causation && s == correlation:
+		return idCorrelation, uuid.Nil
+	}
+	if u, ok := parseCanonicalUUID(s); ok {
+		return idUUID, u
+	}
+	return idString, uuid.Nil
+}
+
+func appendID(dst []byte, s string, event uuid.UUID, correlation string, causation bool) []byte {
+	tag, u := idTag(s, event, correlation, causation)
+	dst = append(dst, tag)
+	switch tag {
+	case idString:
+		dst = appendString(dst, s)
+	case idUUID:
+		dst = append(dst, u[:]...)
+	}
+	return dst
+}
+
+// formatUUID writes the canonical text of u (as uuid.UUID.String) into
+// dst[:36].
+func formatUUID(dst []byte, u uuid.UUID) {
+	const hexdigits = "0123456789abcdef"
+	j := 0
+	for i, b := range u {
+		if i == 4 || i == 6 || i == 8 || i == 10 {
+			dst[j] = '-'
+			j++
+		}
+		dst[j], dst[j+1] = hexdigits[b>>4], hexdigits[b&0xf]
+		j += 2
+	}
+}
+
+// parseCanonicalUUID parses s only if it is exactly the canonical text of a
+// UUID (lower-case hex, dashes at 8, 13, 18 and 23), so that formatting the
+// result gives s back.
+func parseCanonicalUUID(s string) (uuid.UUID, bool) {
+	var u uuid.UUID
+	if len(s) != 36 {
+		return u, false
+	}
+	j := 0
+	for i := 0; i < 36; {
+		if i == 8 || i == 13 || i == 18 || i == 23 {
+			if s[i] != '-' {
+				return u, false
+			}
+			i++
+			continue
+		}
+		hi, ok1 := lowerHex(s[i])
+		lo, ok2 := lowerHex(s[i+1])
+		if !ok1 || !ok2 {
+			return u, false
+		}
+		u[j] = hi<<4 | lo
+		j++
+		i += 2
+	}
+	return u, true
+}
+
+func lowerHex(c byte) (byte, bool) {
+	switch {
+	case c >= '0' && c <= '9':
+		return c - '0', true
+	case c >= 'a' && c <= 'f':
+		return c - 'a' + 10, true
+	}
+	return 0, false
+}
+
+// cloneValue copies a stored value into memory the record will own, with
+// room after it for the text of two binary IDs.
+func cloneValue(v []byte) []byte {
+	buf := make([]byte, len(v), len(v)+72)
+	copy(buf, v)
+	return buf
+}
+
 func appendString(dst []byte, s string) []byte {
 	dst = binary.AppendUvarint(dst, uint64(len(s)))
 	return append(dst, s...)
 }
 
 // decodeRecord decodes a record value into r. The strings and payload of r
-// alias buf, which the caller must own and never modify afterwards. It
+// alias buf, which the caller must own and never modify afterwards; up to
+// 72 bytes of buf's spare capacity hold IDs stored in binary (see
+// cloneValue). It
 // returns a description of what is wrong on failure; it never panics.
 func decodeRecord(buf []byte, r *Record) (reason string) {
 	if len(buf) < recordFixedLen {
@@ -213,13 +318,13 @@ func decodeRecord(buf []byte, r *Record) (reason string) {
 	r.Offset = int64(binary.BigEndian.Uint64(buf[21:29]))
 	r.Version = binary.BigEndian.Uint64(buf[29:37])
 	r.Timestamp = time.Unix(0, int64(binary.BigEndian.Uint64(buf[37:45])))
-	d := decoder{buf: buf[recordFixedLen:]}
+	d := decoder{buf: buf[recordFixedLen:], spare: buf[len(buf):len(buf)]}
 	partition := d.uvarint()
 	schema := d.uvarint()
 	r.Key = d.string()
 	r.Type = d.string()
-	r.CorrelationID = d.string()
-	r.CausationID = d.string()
+	r.CorrelationID = d.id(r.ID, "", false)
+	r.CausationID = d.id(r.ID, r.CorrelationID, true)
 	n := d.uvarint()
 	if d.err == "" && n > uint64(len(d.buf))/2 {
 		return "header count exceeds value size"
@@ -271,6 +376,63 @@ func decodeRecord(buf []byte, r *Record) (reason string) {
 type decoder struct {
 	buf []byte
 	err string
+	// spare is unused capacity after the value, where IDs stored in binary
+	// are written out as text without another allocation.
+	spare []byte
+}
+
+// id decodes a correlation or causation ID.
+func (d *decoder) id(event uuid.UUID, correlation string, causation bool) string {
+	if d.err != "" {
+		return ""
+	}
+	if len(d.buf) == 0 {
+		d.err = "truncated before an ID tag"
+		return ""
+	}
+	tag := d.buf[0]
+	d.buf = d.buf[1:]
+	var s string
+	switch tag {
+	case idString:
+		s = d.string()
+	case idEventID:
+		s = d.uuidText(event)
+	case idCorrelation:
+		if !causation {
+			d.err = "correlation ID refers to itself"
+			return ""
+		}
+		s = correlation
+	case idUUID:
+		if len(d.buf) < 16 {
+			d.err = "truncated UUID"
+			return ""
+		}
+		s = d.uuidText(uuid.UUID(d.buf[:16]))
+		d.buf = d.buf[16:]
+	default:
+		d.err = fmt.Sprintf("unknown ID tag %d", tag)
+		return ""
+	}
+	if d.err == "" {
+		if want, _ := idTag(s, event, correlation, causation); want != tag {
+			d.err = fmt.Sprintf("ID stored with tag %d, canonical tag is %d", tag, want)
+		}
+	}
+	return s
+}
+
+// uuidText returns the canonical text of u, written into d.spare when there
+// is room.
+func (d *decoder) uuidText(u uuid.UUID) string {
+	if cap(d.spare)-len(d.spare) < 36 {
+		return u.String()
+	}
+	n := len(d.spare)
+	d.spare = d.spare[:n+36]
+	formatUUID(d.spare[n:], u)
+	return unsafe.String(&d.spare[n], 36)
 }
 
 func (d *decoder) uvarint() uint64 {

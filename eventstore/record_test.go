@@ -400,7 +400,9 @@ func TestRecordDecodeRejectsNonCanonical(t *testing.T) {
 	fixed := good[5:recordFixedLen]
 	str := func(s string) []byte { return appendString(nil, s) }
 	cat := func(parts ...[]byte) []byte { return slices.Concat(parts...) }
-	strs := cat(str("k"), str("t"), str(""), str(""))
+	// Key and type, then the IDs: an empty correlation ID (tag 0, a string)
+	// and a causation ID equal to it (tag 2).
+	strs := cat(str("k"), str("t"), []byte{idString}, str(""), []byte{idCorrelation})
 	payload := cat([]byte{1}, str("p"))
 	// The canonical body, to check that the cases below differ only where
 	// they say.
@@ -413,7 +415,12 @@ func TestRecordDecodeRejectsNonCanonical(t *testing.T) {
 		body []byte
 	}{
 		{"overlong partition varint", cat(fixed, []byte{0x81, 0x00, 1}, strs, []byte{2}, str("a"), str("1"), str("b"), str("2"), payload)},
-		{"overlong zero varint (correlation ID length)", cat(fixed, []byte{1, 1}, str("k"), str("t"), []byte{0x80, 0x00}, str(""), []byte{2}, str("a"), str("1"), str("b"), str("2"), payload)},
+		{"overlong zero varint (correlation ID length)", cat(fixed, []byte{1, 1}, str("k"), str("t"), []byte{idString, 0x80, 0x00}, []byte{idCorrelation}, []byte{2}, str("a"), str("1"), str("b"), str("2"), payload)},
+		{"causation stored as a string equal to the correlation", cat(fixed, []byte{1, 1}, str("k"), str("t"), []byte{idString}, str(""), []byte{idString}, str(""), []byte{2}, str("a"), str("1"), str("b"), str("2"), payload)},
+		{"UUID text stored as a string", cat(fixed, []byte{1, 1}, str("k"), str("t"), []byte{idString}, str("0190a3c4-0000-7000-8000-000000000001"), []byte{idCorrelation}, []byte{2}, str("a"), str("1"), str("b"), str("2"), payload)},
+		{"event ID stored as a UUID", cat(fixed, []byte{1, 1}, str("k"), str("t"), []byte{idUUID}, make([]byte, 16), []byte{idCorrelation}, []byte{2}, str("a"), str("1"), str("b"), str("2"), payload)},
+		{"correlation tag on the correlation ID", cat(fixed, []byte{1, 1}, str("k"), str("t"), []byte{idCorrelation}, []byte{idCorrelation}, []byte{2}, str("a"), str("1"), str("b"), str("2"), payload)},
+		{"unknown ID tag", cat(fixed, []byte{1, 1}, str("k"), str("t"), []byte{9}, []byte{idCorrelation}, []byte{2}, str("a"), str("1"), str("b"), str("2"), payload)},
 		{"overlong payload length", cat(fixed, []byte{1, 1}, strs, []byte{2}, str("a"), str("1"), str("b"), str("2"), []byte{1, 0x81, 0x80, 0x00}, []byte("p"))},
 		{"headers not sorted", cat(fixed, []byte{1, 1}, strs, []byte{2}, str("b"), str("2"), str("a"), str("1"), payload)},
 		{"duplicate header name", cat(fixed, []byte{1, 1}, strs, []byte{3}, str("a"), str("1"), str("a"), str("9"), str("b"), str("2"), payload)},
