@@ -16,10 +16,10 @@ import (
 // rawSync measures the physical limit: writers goroutines, each committing
 // one Pebble batch of one value under a key of its own, with
 // Commit(pebble.Sync). Pebble's own group commit shares the fsyncs.
-func (e *env) rawSync(ctx context.Context, writers int) (float64, error) {
+func (e *env) rawSync(ctx context.Context, writers int, warmup, d time.Duration) (float64, error) {
 	e.seq++
 	run := e.seq
-	return e.closedLoop(ctx, writers, func(w int) func() error {
+	return e.closedLoopFor(ctx, writers, warmup, d, func(w int) func() error {
 		key := fmt.Appendf(nil, "raw/%d/%d/", run, w)
 		n := len(key)
 		var seq uint64
@@ -36,10 +36,10 @@ func (e *env) rawSync(ctx context.Context, writers int) (float64, error) {
 // appendDurable measures durable appends: writers goroutines, each appending
 // one event at a time to a stream of its own with the exact expected
 // version, tracked locally.
-func (e *env) appendDurable(ctx context.Context, writers int) (float64, error) {
+func (e *env) appendDurable(ctx context.Context, writers int, warmup, d time.Duration) (float64, error) {
 	e.seq++
 	run := e.seq
-	return e.closedLoop(ctx, writers, func(w int) func() error {
+	return e.closedLoopFor(ctx, writers, warmup, d, func(w int) func() error {
 		key := fmt.Sprintf("writer-%d-%d", run, w)
 		var version uint64
 		events := make([]eventstore.Event, 1)
@@ -55,6 +55,51 @@ func (e *env) appendDurable(ctx context.Context, writers int) (float64, error) {
 	})
 }
 
+// slicesPerPair is how many alternating slices a raw-versus-store
+// measurement is cut into.
+const slicesPerPair = 3
+
+// pair measures raw Pebble and durable appends at one concurrency in
+// alternating slices (raw, store, raw, store, ...), each side running
+// Duration in all. The disks here drift by a factor of two within seconds;
+// slicing puts both sides of the ratio under the same drift. Both databases
+// flush their memtables before each slice, so that neither slice inherits
+// the other database's background writes.
+func (e *env) pair(ctx context.Context, writers int) (raw, store float64, err error) {
+	slice := max(e.cfg.Duration/slicesPerPair, 50*time.Millisecond)
+	for i := range slicesPerPair {
+		warmup := time.Duration(0)
+		if i == 0 {
+			warmup = e.cfg.Warmup
+		}
+		if err := e.quiesce(ctx); err != nil {
+			return 0, 0, err
+		}
+		r, err := e.rawSync(ctx, writers, warmup, slice)
+		if err != nil {
+			return 0, 0, fmt.Errorf("raw Pebble: %w", err)
+		}
+		if err := e.quiesce(ctx); err != nil {
+			return 0, 0, err
+		}
+		s, err := e.appendDurable(ctx, writers, warmup, slice)
+		if err != nil {
+			return 0, 0, fmt.Errorf("store: %w", err)
+		}
+		raw += r / slicesPerPair
+		store += s / slicesPerPair
+	}
+	return raw, store, nil
+}
+
+// quiesce flushes both databases' memtables.
+func (e *env) quiesce(ctx context.Context) error {
+	if err := e.raw.Flush(); err != nil {
+		return fmt.Errorf("flush raw Pebble: %w", err)
+	}
+	return e.store.Flush(ctx)
+}
+
 // errStopped ends the workers of a closed loop once the time is up.
 var errStopped = errors.New("bench: measurement over")
 
@@ -65,6 +110,11 @@ var errStopped = errors.New("bench: measurement over")
 // the rate is never a meaningless zero. It stops at the first error. Ops
 // that are running when the time is up complete; they are not counted.
 func (e *env) closedLoop(ctx context.Context, workers int, newOp func(worker int) func() error) (float64, error) {
+	return e.closedLoopFor(ctx, workers, e.cfg.Warmup, e.cfg.Duration, newOp)
+}
+
+// closedLoopFor is closedLoop with an explicit warm-up and duration.
+func (e *env) closedLoopFor(ctx context.Context, workers int, warmup, duration time.Duration, newOp func(worker int) func() error) (float64, error) {
 	lctx, stop := context.WithCancelCause(ctx)
 	defer stop(nil)
 	var (
@@ -91,9 +141,9 @@ func (e *env) closedLoop(ctx context.Context, workers int, newOp func(worker int
 		})
 	}
 	var rate float64
-	if sleep(lctx, e.cfg.Warmup) {
+	if sleep(lctx, warmup) {
 		n0, t0 := ops.Load(), time.Now()
-		ok := sleep(lctx, e.cfg.Duration)
+		ok := sleep(lctx, duration)
 		if ok && ops.Load() == n0 {
 			ch := make(chan struct{})
 			next.Store(&ch)
@@ -188,6 +238,11 @@ func (e *env) load(ctx context.Context) error {
 // goroutine, and returns events per second.
 func (e *env) streamRead(ctx context.Context) (float64, error) {
 	if err := e.load(ctx); err != nil {
+		return 0, err
+	}
+	// Read from the tables on disk (through the block cache), not from the
+	// memtable: the case of a store that has been running for a while.
+	if err := e.store.Flush(ctx); err != nil {
 		return 0, err
 	}
 	var events, bytes int

@@ -19,8 +19,8 @@ import (
 // Every measured field is a float64 with a json tag (the key) and a label
 // tag (its description in the table); Run fills it through its key. With
 // several rounds every value is the median over the rounds, ratios
-// included: the median of the per-round ratios, each taken between a store
-// measurement and the raw one that ran just before it.
+// included: the median of the per-round ratios, each taken between store
+// and raw measurements made in alternating slices of the same period.
 type Result struct {
 	PebbleRawSync1PerS  float64 `json:"pebble_raw_sync_1_per_s" label:"raw Pebble Commit(Sync)/s, 1 goroutine"`
 	AppendDurable1PerS  float64 `json:"append_durable_1_per_s" label:"durable appends/s, 1 goroutine"`
@@ -164,7 +164,7 @@ func WriteTable(w io.Writer, r Result) error {
 		return err
 	}
 	if e.Rounds > 1 {
-		_, err := fmt.Fprintf(w, "\nEvery value is the median over %d rounds; a ratio is the median of the rounds'\nratios (each from a store run and the raw run just before it), not the ratio\nof the medians above it.\n", e.Rounds)
+		_, err := fmt.Fprintf(w, "\nEvery value is the median over %d rounds; a ratio is the median of the rounds'\nratios (each from store and raw runs in alternating slices), not the ratio\nof the medians above it.\n", e.Rounds)
 		return err
 	}
 	return nil

@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"runtime/metrics"
+	"strings"
 	"time"
 
 	"github.com/cockroachdb/pebble/v2"
@@ -98,23 +99,38 @@ type env struct {
 
 // step is one measurement: it returns the value of one Result key.
 type step struct {
-	key string
-	run func(context.Context) (float64, error)
+	// keys are the JSON keys the step measures, in the order run returns
+	// their values.
+	keys []string
+	run  func(context.Context) ([]float64, error)
 }
 
 // plan returns the measurements of one round, in the order they run. Raw
-// Pebble and the store alternate at each concurrency, so that a drift in the
-// disk's speed affects both sides of a ratio alike.
+// Pebble and the store are measured in alternating slices at each
+// concurrency (see pair), so that a drift in the disk's speed affects both
+// sides of a ratio alike.
 func (e *env) plan() []step {
+	pair := func(writers int) step {
+		return step{
+			keys: []string{fmt.Sprintf("pebble_raw_sync_%d_per_s", writers), fmt.Sprintf("append_durable_%d_per_s", writers)},
+			run: func(ctx context.Context) ([]float64, error) {
+				raw, store, err := e.pair(ctx, writers)
+				return []float64{raw, store}, err
+			},
+		}
+	}
+	one := func(key string, f func(context.Context) (float64, error)) step {
+		return step{keys: []string{key}, run: func(ctx context.Context) ([]float64, error) {
+			v, err := f(ctx)
+			return []float64{v}, err
+		}}
+	}
 	return []step{
-		{"pebble_raw_sync_1_per_s", func(ctx context.Context) (float64, error) { return e.rawSync(ctx, 1) }},
-		{"append_durable_1_per_s", func(ctx context.Context) (float64, error) { return e.appendDurable(ctx, 1) }},
-		{"pebble_raw_sync_16_per_s", func(ctx context.Context) (float64, error) { return e.rawSync(ctx, 16) }},
-		{"append_durable_16_per_s", func(ctx context.Context) (float64, error) { return e.appendDurable(ctx, 16) }},
-		{"pebble_raw_sync_64_per_s", func(ctx context.Context) (float64, error) { return e.rawSync(ctx, 64) }},
-		{"append_durable_64_per_s", func(ctx context.Context) (float64, error) { return e.appendDurable(ctx, 64) }},
-		{"stream_read_events_per_s", e.streamRead},
-		{"partition_scan_events_per_s", e.partitionScan},
+		pair(1),
+		pair(16),
+		pair(64),
+		one("stream_read_events_per_s", e.streamRead),
+		one("partition_scan_events_per_s", e.partitionScan),
 	}
 }
 
@@ -123,15 +139,17 @@ func (e *env) round(ctx context.Context) (Result, error) {
 	var r Result
 	steps := e.plan()
 	for i, s := range steps {
-		e.progress("[%d/%d] %s ...\n", i+1, len(steps), s.key)
-		v, err := s.run(ctx)
+		e.progress("[%d/%d] %s ...\n", i+1, len(steps), strings.Join(s.keys, " and "))
+		vs, err := s.run(ctx)
 		if err != nil {
-			return Result{}, fmt.Errorf("bench: %s: %w", s.key, err)
+			return Result{}, fmt.Errorf("bench: %s: %w", strings.Join(s.keys, ", "), err)
 		}
-		if err := r.set(s.key, math.Round(v)); err != nil {
-			return Result{}, err
+		for j, key := range s.keys {
+			if err := r.set(key, math.Round(vs[j])); err != nil {
+				return Result{}, err
+			}
+			e.progress("      %s = %s\n", key, thousands(vs[j]))
 		}
-		e.progress("      %s = %s\n", s.key, thousands(v))
 	}
 	r.AppendDurable1Ratio = ratio(r.AppendDurable1PerS, r.PebbleRawSync1PerS)
 	r.AppendDurable16Ratio = ratio(r.AppendDurable16PerS, r.PebbleRawSync16PerS)
