@@ -51,6 +51,7 @@ type VersionConflictError struct {
 	Actual uint64
 }
 
+// Error describes the conflict with the topic, key and both versions.
 func (e *VersionConflictError) Error() string {
 	return fmt.Sprintf("eventstore: version conflict on %s/%q: expected %s, stream is at version %d",
 		e.Topic, e.Key, e.Expected, e.Actual)
@@ -69,6 +70,7 @@ type CorruptRecordError struct {
 	Reason string
 }
 
+// Error names the record's position and what failed to verify.
 func (e *CorruptRecordError) Error() string {
 	return fmt.Sprintf("eventstore: corrupt record at %s/%d@%d: %s", e.Topic, e.Partition, e.Offset, e.Reason)
 }

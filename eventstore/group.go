@@ -22,6 +22,7 @@ type TopicPartition struct {
 	Partition int
 }
 
+// String returns "topic/partition".
 func (tp TopicPartition) String() string { return fmt.Sprintf("%s/%d", tp.Topic, tp.Partition) }
 
 // StartPosition is where a consumer group starts reading a partition for

@@ -90,6 +90,8 @@ const (
 // NoStream.
 func Exact(v uint64) ExpectedVersion { return ExpectedVersion(v) }
 
+// String describes the condition: "any", "no stream", "stream exists" or
+// "version N".
 func (e ExpectedVersion) String() string {
 	switch {
 	case e == Any:

@@ -534,10 +534,12 @@ func joinErrs(errs []error) error { return errors.Join(errs...) }
 // pebbleLogger sends Pebble's messages to slog.
 type pebbleLogger struct{ l *slog.Logger }
 
+// Infof logs Pebble's informational messages at debug level.
 func (p pebbleLogger) Infof(format string, args ...any) {
 	p.l.Debug(fmt.Sprintf(format, args...), "component", "pebble")
 }
 
+// Errorf logs Pebble's errors.
 func (p pebbleLogger) Errorf(format string, args ...any) {
 	p.l.Error(fmt.Sprintf(format, args...), "component", "pebble")
 }

@@ -61,6 +61,7 @@ func Run(t *testing.T, h Harness) {
 // clock is a settable clock for the suite.
 type clock struct{ now time.Time }
 
+// Now returns the clock's time.
 func (c *clock) Now() time.Time { return c.now }
 
 func open(t *testing.T, h Harness) (Store, *clock) {

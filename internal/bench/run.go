@@ -232,8 +232,10 @@ func (e *env) payload(i uint64) []byte { return e.payloads[i%payloadPool] }
 // stderr; errors go to the progress writer.
 type quietLogger struct{ w io.Writer }
 
+// Infof drops Pebble's routine messages.
 func (quietLogger) Infof(string, ...any) {}
 
+// Errorf reports Pebble's errors on the progress writer.
 func (l quietLogger) Errorf(format string, args ...any) {
 	fmt.Fprintf(l.w, "bench: raw pebble: "+format+"\n", args...)
 }

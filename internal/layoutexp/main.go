@@ -25,8 +25,13 @@ import (
 
 type quiet struct{}
 
-func (quiet) Infof(string, ...any)      {}
-func (quiet) Errorf(string, ...any)     {}
+// Infof drops Pebble's messages.
+func (quiet) Infof(string, ...any) {}
+
+// Errorf drops Pebble's messages.
+func (quiet) Errorf(string, ...any) {}
+
+// Fatalf stops the experiment.
 func (quiet) Fatalf(f string, a ...any) { panic(fmt.Sprintf(f, a...)) }
 
 const streams, perStream, parts = 10000, 10, 8
