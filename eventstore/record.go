@@ -208,18 +208,29 @@ const (
 
 // idTag picks how an ID string s is stored: the first tag that fits.
 func idTag(s string, event uuid.UUID, correlation string, causation bool) (byte, uuid.UUID) {
-	var text [36]byte
-	formatUUID(text[:], event)
-	switch {
-	case s == string(text[:]):
-		return idEventID, uuid.Nil
-	case causation && s == correlation:
+	if causation && s == correlation && !isText(s, event) {
 		return idCorrelation, uuid.Nil
+	}
+	if len(s) != 36 {
+		return idString, uuid.Nil
+	}
+	if isText(s, event) {
+		return idEventID, uuid.Nil
 	}
 	if u, ok := parseCanonicalUUID(s); ok {
 		return idUUID, u
 	}
 	return idString, uuid.Nil
+}
+
+// isText reports whether s is the canonical text of u.
+func isText(s string, u uuid.UUID) bool {
+	if len(s) != 36 {
+		return false
+	}
+	var text [36]byte
+	formatUUID(text[:], u)
+	return s == string(text[:])
 }
 
 func appendID(dst []byte, s string, event uuid.UUID, correlation string, causation bool) []byte {
@@ -381,9 +392,15 @@ type decoder struct {
 	// spare is unused capacity after the value, where IDs stored in binary
 	// are written out as text without another allocation.
 	spare []byte
+	// corrTag and corrUUID remember how the correlation ID was stored.
+	corrTag  byte
+	corrUUID uuid.UUID
 }
 
-// id decodes a correlation or causation ID.
+// id decodes a correlation or causation ID and checks that it was stored
+// with the tag the encoder picks (idTag), so that every record has one
+// encoding. The checks use what is known from the tags, so that the common
+// cases cost no formatting or parsing.
 func (d *decoder) id(event uuid.UUID, correlation string, causation bool) string {
 	if d.err != "" {
 		return ""
@@ -398,12 +415,23 @@ func (d *decoder) id(event uuid.UUID, correlation string, causation bool) string
 	switch tag {
 	case idString:
 		s = d.string()
+		switch {
+		case d.err != "":
+		case causation && s == correlation && d.corrTag != idEventID:
+			d.err = "causation ID stored as a string equal to the correlation ID"
+		case len(s) == 36:
+			if want, _ := idTag(s, event, correlation, causation); want != idString {
+				d.err = fmt.Sprintf("ID stored as a string, canonical tag is %d", want)
+			}
+		}
 	case idEventID:
 		s = d.uuidText(event)
 	case idCorrelation:
-		if !causation {
+		switch {
+		case !causation:
 			d.err = "correlation ID refers to itself"
-			return ""
+		case d.corrTag == idEventID:
+			d.err = "causation ID refers to a correlation ID that is the event ID"
 		}
 		s = correlation
 	case idUUID:
@@ -411,16 +439,24 @@ func (d *decoder) id(event uuid.UUID, correlation string, causation bool) string
 			d.err = "truncated UUID"
 			return ""
 		}
-		s = d.uuidText(uuid.UUID(d.buf[:16]))
+		u := uuid.UUID(d.buf[:16])
 		d.buf = d.buf[16:]
+		switch {
+		case u == event:
+			d.err = "event ID stored as a UUID"
+		case causation && d.corrTag == idUUID && u == d.corrUUID:
+			d.err = "causation ID stored as a UUID equal to the correlation ID"
+		}
+		if !causation {
+			d.corrUUID = u
+		}
+		s = d.uuidText(u)
 	default:
 		d.err = fmt.Sprintf("unknown ID tag %d", tag)
 		return ""
 	}
-	if d.err == "" {
-		if want, _ := idTag(s, event, correlation, causation); want != tag {
-			d.err = fmt.Sprintf("ID stored with tag %d, canonical tag is %d", tag, want)
-		}
+	if !causation {
+		d.corrTag = tag
 	}
 	return s
 }
