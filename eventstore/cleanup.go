@@ -267,6 +267,9 @@ func (s *Store) submitCleanup(t *topicState, c *cleanupWork) error {
 	defer b.Close()
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	if t.deleted.Load() {
+		return nil
+	}
 	var dropHeads []string
 	// A removed tombstone takes its key's head marker with it, unless an
 	// append superseded the tombstone meanwhile: the key is then gone, and

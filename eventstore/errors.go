@@ -32,6 +32,9 @@ var (
 	// ErrGroupNotFound is returned by DescribeGroup for a group that has no
 	// members and no committed offsets.
 	ErrGroupNotFound = errors.New("eventstore: consumer group not found")
+	// ErrTopicInUse is returned by DeleteTopic for a topic that consumer
+	// group members subscribe to.
+	ErrTopicInUse = errors.New("eventstore: topic in use")
 	// ErrStoreFailed is wrapped by every write after the store hit an I/O error
 	// it cannot recover from (a failed WAL sync). Reopen the store.
 	ErrStoreFailed = errors.New("eventstore: store failed")

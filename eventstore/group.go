@@ -65,6 +65,24 @@ type coordinator struct {
 
 func (c *coordinator) init() { c.groups = map[string]*groupState{} }
 
+// subscriber returns the name of a group with a member subscribed to t, or
+// "" if there is none.
+func (c *coordinator) subscriber(t *topicState) string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for name, g := range c.groups {
+		g.mu.Lock()
+		for _, m := range g.members {
+			if slices.Contains(m.topics, t) {
+				g.mu.Unlock()
+				return name
+			}
+		}
+		g.mu.Unlock()
+	}
+	return ""
+}
+
 type groupState struct {
 	name string
 	// mu guards the fields below and serializes offset commits with
@@ -169,8 +187,20 @@ func (s *Store) JoinGroup(ctx context.Context, group string, topics []string, op
 	if _, dup := g.members[c.id]; dup {
 		return nil, invalid("WithMemberID", "member %q is already in group %q", c.id, group)
 	}
+	for _, t := range ts {
+		if t.deleting.Load() || t.deleted.Load() {
+			return nil, fmt.Errorf("eventstore: join group %q: %w: %q is being deleted", group, ErrTopicNotFound, t.meta.Name)
+		}
+	}
 	c.g = g
 	g.members[c.id] = c
+	for _, t := range ts {
+		// Checked again after joining: see topicState.deleting.
+		if t.deleting.Load() || t.deleted.Load() {
+			delete(g.members, c.id)
+			return nil, fmt.Errorf("eventstore: join group %q: %w: %q is being deleted", group, ErrTopicNotFound, t.meta.Name)
+		}
+	}
 	g.rebalanceLocked()
 	return c, nil
 }

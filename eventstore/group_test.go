@@ -339,3 +339,33 @@ func TestConsumerEndsWhenStoreCloses(t *testing.T) {
 		t.Fatal("consumer did not end when the store closed")
 	}
 }
+
+func TestDeleteTopicInUseByGroup(t *testing.T) {
+	s := openMem(t)
+	ctx := t.Context()
+	_ = s.CreateTopic(ctx, "orders", eventstore.TopicConfig{Partitions: 2})
+	c, err := s.JoinGroup(ctx, "billing", []string{"orders"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.DeleteTopic(ctx, "orders"); !errors.Is(err, eventstore.ErrTopicInUse) {
+		t.Fatalf("DeleteTopic with a member subscribed: %v, want ErrTopicInUse", err)
+	}
+	appendN(t, s, "orders", 4)
+	recs := receive(t, consume(ctx, c), 4)
+	if err := c.Commit(ctx, recs[3]); err != nil {
+		t.Fatal(err)
+	}
+	_ = c.Close()
+	if err := s.DeleteTopic(ctx, "orders"); err != nil {
+		t.Fatalf("DeleteTopic after the member left: %v", err)
+	}
+	// The group's offsets on the topic went with it.
+	if _, err := s.DescribeGroup(ctx, "billing"); err != nil {
+		t.Fatal(err)
+	}
+	info, _ := s.DescribeGroup(ctx, "billing")
+	if len(info.Partitions) != 0 {
+		t.Fatalf("group still has positions on the deleted topic: %+v", info.Partitions)
+	}
+}

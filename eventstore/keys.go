@@ -7,6 +7,7 @@ import "encoding/binary"
 // prefix so that no key is a prefix of another kind's.
 //
 //	0x00 "format"                                -> store format version
+//	0x00 "nexttopic"                             -> next topic ID
 //	0x01 topic name                              -> topic metadata (JSON)
 //	0x02 topicID partition                       -> partition metadata
 //	0x03 topicID partition offset                -> record (the partition log)
@@ -27,7 +28,12 @@ const (
 	kindGroup     byte = 0x06
 )
 
-var formatKey = []byte{kindFormat, 'f', 'o', 'r', 'm', 'a', 't'}
+var (
+	formatKey = []byte{kindFormat, 'f', 'o', 'r', 'm', 'a', 't'}
+	// nextTopicKey holds the next topic ID, so that the ID of a deleted
+	// topic is never given to another.
+	nextTopicKey = []byte{kindFormat, 'n', 'e', 'x', 't', 't', 'o', 'p', 'i', 'c'}
+)
 
 func topicKey(name string) []byte {
 	return append([]byte{kindTopic}, name...)

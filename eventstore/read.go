@@ -269,6 +269,10 @@ func (s *Store) Subscribe(ctx context.Context, topic string, partition int, from
 				}
 				continue
 			}
+			if t.deleted.Load() {
+				yield(Record{}, fmt.Errorf("%w: %q (deleted)", ErrTopicNotFound, topic))
+				return
+			}
 			select {
 			case <-wake:
 			case <-ctx.Done():

@@ -1,6 +1,7 @@
 package eventstore
 
 import (
+	"bytes"
 	"context"
 	"encoding/binary"
 	"encoding/json"
@@ -212,6 +213,14 @@ func (s *Store) load() error {
 		}
 	}
 
+	if v, closer, err := s.db.Get(nextTopicKey); err == nil {
+		if len(v) == 4 {
+			s.topicsMu.nextID = binary.BigEndian.Uint32(v)
+		}
+		closer.Close()
+	} else if !errors.Is(err, pebble.ErrNotFound) {
+		return fmt.Errorf("eventstore: read next topic ID: %w", err)
+	}
 	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: []byte{kindTopic}, UpperBound: []byte{kindTopic + 1}})
 	if err != nil {
 		return err
@@ -406,6 +415,7 @@ func (s *Store) CreateTopic(ctx context.Context, name string, cfg TopicConfig) e
 	b := s.db.NewBatch()
 	defer b.Close()
 	_ = b.Set(topicKey(name), m.marshal(), nil)
+	_ = b.Set(nextTopicKey, binary.BigEndian.AppendUint32(nil, m.ID+1), nil)
 	meta := encodePartMeta(nil, 0, 0, 0, 0)
 	for p := 0; p < cfg.Partitions; p++ {
 		_ = b.Set(appendPartitionKey(nil, m.ID, p), meta, nil)
@@ -450,6 +460,73 @@ func (s *Store) UpdateTopic(ctx context.Context, name string, cfg TopicConfig) e
 	t.meta.Config = m.Config
 	c := m.Config
 	t.config.Store(&c)
+	return nil
+}
+
+// DeleteTopic deletes a topic with all its records, stream heads and the
+// consumer groups' committed offsets on it. Appends to it then fail with
+// ErrTopicNotFound, and its subscriptions end with that error; reads that
+// are already running finish on the data they started with. A topic that a
+// consumer group member in this process subscribes to is not deleted: the
+// error wraps ErrTopicInUse. The topic's ID is never reused, so a new topic
+// of the same name starts empty.
+func (s *Store) DeleteTopic(ctx context.Context, name string) error {
+	if s.closedFlag.Load() {
+		return ErrClosed
+	}
+	if err := s.acquire(); err != nil {
+		return err
+	}
+	defer s.release()
+	s.cleanupMu.Lock() // no cleanup pass may be half-way through the topic
+	defer s.cleanupMu.Unlock()
+	s.topicsMu.Lock()
+	defer s.topicsMu.Unlock()
+	t, ok := s.topicsMu.byName[name]
+	if !ok {
+		if err := ValidateTopicName(name); err != nil {
+			return err
+		}
+		return fmt.Errorf("%w: %q", ErrTopicNotFound, name)
+	}
+	t.deleting.Store(true)
+	defer t.deleting.Store(false)
+	if g := s.groups.subscriber(t); g != "" {
+		return fmt.Errorf("eventstore: delete topic %q: %w: group %q has members subscribed to it", name, ErrTopicInUse, g)
+	}
+	// Wait for appends in flight, and keep new ones out until the topic is
+	// gone from the map.
+	for i := range t.parts {
+		t.parts[i].mu.Lock()
+		defer t.parts[i].mu.Unlock()
+	}
+	b := s.db.NewBatch()
+	defer b.Close()
+	id := binary.BigEndian.AppendUint32(nil, t.meta.ID)
+	_ = b.Delete(topicKey(name), nil)
+	for _, kind := range []byte{kindPartition, kindLog, kindStream, kindHead} {
+		prefix := append([]byte{kind}, id...)
+		_ = b.DeleteRange(prefix, prefixEnd(prefix), nil)
+	}
+	it, err := s.db.NewIterWithContext(ctx, &pebble.IterOptions{LowerBound: []byte{kindGroup}, UpperBound: []byte{kindGroup + 1}})
+	if err != nil {
+		return err
+	}
+	for it.First(); it.Valid(); it.Next() {
+		k := it.Key()
+		if len(k) >= 9 && bytes.Equal(k[len(k)-8:len(k)-4], id) {
+			_ = b.Delete(k, nil)
+		}
+	}
+	if err := errors.Join(it.Error(), it.Close()); err != nil {
+		return fmt.Errorf("eventstore: delete topic %q: %w", name, err)
+	}
+	if err := b.Commit(pebble.Sync); err != nil {
+		return fmt.Errorf("eventstore: delete topic %q: %w", name, err)
+	}
+	t.deleted.Store(true)
+	delete(s.topicsMu.byName, name)
+	t.wake()
 	return nil
 }
 

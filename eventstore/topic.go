@@ -165,8 +165,16 @@ type topicState struct {
 	meta   topicMeta
 	config atomic.Pointer[TopicConfig]
 	parts  []partState
-	// notify is closed (and replaced) whenever new records become visible.
+	// notify is closed (and replaced) whenever new records become visible,
+	// and when the topic is deleted.
 	notify atomic.Pointer[chan struct{}]
+	// deleted is set, with every partition lock held, when the topic is
+	// deleted.
+	deleted atomic.Bool
+	// deleting is set while DeleteTopic runs: a JoinGroup that sees it
+	// withdraws, and a DeleteTopic that sees a member gives up, so that no
+	// member is left subscribed to a deleted topic.
+	deleting atomic.Bool
 }
 
 func newTopicState(m topicMeta) *topicState {

@@ -71,6 +71,10 @@ func (s *Store) Append(ctx context.Context, topic, key string, expected Expected
 	defer b.Close()
 
 	p.mu.Lock()
+	if t.deleted.Load() {
+		p.mu.Unlock()
+		return AppendResult{}, fmt.Errorf("%w: %q (deleted)", ErrTopicNotFound, topic)
+	}
 	head, err := s.headLocked(t, p, key)
 	if err != nil {
 		p.mu.Unlock()

@@ -44,6 +44,21 @@ func runReopen(t *testing.T, h Harness) {
 		if _, err := s.Append(ctx(t), "orders", "o-1", eventstore.NoStream, []eventstore.Event{ev("placed", "again")}); err == nil {
 			t.Error("NoStream succeeded on a stream that existed before the restart")
 		}
+		// A deleted topic stays deleted, and its name starts afresh.
+		mustCreate(t, s, "gone", eventstore.TopicConfig{Partitions: 1})
+		mustAppend(t, s, "gone", "g", eventstore.NoStream, ev("e", "old"))
+		if err := s.DeleteTopic(ctx(t), "gone"); err != nil {
+			t.Fatal(err)
+		}
+		s = h.Reopen(t, s)
+		t.Cleanup(func() { _ = s.Close() })
+		if _, err := s.DescribeTopic(ctx(t), "gone"); err == nil {
+			t.Error("deleted topic is back after a restart")
+		}
+		mustCreate(t, s, "gone", eventstore.TopicConfig{Partitions: 1})
+		if got := collect(t, s.ReadStream(ctx(t), "gone", "g", 0)); len(got) != 0 {
+			t.Errorf("re-created topic shows %d records of the deleted one", len(got))
+		}
 		// Offsets continue where they were, even where cleanup removed
 		// everything below the end.
 		res := mustAppend(t, s, "logs", "l", eventstore.Exact(2), ev("e", "after"))

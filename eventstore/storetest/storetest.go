@@ -24,6 +24,7 @@ import (
 type Store interface {
 	CreateTopic(ctx context.Context, name string, cfg eventstore.TopicConfig) error
 	UpdateTopic(ctx context.Context, name string, cfg eventstore.TopicConfig) error
+	DeleteTopic(ctx context.Context, name string) error
 	DescribeTopic(ctx context.Context, name string) (eventstore.TopicInfo, error)
 	ListTopics(ctx context.Context) ([]string, error)
 	Append(ctx context.Context, topic, key string, expected eventstore.ExpectedVersion, events []eventstore.Event, opts ...eventstore.AppendOption) (eventstore.AppendResult, error)

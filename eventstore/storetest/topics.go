@@ -1,6 +1,7 @@
 package storetest
 
 import (
+	"context"
 	"errors"
 	"slices"
 	"strings"
@@ -95,6 +96,60 @@ func runTopics(t *testing.T, h Harness) {
 		info, _ := s.DescribeTopic(ctx(t), "logs")
 		if info.Config.Cleanup != eventstore.Delete || info.Config.RetentionAge != time.Hour {
 			t.Fatalf("config after update: %+v", info.Config)
+		}
+	})
+	t.Run("DeleteAndRecreate", func(t *testing.T) {
+		s, _ := open(t, h)
+		mustCreate(t, s, "orders", eventstore.TopicConfig{Partitions: 2})
+		mustCreate(t, s, "other", eventstore.TopicConfig{Partitions: 1})
+		mustAppend(t, s, "orders", "o-1", eventstore.NoStream, ev("placed", "old"))
+		mustAppend(t, s, "other", "o-1", eventstore.NoStream, ev("placed", "kept"))
+		c, cancel := context.WithCancel(ctx(t))
+		defer cancel()
+		subErr := make(chan error, 1)
+		go func() {
+			for _, err := range s.Subscribe(c, "orders", 0, 0) {
+				if err != nil {
+					subErr <- err
+					return
+				}
+			}
+			subErr <- nil
+		}()
+		if err := s.DeleteTopic(ctx(t), "orders"); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.DescribeTopic(ctx(t), "orders"); !errors.Is(err, eventstore.ErrTopicNotFound) {
+			t.Errorf("DescribeTopic after delete: %v", err)
+		}
+		if _, err := s.Append(ctx(t), "orders", "o-1", eventstore.Any, []eventstore.Event{ev("e", "x")}); !errors.Is(err, eventstore.ErrTopicNotFound) {
+			t.Errorf("Append after delete: %v", err)
+		}
+		if err := s.DeleteTopic(ctx(t), "orders"); !errors.Is(err, eventstore.ErrTopicNotFound) {
+			t.Errorf("second DeleteTopic: %v", err)
+		}
+		select {
+		case err := <-subErr:
+			if !errors.Is(err, eventstore.ErrTopicNotFound) {
+				t.Errorf("subscription on the deleted topic ended with %v", err)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatal("subscription on the deleted topic did not end")
+		}
+		if names, _ := s.ListTopics(ctx(t)); !slices.Equal(names, []string{"other"}) {
+			t.Errorf("ListTopics after delete: %v", names)
+		}
+		// A new topic of the same name starts empty.
+		mustCreate(t, s, "orders", eventstore.TopicConfig{Partitions: 3})
+		res := mustAppend(t, s, "orders", "o-1", eventstore.NoStream, ev("placed", "new"))
+		if res.FirstOffset != 0 || res.FirstVersion != 1 {
+			t.Errorf("first append to the re-created topic at offset %d version %d", res.FirstOffset, res.FirstVersion)
+		}
+		if got := payloads(collect(t, s.ReadStream(ctx(t), "orders", "o-1", 0))); got != "new" {
+			t.Errorf("re-created topic reads %s", got)
+		}
+		if got := payloads(collect(t, s.ReadStream(ctx(t), "other", "o-1", 0))); got != "kept" {
+			t.Errorf("other topic reads %s after the delete", got)
 		}
 	})
 	t.Run("NotFound", func(t *testing.T) {
