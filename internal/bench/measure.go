@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"iter"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -245,22 +246,13 @@ func (e *env) streamRead(ctx context.Context) (float64, error) {
 	if err := e.store.Flush(ctx); err != nil {
 		return 0, err
 	}
-	var events, bytes int
-	start := time.Now()
-	for _, key := range e.keys {
-		for rec, err := range e.store.ReadStream(ctx, readTopic, key, 0) {
-			if err != nil {
-				return 0, err
+	return e.timedRead(func(yield func(iter.Seq2[eventstore.Record, error]) bool) {
+		for _, key := range e.keys {
+			if !yield(e.store.ReadStream(ctx, readTopic, key, 0)) {
+				return
 			}
-			events++
-			bytes += len(rec.Payload)
 		}
-	}
-	el := time.Since(start)
-	if err := e.checkRead(events, bytes); err != nil {
-		return 0, err
-	}
-	return float64(events) / el.Seconds(), nil
+	})
 }
 
 // partitionScan reads every partition of the read topic from offset 0 with
@@ -269,10 +261,22 @@ func (e *env) partitionScan(ctx context.Context) (float64, error) {
 	if err := e.load(ctx); err != nil {
 		return 0, err
 	}
+	return e.timedRead(func(yield func(iter.Seq2[eventstore.Record, error]) bool) {
+		for p := range e.cfg.Partitions {
+			if !yield(e.store.ReadPartition(ctx, readTopic, p, 0)) {
+				return
+			}
+		}
+	})
+}
+
+// timedRead drains every read that reads yields, checks that together they
+// saw every loaded event whole, and returns events per second.
+func (e *env) timedRead(reads iter.Seq[iter.Seq2[eventstore.Record, error]]) (float64, error) {
 	var events, bytes int
 	start := time.Now()
-	for p := range e.cfg.Partitions {
-		for rec, err := range e.store.ReadPartition(ctx, readTopic, p, 0) {
+	for read := range reads {
+		for rec, err := range read {
 			if err != nil {
 				return 0, err
 			}
