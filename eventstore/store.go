@@ -358,8 +358,12 @@ func (s *Store) Close() error {
 }
 
 // Sync makes every append acknowledged so far durable, including those made
-// with NoSync.
+// with NoSync. ctx is checked before the fsync starts; an fsync cannot be
+// interrupted.
 func (s *Store) Sync(ctx context.Context) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
 	if err := s.acquire(); err != nil {
 		return err
 	}
@@ -375,6 +379,9 @@ func (s *Store) Sync(ctx context.Context) error {
 // return); it shortens the next Open's log replay and puts reads on the
 // tables, as in benchmarks.
 func (s *Store) Flush(ctx context.Context) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
 	if err := s.acquire(); err != nil {
 		return err
 	}
