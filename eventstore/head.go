@@ -85,7 +85,7 @@ func (s *Store) headLocked(t *topicState, p *partState, key string) (uint64, err
 }
 
 func (p *partState) setHeadLocked(key string, v uint64) {
-	if p.mu.heads == nil || len(p.mu.heads) >= maxCachedHeads {
+	if p.mu.heads == nil || len(p.mu.heads) >= p.headCap {
 		p.mu.heads = make(map[string]uint64)
 	}
 	p.mu.heads[key] = v

@@ -179,6 +179,9 @@ type topicState struct {
 
 func newTopicState(m topicMeta) *topicState {
 	t := &topicState{meta: m, parts: make([]partState, m.Config.Partitions)}
+	for i := range t.parts {
+		t.parts[i].headCap = max(minCachedHeads, cachedHeadsPerTopic/len(t.parts))
+	}
 	cfg := m.Config
 	t.config.Store(&cfg)
 	ch := make(chan struct{})
@@ -203,6 +206,8 @@ type partState struct {
 		// not yet synced), so that the version check rarely reads Pebble.
 		heads map[string]uint64
 	}
+	// headCap bounds len(mu.heads).
+	headCap int
 
 	// end is the offset after the last acknowledged record: it moves forward
 	// once the records below it are durable. Readers never read past it.
@@ -214,9 +219,13 @@ type partState struct {
 	durableInFlight atomic.Int64
 }
 
-// maxCachedHeads bounds a partition's head cache; past it, the cache is
-// cleared and refilled from Pebble.
-const maxCachedHeads = 1 << 14
+// cachedHeadsPerTopic bounds the head caches of a topic's partitions
+// together (about 15 MiB at most); each partition keeps at least
+// minCachedHeads. A full cache is cleared and refilled from Pebble.
+const (
+	cachedHeadsPerTopic = 1 << 18
+	minCachedHeads      = 1 << 10
+)
 
 // publishEnd raises the acknowledged end offset to end (never lowers it).
 // Appends to a partition enter the write-ahead log in offset order, so once
