@@ -38,9 +38,17 @@ func (s *Store) ReadPartition(ctx context.Context, topic string, partition int, 
 		}
 		defer s.release()
 		end := t.parts[partition].end.Load()
-		s.scanPartition(ctx, t, partition, from, end, yield)
+		// Read in chunks, so that a long scan does not keep one Pebble
+		// iterator (and the memtables and tables it pins) open throughout.
+		for pos, ok := from, true; ok && pos < end; {
+			pos, ok = s.scanPartition(ctx, t, partition, pos, min(end, pos+scanChunk), yield)
+		}
 	}
 }
+
+// scanChunk is how many offsets a long partition read covers with one
+// Pebble iterator.
+const scanChunk = 4096
 
 func checkPartition(t *topicState, p int) error {
 	if p < 0 || p >= len(t.parts) {
@@ -264,7 +272,7 @@ func (s *Store) Subscribe(ctx context.Context, topic string, partition int, from
 			if pos < end {
 				var ok bool
 				// Read in chunks so that no iterator stays open long.
-				if pos, ok = s.scanPartition(ctx, t, partition, pos, min(end, pos+4096), yieldLive); !ok {
+				if pos, ok = s.scanPartition(ctx, t, partition, pos, min(end, pos+scanChunk), yieldLive); !ok {
 					return
 				}
 				continue
