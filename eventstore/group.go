@@ -163,7 +163,7 @@ func (s *Store) JoinGroup(ctx context.Context, group string, topics []string, op
 			ts = append(ts, t)
 		}
 	}
-	if err := joinErrs(errs); err != nil {
+	if err := errors.Join(errs...); err != nil {
 		return nil, fmt.Errorf("eventstore: join group %q: %w", group, err)
 	}
 	if err := s.acquire(); err != nil {

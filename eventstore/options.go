@@ -1,6 +1,7 @@
 package eventstore
 
 import (
+	"errors"
 	"log/slog"
 	"time"
 
@@ -101,7 +102,7 @@ func (o *options) validate() error {
 	if o.cacheBytes < 0 {
 		errs = append(errs, invalid("WithCacheSize", "must not be negative, got %d", o.cacheBytes))
 	}
-	return joinErrs(errs)
+	return errors.Join(errs...)
 }
 
 // AppendOption configures one Append.

@@ -154,12 +154,10 @@ func (s *Store) ReadStream(ctx context.Context, topic, key string, from uint64, 
 		defer it.Close()
 		var ok bool
 		if ro.backward {
-			if from == 0 {
-				from = math.MaxUint64
-			}
-			ok = it.SeekLT(appendStreamKey(nil, t.meta.ID, key, from+1))
-			if from == math.MaxUint64 {
+			if from == 0 || from == math.MaxUint64 {
 				ok = it.Last()
+			} else {
+				ok = it.SeekLT(appendStreamKey(nil, t.meta.ID, key, from+1))
 			}
 		} else {
 			// A prefix seek lets Pebble skip, by bloom filter, every table

@@ -17,6 +17,7 @@ import (
 	"syscall"
 
 	"github.com/cockroachdb/pebble/v2"
+	"github.com/cockroachdb/pebble/v2/bloom"
 	"github.com/cockroachdb/pebble/v2/vfs"
 )
 
@@ -27,7 +28,6 @@ const storeFormat = 1
 // safe for concurrent use.
 type Store struct {
 	db        *pebble.DB
-	dir       string
 	unlockDir func()
 	opts      options
 	log       *slog.Logger
@@ -93,11 +93,10 @@ func Open(dir string, opts ...Option) (s *Store, err error) {
 		Comparer: comparer,
 	}
 	popts.Levels[0].BlockSize = 32 << 10
-	popts.Levels[0].FilterPolicy = bloomFilter()
 	popts.MemTableSize = 64 << 20
 	popts.EnsureDefaults()
 	for i := range popts.Levels {
-		popts.Levels[i].FilterPolicy = bloomFilter()
+		popts.Levels[i].FilterPolicy = bloom.FilterPolicy(10)
 	}
 	if o.pebble != nil {
 		o.pebble(popts)
@@ -112,7 +111,6 @@ func Open(dir string, opts ...Option) (s *Store, err error) {
 	s = &Store{
 		unlockDir: unlockDir,
 		db:        db,
-		dir:       dir,
 		opts:      o,
 		log:       o.logger,
 		bgDone:    make(chan struct{}),
@@ -406,7 +404,7 @@ func (s *Store) CreateTopic(ctx context.Context, name string, cfg TopicConfig) e
 	if s.closedFlag.Load() {
 		return ErrClosed
 	}
-	if err := joinErrs([]error{ValidateTopicName(name), cfg.Validate()}); err != nil {
+	if err := errors.Join(ValidateTopicName(name), cfg.Validate()); err != nil {
 		return err
 	}
 	if err := s.acquire(); err != nil {
@@ -612,8 +610,6 @@ func (s *Store) PartitionFor(topic, key string) (int, error) {
 	}
 	return PartitionFor(key, len(t.parts)), nil
 }
-
-func joinErrs(errs []error) error { return errors.Join(errs...) }
 
 // pebbleLogger sends Pebble's messages to slog.
 type pebbleLogger struct{ l *slog.Logger }

@@ -2,16 +2,14 @@ package eventstore
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 	"time"
 
 	"github.com/cockroachdb/pebble/v2"
-	"github.com/cockroachdb/pebble/v2/bloom"
 	"github.com/google/uuid"
 )
-
-func bloomFilter() pebble.FilterPolicy { return bloom.FilterPolicy(10) }
 
 // AppendResult says where an append's events landed.
 type AppendResult struct {
@@ -250,7 +248,7 @@ func (s *Store) validateAppend(topic, key string, expected ExpectedVersion, even
 	if total > s.opts.maxAppendBytes {
 		errs = append(errs, invalid("events", "total %d bytes, more than the limit of %d per append", total, s.opts.maxAppendBytes))
 	}
-	if err := joinErrs(errs); err != nil {
+	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("eventstore: append to %s/%q: %w", topic, key, err)
 	}
 	return nil

@@ -69,6 +69,36 @@ func open(dir string) *pebble.DB {
 	return db
 }
 
+// put stores a record under its log key lk and its stream key sk, as
+// layout A, B or C does.
+func put(b *pebble.Batch, layout byte, lk, sk, rec []byte) {
+	switch layout {
+	case 'A':
+		b.Set(lk, rec, nil)
+		b.Set(sk, rec, nil)
+	case 'B':
+		b.Set(lk, sk, nil)
+		b.Set(sk, rec, nil)
+	case 'C':
+		b.Set(lk, rec, nil)
+		b.Set(sk, lk, nil)
+	}
+}
+
+// readValue copies out the record that v is, or that v points to.
+func readValue(db *pebble.DB, v []byte, pointer bool) {
+	if !pointer {
+		_ = append([]byte(nil), v...)
+		return
+	}
+	val, cl, err := db.Get(v)
+	if err != nil {
+		panic(err)
+	}
+	_ = append([]byte(nil), val...)
+	cl.Close()
+}
+
 func main() {
 	rec := make([]byte, 300)
 	for i := range rec {
@@ -88,17 +118,7 @@ func main() {
 				p := s % parts
 				lk, sk := logKey(p, next[p]), streamKey(s, v)
 				next[p]++
-				switch layout[0] {
-				case 'A':
-					b.Set(lk, rec, nil)
-					b.Set(sk, rec, nil)
-				case 'B':
-					b.Set(lk, sk, nil)
-					b.Set(sk, rec, nil)
-				case 'C':
-					b.Set(lk, rec, nil)
-					b.Set(sk, lk, nil)
-				}
+				put(b, layout[0], lk, sk, rec)
 				if b.Len() > 1<<20 {
 					b.Commit(pebble.NoSync)
 					b = db.NewBatch()
@@ -113,17 +133,7 @@ func main() {
 		for s := 0; s < streams; s++ {
 			it, _ := db.NewIter(nil)
 			for ok := it.SeekPrefixGE(streamKey(s, 0)); ok; ok = it.Next() {
-				v := it.Value()
-				if layout[0] == 'C' {
-					val, cl, err := db.Get(v)
-					if err != nil {
-						panic(err)
-					}
-					_ = append([]byte(nil), val...)
-					cl.Close()
-				} else {
-					_ = append([]byte(nil), v...)
-				}
+				readValue(db, it.Value(), layout[0] == 'C')
 				n++
 			}
 			it.Close()
@@ -135,17 +145,7 @@ func main() {
 		for p := 0; p < parts; p++ {
 			it, _ := db.NewIter(&pebble.IterOptions{LowerBound: logKey(p, 0), UpperBound: logKey(p+1, 0)})
 			for ok := it.First(); ok; ok = it.Next() {
-				v := it.Value()
-				if layout[0] == 'B' {
-					val, cl, err := db.Get(v)
-					if err != nil {
-						panic(err)
-					}
-					_ = append([]byte(nil), val...)
-					cl.Close()
-				} else {
-					_ = append([]byte(nil), v...)
-				}
+				readValue(db, it.Value(), layout[0] == 'B')
 				n++
 			}
 			it.Close()
@@ -164,17 +164,7 @@ func main() {
 					o := int(off.Add(1))
 					lk, sk := logKey(9, o), streamKey(100000+g, v)
 					b := db.NewBatch()
-					switch layout[0] {
-					case 'A':
-						b.Set(lk, rec, nil)
-						b.Set(sk, rec, nil)
-					case 'B':
-						b.Set(lk, sk, nil)
-						b.Set(sk, rec, nil)
-					case 'C':
-						b.Set(lk, rec, nil)
-						b.Set(sk, lk, nil)
-					}
+					put(b, layout[0], lk, sk, rec)
 					b.Commit(pebble.Sync)
 					b.Close()
 					cnt.Add(1)
