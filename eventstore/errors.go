@@ -29,6 +29,9 @@ var (
 	// ErrNotAssigned is returned when a consumer commits an offset for a
 	// partition that the group no longer assigns to it (after a rebalance).
 	ErrNotAssigned = errors.New("eventstore: partition not assigned to this consumer")
+	// ErrConsumerClosed is returned by Poll on a consumer that has left its
+	// group.
+	ErrConsumerClosed = errors.New("eventstore: consumer closed")
 	// ErrGroupNotFound is returned by DescribeGroup for a group that has no
 	// members and no committed offsets.
 	ErrGroupNotFound = errors.New("eventstore: consumer group not found")

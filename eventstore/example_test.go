@@ -379,3 +379,66 @@ func ExampleStore_Cleanup() {
 	// cleanup removed 1 records (1 tombstones)
 	//   offset 2: ana v2 = Ana Lima
 }
+
+// A batching consumer polls what is there, applies it to a read model in
+// the state space, and commits the model and the group's offsets in one
+// Update: after a crash the model and the offsets agree, so no record is
+// applied twice or skipped.
+func ExampleStore_Update() {
+	ctx := context.Background()
+	s, err := eventstore.OpenMem()
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer s.Close()
+	if err := s.CreateTopic(ctx, "orders", eventstore.TopicConfig{Partitions: 1}); err != nil {
+		log.Fatal(err)
+	}
+	for _, key := range []string{"o-1", "o-2", "o-1"} {
+		if _, err := s.Append(ctx, "orders", key, eventstore.Any,
+			[]eventstore.Event{{Type: "order.changed", Payload: []byte(`{}`)}}); err != nil {
+			log.Fatal(err)
+		}
+	}
+	c, err := s.JoinGroup(ctx, "order-counts", []string{"orders"})
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer c.Close()
+
+	recs, err := c.Poll(ctx, 100) // fewer than 100: caught up
+	if err != nil {
+		log.Fatal(err)
+	}
+	err = s.Update(ctx, func(tx *eventstore.Txn) error {
+		next := map[eventstore.TopicPartition]int64{}
+		for _, rec := range recs {
+			key := []byte("counts/" + rec.Key)
+			v, _, err := tx.Get(key) // sees this Txn's own writes
+			if err != nil {
+				return err
+			}
+			if err := tx.Set(key, append(v, '+')); err != nil {
+				return err
+			}
+			next[eventstore.TopicPartition{Topic: rec.Topic, Partition: rec.Partition}] = rec.Offset + 1
+		}
+		return tx.CommitOffsets(c, next)
+	})
+	if err != nil {
+		log.Fatal(err)
+	}
+	prefix := []byte("counts/")
+	for kv, err := range s.Scan(ctx, prefix, eventstore.PrefixEnd(prefix), false) {
+		if err != nil {
+			log.Fatal(err)
+		}
+		fmt.Printf("%s %s\n", kv.Key, kv.Value)
+	}
+	off, _, _ := s.CommittedOffset(ctx, "order-counts", "orders", 0)
+	fmt.Println("committed:", off)
+	// Output:
+	// counts/o-1 ++
+	// counts/o-2 +
+	// committed: 3
+}

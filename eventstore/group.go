@@ -115,6 +115,8 @@ type Consumer struct {
 	positions map[TopicPartition]int64
 	gen       int64
 	assigned  []TopicPartition
+	// next is the assigned partition Poll serves first, so that none starves.
+	next int
 }
 
 // ValidateGroupName checks a consumer group name: 1 to 249 bytes, printable.
@@ -314,15 +316,7 @@ func (c *Consumer) Records(ctx context.Context) iter.Seq2[Record, error] {
 			}
 			// Collect the wake-up channels before looking at the ends, so
 			// that no commit between the two is missed.
-			cases := []reflect.SelectCase{
-				{Dir: reflect.SelectRecv, Chan: reflect.ValueOf(ctx.Done())},
-				{Dir: reflect.SelectRecv, Chan: reflect.ValueOf(c.closed)},
-				{Dir: reflect.SelectRecv, Chan: reflect.ValueOf(c.s.closing)},
-				{Dir: reflect.SelectRecv, Chan: reflect.ValueOf(changed.ch)},
-			}
-			for _, t := range c.topics {
-				cases = append(cases, reflect.SelectCase{Dir: reflect.SelectRecv, Chan: reflect.ValueOf(*t.notify.Load())})
-			}
+			cases := c.waitCases(ctx, changed.ch)
 			progressed := false
 			for i := range c.assigned {
 				tp := c.assigned[(next+i)%len(c.assigned)]
@@ -375,6 +369,97 @@ func (c *Consumer) Records(ctx context.Context) iter.Seq2[Record, error] {
 				yield(Record{}, ErrClosed)
 				return
 			}
+		}
+	}
+}
+
+// waitCases returns what a consumer with nothing to read waits for: ctx,
+// the consumer's and the store's closing, a rebalance (changed), and a
+// commit to any of its topics, in that order.
+func (c *Consumer) waitCases(ctx context.Context, changed chan struct{}) []reflect.SelectCase {
+	cases := []reflect.SelectCase{
+		{Dir: reflect.SelectRecv, Chan: reflect.ValueOf(ctx.Done())},
+		{Dir: reflect.SelectRecv, Chan: reflect.ValueOf(c.closed)},
+		{Dir: reflect.SelectRecv, Chan: reflect.ValueOf(c.s.closing)},
+		{Dir: reflect.SelectRecv, Chan: reflect.ValueOf(changed)},
+	}
+	for _, t := range c.topics {
+		cases = append(cases, reflect.SelectCase{Dir: reflect.SelectRecv, Chan: reflect.ValueOf(*t.notify.Load())})
+	}
+	return cases
+}
+
+// Poll returns up to max records of the member's assigned partitions, in
+// offset order per partition, waiting until at least one is available. A
+// batch shorter than max means the member had read everything acknowledged
+// when Poll returned, which is the moment a batching consumer (a projection)
+// commits. Poll advances the member's read position past what it returns;
+// what was not committed is read again only after a restart or rebalance.
+//
+// It returns ctx's error when ctx ends first, ErrConsumerClosed after
+// Close, and ErrClosed when the store closes. Records and Poll share the
+// member's position: use one of them at a time.
+func (c *Consumer) Poll(ctx context.Context, max int) ([]Record, error) {
+	if max <= 0 {
+		return nil, invalid("max", "must be positive, got %d", max)
+	}
+	if err := c.s.acquire(); err != nil {
+		return nil, err
+	}
+	defer c.s.release()
+	var out []Record
+	for {
+		select {
+		case <-c.closed:
+			return nil, fmt.Errorf("eventstore: poll by member %q of group %q: %w", c.id, c.g.name, ErrConsumerClosed)
+		default:
+		}
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		changed := c.refresh(ctx)
+		if changed.err != nil {
+			return nil, changed.err
+		}
+		cases := c.waitCases(ctx, changed.ch)
+		for i := 0; i < len(c.assigned) && len(out) < max; i++ {
+			tp := c.assigned[(c.next+i)%len(c.assigned)]
+			t := c.topicState(tp.Topic)
+			pos, end := c.positions[tp], t.parts[tp.Partition].end.Load()
+			if pos >= end {
+				continue
+			}
+			var scanErr error
+			newPos, ok := c.s.scanPartition(ctx, t, tp.Partition, pos, min(end, pos+int64(max-len(out))), func(rec Record, err error) bool {
+				if err != nil {
+					scanErr = err
+					return false
+				}
+				out = append(out, rec)
+				c.positions[tp] = rec.Offset + 1
+				return len(out) < max
+			})
+			if scanErr != nil {
+				return nil, scanErr
+			}
+			if ok {
+				c.positions[tp] = newPos
+			}
+		}
+		if len(c.assigned) > 0 {
+			c.next = (c.next + 1) % len(c.assigned)
+		}
+		if len(out) > 0 {
+			return out, nil
+		}
+		chosen, _, _ := reflect.Select(cases)
+		switch chosen {
+		case 0:
+			return nil, ctx.Err()
+		case 1:
+			return nil, fmt.Errorf("eventstore: poll by member %q of group %q: %w", c.id, c.g.name, ErrConsumerClosed)
+		case 2:
+			return nil, ErrClosed
 		}
 	}
 }
@@ -438,11 +523,6 @@ func (c *Consumer) Commit(ctx context.Context, rec Record) error {
 // rather than after each one. Every partition must be assigned to this member (else
 // ErrNotAssigned and nothing is committed).
 func (c *Consumer) CommitOffsets(ctx context.Context, offsets map[TopicPartition]int64) error {
-	select {
-	case <-c.closed:
-		return fmt.Errorf("eventstore: commit by member %q that left group %q: %w", c.id, c.g.name, ErrNotAssigned)
-	default:
-	}
 	if err := c.s.acquire(); err != nil {
 		return err
 	}
@@ -451,6 +531,23 @@ func (c *Consumer) CommitOffsets(ctx context.Context, offsets map[TopicPartition
 	defer b.Close()
 	c.g.mu.Lock()
 	defer c.g.mu.Unlock()
+	if err := c.stageOffsetsLocked(b, offsets); err != nil {
+		return err
+	}
+	if err := b.Commit(pebble.Sync); err != nil {
+		return fmt.Errorf("eventstore: commit offsets of group %q: %w", c.g.name, err)
+	}
+	return nil
+}
+
+// stageOffsetsLocked checks that every partition is assigned to c and its
+// offset within the log, and stages the commits into b. c.g.mu is held.
+func (c *Consumer) stageOffsetsLocked(b *pebble.Batch, offsets map[TopicPartition]int64) error {
+	select {
+	case <-c.closed:
+		return fmt.Errorf("eventstore: commit by member %q that left group %q: %w", c.id, c.g.name, ErrNotAssigned)
+	default:
+	}
 	for tp, off := range offsets {
 		if c.g.owner[tp] != c.id {
 			return fmt.Errorf("eventstore: commit %s for group %q: %w", tp, c.g.name, ErrNotAssigned)
@@ -463,9 +560,6 @@ func (c *Consumer) CommitOffsets(ctx context.Context, offsets map[TopicPartition
 			return invalid("offset", "%d for %s is outside [0, %d]", off, tp, t.parts[tp.Partition].end.Load())
 		}
 		_ = b.Set(appendGroupKey(nil, c.g.name, t.meta.ID, tp.Partition), binary.BigEndian.AppendUint64(nil, uint64(off)), nil)
-	}
-	if err := b.Commit(pebble.Sync); err != nil {
-		return fmt.Errorf("eventstore: commit offsets of group %q: %w", c.g.name, err)
 	}
 	return nil
 }

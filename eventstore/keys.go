@@ -14,6 +14,7 @@ import "encoding/binary"
 //	0x04 topicID len(key) key version            -> record (the stream index)
 //	0x05 topicID len(key) key                    -> head version of the stream
 //	0x06 len(group) group topicID partition      -> committed offset
+//	0x07 user key                                -> state value (state.go)
 //
 // A record's bytes are stored twice, under its log key and its stream key, so
 // that partition scans and stream reads are both sequential reads; see
@@ -26,6 +27,7 @@ const (
 	kindStream    byte = 0x04
 	kindHead      byte = 0x05
 	kindGroup     byte = 0x06
+	kindState     byte = 0x07
 )
 
 var (

@@ -110,6 +110,7 @@ type AppendOption func(*appendOptions)
 
 type appendOptions struct {
 	noSync bool
+	state  func(AppendResult, StateWriter) error
 }
 
 // NoSync makes an append non-durable: it returns once the events are in the

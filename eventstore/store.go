@@ -42,8 +42,10 @@ type Store struct {
 	failed atomic.Pointer[error]
 
 	cleanupMu sync.Mutex
-	groups    coordinator
-	bgDone    chan struct{}
+	// stateMu serializes Updates of the state space (state.go).
+	stateMu sync.Mutex
+	groups  coordinator
+	bgDone  chan struct{}
 	// inflight counts running operations; Close waits for it to drain.
 	inflight    atomic.Int64
 	closedFlag  atomic.Bool

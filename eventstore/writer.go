@@ -104,6 +104,12 @@ func (s *Store) Append(ctx context.Context, topic, key string, expected Expected
 		_ = b.Set(enc.key, enc.val, nil)
 	}
 	encPool.Put(enc)
+	if ao.state != nil {
+		if err := ao.state(res, &batchWriter{b: b}); err != nil {
+			p.mu.Unlock()
+			return AppendResult{}, err
+		}
+	}
 
 	durable := !ao.noSync || p.durableInFlight.Load() > 0
 	if durable {
