@@ -21,6 +21,13 @@
 // (JoinGroup) spread partitions over members, commit offsets in the store
 // and resume from them after a restart.
 //
+// Next to the log is a key-value state space for the layers above it (read
+// models, checkpoints, idempotency records, saga state). Store.Update writes it
+// in one atomic batch together with consumer-group offsets (Txn.CommitOffsets),
+// so a consumer's effects and its position move together; WithState writes it
+// together with an append. Consumer.Poll hands a batching consumer what is
+// available, up to a limit, and a short batch means it has caught up.
+//
 // Cleanup runs in the background and on demand (Store.Cleanup). It removes
 // whole records only: offsets never change, and gaps are normal, as in Kafka.
 //

@@ -106,9 +106,11 @@ func TestStateFailedUpdateWritesNothing(t *testing.T) {
 func TestStateBadInput(t *testing.T) {
 	s := openMem(t)
 	for name, fn := range map[string]func(tx *eventstore.Txn) error{
-		"empty key":      func(tx *eventstore.Txn) error { return tx.Set(nil, []byte("v")) },
-		"long key":       func(tx *eventstore.Txn) error { return tx.Set(make([]byte, eventstore.MaxStateKeyBytes+1), nil) },
-		"long value":     func(tx *eventstore.Txn) error { return tx.Set([]byte("k"), make([]byte, eventstore.MaxStateValueBytes+1)) },
+		"empty key": func(tx *eventstore.Txn) error { return tx.Set(nil, []byte("v")) },
+		"long key":  func(tx *eventstore.Txn) error { return tx.Set(make([]byte, eventstore.MaxStateKeyBytes+1), nil) },
+		"long value": func(tx *eventstore.Txn) error {
+			return tx.Set([]byte("k"), make([]byte, eventstore.MaxStateValueBytes+1))
+		},
 		"inverted range": func(tx *eventstore.Txn) error { return tx.DeleteRange([]byte("b"), []byte("a")) },
 		"empty delete":   func(tx *eventstore.Txn) error { return tx.Delete(nil) },
 	} {
