@@ -1,0 +1,28 @@
+// Package command is Muninn's command bus. Register an aggregate
+// (package aggregate) with a Bus and dispatch commands to it:
+//
+//	orders, err := command.Register(ctx, bus, orderAggregate)
+//	res, err := orders.Dispatch(ctx, "order-1", PlaceOrder{...}, command.WithCommandID(id))
+//
+// For each command the bus loads the aggregate (snapshot, then the events
+// after it), lets it decide, and appends the events with the expected
+// version; on a version conflict it reloads, decides again and retries, with
+// bounded, jittered exponential backoff (RetryPolicy). The Result carries
+// the aggregate ID, the new version, the event IDs and the log position.
+//
+// Idempotency: a dispatch with a command ID (WithCommandID) records its
+// result in the store's state space in the same atomic batch as its events,
+// so a command ID seen again within the window (WithIdempotencyWindow,
+// default 24 h) returns the first result without a second append, across
+// restarts too. Concurrent duplicates in one process wait for each other.
+// Run purges expired records; expired ones are never returned.
+//
+// Lineage: every event a command produces carries the correlation ID of the
+// context (WithCorrelationID; the command ID if there is none) and the
+// command ID as its causation ID.
+//
+// Errors are *Error values with a Kind (KindInvalidArgument,
+// KindFailedPrecondition, KindNotFound, KindAborted, ...) that a transport
+// maps to status codes; KindOf classifies any error. Middleware wraps
+// dispatch: Logging (log/slog), Metrics, Authorize.
+package command

@@ -1,0 +1,206 @@
+package command
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"encoding/json"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/muninn-es/muninn/eventstore"
+)
+
+// purgeBatch is how many expired records one purge Update deletes.
+const purgeBatch = 1000
+
+// idempotency keeps the results of commands by command ID in the store's
+// state space, under command/idem/<bus>/:
+//
+//	c/<command ID>                   -> the result, JSON
+//	t/<applied at, 8-byte BE ns><ID> -> empty: the time index the purge walks
+//
+// A result with events is written in the same batch as the events
+// (eventstore.WithState); one without, by a durable Update. Either way the
+// record exists exactly when the command's effect does.
+type idempotency struct {
+	store  *eventstore.Store
+	window time.Duration
+	now    func() time.Time
+	byID   []byte // prefix of the c/ keys
+	byTime []byte // prefix of the t/ keys
+
+	mu    sync.Mutex
+	locks map[string]*idLock
+}
+
+type idLock struct {
+	sync.Mutex
+	refs int
+}
+
+func newIdempotency(store *eventstore.Store, bus string, window time.Duration, now func() time.Time) *idempotency {
+	prefix := "command/idem/" + bus + "/"
+	return &idempotency{
+		store: store, window: window, now: now,
+		byID: []byte(prefix + "c/"), byTime: []byte(prefix + "t/"),
+		locks: make(map[string]*idLock),
+	}
+}
+
+// lock serializes the dispatches of one command ID in this process, so that
+// concurrent duplicates see each other's record; it returns the unlock.
+func (d *idempotency) lock(id string) func() {
+	d.mu.Lock()
+	l := d.locks[id]
+	if l == nil {
+		l = &idLock{}
+		d.locks[id] = l
+	}
+	l.refs++
+	d.mu.Unlock()
+	l.Lock()
+	return func() {
+		l.Unlock()
+		d.mu.Lock()
+		if l.refs--; l.refs == 0 {
+			delete(d.locks, id)
+		}
+		d.mu.Unlock()
+	}
+}
+
+// record is the stored form of a Result.
+type record struct {
+	CommandID     string      `json:"command_id"`
+	AggregateType string      `json:"aggregate_type"`
+	AggregateID   string      `json:"aggregate_id"`
+	Topic         string      `json:"topic"`
+	Partition     int         `json:"partition"`
+	FirstOffset   int64       `json:"first_offset"`
+	LastOffset    int64       `json:"last_offset"`
+	FirstVersion  uint64      `json:"first_version"`
+	Version       uint64      `json:"version"`
+	EventIDs      []uuid.UUID `json:"event_ids,omitempty"`
+	AtUnixNano    int64       `json:"at_unix_nano"`
+}
+
+func (d *idempotency) idKey(id string) []byte {
+	return append(bytes.Clone(d.byID), id...)
+}
+
+func (d *idempotency) timeKey(at time.Time, id string) []byte {
+	k := binary.BigEndian.AppendUint64(bytes.Clone(d.byTime), uint64(at.UnixNano()))
+	return append(k, id...)
+}
+
+// lookup returns the result recorded for id, if it is within the window.
+func (d *idempotency) lookup(ctx context.Context, id string) (Result, bool, error) {
+	b, ok, err := d.store.Get(ctx, d.idKey(id))
+	if err != nil || !ok {
+		return Result{}, false, err
+	}
+	var r record
+	if err := json.Unmarshal(b, &r); err != nil {
+		return Result{}, false, fmt.Errorf("command: idempotency record of %q: %w", id, err)
+	}
+	at := time.Unix(0, r.AtUnixNano)
+	if !d.now().Before(at.Add(d.window)) {
+		return Result{}, false, nil // expired: the purge will delete it
+	}
+	return Result{
+		CommandID: r.CommandID, AggregateType: r.AggregateType, AggregateID: r.AggregateID,
+		Topic: r.Topic, Partition: r.Partition, FirstOffset: r.FirstOffset, LastOffset: r.LastOffset,
+		FirstVersion: r.FirstVersion, Version: r.Version, EventIDs: r.EventIDs, At: at,
+	}, true, nil
+}
+
+// stage writes res's record and its time-index entry with w.
+func (d *idempotency) stage(w eventstore.StateWriter, res Result) error {
+	b, err := json.Marshal(record{
+		CommandID: res.CommandID, AggregateType: res.AggregateType, AggregateID: res.AggregateID,
+		Topic: res.Topic, Partition: res.Partition, FirstOffset: res.FirstOffset, LastOffset: res.LastOffset,
+		FirstVersion: res.FirstVersion, Version: res.Version, EventIDs: res.EventIDs, AtUnixNano: res.At.UnixNano(),
+	})
+	if err != nil {
+		return err
+	}
+	if err := w.Set(d.idKey(res.CommandID), b); err != nil {
+		return err
+	}
+	return w.Set(d.timeKey(res.At, res.CommandID), nil)
+}
+
+// record durably stores the result of a command that appended nothing.
+func (d *idempotency) record(ctx context.Context, res Result) error {
+	return d.store.Update(ctx, func(tx *eventstore.Txn) error { return d.stage(tx, res) })
+}
+
+// purge deletes the records applied before now minus the window, in
+// batches, and returns how many it deleted. A record rewritten after its
+// index entry (the command ran again once expired) is kept: only the old
+// index entry goes.
+func (d *idempotency) purge(ctx context.Context) (int, error) {
+	cutoff := d.now().Add(-d.window)
+	upper := binary.BigEndian.AppendUint64(bytes.Clone(d.byTime), uint64(max(cutoff.UnixNano(), 0)))
+	total := 0
+	for {
+		n := 0
+		err := d.store.Update(ctx, func(tx *eventstore.Txn) error {
+			n = 0
+			var keys [][]byte
+			for kv, err := range tx.Scan(d.byTime, upper, false) {
+				if err != nil {
+					return err
+				}
+				keys = append(keys, bytes.Clone(kv.Key))
+				if len(keys) == purgeBatch {
+					break
+				}
+			}
+			for _, k := range keys {
+				rest := k[len(d.byTime):]
+				if len(rest) < 8 {
+					if err := tx.Delete(k); err != nil {
+						return err
+					}
+					continue
+				}
+				at, id := int64(binary.BigEndian.Uint64(rest)), string(rest[8:])
+				if err := tx.Delete(k); err != nil {
+					return err
+				}
+				b, ok, err := tx.Get(d.idKey(id))
+				if err != nil {
+					return err
+				}
+				var r record
+				if ok && (json.Unmarshal(b, &r) != nil || r.AtUnixNano <= at) {
+					if err := tx.Delete(d.idKey(id)); err != nil {
+						return err
+					}
+					n++
+				}
+			}
+			if len(keys) == 0 {
+				return errNothing
+			}
+			return nil
+		}, eventstore.UpdateNoSync())
+		if err == errNothing {
+			return total, nil
+		}
+		if err != nil {
+			return total, err
+		}
+		total += n
+		if ctx.Err() != nil {
+			return total, ctx.Err()
+		}
+	}
+}
+
+// errNothing ends a purge Update that found nothing to delete.
+var errNothing = fmt.Errorf("command: nothing to purge")

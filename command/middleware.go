@@ -1,0 +1,145 @@
+package command
+
+import (
+	"context"
+	"log/slog"
+	"sync"
+	"time"
+)
+
+// Logging logs every command at its end with log/slog: Info for applied
+// commands and duplicates, Warn for commands refused by validation, rules or
+// authorisation, or aborted by conflicts, Error for internal failures.
+// Attributes: command, command_id, aggregate, aggregate_id, correlation_id,
+// duration, and the version and attempts, or the error and its kind.
+func Logging(l *slog.Logger) Middleware {
+	return func(next HandlerFunc) HandlerFunc {
+		return func(ctx context.Context, cmd *Command) (Result, error) {
+			start := time.Now()
+			res, err := next(ctx, cmd)
+			attrs := []slog.Attr{
+				slog.String("command", cmd.Type), slog.String("command_id", cmd.ID),
+				slog.String("aggregate", cmd.AggregateType), slog.String("aggregate_id", cmd.AggregateID),
+				slog.String("correlation_id", cmd.CorrelationID), slog.Duration("duration", time.Since(start)),
+			}
+			if err != nil {
+				k := KindOf(err)
+				level := slog.LevelWarn
+				if k == KindInternal || k == KindUnavailable {
+					level = slog.LevelError
+				}
+				l.LogAttrs(ctx, level, "command failed", append(attrs, slog.String("kind", k.String()), slog.Any("error", err))...)
+				return res, err
+			}
+			l.LogAttrs(ctx, slog.LevelInfo, "command applied", append(attrs, slog.Uint64("version", res.Version),
+				slog.Int("events", len(res.EventIDs)), slog.Int("attempts", res.Attempts), slog.Bool("duplicate", res.Duplicate))...)
+			return res, err
+		}
+	}
+}
+
+// Observation is what the Metrics middleware reports about one command.
+type Observation struct {
+	AggregateType string
+	CommandType   string
+	Duration      time.Duration
+	// Err is nil for an applied command; Kind classifies it otherwise.
+	Err  error
+	Kind Kind
+	// Events is how many events the command appended; Attempts how many
+	// decide-and-append attempts it took; Duplicate whether it was a
+	// repeated command ID.
+	Events    int
+	Attempts  int
+	Duplicate bool
+}
+
+// MetricsRecorder receives an Observation per command. Implementations
+// adapt it to Prometheus, OpenTelemetry or anything else; Counters is a
+// simple one. It must be safe for concurrent use and quick.
+type MetricsRecorder interface {
+	ObserveCommand(ctx context.Context, o Observation)
+}
+
+// Metrics reports every command to rec.
+func Metrics(rec MetricsRecorder) Middleware {
+	return func(next HandlerFunc) HandlerFunc {
+		return func(ctx context.Context, cmd *Command) (Result, error) {
+			start := time.Now()
+			res, err := next(ctx, cmd)
+			o := Observation{AggregateType: cmd.AggregateType, CommandType: cmd.Type, Duration: time.Since(start),
+				Err: err, Events: len(res.EventIDs), Attempts: res.Attempts, Duplicate: res.Duplicate}
+			if err != nil {
+				o.Kind, o.Events = KindOf(err), 0
+			}
+			rec.ObserveCommand(ctx, o)
+			return res, err
+		}
+	}
+}
+
+// Counters is a MetricsRecorder that counts commands in memory.
+type Counters struct {
+	mu sync.Mutex
+	s  CounterSnapshot
+}
+
+// CounterSnapshot is a copy of Counters' counts.
+type CounterSnapshot struct {
+	// Applied counts commands that succeeded (duplicates included);
+	// Duplicates those answered from the idempotency record.
+	Applied, Duplicates int64
+	// Failed counts failed commands by Kind.
+	Failed map[Kind]int64
+	// Events counts appended events; Retries the attempts beyond the first.
+	Events, Retries int64
+	// Duration is the total time spent in dispatch.
+	Duration time.Duration
+}
+
+// ObserveCommand counts o.
+func (c *Counters) ObserveCommand(_ context.Context, o Observation) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if o.Err != nil {
+		if c.s.Failed == nil {
+			c.s.Failed = make(map[Kind]int64)
+		}
+		c.s.Failed[o.Kind]++
+	} else {
+		c.s.Applied++
+		if o.Duplicate {
+			c.s.Duplicates++
+		}
+	}
+	c.s.Events += int64(o.Events)
+	c.s.Retries += int64(max(o.Attempts-1, 0))
+	c.s.Duration += o.Duration
+}
+
+// Snapshot returns a copy of the counts.
+func (c *Counters) Snapshot() CounterSnapshot {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	s := c.s
+	s.Failed = make(map[Kind]int64, len(c.s.Failed))
+	for k, v := range c.s.Failed {
+		s.Failed[k] = v
+	}
+	return s
+}
+
+// Authorize runs allow before every command: a non-nil error refuses the
+// command with KindPermissionDenied (or the error's own Kind, if it has
+// one, such as KindInvalidArgument). It runs before the idempotency check,
+// so a refused caller learns nothing of earlier results.
+func Authorize(allow func(ctx context.Context, cmd *Command) error) Middleware {
+	return func(next HandlerFunc) HandlerFunc {
+		return func(ctx context.Context, cmd *Command) (Result, error) {
+			if err := allow(ctx, cmd); err != nil {
+				return Result{}, classify(err, KindPermissionDenied, cmd)
+			}
+			return next(ctx, cmd)
+		}
+	}
+}
