@@ -132,6 +132,9 @@ func (r *Repository[S, C, E]) Load(ctx context.Context, id string) (*State[S], e
 	if err := r.checkID(id); err != nil {
 		return nil, err
 	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
 	st := &State[S]{ID: id}
 	snap, skipped, err := r.loadSnapshot(ctx, id)
 	if err != nil {
