@@ -58,7 +58,7 @@ type eventType struct {
 	goType  reflect.Type
 	// decode decodes a payload of the current version into a new value.
 	decode func(c Codec, payload []byte) (any, error)
-	err     error
+	err    error
 }
 
 // TypeOption configures one event type.
