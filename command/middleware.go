@@ -72,6 +72,9 @@ func Metrics(rec MetricsRecorder) Middleware {
 			if err != nil {
 				o.Kind, o.Events = KindOf(err), 0
 			}
+			if res.Duplicate {
+				o.Events = 0 // nothing was appended this time
+			}
 			rec.ObserveCommand(ctx, o)
 			return res, err
 		}
