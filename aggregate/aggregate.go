@@ -56,6 +56,7 @@ type config struct {
 	snapshotEvery  int
 	snapshotSchema int
 	snapshotCodec  Codec
+	cacheSize      int
 	errs           []error
 }
 
@@ -86,6 +87,15 @@ func WithSnapshotSchema(version int) Option { return func(c *config) { c.snapsho
 // Protobuf if S is a proto message, JSON otherwise). With JSON, only S's
 // exported fields survive a snapshot; aggregatetest checks that they do.
 func WithSnapshotCodec(codec Codec) Option { return func(c *config) { c.snapshotCodec = codec } }
+
+// WithCache keeps the state of the n most recently used aggregates in
+// memory (default 0: none), encoded with the snapshot codec. Load then
+// decodes the cached state and reads only the events appended after it, so
+// a busy aggregate costs no replay; the store stays the truth, so appends
+// from elsewhere are picked up and conflicts still detected. With JSON,
+// only S's exported fields survive the cache; aggregatetest checks that
+// they do.
+func WithCache(n int) Option { return func(c *config) { c.cacheSize = n } }
 
 // New defines an aggregate type. name is a stable identifier, such as
 // "order"; it is also the default topic, so it must be a valid topic name.
@@ -126,6 +136,9 @@ func New[S, C, E any](name string, d Decider[S, C, E], events *Events[E], opts .
 	if cfg.snapshotEvery < 0 {
 		bad("WithSnapshots: must not be negative, got %d", cfg.snapshotEvery)
 	}
+	if cfg.cacheSize < 0 {
+		bad("WithCache: must not be negative, got %d", cfg.cacheSize)
+	}
 	if cfg.snapshotSchema < 1 {
 		bad("WithSnapshotSchema: must be at least 1, got %d", cfg.snapshotSchema)
 	}
@@ -152,6 +165,10 @@ func (a *Aggregate[S, C, E]) Partitions() int { return a.cfg.partitions }
 
 // SnapshotEvery returns the snapshot interval in events (0: none).
 func (a *Aggregate[S, C, E]) SnapshotEvery() int { return a.cfg.snapshotEvery }
+
+// CacheSize returns how many aggregate states a repository caches (0:
+// none).
+func (a *Aggregate[S, C, E]) CacheSize() int { return a.cfg.cacheSize }
 
 // SnapshotSchema returns the snapshot schema version.
 func (a *Aggregate[S, C, E]) SnapshotSchema() int { return a.cfg.snapshotSchema }

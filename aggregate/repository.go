@@ -32,6 +32,9 @@ type State[S any] struct {
 	// SnapshotSkipped says why Load ignored a snapshot it found (schema
 	// changed, newer than the stream, undecodable); empty if it did not.
 	SnapshotSkipped string
+	// Cached is true when Load started from the repository's cache
+	// (WithCache) instead of a snapshot or the initial state.
+	Cached bool
 }
 
 // Repository loads aggregates of one type from the store and saves their new
@@ -40,6 +43,7 @@ type Repository[S, C, E any] struct {
 	store  *eventstore.Store
 	agg    *Aggregate[S, C, E]
 	logger *slog.Logger
+	cache  *stateCache
 }
 
 // RepositoryOption configures a Repository.
@@ -73,7 +77,7 @@ func NewRepository[S, C, E any](ctx context.Context, store *eventstore.Store, ag
 			o(&cfg)
 		}
 	}
-	r := &Repository[S, C, E]{store: store, agg: agg, logger: cfg.logger}
+	r := &Repository[S, C, E]{store: store, agg: agg, logger: cfg.logger, cache: newStateCache(agg.CacheSize())}
 	if err := r.ensureTopic(ctx, agg.Topic(), eventstore.Retain); err != nil {
 		return nil, err
 	}
@@ -136,15 +140,19 @@ func (r *Repository[S, C, E]) Load(ctx context.Context, id string) (*State[S], e
 		return nil, err
 	}
 	st := &State[S]{ID: id}
-	snap, skipped, err := r.loadSnapshot(ctx, id)
-	if err != nil {
+	if ok, err := r.fromCache(ctx, st); err != nil {
 		return nil, err
-	}
-	st.SnapshotSkipped = skipped
-	if snap != nil {
-		st.State, st.Version, st.SnapshotVersion = snap.state, snap.version, snap.version
-	} else {
-		st.State = r.agg.Initial()
+	} else if !ok {
+		snap, skipped, err := r.loadSnapshot(ctx, id)
+		if err != nil {
+			return nil, err
+		}
+		st.SnapshotSkipped = skipped
+		if snap != nil {
+			st.State, st.Version, st.SnapshotVersion = snap.state, snap.version, snap.version
+		} else {
+			st.State = r.agg.Initial()
+		}
 	}
 	for rec, err := range r.store.ReadStream(ctx, r.agg.Topic(), id, st.Version+1) {
 		if err != nil {
@@ -163,7 +171,44 @@ func (r *Repository[S, C, E]) Load(ctx context.Context, id string) (*State[S], e
 		st.Version = rec.Version
 		st.Replayed++
 	}
+	if r.cache != nil && (!st.Cached || st.Replayed > 0) && st.Version > 0 {
+		r.cachePut(st)
+	}
 	return st, nil
+}
+
+// fromCache starts st from the cached state of st.ID, if there is one the
+// stream has not been rewound past (a restored store).
+func (r *Repository[S, C, E]) fromCache(ctx context.Context, st *State[S]) (bool, error) {
+	e, ok := r.cache.get(st.ID)
+	if !ok {
+		return false, nil
+	}
+	head, err := r.store.HeadVersion(ctx, r.agg.Topic(), st.ID)
+	if err != nil {
+		return false, fmt.Errorf("aggregate %q: load %q: %w", r.agg.Name(), st.ID, err)
+	}
+	if head < e.version {
+		r.cache.drop(st.ID)
+		return false, nil
+	}
+	v, target := newTarget[S]()
+	if err := r.agg.SnapshotCodec().Unmarshal(e.state, target); err != nil {
+		r.cache.drop(st.ID)
+		return false, nil
+	}
+	st.State, st.Version, st.Cached = *v, e.version, true
+	return true, nil
+}
+
+// cachePut caches st's state, if it encodes.
+func (r *Repository[S, C, E]) cachePut(st *State[S]) []byte {
+	b, err := r.agg.SnapshotCodec().Marshal(any(st.State))
+	if err != nil {
+		return nil
+	}
+	r.cache.put(st.ID, st.Version, b)
+	return b
 }
 
 type loadedSnapshot[S any] struct {
@@ -295,8 +340,12 @@ func (r *Repository[S, C, E]) Save(ctx context.Context, st *State[S], events []E
 	}
 	prev := st.Version
 	st.State, st.Version = next, res.LastVersion
+	var encoded []byte
+	if r.cache != nil {
+		encoded = r.cachePut(st)
+	}
 	if every := uint64(r.agg.SnapshotEvery()); every > 0 && res.LastVersion/every > prev/every {
-		if err := r.Snapshot(ctx, st); err != nil {
+		if err := r.snapshot(ctx, st, encoded); err != nil {
 			r.logger.LogAttrs(ctx, slog.LevelWarn, "snapshot not written",
 				slog.String("aggregate", r.agg.Name()), slog.String("id", st.ID), slog.Any("error", err))
 		}
@@ -310,12 +359,20 @@ func (r *Repository[S, C, E]) Snapshot(ctx context.Context, st *State[S]) error 
 	if st == nil || st.Version == 0 {
 		return fmt.Errorf("%w: aggregate %q: nothing to snapshot", ErrInvalidArgument, r.agg.Name())
 	}
-	b, err := r.agg.SnapshotCodec().Marshal(any(st.State))
-	if err != nil {
-		return fmt.Errorf("aggregate %q: encode snapshot of %q: %w", r.agg.Name(), st.ID, err)
+	return r.snapshot(ctx, st, nil)
+}
+
+// snapshot writes st's snapshot, with its state already encoded as b if b
+// is not nil.
+func (r *Repository[S, C, E]) snapshot(ctx context.Context, st *State[S], b []byte) error {
+	if b == nil {
+		var err error
+		if b, err = r.agg.SnapshotCodec().Marshal(any(st.State)); err != nil {
+			return fmt.Errorf("aggregate %q: encode snapshot of %q: %w", r.agg.Name(), st.ID, err)
+		}
 	}
 	payload := EncodeSnapshot(Snapshot{StreamVersion: st.Version, Schema: r.agg.SnapshotSchema(), State: b})
-	_, err = r.store.Append(ctx, r.agg.SnapshotTopic(), st.ID, eventstore.Any,
+	_, err := r.store.Append(ctx, r.agg.SnapshotTopic(), st.ID, eventstore.Any,
 		[]eventstore.Event{{Type: snapshotEventType, SchemaVersion: r.agg.SnapshotSchema(), Payload: payload}},
 		eventstore.NoSync())
 	if err != nil {

@@ -330,3 +330,49 @@ func ExampleRepository() {
 	fmt.Printf("total %d at version %d (snapshot at %d, %d replayed)\n", st.State.Total, st.Version, st.SnapshotVersion, st.Replayed)
 	// Output: total 6 at version 3 (snapshot at 2, 1 replayed)
 }
+
+func TestStateCache(t *testing.T) {
+	s := openMem(t)
+	ctx := t.Context()
+	r := newRepo(t, s, newTally(t, aggregate.WithCache(2)))
+	want := add(t, r, "t-1", 5).State
+	st, err := r.Load(ctx, "t-1")
+	if err != nil || !st.Cached || st.Replayed != 0 || st.Version != 5 || !reflect.DeepEqual(st.State, want) {
+		t.Fatalf("cached load = %+v, %v", st, err)
+	}
+	// A loaded state is a copy: changing it in place does not reach the cache.
+	st.State.Notes = append(st.State.Notes, "scribble")
+	st.State.Total = -1
+	if again, _ := r.Load(ctx, "t-1"); !reflect.DeepEqual(again.State, want) {
+		t.Fatalf("cache was changed through a loaded state: %+v", again.State)
+	}
+	// Events appended elsewhere are read after the cached state.
+	if _, err := s.Append(ctx, "tally", "t-1", eventstore.Exact(5), []eventstore.Event{{Type: "tally.added", SchemaVersion: 3, Payload: []byte(`{"amount":100}`)}}); err != nil {
+		t.Fatal(err)
+	}
+	st, err = r.Load(ctx, "t-1")
+	if err != nil || !st.Cached || st.Replayed != 1 || st.State.Total != want.Total+100 {
+		t.Fatalf("load after a foreign append = %+v, %v", st, err)
+	}
+	// Least recently used out.
+	add(t, r, "t-2", 1)
+	add(t, r, "t-3", 1)
+	if st, _ := r.Load(ctx, "t-1"); st.Cached {
+		t.Error("t-1 still cached after two newer aggregates in a cache of 2")
+	}
+	// A stream rewound below the cached version (a restored store) is
+	// replayed, not trusted.
+	if err := s.DeleteTopic(ctx, "tally"); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.CreateTopic(ctx, "tally", eventstore.TopicConfig{Partitions: 8}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Append(ctx, "tally", "t-1", eventstore.NoStream, []eventstore.Event{{Type: "tally.added", SchemaVersion: 3, Payload: []byte(`{"amount":7}`)}}); err != nil {
+		t.Fatal(err)
+	}
+	st, err = r.Load(ctx, "t-1")
+	if err != nil || st.Cached || st.Version != 1 || st.State.Total != 7 {
+		t.Fatalf("load of a rewound stream = %+v, %v", st, err)
+	}
+}

@@ -176,7 +176,7 @@ func (o *Outcome[S, C, E]) checkCodec() {
 		f.t.Errorf("%s:\nEvolve failed on the produced events: %v", o.header(), o.stateErr)
 		return
 	}
-	if f.agg.SnapshotEvery() == 0 || len(o.events) == 0 {
+	if (f.agg.SnapshotEvery() == 0 && f.agg.CacheSize() == 0) || len(o.events) == 0 {
 		return
 	}
 	codec := f.agg.SnapshotCodec()
