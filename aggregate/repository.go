@@ -177,19 +177,13 @@ func (r *Repository[S, C, E]) Load(ctx context.Context, id string) (*State[S], e
 	return st, nil
 }
 
-// fromCache starts st from the cached state of st.ID, if there is one the
-// stream has not been rewound past (a restored store).
+// fromCache starts st from the cached state of st.ID, if there is one. A
+// stream rewound below the cached version (a restored store) is not checked
+// for here, to spare every load a head lookup: the save that follows
+// conflicts, which drops the entry, and the retry loads from the store.
 func (r *Repository[S, C, E]) fromCache(ctx context.Context, st *State[S]) (bool, error) {
 	e, ok := r.cache.get(st.ID)
 	if !ok {
-		return false, nil
-	}
-	head, err := r.store.HeadVersion(ctx, r.agg.Topic(), st.ID)
-	if err != nil {
-		return false, fmt.Errorf("aggregate %q: load %q: %w", r.agg.Name(), st.ID, err)
-	}
-	if head < e.version {
-		r.cache.drop(st.ID)
 		return false, nil
 	}
 	v, target := newTarget[S]()
@@ -336,6 +330,12 @@ func (r *Repository[S, C, E]) Save(ctx context.Context, st *State[S], events []E
 	}
 	res, err := r.store.Append(ctx, r.agg.Topic(), st.ID, eventstore.Exact(st.Version), recs, cfg.appendOpts...)
 	if err != nil {
+		var vc *eventstore.VersionConflictError
+		if errors.As(err, &vc) && vc.Actual < st.Version {
+			// The stream is behind what we loaded: a cached state from
+			// before a restore. Forget it.
+			r.cache.drop(st.ID)
+		}
 		return eventstore.AppendResult{}, err
 	}
 	prev := st.Version

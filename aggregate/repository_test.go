@@ -371,8 +371,16 @@ func TestStateCache(t *testing.T) {
 	if _, err := s.Append(ctx, "tally", "t-1", eventstore.NoStream, []eventstore.Event{{Type: "tally.added", SchemaVersion: 3, Payload: []byte(`{"amount":7}`)}}); err != nil {
 		t.Fatal(err)
 	}
+	// The first load trusts the cache; its save conflicts and drops it.
+	st, err = r.Load(ctx, "t-1")
+	if err != nil || !st.Cached {
+		t.Fatalf("load of a rewound stream = %+v, %v", st, err)
+	}
+	if _, err := r.Save(ctx, st, []TallyEvent{Added{Amount: 1}}); !errors.Is(err, eventstore.ErrVersionConflict) {
+		t.Fatalf("save on a stale cached state = %v, want a conflict", err)
+	}
 	st, err = r.Load(ctx, "t-1")
 	if err != nil || st.Cached || st.Version != 1 || st.State.Total != 7 {
-		t.Fatalf("load of a rewound stream = %+v, %v", st, err)
+		t.Fatalf("load after the conflict = %+v, %v", st, err)
 	}
 }

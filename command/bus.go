@@ -412,7 +412,7 @@ func (b *Bus) dispatch(ctx context.Context, r route, id string, payload any, opt
 	if t, ok := payload.(commandTyper); ok {
 		cmd.Type = t.CommandType()
 	} else {
-		cmd.Type = fmt.Sprintf("%T", payload)
+		cmd.Type = reflect.TypeOf(payload).String()
 	}
 	for _, o := range opts {
 		if o != nil {

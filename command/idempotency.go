@@ -4,12 +4,10 @@ import (
 	"bytes"
 	"context"
 	"encoding/binary"
-	"encoding/json"
 	"fmt"
 	"sync"
 	"time"
 
-	"github.com/google/uuid"
 	"github.com/muninn-es/muninn/eventstore"
 )
 
@@ -19,7 +17,7 @@ const purgeBatch = 1000
 // idempotency keeps the results of commands by command ID in the store's
 // state space, under command/idem/<bus>/:
 //
-//	c/<command ID>                   -> the result, JSON
+//	c/<command ID>                   -> the result (encodeRecord)
 //	t/<applied at, 8-byte BE ns><ID> -> empty: the time index the purge walks
 //
 // A result with events is written in the same batch as the events
@@ -72,21 +70,6 @@ func (d *idempotency) lock(id string) func() {
 	}
 }
 
-// record is the stored form of a Result.
-type record struct {
-	CommandID     string      `json:"command_id"`
-	AggregateType string      `json:"aggregate_type"`
-	AggregateID   string      `json:"aggregate_id"`
-	Topic         string      `json:"topic"`
-	Partition     int         `json:"partition"`
-	FirstOffset   int64       `json:"first_offset"`
-	LastOffset    int64       `json:"last_offset"`
-	FirstVersion  uint64      `json:"first_version"`
-	Version       uint64      `json:"version"`
-	EventIDs      []uuid.UUID `json:"event_ids,omitempty"`
-	AtUnixNano    int64       `json:"at_unix_nano"`
-}
-
 func (d *idempotency) idKey(id string) []byte {
 	return append(bytes.Clone(d.byID), id...)
 }
@@ -102,31 +85,19 @@ func (d *idempotency) lookup(ctx context.Context, id string) (Result, bool, erro
 	if err != nil || !ok {
 		return Result{}, false, err
 	}
-	var r record
-	if err := json.Unmarshal(b, &r); err != nil {
+	r, err := decodeRecord(b)
+	if err != nil {
 		return Result{}, false, fmt.Errorf("command: idempotency record of %q: %w", id, err)
 	}
-	at := time.Unix(0, r.AtUnixNano)
-	if !d.now().Before(at.Add(d.window)) {
+	if !d.now().Before(r.At.Add(d.window)) {
 		return Result{}, false, nil // expired: the purge will delete it
 	}
-	return Result{
-		CommandID: r.CommandID, AggregateType: r.AggregateType, AggregateID: r.AggregateID,
-		Topic: r.Topic, Partition: r.Partition, FirstOffset: r.FirstOffset, LastOffset: r.LastOffset,
-		FirstVersion: r.FirstVersion, Version: r.Version, EventIDs: r.EventIDs, At: at,
-	}, true, nil
+	return r, true, nil
 }
 
 // stage writes res's record and its time-index entry with w.
 func (d *idempotency) stage(w eventstore.StateWriter, res Result) error {
-	b, err := json.Marshal(record{
-		CommandID: res.CommandID, AggregateType: res.AggregateType, AggregateID: res.AggregateID,
-		Topic: res.Topic, Partition: res.Partition, FirstOffset: res.FirstOffset, LastOffset: res.LastOffset,
-		FirstVersion: res.FirstVersion, Version: res.Version, EventIDs: res.EventIDs, AtUnixNano: res.At.UnixNano(),
-	})
-	if err != nil {
-		return err
-	}
+	b := encodeRecord(make([]byte, 0, 128+16*len(res.EventIDs)), res)
 	if err := w.Set(d.idKey(res.CommandID), b); err != nil {
 		return err
 	}
@@ -176,8 +147,11 @@ func (d *idempotency) purge(ctx context.Context) (int, error) {
 				if err != nil {
 					return err
 				}
-				var r record
-				if ok && (json.Unmarshal(b, &r) != nil || r.AtUnixNano <= at) {
+				if ok {
+					r, err := decodeRecord(b)
+					if err == nil && r.At.UnixNano() > at {
+						continue // applied again after this index entry
+					}
 					if err := tx.Delete(d.idKey(id)); err != nil {
 						return err
 					}

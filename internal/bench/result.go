@@ -37,6 +37,12 @@ type Result struct {
 	StreamReadEventsPerS    float64 `json:"stream_read_events_per_s" label:"ReadStream, every stream, events/s"`
 	PartitionScanEventsPerS float64 `json:"partition_scan_events_per_s" label:"ReadPartition, every partition, events/s"`
 
+	// Write side: the command bus and aggregate loading.
+	CommandBus16PerS         float64 `json:"command_bus_16_per_s" label:"command bus, durable, 16 clients on own aggregates, commands/s"`
+	CommandBus16Ratio        float64 `json:"command_bus_16_ratio" label:"  command bus / durable appends, 16 goroutines"`
+	Load1000EventsUs         float64 `json:"load_1000_events_us" label:"load an aggregate of 1,000 events, µs (median)"`
+	Load1000EventsSnapshotUs float64 `json:"load_1000_events_snapshot_us" label:"  the same, snapshot every 100 events, µs (median)"`
+
 	// PeakHeapBytes is the largest Go heap (live and unswept objects) seen
 	// during the whole run, sampled every 10 ms. Pebble's block cache and
 	// memtables live outside the Go heap and are not counted.
