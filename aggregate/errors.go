@@ -23,6 +23,7 @@ var (
 // DecodeError reports a stored event that could not be turned back into a
 // Go value. It names where the event is and what it claims to be.
 type DecodeError struct {
+	// Topic is the topic of the record.
 	Topic string
 	// Stream is the aggregate ID (the record's key).
 	Stream string

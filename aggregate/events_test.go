@@ -2,6 +2,7 @@ package aggregate_test
 
 import (
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 
@@ -203,4 +204,34 @@ func TestProtobufCodec(t *testing.T) {
 	if _, err := ev.Decode(eventstore.Record{Type: "doc.changed", SchemaVersion: 2, Payload: []byte{0xff, 0xff}}); !errors.Is(err, aggregate.ErrUndecodable) {
 		t.Errorf("bad protobuf payload: %v", err)
 	}
+}
+
+// An event changed shape twice; old records are upcast on read.
+func ExampleUpcast() {
+	type ItemAdded struct {
+		SKU      string `json:"sku"`
+		Quantity int    `json:"quantity"`
+		Currency string `json:"currency"`
+	}
+	events, err := aggregate.NewEvents[any](
+		aggregate.Type[ItemAdded]("cart.item_added", aggregate.Schema(3)),
+		// v1 -> v2: "qty" became "quantity".
+		aggregate.Upcast("cart.item_added", 1, aggregate.JSONUpcaster(2, func(m map[string]any) error {
+			m["quantity"] = m["qty"]
+			delete(m, "qty")
+			return nil
+		})),
+		// v2 -> v3: prices got a currency, EUR before.
+		aggregate.Upcast("cart.item_added", 2, aggregate.JSONUpcaster(3, func(m map[string]any) error {
+			m["currency"] = "EUR"
+			return nil
+		})),
+	)
+	if err != nil {
+		panic(err)
+	}
+	old := eventstore.Record{Key: "cart-1", Version: 1, Type: "cart.item_added", SchemaVersion: 1, Payload: []byte(`{"sku":"a","qty":2}`)}
+	e, err := events.Decode(old)
+	fmt.Printf("%+v %v\n", e, err)
+	// Output: {SKU:a Quantity:2 Currency:EUR} <nil>
 }

@@ -67,7 +67,9 @@ func (c *Command) describeAggregate() string {
 
 // Result says what a dispatched command did.
 type Result struct {
-	CommandID     string
+	// CommandID is the command's ID (given or generated).
+	CommandID string
+	// AggregateType and AggregateID name the aggregate the command went to.
 	AggregateType string
 	AggregateID   string
 	// Topic and Partition are where the aggregate's events are.
@@ -110,6 +112,21 @@ type RetryPolicy struct {
 	BaseDelay time.Duration
 	// MaxDelay caps the backoff (default 100 ms).
 	MaxDelay time.Duration
+}
+
+// Validate reports every problem with p at once.
+func (p RetryPolicy) Validate() error {
+	var errs []error
+	if p.MaxAttempts < 1 {
+		errs = append(errs, fmt.Errorf("command: RetryPolicy.MaxAttempts must be at least 1, got %d", p.MaxAttempts))
+	}
+	if p.BaseDelay < 0 {
+		errs = append(errs, fmt.Errorf("command: RetryPolicy.BaseDelay must not be negative, got %s", p.BaseDelay))
+	}
+	if p.MaxDelay < 0 {
+		errs = append(errs, fmt.Errorf("command: RetryPolicy.MaxDelay must not be negative, got %s", p.MaxDelay))
+	}
+	return errors.Join(errs...)
 }
 
 // DefaultRetryPolicy is the retry policy of a bus that names none.
@@ -160,7 +177,7 @@ func WithMiddleware(m ...Middleware) Option {
 	return func(c *config) { c.middleware = append(c.middleware, m...) }
 }
 
-// Validate reports every problem with the configuration at once.
+// validate reports every problem with the configuration at once.
 func (c *config) validate() error {
 	errs := c.errs
 	if err := validateName(c.name); err != nil {
@@ -172,11 +189,8 @@ func (c *config) validate() error {
 	if c.purgeInterval <= 0 {
 		errs = append(errs, fmt.Errorf("command: WithPurgeInterval must be positive, got %s", c.purgeInterval))
 	}
-	if c.retry.MaxAttempts < 1 {
-		errs = append(errs, fmt.Errorf("command: RetryPolicy.MaxAttempts must be at least 1, got %d", c.retry.MaxAttempts))
-	}
-	if c.retry.BaseDelay < 0 || c.retry.MaxDelay < 0 {
-		errs = append(errs, fmt.Errorf("command: RetryPolicy delays must not be negative, got %s and %s", c.retry.BaseDelay, c.retry.MaxDelay))
+	if err := c.retry.Validate(); err != nil {
+		errs = append(errs, err)
 	}
 	if c.now == nil {
 		errs = append(errs, errors.New("command: WithClock: nil clock"))
@@ -298,6 +312,9 @@ func Register[S, C, E any](ctx context.Context, b *Bus, agg *aggregate.Aggregate
 		if r.name() == agg.Name() {
 			return nil, fmt.Errorf("command: aggregate %q is already registered", agg.Name())
 		}
+		if r.topic() == agg.Topic() {
+			return nil, fmt.Errorf("command: topic %q is already the topic of aggregate %q", agg.Topic(), r.name())
+		}
 		if r.cmdType() == h.cmdType() {
 			return nil, fmt.Errorf("command: command type %s is already the command type of aggregate %q", h.cmdType(), r.name())
 		}
@@ -409,6 +426,9 @@ func (b *Bus) dispatch(ctx context.Context, r route, id string, payload any, opt
 	defer b.inflight.Done()
 
 	cmd := &Command{AggregateType: r.name(), AggregateID: id, Payload: payload}
+	if payload == nil {
+		return Result{}, &Error{Kind: KindInvalidArgument, Aggregate: cmd.describeAggregate(), Msg: "nil command"}
+	}
 	if t, ok := payload.(commandTyper); ok {
 		cmd.Type = t.CommandType()
 	} else {

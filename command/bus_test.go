@@ -604,12 +604,24 @@ func TestRegisterAndNewValidation(t *testing.T) {
 	if _, err := command.Register(t.Context(), b, orderAggregate(t, aggregate.WithTopic("order2"))); err == nil {
 		t.Error("Register accepted a second aggregate of the same name")
 	}
-	_, err := command.New(nil, command.WithName("bad/name"), command.WithIdempotencyWindow(0), command.WithPurgeInterval(-1),
+	events, _ := aggregate.NewEvents[OrderEvent]()
+	other, err := aggregate.New("other", aggregate.Decider[Order, OrderCommand, OrderEvent]{Decide: decide, Evolve: evolve}, events, aggregate.WithTopic("order"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := command.Register(t.Context(), b, other); err == nil || !strings.Contains(err.Error(), `topic "order" is already the topic`) {
+		t.Errorf("Register of a second aggregate on topic order = %v", err)
+	}
+	var nilCmd fmt.Stringer
+	if _, err := register2(t, b).Dispatch(t.Context(), "x", nilCmd); command.KindOf(err) != command.KindInvalidArgument {
+		t.Errorf("typed Dispatch of a nil command = %v", err)
+	}
+	_, err = command.New(nil, command.WithName("bad/name"), command.WithIdempotencyWindow(0), command.WithPurgeInterval(-1),
 		command.WithRetry(command.RetryPolicy{MaxAttempts: 0, BaseDelay: -1}), command.WithClock(nil), command.WithLogger(nil), command.WithMiddleware(nil))
 	if err == nil {
 		t.Fatal("New accepted a bad configuration")
 	}
-	for _, want := range []string{"nil store", "WithName", "WithIdempotencyWindow", "WithPurgeInterval", "MaxAttempts", "delays", "WithClock", "WithLogger", "middleware 0 is nil"} {
+	for _, want := range []string{"nil store", "WithName", "WithIdempotencyWindow", "WithPurgeInterval", "MaxAttempts", "BaseDelay", "WithClock", "WithLogger", "middleware 0 is nil"} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("error lacks %q: %v", want, err)
 		}
@@ -688,4 +700,22 @@ func TestMiddleware(t *testing.T) {
 	if l := lines[2]; l["level"] != "WARN" || l["kind"] != "permission denied" {
 		t.Errorf("refused log line %v", l)
 	}
+}
+
+// register2 registers a second aggregate type, with its own commands.
+func register2(t testing.TB, b *command.Bus) *command.Handler[int, fmt.Stringer, OrderEvent] {
+	t.Helper()
+	events, _ := aggregate.NewEvents[OrderEvent]()
+	a, err := aggregate.New("second", aggregate.Decider[int, fmt.Stringer, OrderEvent]{
+		Decide: func(int, fmt.Stringer) ([]OrderEvent, error) { return nil, nil },
+		Evolve: func(s int, _ OrderEvent) int { return s },
+	}, events)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, err := command.Register(t.Context(), b, a)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return h
 }

@@ -103,6 +103,7 @@ func (k Kind) sentinel() error {
 // one (through Invalid, Rejected or NotFound) to say how a command fails;
 // the bus wraps everything it returns in one.
 type Error struct {
+	// Kind classifies the error.
 	Kind Kind
 	// Command is the command's type name and ID, and Aggregate the
 	// aggregate type and ID, when known.

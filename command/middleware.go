@@ -40,9 +40,12 @@ func Logging(l *slog.Logger) Middleware {
 
 // Observation is what the Metrics middleware reports about one command.
 type Observation struct {
+	// AggregateType and CommandType name the aggregate and the command's
+	// type (Command.Type).
 	AggregateType string
 	CommandType   string
-	Duration      time.Duration
+	// Duration is the time the command spent in the rest of the chain.
+	Duration time.Duration
 	// Err is nil for an applied command; Kind classifies it otherwise.
 	Err  error
 	Kind Kind
