@@ -89,7 +89,9 @@ func WithSnapshotSchema(version int) Option { return func(c *config) { c.snapsho
 func WithSnapshotCodec(codec Codec) Option { return func(c *config) { c.snapshotCodec = codec } }
 
 // WithCache keeps the state of the n most recently used aggregates in
-// memory (default 0: none), encoded with the snapshot codec. Load then
+// memory (default 0: none): as a plain copy if S holds no references
+// (pointers, maps, slices, interfaces), else encoded with the snapshot
+// codec. Load then
 // decodes the cached state and reads only the events appended after it, so
 // a busy aggregate costs no replay; the store stays the truth, so appends
 // from elsewhere are picked up and conflicts still detected. With JSON,

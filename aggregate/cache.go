@@ -2,12 +2,14 @@ package aggregate
 
 import (
 	"container/list"
+	"reflect"
 	"sync"
 )
 
-// stateCache keeps the encoded state of recently used aggregates, least
-// recently used out first. Entries hold bytes, never live states: every
-// Load decodes its own copy, so an Evolve that modifies state in place
+// stateCache keeps the state of recently used aggregates, least recently
+// used out first. An entry holds either the state encoded (bytes) or, for a
+// state type without references (valueOnly), the value itself: either way
+// every Load gets its own copy, so an Evolve that modifies state in place
 // cannot reach the cache.
 type stateCache struct {
 	mu    sync.Mutex
@@ -19,7 +21,7 @@ type stateCache struct {
 type cacheEntry struct {
 	id      string
 	version uint64
-	state   []byte
+	state   any // []byte, or the state value itself
 }
 
 func newStateCache(size int) *stateCache {
@@ -45,7 +47,7 @@ func (c *stateCache) get(id string) (cacheEntry, bool) {
 
 // put stores id's state at version, unless the cache already holds a newer
 // one.
-func (c *stateCache) put(id string, version uint64, state []byte) {
+func (c *stateCache) put(id string, version uint64, state any) {
 	if c == nil {
 		return
 	}
@@ -76,5 +78,28 @@ func (c *stateCache) drop(id string) {
 	if el, ok := c.items[id]; ok {
 		c.ll.Remove(el)
 		delete(c.items, id)
+	}
+}
+
+// valueOnly reports whether values of t hold no references (pointers, maps,
+// slices, interfaces, channels, functions), so that assigning one copies
+// all of it. Strings count as values: they are immutable.
+func valueOnly(t reflect.Type) bool {
+	switch t.Kind() {
+	case reflect.Bool, reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
+		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64, reflect.Uintptr,
+		reflect.Float32, reflect.Float64, reflect.Complex64, reflect.Complex128, reflect.String:
+		return true
+	case reflect.Array:
+		return valueOnly(t.Elem())
+	case reflect.Struct:
+		for i := range t.NumField() {
+			if !valueOnly(t.Field(i).Type) {
+				return false
+			}
+		}
+		return true
+	default:
+		return false
 	}
 }

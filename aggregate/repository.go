@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"reflect"
 	"time"
 
 	"github.com/muninn-es/muninn/eventstore"
@@ -44,6 +45,9 @@ type Repository[S, C, E any] struct {
 	agg    *Aggregate[S, C, E]
 	logger *slog.Logger
 	cache  *stateCache
+	// valueState is true when S holds no references, so that the cache
+	// can keep states as values instead of encoding them.
+	valueState bool
 }
 
 // RepositoryOption configures a Repository.
@@ -77,7 +81,8 @@ func NewRepository[S, C, E any](ctx context.Context, store *eventstore.Store, ag
 			o(&cfg)
 		}
 	}
-	r := &Repository[S, C, E]{store: store, agg: agg, logger: cfg.logger, cache: newStateCache(agg.CacheSize())}
+	r := &Repository[S, C, E]{store: store, agg: agg, logger: cfg.logger, cache: newStateCache(agg.CacheSize()),
+		valueState: valueOnly(reflect.TypeFor[S]())}
 	if err := r.ensureTopic(ctx, agg.Topic(), eventstore.Retain); err != nil {
 		return nil, err
 	}
@@ -186,17 +191,32 @@ func (r *Repository[S, C, E]) fromCache(ctx context.Context, st *State[S]) (bool
 	if !ok {
 		return false, nil
 	}
-	v, target := newTarget[S]()
-	if err := r.agg.SnapshotCodec().Unmarshal(e.state, target); err != nil {
+	switch cached := e.state.(type) {
+	case S:
+		st.State = cached // a value without references: a full copy
+	case []byte:
+		v, target := newTarget[S]()
+		if err := r.agg.SnapshotCodec().Unmarshal(cached, target); err != nil {
+			r.cache.drop(st.ID)
+			return false, nil
+		}
+		st.State = *v
+	default:
 		r.cache.drop(st.ID)
 		return false, nil
 	}
-	st.State, st.Version, st.Cached = *v, e.version, true
+	st.Version, st.Cached = e.version, true
 	return true, nil
 }
 
-// cachePut caches st's state, if it encodes.
+// cachePut caches st's state: the value itself if its type holds no
+// references, else encoded with the snapshot codec (and then it returns
+// the encoding, for a snapshot to reuse).
 func (r *Repository[S, C, E]) cachePut(st *State[S]) []byte {
+	if r.valueState {
+		r.cache.put(st.ID, st.Version, st.State)
+		return nil
+	}
 	b, err := r.agg.SnapshotCodec().Marshal(any(st.State))
 	if err != nil {
 		return nil
