@@ -143,6 +143,7 @@ type config struct {
 	now           func() time.Time
 	logger        *slog.Logger
 	middleware    []Middleware
+	serialize     bool
 	errs          []error
 }
 
@@ -171,6 +172,14 @@ func WithClock(now func() time.Time) Option { return func(c *config) { c.now = n
 // snapshots not written). Default: discarded. Logging of every command is
 // the Logging middleware's job.
 func WithLogger(l *slog.Logger) Option { return func(c *config) { c.logger = l } }
+
+// WithSerializedAggregates sets whether the bus runs the commands of one
+// aggregate in this process one at a time (default true). Serialized,
+// concurrent commands to a hot aggregate queue instead of conflicting and
+// retrying; version conflicts then come only from writers outside the bus.
+// Off, every command runs optimistically and conflicts are retried per the
+// RetryPolicy.
+func WithSerializedAggregates(on bool) Option { return func(c *config) { c.serialize = on } }
 
 // WithMiddleware adds middleware around every dispatch, outermost first.
 func WithMiddleware(m ...Middleware) Option {
@@ -236,6 +245,11 @@ type Bus struct {
 	cfg   config
 	idem  *idempotency
 	chain HandlerFunc
+	// cmdLocks serialize the dispatches of one command ID, so that
+	// concurrent duplicates see each other's record; aggLocks those of
+	// one aggregate (WithSerializedAggregates). A dispatch takes its
+	// command lock before its aggregate lock, never the reverse.
+	cmdLocks, aggLocks *keyLocks
 
 	routesMu sync.RWMutex
 	routes   []route
@@ -259,6 +273,7 @@ func New(store *eventstore.Store, opts ...Option) (*Bus, error) {
 		retry:         DefaultRetryPolicy,
 		now:           time.Now,
 		logger:        slog.New(slog.NewTextHandler(io.Discard, nil)),
+		serialize:     true,
 	}
 	if store == nil {
 		cfg.errs = append(cfg.errs, errors.New("command: New: nil store"))
@@ -273,7 +288,8 @@ func New(store *eventstore.Store, opts ...Option) (*Bus, error) {
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
-	b := &Bus{store: store, cfg: cfg, byType: make(map[reflect.Type]route), done: make(chan struct{})}
+	b := &Bus{store: store, cfg: cfg, byType: make(map[reflect.Type]route), done: make(chan struct{}),
+		cmdLocks: newKeyLocks(), aggLocks: newKeyLocks()}
 	b.idem = newIdempotency(store, cfg.name, cfg.window, cfg.now)
 	h := HandlerFunc(b.core)
 	for i := len(cfg.middleware) - 1; i >= 0; i-- {
@@ -499,9 +515,12 @@ func (b *Bus) core(ctx context.Context, cmd *Command) (Result, error) {
 		return Result{}, &Error{Kind: KindInvalidArgument, Msg: fmt.Sprintf("aggregate %q does not handle %T", cmd.AggregateType, cmd.Payload)}
 	}
 	if !cmd.idempotent {
-		return r.handle(ctx, b, cmd)
+		return b.handleSerialized(ctx, r, cmd)
 	}
-	unlock := b.idem.lock(cmd.ID)
+	unlock, err := b.cmdLocks.lock(ctx, cmd.ID)
+	if err != nil {
+		return Result{}, err
+	}
 	defer unlock()
 	prev, ok, err := b.idem.lookup(ctx, cmd.ID)
 	if err != nil {
@@ -514,6 +533,19 @@ func (b *Bus) core(ctx context.Context, cmd *Command) (Result, error) {
 		}
 		prev.Duplicate = true
 		return prev, nil
+	}
+	return b.handleSerialized(ctx, r, cmd)
+}
+
+// handleSerialized runs the route's handler, under the aggregate's lock if
+// the bus serializes aggregates.
+func (b *Bus) handleSerialized(ctx context.Context, r route, cmd *Command) (Result, error) {
+	if b.cfg.serialize {
+		unlock, err := b.aggLocks.lock(ctx, cmd.AggregateType+"\x00"+cmd.AggregateID)
+		if err != nil {
+			return Result{}, err
+		}
+		defer unlock()
 	}
 	return r.handle(ctx, b, cmd)
 }

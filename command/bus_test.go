@@ -117,13 +117,19 @@ func TestDispatchResultAndLineage(t *testing.T) {
 // TestConcurrentCommandsOnOneAggregate sends many commands from many
 // goroutines to one aggregate: every command is applied exactly once or
 // rejected with KindAborted, and the final state holds exactly the applied
-// ones (no lost update).
+// ones (no lost update). Optimistic, the commands conflict and retry;
+// serialized (the default), they queue and all apply.
 func TestConcurrentCommandsOnOneAggregate(t *testing.T) {
+	t.Run("optimistic", func(t *testing.T) { concurrentCommands(t, false) })
+	t.Run("serialized", func(t *testing.T) { concurrentCommands(t, true) })
+}
+
+func concurrentCommands(t *testing.T, serialized bool) {
 	s := openMem(t)
 	counters := &command.Counters{}
 	b := newBus(t, s, command.WithRetry(command.RetryPolicy{MaxAttempts: 6, BaseDelay: 100 * time.Microsecond, MaxDelay: 2 * time.Millisecond}),
-		command.WithMiddleware(command.Metrics(counters)))
-	orders := register(t, b, aggregate.WithSnapshots(16))
+		command.WithMiddleware(command.Metrics(counters)), command.WithSerializedAggregates(serialized))
+	orders := register(t, b, aggregate.WithSnapshots(16), aggregate.WithCache(16))
 	ctx := t.Context()
 	if _, err := orders.Dispatch(ctx, "hot", PlaceOrder{"ada"}); err != nil {
 		t.Fatal(err)
@@ -184,8 +190,11 @@ func TestConcurrentCommandsOnOneAggregate(t *testing.T) {
 		t.Errorf("%d applied + %d rejected != %d sent", n, rejected.Load(), goroutines*perG)
 	}
 	c := counters.Snapshot()
-	if c.Retries == 0 {
+	switch {
+	case !serialized && c.Retries == 0:
 		t.Errorf("no retries counted: the test did not make conflicts")
+	case serialized && (c.Retries != 0 || rejected.Load() != 0):
+		t.Errorf("serialized: %d retries, %d rejected; want none", c.Retries, rejected.Load())
 	}
 	t.Logf("%d applied, %d rejected after retries, %d retries", n, rejected.Load(), c.Retries)
 }
@@ -718,4 +727,51 @@ func register2(t testing.TB, b *command.Bus) *command.Handler[int, fmt.Stringer,
 		t.Fatal(err)
 	}
 	return h
+}
+
+func TestSerializedWaitHonoursContext(t *testing.T) {
+	s := openMem(t)
+	ctx := t.Context()
+	entered, release := make(chan struct{}), make(chan struct{})
+	events, _ := aggregate.NewEvents[OrderEvent](aggregate.Type[ItemAdded]("order.item_added"))
+	agg, err := aggregate.New("slow", aggregate.Decider[Order, OrderCommand, OrderEvent]{
+		Decide: func(o Order, c OrderCommand) ([]OrderEvent, error) {
+			if _, ok := c.(PlaceOrder); ok {
+				close(entered)
+				<-release
+			}
+			return []OrderEvent{ItemAdded{"x", 1}}, nil
+		},
+		Evolve: func(o Order, e OrderEvent) Order { return o },
+	}, events)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, err := command.Register(ctx, newBus(t, s), agg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	first := make(chan error)
+	go func() {
+		_, err := h.Dispatch(ctx, "a", PlaceOrder{})
+		first <- err
+	}()
+	<-entered
+	// Another aggregate is not held up.
+	if _, err := h.Dispatch(ctx, "b", AddItem{}); err != nil {
+		t.Fatal(err)
+	}
+	// The same aggregate waits, until its context ends.
+	cctx, cancel := context.WithTimeout(ctx, 20*time.Millisecond)
+	defer cancel()
+	if _, err := h.Dispatch(cctx, "a", AddItem{}); command.KindOf(err) != command.KindDeadlineExceeded {
+		t.Fatalf("waiting for a busy aggregate = %v, want KindDeadlineExceeded", err)
+	}
+	close(release)
+	if err := <-first; err != nil {
+		t.Fatal(err)
+	}
+	if res, err := h.Dispatch(ctx, "a", AddItem{}); err != nil || res.Version != 2 || res.Attempts != 1 {
+		t.Fatalf("after the first finished: %+v, %v", res, err)
+	}
 }

@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/binary"
 	"fmt"
-	"sync"
 	"time"
 
 	"github.com/muninn-es/muninn/eventstore"
@@ -29,14 +28,6 @@ type idempotency struct {
 	now    func() time.Time
 	byID   []byte // prefix of the c/ keys
 	byTime []byte // prefix of the t/ keys
-
-	mu    sync.Mutex
-	locks map[string]*idLock
-}
-
-type idLock struct {
-	sync.Mutex
-	refs int
 }
 
 func newIdempotency(store *eventstore.Store, bus string, window time.Duration, now func() time.Time) *idempotency {
@@ -44,29 +35,6 @@ func newIdempotency(store *eventstore.Store, bus string, window time.Duration, n
 	return &idempotency{
 		store: store, window: window, now: now,
 		byID: []byte(prefix + "c/"), byTime: []byte(prefix + "t/"),
-		locks: make(map[string]*idLock),
-	}
-}
-
-// lock serializes the dispatches of one command ID in this process, so that
-// concurrent duplicates see each other's record; it returns the unlock.
-func (d *idempotency) lock(id string) func() {
-	d.mu.Lock()
-	l := d.locks[id]
-	if l == nil {
-		l = &idLock{}
-		d.locks[id] = l
-	}
-	l.refs++
-	d.mu.Unlock()
-	l.Lock()
-	return func() {
-		l.Unlock()
-		d.mu.Lock()
-		if l.refs--; l.refs == 0 {
-			delete(d.locks, id)
-		}
-		d.mu.Unlock()
 	}
 }
 
