@@ -7,7 +7,9 @@
 // For each command the bus loads the aggregate (snapshot, then the events
 // after it), lets it decide, and appends the events with the expected
 // version; on a version conflict it reloads, decides again and retries, with
-// bounded, jittered exponential backoff (RetryPolicy). The Result carries
+// bounded, jittered exponential backoff (RetryPolicy). Commands to one
+// aggregate run one at a time in the process (WithSerializedAggregates), so
+// conflicts come only from writers outside the bus. The Result carries
 // the aggregate ID, the new version, the event IDs and the log position.
 //
 // Idempotency: a dispatch with a command ID (WithCommandID) records its
