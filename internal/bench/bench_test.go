@@ -31,7 +31,7 @@ var wantKeys = []string{
 	"append_durable_1_ratio", "append_durable_16_ratio", "append_durable_64_ratio",
 	"stream_read_events_per_s", "partition_scan_events_per_s", "peak_heap_bytes",
 	"cores", "go_version", "goos_goarch", "duration_s", "streams", "events_per_stream", "payload_bytes",
-	"command_bus_16_per_s", "command_bus_16_ratio", "load_1000_events_us", "load_1000_events_snapshot_us",
+	"command_bus_16_per_s", "command_bus_append_16_per_s", "command_bus_16_ratio", "load_1000_events_us", "load_1000_events_snapshot_us",
 }
 
 func TestRunReportsEveryKey(t *testing.T) {

@@ -69,44 +69,69 @@ func (e *env) data(i uint64) string {
 // busClients goroutines, each sending commands with their own command IDs
 // to an aggregate of its own (load, decide, durable append with the
 // idempotency record in the same batch). The aggregate caches states and
-// snapshots every 100 events, as a production setup would.
-func (e *env) commandBus(ctx context.Context) (float64, error) {
+// snapshots every 100 events, as a production setup would. Like pair, it
+// alternates slices of the bus with slices of plain durable appends from as
+// many goroutines, and returns both rates: the disks here drift by a factor
+// of several within a run, and only rates measured side by side make a
+// meaningful ratio.
+func (e *env) commandBus(ctx context.Context) ([]float64, error) {
 	agg, err := benchAggregate(busAggregate, e.cfg.Partitions, aggregate.WithCache(4096), aggregate.WithSnapshots(loadSnapshotEvery))
 	if err != nil {
-		return 0, err
+		return nil, err
 	}
 	e.seq++
 	run := e.seq
 	bus, err := command.New(e.store, command.WithName("bench-"+strconv.Itoa(run)))
 	if err != nil {
-		return 0, err
+		return nil, err
 	}
 	defer bus.Close()
 	h, err := command.Register(ctx, bus, agg)
 	if err != nil {
-		return 0, err
+		return nil, err
 	}
-	// Start from a quiet store, as the append measurements do.
-	if err := e.store.Flush(ctx); err != nil {
-		return 0, err
-	}
-	return e.closedLoop(ctx, busClients, func(w int) func() error {
-		id := fmt.Sprintf("agg-%d-%d", run, w)
-		prefix := id + "-cmd-"
-		var seq uint64
-		return func() error {
-			seq++
-			res, err := h.Dispatch(ctx, id, benchCommand{Data: e.data(uint64(w)*7919 + seq)},
-				command.WithCommandID(prefix+strconv.FormatUint(seq, 10)))
-			if err != nil {
-				return err
-			}
-			if res.Version != seq {
-				return fmt.Errorf("command %d on %s: version %d", seq, id, res.Version)
-			}
-			return nil
+	seqs := make([]uint64, busClients) // per client, across slices
+	slice := max(e.cfg.Duration/slicesPerPair, 50*time.Millisecond)
+	var busRate, appendRate float64
+	for i := range slicesPerPair {
+		warmup := time.Duration(0)
+		if i == 0 {
+			warmup = e.cfg.Warmup
 		}
-	})
+		if err := e.store.Flush(ctx); err != nil {
+			return nil, err
+		}
+		b, err := e.closedLoopFor(ctx, busClients, warmup, slice, func(w int) func() error {
+			id := fmt.Sprintf("agg-%d-%d", run, w)
+			prefix := id + "-cmd-"
+			return func() error {
+				seqs[w]++
+				seq := seqs[w]
+				res, err := h.Dispatch(ctx, id, benchCommand{Data: e.data(uint64(w)*7919 + seq)},
+					command.WithCommandID(prefix+strconv.FormatUint(seq, 10)))
+				if err != nil {
+					return err
+				}
+				if res.Version != seq {
+					return fmt.Errorf("command %d on %s: version %d", seq, id, res.Version)
+				}
+				return nil
+			}
+		})
+		if err != nil {
+			return nil, fmt.Errorf("command bus: %w", err)
+		}
+		if err := e.store.Flush(ctx); err != nil {
+			return nil, err
+		}
+		a, err := e.appendDurable(ctx, busClients, warmup, slice)
+		if err != nil {
+			return nil, fmt.Errorf("store: %w", err)
+		}
+		busRate += b / slicesPerPair
+		appendRate += a / slicesPerPair
+	}
+	return []float64{busRate, appendRate}, nil
 }
 
 // loadTimes loads an aggregate of loadEvents events, once without

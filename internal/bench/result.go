@@ -39,7 +39,8 @@ type Result struct {
 
 	// Write side: the command bus and aggregate loading.
 	CommandBus16PerS         float64 `json:"command_bus_16_per_s" label:"command bus, durable, 16 clients on own aggregates, commands/s"`
-	CommandBus16Ratio        float64 `json:"command_bus_16_ratio" label:"  command bus / durable appends, 16 goroutines"`
+	CommandBusAppend16PerS   float64 `json:"command_bus_append_16_per_s" label:"  durable appends/s, 16 goroutines, in slices alternating with it"`
+	CommandBus16Ratio        float64 `json:"command_bus_16_ratio" label:"  command bus / those durable appends"`
 	Load1000EventsUs         float64 `json:"load_1000_events_us" label:"load an aggregate of 1,000 events, µs (median)"`
 	Load1000EventsSnapshotUs float64 `json:"load_1000_events_snapshot_us" label:"  the same, snapshot every 100 events, µs (median)"`
 

@@ -134,7 +134,7 @@ func (e *env) plan() []step {
 		pair(1),
 		pair(16),
 		pair(64),
-		one("command_bus_16_per_s", e.commandBus),
+		{keys: []string{"command_bus_16_per_s", "command_bus_append_16_per_s"}, run: e.commandBus},
 		{keys: []string{"load_1000_events_us", "load_1000_events_snapshot_us"}, run: e.loadTimes},
 	}
 }
@@ -159,7 +159,7 @@ func (e *env) round(ctx context.Context) (Result, error) {
 	r.AppendDurable1Ratio = ratio(r.AppendDurable1PerS, r.PebbleRawSync1PerS)
 	r.AppendDurable16Ratio = ratio(r.AppendDurable16PerS, r.PebbleRawSync16PerS)
 	r.AppendDurable64Ratio = ratio(r.AppendDurable64PerS, r.PebbleRawSync64PerS)
-	r.CommandBus16Ratio = ratio(r.CommandBus16PerS, r.AppendDurable16PerS)
+	r.CommandBus16Ratio = ratio(r.CommandBus16PerS, r.CommandBusAppend16PerS)
 	return r, nil
 }
 
