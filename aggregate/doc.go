@@ -19,7 +19,10 @@
 // aggregate ID (<topic>.snapshots); they are taken every N events
 // (WithSnapshots) and carry the stream version and a snapshot schema
 // version: one of another schema version, or newer than the stream, is
-// ignored and the stream replayed.
+// ignored and the stream replayed. Snapshots are written after the append,
+// without an fsync of their own: a snapshot lost in a crash only costs a
+// longer replay. WithCache keeps recently used states in memory, so that a
+// busy aggregate is loaded from the events after its cached version only.
 //
 // Package command dispatches commands to aggregates; package aggregatetest
 // tests deciders as given-when-then scenarios.
