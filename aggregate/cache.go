@@ -69,6 +69,19 @@ func (c *stateCache) put(id string, version uint64, state any) {
 	}
 }
 
+// dropUpTo drops id's entry if its version is at most version.
+func (c *stateCache) dropUpTo(id string, version uint64) {
+	if c == nil {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if el, ok := c.items[id]; ok && el.Value.(*cacheEntry).version <= version {
+		c.ll.Remove(el)
+		delete(c.items, id)
+	}
+}
+
 func (c *stateCache) drop(id string) {
 	if c == nil {
 		return

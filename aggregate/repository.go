@@ -36,6 +36,10 @@ type State[S any] struct {
 	// Cached is true when Load started from the repository's cache
 	// (WithCache) instead of a snapshot or the initial state.
 	Cached bool
+	// Unverified is true when the state came from the cache with
+	// TrustCache and events appended since may be missing; CatchUp
+	// verifies it.
+	Unverified bool
 }
 
 // Repository loads aggregates of one type from the store and saves their new
@@ -137,16 +141,25 @@ func (r *Repository[S, C, E]) checkID(id string) error {
 // initial state at version 0 (it is not an error: Decide says whether a
 // command needs an existing aggregate). A stored event that cannot be
 // decoded is a *DecodeError.
-func (r *Repository[S, C, E]) Load(ctx context.Context, id string) (*State[S], error) {
+func (r *Repository[S, C, E]) Load(ctx context.Context, id string, opts ...LoadOption) (*State[S], error) {
 	if err := r.checkID(id); err != nil {
 		return nil, err
 	}
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
+	var cfg loadConfig
+	for _, o := range opts {
+		if o != nil {
+			o(&cfg)
+		}
+	}
 	st := &State[S]{ID: id}
 	if ok, err := r.fromCache(ctx, st); err != nil {
 		return nil, err
+	} else if ok && cfg.trustCache {
+		st.Unverified = true
+		return st, nil
 	} else if !ok {
 		snap, skipped, err := r.loadSnapshot(ctx, id)
 		if err != nil {
@@ -159,27 +172,70 @@ func (r *Repository[S, C, E]) Load(ctx context.Context, id string) (*State[S], e
 			st.State = r.agg.Initial()
 		}
 	}
+	if _, err := r.catchUp(ctx, st); err != nil {
+		return nil, err
+	}
+	return st, nil
+}
+
+// LoadOption configures one Load.
+type LoadOption func(*loadConfig)
+
+type loadConfig struct{ trustCache bool }
+
+// TrustCache makes Load return a cached state (WithCache) as it is, without
+// reading the events appended after it, and mark it Unverified. It is for
+// writers, whose appends check the version anyway: a stale state makes the
+// append conflict (which also drops the cache entry). An outcome that
+// appends nothing (a rejection, no change) must be confirmed with CatchUp
+// before it is trusted. The command bus loads this way.
+func TrustCache() LoadOption { return func(c *loadConfig) { c.trustCache = true } }
+
+// CatchUp applies to st the events appended to its stream after st.Version
+// and reports whether there were any. Afterwards st is verified: it was the
+// stream's current state when CatchUp read it.
+func (r *Repository[S, C, E]) CatchUp(ctx context.Context, st *State[S]) (bool, error) {
+	if st == nil {
+		return false, fmt.Errorf("%w: aggregate %q: CatchUp of a nil state", ErrInvalidArgument, r.agg.Name())
+	}
+	if err := r.checkID(st.ID); err != nil {
+		return false, err
+	}
+	before := st.Replayed
+	if _, err := r.catchUp(ctx, st); err != nil {
+		return false, err
+	}
+	return st.Replayed > before, nil
+}
+
+// catchUp reads and applies the events after st.Version, caches the result
+// and marks st verified.
+func (r *Repository[S, C, E]) catchUp(ctx context.Context, st *State[S]) (bool, error) {
+	id := st.ID
+	n := 0
 	for rec, err := range r.store.ReadStream(ctx, r.agg.Topic(), id, st.Version+1) {
 		if err != nil {
-			return nil, fmt.Errorf("aggregate %q: load %q: %w", r.agg.Name(), id, err)
+			return false, fmt.Errorf("aggregate %q: load %q: %w", r.agg.Name(), id, err)
 		}
 		if rec.Version != st.Version+1 {
-			return nil, fmt.Errorf("aggregate %q: load %q: stream has a gap: version %d follows %d", r.agg.Name(), id, rec.Version, st.Version)
+			return false, fmt.Errorf("aggregate %q: load %q: stream has a gap: version %d follows %d", r.agg.Name(), id, rec.Version, st.Version)
 		}
 		e, err := r.agg.events.Decode(rec)
 		if err != nil {
-			return nil, err
+			return false, err
 		}
 		if st.State, err = r.agg.Evolve(st.State, e); err != nil {
-			return nil, fmt.Errorf("%w (stream %q version %d type %q)", err, id, rec.Version, rec.Type)
+			return false, fmt.Errorf("%w (stream %q version %d type %q)", err, id, rec.Version, rec.Type)
 		}
 		st.Version = rec.Version
 		st.Replayed++
+		n++
 	}
-	if r.cache != nil && (!st.Cached || st.Replayed > 0) && st.Version > 0 {
+	st.Unverified = false
+	if r.cache != nil && (!st.Cached || n > 0) && st.Version > 0 {
 		r.cachePut(st)
 	}
-	return st, nil
+	return n > 0, nil
 }
 
 // fromCache starts st from the cached state of st.ID, if there is one. A
@@ -350,11 +406,11 @@ func (r *Repository[S, C, E]) Save(ctx context.Context, st *State[S], events []E
 	}
 	res, err := r.store.Append(ctx, r.agg.Topic(), st.ID, eventstore.Exact(st.Version), recs, cfg.appendOpts...)
 	if err != nil {
-		var vc *eventstore.VersionConflictError
-		if errors.As(err, &vc) && vc.Actual < st.Version {
-			// The stream is behind what we loaded: a cached state from
-			// before a restore. Forget it.
-			r.cache.drop(st.ID)
+		if errors.Is(err, eventstore.ErrVersionConflict) {
+			// st was stale: another writer got there first, or the stream
+			// was rewound (a restore). A cached entry no newer than st is
+			// stale too.
+			r.cache.dropUpTo(st.ID, st.Version)
 		}
 		return eventstore.AppendResult{}, err
 	}

@@ -384,3 +384,42 @@ func TestStateCache(t *testing.T) {
 		t.Fatalf("load after the conflict = %+v, %v", st, err)
 	}
 }
+
+func TestTrustCacheAndCatchUp(t *testing.T) {
+	s := openMem(t)
+	ctx := t.Context()
+	r := newRepo(t, s, newTally(t, aggregate.WithCache(10)))
+	add(t, r, "t-1", 3)
+	if _, err := s.Append(ctx, "tally", "t-1", eventstore.Exact(3), []eventstore.Event{{Type: "tally.added", SchemaVersion: 3, Payload: []byte(`{"amount":100}`)}}); err != nil {
+		t.Fatal(err)
+	}
+	st, err := r.Load(ctx, "t-1", aggregate.TrustCache())
+	if err != nil || !st.Unverified || st.Version != 3 {
+		t.Fatalf("trusted load = %+v, %v; want the cached, unverified v3", st, err)
+	}
+	stale := *st
+	moved, err := r.CatchUp(ctx, st)
+	if err != nil || !moved || st.Unverified || st.Version != 4 || st.State.Total != 106 {
+		t.Fatalf("CatchUp = %v, %v; state %+v", moved, err, st)
+	}
+	if moved, err := r.CatchUp(ctx, st); err != nil || moved {
+		t.Fatalf("second CatchUp = %v, %v", moved, err)
+	}
+	// The catch-up refreshed the cache.
+	if st, _ := r.Load(ctx, "t-1", aggregate.TrustCache()); st.Version != 4 {
+		t.Fatalf("cache after CatchUp at v%d, want v4", st.Version)
+	}
+	// A save on the stale state conflicts; the cache keeps the newer entry.
+	if _, err := r.Save(ctx, &stale, []TallyEvent{Added{Amount: 1}}); !errors.Is(err, eventstore.ErrVersionConflict) {
+		t.Fatalf("save on a stale state = %v", err)
+	}
+	if st, _ := r.Load(ctx, "t-1", aggregate.TrustCache()); !st.Cached || st.Version != 4 {
+		t.Fatalf("cache after a stale conflict: %+v", st)
+	}
+	// Without a cache, TrustCache changes nothing.
+	plain := newRepo(t, openMem(t), newTally(t))
+	add(t, plain, "x", 2)
+	if st, err := plain.Load(ctx, "x", aggregate.TrustCache()); err != nil || st.Unverified || st.Version != 2 {
+		t.Fatalf("TrustCache without a cache = %+v, %v", st, err)
+	}
+}

@@ -556,15 +556,32 @@ func (h *Handler[S, C, E]) handle(ctx context.Context, b *Bus, cmd *Command) (Re
 	agg := h.repo.Aggregate()
 	policy := b.cfg.retry
 	for attempt := 1; ; attempt++ {
-		st, err := h.repo.Load(ctx, cmd.AggregateID)
+		// A cached state is trusted without reading the stream: an append
+		// on a stale one conflicts. Outcomes that append nothing are
+		// confirmed against the stream first.
+		st, err := h.repo.Load(ctx, cmd.AggregateID, aggregate.TrustCache())
 		if err != nil {
 			return Result{}, classify(err, KindInternal, cmd)
+		}
+		if cmd.ExpectedVersion != nil && st.Version != *cmd.ExpectedVersion && st.Unverified {
+			if _, err := h.repo.CatchUp(ctx, st); err != nil {
+				return Result{}, classify(err, KindInternal, cmd)
+			}
 		}
 		if cmd.ExpectedVersion != nil && st.Version != *cmd.ExpectedVersion {
 			return Result{}, &Error{Kind: KindAborted, Err: &eventstore.VersionConflictError{
 				Topic: agg.Topic(), Key: cmd.AggregateID, Expected: eventstore.Exact(*cmd.ExpectedVersion), Actual: st.Version}}
 		}
 		events, err := agg.Decide(st.State, c)
+		if (err != nil || len(events) == 0) && st.Unverified {
+			moved, cerr := h.repo.CatchUp(ctx, st)
+			if cerr != nil {
+				return Result{}, classify(cerr, KindInternal, cmd)
+			}
+			if moved {
+				events, err = agg.Decide(st.State, c)
+			}
+		}
 		if err != nil {
 			if errors.Is(err, aggregate.ErrPanic) {
 				return Result{}, classify(err, KindInternal, cmd)

@@ -775,3 +775,68 @@ func TestSerializedWaitHonoursContext(t *testing.T) {
 		t.Fatalf("after the first finished: %+v, %v", res, err)
 	}
 }
+
+// TestStaleCacheNeverDecides checks the bus's use of cached states: a state
+// made stale by an append outside the bus never decides an outcome. An
+// append on it conflicts and is retried on fresh state; a rejection or a
+// no-change outcome is confirmed against the stream first.
+func TestStaleCacheNeverDecides(t *testing.T) {
+	s := openMem(t)
+	ctx := t.Context()
+	orders := register(t, newBus(t, s), aggregate.WithCache(100))
+	if _, err := orders.Dispatch(ctx, "o-1", PlaceOrder{"ada"}); err != nil {
+		t.Fatal(err)
+	}
+	behind := func(v uint64, sku string) {
+		t.Helper()
+		ev, err := orders.Repository().Aggregate().Events().Encode(ItemAdded{sku, 1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.Append(ctx, "order", "o-1", eventstore.Exact(v), []eventstore.Event{ev}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The cache says the order is empty; the stream says otherwise.
+	behind(1, "a")
+	res, err := orders.Dispatch(ctx, "o-1", ConfirmOrder{})
+	if err != nil || res.Version != 3 {
+		t.Fatalf("confirm on a stale cached state = %+v, %v; want it confirmed at version 3", res, err)
+	}
+	// A rejection on a stale state is confirmed on the fresh one.
+	behind(3, "b")
+	res, err = orders.Dispatch(ctx, "o-1", AddItem{"c", 1})
+	if command.KindOf(err) != command.KindFailedPrecondition {
+		t.Fatalf("add to a confirmed order = %+v, %v; want rejected", res, err)
+	}
+	st, err := orders.Load(ctx, "o-1")
+	if err != nil || st.Version != 4 || st.State.Items["b"] != 1 || !st.State.Confirmed {
+		t.Fatalf("state = %+v, %v", st, err)
+	}
+	// An expected version checks the stream, not the cache.
+	behind(4, "d")
+	if _, err := orders.Dispatch(ctx, "o-1", ConfirmOrder{}, command.WithExpectedVersion(5)); err != nil {
+		t.Fatalf("confirm with the stream's version = %v", err)
+	}
+}
+
+func TestStaleCacheAppendRetries(t *testing.T) {
+	s := openMem(t)
+	ctx := t.Context()
+	orders := register(t, newBus(t, s), aggregate.WithCache(100))
+	if _, err := orders.Dispatch(ctx, "o-1", PlaceOrder{"ada"}); err != nil {
+		t.Fatal(err)
+	}
+	ev, _ := orders.Repository().Aggregate().Events().Encode(ItemAdded{"a", 1})
+	if _, err := s.Append(ctx, "order", "o-1", eventstore.Exact(1), []eventstore.Event{ev}); err != nil {
+		t.Fatal(err)
+	}
+	res, err := orders.Dispatch(ctx, "o-1", AddItem{"b", 1})
+	if err != nil || res.Version != 3 || res.Attempts != 2 {
+		t.Fatalf("add on a stale cached state = %+v, %v; want version 3 on attempt 2", res, err)
+	}
+	st, _ := orders.Load(ctx, "o-1")
+	if st.State.Items["a"] != 1 || st.State.Items["b"] != 1 {
+		t.Fatalf("state %+v lost an update", st.State)
+	}
+}
