@@ -135,9 +135,11 @@ func (r *Repository[S, C, E]) checkID(id string) error {
 	return nil
 }
 
-// Load rebuilds the aggregate id: from its newest snapshot, if there is one
-// whose schema version matches and that is not newer than the stream, then
-// from the events after it. An aggregate without events loads as the
+// Load rebuilds the aggregate id: from its cached state (WithCache), else
+// from its newest snapshot, if there is one whose schema version matches and
+// that is not newer than the stream, then from the events after it (see
+// TrustCache for skipping those after a cached state). An aggregate without
+// events loads as the
 // initial state at version 0 (it is not an error: Decide says whether a
 // command needs an existing aggregate). A stored event that cannot be
 // decoded is a *DecodeError.
