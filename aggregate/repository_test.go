@@ -10,6 +10,7 @@ import (
 
 	"github.com/muninn-es/muninn/aggregate"
 	"github.com/muninn-es/muninn/eventstore"
+	"google.golang.org/protobuf/types/known/wrapperspb"
 )
 
 // add saves n Add commands on id, one per save, through Decide.
@@ -421,5 +422,61 @@ func TestTrustCacheAndCatchUp(t *testing.T) {
 	add(t, plain, "x", 2)
 	if st, err := plain.Load(ctx, "x", aggregate.TrustCache()); err != nil || st.Unverified || st.Version != 2 {
 		t.Fatalf("TrustCache without a cache = %+v, %v", st, err)
+	}
+}
+
+// TestProtobufStateAndEvents runs a repository whose state and events are
+// proto messages: events and snapshots go through Protobuf's binary form.
+func TestProtobufStateAndEvents(t *testing.T) {
+	s := openMem(t)
+	ctx := t.Context()
+	events, err := aggregate.NewEvents[*wrapperspb.Int64Value](aggregate.Type[*wrapperspb.Int64Value]("counter.added"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	counter, err := aggregate.New("counter", aggregate.Decider[*wrapperspb.Int64Value, int64, *wrapperspb.Int64Value]{
+		Initial: func() *wrapperspb.Int64Value { return wrapperspb.Int64(0) },
+		Decide: func(_ *wrapperspb.Int64Value, n int64) ([]*wrapperspb.Int64Value, error) {
+			return []*wrapperspb.Int64Value{wrapperspb.Int64(n)}, nil
+		},
+		Evolve: func(s *wrapperspb.Int64Value, e *wrapperspb.Int64Value) *wrapperspb.Int64Value {
+			return wrapperspb.Int64(s.GetValue() + e.GetValue())
+		},
+	}, events, aggregate.WithSnapshots(3), aggregate.WithCache(4))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := aggregate.NewRepository(ctx, s, counter)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 4 {
+		st, err := r.Load(ctx, "c")
+		if err != nil {
+			t.Fatal(err)
+		}
+		evs, _ := counter.Decide(st.State, int64(i+1))
+		if _, err := r.Save(ctx, st, evs); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for rec, err := range s.ReadStream(ctx, "counter", "c", 0) {
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(rec.Payload) != 2 { // field 1, varint: two bytes, not JSON
+			t.Errorf("payload %x is not Protobuf's binary form", rec.Payload)
+		}
+	}
+	cold, err := aggregate.NewRepository(ctx, s, counter) // an empty cache
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := cold.Load(ctx, "c")
+	if err != nil || st.State.GetValue() != 10 || st.SnapshotVersion != 3 || st.Replayed != 1 {
+		t.Fatalf("load = %v at v%d from snapshot v%d (%d replayed), %v", st.State, st.Version, st.SnapshotVersion, st.Replayed, err)
+	}
+	if st, _ := r.Load(ctx, "c"); !st.Cached || st.State.GetValue() != 10 {
+		t.Fatalf("cached load = %+v", st)
 	}
 }
