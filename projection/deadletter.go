@@ -65,7 +65,7 @@ func markerKey(genPrefix []byte, tp eventstore.TopicPartition, offset int64) []b
 func (r *runner) isParked(tx *Tx, tp eventstore.TopicPartition, offset int64) (bool, error) {
 	if !r.checked[tp] {
 		r.checked[tp] = true
-		_, ok, err := tx.txn.Get(markerKey(tx.prefix, tp, offset))
+		_, ok, err := tx.get(markerKey(tx.prefix, tp, offset))
 		if err != nil {
 			return false, err
 		}
@@ -317,10 +317,13 @@ func (p *Projection) Replay(ctx context.Context, pos Position) error {
 		if !ok || json.Unmarshal(cur, &m) != nil || !m.ReplayedAt.IsZero() {
 			return fmt.Errorf("projection %q: replay %s: %w", p.name, pos, ErrNotParked)
 		}
-		tx := &Tx{txn: txn, p: p, gen: gen, prefix: prefix}
+		tx := newTx(txn, p, gen)
 		if err := p.call(tx, pr.Record); err != nil {
 			return &HandlerError{Projection: p.name, Topic: pos.Topic, Partition: pos.Partition, Offset: pos.Offset,
 				EventType: pr.Record.Type, Attempts: 1, Err: err}
+		}
+		if err := tx.flush(); err != nil {
+			return err
 		}
 		m.ReplayedAt = p.opts.now().UTC()
 		nv, err := json.Marshal(m)

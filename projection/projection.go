@@ -556,7 +556,60 @@ type Tx struct {
 	p      *Projection
 	gen    uint64
 	prefix []byte
-	buf    []byte
+	// writes holds the Tx's writes, last one per key, until flush stages
+	// them into txn: a batch that bumps one counter a thousand times
+	// writes it once, and reads of a key written in the batch cost a map
+	// lookup.
+	writes map[string]txWrite
+}
+
+type txWrite struct {
+	val []byte
+	del bool
+}
+
+func newTx(txn *eventstore.Txn, p *Projection, gen uint64) *Tx {
+	return &Tx{txn: txn, p: p, gen: gen, prefix: p.genPrefix(gen), writes: map[string]txWrite{}}
+}
+
+func (tx *Tx) get(key []byte) ([]byte, bool, error) {
+	if w, ok := tx.writes[string(key)]; ok {
+		return w.val, !w.del, nil
+	}
+	return tx.txn.Get(key)
+}
+
+func (tx *Tx) set(key, val []byte) error {
+	if len(key) > eventstore.MaxStateKeyBytes {
+		return invalid("key", "state key of %d bytes is longer than %d", len(key), eventstore.MaxStateKeyBytes)
+	}
+	if len(val) > eventstore.MaxStateValueBytes {
+		return invalid("value", "of %d bytes is longer than %d", len(val), eventstore.MaxStateValueBytes)
+	}
+	tx.writes[string(key)] = txWrite{val: slices.Clone(val)}
+	return nil
+}
+
+func (tx *Tx) del(key []byte) error {
+	tx.writes[string(key)] = txWrite{del: true}
+	return nil
+}
+
+// flush stages the Tx's writes into its transaction.
+func (tx *Tx) flush() error {
+	for k, w := range tx.writes {
+		var err error
+		if w.del {
+			err = tx.txn.Delete([]byte(k))
+		} else {
+			err = tx.txn.Set([]byte(k), w.val)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	clear(tx.writes)
+	return nil
 }
 
 // Generation returns the generation the Tx writes.
@@ -696,7 +749,7 @@ func (r *runner) tryBatch(ctx context.Context, recs []eventstore.Record) (int, e
 		if err := r.checkGen(txn); err != nil {
 			return err
 		}
-		tx := &Tx{txn: txn, p: r.p, gen: r.gen, prefix: r.p.genPrefix(r.gen)}
+		tx := newTx(txn, r.p, r.gen)
 		for i := range recs {
 			rec := &recs[i]
 			tp := eventstore.TopicPartition{Topic: rec.Topic, Partition: rec.Partition}
@@ -711,6 +764,9 @@ func (r *runner) tryBatch(ctx context.Context, recs []eventstore.Record) (int, e
 				}
 			}
 			r.offsets[tp] = rec.Offset + 1
+		}
+		if err := tx.flush(); err != nil {
+			return err
 		}
 		return txn.CommitOffsets(r.c, r.offsets)
 	})

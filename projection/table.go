@@ -247,7 +247,7 @@ func (t *Table[K, V]) Load(tx *Tx, k K) (V, bool, error) {
 	if err != nil {
 		return zero, false, err
 	}
-	b, ok, err := tx.txn.Get(key)
+	b, ok, err := tx.get(key)
 	if err != nil || !ok {
 		return zero, false, err
 	}
@@ -283,7 +283,7 @@ func (t *Table[K, V]) Put(tx *Tx, k K, v V) error {
 			return err
 		}
 	}
-	return tx.txn.Set(key, val)
+	return tx.set(key, val)
 }
 
 // Delete removes the row of k, and its index entries, in the handler's
@@ -306,12 +306,12 @@ func (t *Table[K, V]) Delete(tx *Tx, k K) error {
 			return err
 		}
 	}
-	return tx.txn.Delete(key)
+	return tx.del(key)
 }
 
 // oldEntries returns the full keys of the index entries of the row at key.
 func (t *Table[K, V]) oldEntries(tx *Tx, key, pk []byte) (map[string]bool, error) {
-	b, ok, err := tx.txn.Get(key)
+	b, ok, err := tx.get(key)
 	if err != nil || !ok {
 		return nil, err
 	}
@@ -355,14 +355,14 @@ func (t *Table[K, V]) reindex(tx *Tx, pk []byte, old map[string]bool, k *K, v *V
 	}
 	for e := range old {
 		if !cur[e] {
-			if err := tx.txn.Delete([]byte(e)); err != nil {
+			if err := tx.del([]byte(e)); err != nil {
 				return err
 			}
 		}
 	}
 	for e := range cur {
 		if !old[e] {
-			if err := tx.txn.Set([]byte(e), nil); err != nil {
+			if err := tx.set([]byte(e), nil); err != nil {
 				return err
 			}
 		}

@@ -37,6 +37,9 @@ type Result struct {
 	StreamReadEventsPerS    float64 `json:"stream_read_events_per_s" label:"ReadStream, every stream, events/s"`
 	PartitionScanEventsPerS float64 `json:"partition_scan_events_per_s" label:"ReadPartition, every partition, events/s"`
 
+	// Projections (package projection).
+	ProjectionCatchupEventsPerS float64 `json:"projection_catchup_events_per_s" label:"projection catch-up into counters, events/s"`
+
 	// PeakHeapBytes is the largest Go heap (live and unswept objects) seen
 	// during the whole run, sampled every 10 ms. Pebble's block cache and
 	// memtables live outside the Go heap and are not counted.

@@ -134,6 +134,7 @@ func (e *env) plan() []step {
 		pair(1),
 		pair(16),
 		pair(64),
+		one("projection_catchup_events_per_s", e.projectionCatchup),
 	}
 }
 
