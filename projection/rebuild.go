@@ -3,6 +3,7 @@ package projection
 import (
 	"context"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"time"
 
@@ -54,8 +55,9 @@ func OnProgress(f func(Progress)) RebuildOption { return func(o *rebuildOpts) { 
 // Rebuild builds the read model anew: it applies every record from offset
 // zero into a fresh generation, with its own consumer group, while queries
 // keep answering from the current generation and Run keeps it up to date.
-// Once the new generation has caught up with the end of the log, one
-// Update makes it current and deletes the old one; a running Run then
+// Once the new generation has caught up with the end of the log and with
+// the current generation's checkpoint on every partition (so that no query
+// goes back in time), one Update makes it current and deletes the old one; a running Run then
 // continues on the new generation, from the rebuild's checkpoint.
 //
 // Rebuild returns nil after the swap, ctx's error if ctx ends first (the
@@ -157,27 +159,34 @@ func (p *Projection) Rebuild(ctx context.Context, opts ...RebuildOption) error {
 	}
 	report(false)
 	for {
-		if caughtUp(p.s, ctx, p.topics, r.positions) {
-			break
+		for !caughtUp(p.s, ctx, p.topics, r.positions) {
+			recs, err := c.Poll(ctx, p.opts.batch)
+			if err != nil {
+				return fmt.Errorf("projection %q: rebuild: %w", p.name, err)
+			}
+			if err := r.apply(ctx, recs); err != nil {
+				return fmt.Errorf("projection %q: rebuild: %w", p.name, err)
+			}
+			report(false)
+			if len(recs) < p.opts.batch {
+				break
+			}
 		}
-		recs, err := c.Poll(ctx, p.opts.batch)
+		err := p.swap(ctx, cur, next, c, r.positions)
+		if errors.Is(err, errBehindLive) {
+			continue // the live generation moved on meanwhile
+		}
 		if err != nil {
-			return fmt.Errorf("projection %q: rebuild: %w", p.name, err)
+			return err
 		}
-		if err := r.apply(ctx, recs); err != nil {
-			return fmt.Errorf("projection %q: rebuild: %w", p.name, err)
-		}
-		report(false)
-		if len(recs) < p.opts.batch {
-			break
-		}
+		report(true)
+		return nil
 	}
-	if err := p.swap(ctx, cur, next, c, r.positions); err != nil {
-		return err
-	}
-	report(true)
-	return nil
 }
+
+// errBehindLive refuses a swap to a generation that has applied less of
+// some partition than the current one: queries would go back in time.
+var errBehindLive = errors.New("projection: rebuild is behind the live generation")
 
 // caughtUp reports whether positions have reached every partition's end.
 func caughtUp(s *eventstore.Store, ctx context.Context, topics []string, positions map[eventstore.TopicPartition]int64) bool {
@@ -216,6 +225,9 @@ func (p *Projection) swap(ctx context.Context, cur, next uint64, c *eventstore.C
 				return fmt.Errorf("projection %q: generation moved from %d to %d during the rebuild", p.name, cur, g)
 			}
 		}
+		if err := p.catchUpLive(ctx, txn, cur, next, c, positions); err != nil {
+			return err
+		}
 		if err := txn.Set(p.genKey(), binary.BigEndian.AppendUint64(nil, next)); err != nil {
 			return err
 		}
@@ -235,5 +247,60 @@ func (p *Projection) swap(ctx context.Context, cur, next uint64, c *eventstore.C
 	}
 	p.gen = next
 	p.setPositions(positions, true)
+	return nil
+}
+
+// catchUpLive brings the new generation up to the current generation's
+// checkpoint on every partition, within the swap's Update: Updates are
+// serialized, so the live checkpoint cannot move meanwhile, and a steady
+// stream of appends cannot keep the rebuild one step behind forever. It
+// applies at most a few batches this way; a larger gap, or a handler
+// error, sends the rebuild back to its polling loop (errBehindLive), where
+// retries and the error policy apply.
+func (p *Projection) catchUpLive(ctx context.Context, txn *eventstore.Txn, cur, next uint64, c *eventstore.Consumer, positions map[eventstore.TopicPartition]int64) error {
+	type span struct{ from, to int64 }
+	behind := map[eventstore.TopicPartition]span{}
+	var gap int64
+	for tp, pos := range positions {
+		live, _, err := p.s.CommittedOffset(ctx, p.groupName(cur), tp.Topic, tp.Partition)
+		if err != nil {
+			return err
+		}
+		if pos < live {
+			behind[tp] = span{pos, live}
+			gap += live - pos
+		}
+	}
+	if gap == 0 {
+		return nil
+	}
+	if gap > int64(4*p.opts.batch) {
+		return errBehindLive
+	}
+	tx := newTx(txn, p, next)
+	commit := map[eventstore.TopicPartition]int64{}
+	for tp, sp := range behind {
+		for rec, err := range p.s.ReadPartition(ctx, tp.Topic, tp.Partition, sp.from) {
+			if err != nil {
+				return err
+			}
+			if rec.Offset >= sp.to {
+				break
+			}
+			if err := p.call(tx, rec); err != nil {
+				return errBehindLive
+			}
+		}
+		commit[tp] = sp.to
+	}
+	if err := tx.flush(); err != nil {
+		return err
+	}
+	if err := txn.CommitOffsets(c, commit); err != nil {
+		return err
+	}
+	for tp, off := range commit {
+		positions[tp] = off
+	}
 	return nil
 }
