@@ -140,13 +140,32 @@ func (r *runner) park(ctx context.Context, rec eventstore.Record, he *HandlerErr
 		}
 		return w.Set(markerKey(prefix, tp, rec.Offset), v)
 	}))
-	if err != nil && !errors.Is(err, eventstore.ErrVersionConflict) {
+	var again []byte // the marker, when the record was parked before
+	if errors.Is(err, eventstore.ErrVersionConflict) {
+		// Parked before: by this runner before a crash (the marker is
+		// there), or by an interrupted rebuild of this generation number,
+		// whose markers the next rebuild wiped. Point the marker at the
+		// parked copy.
+		if again, err = p.existingMarker(ctx, key, marker); err != nil {
+			return err
+		}
+	} else if err != nil {
 		return fmt.Errorf("projection %q: park %s/%d@%d: %w", p.name, rec.Topic, rec.Partition, rec.Offset, err)
 	}
 	offsets := map[eventstore.TopicPartition]int64{tp: rec.Offset + 1}
 	err = p.s.Update(ctx, func(txn *eventstore.Txn) error {
 		if err := r.checkGen(txn); err != nil {
 			return err
+		}
+		if again != nil {
+			mk := markerKey(prefix, tp, rec.Offset)
+			if _, ok, err := txn.Get(mk); err != nil {
+				return err
+			} else if !ok {
+				if err := txn.Set(mk, again); err != nil {
+					return err
+				}
+			}
 		}
 		return txn.CommitOffsets(r.c, offsets)
 	})
@@ -155,6 +174,19 @@ func (r *runner) park(ctx context.Context, rec eventstore.Record, he *HandlerErr
 	}
 	r.committed(offsets, 1)
 	return nil
+}
+
+// existingMarker returns the marker of a record already parked under key
+// in the dead-letter topic.
+func (p *Projection) existingMarker(ctx context.Context, key string, m parkMarker) ([]byte, error) {
+	for rec, err := range p.s.ReadStream(ctx, p.opts.dlq, key, 0) {
+		if err != nil {
+			return nil, fmt.Errorf("projection %q: find parked copy %q: %w", p.name, key, err)
+		}
+		m.DLQPartition, m.DLQOffset = rec.Partition, rec.Offset
+		return json.Marshal(m)
+	}
+	return nil, fmt.Errorf("projection %q: parked copy %q conflicts but cannot be read", p.name, key)
 }
 
 // ParkedRecord is a record parked in the dead-letter topic.

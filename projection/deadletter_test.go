@@ -300,3 +300,47 @@ func TestPermanentErrorsAndPanicsAreNotRetried(t *testing.T) {
 		t.Errorf("backoffs %v, want none", d)
 	}
 }
+
+// A rebuild that parked a record and was interrupted: the next rebuild
+// (same generation number, markers wiped) finds the parked copy and lists
+// it again, without a second copy.
+func TestParkDuringInterruptedRebuild(t *testing.T) {
+	ctx := context.Background()
+	s := openOrders(t, 1)
+	var sl sleeps
+	p, _ := newFlaky(t, s, "reparking", projection.WithErrorPolicy(projection.Park), projection.WithRetries(0),
+		projection.WithSleep(sl.sleep), projection.WithBatchSize(10), projection.WithProgressInterval(0))
+	appendTyped(t, s, "b", "bad")
+	for i := range 50 {
+		appendTyped(t, s, fmt.Sprintf("g%d", i), "good")
+	}
+	catchUp(t, s, p, "orders")
+	rctx, cancel := context.WithCancel(ctx)
+	err := p.Rebuild(rctx, projection.OnProgress(func(pr projection.Progress) {
+		if pr.Done >= 20 {
+			cancel()
+		}
+	}))
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("interrupted rebuild: %v", err)
+	}
+	if err := p.Rebuild(ctx); err != nil {
+		t.Fatal(err)
+	}
+	parked, _, err := p.Parked(ctx)
+	if err != nil || len(parked) != 1 || parked[0].Record.Key != "b" {
+		t.Fatalf("parked after the rebuild: %+v, %v", parked, err)
+	}
+	info, err := s.DescribeTopic(ctx, p.DeadLetterTopic())
+	if err != nil {
+		t.Fatal(err)
+	}
+	// One copy from generation 1, one from generation 2 (parked twice by
+	// the two rebuild attempts, written once).
+	if info.Partitions[0].Records != 2 {
+		t.Errorf("dead-letter topic holds %d records, want 2", info.Partitions[0].Records)
+	}
+	if err := p.Replay(ctx, parked[0].Position()); err == nil {
+		t.Error("replay of a record that still fails succeeded")
+	}
+}

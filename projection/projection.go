@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"sync"
@@ -686,7 +687,6 @@ type runner struct {
 	parked  map[eventstore.TopicPartition]int64
 	// positions are the committed next offsets of this session.
 	positions map[eventstore.TopicPartition]int64
-	onBatch   func(recs int)
 	offsets   map[eventstore.TopicPartition]int64
 }
 
@@ -801,9 +801,6 @@ func (r *runner) committed(offsets map[eventstore.TopicPartition]int64, recs int
 	}
 	if r.live {
 		r.p.setPositions(offsets, false)
-	}
-	if r.onBatch != nil {
-		r.onBatch(recs)
 	}
 }
 
@@ -951,7 +948,7 @@ func (p *Projection) Status(ctx context.Context) (Status, error) {
 	st := Status{Name: p.name, Generation: gen}
 	p.st.Lock()
 	st.State, st.Err = p.st.state, p.st.err
-	positions := maps(p.st.positions)
+	positions := maps.Clone(p.st.positions)
 	if p.st.rebuild != nil {
 		pr := *p.st.rebuild
 		st.Rebuild = &pr
@@ -971,12 +968,4 @@ func (p *Projection) Status(ctx context.Context) (Status, error) {
 		}
 	}
 	return st, nil
-}
-
-func maps(m map[eventstore.TopicPartition]int64) map[eventstore.TopicPartition]int64 {
-	out := make(map[eventstore.TopicPartition]int64, len(m))
-	for k, v := range m {
-		out[k] = v
-	}
-	return out
 }

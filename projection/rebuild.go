@@ -159,7 +159,7 @@ func (p *Projection) Rebuild(ctx context.Context, opts ...RebuildOption) error {
 	}
 	report(false)
 	for {
-		for !caughtUp(p.s, ctx, p.topics, r.positions) {
+		for !caughtUp(ctx, p.s, p.topics, r.positions) {
 			recs, err := c.Poll(ctx, p.opts.batch)
 			if err != nil {
 				return fmt.Errorf("projection %q: rebuild: %w", p.name, err)
@@ -189,7 +189,7 @@ func (p *Projection) Rebuild(ctx context.Context, opts ...RebuildOption) error {
 var errBehindLive = errors.New("projection: rebuild is behind the live generation")
 
 // caughtUp reports whether positions have reached every partition's end.
-func caughtUp(s *eventstore.Store, ctx context.Context, topics []string, positions map[eventstore.TopicPartition]int64) bool {
+func caughtUp(ctx context.Context, s *eventstore.Store, topics []string, positions map[eventstore.TopicPartition]int64) bool {
 	for _, t := range topics {
 		info, err := s.DescribeTopic(ctx, t)
 		if err != nil {

@@ -201,6 +201,9 @@ func (t *Table[K, V]) Name() string { return t.name }
 func (t *Table[K, V]) tableName() string { return t.name }
 
 func (t *Table[K, V]) bind(p *Projection) error {
+	if t == nil {
+		return invalid("WithTables", "nil table")
+	}
 	if t.p != nil && t.p != p {
 		return invalid("WithTables", "table %q already belongs to projection %q", t.name, t.p.name)
 	}
