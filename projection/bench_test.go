@@ -2,6 +2,7 @@ package projection_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"testing"
 
@@ -33,7 +34,7 @@ func BenchmarkCatchup(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
-	if err := s.Sync(ctx); err != nil {
+	if err := errors.Join(s.Sync(ctx), s.Flush(ctx)); err != nil {
 		b.Fatal(err)
 	}
 	byType, _ := projection.NewTable("by-type", projection.StringKey(), projection.Int64Value())

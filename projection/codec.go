@@ -21,7 +21,8 @@ type KeyCodec[K any] interface {
 // ValueCodec encodes the values of a table, and the payloads of events for
 // typed handlers (On).
 type ValueCodec[V any] interface {
-	// Encode returns the encoding of v.
+	// Encode returns the encoding of v, in a slice the caller may keep
+	// (not a buffer Encode reuses).
 	Encode(v V) ([]byte, error)
 	// Decode decodes b into a V.
 	Decode(b []byte) (V, error)

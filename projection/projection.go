@@ -562,6 +562,8 @@ type Tx struct {
 	// writes it once, and reads of a key written in the batch cost a map
 	// lookup.
 	writes map[string]txWrite
+	// scratch is reused to build keys.
+	scratch []byte
 }
 
 type txWrite struct {
@@ -587,7 +589,8 @@ func (tx *Tx) set(key, val []byte) error {
 	if len(val) > eventstore.MaxStateValueBytes {
 		return invalid("value", "of %d bytes is longer than %d", len(val), eventstore.MaxStateValueBytes)
 	}
-	tx.writes[string(key)] = txWrite{val: slices.Clone(val)}
+	// val is the Tx's own: a fresh encoding, or nil.
+	tx.writes[string(key)] = txWrite{val: val}
 	return nil
 }
 

@@ -212,9 +212,26 @@ func (t *Table[K, V]) bind(p *Projection) error {
 }
 
 func (t *Table[K, V]) rowPrefix(genPrefix []byte) []byte {
-	b := append(slices.Clip(genPrefix), "t/"...)
-	b = append(b, t.name...)
-	return append(b, '/')
+	return t.appendRowPrefix(slices.Clip(genPrefix))
+}
+
+func (t *Table[K, V]) appendRowPrefix(dst []byte) []byte {
+	dst = append(dst, "t/"...)
+	dst = append(dst, t.name...)
+	return append(dst, '/')
+}
+
+// txKey builds the row key of k in the Tx's scratch buffer, valid until
+// the next txKey; n is the length of its row prefix.
+func (t *Table[K, V]) txKey(tx *Tx, k K) (key []byte, n int, err error) {
+	b := t.appendRowPrefix(append(tx.scratch[:0], tx.prefix...))
+	n = len(b)
+	b, err = t.encodeKey(b, k)
+	if err != nil {
+		return nil, 0, err
+	}
+	tx.scratch = b
+	return b, n, nil
 }
 
 func (t *Table[K, V]) encodeKey(dst []byte, k K) ([]byte, error) {
@@ -246,7 +263,7 @@ func (t *Table[K, V]) Load(tx *Tx, k K) (V, bool, error) {
 	if err := t.checkTx(tx); err != nil {
 		return zero, false, err
 	}
-	key, err := t.encodeKey(t.rowPrefix(tx.prefix), k)
+	key, _, err := t.txKey(tx, k)
 	if err != nil {
 		return zero, false, err
 	}
@@ -268,7 +285,7 @@ func (t *Table[K, V]) Put(tx *Tx, k K, v V) error {
 	if err := t.checkTx(tx); err != nil {
 		return err
 	}
-	key, err := t.encodeKey(t.rowPrefix(tx.prefix), k)
+	key, n, err := t.txKey(tx, k)
 	if err != nil {
 		return err
 	}
@@ -277,7 +294,8 @@ func (t *Table[K, V]) Put(tx *Tx, k K, v V) error {
 		return fmt.Errorf("projection: table %q: encode value: %w", t.name, err)
 	}
 	if len(t.indexes) > 0 {
-		pk := key[len(t.rowPrefix(tx.prefix)):]
+		key = slices.Clone(key)
+		pk := key[n:]
 		old, err := t.oldEntries(tx, key, pk)
 		if err != nil {
 			return err
@@ -295,12 +313,13 @@ func (t *Table[K, V]) Delete(tx *Tx, k K) error {
 	if err := t.checkTx(tx); err != nil {
 		return err
 	}
-	key, err := t.encodeKey(t.rowPrefix(tx.prefix), k)
+	key, n, err := t.txKey(tx, k)
 	if err != nil {
 		return err
 	}
 	if len(t.indexes) > 0 {
-		pk := key[len(t.rowPrefix(tx.prefix)):]
+		key = slices.Clone(key)
+		pk := key[n:]
 		old, err := t.oldEntries(tx, key, pk)
 		if err != nil {
 			return err

@@ -21,7 +21,7 @@ const (
 )
 
 // projectionCatchup loads cfg.ProjectionEvents events into a topic of its
-// own (NoSync appends, then Sync), then times a fresh projection catching
+// own (NoSync appends, then Sync and Flush), then times a fresh projection catching
 // up from offset zero into a counter read model: one count per event type
 // and one per aggregate, each a read-modify-write of a table row per
 // event, committed with the offsets one Update (one fsync) per batch. It
@@ -72,6 +72,11 @@ func (e *env) projectionCatchup(ctx context.Context) (float64, error) {
 		return 0, fmt.Errorf("load: %w", err)
 	}
 	if err := e.store.Sync(ctx); err != nil {
+		return 0, fmt.Errorf("load: %w", err)
+	}
+	// A catch-up reads a log written earlier, from tables rather than the
+	// memtable, and without the load's flush running beside it.
+	if err := e.store.Flush(ctx); err != nil {
 		return 0, fmt.Errorf("load: %w", err)
 	}
 
