@@ -23,8 +23,16 @@
 // A handler that fails is retried with backoff; then the projection either
 // stops with the error (Stop) or parks the record in a dead-letter topic
 // and goes on (Park). Parked records can be listed (Parked) and replayed
-// (Replay). Status reports the state, and the position and lag per
-// partition.
+// (Replay). Parking is exactly-once too: the dead letter and a marker in
+// the state space are written in one append, keyed by the record's
+// position with NoStream, and a record found parked at a partition's
+// checkpoint after a crash is skipped, never applied. A replay applies the
+// record and marks it replayed in one Update. Status reports the state,
+// and the position and lag per partition.
+//
+// Handlers run inside the store's serialized Update: they must be quick,
+// must not call the store, and must be deterministic, since a batch in
+// which a record fails is applied again without it.
 //
 // Everything lives in the store's state space under
 // "projection/<name>/"; the projection's consumer groups are
