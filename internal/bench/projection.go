@@ -3,9 +3,11 @@ package bench
 import (
 	"context"
 	"fmt"
+	"os"
 	"sync"
 	"time"
 
+	"github.com/cockroachdb/pebble/v2"
 	"github.com/muninn-es/muninn/eventstore"
 	"github.com/muninn-es/muninn/projection"
 )
@@ -20,17 +22,39 @@ const (
 	projectionTypes = 8
 )
 
-// projectionCatchup loads cfg.ProjectionEvents events into a topic of its
-// own (NoSync appends, then Sync and Flush), then times a fresh projection catching
+// projectionCatchup loads cfg.ProjectionEvents events into a topic of a
+// store of its own (NoSync appends, then Sync and Flush), then times a fresh projection catching
 // up from offset zero into a counter read model: one count per event type
 // and one per aggregate, each a read-modify-write of a table row per
 // event, committed with the offsets one Update (one fsync) per batch. It
 // returns events per second and checks the counts.
-func (e *env) projectionCatchup(ctx context.Context) (float64, error) {
+func (e *env) projectionCatchup(ctx context.Context) (res float64, err error) {
 	n := e.cfg.ProjectionEvents
 	e.seq++
 	topic := fmt.Sprintf("%s-%d", projectionTopic, e.seq)
-	if err := e.store.CreateTopic(ctx, topic, eventstore.TopicConfig{Partitions: e.cfg.Partitions}); err != nil {
+	// A store of its own, without automatic compactions: a catch-up reads
+	// a log written long before, while on two cores the compaction of the
+	// freshly loaded events (and of the earlier steps' appends) would take
+	// most of the CPU. The loaded events are flushed to tables first.
+	dir, err := os.MkdirTemp(e.cfg.Dir, "muninn-bench-projection-")
+	if err != nil {
+		return 0, err
+	}
+	defer func() {
+		if rmErr := os.RemoveAll(dir); rmErr != nil && err == nil {
+			err = rmErr
+		}
+	}()
+	store, err := eventstore.Open(dir, eventstore.WithPebbleOptions(func(o *pebble.Options) { o.DisableAutomaticCompactions = true }))
+	if err != nil {
+		return 0, err
+	}
+	defer func() {
+		if cErr := store.Close(); cErr != nil && err == nil {
+			err = cErr
+		}
+	}()
+	if err := store.CreateTopic(ctx, topic, eventstore.TopicConfig{Partitions: e.cfg.Partitions}); err != nil {
 		return 0, err
 	}
 	e.progress("      loading %s events into %s (NoSync appends, %d goroutines, then Sync)\n", thousands(float64(n)), topic, loadWorkers)
@@ -58,7 +82,7 @@ func (e *env) projectionCatchup(ctx context.Context) (float64, error) {
 						i := (sent+j)*keys + k
 						events = append(events, eventstore.Event{Type: types[i%projectionTypes], Payload: e.payload(uint64(i))})
 					}
-					if _, err := e.store.Append(lctx, topic, key, eventstore.Any, events, eventstore.NoSync()); err != nil {
+					if _, err := store.Append(lctx, topic, key, eventstore.Any, events, eventstore.NoSync()); err != nil {
 						stop(err)
 						return
 					}
@@ -71,12 +95,12 @@ func (e *env) projectionCatchup(ctx context.Context) (float64, error) {
 	if err := context.Cause(lctx); err != nil {
 		return 0, fmt.Errorf("load: %w", err)
 	}
-	if err := e.store.Sync(ctx); err != nil {
+	if err := store.Sync(ctx); err != nil {
 		return 0, fmt.Errorf("load: %w", err)
 	}
 	// A catch-up reads a log written earlier, from tables rather than the
 	// memtable, and without the load's flush running beside it.
-	if err := e.store.Flush(ctx); err != nil {
+	if err := store.Flush(ctx); err != nil {
 		return 0, fmt.Errorf("load: %w", err)
 	}
 
@@ -101,11 +125,11 @@ func (e *env) projectionCatchup(ctx context.Context) (float64, error) {
 		}
 		return incr(tx, byKey, rec.Key)
 	})
-	p, err := projection.New(e.store, fmt.Sprintf("bench-counter-%d", e.seq), []string{topic}, h, projection.WithTables(byType, byKey))
+	p, err := projection.New(store, fmt.Sprintf("bench-counter-%d", e.seq), []string{topic}, h, projection.WithTables(byType, byKey))
 	if err != nil {
 		return 0, err
 	}
-	info, err := e.store.DescribeTopic(ctx, topic)
+	info, err := store.DescribeTopic(ctx, topic)
 	if err != nil {
 		return 0, err
 	}
