@@ -33,6 +33,7 @@ import (
 const (
 	projCrashDirEnv  = "MUNINN_PROJECTION_CRASH_DIR"
 	projCrashSeedEnv = "MUNINN_PROJECTION_CRASH_SEED"
+	projCrashRebuild = "MUNINN_PROJECTION_CRASH_REBUILD"
 	projCrashTopic   = "events"
 	projCrashParts   = 4
 )
@@ -127,6 +128,13 @@ func TestProjectionCrashChild(t *testing.T) {
 			childFail("wait: %v", err)
 		}
 		fmt.Println("READY")
+		if os.Getenv(projCrashRebuild) != "" {
+			// Rebuild beside the live run: the kill may land in the
+			// rebuild, its swap, or the live run on either generation.
+			if err := m.p.Rebuild(ctx); err != nil {
+				childFail("rebuild: %v", err)
+			}
+		}
 	}()
 	if err := m.p.Run(ctx); err != nil {
 		childFail("run: %v", err)
@@ -154,7 +162,7 @@ func TestProjectionCrash(t *testing.T) {
 	if testing.Short() {
 		t.Skip("kills a child process repeatedly; skipped with -short")
 	}
-	const rounds = 6
+	const rounds = 8
 	seed := uint64(time.Now().UnixNano())
 	if v := os.Getenv("MUNINN_PROJECTION_CRASH_SEED_PARENT"); v != "" {
 		seed, _ = strconv.ParseUint(v, 10, 64)
@@ -183,9 +191,15 @@ func TestProjectionCrash(t *testing.T) {
 
 	for round := 1; round <= rounds; round++ {
 		delay := time.Duration(5+rng.IntN(150)) * time.Millisecond
-		runProjectionCrashRound(t, dir, round, rng.Uint64(), delay)
-		committed, events := crashProgress(t, dir)
-		t.Logf("round %d: killed %v after READY; log holds %d events, projection committed %d", round, delay, events, committed)
+		rebuild := round%2 == 0
+		if rebuild {
+			// Sometimes in the rebuild, sometimes after its swap.
+			delay = time.Duration(5+rng.IntN(800)) * time.Millisecond
+		}
+		runProjectionCrashRound(t, dir, round, rng.Uint64(), delay, rebuild)
+		committed, events, gen := crashProgress(t, dir)
+		t.Logf("round %d: killed %v after READY (rebuilding: %v); log holds %d events, projection committed %d, generation %d",
+			round, delay, rebuild, events, committed, gen)
 	}
 
 	s, err = eventstore.Open(dir, eventstore.WithLogger(quietLogger()))
@@ -248,10 +262,13 @@ func TestProjectionCrash(t *testing.T) {
 	t.Logf("%d events over %d keys projected exactly once across %d kills", total, len(wantCounts), rounds)
 }
 
-func runProjectionCrashRound(t *testing.T, dir string, round int, seed uint64, delay time.Duration) {
+func runProjectionCrashRound(t *testing.T, dir string, round int, seed uint64, delay time.Duration, rebuild bool) {
 	t.Helper()
 	cmd := exec.Command(os.Args[0], "-test.run=^TestProjectionCrashChild$")
 	cmd.Env = append(os.Environ(), projCrashDirEnv+"="+dir, projCrashSeedEnv+"="+strconv.FormatUint(seed, 10))
+	if rebuild {
+		cmd.Env = append(cmd.Env, projCrashRebuild+"=1")
+	}
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	stdout, err := cmd.StdoutPipe()
@@ -294,8 +311,8 @@ func runProjectionCrashRound(t *testing.T, dir string, round int, seed uint64, d
 }
 
 // crashProgress returns the projection's committed offsets and the log's
-// size, summed over partitions.
-func crashProgress(t *testing.T, dir string) (committed, events int64) {
+// size, summed over partitions, and its generation.
+func crashProgress(t *testing.T, dir string) (committed, events int64, gen uint64) {
 	t.Helper()
 	ctx := context.Background()
 	s, err := eventstore.Open(dir, eventstore.WithLogger(quietLogger()))
@@ -315,5 +332,5 @@ func crashProgress(t *testing.T, dir string) (committed, events int64) {
 		committed += ps.Position
 		events += ps.End
 	}
-	return committed, events
+	return committed, events, st.Generation
 }

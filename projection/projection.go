@@ -637,6 +637,14 @@ func (p *Projection) Run(ctx context.Context) error {
 		p.setState(StateFailed, err)
 		return err
 	}
+	if err := p.dropAbandonedRebuild(ctx); err != nil {
+		if ctx.Err() != nil {
+			p.setState(StateStopped, nil)
+			return nil
+		}
+		p.setState(StateFailed, err)
+		return err
+	}
 	p.setState(StateCatchingUp, nil)
 	for {
 		p.mu.Lock()
@@ -675,6 +683,40 @@ func (p *Projection) Run(ctx context.Context) error {
 		p.setState(StateFailed, err)
 		return err
 	}
+}
+
+// dropAbandonedRebuild deletes what a rebuild interrupted by a crash or a
+// cancellation left behind (its partial generation), unless a rebuild is
+// running in this process.
+func (p *Projection) dropAbandonedRebuild(ctx context.Context) error {
+	if !p.rebuilding.TryLock() {
+		return nil
+	}
+	defer p.rebuilding.Unlock()
+	p.mu.RLock()
+	cur := p.gen
+	p.mu.RUnlock()
+	err := p.s.Update(ctx, func(txn *eventstore.Txn) error {
+		v, ok, err := txn.Get(p.buildingKey())
+		if err != nil || !ok {
+			return err
+		}
+		b, err := decodeGen(v)
+		if err != nil {
+			return err
+		}
+		if b != cur {
+			gp := p.genPrefix(b)
+			if err := txn.DeleteRange(gp, eventstore.PrefixEnd(gp)); err != nil {
+				return err
+			}
+		}
+		return txn.Delete(p.buildingKey())
+	})
+	if err != nil {
+		return fmt.Errorf("projection %q: drop abandoned rebuild: %w", p.name, err)
+	}
+	return nil
 }
 
 // runner applies polled records of one consumer into one generation.
