@@ -350,6 +350,7 @@ func (p *Projection) Replay(ctx context.Context, pos Position) error {
 			return fmt.Errorf("projection %q: replay %s: %w", p.name, pos, ErrNotParked)
 		}
 		tx := newTx(txn, p, gen)
+		defer tx.close()
 		if err := p.call(tx, pr.Record); err != nil {
 			return &HandlerError{Projection: p.name, Topic: pos.Topic, Partition: pos.Partition, Offset: pos.Offset,
 				EventType: pr.Record.Type, Attempts: 1, Err: err}

@@ -564,7 +564,12 @@ type Tx struct {
 	writes map[string]txWrite
 	// scratch is reused to build keys.
 	scratch []byte
+	done    bool
 }
+
+var errTxDone = errors.New("projection: Tx used after its handler returned")
+
+func (tx *Tx) close() { tx.done = true }
 
 type txWrite struct {
 	val []byte
@@ -576,6 +581,9 @@ func newTx(txn *eventstore.Txn, p *Projection, gen uint64) *Tx {
 }
 
 func (tx *Tx) get(key []byte) ([]byte, bool, error) {
+	if tx.done {
+		return nil, false, errTxDone
+	}
 	if w, ok := tx.writes[string(key)]; ok {
 		return w.val, !w.del, nil
 	}
@@ -583,6 +591,9 @@ func (tx *Tx) get(key []byte) ([]byte, bool, error) {
 }
 
 func (tx *Tx) set(key, val []byte) error {
+	if tx.done {
+		return errTxDone
+	}
 	if len(key) > eventstore.MaxStateKeyBytes {
 		return invalid("key", "state key of %d bytes is longer than %d", len(key), eventstore.MaxStateKeyBytes)
 	}
@@ -595,6 +606,9 @@ func (tx *Tx) set(key, val []byte) error {
 }
 
 func (tx *Tx) del(key []byte) error {
+	if tx.done {
+		return errTxDone
+	}
 	tx.writes[string(key)] = txWrite{del: true}
 	return nil
 }
@@ -795,6 +809,7 @@ func (r *runner) tryBatch(ctx context.Context, recs []eventstore.Record) (int, e
 			return err
 		}
 		tx := newTx(txn, r.p, r.gen)
+		defer tx.close()
 		for i := range recs {
 			rec := &recs[i]
 			tp := eventstore.TopicPartition{Topic: rec.Topic, Partition: rec.Partition}

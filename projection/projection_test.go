@@ -84,3 +84,32 @@ func TestTwoTopics(t *testing.T) {
 		t.Errorf("status over two topics: %+v", st)
 	}
 }
+
+// A Tx kept past its handler refuses to be used: its writes would be lost.
+func TestTxAfterHandler(t *testing.T) {
+	ctx := context.Background()
+	s := openOrders(t, 1)
+	tbl, err := projection.NewTable("t", projection.StringKey(), projection.Int64Value())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var kept *projection.Tx
+	p, err := projection.New(s, "keeper", []string{"orders"}, projection.HandlerFunc(func(tx *projection.Tx, rec eventstore.Record) error {
+		kept = tx
+		return tbl.Put(tx, rec.Key, 1)
+	}), projection.WithTables(tbl))
+	if err != nil {
+		t.Fatal(err)
+	}
+	appendN(t, s, 1, 1, "x")
+	catchUp(t, s, p, "orders")
+	if err := tbl.Put(kept, "late", 2); err == nil {
+		t.Error("Put through a Tx whose batch was written succeeded")
+	}
+	if _, _, err := tbl.Load(kept, "k00"); err == nil {
+		t.Error("Load through a finished Tx succeeded")
+	}
+	if n, ok, err := tbl.Get(ctx, "k00"); err != nil || !ok || n != 1 {
+		t.Errorf("k00 = %d, %v, %v", n, ok, err)
+	}
+}

@@ -278,6 +278,7 @@ func (p *Projection) catchUpLive(ctx context.Context, txn *eventstore.Txn, cur, 
 		return errBehindLive
 	}
 	tx := newTx(txn, p, next)
+	defer tx.close()
 	commit := map[eventstore.TopicPartition]int64{}
 	for tp, sp := range behind {
 		for rec, err := range p.s.ReadPartition(ctx, tp.Topic, tp.Partition, sp.from) {
