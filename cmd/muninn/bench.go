@@ -41,6 +41,9 @@ Progress goes to stderr, results to stdout.`,
 				if !flags.Changed("streams") {
 					cfg.Streams = q.Streams
 				}
+				if !flags.Changed("projection-events") {
+					cfg.ProjectionEvents = q.ProjectionEvents
+				}
 			}
 			if err := checkBenchFlags(cfg); err != nil {
 				return err
@@ -69,6 +72,7 @@ Progress goes to stderr, results to stdout.`,
 	f.IntVar(&cfg.EventsPerStream, "events-per-stream", cfg.EventsPerStream, "events per loaded stream")
 	f.IntVar(&cfg.PayloadBytes, "payload-bytes", cfg.PayloadBytes, "payload size of every event")
 	f.IntVar(&cfg.Partitions, "partitions", cfg.Partitions, "partitions of the benchmark topics")
+	f.IntVar(&cfg.ProjectionEvents, "projection-events", cfg.ProjectionEvents, "events the projection catch-up measurement projects")
 	f.BoolVar(&quick, "quick", false, "a run of under 30 s: 1s per measurement, 200ms warm-up, 2,000 streams (explicit flags win)")
 	f.BoolVar(&asJSON, "json", false, "print exactly one JSON object instead of the table")
 	return cmd
@@ -98,6 +102,9 @@ func checkBenchFlags(c bench.Config) error {
 	}
 	if c.Partitions < 1 {
 		bad("--partitions must be at least 1, got %d", c.Partitions)
+	}
+	if c.ProjectionEvents < 1 {
+		bad("--projection-events must be at least 1, got %d", c.ProjectionEvents)
 	}
 	if err := errors.Join(errs...); err != nil {
 		return err

@@ -73,7 +73,8 @@ func TestDemoCommand(t *testing.T) {
 func TestBenchJSON(t *testing.T) {
 	dir := t.TempDir()
 	stdout, stderr, err := execute(t, "bench", "--json", "--dir", dir,
-		"--duration", "50ms", "--warmup", "10ms", "--streams", "20", "--events-per-stream", "2", "--rounds", "1")
+		"--duration", "50ms", "--warmup", "10ms", "--streams", "20", "--events-per-stream", "2", "--rounds", "1",
+		"--projection-events", "500")
 	if err != nil {
 		t.Fatalf("bench: %v\nstderr:\n%s", err, stderr)
 	}
@@ -112,11 +113,12 @@ func TestBenchJSON(t *testing.T) {
 
 func TestBenchTable(t *testing.T) {
 	stdout, _, err := execute(t, "bench", "--dir", t.TempDir(),
-		"--duration", "20ms", "--warmup", "0s", "--streams", "5", "--events-per-stream", "1")
+		"--duration", "20ms", "--warmup", "0s", "--streams", "5", "--events-per-stream", "1",
+		"--projection-events", "100")
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"MEASUREMENT", "append_durable_16_ratio", "durable appends/s, 16 goroutines", "peak Go heap"} {
+	for _, want := range []string{"MEASUREMENT", "append_durable_16_ratio", "durable appends/s, 16 goroutines", "peak Go heap", "projection_catchup_events_per_s"} {
 		if !strings.Contains(stdout, want) {
 			t.Errorf("table lacks %q:\n%s", want, stdout)
 		}
@@ -131,6 +133,7 @@ func TestBenchBadFlags(t *testing.T) {
 		{[]string{"--duration", "-1s", "--rounds", "0"}, []string{"--duration must be positive", "--rounds must be at least 1"}},
 		{[]string{"--streams", "0", "--payload-bytes", "-5"}, []string{"--streams must be at least 1", "--payload-bytes must be at least 1"}},
 		{[]string{"--payload-bytes", "100000000"}, []string{"PayloadBytes must be between"}},
+		{[]string{"--projection-events", "0"}, []string{"--projection-events must be at least 1"}},
 		{[]string{"--duration", "soon"}, []string{`invalid argument "soon" for "--duration"`}},
 		{[]string{"extra"}, []string{`unknown command "extra"`}},
 	} {

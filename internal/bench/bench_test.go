@@ -21,6 +21,7 @@ func tinyConfig(t *testing.T) Config {
 	cfg.Streams = 50
 	cfg.EventsPerStream = 3
 	cfg.PayloadBytes = 64
+	cfg.ProjectionEvents = 2_000
 	return cfg
 }
 
@@ -32,6 +33,7 @@ var wantKeys = []string{
 	"stream_read_events_per_s", "partition_scan_events_per_s", "peak_heap_bytes",
 	"cores", "go_version", "goos_goarch", "duration_s", "streams", "events_per_stream", "payload_bytes",
 	"command_bus_16_per_s", "command_bus_append_16_per_s", "command_bus_16_ratio", "load_1000_events_us", "load_1000_events_snapshot_us",
+	"projection_catchup_events_per_s",
 }
 
 func TestRunReportsEveryKey(t *testing.T) {
@@ -105,7 +107,7 @@ func TestConfigValidate(t *testing.T) {
 	if err == nil {
 		t.Fatal("zero config is valid")
 	}
-	for _, field := range []string{"Duration", "Warmup", "Rounds", "Streams", "EventsPerStream", "PayloadBytes", "Partitions"} {
+	for _, field := range []string{"Duration", "Warmup", "Rounds", "Streams", "EventsPerStream", "PayloadBytes", "Partitions", "ProjectionEvents"} {
 		if !strings.Contains(err.Error(), field) {
 			t.Errorf("error does not name %s: %v", field, err)
 		}

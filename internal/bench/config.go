@@ -29,6 +29,11 @@ const (
 	QuickDuration = time.Second
 	QuickWarmup   = 200 * time.Millisecond
 	QuickStreams  = 2_000
+
+	// DefaultProjectionEvents is how many events the projection catch-up
+	// measurement projects; QuickProjectionEvents in a quick run.
+	DefaultProjectionEvents = 1_000_000
+	QuickProjectionEvents   = 200_000
 )
 
 // maxPayloadBytes keeps every event well inside the store's default event
@@ -61,6 +66,9 @@ type Config struct {
 	// Partitions is the partition count of the benchmark topics. Default
 	// DefaultPartitions.
 	Partitions int
+	// ProjectionEvents is how many events the projection catch-up
+	// measurement loads and projects. Default DefaultProjectionEvents.
+	ProjectionEvents int
 	// Progress receives a line as each step starts and ends. Nil discards.
 	Progress io.Writer
 }
@@ -75,6 +83,8 @@ func DefaultConfig() Config {
 		EventsPerStream: DefaultEventsPerStream,
 		PayloadBytes:    DefaultPayloadBytes,
 		Partitions:      DefaultPartitions,
+
+		ProjectionEvents: DefaultProjectionEvents,
 	}
 }
 
@@ -83,6 +93,7 @@ func DefaultConfig() Config {
 func QuickConfig() Config {
 	c := DefaultConfig()
 	c.Duration, c.Warmup, c.Streams = QuickDuration, QuickWarmup, QuickStreams
+	c.ProjectionEvents = QuickProjectionEvents
 	return c
 }
 
@@ -112,6 +123,9 @@ func (c Config) Validate() error {
 	}
 	if c.Partitions < 1 || c.Partitions > 1024 {
 		bad("Partitions", "must be between 1 and 1024, got %d", c.Partitions)
+	}
+	if c.ProjectionEvents < 1 {
+		bad("ProjectionEvents", "must be at least 1, got %d", c.ProjectionEvents)
 	}
 	return errors.Join(errs...)
 }

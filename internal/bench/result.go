@@ -43,6 +43,8 @@ type Result struct {
 	CommandBus16Ratio        float64 `json:"command_bus_16_ratio" label:"  command bus / those durable appends"`
 	Load1000EventsUs         float64 `json:"load_1000_events_us" label:"load an aggregate of 1,000 events, µs (median)"`
 	Load1000EventsSnapshotUs float64 `json:"load_1000_events_snapshot_us" label:"  the same, snapshot every 100 events, µs (median)"`
+	// Projections (package projection).
+	ProjectionCatchupEventsPerS float64 `json:"projection_catchup_events_per_s" label:"projection catch-up into counters, events/s"`
 
 	// PeakHeapBytes is the largest Go heap (live and unswept objects) seen
 	// during the whole run, sampled every 10 ms. Pebble's block cache and

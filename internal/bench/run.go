@@ -136,6 +136,7 @@ func (e *env) plan() []step {
 		pair(64),
 		{keys: []string{"command_bus_16_per_s", "command_bus_append_16_per_s"}, run: e.commandBus},
 		{keys: []string{"load_1000_events_us", "load_1000_events_snapshot_us"}, run: e.loadTimes},
+		one("projection_catchup_events_per_s", e.projectionCatchup),
 	}
 }
 
