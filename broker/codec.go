@@ -194,3 +194,16 @@ func setHeader(rec *eventstore.Record, k, v string) {
 	}
 	rec.Headers[k] = v
 }
+
+// SanitizeSubject maps a topic name to one that NATS accepts as both a
+// subject and a JetStream stream name: every byte outside [A-Za-z0-9_-]
+// (the dot of a Muninn topic name included) becomes '_'.
+func SanitizeSubject(topic string) string {
+	b := []byte(topic)
+	for i, c := range b {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == '-') {
+			b[i] = '_'
+		}
+	}
+	return string(b)
+}
