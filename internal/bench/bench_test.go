@@ -31,6 +31,7 @@ var wantKeys = []string{
 	"append_durable_1_ratio", "append_durable_16_ratio", "append_durable_64_ratio",
 	"stream_read_events_per_s", "partition_scan_events_per_s", "peak_heap_bytes",
 	"cores", "go_version", "goos_goarch", "duration_s", "streams", "events_per_stream", "payload_bytes",
+	"relay_gochannel_per_s", "relay_nats_per_s", "relay_latency_p50_ms", "relay_latency_p99_ms",
 }
 
 func TestRunReportsEveryKey(t *testing.T) {

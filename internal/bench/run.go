@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/cockroachdb/pebble/v2"
+	"github.com/muninn-es/muninn/broker/engines"
 	"github.com/muninn-es/muninn/eventstore"
 )
 
@@ -134,6 +135,13 @@ func (e *env) plan() []step {
 		pair(1),
 		pair(16),
 		pair(64),
+		// broker: the outbox relay.
+		one("relay_gochannel_per_s", func(ctx context.Context) (float64, error) { return e.relayThroughput(ctx, engines.GoChannel) }),
+		one("relay_nats_per_s", func(ctx context.Context) (float64, error) { return e.relayThroughput(ctx, engines.NATS) }),
+		{keys: []string{"relay_latency_p50_ms", "relay_latency_p99_ms"}, run: func(ctx context.Context) ([]float64, error) {
+			p50, p99, err := e.relayLatency(ctx)
+			return []float64{p50, p99}, err
+		}},
 	}
 }
 
@@ -148,7 +156,7 @@ func (e *env) round(ctx context.Context) (Result, error) {
 			return Result{}, fmt.Errorf("bench: %s: %w", strings.Join(s.keys, ", "), err)
 		}
 		for j, key := range s.keys {
-			if err := r.set(key, math.Round(vs[j])); err != nil {
+			if err := r.set(key, roundValue(key, vs[j])); err != nil {
 				return Result{}, err
 			}
 			e.progress("      %s = %s\n", key, thousands(vs[j]))
