@@ -118,12 +118,17 @@ func srcVersion(ctx context.Context, s *eventstore.Store, key string, v uint64) 
 	return eventstore.Record{}, errors.New("missing")
 }
 
-// TestRelayResumes stops a relay and starts another of the same group: it
-// resumes from the committed offsets, so nothing is published twice when
-// the first stopped cleanly.
+// TestRelayResumes stops a relay, closes and reopens its store, and starts
+// another relay of the same group: it resumes from the committed offsets,
+// so nothing is published twice after a clean stop and nothing is missed.
 func TestRelayResumes(t *testing.T) {
 	ctx := context.Background()
-	src, dst := openStore(t), openStore(t)
+	dir := t.TempDir()
+	src, err := eventstore.Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dst := openStore(t)
 	if err := src.CreateTopic(ctx, "t", eventstore.TopicConfig{Partitions: 2}); err != nil {
 		t.Fatal(err)
 	}
@@ -148,11 +153,24 @@ func TestRelayResumes(t *testing.T) {
 	}
 	appendN(10)
 	r1, _ := broker.NewRelay(src, pub, broker.RelayConfig{Group: "g", Topics: []string{"t"}})
-	stop := runBG(t, r1.Run)
+	runCtx, stop := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- r1.Run(runCtx) }()
 	waitFor(t, "first 10", func() bool { return count() == 10 })
+	waitFor(t, "first 10 committed", func() bool { st, _ := r1.Status(ctx); return st.Lag == 0 })
 	stop()
-	waitFor(t, "first relay stopped", func() bool { st, _ := r1.Status(ctx); return !st.Running })
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
 	appendN(10)
+	if err := src.Close(); err != nil {
+		t.Fatal(err)
+	}
+	src, err = eventstore.Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { src.Close() })
 	r2, _ := broker.NewRelay(src, pub, broker.RelayConfig{Group: "g", Topics: []string{"t"}})
 	runBG(t, r2.Run)
 	waitFor(t, "20", func() bool { return count() >= 20 })
