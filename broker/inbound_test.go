@@ -128,7 +128,10 @@ func TestInboundRetriesThenDeadLetters(t *testing.T) {
 	case <-time.After(30 * time.Second):
 		t.Fatal("no dead letter")
 	}
-	waitFor(t, "good handled", func() bool { return countOf(t, store, good.ID) == 1 })
+	waitFor(t, "good handled", func() bool { return in.Status().Handled == 1 })
+	if c := countOf(t, store, good.ID); c != 1 {
+		t.Errorf("good applied %d times", c)
+	}
 	st := in.Status()
 	if st.Failures != 3 || st.DeadLettered != 1 || st.Handled != 1 {
 		t.Errorf("status %+v", st)
