@@ -298,7 +298,9 @@ func openKafka(e *Engine, brokers []string, cfg Config, logger watermill.LoggerA
 	pcfg.Producer.Retry.Max = 3
 	pcfg.Producer.Retry.Backoff = 100 * time.Millisecond
 	pcfg.Metadata.Retry.Backoff = 250 * time.Millisecond
-	pcfg.Producer.Partitioner = sarama.NewHashPartitioner
+	// Kafka's default partitioner (murmur2), as eventstore.PartitionFor: a key
+	// lands in the same partition number in Muninn and in Kafka.
+	pcfg.Producer.Partitioner = sarama.NewMurmur2Partitioner
 	pub, err := kafka.NewPublisher(kafka.PublisherConfig{Brokers: brokers, Marshaler: marshaler, OverwriteSaramaConfig: pcfg}, logger)
 	if err != nil {
 		return fmt.Errorf("engines: kafka publisher: %w", err)
