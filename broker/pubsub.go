@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync"
 
 	"github.com/ThreeDotsLabs/watermill/message"
@@ -24,6 +25,17 @@ const DefaultMessageType = "watermill.message"
 // message's UUID when it is not a UUID (the event ID is then derived from
 // it), so that subscribers get the UUID back unchanged.
 const MetaMessageUUID = "muninn_message_uuid"
+
+// MetaOriginPrefix starts the headers under which the log's Publisher keeps
+// a message's own position metadata (MetaStreamVersion, MetaTopic,
+// MetaPartition, MetaOffset), for instance that of a record relayed from
+// another log: the Subscriber hands them back unchanged instead of the
+// position in this log, so the log is a transparent engine between a Relay
+// and an Inbound.
+const MetaOriginPrefix = "muninn_origin_"
+
+// originKeys are the metadata keys that describe a position in a log.
+var originKeys = []string{MetaStreamVersion, MetaTopic, MetaPartition, MetaOffset}
 
 // ErrPubSubClosed is returned by Publish and Subscribe after Close.
 var ErrPubSubClosed = errors.New("broker: publisher or subscriber closed")
@@ -183,6 +195,11 @@ func messageEvent(msg *message.Message) (eventstore.Event, error) {
 	}
 	if _, err := uuid.Parse(msg.UUID); err != nil {
 		setHeader(&rec, MetaMessageUUID, msg.UUID)
+	}
+	for _, k := range originKeys {
+		if v, ok := msg.Metadata[k]; ok {
+			setHeader(&rec, MetaOriginPrefix+strings.TrimPrefix(k, MetaPrefix), v)
+		}
 	}
 	typ := rec.Type
 	if typ == "" && rec.Payload != nil {
@@ -409,21 +426,36 @@ func assigned(c *eventstore.Consumer, tp eventstore.TopicPartition) bool {
 	return false
 }
 
-// recordMessage turns a record of the log into a message for a subscriber.
+// recordMessage turns a record of the log into a message for a subscriber:
+// the message that was published, with the MetaMessageUUID and
+// MetaOriginPrefix headers turned back into what they stand for.
 func recordMessage(rec eventstore.Record) *message.Message {
-	orig, hasOrig := rec.Headers[MetaMessageUUID]
-	if hasOrig {
-		h := make(map[string]string, len(rec.Headers)-1)
-		for k, v := range rec.Headers {
-			if k != MetaMessageUUID {
-				h[k] = v
+	var origUUID string
+	var origin map[string]string
+	var headers map[string]string
+	for k, v := range rec.Headers {
+		switch {
+		case k == MetaMessageUUID:
+			origUUID = v
+		case strings.HasPrefix(k, MetaOriginPrefix):
+			if origin == nil {
+				origin = make(map[string]string)
 			}
+			origin[MetaPrefix+strings.TrimPrefix(k, MetaOriginPrefix)] = v
+		default:
+			if headers == nil {
+				headers = make(map[string]string, len(rec.Headers))
+			}
+			headers[k] = v
 		}
-		rec.Headers = h
 	}
+	rec.Headers = headers
 	msg := EncodeRecord(rec)
-	if hasOrig {
-		msg.UUID = orig
+	if origUUID != "" {
+		msg.UUID = origUUID
+	}
+	for k, v := range origin {
+		msg.Metadata[k] = v
 	}
 	return msg
 }

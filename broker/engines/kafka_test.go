@@ -12,6 +12,7 @@ import (
 	"github.com/ThreeDotsLabs/watermill-kafka/v3/pkg/kafka"
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/muninn-es/muninn/broker"
+	"github.com/muninn-es/muninn/broker/brokertest"
 	"github.com/muninn-es/muninn/broker/engines"
 	"github.com/muninn-es/muninn/eventstore"
 	"github.com/twmb/franz-go/pkg/kfake"
@@ -30,11 +31,11 @@ func startKafka(t *testing.T, dataDir string, ports ...int) *kfake.Cluster {
 	return c
 }
 
-// TestKafkaRelayInboundOutage: relay -> kfake (the Kafka protocol, spoken by
-// sarama through watermill-kafka) -> inbound; the outage is a real one: the
-// cluster closes (persisting to its data directory) and a new one starts on
-// the same ports from that directory.
-func TestKafkaRelayInboundOutage(t *testing.T) {
+// TestKafka runs the broker contract on kfake, the Kafka protocol spoken by
+// sarama through watermill-kafka. The outage is a real one: the cluster
+// closes (persisting to its data directory) and a new one starts on the
+// same ports from that directory.
+func TestKafka(t *testing.T) {
 	dir := t.TempDir()
 	c := startKafka(t, dir)
 	t.Cleanup(func() { c.Close() })
@@ -48,11 +49,13 @@ func TestKafkaRelayInboundOutage(t *testing.T) {
 		n, _ := strconv.Atoi(p)
 		ports = append(ports, n)
 	}
-	testRelayInboundOutage(t, engines.Config{Engine: engines.Kafka, URL: "kafka://" + strings.Join(addrs, ","), ConsumerGroup: "shipping"},
-		func(t *testing.T) func(t *testing.T) {
+	brokertest.Run(t, brokertest.Harness{
+		Open: open(engines.Config{Engine: engines.Kafka, URL: "kafka://" + strings.Join(addrs, ","), ConsumerGroup: "shipping"}),
+		Outage: func(t *testing.T) func(t *testing.T) {
 			c.Close()
 			return func(t *testing.T) { c = startKafka(t, dir, ports...) }
-		})
+		},
+	})
 }
 
 // TestKafkaPartitionsByKey: the relay's records land in the Kafka partition

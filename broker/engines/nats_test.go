@@ -1,10 +1,13 @@
 package engines_test
 
 import (
+	"context"
 	"net"
 	"testing"
 	"time"
 
+	"github.com/ThreeDotsLabs/watermill/message"
+	"github.com/muninn-es/muninn/broker/brokertest"
 	"github.com/muninn-es/muninn/broker/engines"
 	"github.com/nats-io/nats-server/v2/server"
 )
@@ -25,18 +28,33 @@ func startNATS(t *testing.T, port int, storeDir string) *server.Server {
 	return ns
 }
 
-// TestNATSRelayInboundOutage: relay -> embedded NATS JetStream -> inbound;
-// the outage is a real one: the server shuts down and a new one starts on
+// open returns a harness Open function for cfg.
+func open(cfg engines.Config) func(t *testing.T) (message.Publisher, message.Subscriber) {
+	return func(t *testing.T) (message.Publisher, message.Subscriber) {
+		t.Helper()
+		eng, err := engines.Open(context.Background(), cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { eng.Close() })
+		return eng.Publisher, eng.Subscriber
+	}
+}
+
+// TestNATS runs the broker contract on an embedded NATS JetStream server.
+// The outage is a real one: the server shuts down and a new one starts on
 // the same port and JetStream store directory.
-func TestNATSRelayInboundOutage(t *testing.T) {
+func TestNATS(t *testing.T) {
 	dir := t.TempDir()
 	ns := startNATS(t, -1, dir)
 	t.Cleanup(func() { ns.Shutdown() })
-	testRelayInboundOutage(t, engines.Config{Engine: engines.NATS, URL: ns.ClientURL(), ConsumerGroup: "shipping", AckWait: 2 * time.Second},
-		func(t *testing.T) func(t *testing.T) {
+	brokertest.Run(t, brokertest.Harness{
+		Open: open(engines.Config{Engine: engines.NATS, URL: ns.ClientURL(), ConsumerGroup: "shipping", AckWait: 2 * time.Second}),
+		Outage: func(t *testing.T) func(t *testing.T) {
 			port := ns.Addr().(*net.TCPAddr).Port
 			ns.Shutdown()
 			ns.WaitForShutdown()
 			return func(t *testing.T) { ns = startNATS(t, port, dir) }
-		})
+		},
+	})
 }
