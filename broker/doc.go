@@ -22,6 +22,16 @@
 //     watermill user gets a durable, embedded backend with consumer groups.
 //     They pass watermill's conformance suite (pubsub/tests).
 //
+// Delivery guarantees, in short: the relay publishes at least once and
+// keeps each key's order (it retries the same records, never the next ones);
+// Inbound applies Txn effects exactly once within its deduplication window
+// (InboundConfig.Retention, default 7 days) and other effects at least once;
+// the log's Subscriber delivers at least once, in order per key.
+//
+// Package broker/brokertest states the relay -> engine -> inbound contract
+// as tests (every record arrives, effects once and in stream order, through
+// duplicates and an engine outage); every engine runs it.
+//
 // The engines (Kafka through watermill-kafka, NATS JetStream through
 // watermill-nats, watermill's GoChannel, and the log itself) are picked by
 // name and URL in package broker/engines, which keeps the heavy Kafka and
