@@ -88,7 +88,11 @@ func (p *proc) stop(t *testing.T) {
 // waits until the order service reports every order shipped.
 func TestOrderShipping(t *testing.T) {
 	bin := t.TempDir()
-	build := exec.Command("go", "build", "-o", bin+string(filepath.Separator), "./cmd/order", "./cmd/shipping")
+	args := []string{"build", "-o", bin + string(filepath.Separator)}
+	if raceEnabled {
+		args = append(args, "-race")
+	}
+	build := exec.Command("go", append(args, "./cmd/order", "./cmd/shipping")...)
 	if out, err := build.CombinedOutput(); err != nil {
 		t.Fatalf("go build: %v\n%s", err, out)
 	}
