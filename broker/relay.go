@@ -121,6 +121,14 @@ func NewRelay(store *eventstore.Store, pub message.Publisher, cfg RelayConfig) (
 	if cfg.TopicMapper == nil {
 		cfg.TopicMapper = func(t string) string { return t }
 	}
+	for _, t := range cfg.Topics {
+		if cfg.TopicMapper(t) == "" {
+			errs = append(errs, fmt.Errorf("broker: NewRelay: TopicMapper maps topic %q to an empty name", t))
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
 	if cfg.BatchSize == 0 {
 		cfg.BatchSize = DefaultRelayBatch
 	}

@@ -195,6 +195,10 @@ func TestRelayConfigValidate(t *testing.T) {
 	}
 	s := openStore(t)
 	pub, _ := broker.NewPublisher(s, broker.PublisherConfig{})
+	if _, err := broker.NewRelay(s, pub, broker.RelayConfig{Group: "g", Topics: []string{"a"}, TopicMapper: func(string) string { return "" }}); err == nil ||
+		!strings.Contains(err.Error(), `maps topic "a" to an empty name`) {
+		t.Errorf("empty mapped topic: %v", err)
+	}
 	r, err := broker.NewRelay(s, pub, broker.RelayConfig{Group: "g", Topics: []string{"missing"}})
 	if err != nil {
 		t.Fatal(err)
