@@ -34,6 +34,7 @@ var wantKeys = []string{
 	"cores", "go_version", "goos_goarch", "duration_s", "streams", "events_per_stream", "payload_bytes",
 	"command_bus_16_per_s", "command_bus_append_16_per_s", "command_bus_16_ratio", "load_1000_events_us", "load_1000_events_snapshot_us",
 	"projection_catchup_events_per_s",
+	"relay_gochannel_per_s", "relay_nats_per_s", "relay_latency_p50_ms", "relay_latency_p99_ms",
 }
 
 func TestRunReportsEveryKey(t *testing.T) {

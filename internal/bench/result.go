@@ -45,6 +45,12 @@ type Result struct {
 	Load1000EventsSnapshotUs float64 `json:"load_1000_events_snapshot_us" label:"  the same, snapshot every 100 events, µs (median)"`
 	// Projections (package projection).
 	ProjectionCatchupEventsPerS float64 `json:"projection_catchup_events_per_s" label:"projection catch-up into counters, events/s"`
+	// broker: the outbox relay to GoChannel and to embedded NATS JetStream,
+	// and the latency from append to an Inbound handler through NATS.
+	RelayGoChannelPerS float64 `json:"relay_gochannel_per_s" label:"relay to GoChannel, records/s"`
+	RelayNATSPerS      float64 `json:"relay_nats_per_s" label:"relay to NATS JetStream, records/s"`
+	RelayLatencyP50Ms  float64 `json:"relay_latency_p50_ms" label:"append -> NATS -> inbound handler, p50 ms"`
+	RelayLatencyP99Ms  float64 `json:"relay_latency_p99_ms" label:"append -> NATS -> inbound handler, p99 ms"`
 
 	// PeakHeapBytes is the largest Go heap (live and unswept objects) seen
 	// during the whole run, sampled every 10 ms. Pebble's block cache and
@@ -138,14 +144,22 @@ func median(rounds []Result) Result {
 		}
 		// Rates are whole numbers and ratios have three decimals, as in a
 		// single round.
-		if strings.HasSuffix(jsonKey(f), "_ratio") {
-			m = math.Round(m*1000) / 1000
-		} else {
-			m = math.Round(m)
-		}
-		dst.FieldByIndex(f.Index).SetFloat(m)
+		dst.FieldByIndex(f.Index).SetFloat(roundValue(jsonKey(f), m))
 	}
 	return out
+}
+
+// roundValue rounds a measured value as its key says: ratios to three
+// decimals, milliseconds to two, rates to whole numbers.
+func roundValue(key string, v float64) float64 {
+	switch {
+	case strings.HasSuffix(key, "_ratio"):
+		return math.Round(v*1000) / 1000
+	case strings.HasSuffix(key, "_ms"):
+		return math.Round(v*100) / 100
+	default:
+		return math.Round(v)
+	}
 }
 
 // WriteTable writes r as a human-readable table: a header with the
@@ -182,7 +196,7 @@ func WriteTable(w io.Writer, r Result) error {
 // formatValue formats a measured value by the suffix of its key.
 func formatValue(key string, v reflect.Value) string {
 	switch {
-	case strings.HasSuffix(key, "_ratio"):
+	case strings.HasSuffix(key, "_ratio"), strings.HasSuffix(key, "_ms"):
 		return strconv.FormatFloat(v.Float(), 'f', 2, 64)
 	case strings.HasSuffix(key, "_bytes") && v.CanUint():
 		return fmt.Sprintf("%.1f MiB", float64(v.Uint())/(1<<20))

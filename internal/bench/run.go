@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/cockroachdb/pebble/v2"
+	"github.com/muninn-es/muninn/broker/engines"
 	"github.com/muninn-es/muninn/eventstore"
 )
 
@@ -137,6 +138,13 @@ func (e *env) plan() []step {
 		{keys: []string{"command_bus_16_per_s", "command_bus_append_16_per_s"}, run: e.commandBus},
 		{keys: []string{"load_1000_events_us", "load_1000_events_snapshot_us"}, run: e.loadTimes},
 		one("projection_catchup_events_per_s", e.projectionCatchup),
+		// broker: the outbox relay.
+		one("relay_gochannel_per_s", func(ctx context.Context) (float64, error) { return e.relayThroughput(ctx, engines.GoChannel) }),
+		one("relay_nats_per_s", func(ctx context.Context) (float64, error) { return e.relayThroughput(ctx, engines.NATS) }),
+		{keys: []string{"relay_latency_p50_ms", "relay_latency_p99_ms"}, run: func(ctx context.Context) ([]float64, error) {
+			p50, p99, err := e.relayLatency(ctx)
+			return []float64{p50, p99}, err
+		}},
 	}
 }
 
@@ -151,7 +159,7 @@ func (e *env) round(ctx context.Context) (Result, error) {
 			return Result{}, fmt.Errorf("bench: %s: %w", strings.Join(s.keys, ", "), err)
 		}
 		for j, key := range s.keys {
-			if err := r.set(key, math.Round(vs[j])); err != nil {
+			if err := r.set(key, roundValue(key, vs[j])); err != nil {
 				return Result{}, err
 			}
 			e.progress("      %s = %s\n", key, thousands(vs[j]))

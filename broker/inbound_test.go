@@ -1,0 +1,238 @@
+package broker_test
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/ThreeDotsLabs/watermill"
+	"github.com/ThreeDotsLabs/watermill/message"
+	"github.com/ThreeDotsLabs/watermill/pubsub/gochannel"
+	"github.com/google/uuid"
+	"github.com/muninn-es/muninn/broker"
+	"github.com/muninn-es/muninn/eventstore"
+)
+
+func newGoChannel(t *testing.T) *gochannel.GoChannel {
+	t.Helper()
+	ch := gochannel.NewGoChannel(gochannel.Config{Persistent: true}, watermill.NopLogger{})
+	t.Cleanup(func() { ch.Close() })
+	return ch
+}
+
+func counterHandler(_ context.Context, tx *eventstore.Txn, rec eventstore.Record) error {
+	k := []byte("count/" + rec.ID.String())
+	var c uint64
+	if v, ok, err := tx.Get(k); err != nil {
+		return err
+	} else if ok {
+		c = binary.BigEndian.Uint64(v)
+	}
+	return tx.Set(k, binary.BigEndian.AppendUint64(nil, c+1))
+}
+
+func countOf(t *testing.T, s *eventstore.Store, id uuid.UUID) uint64 {
+	t.Helper()
+	v, ok, err := s.Get(context.Background(), []byte("count/"+id.String()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !ok {
+		return 0
+	}
+	return binary.BigEndian.Uint64(v)
+}
+
+func record(key string, version uint64) eventstore.Record {
+	return eventstore.Record{ID: uuid.Must(uuid.NewV7()), Topic: "orders", Key: key, Version: version, Type: "order.placed",
+		SchemaVersion: 1, Payload: []byte(`{}`), Timestamp: time.Now()}
+}
+
+// TestInboundDeduplicates delivers each event three times: the handler's
+// effect happens once, and later copies are Acked as duplicates.
+func TestInboundDeduplicates(t *testing.T) {
+	store := openStore(t)
+	ch := newGoChannel(t)
+	in, err := broker.NewInbound(store, ch, counterHandler, broker.InboundConfig{Name: "svc", Topics: []string{"orders"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	runBG(t, in.Run)
+	recs := []eventstore.Record{record("a", 1), record("b", 1), record("a", 2)}
+	for range 3 {
+		for _, rec := range recs {
+			if err := ch.Publish("orders", broker.EncodeRecord(rec)); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	waitFor(t, "9 deliveries", func() bool { st := in.Status(); return st.Handled+st.Duplicates == 9 })
+	if st := in.Status(); st.Handled != 3 || st.Duplicates != 6 {
+		t.Errorf("status %+v: want 3 handled, 6 duplicates", st)
+	}
+	for _, rec := range recs {
+		if c := countOf(t, store, rec.ID); c != 1 {
+			t.Errorf("event %s applied %d times", rec.ID, c)
+		}
+		if seen, err := in.Seen(context.Background(), rec.ID); err != nil || !seen {
+			t.Errorf("Seen(%s) = %v, %v", rec.ID, seen, err)
+		}
+	}
+}
+
+// TestInboundRetriesThenDeadLetters: a handler that fails is retried
+// MaxAttempts times with backoff, and the message then goes to the
+// dead-letter topic with the error, and is Acked; the next message is
+// handled.
+func TestInboundRetriesThenDeadLetters(t *testing.T) {
+	store := openStore(t)
+	ch := newGoChannel(t)
+	clock := newTestClock()
+	bad := record("a", 1)
+	h := func(ctx context.Context, tx *eventstore.Txn, rec eventstore.Record) error {
+		if rec.ID == bad.ID {
+			// Writes of a failed attempt are rolled back.
+			if err := tx.Set([]byte("leak"), []byte("x")); err != nil {
+				return err
+			}
+			return errors.New("boom")
+		}
+		return counterHandler(ctx, tx, rec)
+	}
+	in, err := broker.NewInbound(store, ch, h, broker.InboundConfig{Name: "svc", Topics: []string{"orders"}, MaxAttempts: 3,
+		Clock: clock, DeadLetter: ch, DeadLetterTopic: "orders.dlq"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dlq, err := ch.Subscribe(context.Background(), "orders.dlq")
+	if err != nil {
+		t.Fatal(err)
+	}
+	runBG(t, in.Run)
+	good := record("b", 1)
+	for _, rec := range []eventstore.Record{bad, good} {
+		if err := ch.Publish("orders", broker.EncodeRecord(rec)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	select {
+	case msg := <-dlq:
+		msg.Ack()
+		if msg.UUID != bad.ID.String() || msg.Metadata.Get(broker.MetaDeadLetterError) != "boom" ||
+			msg.Metadata.Get(broker.MetaDeadLetterInbound) != "svc" || msg.Metadata.Get(broker.MetaDeadLetterTopic) != "orders" {
+			t.Errorf("dead letter %s %v", msg.UUID, msg.Metadata)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("no dead letter")
+	}
+	waitFor(t, "good handled", func() bool { return in.Status().Handled == 1 })
+	if c := countOf(t, store, good.ID); c != 1 {
+		t.Errorf("good applied %d times", c)
+	}
+	st := in.Status()
+	if st.Failures != 3 || st.DeadLettered != 1 || st.Handled != 1 {
+		t.Errorf("status %+v", st)
+	}
+	if w := clock.Waits(); len(w) != 2 {
+		t.Errorf("waits between attempts %v, want 2", w)
+	}
+	if _, ok, _ := store.Get(context.Background(), []byte("leak")); ok {
+		t.Error("a failed attempt's write was committed")
+	}
+}
+
+// TestInboundStopsWithoutDeadLetter: without a dead-letter topic a message
+// given up stops Run with a *HandlerError and is Nacked, not lost.
+func TestInboundStopsWithoutDeadLetter(t *testing.T) {
+	store := openStore(t)
+	ch := newGoChannel(t)
+	in, err := broker.NewInbound(store, ch, func(context.Context, *eventstore.Txn, eventstore.Record) error { panic("handler bug") },
+		broker.InboundConfig{Name: "svc", Topics: []string{"orders"}, MaxAttempts: 2, Clock: newTestClock()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- in.Run(context.Background()) }()
+	rec := record("a", 1)
+	if err := ch.Publish("orders", broker.EncodeRecord(rec)); err != nil {
+		t.Fatal(err)
+	}
+	var herr *broker.HandlerError
+	select {
+	case err := <-done:
+		if !errors.As(err, &herr) || herr.Attempts != 2 || herr.MessageUUID != rec.ID.String() || !strings.Contains(err.Error(), "handler bug") {
+			t.Fatalf("Run: %v", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("Run did not stop")
+	}
+	// A message that cannot be decoded is given up at once.
+	bad := message.NewMessage(uuid.NewString(), []byte("x"))
+	bad.Metadata.Set(broker.MetaSchemaVersion, "zero")
+	in2, _ := broker.NewInbound(store, ch, counterHandler, broker.InboundConfig{Name: "svc2", Topics: []string{"other"}})
+	go func() { done <- in2.Run(context.Background()) }()
+	if err := ch.Publish("other", bad); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-done:
+		if !errors.Is(err, broker.ErrMalformedMessage) {
+			t.Fatalf("Run: %v, want ErrMalformedMessage", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("Run did not stop")
+	}
+}
+
+// TestInboundPurge: marks older than the retention window are purged, after
+// which a late duplicate is handled again (the documented limit).
+func TestInboundPurge(t *testing.T) {
+	store := openStore(t)
+	ch := newGoChannel(t)
+	clock := newTestClock()
+	in, err := broker.NewInbound(store, ch, counterHandler, broker.InboundConfig{Name: "svc", Topics: []string{"orders"},
+		Retention: time.Hour, Clock: clock})
+	if err != nil {
+		t.Fatal(err)
+	}
+	runBG(t, in.Run)
+	old, young := record("a", 1), record("b", 1)
+	ch.Publish("orders", broker.EncodeRecord(old))
+	waitFor(t, "old", func() bool { return in.Status().Handled == 1 })
+	clock.Advance(50 * time.Minute)
+	ch.Publish("orders", broker.EncodeRecord(young))
+	waitFor(t, "young", func() bool { return in.Status().Handled == 2 })
+	clock.Advance(20 * time.Minute)
+	n, err := in.Purge(context.Background())
+	if err != nil || n != 1 {
+		t.Fatalf("Purge = %d, %v; want 1", n, err)
+	}
+	ctx := context.Background()
+	if seen, _ := in.Seen(ctx, old.ID); seen {
+		t.Error("old mark survived the purge")
+	}
+	if seen, _ := in.Seen(ctx, young.ID); !seen {
+		t.Error("young mark was purged")
+	}
+	ch.Publish("orders", broker.EncodeRecord(old))
+	ch.Publish("orders", broker.EncodeRecord(young))
+	waitFor(t, "redeliveries", func() bool { st := in.Status(); return st.Handled+st.Duplicates == 4 })
+	if c := countOf(t, store, old.ID); c != 2 {
+		t.Errorf("old applied %d times after its mark expired, want 2", c)
+	}
+	if c := countOf(t, store, young.ID); c != 1 {
+		t.Errorf("young applied %d times, want 1", c)
+	}
+}
+
+func TestInboundConfigValidate(t *testing.T) {
+	err := broker.InboundConfig{Topics: []string{""}, Retention: -1, MaxAttempts: -1, DeadLetterTopic: "x"}.Validate()
+	for _, want := range []string{"Name is empty", "Topics[0] is empty", "Retention is negative", "MaxAttempts is negative", "DeadLetter"} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("error %v does not mention %q", err, want)
+		}
+	}
+}

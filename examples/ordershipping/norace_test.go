@@ -1,0 +1,5 @@
+//go:build !race
+
+package ordershipping_test
+
+const raceEnabled = false
