@@ -147,6 +147,8 @@ type Inbound struct {
 	prefix  []byte
 
 	running atomic.Bool
+	// subscribed is true while Run holds a subscription to every topic.
+	subscribed atomic.Bool
 	mu      struct {
 		sync.Mutex
 		handled, duplicates, failures, deadLettered uint64
@@ -225,6 +227,7 @@ func (in *Inbound) Run(ctx context.Context) error {
 		return fmt.Errorf("broker: inbound %s: %w", in.cfg.Name, ErrRunning)
 	}
 	defer in.running.Store(false)
+	defer in.subscribed.Store(false)
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 
@@ -247,6 +250,9 @@ func (in *Inbound) Run(ctx context.Context) error {
 				fail(err)
 			}
 		})
+	}
+	if ctx.Err() == nil {
+		in.subscribed.Store(true)
 	}
 	wg.Go(func() {
 		for {
@@ -443,7 +449,9 @@ func (in *Inbound) Purge(ctx context.Context) (int, error) {
 
 // InboundStatus counts what an Inbound did since it was created.
 type InboundStatus struct {
-	Running bool
+	// Running is true while Run runs; Subscribed once Run has subscribed
+	// to every topic (messages published from then on reach it).
+	Running, Subscribed bool
 	// Handled counts messages the handler applied; Duplicates those Acked
 	// without calling it because their event ID was marked.
 	Handled, Duplicates uint64
@@ -458,6 +466,6 @@ type InboundStatus struct {
 func (in *Inbound) Status() InboundStatus {
 	in.mu.Lock()
 	defer in.mu.Unlock()
-	return InboundStatus{Running: in.running.Load(), Handled: in.mu.handled, Duplicates: in.mu.duplicates,
+	return InboundStatus{Running: in.running.Load(), Subscribed: in.subscribed.Load(), Handled: in.mu.handled, Duplicates: in.mu.duplicates,
 		Failures: in.mu.failures, DeadLettered: in.mu.deadLettered, LastError: in.mu.lastErr}
 }

@@ -78,7 +78,13 @@ func relayInbound(t *testing.T, h Harness, name string, outage func(t *testing.T
 	if err != nil {
 		t.Fatal(err)
 	}
-	stop := runBoth(t, ctx, relay.Run, in.Run)
+	// The inbound subscribes before the relay publishes: an engine without
+	// durable subscriptions (GoChannel) replays what it kept for a new
+	// subscriber concurrently with live messages, out of order.
+	stopIn := runBoth(t, ctx, in.Run)
+	defer stopIn()
+	waitFor(t, ctx, "inbound subscribed", func() bool { return in.Status().Subscribed })
+	stop := runBoth(t, ctx, relay.Run)
 	defer stop()
 
 	total := 0
@@ -147,6 +153,7 @@ func duplicates(t *testing.T, h Harness) {
 	}
 	stop := runBoth(t, ctx, in.Run)
 	defer stop()
+	waitFor(t, ctx, "inbound subscribed", func() bool { return in.Status().Subscribed })
 	const n, streams = 20, 3
 	appendAndRead := func(count int) []*message.Message {
 		var msgs []*message.Message

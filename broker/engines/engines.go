@@ -40,6 +40,8 @@ const (
 //     subscribers) and buffer=N (the output channel's size). Messages
 //     published while nobody subscribes are dropped unless persistent;
 //     Publish waits until the subscribers Acked.
+//     the replay to a new subscriber runs concurrently with live
+//     messages, so order holds only for messages published after Subscribe.
 //   - kafka: "kafka://host:port[,host:port...]", the bootstrap brokers.
 //   - nats: "nats://host:port[,nats://host:port...]", as nats.Connect takes
 //     it.
