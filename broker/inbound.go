@@ -149,7 +149,7 @@ type Inbound struct {
 	running atomic.Bool
 	// subscribed is true while Run holds a subscription to every topic.
 	subscribed atomic.Bool
-	mu      struct {
+	mu         struct {
 		sync.Mutex
 		handled, duplicates, failures, deadLettered uint64
 		lastErr                                     error
