@@ -683,7 +683,9 @@ func (b *batch) commit(c *eventstore.Consumer) error {
 	})
 }
 
-func partKey2(appID string, pk partKey) []byte { return partitionKey(appID, "changelog", pk.st.name, pk.part) }
+func partKey2(appID string, pk partKey) []byte {
+	return partitionKey(appID, "changelog", pk.st.name, pk.part)
+}
 
 // writeOutputs appends the batch's records, in order within each partition and in
 // parallel across partitions, without waiting for fsync: the Update that
