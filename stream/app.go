@@ -144,6 +144,9 @@ type App struct {
 	mu      sync.Mutex
 	// committed is closed and replaced after every commit.
 	committed chan struct{}
+	// beforeUpdate, if set (by tests), runs between a batch's writes and its
+	// Update; an error stops Run as a crash there would.
+	beforeUpdate func() error
 }
 
 // NewApp returns an App that runs topo on store as application appID, the
@@ -638,6 +641,11 @@ func (b *batch) commit(c *eventstore.Consumer) error {
 	ends, err := b.writeOutputs()
 	if err != nil {
 		return err
+	}
+	if a.beforeUpdate != nil {
+		if err := a.beforeUpdate(); err != nil {
+			return err
+		}
 	}
 	return a.store.Update(b.ctx, func(tx *eventstore.Txn) error {
 		for _, k := range b.dirty {
