@@ -21,7 +21,7 @@ import (
 const (
 	// DefaultBatchSize is how many records an App polls and commits at most
 	// at a time.
-	DefaultBatchSize = 2000
+	DefaultBatchSize = 10000
 	// appendWorkers bounds the goroutines that write a batch's output.
 	appendWorkers = 8
 )

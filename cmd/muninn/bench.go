@@ -23,6 +23,8 @@ with 1, 16 and 64 concurrent writers, each right after raw Pebble
 Commit(Sync) at the same concurrency, so the ratio store/raw shows how close
 the store comes to the disk's limit. Then it loads --streams streams of
 --events-per-stream events and reads them back by stream and by partition.
+Last, a stream topology counts --stream-events events per key in tumbling
+one-minute windows, timed from its start to caught up.
 
 Progress goes to stderr, results to stdout.`,
 		Example: `  muninn bench --quick
@@ -40,6 +42,9 @@ Progress goes to stderr, results to stdout.`,
 				}
 				if !flags.Changed("streams") {
 					cfg.Streams = q.Streams
+				}
+				if !flags.Changed("stream-events") {
+					cfg.StreamEvents = q.StreamEvents
 				}
 			}
 			if err := checkBenchFlags(cfg); err != nil {
@@ -69,7 +74,8 @@ Progress goes to stderr, results to stdout.`,
 	f.IntVar(&cfg.EventsPerStream, "events-per-stream", cfg.EventsPerStream, "events per loaded stream")
 	f.IntVar(&cfg.PayloadBytes, "payload-bytes", cfg.PayloadBytes, "payload size of every event")
 	f.IntVar(&cfg.Partitions, "partitions", cfg.Partitions, "partitions of the benchmark topics")
-	f.BoolVar(&quick, "quick", false, "a run of under 30 s: 1s per measurement, 200ms warm-up, 2,000 streams (explicit flags win)")
+	f.IntVar(&cfg.StreamEvents, "stream-events", cfg.StreamEvents, "events the windowed-count stream topology processes")
+	f.BoolVar(&quick, "quick", false, "a run of under 30 s: 1s per measurement, 200ms warm-up, 2,000 streams, 200,000 stream events (explicit flags win)")
 	f.BoolVar(&asJSON, "json", false, "print exactly one JSON object instead of the table")
 	return cmd
 }
@@ -98,6 +104,9 @@ func checkBenchFlags(c bench.Config) error {
 	}
 	if c.Partitions < 1 {
 		bad("--partitions must be at least 1, got %d", c.Partitions)
+	}
+	if c.StreamEvents < 1 {
+		bad("--stream-events must be at least 1, got %d", c.StreamEvents)
 	}
 	if err := errors.Join(errs...); err != nil {
 		return err

@@ -21,6 +21,7 @@ func tinyConfig(t *testing.T) Config {
 	cfg.Streams = 50
 	cfg.EventsPerStream = 3
 	cfg.PayloadBytes = 64
+	cfg.StreamEvents = 2000
 	return cfg
 }
 
@@ -31,6 +32,7 @@ var wantKeys = []string{
 	"append_durable_1_ratio", "append_durable_16_ratio", "append_durable_64_ratio",
 	"stream_read_events_per_s", "partition_scan_events_per_s", "peak_heap_bytes",
 	"cores", "go_version", "goos_goarch", "duration_s", "streams", "events_per_stream", "payload_bytes",
+	"windowed_count_events_per_s", "stream_events",
 }
 
 func TestRunReportsEveryKey(t *testing.T) {
@@ -104,7 +106,7 @@ func TestConfigValidate(t *testing.T) {
 	if err == nil {
 		t.Fatal("zero config is valid")
 	}
-	for _, field := range []string{"Duration", "Warmup", "Rounds", "Streams", "EventsPerStream", "PayloadBytes", "Partitions"} {
+	for _, field := range []string{"Duration", "Warmup", "Rounds", "Streams", "EventsPerStream", "PayloadBytes", "Partitions", "StreamEvents"} {
 		if !strings.Contains(err.Error(), field) {
 			t.Errorf("error does not name %s: %v", field, err)
 		}

@@ -24,11 +24,17 @@ const (
 	// DefaultPartitions is the partition count of the benchmark topics.
 	DefaultPartitions = 8
 
+	// DefaultStreamEvents is how many events the stream-processing
+	// measurement processes.
+	DefaultStreamEvents = 1_000_000
+
 	// QuickDuration, QuickWarmup and QuickStreams replace the defaults in a
 	// quick run, which takes well under 30 s on 2 cores.
 	QuickDuration = time.Second
 	QuickWarmup   = 200 * time.Millisecond
 	QuickStreams  = 2_000
+	// QuickStreamEvents replaces DefaultStreamEvents in a quick run.
+	QuickStreamEvents = 200_000
 )
 
 // maxPayloadBytes keeps every event well inside the store's default event
@@ -61,6 +67,9 @@ type Config struct {
 	// Partitions is the partition count of the benchmark topics. Default
 	// DefaultPartitions.
 	Partitions int
+	// StreamEvents is how many events the windowed-count topology
+	// processes. Default DefaultStreamEvents.
+	StreamEvents int
 	// Progress receives a line as each step starts and ends. Nil discards.
 	Progress io.Writer
 }
@@ -75,6 +84,7 @@ func DefaultConfig() Config {
 		EventsPerStream: DefaultEventsPerStream,
 		PayloadBytes:    DefaultPayloadBytes,
 		Partitions:      DefaultPartitions,
+		StreamEvents:    DefaultStreamEvents,
 	}
 }
 
@@ -83,6 +93,7 @@ func DefaultConfig() Config {
 func QuickConfig() Config {
 	c := DefaultConfig()
 	c.Duration, c.Warmup, c.Streams = QuickDuration, QuickWarmup, QuickStreams
+	c.StreamEvents = QuickStreamEvents
 	return c
 }
 
@@ -112,6 +123,9 @@ func (c Config) Validate() error {
 	}
 	if c.Partitions < 1 || c.Partitions > 1024 {
 		bad("Partitions", "must be between 1 and 1024, got %d", c.Partitions)
+	}
+	if c.StreamEvents < 1 || c.StreamEvents > 100_000_000 {
+		bad("StreamEvents", "must be between 1 and 100000000, got %d", c.StreamEvents)
 	}
 	return errors.Join(errs...)
 }

@@ -37,6 +37,9 @@ type Result struct {
 	StreamReadEventsPerS    float64 `json:"stream_read_events_per_s" label:"ReadStream, every stream, events/s"`
 	PartitionScanEventsPerS float64 `json:"partition_scan_events_per_s" label:"ReadPartition, every partition, events/s"`
 
+	// Stream processing (package stream).
+	WindowedCountEventsPerS float64 `json:"windowed_count_events_per_s" label:"windowed count topology, input events/s"`
+
 	// PeakHeapBytes is the largest Go heap (live and unswept objects) seen
 	// during the whole run, sampled every 10 ms. Pebble's block cache and
 	// memtables live outside the Go heap and are not counted.
@@ -62,6 +65,8 @@ type Environment struct {
 	Streams         int `json:"streams"`
 	EventsPerStream int `json:"events_per_stream"`
 	PayloadBytes    int `json:"payload_bytes"`
+	// StreamEvents echoes Config.StreamEvents.
+	StreamEvents int `json:"stream_events"`
 }
 
 // resultFields returns the measured fields of Result in declaration order,

@@ -79,6 +79,7 @@ func Run(ctx context.Context, cfg Config) (res Result, err error) {
 		Streams:         cfg.Streams,
 		EventsPerStream: cfg.EventsPerStream,
 		PayloadBytes:    cfg.PayloadBytes,
+		StreamEvents:    cfg.StreamEvents,
 	}
 	return res, nil
 }
@@ -93,6 +94,8 @@ type env struct {
 	// keys are the stream keys of the read topic.
 	keys   []string
 	loaded bool
+	// streamLoaded is set once the stream-processing input is written.
+	streamLoaded bool
 	// seq numbers throughput runs, so that each writes new keys.
 	seq int
 }
@@ -134,6 +137,8 @@ func (e *env) plan() []step {
 		pair(1),
 		pair(16),
 		pair(64),
+		// Stream processing (package stream).
+		one("windowed_count_events_per_s", e.windowedCount),
 	}
 }
 
