@@ -142,8 +142,11 @@ type App struct {
 
 	running atomic.Bool
 	mu      sync.Mutex
-	// committed is closed and replaced after every commit.
-	committed chan struct{}
+	// ready is set while a Run has restored its stores and joined its group.
+	ready bool
+	// changed is closed and replaced when ready changes and after every
+	// commit.
+	changed chan struct{}
 	// beforeUpdate, if set (by tests), runs between a batch's writes and its
 	// Update; an error stops Run as a crash there would.
 	beforeUpdate func() error
@@ -186,7 +189,7 @@ func NewApp(store *eventstore.Store, topo *Topology, appID string, opts ...Optio
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
 	}
-	a := &App{store: store, topo: topo, id: appID, cfg: cfg, prefixes: map[*storeDef][]byte{}, committed: make(chan struct{})}
+	a := &App{store: store, topo: topo, id: appID, cfg: cfg, prefixes: map[*storeDef][]byte{}, changed: make(chan struct{})}
 	for _, s := range topo.stores {
 		a.prefixes[s] = storePrefix(appID, s.name)
 	}
@@ -288,6 +291,8 @@ func (a *App) run(ctx context.Context) error {
 		return err
 	}
 	defer func() { c.Close() }()
+	a.setReady(true)
+	defer a.setReady(false)
 	for {
 		recs, err := c.Poll(ctx, a.cfg.batchSize)
 		if err != nil {
@@ -315,27 +320,42 @@ func (a *App) run(ctx context.Context) error {
 				a.cfg.onLate(l)
 			}
 		}
-		a.mu.Lock()
-		close(a.committed)
-		a.committed = make(chan struct{})
-		a.mu.Unlock()
+		a.signal()
 	}
 }
 
-// WaitCaughtUp returns once the App's consumer group has committed every
-// record of its source and repartition topics (lag 0), checking again after
-// each commit, or when ctx ends (with its error). It needs a running App to
-// make progress.
+func (a *App) setReady(ready bool) {
+	a.mu.Lock()
+	a.ready = ready
+	a.mu.Unlock()
+	a.signal()
+}
+
+func (a *App) signal() {
+	a.mu.Lock()
+	close(a.changed)
+	a.changed = make(chan struct{})
+	a.mu.Unlock()
+}
+
+// WaitCaughtUp returns once a Run of the App has started (restored its
+// stores and joined its group) and the group has committed every record of
+// its source and repartition topics (lag 0), checking again after each
+// commit; or when ctx ends, with its error.
 func (a *App) WaitCaughtUp(ctx context.Context) error {
 	for {
 		a.mu.Lock()
-		next := a.committed
+		next, ready := a.changed, a.ready
 		a.mu.Unlock()
-		info, err := a.store.DescribeGroup(ctx, a.id)
+		var info eventstore.GroupInfo
+		var err error
+		if ready {
+			info, err = a.store.DescribeGroup(ctx, a.id)
+		}
 		if err != nil && !errors.Is(err, eventstore.ErrGroupNotFound) {
 			return err
 		}
-		if err == nil && len(info.Partitions) > 0 {
+		if ready && err == nil && len(info.Partitions) > 0 {
 			var lag int64
 			for _, p := range info.Partitions {
 				lag += p.Lag
