@@ -110,6 +110,10 @@ func WithTimestamp[K, V any](s Stream[K, V], fn func(K, V, time.Time) time.Time)
 	if !s.ok() {
 		return s
 	}
+	if fn == nil {
+		s.t.fail("WithTimestamp: fn is nil")
+		return s
+	}
 	out := derive(s, "KSTREAM-TIMESTAMP", s.key, s.value, s.rekeyed)
 	s.em.to(func(pc *procCtx, k K, v V, ts time.Time) error { return out.em.emit(pc, k, v, fn(k, v, ts)) })
 	return out
@@ -118,6 +122,10 @@ func WithTimestamp[K, V any](s Stream[K, V], fn func(K, V, time.Time) time.Time)
 // Filter keeps the records for which pred is true.
 func Filter[K, V any](s Stream[K, V], pred func(K, V) bool) Stream[K, V] {
 	if !s.ok() {
+		return s
+	}
+	if pred == nil {
+		s.t.fail("Filter: pred is nil")
 		return s
 	}
 	out := derive(s, "KSTREAM-FILTER", s.key, s.value, s.rekeyed)
@@ -137,6 +145,10 @@ func Map[K, V, K2, V2 any](s Stream[K, V], fn func(K, V) (K2, V2)) Stream[K2, V2
 	if !s.ok() {
 		return Stream[K2, V2]{}
 	}
+	if fn == nil {
+		s.t.fail("Map: fn is nil")
+		return Stream[K2, V2]{}
+	}
 	out := derive(s, "KSTREAM-MAP", JSON[K2](), JSON[V2](), true)
 	s.em.to(func(pc *procCtx, k K, v V, ts time.Time) error {
 		k2, v2 := fn(k, v)
@@ -152,6 +164,10 @@ func MapValues[K, V, V2 any](s Stream[K, V], fn func(K, V) V2) Stream[K, V2] {
 	if !s.ok() {
 		return Stream[K, V2]{}
 	}
+	if fn == nil {
+		s.t.fail("MapValues: fn is nil")
+		return Stream[K, V2]{}
+	}
 	out := derive(s, "KSTREAM-MAPVALUES", s.key, JSON[V2](), s.rekeyed)
 	s.em.to(func(pc *procCtx, k K, v V, ts time.Time) error { return out.em.emit(pc, k, fn(k, v), ts) })
 	return out
@@ -161,6 +177,10 @@ func MapValues[K, V, V2 any](s Stream[K, V], fn func(K, V) V2) Stream[K, V2] {
 // event time.
 func FlatMap[K, V, K2, V2 any](s Stream[K, V], fn func(K, V) []KeyValue[K2, V2]) Stream[K2, V2] {
 	if !s.ok() {
+		return Stream[K2, V2]{}
+	}
+	if fn == nil {
+		s.t.fail("FlatMap: fn is nil")
 		return Stream[K2, V2]{}
 	}
 	out := derive(s, "KSTREAM-FLATMAP", JSON[K2](), JSON[V2](), true)
@@ -181,6 +201,10 @@ func SelectKey[K, V, K2 any](s Stream[K, V], fn func(K, V) K2) Stream[K2, V] {
 	if !s.ok() {
 		return Stream[K2, V]{}
 	}
+	if fn == nil {
+		s.t.fail("SelectKey: fn is nil")
+		return Stream[K2, V]{}
+	}
 	out := derive(s, "KSTREAM-KEY-SELECT", JSON[K2](), s.value, true)
 	s.em.to(func(pc *procCtx, k K, v V, ts time.Time) error { return out.em.emit(pc, fn(k, v), v, ts) })
 	return out
@@ -197,6 +221,12 @@ func Branch[K, V any](s Stream[K, V], preds ...func(K, V) bool) []Stream[K, V] {
 	if len(preds) == 0 {
 		s.t.fail("Branch needs at least one predicate")
 		return nil
+	}
+	for i, p := range preds {
+		if p == nil {
+			s.t.fail("Branch: predicate %d is nil", i)
+			return make([]Stream[K, V], len(preds))
+		}
 	}
 	branch := s.t.newNode(kindProcessor, "KSTREAM-BRANCH", s.n)
 	outs := make([]Stream[K, V], len(preds))
@@ -237,6 +267,10 @@ func Merge[K, V any](a, b Stream[K, V]) Stream[K, V] {
 // logging and tests, not for effects that must happen once.
 func Peek[K, V any](s Stream[K, V], fn func(K, V, time.Time)) Stream[K, V] {
 	if !s.ok() {
+		return s
+	}
+	if fn == nil {
+		s.t.fail("Peek: fn is nil")
 		return s
 	}
 	out := derive(s, "KSTREAM-PEEK", s.key, s.value, s.rekeyed)

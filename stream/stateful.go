@@ -22,6 +22,12 @@ func GroupByKey[K, V any](s Stream[K, V]) Grouped[K, V] { return Grouped[K, V]{s
 // GroupBy re-keys s by fn (keys written with key) and groups it by the new
 // key: the stateful step that follows repartitions.
 func GroupBy[K, V, K2 any](s Stream[K, V], fn func(K, V) K2, key Serde[K2]) Grouped[K2, V] {
+	if fn == nil {
+		if s.ok() {
+			s.t.fail("GroupBy: fn is nil")
+		}
+		return Grouped[K2, V]{}
+	}
 	r := SelectKey(s, fn)
 	if r.ok() {
 		if !key.valid() {
@@ -100,6 +106,10 @@ func Count[K, V any](g Grouped[K, V], store string) Table[K, int64] {
 // is), in the store named store; values are stored with the stream's value
 // serde.
 func Reduce[K, V any](g Grouped[K, V], store string, fn func(agg, v V) V) Table[K, V] {
+	if fn == nil && g.s.ok() {
+		g.s.t.fail("Reduce %q: fn is nil", store)
+		return Table[K, V]{}
+	}
 	return aggregate(g, store, "KSTREAM-REDUCE", g.s.value, func(_ K, v V, agg V, ok bool) V {
 		if !ok {
 			return v
@@ -111,6 +121,10 @@ func Reduce[K, V any](g Grouped[K, V], store string, fn func(agg, v V) V) Table[
 // Aggregate folds the values of each key into an aggregate, starting from
 // init(), in the store named store; aggregates are stored with serde.
 func Aggregate[K, V, A any](g Grouped[K, V], store string, init func() A, fn func(K, V, A) A, serde Serde[A]) Table[K, A] {
+	if (init == nil || fn == nil) && g.s.ok() {
+		g.s.t.fail("Aggregate %q: init and fn must not be nil", store)
+		return Table[K, A]{}
+	}
 	return aggregate(g, store, "KSTREAM-AGGREGATE", serde, func(k K, v V, agg A, ok bool) A {
 		if !ok {
 			agg = init()
@@ -198,6 +212,10 @@ func WindowedCount[K, V any](wg WindowedGrouped[K, V], store string) WindowedTab
 
 // WindowedReduce combines the values of each key per window with fn.
 func WindowedReduce[K, V any](wg WindowedGrouped[K, V], store string, fn func(agg, v V) V) WindowedTable[K, V] {
+	if fn == nil && wg.g.s.ok() {
+		wg.g.s.t.fail("WindowedReduce %q: fn is nil", store)
+		return WindowedTable[K, V]{}
+	}
 	return windowed(wg, store, "KSTREAM-WINDOWED-REDUCE", wg.g.s.value, func(_ K, v V, agg V, ok bool) V {
 		if !ok {
 			return v
@@ -209,6 +227,10 @@ func WindowedReduce[K, V any](wg WindowedGrouped[K, V], store string, fn func(ag
 // WindowedAggregate folds the values of each key per window into an
 // aggregate, starting from init().
 func WindowedAggregate[K, V, A any](wg WindowedGrouped[K, V], store string, init func() A, fn func(K, V, A) A, serde Serde[A]) WindowedTable[K, A] {
+	if (init == nil || fn == nil) && wg.g.s.ok() {
+		wg.g.s.t.fail("WindowedAggregate %q: init and fn must not be nil", store)
+		return WindowedTable[K, A]{}
+	}
 	return windowed(wg, store, "KSTREAM-WINDOWED-AGGREGATE", serde, func(k K, v V, agg A, ok bool) A {
 		if !ok {
 			agg = init()

@@ -93,6 +93,9 @@ func WindowedToStream[K, V any](wt WindowedTable[K, V]) Stream[Windowed[K], V] {
 // (inner join): records whose key tb does not hold are dropped. The result
 // values are written with JSON unless WithSerdes says otherwise.
 func Join[K, V, VT, VR any](s Stream[K, V], tb Table[K, VT], joiner func(K, V, VT) VR) Stream[K, VR] {
+	if joiner == nil {
+		return join[K, V, VT, VR](s, tb, "KSTREAM-JOIN", nil)
+	}
 	return join(s, tb, "KSTREAM-JOIN", func(k K, v V, vt VT, ok bool) (VR, bool) {
 		if !ok {
 			var zero VR
@@ -106,6 +109,9 @@ func Join[K, V, VT, VR any](s Stream[K, V], tb Table[K, VT], joiner func(K, V, V
 // tb, if any: joiner's bool says whether tb held the key (if not, the table
 // value is VT's zero value). No record is dropped.
 func LeftJoin[K, V, VT, VR any](s Stream[K, V], tb Table[K, VT], joiner func(K, V, VT, bool) VR) Stream[K, VR] {
+	if joiner == nil {
+		return join[K, V, VT, VR](s, tb, "KSTREAM-LEFTJOIN", nil)
+	}
 	return join(s, tb, "KSTREAM-LEFTJOIN", func(k K, v V, vt VT, ok bool) (VR, bool) { return joiner(k, v, vt, ok), true })
 }
 
@@ -115,6 +121,10 @@ func join[K, V, VT, VR any](s Stream[K, V], tb Table[K, VT], label string, fn fu
 	}
 	if s.t != tb.t {
 		s.t.fail("%s: the stream and the table belong to different topologies", label)
+		return Stream[K, VR]{}
+	}
+	if fn == nil {
+		s.t.fail("%s: joiner is nil", label)
 		return Stream[K, VR]{}
 	}
 	out := derive(s, label, s.key, JSON[VR](), s.rekeyed)
