@@ -68,7 +68,7 @@ func parseWindowKey(b []byte) (key []byte, start int64, err error) {
 		return nil, 0, fmt.Errorf("stream: window key %q lacks its tag", b)
 	}
 	n, w := binary.Uvarint(b[1:])
-	if w <= 0 || uint64(len(b)-1-w) != n+8 {
+	if w <= 0 || w != uvarintLen(n) || n > uint64(len(b)) || uint64(len(b)-1-w) != n+8 {
 		return nil, 0, fmt.Errorf("stream: window key %q is malformed", b)
 	}
 	key = b[1+w : 1+w+int(n)]
@@ -96,7 +96,7 @@ func parseIndexKey(b []byte) (start int64, key []byte, err error) {
 	}
 	start = readStart(b)
 	n, w := binary.Uvarint(b[8:])
-	if w <= 0 || uint64(len(b)-8-w) != n {
+	if w <= 0 || w != uvarintLen(n) || n > uint64(len(b)) || uint64(len(b)-8-w) != n {
 		return 0, nil, fmt.Errorf("stream: window index key %q is malformed", b)
 	}
 	return start, b[8+w:], nil
@@ -118,4 +118,11 @@ func parseWindowValue(b []byte) (partition int, agg []byte, err error) {
 		return 0, nil, fmt.Errorf("stream: window value has %d bytes, fewer than 4", len(b))
 	}
 	return int(binary.BigEndian.Uint32(b)), b[4:], nil
+}
+
+// uvarintLen is the length of n's canonical uvarint encoding: keys with a
+// longer (padded) encoding are refused, so that each key has one form.
+func uvarintLen(n uint64) int {
+	var buf [binary.MaxVarintLen64]byte
+	return binary.PutUvarint(buf[:], n)
 }
