@@ -422,6 +422,10 @@ func (c *Consumer) Poll(ctx context.Context, max int) ([]Record, error) {
 			return nil, changed.err
 		}
 		cases := c.waitCases(ctx, changed.ch)
+		// served is the first partition that yields records: the next Poll
+		// starts after it, so that partitions with records take turns even
+		// when the ones before them in the assignment are empty.
+		served := -1
 		for i := 0; i < len(c.assigned) && len(out) < max; i++ {
 			tp := c.assigned[(c.next+i)%len(c.assigned)]
 			t := c.topicState(tp.Topic)
@@ -445,8 +449,13 @@ func (c *Consumer) Poll(ctx context.Context, max int) ([]Record, error) {
 			if ok {
 				c.positions[tp] = newPos
 			}
+			if served < 0 && len(out) > 0 {
+				served = (c.next + i) % len(c.assigned)
+			}
 		}
-		if len(c.assigned) > 0 {
+		if served >= 0 {
+			c.next = (served + 1) % len(c.assigned)
+		} else if len(c.assigned) > 0 {
 			c.next = (c.next + 1) % len(c.assigned)
 		}
 		if len(out) > 0 {
