@@ -1,8 +1,10 @@
 package stream_test
 
 import (
+	"bytes"
 	"context"
 	"fmt"
+	"sync"
 	"testing"
 	"time"
 
@@ -104,4 +106,22 @@ func readTopic(t testing.TB, s *eventstore.Store, topic string) []eventstore.Rec
 
 func fmtWindow[V any](kv stream.KeyValue[stream.Windowed[string], V]) string {
 	return fmt.Sprintf("%s [%d,%d)=%v", kv.Key.Key, kv.Key.Start.Sub(t0)/time.Second, kv.Key.End.Sub(t0)/time.Second, kv.Value)
+}
+
+// syncBuffer is a bytes.Buffer safe for a writer goroutine and a reader.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.String()
 }
