@@ -422,6 +422,19 @@ func (c *Consumer) Poll(ctx context.Context, max int) ([]Record, error) {
 			return nil, changed.err
 		}
 		cases := c.waitCases(ctx, changed.ch)
+		if out == nil {
+			// Size the batch once: records are large, and growing the
+			// slice record by record copies them over and over.
+			var avail int64
+			for _, tp := range c.assigned {
+				if n := c.topicState(tp.Topic).parts[tp.Partition].end.Load() - c.positions[tp]; n > 0 {
+					avail += n
+				}
+			}
+			if avail > 0 {
+				out = make([]Record, 0, min(int64(max), avail))
+			}
+		}
 		// served is the first partition that yields records: the next Poll
 		// starts after it, so that partitions with records take turns even
 		// when the ones before them in the assignment are empty.
