@@ -136,6 +136,8 @@ type App struct {
 	cfg   config
 
 	prefixes map[*storeDef][]byte
+	// scratch has buffers per topology node, used by the Run goroutine only.
+	scratch []scratch
 	// partitions is the partition count of internal topics: the largest
 	// source topic's.
 	partitions int
@@ -193,7 +195,15 @@ func NewApp(store *eventstore.Store, topo *Topology, appID string, opts ...Optio
 	for _, s := range topo.stores {
 		a.prefixes[s] = storePrefix(appID, s.name)
 	}
+	a.scratch = make([]scratch, len(topo.nodes))
 	return a, nil
+}
+
+// scratch holds a processor's buffers for encoded keys and state keys. Each
+// processor has its own: a processor downstream of another runs while the
+// upstream one still holds its buffers.
+type scratch struct {
+	key, state []byte
 }
 
 // ID returns the application ID.
@@ -440,9 +450,9 @@ type entry struct {
 	present bool
 	dirty   bool
 	// st is the store whose changelog records the key, nil for keys that
-	// are not logged; clKey is the changelog key.
-	st    *storeDef
-	clKey []byte
+	// are not logged; the changelog key is the key after prefixLen bytes.
+	st        *storeDef
+	prefixLen int
 }
 
 type output struct {
@@ -465,6 +475,7 @@ type batch struct {
 	ctx     context.Context
 	entries map[string]*entry
 	dirty   []string
+
 	outs    []output
 	offsets map[eventstore.TopicPartition]int64
 
@@ -514,10 +525,7 @@ func (b *batch) write(key, val []byte, present bool, st *storeDef, prefixLen int
 		e.dirty = true
 		b.dirty = append(b.dirty, string(key))
 	}
-	e.val, e.present, e.st = val, present, st
-	if st != nil {
-		e.clKey = key[prefixLen:]
-	}
+	e.val, e.present, e.st, e.prefixLen = val, present, st, prefixLen
 }
 
 // send queues a record for a sink.
@@ -656,7 +664,7 @@ func (b *batch) commit(c *eventstore.Consumer) error {
 		} else if ev.Payload == nil {
 			ev.Payload = []byte{}
 		}
-		b.outs = append(b.outs, output{topic: a.changelogTopic(e.st), key: string(e.clKey), event: ev, st: e.st})
+		b.outs = append(b.outs, output{topic: a.changelogTopic(e.st), key: k[e.prefixLen:], event: ev, st: e.st})
 	}
 	ends, err := b.writeOutputs()
 	if err != nil {

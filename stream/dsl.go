@@ -65,7 +65,7 @@ func Source[K, V any](t *Topology, topic string, key Serde[K], value Serde[V]) S
 	if t == nil {
 		return Stream[K, V]{}
 	}
-	if !key.valid() || !value.valid() {
+	if !validSerde(key) || !validSerde(value) {
 		t.fail("source %q: key and value serdes need Encode and Decode", topic)
 	}
 	s := Stream[K, V]{t: t, n: t.newNode(kindSource, "KSTREAM-SOURCE"), em: &emitter[K, V]{}, key: key, value: value}
@@ -75,13 +75,13 @@ func Source[K, V any](t *Topology, topic string, key Serde[K], value Serde[V]) S
 			pc.b.skipped++
 			return nil
 		}
-		k, err := key.Decode([]byte(rec.Key))
+		k, err := decodeString(key, rec.Key)
 		if err != nil {
-			return pc.bad(fmt.Errorf("decode key with %s serde: %w", key.Name, err))
+			return pc.bad(fmt.Errorf("decode key: %w", err))
 		}
 		v, err := value.Decode(rec.Payload)
 		if err != nil {
-			return pc.bad(fmt.Errorf("decode value with %s serde: %w", value.Name, err))
+			return pc.bad(fmt.Errorf("decode value: %w", err))
 		}
 		return s.em.emit(pc, k, v, rec.Timestamp)
 	})
@@ -95,7 +95,7 @@ func WithSerdes[K, V any](s Stream[K, V], key Serde[K], value Serde[V]) Stream[K
 	if !s.ok() {
 		return s
 	}
-	if !key.valid() || !value.valid() {
+	if !validSerde(key) || !validSerde(value) {
 		s.t.fail("WithSerdes: key and value serdes need Encode and Decode")
 		return s
 	}
@@ -325,11 +325,11 @@ func addSink[K, V any](s Stream[K, V], sk *sinkDef) {
 	s.em.to(func(pc *procCtx, k K, v V, ts time.Time) error {
 		kb, err := key.Encode(k)
 		if err != nil {
-			return fmt.Errorf("stream: sink %s: encode key with %s serde: %w", sk.topic, key.Name, err)
+			return fmt.Errorf("stream: sink %s: encode key: %w", sk.topic, err)
 		}
 		vb, err := value.Encode(v)
 		if err != nil {
-			return fmt.Errorf("stream: sink %s: encode value with %s serde: %w", sk.topic, value.Name, err)
+			return fmt.Errorf("stream: sink %s: encode value: %w", sk.topic, err)
 		}
 		return pc.b.send(pc, sk, kb, vb, ts)
 	})

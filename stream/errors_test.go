@@ -23,7 +23,7 @@ func TestNewAppReportsEveryProblem(t *testing.T) {
 	stream.WindowedCount(stream.WindowedBy(stream.GroupByKey(src), stream.Windows{}), "w")
 	stream.Branch(src) // no predicates
 	stream.Reduce(stream.GroupByKey(src), "r", nil)
-	stream.Aggregate(stream.GroupByKey(src), "a", func() int { return 0 }, func(string, string, int) int { return 0 }, stream.Serde[int]{})
+	stream.Aggregate(stream.GroupByKey(src), "a", func() int { return 0 }, func(string, string, int) int { return 0 }, stream.SerdeFuncs[int](nil, nil))
 	stream.ToTopic(src, "out", stream.EventType(""))
 	stream.Filter(src, nil)
 	stream.Map[string, string, int, int](src, nil)

@@ -51,11 +51,14 @@ func kvKey(prefix, key []byte) []byte {
 
 // windowKeyPrefix returns prefix + "w" + len + key: all windows of key.
 func windowKeyPrefix(prefix, key []byte) []byte {
-	out := make([]byte, 0, len(prefix)+1+binary.MaxVarintLen64+len(key)+8)
-	out = append(out, prefix...)
-	out = append(out, tagWindow)
-	out = binary.AppendUvarint(out, uint64(len(key)))
-	return append(out, key...)
+	return appendWindowKeyPrefix(make([]byte, 0, len(prefix)+1+binary.MaxVarintLen64+len(key)+8), prefix, key)
+}
+
+func appendWindowKeyPrefix(dst, prefix, key []byte) []byte {
+	dst = append(dst, prefix...)
+	dst = append(dst, tagWindow)
+	dst = binary.AppendUvarint(dst, uint64(len(key)))
+	return append(dst, key...)
 }
 
 func windowKey(prefix, key []byte, start int64) []byte {

@@ -30,7 +30,7 @@ func GroupBy[K, V, K2 any](s Stream[K, V], fn func(K, V) K2, key Serde[K2]) Grou
 	}
 	r := SelectKey(s, fn)
 	if r.ok() {
-		if !key.valid() {
+		if !validSerde(key) {
 			s.t.fail("GroupBy: key serde needs Encode and Decode")
 		} else {
 			r.key = key
@@ -60,13 +60,13 @@ func Repartition[K, V any](s Stream[K, V], name string) Stream[K, V] {
 		if err != nil || dup {
 			return err
 		}
-		k, err := key.Decode([]byte(rec.Key))
+		k, err := decodeString(key, rec.Key)
 		if err != nil {
-			return pc.bad(fmt.Errorf("decode key with %s serde: %w", key.Name, err))
+			return pc.bad(fmt.Errorf("decode key: %w", err))
 		}
 		v, err := value.Decode(rec.Payload)
 		if err != nil {
-			return pc.bad(fmt.Errorf("decode value with %s serde: %w", value.Name, err))
+			return pc.bad(fmt.Errorf("decode value: %w", err))
 		}
 		return out.em.emit(pc, k, v, rec.Timestamp)
 	})
@@ -138,7 +138,7 @@ func aggregate[K, V, A any](g Grouped[K, V], store, label string, serde Serde[A]
 		return Table[K, A]{}
 	}
 	t := g.s.t
-	if !serde.valid() {
+	if !validSerde(serde) {
 		t.fail("%s %q: the aggregate serde needs Encode and Decode", label, store)
 		return Table[K, A]{}
 	}
@@ -147,29 +147,35 @@ func aggregate[K, V, A any](g Grouped[K, V], store, label string, serde Serde[A]
 	tb := Table[K, A]{t: t, n: t.newNode(kindProcessor, label, in.n), st: st, key: in.key, value: serde, em: &emitter[K, A]{}}
 	tb.n.stores = []*storeDef{st}
 	key := in.key
+	id := tb.n.id
 	in.em.to(func(pc *procCtx, k K, v V, ts time.Time) error {
-		kb, err := key.Encode(k)
+		b := pc.b
+		sc := &b.a.scratch[id]
+		var err error
+		sc.key, err = appendEncode(key, sc.key[:0], k)
 		if err != nil {
-			return fmt.Errorf("stream: store %s: encode key with %s serde: %w", store, key.Name, err)
+			return fmt.Errorf("stream: store %s: encode key: %w", store, err)
 		}
-		prefix := pc.b.a.prefixes[st]
-		sk := kvKey(prefix, kb)
-		old, ok, err := pc.b.get(sk)
+		kb := sc.key
+		prefix := b.a.prefixes[st]
+		sc.state = append(append(append(sc.state[:0], prefix...), tagKV), kb...)
+		sk := sc.state
+		old, ok, err := b.get(sk)
 		if err != nil {
 			return err
 		}
 		var agg A
 		if ok {
 			if agg, err = serde.Decode(old); err != nil {
-				return fmt.Errorf("stream: store %s: decode %q with %s serde: %w", store, kb, serde.Name, err)
+				return fmt.Errorf("stream: store %s: decode %q: %w", store, kb, err)
 			}
 		}
 		agg = fn(k, v, agg, ok)
 		nb, err := serde.Encode(agg)
 		if err != nil {
-			return fmt.Errorf("stream: store %s: encode aggregate with %s serde: %w", store, serde.Name, err)
+			return fmt.Errorf("stream: store %s: encode aggregate: %w", store, err)
 		}
-		pc.b.put(sk, nb, st, len(prefix))
+		b.put(sk, nb, st, len(prefix))
 		return tb.em.emit(pc, k, agg, ts)
 	})
 	return tb
@@ -251,7 +257,7 @@ func windowed[K, V, A any](wg WindowedGrouped[K, V], store, label string, serde 
 		return WindowedTable[K, A]{}
 	}
 	t := g.s.t
-	if !serde.valid() {
+	if !validSerde(serde) {
 		t.fail("%s %q: the aggregate serde needs Encode and Decode", label, store)
 		return WindowedTable[K, A]{}
 	}
@@ -261,6 +267,7 @@ func windowed[K, V, A any](wg WindowedGrouped[K, V], store, label string, serde 
 	wt := WindowedTable[K, A]{t: t, n: t.newNode(kindProcessor, label, in.n), st: st, key: in.key, value: serde, em: &emitter[Windowed[K], A]{}}
 	wt.n.stores = []*storeDef{st}
 	key := in.key
+	id := wt.n.id
 	size, grace := int64(w.Size), int64(w.Grace)
 	in.em.to(func(pc *procCtx, k K, v V, ts time.Time) error {
 		b := pc.b
@@ -286,10 +293,13 @@ func windowed[K, V, A any](wg WindowedGrouped[K, V], store, label string, serde 
 			b.advanced[pk] = tsn
 			b.put(partitionKey(b.a.id, "time", store, part), appendStart(nil, tsn), nil, 0)
 		}
-		kb, err := key.Encode(k)
+		sc := &b.a.scratch[id]
+		var err error
+		sc.key, err = appendEncode(key, sc.key[:0], k)
 		if err != nil {
-			return fmt.Errorf("stream: store %s: encode key with %s serde: %w", store, key.Name, err)
+			return fmt.Errorf("stream: store %s: encode key: %w", store, err)
 		}
+		kb := sc.key
 		prefix := b.a.prefixes[st]
 		late := 0
 		err = w.starts(tsn, func(start int64) error {
@@ -298,7 +308,8 @@ func windowed[K, V, A any](wg WindowedGrouped[K, V], store, label string, serde 
 				late++
 				return nil
 			}
-			wk := windowKey(prefix, kb, start)
+			sc.state = appendStart(appendWindowKeyPrefix(sc.state[:0], prefix, kb), start)
+			wk := sc.state
 			old, ok, err := b.get(wk)
 			if err != nil {
 				return err
@@ -318,16 +329,13 @@ func windowed[K, V, A any](wg WindowedGrouped[K, V], store, label string, serde 
 				b.newIndex[pk] = append(b.newIndex[pk], ik)
 			}
 			agg = fn(k, v, agg, ok)
-			nb, err := serde.Encode(agg)
+			nb, err := appendEncode(serde, windowValue(part, nil), agg)
 			if err != nil {
-				return fmt.Errorf("stream: store %s: encode aggregate with %s serde: %w", store, serde.Name, err)
+				return fmt.Errorf("stream: store %s: encode aggregate: %w", store, err)
 			}
-			b.put(wk, windowValue(part, nb), st, len(prefix))
+			b.put(wk, nb, st, len(prefix))
 			return wt.em.emit(pc, Windowed[K]{Key: k, Start: timeOf(start), End: timeOf(end)}, agg, ts)
 		})
-		if err != nil {
-			return err
-		}
 		if late > 0 {
 			b.late[st]++
 			b.lateRecs = append(b.lateRecs, LateRecord{Store: store, Topic: pc.rec.Topic, Partition: part, Offset: pc.rec.Offset,

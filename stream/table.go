@@ -26,7 +26,7 @@ func SourceTable[K, V any](t *Topology, topic, store string, key Serde[K], value
 	if t == nil {
 		return Table[K, V]{}
 	}
-	if !key.valid() || !value.valid() {
+	if !validSerde(key) || !validSerde(value) {
 		t.fail("table %q: key and value serdes need Encode and Decode", topic)
 	}
 	src := t.newNode(kindSource, "KTABLE-SOURCE")
@@ -38,7 +38,7 @@ func SourceTable[K, V any](t *Topology, topic, store string, key Serde[K], value
 		kb := []byte(rec.Key)
 		k, err := key.Decode(kb)
 		if err != nil {
-			return pc.bad(fmt.Errorf("decode key with %s serde: %w", key.Name, err))
+			return pc.bad(fmt.Errorf("decode key: %w", err))
 		}
 		prefix := pc.b.a.prefixes[st]
 		if rec.IsTombstone() {
@@ -47,7 +47,7 @@ func SourceTable[K, V any](t *Topology, topic, store string, key Serde[K], value
 		}
 		v, err := value.Decode(rec.Payload)
 		if err != nil {
-			return pc.bad(fmt.Errorf("decode value with %s serde: %w", value.Name, err))
+			return pc.bad(fmt.Errorf("decode value: %w", err))
 		}
 		pc.b.put(kvKey(prefix, kb), rec.Payload, st, len(prefix))
 		return tb.em.emit(pc, k, v, rec.Timestamp)
@@ -133,7 +133,7 @@ func join[K, V, VT, VR any](s Stream[K, V], tb Table[K, VT], label string, fn fu
 	s.em.to(func(pc *procCtx, k K, v V, ts time.Time) error {
 		kb, err := tkey.Encode(k)
 		if err != nil {
-			return fmt.Errorf("stream: join with store %s: encode key with %s serde: %w", st.name, tkey.Name, err)
+			return fmt.Errorf("stream: join with store %s: encode key: %w", st.name, err)
 		}
 		raw, ok, err := pc.b.get(kvKey(pc.b.a.prefixes[st], kb))
 		if err != nil {
@@ -142,7 +142,7 @@ func join[K, V, VT, VR any](s Stream[K, V], tb Table[K, VT], label string, fn fu
 		var vt VT
 		if ok {
 			if vt, err = tval.Decode(raw); err != nil {
-				return fmt.Errorf("stream: join with store %s: decode %q with %s serde: %w", st.name, kb, tval.Name, err)
+				return fmt.Errorf("stream: join with store %s: decode %q: %w", st.name, kb, err)
 			}
 		}
 		r, keep := fn(k, v, vt, ok)

@@ -106,33 +106,33 @@ type Windowed[K any] struct {
 // WindowedSerde returns the serde of windowed keys: the key encoded with
 // inner, then the window's start and end as 8 big-endian bytes each
 // (nanoseconds since the epoch).
-func WindowedSerde[K any](inner Serde[K]) Serde[Windowed[K]] {
-	return Serde[Windowed[K]]{
-		Name: "windowed(" + inner.Name + ")",
-		Encode: func(w Windowed[K]) ([]byte, error) {
-			b, err := inner.Encode(w.Key)
-			if err != nil {
-				return nil, err
-			}
-			out := make([]byte, 0, len(b)+16)
-			out = append(out, b...)
-			out = binary.BigEndian.AppendUint64(out, uint64(w.Start.UnixNano()))
-			return binary.BigEndian.AppendUint64(out, uint64(w.End.UnixNano())), nil
-		},
-		Decode: func(b []byte) (Windowed[K], error) {
-			if len(b) < 16 {
-				return Windowed[K]{}, fmt.Errorf("stream: windowed key: want at least 16 bytes, got %d", len(b))
-			}
-			n := len(b) - 16
-			start, end := int64(binary.BigEndian.Uint64(b[n:])), int64(binary.BigEndian.Uint64(b[n+8:]))
-			if end <= start {
-				return Windowed[K]{}, fmt.Errorf("stream: windowed key: end %d is not after start %d", end, start)
-			}
-			k, err := inner.Decode(b[:n])
-			if err != nil {
-				return Windowed[K]{}, err
-			}
-			return Windowed[K]{Key: k, Start: timeOf(start), End: timeOf(end)}, nil
-		},
+func WindowedSerde[K any](inner Serde[K]) Serde[Windowed[K]] { return windowedSerde[K]{inner: inner} }
+
+type windowedSerde[K any] struct{ inner Serde[K] }
+
+func (s windowedSerde[K]) Encode(w Windowed[K]) ([]byte, error) { return s.AppendEncode(nil, w) }
+
+func (s windowedSerde[K]) AppendEncode(dst []byte, w Windowed[K]) ([]byte, error) {
+	dst, err := appendEncode(s.inner, dst, w.Key)
+	if err != nil {
+		return dst, err
 	}
+	dst = binary.BigEndian.AppendUint64(dst, uint64(w.Start.UnixNano()))
+	return binary.BigEndian.AppendUint64(dst, uint64(w.End.UnixNano())), nil
+}
+
+func (s windowedSerde[K]) Decode(b []byte) (Windowed[K], error) {
+	if len(b) < 16 {
+		return Windowed[K]{}, fmt.Errorf("stream: windowed key: want at least 16 bytes, got %d", len(b))
+	}
+	n := len(b) - 16
+	start, end := int64(binary.BigEndian.Uint64(b[n:])), int64(binary.BigEndian.Uint64(b[n+8:]))
+	if end <= start {
+		return Windowed[K]{}, fmt.Errorf("stream: windowed key: end %d is not after start %d", end, start)
+	}
+	k, err := s.inner.Decode(b[:n])
+	if err != nil {
+		return Windowed[K]{}, err
+	}
+	return Windowed[K]{Key: k, Start: timeOf(start), End: timeOf(end)}, nil
 }
