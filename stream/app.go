@@ -293,20 +293,24 @@ func (a *App) run(ctx context.Context) error {
 	for _, s := range a.topo.sources {
 		sources[topicName(a.id, s.topic, s.internal)] = s
 	}
-	join := func() (*eventstore.Consumer, error) {
-		return a.store.JoinGroup(ctx, a.id, topics, eventstore.WithMemberID(a.cfg.memberID))
-	}
-	c, err := join()
+	c, err := a.store.JoinGroup(ctx, a.id, topics, eventstore.WithMemberID(a.cfg.memberID))
 	if err != nil {
 		return err
 	}
-	defer func() { c.Close() }()
+	defer c.Close()
 	a.setReady(true)
 	defer a.setReady(false)
+	// pending holds the records of a batch whose commit a rebalance
+	// refused, on the partitions the member still has: the consumer has
+	// moved past them, so they are processed again from here.
+	var pending []eventstore.Record
 	for {
-		recs, err := c.Poll(ctx, a.cfg.batchSize)
-		if err != nil {
-			return err
+		recs := pending
+		pending = nil
+		if len(recs) == 0 {
+			if recs, err = c.Poll(ctx, a.cfg.batchSize); err != nil {
+				return err
+			}
 		}
 		b := newBatch(a, ctx)
 		if err := b.process(recs, sources); err != nil {
@@ -314,11 +318,16 @@ func (a *App) run(ctx context.Context) error {
 		}
 		err = b.commit(c)
 		if errors.Is(err, eventstore.ErrNotAssigned) {
-			// A rebalance took a partition: the batch is void. Rejoin, so
-			// that every partition resumes from its committed offset.
-			c.Close()
-			if c, err = join(); err != nil {
-				return err
+			// The batch is void. The new owners of the revoked partitions
+			// read them from the committed offsets.
+			kept := map[eventstore.TopicPartition]bool{}
+			for _, tp := range c.Assignment() {
+				kept[tp] = true
+			}
+			for _, r := range recs {
+				if kept[eventstore.TopicPartition{Topic: r.Topic, Partition: r.Partition}] {
+					pending = append(pending, r)
+				}
 			}
 			continue
 		}
@@ -689,7 +698,15 @@ func (b *batch) commit(c *eventstore.Consumer) error {
 			}
 		}
 		for pk, end := range ends {
-			if err := tx.Set(partKey2(a.id, pk), binary.BigEndian.AppendUint64(nil, uint64(end))); err != nil {
+			// Several members may write to one changelog partition: keep
+			// the highest end.
+			key := partKey2(a.id, pk)
+			if v, ok, err := tx.Get(key); err != nil {
+				return err
+			} else if ok && len(v) == 8 && int64(binary.BigEndian.Uint64(v)) > end {
+				continue
+			}
+			if err := tx.Set(key, binary.BigEndian.AppendUint64(nil, uint64(end))); err != nil {
 				return err
 			}
 		}

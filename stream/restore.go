@@ -6,12 +6,18 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"sync"
 
 	"github.com/muninn-es/muninn/eventstore"
 )
 
 // restoreChunk is how many changelog records one restoring Update writes.
 const restoreChunk = 4096
+
+// restoreMu serializes restores in the process, so that of several Apps of
+// one application ID starting together, one restores a store and the others
+// find it restored. It guards no data.
+var restoreMu sync.Mutex
 
 // restore rebuilds a store from its changelog if its state is missing: the
 // store has no "~init" marker. It reads each changelog partition up to the
@@ -21,6 +27,8 @@ const restoreChunk = 4096
 // since then is ahead of the state only after a crash, which is also when
 // those keys are written again.
 func (a *App) restore(ctx context.Context, st *storeDef) error {
+	restoreMu.Lock()
+	defer restoreMu.Unlock()
 	marker := metaKey(a.id, "init", st.name)
 	if _, ok, err := a.store.Get(ctx, marker); err != nil || ok {
 		return err
