@@ -109,7 +109,9 @@ type Metrics struct {
 	// DuplicateRecords counts repartition records dropped because they were
 	// already processed (rewritten after a crash).
 	DuplicateRecords int64
-	// LateRecords counts, per window store, records dropped as late.
+	// LateRecords counts, per window store, records dropped as late: too
+	// late for at least one of their windows (a record of hopping windows
+	// may still count in the others).
 	LateRecords map[string]int64
 }
 

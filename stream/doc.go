@@ -30,4 +30,19 @@
 //
 // State lives under "stream/<appID>/" in the state space, and internal topics
 // are named "<appID>-<name>-repartition" and "<appID>-<store>-changelog".
+//
+// Differences from Kafka Streams worth knowing:
+//   - Records are processed in the order the consumer polls them, partition
+//     after partition, not by choosing the lowest timestamp among partitions.
+//     When an App catches up on a backlog whose partitions hold different
+//     shares of the data, event time reaches a repartition partition out of
+//     order by up to the backlog's span: give such topologies a grace period
+//     to match, or they drop records as late.
+//   - Windowed and aggregated results are emitted on every update; there is
+//     no suppression of intermediate results.
+//   - Tables live in the process's state space, so a join looks a key up
+//     whatever partition the stream record came from: no co-partitioning is
+//     needed, and a table is in effect global.
+//   - Repartition topics keep their records (cleanup Retain); nothing purges
+//     what the App has committed.
 package stream
