@@ -11,6 +11,10 @@ import (
 // start, when Windows.Retention is zero (Kafka Streams' default).
 const DefaultRetention = 24 * time.Hour
 
+// MaxWindowsPerRecord bounds Size/Advance: how many hopping windows one
+// record updates.
+const MaxWindowsPerRecord = 10_000
+
 // Windows says how a windowed aggregation groups records by event time.
 // Windows are aligned to the Unix epoch and include their start, not their
 // end: [Start, Start+Size). Start from Tumbling or Hopping.
@@ -52,6 +56,9 @@ func (w Windows) Validate() error {
 	}
 	if w.Advance <= 0 || w.Advance > w.Size {
 		errs = append(errs, fmt.Errorf("stream: Windows.Advance must be in (0, Size=%s], got %s", w.Size, w.Advance))
+	}
+	if w.Advance > 0 && w.Size/w.Advance > MaxWindowsPerRecord {
+		errs = append(errs, fmt.Errorf("stream: Windows.Advance %s puts each record in %d windows of Size %s, more than %d", w.Advance, w.Size/w.Advance, w.Size, MaxWindowsPerRecord))
 	}
 	if w.Grace < 0 {
 		errs = append(errs, fmt.Errorf("stream: Windows.Grace must not be negative, got %s", w.Grace))

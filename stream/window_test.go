@@ -249,6 +249,9 @@ func TestWindowsValidate(t *testing.T) {
 	if err := stream.Tumbling(time.Minute).WithRetention(time.Second).Validate(); err == nil || !strings.Contains(err.Error(), "Windows.Retention") {
 		t.Errorf("retention shorter than the window: %v", err)
 	}
+	if err := stream.Hopping(time.Hour, time.Millisecond).Validate(); err == nil || !strings.Contains(err.Error(), "Windows.Advance") {
+		t.Errorf("3,600,000 windows per record: %v", err)
+	}
 	if err := stream.Hopping(time.Minute, 10*time.Second).WithGrace(time.Second).Validate(); err != nil {
 		t.Error(err)
 	}
