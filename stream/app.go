@@ -361,8 +361,10 @@ func (a *App) signal() {
 
 // WaitCaughtUp returns once a Run of the App has started (restored its
 // stores and joined its group) and the group has committed every record of
-// its source and repartition topics (lag 0), checking again after each
-// commit; or when ctx ends, with its error.
+// its source and repartition topics (lag 0); or when ctx ends, with its
+// error. It checks again after each commit of this App: with several members
+// in the group, the one whose commit completes the work returns, so wait on
+// all of them and take the first.
 func (a *App) WaitCaughtUp(ctx context.Context) error {
 	for {
 		a.mu.Lock()
