@@ -93,3 +93,67 @@ func Example() {
 	// Stores:
 	//    Store: views-per-minute (window tumbling 1m0s, grace 0s, retention 24h0m0s, changelog: views-per-minute-changelog)
 }
+
+// A stream of orders enriched with the current name of their customer from
+// a table read from a compacted topic (stream/table duality), written to a
+// topic.
+func ExampleLeftJoin() {
+	ctx := context.Background()
+	s, err := eventstore.OpenMem()
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer s.Close()
+	for name, policy := range map[string]eventstore.CleanupPolicy{"customers": eventstore.Compact, "orders": eventstore.Retain} {
+		if err := s.CreateTopic(ctx, name, eventstore.TopicConfig{Partitions: 1, Cleanup: policy}); err != nil {
+			log.Fatal(err)
+		}
+	}
+	write := func(topic, key, payload string) {
+		ev := eventstore.Event{Type: topic + ".changed", Payload: []byte(payload)}
+		if _, err := s.Append(ctx, topic, key, eventstore.Any, []eventstore.Event{ev}); err != nil {
+			log.Fatal(err)
+		}
+	}
+	write("customers", "c1", "Ada")
+
+	topo := stream.NewTopology()
+	customers := stream.SourceTable(topo, "customers", "customers", stream.String(), stream.String())
+	orders := stream.Source(topo, "orders", stream.String(), stream.JSON[int]()) // key: customer, value: amount
+	labelled := stream.LeftJoin(orders, customers, func(id string, amount int, name string, known bool) string {
+		if !known {
+			name = "unknown customer " + id
+		}
+		return fmt.Sprintf("%s ordered %d", name, amount)
+	})
+	stream.ToTopic(stream.WithSerdes(labelled, stream.String(), stream.String()), "labelled-orders")
+
+	app, err := stream.NewApp(s, topo, "labeller")
+	if err != nil {
+		log.Fatal(err)
+	}
+	runCtx, stop := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- app.Run(runCtx) }()
+	if err := app.WaitCaughtUp(ctx); err != nil { // the table is loaded
+		log.Fatal(err)
+	}
+	write("orders", "c1", "30")
+	write("orders", "c2", "12")
+	if err := app.WaitCaughtUp(ctx); err != nil {
+		log.Fatal(err)
+	}
+	stop()
+	if err := <-done; err != nil {
+		log.Fatal(err)
+	}
+	for rec, err := range s.ReadPartition(ctx, "labelled-orders", 0, 0) {
+		if err != nil {
+			log.Fatal(err)
+		}
+		fmt.Printf("%s: %s\n", rec.Key, rec.Payload)
+	}
+	// Output:
+	// c1: Ada ordered 30
+	// c2: unknown customer c2 ordered 12
+}
