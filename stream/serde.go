@@ -12,6 +12,12 @@ import (
 // must be deterministic and each other's inverse, and Decode must return an
 // error (never panic) for bytes it cannot read. SerdeFuncs makes one from two
 // functions.
+//
+// A serde may also have the methods AppendEncode(dst []byte, v T) ([]byte,
+// error), which appends the encoding to dst, and DecodeString(s string) (T,
+// error), which decodes a record key without copying it to bytes; the App
+// uses them where present to save allocations. The built-in serdes have
+// them where they help.
 type Serde[T any] interface {
 	Encode(T) ([]byte, error)
 	Decode([]byte) (T, error)
