@@ -400,6 +400,17 @@ func (c *Consumer) waitCases(ctx context.Context, changed chan struct{}) []refle
 // Close, and ErrClosed when the store closes. Records and Poll share the
 // member's position: use one of them at a time.
 func (c *Consumer) Poll(ctx context.Context, max int) ([]Record, error) {
+	return c.poll(ctx, max, true)
+}
+
+// TryPoll is Poll without the wait: it returns what is available, up to
+// max, and an empty batch at once if nothing is. A batching consumer that
+// holds records already uses it to top them up without blocking.
+func (c *Consumer) TryPoll(ctx context.Context, max int) ([]Record, error) {
+	return c.poll(ctx, max, false)
+}
+
+func (c *Consumer) poll(ctx context.Context, max int, wait bool) ([]Record, error) {
 	if max <= 0 {
 		return nil, invalid("max", "must be positive, got %d", max)
 	}
@@ -471,7 +482,7 @@ func (c *Consumer) Poll(ctx context.Context, max int) ([]Record, error) {
 		} else if len(c.assigned) > 0 {
 			c.next = (c.next + 1) % len(c.assigned)
 		}
-		if len(out) > 0 {
+		if len(out) > 0 || !wait {
 			return out, nil
 		}
 		chosen, _, _ := reflect.Select(cases)

@@ -402,3 +402,34 @@ func TestPollTakesTurnsAmongNonEmptyPartitions(t *testing.T) {
 		}
 	}
 }
+
+// TryPoll returns at once, with what is available or nothing.
+func TestTryPoll(t *testing.T) {
+	s := openMem(t)
+	ctx := t.Context()
+	if err := s.CreateTopic(ctx, "t", eventstore.TopicConfig{Partitions: 2}); err != nil {
+		t.Fatal(err)
+	}
+	c, err := s.JoinGroup(ctx, "try", []string{"t"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if recs, err := c.TryPoll(ctx, 10); err != nil || len(recs) != 0 {
+		t.Fatalf("TryPoll on an empty topic = %d records, %v; want none at once", len(recs), err)
+	}
+	appendN(t, s, "t", 5)
+	if recs, err := c.TryPoll(ctx, 3); err != nil || len(recs) != 3 {
+		t.Fatalf("TryPoll(3) = %d records, %v", len(recs), err)
+	}
+	if recs, err := c.TryPoll(ctx, 10); err != nil || len(recs) != 2 {
+		t.Fatalf("TryPoll(10) after 3 of 5 = %d records, %v", len(recs), err)
+	}
+	if _, err := c.TryPoll(ctx, 0); !errors.Is(err, eventstore.ErrInvalidArgument) {
+		t.Errorf("TryPoll(0) = %v", err)
+	}
+	c.Close()
+	if _, err := c.TryPoll(ctx, 1); !errors.Is(err, eventstore.ErrConsumerClosed) {
+		t.Errorf("TryPoll after Close = %v", err)
+	}
+}
