@@ -24,6 +24,9 @@ const (
 	DefaultBatchSize = 10000
 	// appendWorkers bounds the goroutines that write a batch's output.
 	appendWorkers = 8
+	// inboxBatches bounds the records an App holds polled but unprocessed,
+	// in batches.
+	inboxBatches = 2
 )
 
 // Headers of the records sinks write.
@@ -302,35 +305,38 @@ func (a *App) run(ctx context.Context) error {
 	defer c.Close()
 	a.setReady(true)
 	defer a.setReady(false)
-	// pending holds the records of a batch whose commit a rebalance
-	// refused, on the partitions the member still has: the consumer has
-	// moved past them, so they are processed again from here.
-	var pending []eventstore.Record
+	// The inbox holds what was polled and not yet processed. Each round
+	// tops it up without waiting, so that every partition with records to
+	// read has some in the inbox (within a bound on memory), and then
+	// processes one batch in event-time order across partitions.
+	in := newInbox()
 	for {
-		recs := pending
-		pending = nil
-		if len(recs) == 0 {
-			if recs, err = c.Poll(ctx, a.cfg.batchSize); err != nil {
+		if in.total == 0 {
+			recs, err := c.Poll(ctx, a.cfg.batchSize)
+			if err != nil {
 				return err
 			}
+			in.add(recs)
 		}
+		more, err := a.fill(ctx, c, in)
+		if err != nil {
+			return err
+		}
+		recs := in.take(a.cfg.batchSize, more)
 		b := newBatch(a, ctx)
 		if err := b.process(recs, sources); err != nil {
 			return err
 		}
 		err = b.commit(c)
 		if errors.Is(err, eventstore.ErrNotAssigned) {
-			// The batch is void. The new owners of the revoked partitions
-			// read them from the committed offsets.
+			// The batch is void. The member reads the partitions it keeps
+			// on from its records, and the new owners of the others read
+			// them from the committed offsets.
 			kept := map[eventstore.TopicPartition]bool{}
 			for _, tp := range c.Assignment() {
 				kept[tp] = true
 			}
-			for _, r := range recs {
-				if kept[eventstore.TopicPartition{Topic: r.Topic, Partition: r.Partition}] {
-					pending = append(pending, r)
-				}
-			}
+			in.putBack(recs, kept)
 			continue
 		}
 		if err != nil {
@@ -342,6 +348,62 @@ func (a *App) run(ctx context.Context) error {
 			}
 		}
 		a.signal()
+	}
+}
+
+// fill tops the inbox up without waiting until every assigned partition
+// that has records to read has some in the inbox, or the inbox holds
+// inboxBatches batches. It returns the partitions that have records not
+// yet polled.
+func (a *App) fill(ctx context.Context, c *eventstore.Consumer, in *inbox) (map[eventstore.TopicPartition]bool, error) {
+	assigned := c.Assignment()
+	chunk := max(a.cfg.batchSize/max(len(assigned), 1), 1)
+	ends := map[string][]eventstore.PartitionInfo{}
+	for {
+		more := map[eventstore.TopicPartition]bool{}
+		starved := false
+		for _, tp := range assigned {
+			parts, ok := ends[tp.Topic]
+			if !ok {
+				info, err := a.store.DescribeTopic(ctx, tp.Topic)
+				if err != nil {
+					return nil, err
+				}
+				parts = info.Partitions
+				ends[tp.Topic] = parts
+			}
+			if tp.Partition >= len(parts) {
+				continue
+			}
+			pos, ok := in.position(tp)
+			if !ok {
+				off, found, err := a.store.CommittedOffset(ctx, a.id, tp.Topic, tp.Partition)
+				if err != nil {
+					return nil, err
+				}
+				pos = max(off, parts[tp.Partition].StartOffset)
+				if !found {
+					pos = parts[tp.Partition].StartOffset
+				}
+			}
+			if parts[tp.Partition].EndOffset > pos {
+				more[tp] = true
+				starved = starved || in.empty(tp)
+			}
+		}
+		if !starved || in.total >= inboxBatches*a.cfg.batchSize {
+			return more, nil
+		}
+		recs, err := c.TryPoll(ctx, chunk)
+		if err != nil {
+			return nil, err
+		}
+		if len(recs) == 0 {
+			return more, nil
+		}
+		in.add(recs)
+		// The ends are read again on the next pass only for what moved.
+		clear(ends)
 	}
 }
 

@@ -32,12 +32,15 @@
 // are named "<appID>-<name>-repartition" and "<appID>-<store>-changelog".
 //
 // Differences from Kafka Streams worth knowing:
-//   - Records are processed in the order the consumer polls them, partition
-//     after partition, not by choosing the lowest timestamp among partitions.
-//     When an App catches up on a backlog whose partitions hold different
-//     shares of the data, event time reaches a repartition partition out of
-//     order by up to the backlog's span: give such topologies a grace period
-//     to match, or they drop records as late.
+//   - Like Kafka Streams, an App processes the records it has polled oldest
+//     event time first across partitions, and before each batch it polls
+//     until every partition with records to read has some in hand. It holds
+//     at most two batches of records that way: when one partition of a
+//     backlog is much denser than another, event time can still run ahead on
+//     the sparse one by up to what those two batches span, and a grace
+//     period shorter than that drops records as late. (Kafka Streams pauses
+//     the partitions that are ahead; the event store's consumer has no
+//     pause.)
 //   - Windowed and aggregated results are emitted on every update; there is
 //     no suppression of intermediate results.
 //   - Tables live in the process's state space, so a join looks a key up
