@@ -400,6 +400,17 @@ func (c *Consumer) waitCases(ctx context.Context, changed chan struct{}) []refle
 // Close, and ErrClosed when the store closes. Records and Poll share the
 // member's position: use one of them at a time.
 func (c *Consumer) Poll(ctx context.Context, max int) ([]Record, error) {
+	return c.poll(ctx, max, true)
+}
+
+// TryPoll is Poll without the wait: it returns what is available, up to
+// max, and an empty batch at once if nothing is. A batching consumer that
+// holds records already uses it to top them up without blocking.
+func (c *Consumer) TryPoll(ctx context.Context, max int) ([]Record, error) {
+	return c.poll(ctx, max, false)
+}
+
+func (c *Consumer) poll(ctx context.Context, max int, wait bool) ([]Record, error) {
 	if max <= 0 {
 		return nil, invalid("max", "must be positive, got %d", max)
 	}
@@ -422,6 +433,23 @@ func (c *Consumer) Poll(ctx context.Context, max int) ([]Record, error) {
 			return nil, changed.err
 		}
 		cases := c.waitCases(ctx, changed.ch)
+		if out == nil {
+			// Size the batch once: records are large, and growing the
+			// slice record by record copies them over and over.
+			var avail int64
+			for _, tp := range c.assigned {
+				if n := c.topicState(tp.Topic).parts[tp.Partition].end.Load() - c.positions[tp]; n > 0 {
+					avail += n
+				}
+			}
+			if avail > 0 {
+				out = make([]Record, 0, min(int64(max), avail))
+			}
+		}
+		// served is the first partition that yields records: the next Poll
+		// starts after it, so that partitions with records take turns even
+		// when the ones before them in the assignment are empty.
+		served := -1
 		for i := 0; i < len(c.assigned) && len(out) < max; i++ {
 			tp := c.assigned[(c.next+i)%len(c.assigned)]
 			t := c.topicState(tp.Topic)
@@ -445,11 +473,16 @@ func (c *Consumer) Poll(ctx context.Context, max int) ([]Record, error) {
 			if ok {
 				c.positions[tp] = newPos
 			}
+			if served < 0 && len(out) > 0 {
+				served = (c.next + i) % len(c.assigned)
+			}
 		}
-		if len(c.assigned) > 0 {
+		if served >= 0 {
+			c.next = (served + 1) % len(c.assigned)
+		} else if len(c.assigned) > 0 {
 			c.next = (c.next + 1) % len(c.assigned)
 		}
-		if len(out) > 0 {
+		if len(out) > 0 || !wait {
 			return out, nil
 		}
 		chosen, _, _ := reflect.Select(cases)

@@ -369,3 +369,67 @@ func TestDeleteTopicInUseByGroup(t *testing.T) {
 		t.Fatalf("group still has positions on the deleted topic: %+v", info.Partitions)
 	}
 }
+
+// Poll serves the partitions that have records in turn, even when the
+// partitions before them in the assignment are empty: a batching consumer
+// of a busy topic and a quiet one reads the busy topic's partitions evenly.
+func TestPollTakesTurnsAmongNonEmptyPartitions(t *testing.T) {
+	s := openMem(t)
+	ctx := t.Context()
+	for _, name := range []string{"a-quiet", "b-busy"} {
+		if err := s.CreateTopic(ctx, name, eventstore.TopicConfig{Partitions: 3}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	appendN(t, s, "b-busy", 300)
+	c, err := s.JoinGroup(ctx, "turns", []string{"a-quiet", "b-busy"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	read := map[int]int{}
+	for range 6 {
+		recs, err := c.Poll(ctx, 10)
+		if err != nil || len(recs) != 10 {
+			t.Fatalf("Poll = %d records, %v", len(recs), err)
+		}
+		read[recs[0].Partition] += len(recs)
+	}
+	for p := range 3 {
+		if read[p] != 20 {
+			t.Errorf("after 6 polls of 10: %v records per partition, want 20 from each", read)
+			break
+		}
+	}
+}
+
+// TryPoll returns at once, with what is available or nothing.
+func TestTryPoll(t *testing.T) {
+	s := openMem(t)
+	ctx := t.Context()
+	if err := s.CreateTopic(ctx, "t", eventstore.TopicConfig{Partitions: 2}); err != nil {
+		t.Fatal(err)
+	}
+	c, err := s.JoinGroup(ctx, "try", []string{"t"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if recs, err := c.TryPoll(ctx, 10); err != nil || len(recs) != 0 {
+		t.Fatalf("TryPoll on an empty topic = %d records, %v; want none at once", len(recs), err)
+	}
+	appendN(t, s, "t", 5)
+	if recs, err := c.TryPoll(ctx, 3); err != nil || len(recs) != 3 {
+		t.Fatalf("TryPoll(3) = %d records, %v", len(recs), err)
+	}
+	if recs, err := c.TryPoll(ctx, 10); err != nil || len(recs) != 2 {
+		t.Fatalf("TryPoll(10) after 3 of 5 = %d records, %v", len(recs), err)
+	}
+	if _, err := c.TryPoll(ctx, 0); !errors.Is(err, eventstore.ErrInvalidArgument) {
+		t.Errorf("TryPoll(0) = %v", err)
+	}
+	c.Close()
+	if _, err := c.TryPoll(ctx, 1); !errors.Is(err, eventstore.ErrConsumerClosed) {
+		t.Errorf("TryPoll after Close = %v", err)
+	}
+}

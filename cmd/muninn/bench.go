@@ -23,9 +23,11 @@ with 1, 16 and 64 concurrent writers, each right after raw Pebble
 Commit(Sync) at the same concurrency, so the ratio store/raw shows how close
 the store comes to the disk's limit. Then it loads --streams streams of
 --events-per-stream events and reads them back by stream and by partition.
-Last, the outbox relay (package broker): records/s relayed to watermill's
+Then the outbox relay (package broker): records/s relayed to watermill's
 GoChannel and to an embedded NATS JetStream server, and the p50/p99 latency
 from append to an inbound handler through NATS at a steady 200 appends/s.
+Last, a stream topology counts --stream-events events per key in tumbling
+one-minute windows, timed from its start to caught up.
 
 Progress goes to stderr, results to stdout.`,
 		Example: `  muninn bench --quick
@@ -46,6 +48,9 @@ Progress goes to stderr, results to stdout.`,
 				}
 				if !flags.Changed("projection-events") {
 					cfg.ProjectionEvents = q.ProjectionEvents
+				}
+				if !flags.Changed("stream-events") {
+					cfg.StreamEvents = q.StreamEvents
 				}
 			}
 			if err := checkBenchFlags(cfg); err != nil {
@@ -76,7 +81,8 @@ Progress goes to stderr, results to stdout.`,
 	f.IntVar(&cfg.PayloadBytes, "payload-bytes", cfg.PayloadBytes, "payload size of every event")
 	f.IntVar(&cfg.Partitions, "partitions", cfg.Partitions, "partitions of the benchmark topics")
 	f.IntVar(&cfg.ProjectionEvents, "projection-events", cfg.ProjectionEvents, "events the projection catch-up measurement projects")
-	f.BoolVar(&quick, "quick", false, "a run of under 30 s: 1s per measurement, 200ms warm-up, 2,000 streams (explicit flags win)")
+	f.IntVar(&cfg.StreamEvents, "stream-events", cfg.StreamEvents, "events the windowed-count stream topology processes")
+	f.BoolVar(&quick, "quick", false, "a run of under 30 s: 1s per measurement, 200ms warm-up, 2,000 streams, 200,000 projection and stream events (explicit flags win)")
 	f.BoolVar(&asJSON, "json", false, "print exactly one JSON object instead of the table")
 	return cmd
 }
@@ -108,6 +114,9 @@ func checkBenchFlags(c bench.Config) error {
 	}
 	if c.ProjectionEvents < 1 {
 		bad("--projection-events must be at least 1, got %d", c.ProjectionEvents)
+	}
+	if c.StreamEvents < 1 {
+		bad("--stream-events must be at least 1, got %d", c.StreamEvents)
 	}
 	if err := errors.Join(errs...); err != nil {
 		return err

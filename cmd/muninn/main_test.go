@@ -74,7 +74,7 @@ func TestBenchJSON(t *testing.T) {
 	dir := t.TempDir()
 	stdout, stderr, err := execute(t, "bench", "--json", "--dir", dir,
 		"--duration", "50ms", "--warmup", "10ms", "--streams", "20", "--events-per-stream", "2", "--rounds", "1",
-		"--projection-events", "500")
+		"--projection-events", "500", "--stream-events", "1000")
 	if err != nil {
 		t.Fatalf("bench: %v\nstderr:\n%s", err, stderr)
 	}
@@ -86,7 +86,7 @@ func TestBenchJSON(t *testing.T) {
 	if dec.More() {
 		t.Errorf("stdout holds more than one JSON value:\n%s", stdout)
 	}
-	for _, key := range append(bench.Keys(), "cores", "go_version", "goos_goarch", "duration_s", "streams", "events_per_stream", "payload_bytes") {
+	for _, key := range append(bench.Keys(), "cores", "go_version", "goos_goarch", "duration_s", "streams", "events_per_stream", "payload_bytes", "stream_events") {
 		switch v := m[key].(type) {
 		case float64:
 			if v <= 0 {
@@ -114,7 +114,7 @@ func TestBenchJSON(t *testing.T) {
 func TestBenchTable(t *testing.T) {
 	stdout, _, err := execute(t, "bench", "--dir", t.TempDir(),
 		"--duration", "20ms", "--warmup", "0s", "--streams", "5", "--events-per-stream", "1",
-		"--projection-events", "100")
+		"--projection-events", "100", "--stream-events", "500")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -134,6 +134,7 @@ func TestBenchBadFlags(t *testing.T) {
 		{[]string{"--streams", "0", "--payload-bytes", "-5"}, []string{"--streams must be at least 1", "--payload-bytes must be at least 1"}},
 		{[]string{"--payload-bytes", "100000000"}, []string{"PayloadBytes must be between"}},
 		{[]string{"--projection-events", "0"}, []string{"--projection-events must be at least 1"}},
+		{[]string{"--stream-events", "0"}, []string{"--stream-events must be at least 1"}},
 		{[]string{"--duration", "soon"}, []string{`invalid argument "soon" for "--duration"`}},
 		{[]string{"extra"}, []string{`unknown command "extra"`}},
 	} {

@@ -22,6 +22,7 @@ func tinyConfig(t *testing.T) Config {
 	cfg.EventsPerStream = 3
 	cfg.PayloadBytes = 64
 	cfg.ProjectionEvents = 2_000
+	cfg.StreamEvents = 2000
 	return cfg
 }
 
@@ -35,6 +36,7 @@ var wantKeys = []string{
 	"command_bus_16_per_s", "command_bus_append_16_per_s", "command_bus_16_ratio", "load_1000_events_us", "load_1000_events_snapshot_us",
 	"projection_catchup_events_per_s",
 	"relay_gochannel_per_s", "relay_nats_per_s", "relay_latency_p50_ms", "relay_latency_p99_ms",
+	"windowed_count_events_per_s", "stream_events",
 }
 
 func TestRunReportsEveryKey(t *testing.T) {
@@ -108,7 +110,7 @@ func TestConfigValidate(t *testing.T) {
 	if err == nil {
 		t.Fatal("zero config is valid")
 	}
-	for _, field := range []string{"Duration", "Warmup", "Rounds", "Streams", "EventsPerStream", "PayloadBytes", "Partitions", "ProjectionEvents"} {
+	for _, field := range []string{"Duration", "Warmup", "Rounds", "Streams", "EventsPerStream", "PayloadBytes", "Partitions", "ProjectionEvents", "StreamEvents"} {
 		if !strings.Contains(err.Error(), field) {
 			t.Errorf("error does not name %s: %v", field, err)
 		}

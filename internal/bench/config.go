@@ -24,6 +24,10 @@ const (
 	// DefaultPartitions is the partition count of the benchmark topics.
 	DefaultPartitions = 8
 
+	// DefaultStreamEvents is how many events the stream-processing
+	// measurement processes.
+	DefaultStreamEvents = 1_000_000
+
 	// QuickDuration, QuickWarmup and QuickStreams replace the defaults in a
 	// quick run, which takes well under 30 s on 2 cores.
 	QuickDuration = time.Second
@@ -34,6 +38,8 @@ const (
 	// measurement projects; QuickProjectionEvents in a quick run.
 	DefaultProjectionEvents = 1_000_000
 	QuickProjectionEvents   = 200_000
+	// QuickStreamEvents replaces DefaultStreamEvents in a quick run.
+	QuickStreamEvents = 200_000
 )
 
 // maxPayloadBytes keeps every event well inside the store's default event
@@ -69,6 +75,9 @@ type Config struct {
 	// ProjectionEvents is how many events the projection catch-up
 	// measurement loads and projects. Default DefaultProjectionEvents.
 	ProjectionEvents int
+	// StreamEvents is how many events the windowed-count topology
+	// processes. Default DefaultStreamEvents.
+	StreamEvents int
 	// Progress receives a line as each step starts and ends. Nil discards.
 	Progress io.Writer
 }
@@ -85,6 +94,7 @@ func DefaultConfig() Config {
 		Partitions:      DefaultPartitions,
 
 		ProjectionEvents: DefaultProjectionEvents,
+		StreamEvents:     DefaultStreamEvents,
 	}
 }
 
@@ -94,6 +104,7 @@ func QuickConfig() Config {
 	c := DefaultConfig()
 	c.Duration, c.Warmup, c.Streams = QuickDuration, QuickWarmup, QuickStreams
 	c.ProjectionEvents = QuickProjectionEvents
+	c.StreamEvents = QuickStreamEvents
 	return c
 }
 
@@ -126,6 +137,9 @@ func (c Config) Validate() error {
 	}
 	if c.ProjectionEvents < 1 {
 		bad("ProjectionEvents", "must be at least 1, got %d", c.ProjectionEvents)
+	}
+	if c.StreamEvents < 1 || c.StreamEvents > 100_000_000 {
+		bad("StreamEvents", "must be between 1 and 100000000, got %d", c.StreamEvents)
 	}
 	return errors.Join(errs...)
 }

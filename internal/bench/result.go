@@ -51,6 +51,8 @@ type Result struct {
 	RelayNATSPerS      float64 `json:"relay_nats_per_s" label:"relay to NATS JetStream, records/s"`
 	RelayLatencyP50Ms  float64 `json:"relay_latency_p50_ms" label:"append -> NATS -> inbound handler, p50 ms"`
 	RelayLatencyP99Ms  float64 `json:"relay_latency_p99_ms" label:"append -> NATS -> inbound handler, p99 ms"`
+	// Stream processing (package stream).
+	WindowedCountEventsPerS float64 `json:"windowed_count_events_per_s" label:"windowed count topology, input events/s"`
 
 	// PeakHeapBytes is the largest Go heap (live and unswept objects) seen
 	// during the whole run, sampled every 10 ms. Pebble's block cache and
@@ -77,6 +79,8 @@ type Environment struct {
 	Streams         int `json:"streams"`
 	EventsPerStream int `json:"events_per_stream"`
 	PayloadBytes    int `json:"payload_bytes"`
+	// StreamEvents echoes Config.StreamEvents.
+	StreamEvents int `json:"stream_events"`
 }
 
 // resultFields returns the measured fields of Result in declaration order,

@@ -80,6 +80,7 @@ func Run(ctx context.Context, cfg Config) (res Result, err error) {
 		Streams:         cfg.Streams,
 		EventsPerStream: cfg.EventsPerStream,
 		PayloadBytes:    cfg.PayloadBytes,
+		StreamEvents:    cfg.StreamEvents,
 	}
 	return res, nil
 }
@@ -94,6 +95,8 @@ type env struct {
 	// keys are the stream keys of the read topic.
 	keys   []string
 	loaded bool
+	// streamLoaded is set once the stream-processing input is written.
+	streamLoaded bool
 	// seq numbers throughput runs, so that each writes new keys.
 	seq int
 }
@@ -145,6 +148,8 @@ func (e *env) plan() []step {
 			p50, p99, err := e.relayLatency(ctx)
 			return []float64{p50, p99}, err
 		}},
+		// Stream processing (package stream).
+		one("windowed_count_events_per_s", e.windowedCount),
 	}
 }
 

@@ -1,0 +1,51 @@
+// Package stream is stream processing in the manner of Kafka Streams, on the
+// event store's log and state space.
+//
+// A Topology is built with typed, package-level functions (Go methods cannot
+// have type parameters): Source reads a topic as a Stream[K, V]; Filter,
+// Map, MapValues, FlatMap, Branch, Merge and Peek are stateless; SelectKey
+// and GroupBy re-key; GroupByKey with Count, Reduce or Aggregate keeps state
+// per key in a Table; WindowedBy with Tumbling or Hopping windows and
+// WindowedCount, WindowedReduce or WindowedAggregate keeps state per key and
+// event-time window; ToTopic writes a stream to a topic, ToTable turns it
+// into a table, SourceTable reads a topic as a table (stream/table duality),
+// and Join and LeftJoin enrich a stream with a table's current values.
+// Topology.Describe prints the graph.
+//
+// An App runs a topology as the consumer group named by its application ID.
+// Each polled batch is processed against a write-back cache of the state it
+// touches; then the batch's output is written to its topics, its state
+// changes are appended to the stores' compacted changelog topics, and the
+// state, the counters and the group's offsets commit in one Store.Update.
+// State is exactly once with respect to the input; records written to sink
+// topics are at least once, with event IDs derived from the input position so
+// consumers can deduplicate. A stateful step after a re-key reads through a
+// repartition topic, and drops records that a crash made it write twice, so
+// its state stays exactly once too.
+//
+// Windows use event time (the record timestamp, or WithTimestamp). Stream
+// time is the largest event time seen on a partition; a record for a window
+// that closed (end + grace <= stream time) is late, counted and dropped.
+// Windows are removed once stream time passes their retention.
+//
+// State lives under "stream/<appID>/" in the state space, and internal topics
+// are named "<appID>-<name>-repartition" and "<appID>-<store>-changelog".
+//
+// Differences from Kafka Streams worth knowing:
+//   - Like Kafka Streams, an App processes the records it has polled oldest
+//     event time first across partitions, and before each batch it polls
+//     until every partition with records to read has some in hand. It holds
+//     at most two batches of records that way: when one partition of a
+//     backlog is much denser than another, event time can still run ahead on
+//     the sparse one by up to what those two batches span, and a grace
+//     period shorter than that drops records as late. (Kafka Streams pauses
+//     the partitions that are ahead; the event store's consumer has no
+//     pause.)
+//   - Windowed and aggregated results are emitted on every update; there is
+//     no suppression of intermediate results.
+//   - Tables live in the process's state space, so a join looks a key up
+//     whatever partition the stream record came from: no co-partitioning is
+//     needed, and a table is in effect global.
+//   - Repartition topics keep their records (cleanup Retain); nothing purges
+//     what the App has committed.
+package stream

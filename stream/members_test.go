@@ -1,0 +1,87 @@
+package stream_test
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/muninn-es/muninn/eventstore"
+	"github.com/muninn-es/muninn/stream"
+)
+
+// Two Apps of one application ID share the partitions; members joining and
+// leaving mid-way (rebalances) leave the state exact.
+func TestMembersShareTheWork(t *testing.T) {
+	s := openStore(t)
+	ctx := context.Background()
+	createTopic(t, s, "views", 4, eventstore.Retain)
+	want := map[string]int64{}
+	add := func(from, to int) {
+		for i := from; i < to; i++ {
+			user := fmt.Sprintf("user-%d", i%13)
+			put(t, s, "views", fmt.Sprintf("page-%d", i%17), fmt.Appendf(nil, `{"user":%q}`, user), sec(i))
+			want[user]++
+		}
+	}
+	topo := stream.NewTopology()
+	views := stream.Source(topo, "views", stream.String(), stream.JSON[PageView]())
+	total := stream.Count(stream.GroupBy(views, func(_ string, v PageView) string { return v.User }, stream.String()), "total")
+
+	m1, err := stream.NewApp(s, topo, "shared", stream.WithMemberID("m1"), stream.WithBatchSize(7))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m2, err := stream.NewApp(s, topo, "shared", stream.WithMemberID("m2"), stream.WithBatchSize(7))
+	if err != nil {
+		t.Fatal(err)
+	}
+	add(0, 300)
+	r1 := start(t, m1)
+	add(300, 600)
+	r2 := start(t, m2) // rebalance: m1 loses half its partitions
+	add(600, 900)
+	waitAny(t, m1, m2)
+	info, err := s.DescribeGroup(ctx, "shared")
+	if err != nil || len(info.Members) != 2 {
+		t.Fatalf("group = %+v, %v; want two members", info, err)
+	}
+	if err := r1.stop(); err != nil { // rebalance: m2 takes everything
+		t.Fatal(err)
+	}
+	add(900, 1200)
+	waitCaughtUp(t, m2)
+	if err := r2.stop(); err != nil {
+		t.Fatal(err)
+	}
+	for user, n := range want {
+		if got, ok, err := total.Get(ctx, m2, user); err != nil || !ok || got != n {
+			t.Errorf("total of %s = %d, %v, %v; want %d", user, got, ok, err, n)
+		}
+	}
+	m, err := m2.Metrics(ctx)
+	if err != nil || m.ProcessedRecords-m.DuplicateRecords != 2400 {
+		t.Errorf("metrics %+v, %v; want 2400 records processed once", m, err)
+	}
+}
+
+// waitAny returns once the group of apps has caught up: each App's
+// WaitCaughtUp wakes on its own commits, so the member that commits last
+// returns first.
+func waitAny(t *testing.T, apps ...*stream.App) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	done := make(chan error, len(apps))
+	for _, a := range apps {
+		go func() { done <- a.WaitCaughtUp(ctx) }()
+	}
+	err := <-done
+	cancel()
+	for range len(apps) - 1 {
+		<-done
+	}
+	if err != nil {
+		t.Fatalf("WaitCaughtUp: %v", err)
+	}
+}
