@@ -18,8 +18,10 @@ func newDemoCmd() *cobra.Command {
 		Short: "Show the event log at work, in memory, in a few seconds",
 		Long: `demo walks through Muninn's event store on an in-memory store: appends to a
 partitioned topic, a version conflict, a compacted topic cleaned up, a
-consumer group with its lag, and a live subscription. Read its source
-(cmd/muninn/demo.go) next to its output.`,
+consumer group with its lag, a live subscription, and then commands through
+the command bus to an aggregate, projected into a read model that a query
+reads its own writes from. Read its source (cmd/muninn/demo.go and
+demo_cqrs.go) next to its output.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cmd.SilenceUsage = true
@@ -59,6 +61,7 @@ func runDemo(ctx context.Context, w io.Writer) error {
 		d.compactSnapshots,
 		d.consumerGroup,
 		d.liveSubscription,
+		d.commandsAndReadModel,
 	}
 	for _, step := range steps {
 		if err := step(ctx); err != nil {

@@ -49,6 +49,12 @@ func TestDemo(t *testing.T) {
 		"orders/2   billing-1  1          3     2",
 		"catch-up: offset 1  order-1004 v2 order.paid",
 		"<- received by the subscription",
+		"-> version 1, partition 1 offset 0\n",
+		"(duplicate: the first result, nothing appended)",
+		"req-2 on cart/cart-7: invalid argument: quantity must be positive, got 0",
+		"req-3 on cart/cart-8: not found: no open cart",
+		"-> version 2, partition 1 offset 1\n",
+		"Query carts[cart-7], waiting for cart/1@1: found true, {Customer:ada Items:2}",
 		"Done.",
 	} {
 		if !strings.Contains(out.String(), want) {
