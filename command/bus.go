@@ -261,6 +261,10 @@ type Bus struct {
 	}
 	inflight sync.WaitGroup
 	done     chan struct{}
+	// stopFilter ends the load of the idempotency filter; filterLoaded is
+	// closed when it has ended.
+	stopFilter   context.CancelFunc
+	filterLoaded chan struct{}
 }
 
 // New returns a bus on store. It reports every problem with the options at
@@ -291,6 +295,18 @@ func New(store *eventstore.Store, opts ...Option) (*Bus, error) {
 	b := &Bus{store: store, cfg: cfg, byType: make(map[reflect.Type]route), done: make(chan struct{}),
 		cmdLocks: newKeyLocks(), aggLocks: newKeyLocks()}
 	b.idem = newIdempotency(store, cfg.name, cfg.window, cfg.now)
+	// Load the idempotency filter in the background: dispatches read the
+	// store for every command ID until it is loaded.
+	var loadCtx context.Context
+	loadCtx, b.stopFilter = context.WithCancel(context.Background())
+	b.filterLoaded = make(chan struct{})
+	go func() {
+		defer close(b.filterLoaded)
+		if err := b.idem.loadFilter(loadCtx); err != nil && loadCtx.Err() == nil {
+			cfg.logger.LogAttrs(loadCtx, slog.LevelWarn, "idempotency filter not loaded; every command ID is looked up in the store",
+				slog.String("bus", cfg.name), slog.Any("error", err))
+		}
+	}()
 	h := HandlerFunc(b.core)
 	for i := len(cfg.middleware) - 1; i >= 0; i-- {
 		h = cfg.middleware[i](h)
@@ -649,6 +665,8 @@ func (b *Bus) Close() error {
 		close(b.done)
 	}
 	b.mu.Unlock()
+	b.stopFilter()
+	<-b.filterLoaded
 	b.inflight.Wait()
 	return nil
 }

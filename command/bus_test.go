@@ -840,3 +840,52 @@ func TestStaleCacheAppendRetries(t *testing.T) {
 		t.Fatalf("state %+v lost an update", st.State)
 	}
 }
+
+// The idempotency filter, once loaded from the records of an earlier run,
+// still finds every recorded command ID (no false negative), and lets a
+// new ID through.
+func TestIdempotencyFilterAcrossRestart(t *testing.T) {
+	fs := vfs.NewMem()
+	open := func() *eventstore.Store {
+		s, err := eventstore.Open("db", eventstore.WithFS(fs))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	ctx := t.Context()
+	s := open()
+	b, err := command.New(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	orders := register(t, b)
+	const n = 200
+	for i := range n {
+		if _, err := orders.Dispatch(ctx, fmt.Sprint("o-", i), PlaceOrder{"ada"}, command.WithCommandID(fmt.Sprint("place-", i))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := errors.Join(b.Close(), s.Close()); err != nil {
+		t.Fatal(err)
+	}
+
+	s = open()
+	defer s.Close()
+	b = newBus(t, s)
+	command.WaitFilterLoaded(b)
+	orders = register(t, b)
+	for i := range n {
+		res, err := orders.Dispatch(ctx, fmt.Sprint("o-", i), PlaceOrder{"ada"}, command.WithCommandID(fmt.Sprint("place-", i)))
+		if err != nil || !res.Duplicate {
+			t.Fatalf("place-%d after restart: duplicate %v, err %v; want the first result", i, res.Duplicate, err)
+		}
+	}
+	res, err := orders.Dispatch(ctx, "o-new", PlaceOrder{"bob"}, command.WithCommandID("place-new"))
+	if err != nil || res.Duplicate || res.Version != 1 {
+		t.Fatalf("a new command ID: %+v, %v", res, err)
+	}
+	if got := len(records(t, s, "order", "o-0")); got != 1 {
+		t.Fatalf("o-0 has %d events, want 1", got)
+	}
+}

@@ -16,7 +16,11 @@
 // result in the store's state space in the same atomic batch as its events,
 // so a command ID seen again within the window (WithIdempotencyWindow,
 // default 24 h) returns the first result without a second append, across
-// restarts too. Concurrent duplicates in one process wait for each other.
+// restarts too. Concurrent duplicates in one process wait for each other. An in-memory Bloom filter of the IDs
+// within the window (loaded in the background when the bus starts, from the
+// records' time index) answers for a new command ID without reading the store;
+// only its rare false positives, and lookups before it has loaded, read the
+// record.
 // Run purges expired records; expired ones are never returned.
 //
 // Lineage: every event a command produces carries the correlation ID of the

@@ -28,6 +28,9 @@ type idempotency struct {
 	now    func() time.Time
 	byID   []byte // prefix of the c/ keys
 	byTime []byte // prefix of the t/ keys
+	// filter answers "certainly never recorded" without reading the
+	// store, once loadFilter has run.
+	filter *idFilter
 }
 
 func newIdempotency(store *eventstore.Store, bus string, window time.Duration, now func() time.Time) *idempotency {
@@ -35,7 +38,26 @@ func newIdempotency(store *eventstore.Store, bus string, window time.Duration, n
 	return &idempotency{
 		store: store, window: window, now: now,
 		byID: []byte(prefix + "c/"), byTime: []byte(prefix + "t/"),
+		filter: newIDFilter(window, defaultFilterMaxIDs, now()),
 	}
+}
+
+// loadFilter adds the IDs of the records within the window to the filter,
+// then makes it authoritative. Until it has, every lookup reads the store.
+// IDs recorded meanwhile are added by stage, so none is missed.
+func (d *idempotency) loadFilter(ctx context.Context) error {
+	cutoff := d.now().Add(-d.window)
+	lower := binary.BigEndian.AppendUint64(bytes.Clone(d.byTime), uint64(max(cutoff.UnixNano(), 0)))
+	for kv, err := range d.store.Scan(ctx, lower, eventstore.PrefixEnd(d.byTime), false) {
+		if err != nil {
+			return err
+		}
+		if rest := kv.Key[len(d.byTime):]; len(rest) >= 8 {
+			d.filter.add(string(rest[8:]), d.now())
+		}
+	}
+	d.filter.markReady()
+	return nil
 }
 
 func (d *idempotency) idKey(id string) []byte {
@@ -49,6 +71,9 @@ func (d *idempotency) timeKey(at time.Time, id string) []byte {
 
 // lookup returns the result recorded for id, if it is within the window.
 func (d *idempotency) lookup(ctx context.Context, id string) (Result, bool, error) {
+	if !d.filter.mayContain(id, d.now()) {
+		return Result{}, false, nil
+	}
 	b, ok, err := d.store.Get(ctx, d.idKey(id))
 	if err != nil || !ok {
 		return Result{}, false, err
@@ -65,6 +90,9 @@ func (d *idempotency) lookup(ctx context.Context, id string) (Result, bool, erro
 
 // stage writes res's record and its time-index entry with w.
 func (d *idempotency) stage(w eventstore.StateWriter, res Result) error {
+	// Into the filter first: an ID in the filter without a record only
+	// costs a read of the store; a record without its ID would be missed.
+	d.filter.add(res.CommandID, d.now())
 	b := encodeRecord(make([]byte, 0, 128+16*len(res.EventIDs)), res)
 	if err := w.Set(d.idKey(res.CommandID), b); err != nil {
 		return err
