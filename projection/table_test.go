@@ -238,11 +238,11 @@ func TestWaitForTimeoutAndStatus(t *testing.T) {
 	// Not running: the wait ends with the context, with a clear error.
 	wctx, cancel := context.WithTimeout(ctx, 20*time.Millisecond)
 	defer cancel()
-	err := p.WaitFor(wctx, projection.PositionOf(res))
-	if !errors.Is(err, projection.ErrNotReached) || !errors.Is(err, context.DeadlineExceeded) || !strings.Contains(err.Error(), projection.PositionOf(res).String()) {
+	err := p.WaitFor(wctx, res...)
+	if !errors.Is(err, projection.ErrNotReached) || !errors.Is(err, context.DeadlineExceeded) || !strings.Contains(err.Error(), res[0].String()) {
 		t.Errorf("WaitFor timeout: %v", err)
 	}
-	if _, _, err := tbl.Get(wctx, "k00", projection.AtLeast(projection.PositionOf(res))); !errors.Is(err, projection.ErrNotReached) {
+	if _, _, err := tbl.Get(wctx, "k00", projection.AtLeast(res...)); !errors.Is(err, projection.ErrNotReached) {
 		t.Errorf("query with AtLeast on a stopped projection: %v", err)
 	}
 	st, err := p.Status(ctx)
@@ -253,7 +253,7 @@ func TestWaitForTimeoutAndStatus(t *testing.T) {
 		t.Errorf("status before Run: %+v", st)
 	}
 	stop := startRun(t, p)
-	if err := p.WaitFor(ctx, projection.PositionOf(res)); err != nil {
+	if err := p.WaitFor(ctx, res...); err != nil {
 		t.Fatal(err)
 	}
 	st, err = p.Status(ctx)
