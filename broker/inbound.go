@@ -94,6 +94,13 @@ type InboundConfig struct {
 	Clock Clock
 	// Logger receives a warning for each failed attempt. Default: discard.
 	Logger *slog.Logger
+	// AfterCommit, if set, is called with each record the handler applied,
+	// once its transaction is durable (not for duplicates): the place for
+	// effects that must not run before the state they report is committed,
+	// such as a notification. It runs at most once per record: a crash
+	// between the commit and the call loses it, and the copy redelivered
+	// after that crash is a duplicate, not handled again.
+	AfterCommit func(ctx context.Context, rec eventstore.Record)
 }
 
 // Validate reports every problem with c at once.
@@ -331,6 +338,9 @@ func (in *Inbound) handle(ctx context.Context, topic string, msg *message.Messag
 			return tx.Set(in.timeKey(now, rec.ID), []byte{})
 		})
 		if err == nil {
+			if !dup && in.cfg.AfterCommit != nil {
+				in.cfg.AfterCommit(ctx, rec)
+			}
 			msg.Ack()
 			in.mu.Lock()
 			if dup {

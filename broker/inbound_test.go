@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -56,7 +57,19 @@ func record(key string, version uint64) eventstore.Record {
 func TestInboundDeduplicates(t *testing.T) {
 	store := openStore(t)
 	ch := newGoChannel(t)
-	in, err := broker.NewInbound(store, ch, counterHandler, broker.InboundConfig{Name: "svc", Topics: []string{"orders"}})
+	// AfterCommit runs once per applied record (never for a duplicate),
+	// after the transaction: the handler's effect is already visible.
+	var afterMu sync.Mutex
+	after := map[string]int{}
+	afterCommit := func(_ context.Context, rec eventstore.Record) {
+		afterMu.Lock()
+		defer afterMu.Unlock()
+		after[rec.ID.String()]++
+		if c := countOf(t, store, rec.ID); c != 1 {
+			t.Errorf("AfterCommit of %s saw the effect applied %d times", rec.ID, c)
+		}
+	}
+	in, err := broker.NewInbound(store, ch, counterHandler, broker.InboundConfig{Name: "svc", Topics: []string{"orders"}, AfterCommit: afterCommit})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -80,6 +93,11 @@ func TestInboundDeduplicates(t *testing.T) {
 		if seen, err := in.Seen(context.Background(), rec.ID); err != nil || !seen {
 			t.Errorf("Seen(%s) = %v, %v", rec.ID, seen, err)
 		}
+		afterMu.Lock()
+		if n := after[rec.ID.String()]; n != 1 {
+			t.Errorf("AfterCommit ran %d times for %s, want 1", n, rec.ID)
+		}
+		afterMu.Unlock()
 	}
 }
 

@@ -117,11 +117,17 @@ func (s *service) shipped(_ context.Context, tx *eventstore.Txn, rec eventstore.
 	}
 	o.Status = "shipped"
 	v, _ = json.Marshal(o)
-	if err := tx.Set(key, v); err != nil {
-		return err
+	return tx.Set(key, v)
+}
+
+// announceShipped prints that an order shipped, once the inbound
+// transaction that marked it is committed: a reader who sees the line and
+// asks GET /orders sees the order shipped.
+func (s *service) announceShipped(_ context.Context, rec eventstore.Record) {
+	var sch events.ShipmentScheduled
+	if rec.Type == events.TypeShipmentScheduled && json.Unmarshal(rec.Payload, &sch) == nil {
+		s.println("order", sch.OrderID, "shipped")
 	}
-	s.println("order", o.ID, "shipped")
-	return nil
 }
 
 func (s *service) handler() http.Handler {
@@ -180,7 +186,8 @@ func run(ctx context.Context, dir, natsURL, httpAddr string, place int) error {
 	if err != nil {
 		return err
 	}
-	in, err := broker.NewInbound(store, eng.Subscriber, s.shipped, broker.InboundConfig{Name: "order-service", Topics: []string{events.TopicShipments}, Logger: logger})
+	in, err := broker.NewInbound(store, eng.Subscriber, s.shipped, broker.InboundConfig{Name: "order-service", Topics: []string{events.TopicShipments}, Logger: logger,
+		AfterCommit: s.announceShipped})
 	if err != nil {
 		return err
 	}
