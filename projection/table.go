@@ -71,6 +71,23 @@ func (p *Projection) waitQuery(ctx context.Context, q queryOpts) error {
 	return p.WaitFor(ctx, q.atLeast...)
 }
 
+// beginQuery starts a query on t: it checks that t is attached, reads the
+// options, waits for their positions, and holds the current generation
+// until the returned unlock.
+func (t *Table[K, V]) beginQuery(ctx context.Context, opts []QueryOption) (q queryOpts, gen uint64, unlock func(), err error) {
+	if err := t.bound(); err != nil {
+		return q, 0, nil, err
+	}
+	if q, err = queryOptions(opts); err != nil {
+		return q, 0, nil, err
+	}
+	if err := t.p.waitQuery(ctx, q); err != nil {
+		return q, 0, nil, err
+	}
+	gen, unlock, err = t.p.readGen(ctx)
+	return q, gen, unlock, err
+}
+
 // readGen returns the current generation, held until unlock: a rebuild's
 // swap, which deletes the old generation, waits for it.
 func (p *Projection) readGen(ctx context.Context) (uint64, func(), error) {
@@ -403,17 +420,7 @@ func (t *Table[K, V]) bound() error {
 // false if k has no row. With AtLeast it first waits for the positions.
 func (t *Table[K, V]) Get(ctx context.Context, k K, opts ...QueryOption) (V, bool, error) {
 	var zero V
-	if err := t.bound(); err != nil {
-		return zero, false, err
-	}
-	q, err := queryOptions(opts)
-	if err != nil {
-		return zero, false, err
-	}
-	if err := t.p.waitQuery(ctx, q); err != nil {
-		return zero, false, err
-	}
-	gen, unlock, err := t.p.readGen(ctx)
+	_, gen, unlock, err := t.beginQuery(ctx, opts)
 	if err != nil {
 		return zero, false, err
 	}
@@ -474,17 +481,7 @@ func (t *Table[K, V]) ScanRange(ctx context.Context, from, to K, opts ...QueryOp
 // scan reads rows with encoded keys in [lo, hi) (hi nil with bounded false
 // means to the table's end).
 func (t *Table[K, V]) scan(ctx context.Context, lo, hi []byte, bounded bool, opts []QueryOption) (Page[K, V], error) {
-	if err := t.bound(); err != nil {
-		return Page[K, V]{}, err
-	}
-	q, err := queryOptions(opts)
-	if err != nil {
-		return Page[K, V]{}, err
-	}
-	if err := t.p.waitQuery(ctx, q); err != nil {
-		return Page[K, V]{}, err
-	}
-	gen, unlock, err := t.p.readGen(ctx)
+	q, gen, unlock, err := t.beginQuery(ctx, opts)
 	if err != nil {
 		return Page[K, V]{}, err
 	}
@@ -615,17 +612,7 @@ func (x *Index[K, V, IK]) ScanRange(ctx context.Context, from, to IK, opts ...Qu
 // deleted in between is left out.
 func (x *Index[K, V, IK]) scan(ctx context.Context, lo, hi []byte, opts []QueryOption) (Page[K, V], error) {
 	t := x.t
-	if err := t.bound(); err != nil {
-		return Page[K, V]{}, err
-	}
-	q, err := queryOptions(opts)
-	if err != nil {
-		return Page[K, V]{}, err
-	}
-	if err := t.p.waitQuery(ctx, q); err != nil {
-		return Page[K, V]{}, err
-	}
-	gen, unlock, err := t.p.readGen(ctx)
+	q, gen, unlock, err := t.beginQuery(ctx, opts)
 	if err != nil {
 		return Page[K, V]{}, err
 	}
