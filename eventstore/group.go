@@ -92,6 +92,10 @@ type groupState struct {
 	members    map[string]*Consumer
 	assignment map[string][]TopicPartition
 	owner      map[TopicPartition]string
+	// epoch counts the changes of each partition's owner, so that a member
+	// that lost a partition and got it back cannot commit offsets, or keep
+	// reading from a position, of the time before.
+	epoch map[TopicPartition]int64
 	// endAt is each partition's end offset when it was last assigned: where
 	// a Latest member without a committed offset starts.
 	endAt   map[TopicPartition]int64
@@ -115,6 +119,9 @@ type Consumer struct {
 	positions map[TopicPartition]int64
 	gen       int64
 	assigned  []TopicPartition
+	// epochs are the partitions' owner epochs as of the member's last
+	// refresh; guarded by g.mu.
+	epochs map[TopicPartition]int64
 	// next is the assigned partition Poll serves first, so that none starves.
 	next int
 }
@@ -244,6 +251,10 @@ func (g *groupState) rebalanceLocked() {
 			g.owner[tp] = id
 			if prevOwner[tp] != id {
 				g.endAt[tp] = t.parts[p].end.Load()
+				if g.epoch == nil {
+					g.epoch = map[TopicPartition]int64{}
+				}
+				g.epoch[tp]++
 			}
 		}
 	}
@@ -514,14 +525,22 @@ func (c *Consumer) refresh(ctx context.Context) refreshResult {
 	}
 	assigned := slices.Clone(c.g.assignment[c.id])
 	endAt := make(map[TopicPartition]int64, len(assigned))
+	epochs := make(map[TopicPartition]int64, len(assigned))
+	kept := make(map[TopicPartition]bool, len(assigned))
 	for _, tp := range assigned {
 		endAt[tp] = c.g.endAt[tp]
+		epochs[tp] = c.g.epoch[tp]
+		// A partition held without a break keeps its read position; one
+		// that went to another member and came back resumes from the
+		// group's committed offset, which that member may have moved.
+		old, had := c.epochs[tp]
+		kept[tp] = had && old == epochs[tp]
 	}
 	c.g.mu.Unlock()
 
 	positions := make(map[TopicPartition]int64, len(assigned))
 	for _, tp := range assigned {
-		if pos, ok := c.positions[tp]; ok {
+		if pos, ok := c.positions[tp]; ok && kept[tp] {
 			positions[tp] = pos
 			continue
 		}
@@ -540,6 +559,9 @@ func (c *Consumer) refresh(ctx context.Context) refreshResult {
 			positions[tp] = p.start.Load()
 		}
 	}
+	c.g.mu.Lock()
+	c.epochs = epochs
+	c.g.mu.Unlock()
 	c.positions, c.assigned, c.gen = positions, assigned, gen
 	return refreshResult{ch: ch}
 }
@@ -553,8 +575,10 @@ func (c *Consumer) Commit(ctx context.Context, rec Record) error {
 
 // CommitOffsets durably commits, in one batch, the next offset to read for
 // each partition. Each call costs an fsync: commit every so many records
-// rather than after each one. Every partition must be assigned to this member (else
-// ErrNotAssigned and nothing is committed).
+// rather than after each one. Every partition must be assigned to this member,
+// and must not have been with another member since this one last read it
+// (else ErrNotAssigned and nothing is committed): after a partition comes
+// back, the member reads it again from the group's committed offset.
 func (c *Consumer) CommitOffsets(ctx context.Context, offsets map[TopicPartition]int64) error {
 	if err := c.s.acquire(); err != nil {
 		return err
@@ -584,6 +608,11 @@ func (c *Consumer) stageOffsetsLocked(b *pebble.Batch, offsets map[TopicPartitio
 	for tp, off := range offsets {
 		if c.g.owner[tp] != c.id {
 			return fmt.Errorf("eventstore: commit %s for group %q: %w", tp, c.g.name, ErrNotAssigned)
+		}
+		if e, read := c.epochs[tp]; read && e != c.g.epoch[tp] {
+			// Read before the partition went to another member and came
+			// back: what was read may since have been handled and committed.
+			return fmt.Errorf("eventstore: commit %s for group %q: reassigned since it was read: %w", tp, c.g.name, ErrNotAssigned)
 		}
 		t, err := c.s.topic(tp.Topic)
 		if err != nil {

@@ -433,3 +433,74 @@ func TestTryPoll(t *testing.T) {
 		t.Errorf("TryPoll after Close = %v", err)
 	}
 }
+
+// A partition that went to another member and came back: the first member
+// can neither commit what it read before (the other may have handled and
+// committed it since) nor go on reading from its old position; it resumes
+// from the group's committed offset.
+func TestReassignedPartitionIsFenced(t *testing.T) {
+	s := openMem(t)
+	ctx := t.Context()
+	if err := s.CreateTopic(ctx, "t", eventstore.TopicConfig{Partitions: 2}); err != nil {
+		t.Fatal(err)
+	}
+	appendN(t, s, "t", 20)
+	a, err := s.JoinGroup(ctx, "g", []string{"t"}, eventstore.WithMemberID("a"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	read, err := a.Poll(ctx, 100)
+	if err != nil || len(read) != 20 {
+		t.Fatalf("a polled %d, %v", len(read), err)
+	}
+	// b joins and takes partition 1, handles it to its end and commits.
+	b, err := s.JoinGroup(ctx, "g", []string{"t"}, eventstore.WithMemberID("b"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	moved := b.Assignment()[0]
+	got, err := b.Poll(ctx, 100)
+	if err != nil || len(got) == 0 {
+		t.Fatalf("b polled %d, %v", len(got), err)
+	}
+	end := got[len(got)-1].Offset + 1
+	if err := b.CommitOffsets(ctx, map[eventstore.TopicPartition]int64{moved: end}); err != nil {
+		t.Fatal(err)
+	}
+	_ = b.Close() // the partition goes back to a
+
+	// a's offsets from before the move are refused, with its state writes.
+	err = s.Update(ctx, func(tx *eventstore.Txn) error {
+		_ = tx.Set([]byte("model"), []byte("stale"))
+		return tx.CommitOffsets(a, map[eventstore.TopicPartition]int64{moved: 3})
+	})
+	if !errors.Is(err, eventstore.ErrNotAssigned) {
+		t.Fatalf("commit of a batch read before the partition moved and came back = %v, want ErrNotAssigned", err)
+	}
+	if _, ok, _ := s.Get(ctx, []byte("model")); ok {
+		t.Fatal("the fenced Update's state write was applied")
+	}
+	// a's next poll resumes the moved partition from b's commit: nothing
+	// b handled is read again.
+	if _, err := s.Append(ctx, "t", "late", eventstore.Any, []eventstore.Event{{Type: "e", Payload: []byte{}}}); err != nil {
+		t.Fatal(err)
+	}
+	short, cancel := context.WithTimeout(ctx, 200*time.Millisecond)
+	defer cancel()
+	for {
+		recs, err := a.Poll(short, 100)
+		if err != nil {
+			break
+		}
+		for _, r := range recs {
+			if r.Partition == moved.Partition && r.Offset < end {
+				t.Fatalf("a read %s@%d again, which b had committed (up to %d)", moved, r.Offset, end)
+			}
+		}
+	}
+	// and it commits again normally.
+	if err := a.CommitOffsets(ctx, map[eventstore.TopicPartition]int64{moved: end}); err != nil {
+		t.Fatalf("commit after the refresh: %v", err)
+	}
+}
