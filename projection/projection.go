@@ -530,8 +530,18 @@ func (p *Projection) Generation(ctx context.Context) (uint64, error) {
 // setPositions records committed positions of the current generation and
 // wakes WaitFor. With replace, positions replace the known ones.
 func (p *Projection) setPositions(positions map[eventstore.TopicPartition]int64, replace bool) {
+	p.setPositionsState(positions, replace, nil)
+}
+
+// setPositionsState is setPositions that also sets the state, if state is
+// not nil, in the same step: a waiter woken by a commit that caught up
+// sees the projection live.
+func (p *Projection) setPositionsState(positions map[eventstore.TopicPartition]int64, replace bool, state *State) {
 	p.st.Lock()
 	defer p.st.Unlock()
+	if state != nil {
+		p.st.state, p.st.err = *state, nil
+	}
 	if replace || p.st.positions == nil {
 		p.st.positions = map[eventstore.TopicPartition]int64{}
 	}
@@ -739,6 +749,9 @@ type runner struct {
 	c    *eventstore.Consumer
 	gen  uint64
 	live bool
+	// caughtUp is true while the runner applies a poll that read all there
+	// was.
+	caughtUp bool
 	// parked holds, per partition, the offset of a record found parked at
 	// the partition's first position of this session: a crash between
 	// parking it and committing past it leaves it there.
@@ -764,10 +777,13 @@ func (r *runner) loop(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
+		// A short poll read everything there was: the commit that applies
+		// it makes the projection live (see committed).
+		r.caughtUp = len(recs) < r.p.opts.batch
 		if err := r.apply(ctx, recs); err != nil {
 			return err
 		}
-		if len(recs) < r.p.opts.batch {
+		if r.caughtUp {
 			r.p.setState(StateLive, nil)
 		} else {
 			r.p.setState(StateCatchingUp, nil)
@@ -860,7 +876,12 @@ func (r *runner) committed(offsets map[eventstore.TopicPartition]int64, recs int
 		r.positions[tp] = off
 	}
 	if r.live {
-		r.p.setPositions(offsets, false)
+		var state *State
+		if r.caughtUp {
+			live := StateLive
+			state = &live
+		}
+		r.p.setPositionsState(offsets, false, state)
 	}
 }
 
