@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"iter"
 	"slices"
+	"strings"
 
 	"github.com/cockroachdb/pebble/v2"
 )
@@ -327,7 +328,7 @@ func (s *Store) stageOffsets(b *pebble.Batch, commits []txnOffsets) (func(), err
 			groups = append(groups, c.c.g)
 		}
 	}
-	slices.SortFunc(groups, func(a, b *groupState) int { return cmpString(a.name, b.name) })
+	slices.SortFunc(groups, func(a, b *groupState) int { return strings.Compare(a.name, b.name) })
 	for _, g := range groups {
 		g.mu.Lock()
 	}
@@ -343,16 +344,6 @@ func (s *Store) stageOffsets(b *pebble.Batch, commits []txnOffsets) (func(), err
 		}
 	}
 	return unlock, nil
-}
-
-func cmpString(a, b string) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }
 
 // Get returns a copy of the value of key in the state space, and false if

@@ -97,26 +97,17 @@ func checkBenchFlags(c bench.Config) error {
 	if c.Warmup < 0 {
 		bad("--warmup must not be negative, got %s", c.Warmup)
 	}
-	if c.Rounds < 1 {
-		bad("--rounds must be at least 1, got %d", c.Rounds)
-	}
-	if c.Streams < 1 {
-		bad("--streams must be at least 1, got %d", c.Streams)
-	}
-	if c.EventsPerStream < 1 {
-		bad("--events-per-stream must be at least 1, got %d", c.EventsPerStream)
-	}
-	if c.PayloadBytes < 1 {
-		bad("--payload-bytes must be at least 1, got %d", c.PayloadBytes)
-	}
-	if c.Partitions < 1 {
-		bad("--partitions must be at least 1, got %d", c.Partitions)
-	}
-	if c.ProjectionEvents < 1 {
-		bad("--projection-events must be at least 1, got %d", c.ProjectionEvents)
-	}
-	if c.StreamEvents < 1 {
-		bad("--stream-events must be at least 1, got %d", c.StreamEvents)
+	for _, f := range []struct {
+		flag  string
+		value int
+	}{
+		{"rounds", c.Rounds}, {"streams", c.Streams}, {"events-per-stream", c.EventsPerStream},
+		{"payload-bytes", c.PayloadBytes}, {"partitions", c.Partitions},
+		{"projection-events", c.ProjectionEvents}, {"stream-events", c.StreamEvents},
+	} {
+		if f.value < 1 {
+			bad("--%s must be at least 1, got %d", f.flag, f.value)
+		}
 	}
 	if err := errors.Join(errs...); err != nil {
 		return err
