@@ -10,7 +10,6 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"log/slog"
 	"net"
 	"net/http"
 	"os"
@@ -19,12 +18,10 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/google/uuid"
-	"github.com/muninn-es/muninn/broker"
-	"github.com/muninn-es/muninn/broker/engines"
 	"github.com/muninn-es/muninn/eventstore"
 	"github.com/muninn-es/muninn/examples/ordershipping/events"
+	"github.com/muninn-es/muninn/examples/ordershipping/node"
 )
 
 func main() {
@@ -162,35 +159,12 @@ func (s *service) handler() http.Handler {
 }
 
 func run(ctx context.Context, dir, natsURL, httpAddr string, place int) error {
-	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	store, err := eventstore.Open(dir)
+	n, err := node.Open(ctx, "order", dir, natsURL, events.TopicOrders, events.TopicShipments)
 	if err != nil {
 		return err
 	}
-	defer store.Close()
-	if err := store.CreateTopic(ctx, events.TopicOrders, eventstore.TopicConfig{Partitions: 4}); err != nil && !errors.Is(err, eventstore.ErrTopicExists) {
-		return err
-	}
-	eng, err := engines.Open(ctx, engines.Config{Engine: engines.NATS, URL: natsURL, ConsumerGroup: "order-service", Logger: logger})
-	if err != nil {
-		return err
-	}
-	defer eng.Close()
-	if si, ok := eng.Subscriber.(message.SubscribeInitializer); ok {
-		if err := si.SubscribeInitialize(events.TopicShipments); err != nil {
-			return err
-		}
-	}
-	s := &service{store: store}
-	relay, err := broker.NewRelay(store, eng.Publisher, broker.RelayConfig{Group: "order-relay", Topics: []string{events.TopicOrders}, Logger: logger})
-	if err != nil {
-		return err
-	}
-	in, err := broker.NewInbound(store, eng.Subscriber, s.shipped, broker.InboundConfig{Name: "order-service", Topics: []string{events.TopicShipments}, Logger: logger,
-		AfterCommit: s.announceShipped})
-	if err != nil {
-		return err
-	}
+	defer n.Close()
+	s := &service{store: n.Store}
 
 	ln, err := net.Listen("tcp", httpAddr)
 	if err != nil {
@@ -217,23 +191,5 @@ func run(ctx context.Context, dir, natsURL, httpAddr string, place int) error {
 		}
 		return nil
 	}
-	return runAll(ctx, relay.Run, in.Run, serve)
-}
-
-// runAll runs the functions until ctx ends or one fails.
-func runAll(ctx context.Context, fns ...func(context.Context) error) error {
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	errs := make(chan error, len(fns))
-	for _, f := range fns {
-		go func() { errs <- f(ctx) }()
-	}
-	var first error
-	for range fns {
-		if err := <-errs; err != nil && first == nil {
-			first = err
-			cancel()
-		}
-	}
-	return first
+	return n.Run(ctx, s.shipped, s.announceShipped, serve)
 }

@@ -10,17 +10,14 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"log/slog"
 	"os"
 	"os/signal"
 	"syscall"
 
-	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/google/uuid"
-	"github.com/muninn-es/muninn/broker"
-	"github.com/muninn-es/muninn/broker/engines"
 	"github.com/muninn-es/muninn/eventstore"
 	"github.com/muninn-es/muninn/examples/ordershipping/events"
+	"github.com/muninn-es/muninn/examples/ordershipping/node"
 )
 
 func main() {
@@ -44,31 +41,12 @@ func main() {
 var shipmentNamespace = uuid.MustParse("a3c7e0f2-55a6-4c36-9f1e-3b1b2d6c7e01")
 
 func run(ctx context.Context, dir, natsURL string) error {
-	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	store, err := eventstore.Open(dir)
+	n, err := node.Open(ctx, "shipping", dir, natsURL, events.TopicShipments, events.TopicOrders)
 	if err != nil {
 		return err
 	}
-	defer store.Close()
-	if err := store.CreateTopic(ctx, events.TopicShipments, eventstore.TopicConfig{Partitions: 4}); err != nil && !errors.Is(err, eventstore.ErrTopicExists) {
-		return err
-	}
-	eng, err := engines.Open(ctx, engines.Config{Engine: engines.NATS, URL: natsURL, ConsumerGroup: "shipping-service", Logger: logger})
-	if err != nil {
-		return err
-	}
-	defer eng.Close()
-	if si, ok := eng.Subscriber.(message.SubscribeInitializer); ok {
-		if err := si.SubscribeInitialize(events.TopicOrders); err != nil {
-			return err
-		}
-	}
-
-	relay, err := broker.NewRelay(store, eng.Publisher, broker.RelayConfig{Group: "shipping-relay", Topics: []string{events.TopicShipments}, Logger: logger})
-	if err != nil {
-		return err
-	}
-	in, err := broker.NewInbound(store, eng.Subscriber, func(ctx context.Context, tx *eventstore.Txn, rec eventstore.Record) error {
+	defer n.Close()
+	schedule := func(ctx context.Context, tx *eventstore.Txn, rec eventstore.Record) error {
 		if rec.Type != events.TypeOrderPlaced {
 			return nil
 		}
@@ -81,7 +59,7 @@ func run(ctx context.Context, dir, natsURL string) error {
 		// The append is outside the Txn, so it is made idempotent: one
 		// stream per shipment, appended only if it does not exist yet. A
 		// redelivered OrderPlaced meets the version conflict and goes on.
-		_, err := store.Append(ctx, events.TopicShipments, shipmentID.String(), eventstore.NoStream, []eventstore.Event{{
+		_, err := n.Store.Append(ctx, events.TopicShipments, shipmentID.String(), eventstore.NoStream, []eventstore.Event{{
 			ID: shipmentID, Type: events.TypeShipmentScheduled, Payload: payload,
 			CorrelationID: rec.CorrelationID, CausationID: rec.ID.String(),
 		}})
@@ -90,28 +68,7 @@ func run(ctx context.Context, dir, natsURL string) error {
 		}
 		// The service's own read model, exactly once with the dedup mark.
 		return tx.Set([]byte("shipping/shipments/"+placed.OrderID), []byte(shipmentID.String()))
-	}, broker.InboundConfig{Name: "shipping-service", Topics: []string{events.TopicOrders}, Logger: logger})
-	if err != nil {
-		return err
 	}
 	fmt.Println("shipping service ready")
-	return runAll(ctx, relay.Run, in.Run)
-}
-
-// runAll runs the functions until ctx ends or one fails.
-func runAll(ctx context.Context, fns ...func(context.Context) error) error {
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	errs := make(chan error, len(fns))
-	for _, f := range fns {
-		go func() { errs <- f(ctx) }()
-	}
-	var first error
-	for range fns {
-		if err := <-errs; err != nil && first == nil {
-			first = err
-			cancel()
-		}
-	}
-	return first
+	return n.Run(ctx, schedule, nil)
 }
