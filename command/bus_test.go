@@ -48,6 +48,20 @@ func openMem(t testing.TB, opts ...eventstore.Option) *eventstore.Store {
 	return s
 }
 
+// memReopener returns a function that opens the same in-memory store
+// again each time it is called (after the last one was closed): a restart.
+func memReopener(t testing.TB) func() *eventstore.Store {
+	fs := vfs.NewMem()
+	return func() *eventstore.Store {
+		t.Helper()
+		s, err := eventstore.Open("db", eventstore.WithFS(fs))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+}
+
 func newBus(t testing.TB, s *eventstore.Store, opts ...command.Option) *command.Bus {
 	t.Helper()
 	b, err := command.New(s, opts...)
@@ -276,14 +290,7 @@ func TestRetryAfterConflict(t *testing.T) {
 }
 
 func TestIdempotencyAcrossRestart(t *testing.T) {
-	fs := vfs.NewMem()
-	open := func() *eventstore.Store {
-		s, err := eventstore.Open("db", eventstore.WithFS(fs))
-		if err != nil {
-			t.Fatal(err)
-		}
-		return s
-	}
+	open := memReopener(t)
 	ctx := t.Context()
 	s := open()
 	b, err := command.New(s)
@@ -845,14 +852,7 @@ func TestStaleCacheAppendRetries(t *testing.T) {
 // still finds every recorded command ID (no false negative), and lets a
 // new ID through.
 func TestIdempotencyFilterAcrossRestart(t *testing.T) {
-	fs := vfs.NewMem()
-	open := func() *eventstore.Store {
-		s, err := eventstore.Open("db", eventstore.WithFS(fs))
-		if err != nil {
-			t.Fatal(err)
-		}
-		return s
-	}
+	open := memReopener(t)
 	ctx := t.Context()
 	s := open()
 	b, err := command.New(s)
