@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"reflect"
 	"sync"
 	"time"
@@ -45,6 +46,13 @@ type Command struct {
 	// CorrelationID is the correlation ID of the request: from the context
 	// (WithCorrelationID), else the command ID.
 	CorrelationID string
+	// CausationID is the ID of what caused the command (WithCausationID):
+	// for a command a saga or policy issues, the ID of the event it reacts
+	// to. When set, every event the command produces carries it in the
+	// header CausationHeader (the events' own CausationID is the command
+	// ID), so a trace can walk from an event to the command it caused and
+	// on to that command's events.
+	CausationID string
 	// Headers go onto every event the command produces.
 	Headers map[string]string
 	// ExpectedVersion, if set, is the version the caller saw: the command
@@ -388,6 +396,14 @@ func WithCommandID(id string) DispatchOption {
 	return func(c *Command) { c.ID, c.idempotent = id, true }
 }
 
+// CausationHeader is the event header that carries the causation ID of the
+// command that produced the event (Command.CausationID), when it has one.
+const CausationHeader = "muninn-command-causation-id"
+
+// WithCausationID sets the ID of what caused the command, such as the event
+// a saga reacts to. At most eventstore.MaxIDBytes. See Command.CausationID.
+func WithCausationID(id string) DispatchOption { return func(c *Command) { c.CausationID = id } }
+
 // WithHeaders sets free metadata on every event the command produces.
 func WithHeaders(h map[string]string) DispatchOption { return func(c *Command) { c.Headers = h } }
 
@@ -489,6 +505,18 @@ func (b *Bus) dispatch(ctx context.Context, r route, id string, payload any, opt
 	return res, nil
 }
 
+// eventHeaders are the headers of the command's events: its Headers, plus
+// CausationHeader when it has a causation ID.
+func (cmd *Command) eventHeaders() map[string]string {
+	if cmd.CausationID == "" {
+		return cmd.Headers
+	}
+	h := make(map[string]string, len(cmd.Headers)+1)
+	maps.Copy(h, cmd.Headers)
+	h[CausationHeader] = cmd.CausationID
+	return h
+}
+
 // check refuses malformed envelopes before any middleware runs.
 func (b *Bus) check(cmd *Command) error {
 	var errs []error
@@ -504,6 +532,9 @@ func (b *Bus) check(cmd *Command) error {
 	}
 	if len(cmd.CorrelationID) > eventstore.MaxIDBytes {
 		errs = append(errs, fmt.Errorf("correlation ID of %d bytes is longer than %d", len(cmd.CorrelationID), eventstore.MaxIDBytes))
+	}
+	if len(cmd.CausationID) > eventstore.MaxIDBytes {
+		errs = append(errs, fmt.Errorf("causation ID of %d bytes is longer than %d", len(cmd.CausationID), eventstore.MaxIDBytes))
 	}
 	if err := errors.Join(errs...); err != nil {
 		return &Error{Kind: KindInvalidArgument, Command: cmd.describe(), Aggregate: cmd.describeAggregate(), Err: err}
@@ -622,7 +653,7 @@ func (h *Handler[S, C, E]) handle(ctx context.Context, b *Bus, cmd *Command) (Re
 			}
 			return res, nil
 		}
-		saveOpts := []aggregate.SaveOption{aggregate.WithLineage(cmd.CorrelationID, cmd.ID), aggregate.WithHeaders(cmd.Headers)}
+		saveOpts := []aggregate.SaveOption{aggregate.WithLineage(cmd.CorrelationID, cmd.ID), aggregate.WithHeaders(cmd.eventHeaders())}
 		if cmd.idempotent {
 			saveOpts = append(saveOpts, aggregate.WithAppendOptions(eventstore.WithState(
 				func(ar eventstore.AppendResult, w eventstore.StateWriter) error {

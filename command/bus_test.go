@@ -126,6 +126,23 @@ func TestDispatchResultAndLineage(t *testing.T) {
 	if res.CommandID == "" || r.CorrelationID != res.CommandID || r.CausationID != res.CommandID {
 		t.Errorf("generated lineage: command %q, correlation %q, causation %q", res.CommandID, r.CorrelationID, r.CausationID)
 	}
+	if _, ok := r.Headers[command.CausationHeader]; ok {
+		t.Errorf("a command without a causation ID put header %q on its event", command.CausationHeader)
+	}
+
+	// A command caused by an event (a saga's) carries the event's ID, and
+	// so does every event it produces, next to the caller's headers.
+	if _, err := orders.Dispatch(ctx, "o-1", AddItem{"sku", 2}, command.WithCommandID("c-3"),
+		command.WithCausationID("event-9"), command.WithHeaders(map[string]string{"user": "ada"})); err != nil {
+		t.Fatal(err)
+	}
+	r = records(t, s, "order", "o-1")[2]
+	if r.CausationID != "c-3" || r.Headers[command.CausationHeader] != "event-9" || r.Headers["user"] != "ada" {
+		t.Errorf("caused command's event: causation %q, headers %v", r.CausationID, r.Headers)
+	}
+	if _, err := orders.Dispatch(ctx, "o-1", AddItem{"sku", 3}, command.WithCausationID(strings.Repeat("x", eventstore.MaxIDBytes+1))); command.KindOf(err) != command.KindInvalidArgument || !strings.Contains(err.Error(), "causation ID") {
+		t.Errorf("overlong causation ID: %v", err)
+	}
 }
 
 // TestConcurrentCommandsOnOneAggregate sends many commands from many
