@@ -113,3 +113,16 @@ func newTarget[T any]() (*T, any) {
 	}
 	return t, t
 }
+
+// Decode decodes data into a T with c: into a zero T, or, when T is a proto
+// message type, into a new empty message. Packages that store values with
+// an aggregate Codec (sagas store their state, commands and timeouts) decode
+// them with it.
+func Decode[T any](c Codec, data []byte) (T, error) {
+	t, target := newTarget[T]()
+	if err := c.Unmarshal(data, target); err != nil {
+		var zero T
+		return zero, err
+	}
+	return *t, nil
+}

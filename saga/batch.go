@@ -1,0 +1,421 @@
+package saga
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/muninn-es/muninn/aggregate"
+	"github.com/muninn-es/muninn/eventstore"
+)
+
+// batch is what one Update does to the saga's instances: it loads each
+// instance once, runs steps on it, and writes it back in flush.
+type batch[S any] struct {
+	s     *Saga[S]
+	txn   *eventstore.Txn
+	now   time.Time
+	insts map[string]*instance[S]
+	dirty []*instance[S]
+
+	// What the batch adds to the run's memory once it is durable.
+	outbox []keyedItem
+	timers []timer
+	drops  map[string]seqRange
+	stats  counters
+}
+
+type keyedItem struct {
+	key  string
+	item outboxItem
+}
+
+// seqRange is the outbox sequence numbers [from, to) of an instance.
+type seqRange struct{ from, to uint64 }
+
+// instance is one instance as a batch holds it.
+type instance[S any] struct {
+	key    string
+	rec    *instanceRecord
+	state  S
+	stored bool // in the store before the batch
+	dirty  bool
+}
+
+func (s *Saga[S]) newBatch(txn *eventstore.Txn) *batch[S] {
+	return &batch[S]{s: s, txn: txn, now: s.opts.clock.Now().UTC(), insts: map[string]*instance[S]{}, drops: map[string]seqRange{}}
+}
+
+// load returns instance key, or nil if it does not exist.
+func (b *batch[S]) load(key string) (*instance[S], error) {
+	if in, ok := b.insts[key]; ok {
+		return in, nil
+	}
+	v, ok, err := b.txn.Get(b.s.keys.instance(key))
+	if err != nil {
+		return nil, fmt.Errorf("load instance %q: %w", key, err)
+	}
+	if !ok {
+		return nil, nil
+	}
+	in, err := b.s.decode(key, v)
+	if err != nil {
+		return nil, err
+	}
+	in.stored = true
+	b.insts[key] = in
+	return in, nil
+}
+
+// decode decodes a stored instance with its state.
+func (s *Saga[S]) decode(key string, v []byte) (*instance[S], error) {
+	rec, err := decodeInstance(v)
+	if err != nil {
+		return nil, fmt.Errorf("instance %q: %w", key, err)
+	}
+	st, err := aggregate.Decode[S](s.opts.codec, rec.State)
+	if err != nil {
+		return nil, fmt.Errorf("instance %q: decode state with codec %s: %w", key, s.opts.codec.Name(), err)
+	}
+	return &instance[S]{key: key, rec: rec, state: st}, nil
+}
+
+func (b *batch[S]) create(key, correlation string) *instance[S] {
+	in := &instance[S]{key: key, rec: &instanceRecord{Status: StatusRunning, Correlation: correlation, Started: b.now, Updated: b.now}}
+	b.insts[key] = in
+	b.stats.Started++
+	return in
+}
+
+func (b *batch[S]) touch(in *instance[S]) {
+	in.rec.Updated = b.now
+	if !in.dirty {
+		in.dirty = true
+		b.dirty = append(b.dirty, in)
+	}
+}
+
+// checkKey refuses instance keys the key space cannot hold.
+func checkKey(key string) error {
+	switch {
+	case strings.IndexByte(key, 0) >= 0:
+		return fmt.Errorf("instance key %q contains a NUL byte", key)
+	case len(key) > eventstore.MaxKeyBytes:
+		return fmt.Errorf("instance key of %d bytes is longer than %d", len(key), eventstore.MaxKeyBytes)
+	}
+	return nil
+}
+
+// event handles rec: it returns the handler's error (herr), or an error
+// that concerns no instance (err), which stops the saga.
+func (b *batch[S]) event(rec eventstore.Record, failWith error) (herr, err error) {
+	r, ok := b.s.def.routes[rec.Type]
+	if !ok {
+		return nil, nil
+	}
+	key, run, err := r.prepare(b.s.opts.codec, rec)
+	if err != nil {
+		return nil, err
+	}
+	if key == "" {
+		b.stats.Ignored++
+		return nil, nil
+	}
+	if err := checkKey(key); err != nil {
+		return nil, err
+	}
+	in, err := b.load(key)
+	if err != nil {
+		return nil, err
+	}
+	switch {
+	case in == nil && !r.start:
+		b.stats.Ignored++
+		return nil, nil
+	case in == nil:
+		corr := rec.CorrelationID
+		if corr == "" {
+			corr = rec.ID.String()
+		}
+		in = b.create(key, corr)
+	case in.rec.ended():
+		b.stats.Ignored++
+		return nil, nil
+	}
+	st := b.step(in, rec.ID.String())
+	st.event = &rec
+	if failWith != nil {
+		b.touch(in)
+		in.rec.Steps++
+		return nil, b.fail(in, Failure{Reason: failWith.Error()}, in.rec.NextSeq-uint64(in.rec.Pending), st.trigger)
+	}
+	if herr := call(run, st); herr != nil {
+		return herr, nil
+	}
+	return nil, b.commitStep(in, st)
+}
+
+// fire handles the due deadline t.
+func (b *batch[S]) fire(t timer, failWith error) (herr, err error) {
+	in, err := b.load(t.key)
+	if err != nil || in == nil {
+		return nil, err
+	}
+	d, ok := in.rec.deadline(t.name)
+	if !ok || d.ID != t.id || in.rec.ended() {
+		return nil, nil // cancelled or replaced since
+	}
+	b.touch(in)
+	b.stats.DeadlinesFired++
+	in.rec.removeDeadline(t.name)
+	if err := b.txn.Delete(b.s.keys.deadline(d.At, t.key, d.Name)); err != nil {
+		return nil, err
+	}
+	if d.Command != nil {
+		cmd := *d.Command
+		cmd.Causation = d.ID
+		if err := b.enqueue(in, cmd); err != nil {
+			return nil, err
+		}
+		b.releaseIfDone(in)
+		return nil, nil
+	}
+	st := b.step(in, d.ID)
+	st.timeout = d.Name
+	if failWith != nil {
+		in.rec.Steps++
+		return nil, b.fail(in, Failure{Reason: failWith.Error()}, in.rec.NextSeq-uint64(in.rec.Pending), st.trigger)
+	}
+	to, ok := b.s.def.timeouts[d.Name]
+	if !ok {
+		in.rec.Steps++
+		return nil, b.fail(in, Failure{Reason: fmt.Sprintf("timeout %q has no OnTimeout handler", d.Name)}, in.rec.NextSeq-uint64(in.rec.Pending), st.trigger)
+	}
+	if herr := call(func(st *Step[S]) error { return to.run(b.s.opts.codec, d.Message, st) }, st); herr != nil {
+		return herr, nil
+	}
+	return nil, b.commitStep(in, st)
+}
+
+// step returns a step of in, triggered by trigger.
+func (b *batch[S]) step(in *instance[S], trigger string) *Step[S] {
+	return &Step[S]{
+		State:       in.state,
+		def:         b.s.def,
+		codec:       b.s.opts.codec,
+		key:         in.key,
+		now:         b.now,
+		correlation: in.rec.Correlation,
+		trigger:     trigger,
+		deadlines:   in.rec.Deadlines,
+	}
+}
+
+// call runs a handler, turning a panic into a permanent error.
+func call[S any](run func(*Step[S]) error, st *Step[S]) (err error) {
+	defer func() {
+		if v := recover(); v != nil {
+			err = permanent(fmt.Errorf("handler panicked: %v", v))
+		}
+	}()
+	return run(st)
+}
+
+// commitStep applies what step st did to in.
+func (b *batch[S]) commitStep(in *instance[S], st *Step[S]) error {
+	b.touch(in)
+	in.rec.Steps++
+	b.stats.Steps++
+	in.state = st.State
+	if len(st.errs) > 0 {
+		return b.fail(in, Failure{Reason: errors.Join(st.errs...).Error()}, in.rec.NextSeq-uint64(in.rec.Pending), st.trigger)
+	}
+	if st.failed != nil {
+		return b.fail(in, Failure{Reason: *st.failed}, in.rec.NextSeq-uint64(in.rec.Pending), st.trigger)
+	}
+	for _, name := range st.cancels {
+		if err := b.cancel(in, name); err != nil {
+			return err
+		}
+	}
+	for _, d := range st.schedules {
+		if err := b.cancel(in, d.Name); err != nil {
+			return err
+		}
+		in.rec.Deadlines = append(in.rec.Deadlines, d)
+		if err := b.txn.Set(b.s.keys.deadline(d.At, in.key, d.Name), []byte(d.ID)); err != nil {
+			return err
+		}
+		b.timers = append(b.timers, timer{at: d.At, key: in.key, name: d.Name, id: d.ID})
+	}
+	for _, c := range st.comps {
+		c.Compensation = true
+		in.rec.Compensations = append(in.rec.Compensations, compensation{Done: true, Cmd: c})
+	}
+	for _, sr := range st.sends {
+		seq := in.rec.NextSeq
+		if err := b.enqueue(in, sr.cmd); err != nil {
+			return err
+		}
+		if sr.comp != nil {
+			c := *sr.comp
+			c.Compensation = true
+			in.rec.Compensations = append(in.rec.Compensations, compensation{ForSeq: seq, Cmd: c})
+		}
+	}
+	if st.completed {
+		if err := b.end(in, StatusCompleted); err != nil {
+			return err
+		}
+		b.stats.Completed++
+	}
+	b.releaseIfDone(in)
+	return nil
+}
+
+// releaseIfDone marks a policy's instance for deletion once it has
+// nothing left to do.
+func (b *batch[S]) releaseIfDone(in *instance[S]) {
+	if b.s.def.stateless && in.rec.Pending == 0 && len(in.rec.Deadlines) == 0 {
+		in.rec.Status = StatusCompleted
+	}
+}
+
+// enqueue puts cmd into in's outbox.
+func (b *batch[S]) enqueue(in *instance[S], cmd storedCommand) error {
+	seq := in.rec.NextSeq
+	in.rec.NextSeq++
+	in.rec.Pending++
+	v, err := json.Marshal(cmd)
+	if err != nil {
+		return err
+	}
+	if err := b.txn.Set(b.s.keys.outbox(in.key, seq), v); err != nil {
+		return err
+	}
+	b.outbox = append(b.outbox, keyedItem{key: in.key, item: outboxItem{seq: seq, cmd: cmd}})
+	return nil
+}
+
+// cancel removes in's deadline name, if any.
+func (b *batch[S]) cancel(in *instance[S], name string) error {
+	d, ok := in.rec.deadline(name)
+	if !ok {
+		return nil
+	}
+	in.rec.removeDeadline(name)
+	return b.txn.Delete(b.s.keys.deadline(d.At, in.key, d.Name))
+}
+
+// end ends in with status: its deadlines are cancelled, and it is indexed
+// for purging after the retention.
+func (b *batch[S]) end(in *instance[S], status Status) error {
+	for _, d := range slices.Clone(in.rec.Deadlines) {
+		if err := b.cancel(in, d.Name); err != nil {
+			return err
+		}
+	}
+	in.rec.Status = status
+	in.rec.Ended = b.now
+	in.rec.Compensations = nil
+	if b.s.def.stateless {
+		return nil
+	}
+	return b.txn.Set(b.s.keys.ended(b.now, in.key), nil)
+}
+
+// fail fails in: the commands still in its outbox from seq from on are
+// dropped, the OnFailure handler runs, and the compensations of the
+// commands before from are enqueued, newest first, then the handler's
+// commands. The instance is compensating until those are dispatched, then
+// failed.
+func (b *batch[S]) fail(in *instance[S], f Failure, from uint64, trigger string) error {
+	b.touch(in)
+	b.stats.Failed++
+	b.stats.lastError = fmt.Sprintf("instance %q: %s", in.key, f.Reason)
+	in.rec.LastError = f.Reason
+	in.rec.Failure = &f
+	if to := in.rec.NextSeq; from < to {
+		for seq := from; seq < to; seq++ {
+			if err := b.txn.Delete(b.s.keys.outbox(in.key, seq)); err != nil {
+				return err
+			}
+		}
+		in.rec.Pending -= int(to - from)
+		b.drops[in.key] = seqRange{from, to}
+	}
+	for _, d := range slices.Clone(in.rec.Deadlines) {
+		if err := b.cancel(in, d.Name); err != nil {
+			return err
+		}
+	}
+	var extra []sendRecord
+	if b.s.def.onFailure != nil {
+		st := b.step(in, "failure/"+trigger)
+		if herr := call(func(st *Step[S]) error { return b.s.def.onFailure(st, f) }, st); herr != nil {
+			in.rec.LastError = fmt.Sprintf("%s; OnFailure: %v", f.Reason, herr)
+		} else {
+			in.state = st.State
+			extra = st.sends
+			if len(st.errs) > 0 {
+				in.rec.LastError = fmt.Sprintf("%s; OnFailure: %v", f.Reason, errors.Join(st.errs...))
+			}
+		}
+	}
+	for i := len(in.rec.Compensations) - 1; i >= 0; i-- {
+		c := in.rec.Compensations[i]
+		if !c.Done && c.ForSeq >= from {
+			continue
+		}
+		b.stats.Compensations++
+		if err := b.enqueue(in, c.Cmd); err != nil {
+			return err
+		}
+	}
+	in.rec.Compensations = nil
+	for _, sr := range extra {
+		if err := b.enqueue(in, sr.cmd); err != nil {
+			return err
+		}
+	}
+	if in.rec.Pending > 0 {
+		in.rec.Status = StatusCompensating
+		return nil
+	}
+	return b.end(in, StatusFailed)
+}
+
+// flush writes the batch's instances.
+func (b *batch[S]) flush() error {
+	for _, in := range b.dirty {
+		if err := b.s.write(b.txn, in); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// write stores in, or deletes it if it is a policy's instance with
+// nothing left to do.
+func (s *Saga[S]) write(txn *eventstore.Txn, in *instance[S]) error {
+	key := s.keys.instance(in.key)
+	if s.def.stateless && in.rec.Pending == 0 && len(in.rec.Deadlines) == 0 {
+		if !in.stored {
+			return nil
+		}
+		return txn.Delete(key)
+	}
+	state, err := s.opts.codec.Marshal(in.state)
+	if err != nil {
+		return fmt.Errorf("instance %q: encode state with codec %s: %w", in.key, s.opts.codec.Name(), err)
+	}
+	in.rec.State = state
+	v, err := json.Marshal(in.rec)
+	if err != nil {
+		return fmt.Errorf("instance %q: encode: %w", in.key, err)
+	}
+	return txn.Set(key, v)
+}

@@ -1,0 +1,79 @@
+// Package saga carries workflows across bounded contexts: sagas (process
+// managers) that correlate events from several topics to one workflow
+// instance, keep its state durable, send commands, schedule deadlines and
+// compensate on failure; and policies, the stateless case, "whenever this
+// event, send that command".
+//
+// # Defining a saga
+//
+// A Definition is built from typed handlers, with no reflection in user
+// code beyond naming the command types it sends:
+//
+//	d := saga.Define[Fulfillment]("order-fulfillment", "orders", "payments", "shipments")
+//	saga.Command[CapturePayment](d, "payment.capture")
+//	saga.StartOn(d, "order.placed", saga.RecordKey[OrderPlaced], func(s *saga.Step[Fulfillment], e OrderPlaced) error {
+//		s.State.Total = e.Total
+//		s.Send(s.Key(), CapturePayment{OrderID: s.Key(), Amount: e.Total})
+//		s.Schedule("payment-timeout", s.Now().Add(15*time.Minute), PaymentTimedOut{})
+//		return nil
+//	})
+//	saga.On(d, "payment.captured", func(_ eventstore.Record, e PaymentCaptured) string { return e.OrderID }, ...)
+//	saga.OnTimeout(d, "payment-timeout", func(s *saga.Step[Fulfillment], _ PaymentTimedOut) error { s.Fail("no payment"); return nil })
+//	s, err := saga.New(store, bus, d)
+//	go s.Run(ctx)
+//
+// StartOn events start an instance; On events reach the running instance
+// their key function names (a payment event's key is the order ID it
+// carries), and are ignored when there is none. A step changes Step.State,
+// and sends commands (Send), schedules and cancels deadlines (Schedule,
+// ScheduleCommand, Cancel), completes the instance (Complete) or fails it
+// (Fail). See internal/fulfillment for a whole workflow over four contexts.
+//
+// # Exactly once
+//
+// Each batch of events is handled in one durable write (eventstore Update)
+// that moves the instances' state, writes the commands their steps send to
+// an outbox and their deadlines, and commits the consumer group's offsets.
+// A crash therefore neither repeats nor loses a step. The commands are then
+// dispatched from the outbox, each with an ID derived from the saga, the
+// instance, the trigger (the event, or the deadline) and its place in the
+// step, so a command dispatched again after a crash is one the command
+// bus has seen, and it returns the first result instead of applying it
+// twice (within the bus's idempotency window, 24 h by default). Every
+// command carries the workflow's correlation ID (that of the event that
+// started the instance) and the triggering event's ID as causation ID
+// (command.WithCausationID).
+//
+// # Deadlines
+//
+// A deadline is stored with its instance and in a time index, and fires at
+// its time by the saga's Clock: a timeout message handled by OnTimeout's
+// handler as a step, or a command (ScheduleCommand). Firing removes it in
+// the same write as the step it runs, so it fires once, across restarts.
+// Cancel, Complete and failure cancel deadlines. Tests pass a
+// sagatest.Clock (WithClock) and move time with Advance instead of
+// sleeping.
+//
+// # Failure and compensation
+//
+// A step fails when its handler calls Fail, when its handler keeps
+// returning an error (WithRetries; a PermanentError or a panic at once), or
+// when a command it sent is rejected (an InvalidArgument,
+// FailedPrecondition, NotFound or PermissionDenied error from the bus).
+// The instance's pending commands are then dropped, its deadlines
+// cancelled, the OnFailure handler runs, and the compensations of what was
+// done (CompensateWith on a Send, or RegisterCompensation) are dispatched
+// newest first, then OnFailure's commands. Other dispatch errors (the store
+// closing, a remote dispatcher that is down) are retried with backoff and
+// never compensate. Errors that concern no instance (a payload that does
+// not decode, a key function that panics) stop Run, with the checkpoint
+// before the record at fault.
+//
+// # Inspection
+//
+// Get, Instances (filtered with WithStatus), Deadlines and Stats show the
+// running sagas with their state, pending commands and deadlines, and last
+// error; WaitFor waits, without polling, until an instance reaches a
+// condition. Ended instances are kept for WithRetention, so late events
+// for them are recognized and ignored.
+package saga

@@ -1,0 +1,334 @@
+package saga
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"iter"
+	"slices"
+	"time"
+
+	"github.com/muninn-es/muninn/eventstore"
+)
+
+// Status is where an instance is in its life.
+type Status string
+
+// The statuses of an instance.
+const (
+	// StatusRunning: the instance reacts to its events and deadlines.
+	StatusRunning Status = "running"
+	// StatusCompleted: a step called Complete. Commands it sent may still
+	// be pending.
+	StatusCompleted Status = "completed"
+	// StatusCompensating: a step failed, and the compensations (and the
+	// OnFailure handler's commands) are being dispatched.
+	StatusCompensating Status = "compensating"
+	// StatusFailed: a step failed and its compensation is over;
+	// Instance.CompensationErrors lists compensations that were rejected.
+	StatusFailed Status = "failed"
+)
+
+func (s Status) valid() bool {
+	switch s {
+	case StatusRunning, StatusCompleted, StatusCompensating, StatusFailed:
+		return true
+	}
+	return false
+}
+
+// Instance is one saga instance as inspection sees it.
+type Instance[S any] struct {
+	// Key is the instance's correlation key.
+	Key string
+	// Status is where it is in its life.
+	Status Status
+	// State is its state after its last step.
+	State S
+	// CorrelationID is the workflow's correlation ID, carried by every
+	// command it sends.
+	CorrelationID string
+	// Started and Updated are the times of its first and last step; Ended
+	// is when it completed or failed (zero while it runs).
+	Started, Updated, Ended time.Time
+	// Steps counts the steps it has taken.
+	Steps uint64
+	// PendingCommands counts the commands in its outbox, not yet known to
+	// be dispatched.
+	PendingCommands int
+	// Deadlines are its pending deadlines, soonest first.
+	Deadlines []Deadline
+	// LastError is the last failure or rejected compensation, or "".
+	LastError string
+	// Failure is the failure that ended it, if it failed.
+	Failure *Failure
+	// CompensationErrors lists the compensations that were rejected.
+	CompensationErrors []string
+}
+
+// Deadline is a pending deadline.
+type Deadline struct {
+	// Key is the instance's key and Name the deadline's.
+	Key, Name string
+	// ID is the deadline's ID, the causation ID of what it sends.
+	ID string
+	// At is when it is due.
+	At time.Time
+	// Command is the type of the command it sends, or "" for a timeout
+	// message to the saga.
+	Command string
+}
+
+// Get returns instance key, or an error wrapping ErrNotFound. Instances
+// that ended stay until their retention (WithRetention) has passed; a
+// policy's instance is gone as soon as its commands are dispatched.
+func (s *Saga[S]) Get(ctx context.Context, key string) (Instance[S], error) {
+	v, ok, err := s.store.Get(ctx, s.keys.instance(key))
+	if err != nil {
+		return Instance[S]{}, fmt.Errorf("saga %q: get %q: %w", s.def.name, key, err)
+	}
+	if !ok {
+		return Instance[S]{}, fmt.Errorf("saga %q: %q: %w", s.def.name, key, ErrNotFound)
+	}
+	return s.inspect(key, v)
+}
+
+func (s *Saga[S]) inspect(key string, v []byte) (Instance[S], error) {
+	in, err := s.decode(key, v)
+	if err != nil {
+		return Instance[S]{}, fmt.Errorf("saga %q: %w", s.def.name, err)
+	}
+	r := in.rec
+	out := Instance[S]{
+		Key: key, Status: r.Status, State: in.state, CorrelationID: r.Correlation,
+		Started: r.Started, Updated: r.Updated, Ended: r.Ended, Steps: r.Steps, PendingCommands: r.Pending,
+		LastError: r.LastError, Failure: r.Failure, CompensationErrors: r.CompErrors,
+	}
+	for _, d := range r.Deadlines {
+		out.Deadlines = append(out.Deadlines, deadlineOf(key, d))
+	}
+	slices.SortFunc(out.Deadlines, func(a, b Deadline) int { return a.At.Compare(b.At) })
+	return out, nil
+}
+
+func deadlineOf(key string, d deadlineRecord) Deadline {
+	out := Deadline{Key: key, Name: d.Name, ID: d.ID, At: d.At}
+	if d.Command != nil {
+		out.Command = d.Command.Type
+	}
+	return out
+}
+
+// ListOption narrows Instances.
+type ListOption func(*listOptions)
+
+type listOptions struct {
+	statuses []Status
+	after    string
+}
+
+// WithStatus lists only instances in one of statuses (for example
+// StatusRunning, to list the running sagas).
+func WithStatus(statuses ...Status) ListOption {
+	return func(o *listOptions) { o.statuses = append(o.statuses, statuses...) }
+}
+
+// After lists only instances whose key sorts after key: pass the last key
+// of a page to get the next.
+func After(key string) ListOption { return func(o *listOptions) { o.after = key } }
+
+// Instances yields the saga's instances in key order, from a consistent
+// snapshot of the store.
+func (s *Saga[S]) Instances(ctx context.Context, opts ...ListOption) iter.Seq2[Instance[S], error] {
+	var o listOptions
+	for _, opt := range opts {
+		if opt != nil {
+			opt(&o)
+		}
+	}
+	return func(yield func(Instance[S], error) bool) {
+		prefix := s.keys.instances()
+		lower := prefix
+		if o.after != "" {
+			lower = append(s.keys.instance(o.after), 0)
+		}
+		for kv, err := range s.store.Scan(ctx, lower, eventstore.PrefixEnd(prefix), false) {
+			if err != nil {
+				yield(Instance[S]{}, fmt.Errorf("saga %q: list instances: %w", s.def.name, err))
+				return
+			}
+			in, err := s.inspect(string(kv.Key[len(prefix):]), kv.Value)
+			if err != nil {
+				if !yield(Instance[S]{}, err) {
+					return
+				}
+				continue
+			}
+			if len(o.statuses) > 0 && !slices.Contains(o.statuses, in.Status) {
+				continue
+			}
+			if !yield(in, nil) {
+				return
+			}
+		}
+	}
+}
+
+// Deadlines yields the saga's pending deadlines, soonest first.
+func (s *Saga[S]) Deadlines(ctx context.Context) iter.Seq2[Deadline, error] {
+	return func(yield func(Deadline, error) bool) {
+		prefix := s.keys.deadlines()
+		for kv, err := range s.store.Scan(ctx, prefix, eventstore.PrefixEnd(prefix), false) {
+			if err != nil {
+				yield(Deadline{}, fmt.Errorf("saga %q: list deadlines: %w", s.def.name, err))
+				return
+			}
+			at, key, name, err := parseDeadlineKey(kv.Key[len(prefix):])
+			d := Deadline{Key: key, Name: name, ID: string(kv.Value), At: at}
+			if err != nil {
+				err = fmt.Errorf("saga %q: list deadlines: %q: %w", s.def.name, kv.Key, err)
+			}
+			if !yield(d, err) {
+				return
+			}
+		}
+	}
+}
+
+// WaitFor returns instance key once cond holds for it, checking after
+// every step and dispatch of the saga (it is woken by them, not by
+// polling), or an error when ctx ends: give ctx a timeout. cond sees the
+// zero Instance with Status "" while the instance does not exist.
+func (s *Saga[S]) WaitFor(ctx context.Context, key string, cond func(Instance[S]) bool) (Instance[S], error) {
+	for {
+		s.mu.Lock()
+		changed := s.mu.changed
+		s.mu.Unlock()
+		in, err := s.Get(ctx, key)
+		if err != nil && !errors.Is(err, ErrNotFound) {
+			return in, err
+		}
+		if cond(in) {
+			return in, nil
+		}
+		select {
+		case <-changed:
+		case <-ctx.Done():
+			return in, fmt.Errorf("saga %q: wait for %q: %w (status %q, last error %q)", s.def.name, key, ctx.Err(), in.Status, in.LastError)
+		}
+	}
+}
+
+// Purge deletes the instances that ended longer ago than the retention
+// (WithRetention); Run calls it every purge interval. It returns how many
+// it deleted.
+func (s *Saga[S]) Purge(ctx context.Context) (int, error) {
+	prefix := s.keys.endeds()
+	upper := append(slices.Clip(prefix), timeKey(s.opts.clock.Now().Add(-s.opts.retention))...)
+	n := 0
+	err := s.store.Update(ctx, func(txn *eventstore.Txn) error {
+		n = 0
+		for kv, err := range txn.Scan(prefix, upper, false) {
+			if err != nil {
+				return err
+			}
+			if len(kv.Key) < len(prefix)+8 {
+				continue
+			}
+			key := string(kv.Key[len(prefix)+8:])
+			if err := txn.Delete(s.keys.instance(key)); err != nil {
+				return err
+			}
+			n++
+		}
+		return txn.DeleteRange(prefix, upper)
+	}, eventstore.UpdateNoSync())
+	if err != nil {
+		return 0, fmt.Errorf("saga %q: purge: %w", s.def.name, err)
+	}
+	return n, nil
+}
+
+// RunState is the state of a saga's Run.
+type RunState string
+
+// The states of Run.
+const (
+	RunIdle    RunState = "idle"
+	RunRunning RunState = "running"
+	RunStopped RunState = "stopped"
+	RunFailed  RunState = "failed"
+)
+
+// Stats is what a Saga has done since it was created.
+type Stats struct {
+	// State is Run's state, and Err its error once it has failed.
+	State RunState
+	Err   error
+	counters
+	// PendingCommands counts the commands in the outbox.
+	PendingCommands int
+	// LastError is the last failure, rejected compensation or retried
+	// dispatch error.
+	LastError string
+}
+
+// counters are the Stats that batches add up.
+type counters struct {
+	// Started, Completed and Failed count instances.
+	Started, Completed, Failed int
+	// Steps counts the steps taken (events and timeouts handled).
+	Steps int
+	// Ignored counts events that concerned no running instance.
+	Ignored int
+	// Commands counts dispatched commands, and Duplicates those of them the
+	// bus had already applied (redelivered after a crash).
+	Commands, Duplicates int
+	// Compensations counts compensating commands enqueued.
+	Compensations int
+	// DeadlinesFired counts deadlines that fired.
+	DeadlinesFired int
+	lastError      string
+}
+
+func (st *Stats) add(c counters) {
+	st.Started += c.Started
+	st.Completed += c.Completed
+	st.Failed += c.Failed
+	st.Steps += c.Steps
+	st.Ignored += c.Ignored
+	st.Commands += c.Commands
+	st.Duplicates += c.Duplicates
+	st.Compensations += c.Compensations
+	st.DeadlinesFired += c.DeadlinesFired
+	if c.lastError != "" {
+		st.LastError = c.lastError
+	}
+}
+
+// Stats returns what the saga has done since it was created.
+func (s *Saga[S]) Stats() Stats {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	st := s.mu.stats
+	if st.State == "" {
+		st.State = RunIdle
+	}
+	return st
+}
+
+func (s *Saga[S]) updateStats(f func(*Stats)) {
+	s.mu.Lock()
+	f(&s.mu.stats)
+	s.mu.Unlock()
+}
+
+func (s *Saga[S]) setRunState(state RunState, err error) {
+	s.updateStats(func(st *Stats) {
+		st.State, st.Err = state, err
+		if err != nil {
+			st.LastError = err.Error()
+		}
+	})
+	s.notify()
+}

@@ -1,0 +1,145 @@
+package saga
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"time"
+
+	"github.com/muninn-es/muninn/aggregate"
+	"github.com/muninn-es/muninn/command"
+)
+
+// Dispatcher sends commands: a *command.Bus is one. A saga dispatches each
+// command with command.WithCommandID (its derived ID),
+// command.WithCausationID and a context carrying the workflow's
+// correlation ID (command.WithCorrelationID), and classifies errors with
+// command.KindOf.
+type Dispatcher interface {
+	Dispatch(ctx context.Context, aggregateID string, cmd any, opts ...command.DispatchOption) (command.Result, error)
+}
+
+// Clock tells the time and waits for it. Deadlines are due by the clock,
+// and steps see its time (Step.Now). The default is the system clock;
+// tests use sagatest.Clock, which moves only when told to.
+type Clock interface {
+	Now() time.Time
+	// After returns a channel that receives once d has passed.
+	After(d time.Duration) <-chan time.Time
+}
+
+type systemClock struct{}
+
+func (systemClock) Now() time.Time                         { return time.Now() }
+func (systemClock) After(d time.Duration) <-chan time.Time { return time.After(d) }
+
+// Defaults of the options.
+const (
+	DefaultBatchSize     = 256
+	DefaultConcurrency   = 64
+	DefaultRetries       = 3
+	DefaultRetention     = 7 * 24 * time.Hour
+	DefaultPurgeInterval = time.Hour
+)
+
+// Option configures a Saga.
+type Option func(*options)
+
+type options struct {
+	codec       aggregate.Codec
+	clock       Clock
+	batch       int
+	concurrency int
+	retries     int
+	backoff     func(attempt int) time.Duration
+	retention   time.Duration
+	purge       time.Duration
+	logger      *slog.Logger
+	errs        []error
+}
+
+// WithCodec sets the codec of event payloads, of the saga's state, and of
+// its stored commands and timeout messages. Default: aggregate.DefaultCodec
+// (Protobuf binary for proto messages, JSON for the rest), the aggregates'
+// default, so events decode as their aggregates wrote them.
+func WithCodec(c aggregate.Codec) Option { return func(o *options) { o.codec = c } }
+
+// WithClock sets the clock deadlines are due by. Default: the system clock.
+func WithClock(c Clock) Option { return func(o *options) { o.clock = c } }
+
+// WithBatchSize sets how many records one batch (one durable write with
+// the checkpoint) handles at most. Default: DefaultBatchSize.
+func WithBatchSize(n int) Option { return func(o *options) { o.batch = n } }
+
+// WithConcurrency sets how many instances' commands are dispatched at once
+// (one instance's commands are always dispatched in order, one at a time).
+// Default: DefaultConcurrency.
+func WithConcurrency(n int) Option { return func(o *options) { o.concurrency = n } }
+
+// WithRetries sets how many more times a handler that returns an error is
+// run before its step counts as failed. Default: DefaultRetries.
+func WithRetries(n int) Option { return func(o *options) { o.retries = n } }
+
+// WithBackoff sets the wait before retry number attempt (from 1), both of
+// failing handlers and of commands that fail for reasons other than a
+// rejection (the store closing, a dispatcher that is down). Default:
+// exponential from 10 ms to 5 s, with jitter.
+func WithBackoff(f func(attempt int) time.Duration) Option { return func(o *options) { o.backoff = f } }
+
+// WithRetention sets how long ended instances are kept, so that their
+// late events are recognized and ignored and they can be inspected.
+// Default: DefaultRetention.
+func WithRetention(d time.Duration) Option { return func(o *options) { o.retention = d } }
+
+// WithPurgeInterval sets how often Run purges instances past their
+// retention. Default: DefaultPurgeInterval.
+func WithPurgeInterval(d time.Duration) Option { return func(o *options) { o.purge = d } }
+
+// WithLogger sets the logger of failures and retries. Default: discard.
+func WithLogger(l *slog.Logger) Option { return func(o *options) { o.logger = l } }
+
+func defaultBackoff(attempt int) time.Duration {
+	d := 10 * time.Millisecond << min(attempt-1, 9)
+	d = min(d, 5*time.Second)
+	return d/2 + rand.N(d/2+1)
+}
+
+func newOptions(opts []Option) (options, error) {
+	o := options{
+		codec:       aggregate.DefaultCodec,
+		clock:       systemClock{},
+		batch:       DefaultBatchSize,
+		concurrency: DefaultConcurrency,
+		retries:     DefaultRetries,
+		backoff:     defaultBackoff,
+		retention:   DefaultRetention,
+		purge:       DefaultPurgeInterval,
+		logger:      slog.New(slog.NewTextHandler(io.Discard, nil)),
+	}
+	for _, opt := range opts {
+		if opt == nil {
+			o.errs = append(o.errs, errors.New("nil option"))
+			continue
+		}
+		opt(&o)
+	}
+	errs := o.errs
+	check := func(bad bool, format string, args ...any) {
+		if bad {
+			errs = append(errs, fmt.Errorf(format, args...))
+		}
+	}
+	check(o.codec == nil, "WithCodec: nil codec")
+	check(o.clock == nil, "WithClock: nil clock")
+	check(o.batch < 1, "WithBatchSize: %d, want at least 1", o.batch)
+	check(o.concurrency < 1, "WithConcurrency: %d, want at least 1", o.concurrency)
+	check(o.retries < 0, "WithRetries: %d, want at least 0", o.retries)
+	check(o.backoff == nil, "WithBackoff: nil function")
+	check(o.retention <= 0, "WithRetention: %s, want more than 0", o.retention)
+	check(o.purge <= 0, "WithPurgeInterval: %s, want more than 0", o.purge)
+	check(o.logger == nil, "WithLogger: nil logger")
+	return o, errors.Join(errs...)
+}
