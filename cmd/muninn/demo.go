@@ -20,8 +20,10 @@ func newDemoCmd() *cobra.Command {
 partitioned topic, a version conflict, a compacted topic cleaned up, a
 consumer group with its lag, a live subscription, and then commands through
 the command bus to an aggregate, projected into a read model that a query
-reads its own writes from. Read its source (cmd/muninn/demo.go and
-demo_cqrs.go) next to its output.`,
+reads its own writes from, and last a saga that carries orders across
+payment, shipping and stock, with compensation and a deadline. Read its
+source (cmd/muninn/demo.go, demo_cqrs.go and demo_saga.go) next to its
+output.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cmd.SilenceUsage = true
@@ -62,6 +64,7 @@ func runDemo(ctx context.Context, w io.Writer) error {
 		d.consumerGroup,
 		d.liveSubscription,
 		d.commandsAndReadModel,
+		d.fulfillmentSaga,
 	}
 	for _, step := range steps {
 		if err := step(ctx); err != nil {

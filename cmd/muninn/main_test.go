@@ -55,6 +55,16 @@ func TestDemo(t *testing.T) {
 		"req-3 on cart/cart-8: not found: no open cart",
 		"-> version 2, partition 1 offset 1\n",
 		"Query carts[cart-7], waiting for cart/1@1: found true, {Customer:ada Items:2}",
+		"7. A saga: order fulfillment across Order, Payment, Shipment and Stock",
+		"ScheduleShipment order-1       -> ok",
+		"-> instance order-1: completed after 4 steps",
+		"ReleaseStock sku-42            -> ok\n    CancelOrder order-2            -> ok\n  -> instance order-2: failed after 2 steps",
+		`-> instance order-3: running after 1 steps, deadline "payment-timeout" at 11:15`,
+		"the workflow gives up:\n    ReleaseStock sku-7             -> ok\n    CancelOrder order-3            -> ok",
+		"order-3  failed     steps 2  payment not answered within 15m0s",
+		"shipment.scheduled  correlation req-order-1, caused by payment.captured",
+		"order.completed     correlation req-order-1, caused by shipment.scheduled",
+		"1 deadline fired",
 		"Done.",
 	} {
 		if !strings.Contains(out.String(), want) {
