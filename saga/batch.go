@@ -23,7 +23,7 @@ type batch[S any] struct {
 
 	// What the batch adds to the run's memory once it is durable.
 	outbox []keyedItem
-	timers []timer
+	timers []timerOp
 	drops  map[string]seqRange
 	stats  counters
 }
@@ -160,6 +160,7 @@ func (b *batch[S]) event(rec eventstore.Record, failWith error) (herr, err error
 
 // fire handles the due deadline t.
 func (b *batch[S]) fire(t timer, failWith error) (herr, err error) {
+	b.timers = append(b.timers, timerOp{t: t})
 	in, err := b.load(t.key)
 	if err != nil || in == nil {
 		return nil, err
@@ -249,7 +250,7 @@ func (b *batch[S]) commitStep(in *instance[S], st *Step[S]) error {
 		if err := b.txn.Set(b.s.keys.deadline(d.At, in.key, d.Name), []byte(d.ID)); err != nil {
 			return err
 		}
-		b.timers = append(b.timers, timer{at: d.At, key: in.key, name: d.Name, id: d.ID})
+		b.timers = append(b.timers, timerOp{t: timer{at: d.At, key: in.key, name: d.Name, id: d.ID}, set: true})
 	}
 	for _, c := range st.comps {
 		c.Compensation = true
@@ -307,6 +308,7 @@ func (b *batch[S]) cancel(in *instance[S], name string) error {
 		return nil
 	}
 	in.rec.removeDeadline(name)
+	b.timers = append(b.timers, timerOp{t: timer{key: in.key, name: name}})
 	return b.txn.Delete(b.s.keys.deadline(d.At, in.key, d.Name))
 }
 
@@ -377,6 +379,9 @@ func (b *batch[S]) fail(in *instance[S], f Failure, from uint64, trigger string)
 	}
 	in.rec.Compensations = nil
 	for _, sr := range extra {
+		// OnFailure's commands are part of the failure's handling: if
+		// one is rejected, that is recorded, not compensated again.
+		sr.cmd.Compensation = true
 		if err := b.enqueue(in, sr.cmd); err != nil {
 			return err
 		}

@@ -76,6 +76,10 @@ func (s *Saga[S]) drainInstance(ctx context.Context, key string, queue []outboxI
 		it := queue[0]
 		err := s.dispatch(ctx, it.cmd, &r)
 		switch {
+		case err != nil && ctx.Err() != nil:
+			// Stopped mid-dispatch: the command stays in the outbox.
+			r.err, r.left = ctx.Err(), queue
+			return r
 		case err == nil:
 			r.done = append(r.done, it.seq)
 			queue = queue[1:]

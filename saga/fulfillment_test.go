@@ -158,10 +158,22 @@ func TestHappyPath(t *testing.T) {
 	if scheduled.CorrelationID != "request-o-1" || scheduled.Headers[command.CausationHeader] != captured.ID.String() {
 		t.Errorf("shipment.scheduled: correlation %q, command causation %q", scheduled.CorrelationID, scheduled.Headers[command.CausationHeader])
 	}
-	st := w.saga.Stats()
+	st := w.stats(func(st saga.Stats) bool { return st.Completed == 1 })
 	if st.Started != 1 || st.Completed != 1 || st.Failed != 0 || st.Commands != 4 || st.Duplicates != 0 || st.PendingCommands != 0 {
 		t.Errorf("stats %+v", st)
 	}
+}
+
+// stats waits until the saga's Stats satisfy cond (they are updated just
+// after the writes they count) and returns them.
+func (w *world) stats(cond func(saga.Stats) bool) saga.Stats {
+	w.t.Helper()
+	ctx, cancel := context.WithTimeout(w.t.Context(), 10*time.Second)
+	defer cancel()
+	if _, err := w.saga.WaitFor(ctx, "", func(saga.Instance[fulfillment.Fulfillment]) bool { return cond(w.saga.Stats()) }); err != nil {
+		w.t.Fatalf("stats %+v: %v", w.saga.Stats(), err)
+	}
+	return w.saga.Stats()
 }
 
 func (w *world) read(topic, key string) []eventstore.Record {
@@ -221,7 +233,7 @@ func TestPaymentTimeoutCancelsOrder(t *testing.T) {
 	}
 	wantTypes(t, "order", w.types("orders", "o-3"), "order.placed", "order.cancelled")
 	wantTypes(t, "stock", w.types("stock", "sku-3"), "stock.reserved", "stock.released")
-	if st := w.saga.Stats(); st.DeadlinesFired != 1 {
+	if st := w.stats(func(st saga.Stats) bool { return st.Failed == 1 }); st.DeadlinesFired != 1 {
 		t.Errorf("stats %+v", st)
 	}
 	for d, err := range w.saga.Deadlines(t.Context()) {
@@ -252,7 +264,7 @@ func TestRejectedShipmentCompensatesInReverse(t *testing.T) {
 		t.Errorf("commands in order:\n%s\nwant\n%s", strings.Join(w.sent, "\n"), strings.Join(wantSent, "\n"))
 	}
 	w.mu.Unlock()
-	if st := w.saga.Stats(); st.Compensations != 2 || st.Failed != 1 {
+	if st := w.stats(func(st saga.Stats) bool { return st.Failed == 1 }); st.Compensations != 2 {
 		t.Errorf("stats %+v", st)
 	}
 }
@@ -267,16 +279,7 @@ func TestLateEventsAreIgnored(t *testing.T) {
 	if _, err := w.h.Payments.Dispatch(t.Context(), "o-5", fulfillment.CapturePayment{OrderID: "o-5", Amount: 10}); err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
-	defer cancel()
-	for w.saga.Stats().Ignored == 0 {
-		if err := ctx.Err(); err != nil {
-			t.Fatalf("late event not ignored: %+v", w.saga.Stats())
-		}
-		if _, err := w.saga.WaitFor(ctx, "o-5", func(saga.Instance[fulfillment.Fulfillment]) bool { return w.saga.Stats().Ignored > 0 }); err != nil {
-			t.Fatal(err)
-		}
-	}
+	w.stats(func(st saga.Stats) bool { return st.Ignored == 1 })
 	in, err := w.saga.Get(t.Context(), "o-5")
 	if err != nil || in.Status != saga.StatusFailed || in.Steps != 2 {
 		t.Errorf("instance %+v, %v", in, err)

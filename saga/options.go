@@ -27,14 +27,16 @@ type Dispatcher interface {
 // tests use sagatest.Clock, which moves only when told to.
 type Clock interface {
 	Now() time.Time
-	// After returns a channel that receives once d has passed.
-	After(d time.Duration) <-chan time.Time
+	// At returns a channel that receives once the clock reads t or later
+	// (at once if it already does). Waiting for a time, not a duration,
+	// keeps a wait from missing a clock that moves between Now and At.
+	At(t time.Time) <-chan time.Time
 }
 
 type systemClock struct{}
 
-func (systemClock) Now() time.Time                         { return time.Now() }
-func (systemClock) After(d time.Duration) <-chan time.Time { return time.After(d) }
+func (systemClock) Now() time.Time                  { return time.Now() }
+func (systemClock) At(t time.Time) <-chan time.Time { return time.After(time.Until(t)) }
 
 // Defaults of the options.
 const (

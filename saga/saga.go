@@ -231,17 +231,17 @@ func (s *Saga[S]) poll(ctx context.Context, c *eventstore.Consumer) (recs []even
 		recs, err = c.Poll(ctx, s.opts.batch)
 		return recs, false, err
 	}
-	wait := next.at.Sub(s.opts.clock.Now())
-	if wait <= 0 {
+	if !next.at.After(s.opts.clock.Now()) {
 		return nil, true, nil
 	}
 	pctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	stop := make(chan struct{})
 	defer close(stop)
+	due := s.opts.clock.At(next.at)
 	go func() {
 		select {
-		case <-s.opts.clock.After(wait):
+		case <-due:
 			cancel()
 		case <-stop:
 		}
@@ -400,8 +400,8 @@ func (s *Saga[S]) committed(b *batch[S]) {
 			delete(s.pending, key)
 		}
 	}
-	for _, t := range b.timers {
-		s.timers.push(t)
+	for _, op := range b.timers {
+		s.timers.apply(op)
 	}
 	s.updateStats(func(st *Stats) {
 		st.add(b.stats)

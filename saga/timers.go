@@ -14,8 +14,22 @@ type timer struct {
 	id        string
 }
 
-// deadlineHeap orders timers by due time.
-type deadlineHeap struct{ h timerSlice }
+// deadlineHeap orders timers by due time. live holds the ID of each
+// instance's pending deadline by name, so that timers cancelled or replaced
+// since they were pushed are skipped without a write.
+type deadlineHeap struct {
+	h    timerSlice
+	live map[string]string
+}
+
+// timerOp is a change a batch made to the pending deadlines: set (t
+// scheduled) or not (t.key's deadline t.name cancelled or fired).
+type timerOp struct {
+	t   timer
+	set bool
+}
+
+func liveKey(key, name string) string { return key + "\x00" + name }
 
 type timerSlice []timer
 
@@ -30,13 +44,44 @@ func (t *timerSlice) Pop() any {
 	return x
 }
 
-func (d *deadlineHeap) push(t timer) { heap.Push(&d.h, t) }
-
-func (d *deadlineHeap) peek() (timer, bool) {
-	if len(d.h) == 0 {
-		return timer{}, false
+func (d *deadlineHeap) push(t timer) {
+	if d.live == nil {
+		d.live = map[string]string{}
 	}
-	return d.h[0], true
+	d.live[liveKey(t.key, t.name)] = t.id
+	heap.Push(&d.h, t)
 }
 
-func (d *deadlineHeap) pop() timer { return heap.Pop(&d.h).(timer) }
+// unset forgets the pending deadline name of key.
+func (d *deadlineHeap) unset(key, name string) { delete(d.live, liveKey(key, name)) }
+
+func (d *deadlineHeap) apply(op timerOp) {
+	if op.set {
+		d.push(op.t)
+	} else {
+		d.unset(op.t.key, op.t.name)
+	}
+}
+
+// peek returns the soonest timer that is still live.
+func (d *deadlineHeap) peek() (timer, bool) {
+	for len(d.h) > 0 {
+		t := d.h[0]
+		if d.live[liveKey(t.key, t.name)] == t.id {
+			return t, true
+		}
+		heap.Pop(&d.h)
+	}
+	return timer{}, false
+}
+
+// pop removes the soonest live timer (after a peek that found one).
+func (d *deadlineHeap) pop() timer {
+	if _, ok := d.peek(); !ok {
+		return timer{}
+	}
+	return heap.Pop(&d.h).(timer)
+}
+
+// len counts the live pending deadlines.
+func (d *deadlineHeap) len() int { return len(d.live) }

@@ -31,19 +31,23 @@ func (c *Clock) Now() time.Time {
 	return c.now
 }
 
-// After returns a channel that receives the clock's time once it has moved
-// d past now (at once if d <= 0).
-func (c *Clock) After(d time.Duration) <-chan time.Time {
+// At returns a channel that receives the clock's time once the clock reads
+// t or later (at once if it already does).
+func (c *Clock) At(t time.Time) <-chan time.Time {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	ch := make(chan time.Time, 1)
-	if d <= 0 {
+	if !t.After(c.now) {
 		ch <- c.now
 		return ch
 	}
-	c.waiters = append(c.waiters, waiter{at: c.now.Add(d), c: ch})
+	c.waiters = append(c.waiters, waiter{at: t, c: ch})
 	return ch
 }
+
+// After returns a channel that receives the clock's time once it has moved
+// d past now (at once if d <= 0).
+func (c *Clock) After(d time.Duration) <-chan time.Time { return c.At(c.Now().Add(d)) }
 
 // Advance moves the clock forward by d and wakes the waiters now due.
 func (c *Clock) Advance(d time.Duration) { c.Set(c.Now().Add(d)) }
@@ -66,7 +70,7 @@ func (c *Clock) Set(t time.Time) {
 	c.waiters = kept
 }
 
-// Waiters returns how many After channels have not fired yet; a test can
+// Waiters returns how many At and After channels have not fired yet; a test can
 // wait for a saga to be waiting before it advances the clock.
 func (c *Clock) Waiters() int {
 	c.mu.Lock()
