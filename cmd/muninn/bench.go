@@ -23,6 +23,10 @@ with 1, 16 and 64 concurrent writers, each right after raw Pebble
 Commit(Sync) at the same concurrency, so the ratio store/raw shows how close
 the store comes to the disk's limit. Then it loads --streams streams of
 --events-per-stream events and reads them back by stream and by partition.
+Then the fulfillment saga (package saga) on a durable store of its own:
+16 goroutines place --saga-orders orders, and the saga takes each through
+payment, shipment and completion (four steps, three commands), timed until
+every workflow has completed: saga steps/s and workflows/s.
 Then the outbox relay (package broker): records/s relayed to watermill's
 GoChannel and to an embedded NATS JetStream server, and the p50/p99 latency
 from append to an inbound handler through NATS at a steady 200 appends/s.
@@ -51,6 +55,9 @@ Progress goes to stderr, results to stdout.`,
 				}
 				if !flags.Changed("stream-events") {
 					cfg.StreamEvents = q.StreamEvents
+				}
+				if !flags.Changed("saga-orders") {
+					cfg.SagaOrders = q.SagaOrders
 				}
 			}
 			if err := checkBenchFlags(cfg); err != nil {
@@ -82,7 +89,8 @@ Progress goes to stderr, results to stdout.`,
 	f.IntVar(&cfg.Partitions, "partitions", cfg.Partitions, "partitions of the benchmark topics")
 	f.IntVar(&cfg.ProjectionEvents, "projection-events", cfg.ProjectionEvents, "events the projection catch-up measurement projects")
 	f.IntVar(&cfg.StreamEvents, "stream-events", cfg.StreamEvents, "events the windowed-count stream topology processes")
-	f.BoolVar(&quick, "quick", false, "a run of under 30 s: 1s per measurement, 200ms warm-up, 2,000 streams, 200,000 projection and stream events (explicit flags win)")
+	f.IntVar(&cfg.SagaOrders, "saga-orders", cfg.SagaOrders, "orders the saga measurement takes through the fulfillment workflow")
+	f.BoolVar(&quick, "quick", false, "a run of under 30 s: 1s per measurement, 200ms warm-up, 2,000 streams, 200,000 projection and stream events, 3,000 saga orders (explicit flags win)")
 	f.BoolVar(&asJSON, "json", false, "print exactly one JSON object instead of the table")
 	return cmd
 }
@@ -104,6 +112,7 @@ func checkBenchFlags(c bench.Config) error {
 		{"rounds", c.Rounds}, {"streams", c.Streams}, {"events-per-stream", c.EventsPerStream},
 		{"payload-bytes", c.PayloadBytes}, {"partitions", c.Partitions},
 		{"projection-events", c.ProjectionEvents}, {"stream-events", c.StreamEvents},
+		{"saga-orders", c.SagaOrders},
 	} {
 		if f.value < 1 {
 			bad("--%s must be at least 1, got %d", f.flag, f.value)

@@ -90,7 +90,7 @@ func TestBenchJSON(t *testing.T) {
 	dir := t.TempDir()
 	stdout, stderr, err := execute(t, "bench", "--json", "--dir", dir,
 		"--duration", "50ms", "--warmup", "10ms", "--streams", "20", "--events-per-stream", "2", "--rounds", "1",
-		"--projection-events", "500", "--stream-events", "1000")
+		"--projection-events", "500", "--stream-events", "1000", "--saga-orders", "30")
 	if err != nil {
 		t.Fatalf("bench: %v\nstderr:\n%s", err, stderr)
 	}
@@ -102,7 +102,7 @@ func TestBenchJSON(t *testing.T) {
 	if dec.More() {
 		t.Errorf("stdout holds more than one JSON value:\n%s", stdout)
 	}
-	for _, key := range append(bench.Keys(), "cores", "go_version", "goos_goarch", "duration_s", "streams", "events_per_stream", "payload_bytes", "stream_events") {
+	for _, key := range append(bench.Keys(), "cores", "go_version", "goos_goarch", "duration_s", "streams", "events_per_stream", "payload_bytes", "stream_events", "saga_orders") {
 		switch v := m[key].(type) {
 		case float64:
 			if v <= 0 {
@@ -116,7 +116,7 @@ func TestBenchJSON(t *testing.T) {
 			t.Errorf("key %s missing from %s", key, stdout)
 		}
 	}
-	if m["streams"] != 20.0 || m["duration_s"] != 0.05 {
+	if m["streams"] != 20.0 || m["duration_s"] != 0.05 || m["saga_orders"] != 30.0 {
 		t.Errorf("flags not applied: %s", stdout)
 	}
 	if !strings.Contains(stderr, "append_durable_64_per_s") {
@@ -130,11 +130,11 @@ func TestBenchJSON(t *testing.T) {
 func TestBenchTable(t *testing.T) {
 	stdout, _, err := execute(t, "bench", "--dir", t.TempDir(),
 		"--duration", "20ms", "--warmup", "0s", "--streams", "5", "--events-per-stream", "1",
-		"--projection-events", "100", "--stream-events", "500")
+		"--projection-events", "100", "--stream-events", "500", "--saga-orders", "10")
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"MEASUREMENT", "append_durable_16_ratio", "durable appends/s, 16 goroutines", "peak Go heap", "projection_catchup_events_per_s"} {
+	for _, want := range []string{"MEASUREMENT", "append_durable_16_ratio", "durable appends/s, 16 goroutines", "peak Go heap", "projection_catchup_events_per_s", "saga_steps_per_s"} {
 		if !strings.Contains(stdout, want) {
 			t.Errorf("table lacks %q:\n%s", want, stdout)
 		}
@@ -151,6 +151,7 @@ func TestBenchBadFlags(t *testing.T) {
 		{[]string{"--payload-bytes", "100000000"}, []string{"PayloadBytes must be between"}},
 		{[]string{"--projection-events", "0"}, []string{"--projection-events must be at least 1"}},
 		{[]string{"--stream-events", "0"}, []string{"--stream-events must be at least 1"}},
+		{[]string{"--saga-orders", "0"}, []string{"--saga-orders must be at least 1"}},
 		{[]string{"--duration", "soon"}, []string{`invalid argument "soon" for "--duration"`}},
 		{[]string{"extra"}, []string{`unknown command "extra"`}},
 	} {

@@ -23,6 +23,7 @@ func tinyConfig(t *testing.T) Config {
 	cfg.PayloadBytes = 64
 	cfg.ProjectionEvents = 2_000
 	cfg.StreamEvents = 2000
+	cfg.SagaOrders = 40
 	return cfg
 }
 
@@ -37,6 +38,7 @@ var wantKeys = []string{
 	"projection_catchup_events_per_s",
 	"relay_gochannel_per_s", "relay_nats_per_s", "relay_latency_p50_ms", "relay_latency_p99_ms",
 	"windowed_count_events_per_s", "stream_events",
+	"saga_steps_per_s", "saga_workflows_per_s", "saga_orders",
 }
 
 func TestRunReportsEveryKey(t *testing.T) {
@@ -71,7 +73,7 @@ func TestRunReportsEveryKey(t *testing.T) {
 				t.Errorf("rounds=%d: key %s missing or of type %T in %s", rounds, k, v, b)
 			}
 		}
-		if m["streams"] != 50.0 || m["events_per_stream"] != 3.0 || m["payload_bytes"] != 64.0 || m["duration_s"] != 0.1 || m["rounds"] != float64(rounds) {
+		if m["streams"] != 50.0 || m["events_per_stream"] != 3.0 || m["payload_bytes"] != 64.0 || m["duration_s"] != 0.1 || m["rounds"] != float64(rounds) || m["saga_orders"] != 40.0 {
 			t.Errorf("rounds=%d: context keys do not echo the config: %s", rounds, b)
 		}
 		if !strings.Contains(progress.String(), "partition_scan_events_per_s") {
@@ -110,7 +112,7 @@ func TestConfigValidate(t *testing.T) {
 	if err == nil {
 		t.Fatal("zero config is valid")
 	}
-	for _, field := range []string{"Duration", "Warmup", "Rounds", "Streams", "EventsPerStream", "PayloadBytes", "Partitions", "ProjectionEvents", "StreamEvents"} {
+	for _, field := range []string{"Duration", "Warmup", "Rounds", "Streams", "EventsPerStream", "PayloadBytes", "Partitions", "ProjectionEvents", "StreamEvents", "SagaOrders"} {
 		if !strings.Contains(err.Error(), field) {
 			t.Errorf("error does not name %s: %v", field, err)
 		}

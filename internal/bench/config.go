@@ -40,6 +40,11 @@ const (
 	QuickProjectionEvents   = 200_000
 	// QuickStreamEvents replaces DefaultStreamEvents in a quick run.
 	QuickStreamEvents = 200_000
+
+	// DefaultSagaOrders is how many orders the saga measurement takes
+	// through the fulfillment workflow; QuickSagaOrders in a quick run.
+	DefaultSagaOrders = 10_000
+	QuickSagaOrders   = 3_000
 )
 
 // maxPayloadBytes keeps every event well inside the store's default event
@@ -78,6 +83,9 @@ type Config struct {
 	// StreamEvents is how many events the windowed-count topology
 	// processes. Default DefaultStreamEvents.
 	StreamEvents int
+	// SagaOrders is how many orders the saga measurement places and takes
+	// through the fulfillment workflow. Default DefaultSagaOrders.
+	SagaOrders int
 	// Progress receives a line as each step starts and ends. Nil discards.
 	Progress io.Writer
 }
@@ -95,6 +103,7 @@ func DefaultConfig() Config {
 
 		ProjectionEvents: DefaultProjectionEvents,
 		StreamEvents:     DefaultStreamEvents,
+		SagaOrders:       DefaultSagaOrders,
 	}
 }
 
@@ -105,6 +114,7 @@ func QuickConfig() Config {
 	c.Duration, c.Warmup, c.Streams = QuickDuration, QuickWarmup, QuickStreams
 	c.ProjectionEvents = QuickProjectionEvents
 	c.StreamEvents = QuickStreamEvents
+	c.SagaOrders = QuickSagaOrders
 	return c
 }
 
@@ -140,6 +150,9 @@ func (c Config) Validate() error {
 	}
 	if c.StreamEvents < 1 || c.StreamEvents > 100_000_000 {
 		bad("StreamEvents", "must be between 1 and 100000000, got %d", c.StreamEvents)
+	}
+	if c.SagaOrders < 1 || c.SagaOrders > 10_000_000 {
+		bad("SagaOrders", "must be between 1 and 10000000, got %d", c.SagaOrders)
 	}
 	return errors.Join(errs...)
 }

@@ -45,6 +45,9 @@ type Result struct {
 	Load1000EventsSnapshotUs float64 `json:"load_1000_events_snapshot_us" label:"  the same, snapshot every 100 events, µs (median)"`
 	// Projections (package projection).
 	ProjectionCatchupEventsPerS float64 `json:"projection_catchup_events_per_s" label:"projection catch-up into counters, events/s"`
+	// Workflows (package saga): the fulfillment saga of internal/fulfillment.
+	SagaStepsPerS     float64 `json:"saga_steps_per_s" label:"saga, three-step durable workflow, 16 clients placing orders, steps/s"`
+	SagaWorkflowsPerS float64 `json:"saga_workflows_per_s" label:"  the same, completed workflows/s (4 steps and 3 commands each)"`
 	// broker: the outbox relay to GoChannel and to embedded NATS JetStream,
 	// and the latency from append to an Inbound handler through NATS.
 	RelayGoChannelPerS float64 `json:"relay_gochannel_per_s" label:"relay to GoChannel, records/s"`
@@ -81,6 +84,8 @@ type Environment struct {
 	PayloadBytes    int `json:"payload_bytes"`
 	// StreamEvents echoes Config.StreamEvents.
 	StreamEvents int `json:"stream_events"`
+	// SagaOrders echoes Config.SagaOrders.
+	SagaOrders int `json:"saga_orders"`
 }
 
 // resultFields returns the measured fields of Result in declaration order,

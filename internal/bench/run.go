@@ -81,6 +81,7 @@ func Run(ctx context.Context, cfg Config) (res Result, err error) {
 		EventsPerStream: cfg.EventsPerStream,
 		PayloadBytes:    cfg.PayloadBytes,
 		StreamEvents:    cfg.StreamEvents,
+		SagaOrders:      cfg.SagaOrders,
 	}
 	return res, nil
 }
@@ -141,6 +142,10 @@ func (e *env) plan() []step {
 		{keys: []string{"command_bus_16_per_s", "command_bus_append_16_per_s"}, run: e.commandBus},
 		{keys: []string{"load_1000_events_us", "load_1000_events_snapshot_us"}, run: e.loadTimes},
 		one("projection_catchup_events_per_s", e.projectionCatchup),
+		{keys: []string{"saga_steps_per_s", "saga_workflows_per_s"}, run: func(ctx context.Context) ([]float64, error) {
+			steps, workflows, err := e.sagaThroughput(ctx)
+			return []float64{steps, workflows}, err
+		}},
 		// broker: the outbox relay.
 		one("relay_gochannel_per_s", func(ctx context.Context) (float64, error) { return e.relayThroughput(ctx, engines.GoChannel) }),
 		one("relay_nats_per_s", func(ctx context.Context) (float64, error) { return e.relayThroughput(ctx, engines.NATS) }),
