@@ -26,6 +26,11 @@ type batch[S any] struct {
 	timers []timerOp
 	drops  map[string]seqRange
 	stats  counters
+
+	// queued returns the sequence number of the first command of an
+	// instance still in the dispatcher's queue (not being sent: the run
+	// holds the instance), if it has one.
+	queued func(key string) (uint64, bool)
 }
 
 type keyedItem struct {
@@ -43,10 +48,17 @@ type instance[S any] struct {
 	state  S
 	stored bool // in the store before the batch
 	dirty  bool
+	// pendFrom is the sequence number of its first command not yet sent
+	// (nil if none): all from there to rec.NextSeq are in the outbox.
+	pendFrom *uint64
 }
 
-func (s *Saga[S]) newBatch(txn *eventstore.Txn) *batch[S] {
-	return &batch[S]{s: s, txn: txn, now: s.opts.clock.Now().UTC(), insts: map[string]*instance[S]{}, drops: map[string]seqRange{}}
+func (s *Saga[S]) newBatch(txn *eventstore.Txn, queued func(string) (uint64, bool)) *batch[S] {
+	if queued == nil {
+		queued = func(string) (uint64, bool) { return 0, false }
+	}
+	return &batch[S]{s: s, txn: txn, now: s.opts.clock.Now().UTC(), insts: map[string]*instance[S]{},
+		drops: map[string]seqRange{}, queued: queued}
 }
 
 // load returns instance key, or nil if it does not exist.
@@ -66,6 +78,9 @@ func (b *batch[S]) load(key string) (*instance[S], error) {
 		return nil, err
 	}
 	in.stored = true
+	if seq, ok := b.queued(key); ok {
+		in.pendFrom = &seq
+	}
 	b.insts[key] = in
 	return in, nil
 }
@@ -109,30 +124,20 @@ func checkKey(key string) error {
 	return nil
 }
 
-// event handles rec: it returns the handler's error (herr), or an error
-// that concerns no instance (err), which stops the saga.
-func (b *batch[S]) event(rec eventstore.Record, failWith error) (herr, err error) {
-	r, ok := b.s.def.routes[rec.Type]
-	if !ok {
-		return nil, nil
-	}
-	key, run, err := r.prepare(b.s.opts.codec, rec)
-	if err != nil {
-		return nil, err
-	}
+// event handles rec, which prepare correlated to instance key ("" for
+// none) and bound to run: it returns the handler's error (herr), or an
+// error that concerns no instance (err), which stops the saga.
+func (b *batch[S]) event(rec eventstore.Record, start bool, key string, run func(*Step[S]) error, failWith error) (herr, err error) {
 	if key == "" {
 		b.stats.Ignored++
 		return nil, nil
-	}
-	if err := checkKey(key); err != nil {
-		return nil, err
 	}
 	in, err := b.load(key)
 	if err != nil {
 		return nil, err
 	}
 	switch {
-	case in == nil && !r.start:
+	case in == nil && !start:
 		b.stats.Ignored++
 		return nil, nil
 	case in == nil:
@@ -150,7 +155,7 @@ func (b *batch[S]) event(rec eventstore.Record, failWith error) (herr, err error
 	if failWith != nil {
 		b.touch(in)
 		in.rec.Steps++
-		return nil, b.fail(in, Failure{Reason: failWith.Error()}, in.rec.NextSeq-uint64(in.rec.Pending), st.trigger)
+		return nil, b.fail(in, Failure{Reason: failWith.Error()}, st.trigger)
 	}
 	if herr := call(run, st); herr != nil {
 		return herr, nil
@@ -188,12 +193,12 @@ func (b *batch[S]) fire(t timer, failWith error) (herr, err error) {
 	st.timeout = d.Name
 	if failWith != nil {
 		in.rec.Steps++
-		return nil, b.fail(in, Failure{Reason: failWith.Error()}, in.rec.NextSeq-uint64(in.rec.Pending), st.trigger)
+		return nil, b.fail(in, Failure{Reason: failWith.Error()}, st.trigger)
 	}
 	to, ok := b.s.def.timeouts[d.Name]
 	if !ok {
 		in.rec.Steps++
-		return nil, b.fail(in, Failure{Reason: fmt.Sprintf("timeout %q has no OnTimeout handler", d.Name)}, in.rec.NextSeq-uint64(in.rec.Pending), st.trigger)
+		return nil, b.fail(in, Failure{Reason: fmt.Sprintf("timeout %q has no OnTimeout handler", d.Name)}, st.trigger)
 	}
 	if herr := call(func(st *Step[S]) error { return to.run(b.s.opts.codec, d.Message, st) }, st); herr != nil {
 		return herr, nil
@@ -232,10 +237,10 @@ func (b *batch[S]) commitStep(in *instance[S], st *Step[S]) error {
 	b.stats.Steps++
 	in.state = st.State
 	if len(st.errs) > 0 {
-		return b.fail(in, Failure{Reason: errors.Join(st.errs...).Error()}, in.rec.NextSeq-uint64(in.rec.Pending), st.trigger)
+		return b.fail(in, Failure{Reason: errors.Join(st.errs...).Error()}, st.trigger)
 	}
 	if st.failed != nil {
-		return b.fail(in, Failure{Reason: *st.failed}, in.rec.NextSeq-uint64(in.rec.Pending), st.trigger)
+		return b.fail(in, Failure{Reason: *st.failed}, st.trigger)
 	}
 	for _, name := range st.cancels {
 		if err := b.cancel(in, name); err != nil {
@@ -280,7 +285,7 @@ func (b *batch[S]) commitStep(in *instance[S], st *Step[S]) error {
 // releaseIfDone marks a policy's instance for deletion once it has
 // nothing left to do.
 func (b *batch[S]) releaseIfDone(in *instance[S]) {
-	if b.s.def.stateless && in.rec.Pending == 0 && len(in.rec.Deadlines) == 0 {
+	if b.s.def.stateless && in.pendFrom == nil && len(in.rec.Deadlines) == 0 {
 		in.rec.Status = StatusCompleted
 	}
 }
@@ -289,7 +294,9 @@ func (b *batch[S]) releaseIfDone(in *instance[S]) {
 func (b *batch[S]) enqueue(in *instance[S], cmd storedCommand) error {
 	seq := in.rec.NextSeq
 	in.rec.NextSeq++
-	in.rec.Pending++
+	if in.pendFrom == nil {
+		in.pendFrom = &seq
+	}
 	v, err := json.Marshal(cmd)
 	if err != nil {
 		return err
@@ -329,24 +336,28 @@ func (b *batch[S]) end(in *instance[S], status Status) error {
 	return b.txn.Set(b.s.keys.ended(b.now, in.key), nil)
 }
 
-// fail fails in: the commands still in its outbox from seq from on are
+// fail fails in: the commands still in its outbox (not sent yet) are
 // dropped, the OnFailure handler runs, and the compensations of the
-// commands before from are enqueued, newest first, then the handler's
+// commands sent before are enqueued, newest first, then the handler's
 // commands. The instance is compensating until those are dispatched, then
 // failed.
-func (b *batch[S]) fail(in *instance[S], f Failure, from uint64, trigger string) error {
+func (b *batch[S]) fail(in *instance[S], f Failure, trigger string) error {
 	b.touch(in)
 	b.stats.Failed++
 	b.stats.lastError = fmt.Sprintf("instance %q: %s", in.key, f.Reason)
 	in.rec.LastError = f.Reason
 	in.rec.Failure = &f
+	from := in.rec.NextSeq
+	if in.pendFrom != nil {
+		from = *in.pendFrom
+		in.pendFrom = nil
+	}
 	if to := in.rec.NextSeq; from < to {
 		for seq := from; seq < to; seq++ {
 			if err := b.txn.Delete(b.s.keys.outbox(in.key, seq)); err != nil {
 				return err
 			}
 		}
-		in.rec.Pending -= int(to - from)
 		b.drops[in.key] = seqRange{from, to}
 	}
 	for _, d := range slices.Clone(in.rec.Deadlines) {
@@ -386,7 +397,7 @@ func (b *batch[S]) fail(in *instance[S], f Failure, from uint64, trigger string)
 			return err
 		}
 	}
-	if in.rec.Pending > 0 {
+	if in.pendFrom != nil {
 		in.rec.Status = StatusCompensating
 		return nil
 	}
@@ -407,7 +418,7 @@ func (b *batch[S]) flush() error {
 // nothing left to do.
 func (s *Saga[S]) write(txn *eventstore.Txn, in *instance[S]) error {
 	key := s.keys.instance(in.key)
-	if s.def.stateless && in.rec.Pending == 0 && len(in.rec.Deadlines) == 0 {
+	if s.def.stateless && in.pendFrom == nil && len(in.rec.Deadlines) == 0 {
 		if !in.stored {
 			return nil
 		}

@@ -2,79 +2,273 @@ package saga
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"slices"
 	"sync"
 
 	"github.com/muninn-es/muninn/command"
 	"github.com/muninn-es/muninn/eventstore"
 )
 
-// drain dispatches every command in the outbox: the instances' queues run
-// side by side (WithConcurrency), each in order. A rejected command fails
-// its instance, whose compensations then join its queue; a compensation
-// that is rejected is recorded; any other error is retried with backoff
-// until ctx ends. Dispatched commands leave the outbox in one write at the
-// end, which need not be durable: a command dispatched again after a crash
+// dispatcher sends the outbox's commands in the background while the run
+// handles events: each instance's commands in order, up to WithConcurrency
+// instances at once. Before a batch touches instances, the run holds them
+// (hold): no command of theirs starts, and the batch waits for those being
+// sent. So a step never runs while its instance's commands are in flight,
+// and a failing step knows which commands were sent (those to compensate)
+// and which were not (those to drop).
+//
+// A rejected command fails its instance, whose compensations then join its
+// queue; a rejected compensation is recorded; any other error is retried
+// with backoff until the run stops. Sent commands leave the outbox in a
+// write that need not be durable: a command sent again after a crash
 // carries the same ID, and the bus returns its first result.
-func (s *Saga[S]) drain(ctx context.Context) error {
-	if len(s.pending) == 0 {
-		return nil
+type dispatcher[S any] struct {
+	s   *Saga[S]
+	ctx context.Context
+	// fatal ends the run with the dispatcher's error.
+	fatal func(error)
+
+	mu struct {
+		sync.Mutex
+		cond   *sync.Cond
+		queues map[string][]outboxItem
+		ready  []string // keys that may have a queue to start; checked when taken
+		busy   map[string]int // key -> commands taken by a worker
+		held   map[string]int
+		closed bool
 	}
-	keys := make([]string, 0, len(s.pending))
-	for k := range s.pending {
-		keys = append(keys, k)
+	wg sync.WaitGroup
+}
+
+func newDispatcher[S any](s *Saga[S], ctx context.Context, fatal func(error)) *dispatcher[S] {
+	d := &dispatcher[S]{s: s, ctx: ctx, fatal: fatal}
+	d.mu.cond = sync.NewCond(&d.mu)
+	d.mu.queues = map[string][]outboxItem{}
+	d.mu.busy = map[string]int{}
+	d.mu.held = map[string]int{}
+	return d
+}
+
+// start starts the workers.
+func (d *dispatcher[S]) start() {
+	for range d.s.opts.concurrency {
+		d.wg.Go(d.work)
 	}
-	slices.Sort(keys)
-	results := make([]drained, len(keys))
-	sem := make(chan struct{}, s.opts.concurrency)
-	var wg sync.WaitGroup
-	for i, key := range keys {
-		sem <- struct{}{}
-		wg.Add(1)
-		go func() {
-			defer func() { <-sem; wg.Done() }()
-			results[i] = s.drainInstance(ctx, key, s.pending[key])
-		}()
-	}
-	wg.Wait()
-	var errs []error
-	for i, r := range results {
-		if r.err != nil {
-			errs = append(errs, r.err)
+	// Wake waiters when the run ends.
+	stop := context.AfterFunc(d.ctx, func() {
+		d.mu.Lock()
+		d.mu.cond.Broadcast()
+		d.mu.Unlock()
+	})
+	d.wg.Go(func() {
+		<-d.ctx.Done()
+		stop()
+	})
+}
+
+// maxPending is how many commands may wait to be sent before the run stops
+// reading events: backpressure, so that the queue stays bounded when the
+// bus is slower than the events.
+func (d *dispatcher[S]) maxPending() int {
+	return max(4*d.s.opts.batch, 4*d.s.opts.concurrency)
+}
+
+// waitRoom waits until fewer than maxPending commands wait, or the run
+// ends.
+func (d *dispatcher[S]) waitRoom() error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	for d.pendingLocked() >= d.maxPending() {
+		if err := d.ctx.Err(); err != nil {
+			return err
 		}
-		if len(r.left) == 0 {
-			delete(s.pending, keys[i])
+		d.mu.cond.Wait()
+	}
+	return d.ctx.Err()
+}
+
+// stop stops the workers once their current commands are done (the run's
+// context has ended) and waits for them.
+func (d *dispatcher[S]) stop() {
+	d.mu.Lock()
+	d.mu.closed = true
+	d.mu.cond.Broadcast()
+	d.mu.Unlock()
+	d.wg.Wait()
+}
+
+// add appends items to key's queue. The caller holds key or the workers
+// have not started.
+func (d *dispatcher[S]) addLocked(key string, items ...outboxItem) {
+	if len(items) == 0 {
+		return
+	}
+	d.mu.queues[key] = append(d.mu.queues[key], items...)
+	d.mu.ready = append(d.mu.ready, key)
+}
+
+// pending counts the commands not yet sent.
+func (d *dispatcher[S]) pending() int {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.pendingLocked()
+}
+
+func (d *dispatcher[S]) pendingLocked() int {
+	n := 0
+	for _, q := range d.mu.queues {
+		n += len(q)
+	}
+	for _, b := range d.mu.busy {
+		n += b
+	}
+	return n
+}
+
+// hold stops the workers from starting commands of keys and waits until
+// none of keys has a command in flight. Release with release.
+func (d *dispatcher[S]) hold(keys map[string]bool) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	for k := range keys {
+		d.mu.held[k]++
+	}
+	for {
+		busy := false
+		for k := range keys {
+			if d.mu.busy[k] > 0 {
+				busy = true
+				break
+			}
+		}
+		if !busy {
+			return
+		}
+		d.mu.cond.Wait()
+	}
+}
+
+// first returns the sequence number of key's first queued command. The
+// caller holds key.
+func (d *dispatcher[S]) first(key string) (uint64, bool) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if q := d.mu.queues[key]; len(q) > 0 {
+		return q[0].seq, true
+	}
+	return 0, false
+}
+
+// release lets the workers at keys again, after adding what committed
+// batches enqueued and dropping what they dropped, in that order.
+func (d *dispatcher[S]) release(keys map[string]bool, added []keyedItem, drops map[string]seqRange) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	for _, it := range added {
+		d.addLocked(it.key, it.item)
+	}
+	for key, r := range drops {
+		kept := dropRange(d.mu.queues[key], r)
+		if len(kept) == 0 {
+			delete(d.mu.queues, key)
 		} else {
-			s.pending[keys[i]] = r.left
+			d.mu.queues[key] = kept
 		}
 	}
-	// Record what was done, even when ctx ended half way.
-	if err := s.finishDrain(context.WithoutCancel(ctx), keys, results); err != nil {
-		errs = append(errs, err)
+	for k := range keys {
+		if d.mu.held[k]--; d.mu.held[k] <= 0 {
+			delete(d.mu.held, k)
+			d.mu.ready = append(d.mu.ready, k)
+		}
 	}
-	s.updateStats(func(st *Stats) { st.PendingCommands = s.pendingCount() })
-	s.notify()
-	return errors.Join(errs...)
+	d.mu.cond.Broadcast()
 }
 
-// drained is what dispatching one instance's queue did.
-type drained struct {
-	done      []uint64 // dispatched, to delete
-	compErrs  []string // rejected compensations
-	left      []outboxItem
-	err       error
-	dispatch  int
-	dups      int
-	rejection bool
+func dropRange(items []outboxItem, r seqRange) []outboxItem {
+	var out []outboxItem
+	for _, it := range items {
+		if it.seq < r.from || it.seq >= r.to {
+			out = append(out, it)
+		}
+	}
+	return out
 }
 
-func (s *Saga[S]) drainInstance(ctx context.Context, key string, queue []outboxItem) (r drained) {
-	queue = slices.Clone(queue)
+// take waits for a queue that no one holds or sends, and takes it.
+func (d *dispatcher[S]) take() (string, []outboxItem, bool) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	for {
+		if d.mu.closed {
+			return "", nil, false
+		}
+		for len(d.mu.ready) > 0 {
+			key := d.mu.ready[0]
+			d.mu.ready = d.mu.ready[1:]
+			q := d.mu.queues[key]
+			if len(q) == 0 || d.mu.busy[key] > 0 || d.mu.held[key] > 0 {
+				continue // held and busy keys are made ready again when freed
+			}
+			delete(d.mu.queues, key)
+			d.mu.busy[key] = len(q)
+			return key, q, true
+		}
+		d.mu.cond.Wait()
+	}
+}
+
+// work sends queues until the dispatcher stops.
+func (d *dispatcher[S]) work() {
+	for {
+		key, queue, ok := d.take()
+		if !ok {
+			return
+		}
+		r := d.s.sendQueue(d.ctx, key, queue)
+		// Record what was sent, even when the run is stopping.
+		if err := d.s.finishQueue(context.WithoutCancel(d.ctx), key, r); err != nil && r.err == nil {
+			r.err = err
+		}
+		d.mu.Lock()
+		delete(d.mu.busy, key)
+		if len(r.left) > 0 {
+			d.mu.queues[key] = append(r.left, d.mu.queues[key]...)
+		}
+		if d.mu.queues[key] != nil {
+			d.mu.ready = append(d.mu.ready, key)
+		}
+		d.mu.cond.Broadcast()
+		d.mu.Unlock()
+		d.s.updateStats(func(st *Stats) {
+			st.add(r.stats)
+			st.PendingCommands = d.pending()
+		})
+		d.s.notify()
+		if r.err != nil && d.ctx.Err() == nil {
+			d.fatal(r.err)
+			return
+		}
+	}
+}
+
+// sent is what sending one instance's queue did.
+type sent struct {
+	done     []uint64 // sent, to delete from the outbox
+	compErrs []string // rejected compensations
+	left     []outboxItem
+	// compensated is set when the queue held compensations: the instance
+	// ends when they are all sent.
+	compensated bool
+	stats       counters
+	err         error
+}
+
+// sendQueue sends key's queue in order. A rejected command fails the
+// instance, and the compensations that the failure enqueues are sent next.
+func (s *Saga[S]) sendQueue(ctx context.Context, key string, queue []outboxItem) (r sent) {
 	for len(queue) > 0 {
 		it := queue[0]
-		err := s.dispatch(ctx, it.cmd, &r)
+		err := s.dispatch(ctx, it.cmd, &r.stats)
 		switch {
 		case err != nil && ctx.Err() != nil:
 			// Stopped mid-dispatch: the command stays in the outbox.
@@ -82,28 +276,27 @@ func (s *Saga[S]) drainInstance(ctx context.Context, key string, queue []outboxI
 			return r
 		case err == nil:
 			r.done = append(r.done, it.seq)
+			r.compensated = r.compensated || it.cmd.Compensation
 			queue = queue[1:]
 		case it.cmd.Compensation:
 			r.compErrs = append(r.compErrs, fmt.Sprintf("compensation %s to %q: %v", it.cmd.Type, it.cmd.AggregateID, err))
 			r.done = append(r.done, it.seq)
+			r.compensated = true
 			queue = queue[1:]
 		default:
 			// The command is rejected: its step fails the instance. The
 			// rest of its queue is dropped, and what the failure enqueues
 			// (compensations) takes its place.
-			r.rejection = true
 			f := Failure{Reason: fmt.Sprintf("command %s to %q rejected: %v", it.cmd.Type, it.cmd.AggregateID, err),
 				Command: it.cmd.Type, AggregateID: it.cmd.AggregateID}
-			next, ferr := s.failOnRejection(ctx, key, it, f)
+			next, stats, ferr := s.failOnRejection(ctx, key, it, f)
 			if ferr != nil {
 				r.err, r.left = ferr, queue
 				return r
 			}
+			r.stats.plus(stats)
+			r.compensated = true
 			queue = next
-		}
-		if ctx.Err() != nil {
-			r.err, r.left = ctx.Err(), queue
-			return r
 		}
 	}
 	return r
@@ -111,7 +304,7 @@ func (s *Saga[S]) drainInstance(ctx context.Context, key string, queue []outboxI
 
 // dispatch sends cmd, retrying errors that are not rejections; it returns
 // nil or the rejection.
-func (s *Saga[S]) dispatch(ctx context.Context, sc storedCommand, r *drained) error {
+func (s *Saga[S]) dispatch(ctx context.Context, sc storedCommand, c *counters) error {
 	decode := s.def.commands[sc.Type]
 	if decode == nil {
 		return fmt.Errorf("command type %q is no longer declared", sc.Type)
@@ -131,9 +324,9 @@ func (s *Saga[S]) dispatch(ctx context.Context, sc storedCommand, r *drained) er
 	for attempt := 1; ; attempt++ {
 		res, err := s.bus.Dispatch(dctx, sc.AggregateID, cmd, opts...)
 		if err == nil {
-			r.dispatch++
+			c.Commands++
 			if res.Duplicate {
-				r.dups++
+				c.Duplicates++
 			}
 			return nil
 		}
@@ -162,11 +355,13 @@ func rejection(err error) bool {
 }
 
 // failOnRejection fails instance key because its command it was rejected,
-// and returns the instance's new queue.
-func (s *Saga[S]) failOnRejection(ctx context.Context, key string, it outboxItem, f Failure) ([]outboxItem, error) {
+// and returns the instance's new queue: what the failure enqueued.
+func (s *Saga[S]) failOnRejection(ctx context.Context, key string, it outboxItem, f Failure) ([]outboxItem, counters, error) {
 	var b *batch[S]
 	err := s.store.Update(context.WithoutCancel(ctx), func(txn *eventstore.Txn) error {
-		b = s.newBatch(txn)
+		// The commands before it were sent (the queue runs in order); it
+		// and those after it are dropped.
+		b = s.newBatch(txn, func(string) (uint64, bool) { return it.seq, true })
 		in, err := b.load(key)
 		if err != nil {
 			return err
@@ -174,69 +369,59 @@ func (s *Saga[S]) failOnRejection(ctx context.Context, key string, it outboxItem
 		if in == nil {
 			return fmt.Errorf("instance %q of an outbox command is missing", key)
 		}
-		// The commands before it were dispatched (the queue runs in order)
-		// and stay counted until the end of the drain deletes them; it and
-		// those after it are dropped.
-		if err := b.fail(in, f, it.seq, it.cmd.ID); err != nil {
+		if err := b.fail(in, f, it.cmd.ID); err != nil {
 			return err
 		}
 		return b.flush()
 	})
 	if err != nil {
-		return nil, fmt.Errorf("fail instance %q: %w", key, err)
+		return nil, counters{}, fmt.Errorf("fail instance %q: %w", key, err)
 	}
 	s.opts.logger.Warn("saga instance failed", "saga", s.def.name, "instance", key, "reason", f.Reason)
-	s.updateStats(func(st *Stats) { st.add(b.stats) })
 	var next []outboxItem
 	for _, o := range b.outbox {
 		next = append(next, o.item)
 	}
-	return next, nil
+	return next, b.stats, nil
 }
 
-// finishDrain deletes the dispatched commands from the outbox, records
-// rejected compensations, and ends the instances whose compensation is
-// over. The write is not durable (see drain).
-func (s *Saga[S]) finishDrain(ctx context.Context, keys []string, results []drained) error {
-	var b *batch[S]
-	err := s.store.Update(ctx, func(txn *eventstore.Txn) error {
-		b = s.newBatch(txn)
-		for i, key := range keys {
-			r := results[i]
-			b.stats.Commands += r.dispatch
-			b.stats.Duplicates += r.dups
-			if len(r.done) == 0 && len(r.compErrs) == 0 {
-				continue
-			}
-			for _, seq := range r.done {
-				if err := txn.Delete(s.keys.outbox(key, seq)); err != nil {
-					return err
-				}
-			}
-			in, err := b.load(key)
-			if err != nil {
+// finishQueue deletes the sent commands of key from the outbox, records
+// rejected compensations, and ends the instance if its compensation is
+// over (or deletes a policy's instance that has nothing left to do). The
+// write is not durable (see dispatcher).
+func (s *Saga[S]) finishQueue(ctx context.Context, key string, r sent) error {
+	if len(r.done) == 0 && len(r.compErrs) == 0 {
+		return nil
+	}
+	return s.store.Update(ctx, func(txn *eventstore.Txn) error {
+		for _, seq := range r.done {
+			if err := txn.Delete(s.keys.outbox(key, seq)); err != nil {
 				return err
 			}
-			if in == nil {
-				continue
+		}
+		if !r.compensated && !s.def.stateless {
+			return nil
+		}
+		b := s.newBatch(txn, func(string) (uint64, bool) {
+			if len(r.left) > 0 {
+				return r.left[0].seq, true
 			}
-			b.touch(in)
-			in.rec.Pending = max(0, in.rec.Pending-len(r.done))
-			if len(r.compErrs) > 0 {
-				in.rec.CompErrors = append(in.rec.CompErrors, r.compErrs...)
-				in.rec.LastError = r.compErrs[len(r.compErrs)-1]
-			}
-			if in.rec.Pending == 0 && in.rec.Status == StatusCompensating {
-				if err := b.end(in, StatusFailed); err != nil {
-					return err
-				}
+			return 0, false
+		})
+		in, err := b.load(key)
+		if err != nil || in == nil {
+			return err
+		}
+		b.touch(in)
+		if len(r.compErrs) > 0 {
+			in.rec.CompErrors = append(in.rec.CompErrors, r.compErrs...)
+			in.rec.LastError = r.compErrs[len(r.compErrs)-1]
+		}
+		if in.pendFrom == nil && in.rec.Status == StatusCompensating {
+			if err := b.end(in, StatusFailed); err != nil {
+				return err
 			}
 		}
 		return b.flush()
 	}, eventstore.UpdateNoSync())
-	if err != nil {
-		return fmt.Errorf("record dispatched commands: %w", err)
-	}
-	s.updateStats(func(st *Stats) { st.add(b.stats) })
-	return nil
 }

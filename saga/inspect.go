@@ -90,18 +90,22 @@ func (s *Saga[S]) Get(ctx context.Context, key string) (Instance[S], error) {
 	if !ok {
 		return Instance[S]{}, fmt.Errorf("saga %q: %q: %w", s.def.name, key, ErrNotFound)
 	}
-	return s.inspect(key, v)
+	return s.inspect(ctx, key, v)
 }
 
-func (s *Saga[S]) inspect(key string, v []byte) (Instance[S], error) {
+func (s *Saga[S]) inspect(ctx context.Context, key string, v []byte) (Instance[S], error) {
 	in, err := s.decode(key, v)
 	if err != nil {
 		return Instance[S]{}, fmt.Errorf("saga %q: %w", s.def.name, err)
 	}
+	pending, err := s.pendingOf(ctx, key)
+	if err != nil {
+		return Instance[S]{}, err
+	}
 	r := in.rec
 	out := Instance[S]{
 		Key: key, Status: r.Status, State: in.state, CorrelationID: r.Correlation,
-		Started: r.Started, Updated: r.Updated, Ended: r.Ended, Steps: r.Steps, PendingCommands: r.Pending,
+		Started: r.Started, Updated: r.Updated, Ended: r.Ended, Steps: r.Steps, PendingCommands: pending,
 		LastError: r.LastError, Failure: r.Failure, CompensationErrors: r.CompErrors,
 	}
 	for _, d := range r.Deadlines {
@@ -109,6 +113,19 @@ func (s *Saga[S]) inspect(key string, v []byte) (Instance[S], error) {
 	}
 	slices.SortFunc(out.Deadlines, func(a, b Deadline) int { return a.At.Compare(b.At) })
 	return out, nil
+}
+
+// pendingOf counts the commands of instance key in the outbox.
+func (s *Saga[S]) pendingOf(ctx context.Context, key string) (int, error) {
+	prefix := append(s.keys.with('o', []byte(key)), 0)
+	n := 0
+	for _, err := range s.store.Scan(ctx, prefix, eventstore.PrefixEnd(prefix), false) {
+		if err != nil {
+			return 0, fmt.Errorf("saga %q: count the outbox of %q: %w", s.def.name, key, err)
+		}
+		n++
+	}
+	return n, nil
 }
 
 func deadlineOf(key string, d deadlineRecord) Deadline {
@@ -157,7 +174,7 @@ func (s *Saga[S]) Instances(ctx context.Context, opts ...ListOption) iter.Seq2[I
 				yield(Instance[S]{}, fmt.Errorf("saga %q: list instances: %w", s.def.name, err))
 				return
 			}
-			in, err := s.inspect(string(kv.Key[len(prefix):]), kv.Value)
+			in, err := s.inspect(ctx, string(kv.Key[len(prefix):]), kv.Value)
 			if err != nil {
 				if !yield(Instance[S]{}, err) {
 					return
@@ -292,6 +309,13 @@ type counters struct {
 }
 
 func (st *Stats) add(c counters) {
+	st.counters.plus(c)
+	if c.lastError != "" {
+		st.LastError = c.lastError
+	}
+}
+
+func (st *counters) plus(c counters) {
 	st.Started += c.Started
 	st.Completed += c.Completed
 	st.Failed += c.Failed
@@ -302,7 +326,7 @@ func (st *Stats) add(c counters) {
 	st.Compensations += c.Compensations
 	st.DeadlinesFired += c.DeadlinesFired
 	if c.lastError != "" {
-		st.LastError = c.lastError
+		st.lastError = c.lastError
 	}
 }
 

@@ -129,7 +129,6 @@ type instanceRecord struct {
 	Ended         time.Time        `json:"ended,omitzero"`
 	Steps         uint64           `json:"steps"`
 	NextSeq       uint64           `json:"next_seq"`
-	Pending       int              `json:"pending"`
 	Compensations []compensation   `json:"compensations,omitempty"`
 	Deadlines     []deadlineRecord `json:"deadlines,omitempty"`
 	LastError     string           `json:"last_error,omitempty"`

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -64,7 +65,6 @@ type Saga[S any] struct {
 	}
 
 	// Owned by Run.
-	pending map[string][]outboxItem
 	timers  deadlineHeap
 	purgeAt time.Time
 }
@@ -135,22 +135,38 @@ func (s *Saga[S]) Run(ctx context.Context) error {
 	return err
 }
 
-func (s *Saga[S]) run(ctx context.Context) error {
+func (s *Saga[S]) run(parent context.Context) error {
+	ctx, cancel := context.WithCancel(parent)
+	defer cancel()
 	c, err := s.store.JoinGroup(ctx, s.group, s.def.topics)
 	if err != nil {
 		return fmt.Errorf("join group: %w", err)
 	}
 	defer c.Close()
-	if err := s.recover(ctx); err != nil {
+	var fatalErr atomic.Pointer[error]
+	d := newDispatcher(s, ctx, func(err error) {
+		fatalErr.CompareAndSwap(nil, &err)
+		cancel()
+	})
+	if err := s.recover(ctx, d); err != nil {
 		return err
 	}
+	d.start()
+	defer d.stop()
 	s.setRunState(RunRunning, nil)
 	s.purgeAt = s.opts.clock.Now()
+	err = s.loop(ctx, c, d)
+	if e := fatalErr.Load(); e != nil {
+		return *e
+	}
+	return err
+}
+
+// loop handles due deadlines and polled records until an error or ctx's
+// end, while the dispatcher sends the commands.
+func (s *Saga[S]) loop(ctx context.Context, c *eventstore.Consumer, d *dispatcher[S]) error {
 	for {
-		if err := s.drain(ctx); err != nil {
-			return err
-		}
-		fired, err := s.fireDue(ctx, c)
+		fired, err := s.fireDue(ctx, c, d)
 		if err != nil {
 			return err
 		}
@@ -163,6 +179,9 @@ func (s *Saga[S]) run(ctx context.Context) error {
 			}
 			s.purgeAt = now.Add(s.opts.purge)
 		}
+		if err := d.waitRoom(); err != nil {
+			return err
+		}
 		recs, woke, err := s.poll(ctx, c)
 		if err != nil {
 			return fmt.Errorf("poll: %w", err)
@@ -170,20 +189,20 @@ func (s *Saga[S]) run(ctx context.Context) error {
 		if woke {
 			continue
 		}
-		items := make([]work, len(recs))
+		items := make([]work[S], len(recs))
 		for i := range recs {
-			items[i] = work{rec: &recs[i]}
+			items[i] = work[S]{rec: &recs[i]}
 		}
-		if err := s.apply(ctx, c, items); err != nil {
+		if err := s.apply(ctx, c, d, items); err != nil {
 			return err
 		}
 	}
 }
 
 // recover loads what the store holds for this run: the commands waiting in
-// the outbox and the pending deadlines.
-func (s *Saga[S]) recover(ctx context.Context) error {
-	s.pending = map[string][]outboxItem{}
+// the outbox (into the dispatcher, before it starts) and the pending
+// deadlines.
+func (s *Saga[S]) recover(ctx context.Context, d *dispatcher[S]) error {
 	s.timers = deadlineHeap{}
 	prefix := s.keys.outboxes()
 	for kv, err := range s.store.Scan(ctx, prefix, eventstore.PrefixEnd(prefix), false) {
@@ -198,7 +217,7 @@ func (s *Saga[S]) recover(ctx context.Context) error {
 		if err != nil {
 			return fmt.Errorf("load outbox: instance %q: %w", key, err)
 		}
-		s.pending[key] = append(s.pending[key], outboxItem{seq: seq, cmd: cmd})
+		d.addLocked(key, outboxItem{seq: seq, cmd: cmd})
 	}
 	prefix = s.keys.deadlines()
 	for kv, err := range s.store.Scan(ctx, prefix, eventstore.PrefixEnd(prefix), false) {
@@ -211,16 +230,8 @@ func (s *Saga[S]) recover(ctx context.Context) error {
 		}
 		s.timers.push(timer{at: at, key: key, name: name, id: string(kv.Value)})
 	}
-	s.updateStats(func(st *Stats) { st.PendingCommands = s.pendingCount() })
+	s.updateStats(func(st *Stats) { st.PendingCommands = d.pending() })
 	return nil
-}
-
-func (s *Saga[S]) pendingCount() int {
-	n := 0
-	for _, items := range s.pending {
-		n += len(items)
-	}
-	return n
 }
 
 // poll reads the next batch of records, waking early (woke) when the
@@ -254,23 +265,66 @@ func (s *Saga[S]) poll(ctx context.Context, c *eventstore.Consumer) (recs []even
 }
 
 // work is one thing a batch handles: a record, or a due deadline.
-type work struct {
+type work[S any] struct {
 	rec *eventstore.Record
 	dl  *timer
+
+	// What prepare found for a record: whether the saga routes its type,
+	// the instance key ("" for none), and the handler bound to its decoded
+	// event.
+	routed bool
+	start  bool
+	key    string
+	run    func(*Step[S]) error
 }
 
-func (w work) String() string {
+func (w *work[S]) String() string {
 	if w.rec != nil {
 		return fmt.Sprintf("%s/%d@%d (%s)", w.rec.Topic, w.rec.Partition, w.rec.Offset, w.rec.Type)
 	}
 	return fmt.Sprintf("deadline %q of instance %q", w.dl.name, w.dl.key)
 }
 
-// apply handles items, in batches that each commit with their offsets; a
-// failing handler is retried alone, and its step then fails its instance.
-func (s *Saga[S]) apply(ctx context.Context, c *eventstore.Consumer, items []work) error {
+// prepare decodes a record's event and computes its instance key, outside
+// any write: both are pure.
+func (s *Saga[S]) prepare(w *work[S]) error {
+	if w.rec == nil {
+		w.key = w.dl.key
+		return nil
+	}
+	r, ok := s.def.routes[w.rec.Type]
+	if !ok {
+		return nil
+	}
+	key, run, err := r.prepare(s.opts.codec, *w.rec)
+	if err != nil {
+		return fmt.Errorf("%s: %w", w, err)
+	}
+	if err := checkKey(key); err != nil {
+		return fmt.Errorf("%s: %w", w, err)
+	}
+	w.routed, w.start, w.key, w.run = true, r.start, key, run
+	return nil
+}
+
+// apply handles items: it holds their instances in the dispatcher, then
+// handles them in batches that each commit with their offsets; a failing
+// handler is retried alone, and its step then fails its instance.
+func (s *Saga[S]) apply(ctx context.Context, c *eventstore.Consumer, d *dispatcher[S], items []work[S]) error {
+	keys := map[string]bool{}
+	for i := range items {
+		if err := s.prepare(&items[i]); err != nil {
+			return err
+		}
+		if items[i].key != "" {
+			keys[items[i].key] = true
+		}
+	}
+	d.hold(keys)
+	a := &applied{drops: map[string]seqRange{}}
+	defer func() { d.release(keys, a.outbox, a.drops) }()
 	for len(items) > 0 {
-		n, herr, err := s.tryBatch(ctx, c, items, nil)
+		n, herr, err := s.tryBatch(ctx, c, d, items, nil, a)
 		if err != nil {
 			return err
 		}
@@ -278,7 +332,7 @@ func (s *Saga[S]) apply(ctx context.Context, c *eventstore.Consumer, items []wor
 		if herr == nil {
 			continue
 		}
-		if err := s.retry(ctx, c, items[0], herr); err != nil {
+		if err := s.retry(ctx, c, d, items[0], herr, a); err != nil {
 			return err
 		}
 		items = items[1:]
@@ -286,9 +340,16 @@ func (s *Saga[S]) apply(ctx context.Context, c *eventstore.Consumer, items []wor
 	return nil
 }
 
+// applied collects what the committed batches of one apply enqueued and
+// dropped, for the dispatcher.
+type applied struct {
+	outbox []keyedItem
+	drops  map[string]seqRange
+}
+
 // retry runs item's handler again, alone, after backoffs; if it keeps
 // failing, the step fails its instance.
-func (s *Saga[S]) retry(ctx context.Context, c *eventstore.Consumer, item work, herr error) error {
+func (s *Saga[S]) retry(ctx context.Context, c *eventstore.Consumer, d *dispatcher[S], item work[S], herr error, a *applied) error {
 	var perm *PermanentError
 	attempts := 1
 	for attempts <= s.opts.retries && !errors.As(herr, &perm) {
@@ -297,16 +358,16 @@ func (s *Saga[S]) retry(ctx context.Context, c *eventstore.Consumer, item work, 
 			return err
 		}
 		attempts++
-		_, e, err := s.tryBatch(ctx, c, []work{item}, nil)
+		_, e, err := s.tryBatch(ctx, c, d, []work[S]{item}, nil, a)
 		if err != nil || e == nil {
 			return err
 		}
 		herr = e
 	}
 	s.opts.logger.Error("saga step failed", "saga", s.def.name, "work", item.String(), "attempts", attempts, "err", herr)
-	_, e, err := s.tryBatch(ctx, c, []work{item}, fmt.Errorf("handler failed after %d attempts: %w", attempts, herr))
+	_, e, err := s.tryBatch(ctx, c, d, []work[S]{item}, fmt.Errorf("handler failed after %d attempts: %w", attempts, herr), a)
 	if err == nil && e != nil {
-		err = fmt.Errorf("%s: fail the instance: %w", item, e)
+		err = fmt.Errorf("%s: fail the instance: %w", item.String(), e)
 	}
 	return err
 }
@@ -327,27 +388,42 @@ var errAbort = errors.New("saga: batch aborted")
 // tryBatch handles items in one Update with the offsets of its records. If
 // a handler fails on items[i], it handles items[:i] alone and returns i and
 // the handler's error. With failWith, the (single) item's step fails its
-// instance with failWith instead of running the handler.
-func (s *Saga[S]) tryBatch(ctx context.Context, c *eventstore.Consumer, items []work, failWith error) (int, error, error) {
+// instance with failWith instead of running the handler. The caller holds
+// the items' instances in d.
+func (s *Saga[S]) tryBatch(ctx context.Context, c *eventstore.Consumer, d *dispatcher[S], items []work[S], failWith error, a *applied) (int, error, error) {
 	failed := -1
 	var herr error
 	var b *batch[S]
 	offsets := map[eventstore.TopicPartition]int64{}
 	err := s.store.Update(ctx, func(txn *eventstore.Txn) error {
 		clear(offsets)
-		b = s.newBatch(txn)
-		for i, item := range items {
-			var e error
-			var err error
+		b = s.newBatch(txn, func(key string) (uint64, bool) {
+			// Commands enqueued by earlier batches of this apply are not in
+			// the dispatcher yet.
+			if seq, ok := d.first(key); ok {
+				return seq, true
+			}
+			for _, o := range a.outbox {
+				if o.key == key {
+					return o.item.seq, true
+				}
+			}
+			return 0, false
+		})
+		for i := range items {
+			item := &items[i]
+			var e, err error
 			if item.rec != nil {
-				e, err = b.event(*item.rec, failWith)
+				if item.routed {
+					e, err = b.event(*item.rec, item.start, item.key, item.run, failWith)
+				}
 				tp := eventstore.TopicPartition{Topic: item.rec.Topic, Partition: item.rec.Partition}
 				offsets[tp] = item.rec.Offset + 1
 			} else {
 				e, err = b.fire(*item.dl, failWith)
 			}
 			if err != nil {
-				return fmt.Errorf("%s: %w", item, err)
+				return fmt.Errorf("%s: %w", item.String(), err)
 			}
 			if e != nil {
 				failed, herr = i, e
@@ -366,7 +442,7 @@ func (s *Saga[S]) tryBatch(ctx context.Context, c *eventstore.Consumer, items []
 		if failed == 0 {
 			return 0, herr, nil
 		}
-		n, herr2, err := s.tryBatch(ctx, c, items[:failed], nil)
+		n, herr2, err := s.tryBatch(ctx, c, d, items[:failed], nil, a)
 		if err != nil || herr2 != nil {
 			return n, herr2, err
 		}
@@ -386,56 +462,42 @@ func (s *Saga[S]) tryBatch(ctx context.Context, c *eventstore.Consumer, items []
 	if err != nil {
 		return 0, nil, err
 	}
-	s.committed(b)
+	s.committed(b, a)
 	return len(items), nil, nil
 }
 
 // committed takes what a durable batch did into the run's memory.
-func (s *Saga[S]) committed(b *batch[S]) {
-	for _, o := range b.outbox {
-		s.pending[o.key] = append(s.pending[o.key], o.item)
-	}
+func (s *Saga[S]) committed(b *batch[S], a *applied) {
+	a.outbox = append(a.outbox, b.outbox...)
 	for key, r := range b.drops {
-		if s.pending[key] = dropRange(s.pending[key], r); len(s.pending[key]) == 0 {
-			delete(s.pending, key)
-		}
+		a.drops[key] = r
+		a.outbox = slices.DeleteFunc(a.outbox, func(o keyedItem) bool {
+			return o.key == key && o.item.seq >= r.from && o.item.seq < r.to
+		})
 	}
 	for _, op := range b.timers {
 		s.timers.apply(op)
 	}
-	s.updateStats(func(st *Stats) {
-		st.add(b.stats)
-		st.PendingCommands = s.pendingCount()
-	})
+	s.updateStats(func(st *Stats) { st.add(b.stats) })
 	s.notify()
 }
 
-func dropRange(items []outboxItem, r seqRange) []outboxItem {
-	out := items[:0]
-	for _, it := range items {
-		if it.seq < r.from || it.seq >= r.to {
-			out = append(out, it)
-		}
-	}
-	return out
-}
-
 // fireDue handles the deadlines due by now, if any.
-func (s *Saga[S]) fireDue(ctx context.Context, c *eventstore.Consumer) (bool, error) {
+func (s *Saga[S]) fireDue(ctx context.Context, c *eventstore.Consumer, d *dispatcher[S]) (bool, error) {
 	now := s.opts.clock.Now()
-	var items []work
+	var items []work[S]
 	for len(items) < s.opts.batch {
 		t, ok := s.timers.peek()
 		if !ok || t.at.After(now) {
 			break
 		}
 		s.timers.pop()
-		items = append(items, work{dl: &t})
+		items = append(items, work[S]{dl: &t})
 	}
 	if len(items) == 0 {
 		return false, nil
 	}
-	return true, s.apply(ctx, c, items)
+	return true, s.apply(ctx, c, d, items)
 }
 
 // notify wakes WaitFor calls.
