@@ -32,7 +32,7 @@ type dispatcher[S any] struct {
 		sync.Mutex
 		cond   *sync.Cond
 		queues map[string][]outboxItem
-		ready  []string // keys that may have a queue to start; checked when taken
+		ready  []string       // keys that may have a queue to start; checked when taken
 		busy   map[string]int // key -> commands taken by a worker
 		held   map[string]int
 		closed bool
