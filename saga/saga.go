@@ -113,10 +113,12 @@ func (s *Saga[S]) Name() string { return s.def.name }
 func (s *Saga[S]) Group() string { return s.group }
 
 // Run runs the saga until ctx ends (then it returns nil) or it fails: it
-// first dispatches the commands a previous run left in the outbox, then
 // handles events and due deadlines, each batch in one durable write with
-// the checkpoint, and dispatches the commands of each batch before it
-// reads the next. A failing handler fails its instance, not the saga; Run
+// the checkpoint, while the commands in the outbox (those a previous run
+// left too) are sent in the background, each instance's in order, up to
+// WithConcurrency instances at once. A batch waits for the commands in
+// flight of the instances it touches, and the run stops reading events
+// while too many commands wait. A failing handler fails its instance, not the saga; Run
 // fails on errors that concern no instance (a payload that does not
 // decode, a key function that panics, the store closing), leaving the
 // checkpoint before the record at fault.
