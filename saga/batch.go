@@ -146,7 +146,8 @@ func (b *batch[S]) event(rec eventstore.Record, start bool, key string, run func
 			corr = rec.ID.String()
 		}
 		in = b.create(key, corr)
-	case in.rec.ended():
+	case in.rec.Status != StatusRunning:
+		// Ended, or failed and compensating: it reacts to nothing more.
 		b.stats.Ignored++
 		return nil, nil
 	}
@@ -171,7 +172,7 @@ func (b *batch[S]) fire(t timer, failWith error) (herr, err error) {
 		return nil, err
 	}
 	d, ok := in.rec.deadline(t.name)
-	if !ok || d.ID != t.id || in.rec.ended() {
+	if !ok || d.ID != t.id || in.rec.Status != StatusRunning {
 		return nil, nil // cancelled or replaced since
 	}
 	b.touch(in)

@@ -38,10 +38,20 @@ type dispatcher[S any] struct {
 		closed bool
 	}
 	wg sync.WaitGroup
+
+	// fin collects what the workers sent, for the finisher to record.
+	fin struct {
+		sync.Mutex
+		items []sent
+	}
+	finWake chan struct{}
+	finDone chan struct{}
+	finStop chan struct{}
 }
 
 func newDispatcher[S any](s *Saga[S], ctx context.Context, fatal func(error)) *dispatcher[S] {
-	d := &dispatcher[S]{s: s, ctx: ctx, fatal: fatal}
+	d := &dispatcher[S]{s: s, ctx: ctx, fatal: fatal,
+		finWake: make(chan struct{}, 1), finDone: make(chan struct{}), finStop: make(chan struct{})}
 	d.mu.cond = sync.NewCond(&d.mu)
 	d.mu.queues = map[string][]outboxItem{}
 	d.mu.busy = map[string]int{}
@@ -49,11 +59,12 @@ func newDispatcher[S any](s *Saga[S], ctx context.Context, fatal func(error)) *d
 	return d
 }
 
-// start starts the workers.
+// start starts the workers and the finisher.
 func (d *dispatcher[S]) start() {
 	for range d.s.opts.concurrency {
 		d.wg.Go(d.work)
 	}
+	go d.finisher()
 	// Wake waiters when the run ends.
 	stop := context.AfterFunc(d.ctx, func() {
 		d.mu.Lock()
@@ -95,6 +106,43 @@ func (d *dispatcher[S]) stop() {
 	d.mu.cond.Broadcast()
 	d.mu.Unlock()
 	d.wg.Wait()
+	close(d.finStop)
+	<-d.finDone
+}
+
+// finisher records what the workers sent, many queues in one write, until
+// the dispatcher stops (then it records the rest).
+func (d *dispatcher[S]) finisher() {
+	defer close(d.finDone)
+	for {
+		stopping := false
+		select {
+		case <-d.finWake:
+		case <-d.finStop:
+			stopping = true
+		}
+		d.fin.Lock()
+		items := d.fin.items
+		d.fin.items = nil
+		d.fin.Unlock()
+		if len(items) > 0 {
+			// Record what was sent, even when the run is stopping.
+			if err := d.s.finish(context.WithoutCancel(d.ctx), d, items); err != nil && d.ctx.Err() == nil {
+				d.fatal(err)
+			}
+			d.s.notify()
+		}
+		if stopping {
+			return
+		}
+	}
+}
+
+// pendingFor reports whether key has commands queued or in flight.
+func (d *dispatcher[S]) pendingFor(key string) bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return len(d.mu.queues[key]) > 0 || d.mu.busy[key] > 0
 }
 
 // add appends items to key's queue. The caller holds key or the workers
@@ -225,9 +273,15 @@ func (d *dispatcher[S]) work() {
 			return
 		}
 		r := d.s.sendQueue(d.ctx, key, queue)
-		// Record what was sent, even when the run is stopping.
-		if err := d.s.finishQueue(context.WithoutCancel(d.ctx), key, r); err != nil && r.err == nil {
-			r.err = err
+		if len(r.done) > 0 || len(r.compErrs) > 0 {
+			r.key = key
+			d.fin.Lock()
+			d.fin.items = append(d.fin.items, r)
+			d.fin.Unlock()
+			select {
+			case d.finWake <- struct{}{}:
+			default:
+			}
 		}
 		d.mu.Lock()
 		delete(d.mu.busy, key)
@@ -253,6 +307,7 @@ func (d *dispatcher[S]) work() {
 
 // sent is what sending one instance's queue did.
 type sent struct {
+	key      string
 	done     []uint64 // sent, to delete from the outbox
 	compErrs []string // rejected compensations
 	left     []outboxItem
@@ -385,41 +440,38 @@ func (s *Saga[S]) failOnRejection(ctx context.Context, key string, it outboxItem
 	return next, b.stats, nil
 }
 
-// finishQueue deletes the sent commands of key from the outbox, records
-// rejected compensations, and ends the instance if its compensation is
-// over (or deletes a policy's instance that has nothing left to do). The
-// write is not durable (see dispatcher).
-func (s *Saga[S]) finishQueue(ctx context.Context, key string, r sent) error {
-	if len(r.done) == 0 && len(r.compErrs) == 0 {
-		return nil
-	}
+// finish deletes the sent commands from the outbox, records rejected
+// compensations, ends the instances whose compensation is over and deletes
+// the policy instances with nothing left to do, in one write that need not
+// be durable (see dispatcher).
+func (s *Saga[S]) finish(ctx context.Context, d *dispatcher[S], items []sent) error {
 	return s.store.Update(ctx, func(txn *eventstore.Txn) error {
-		for _, seq := range r.done {
-			if err := txn.Delete(s.keys.outbox(key, seq)); err != nil {
+		b := s.newBatch(txn, func(key string) (uint64, bool) { return 0, d.pendingFor(key) })
+		for _, r := range items {
+			for _, seq := range r.done {
+				if err := txn.Delete(s.keys.outbox(r.key, seq)); err != nil {
+					return err
+				}
+			}
+			if !r.compensated && !s.def.stateless && len(r.compErrs) == 0 {
+				continue
+			}
+			in, err := b.load(r.key)
+			if err != nil {
 				return err
 			}
-		}
-		if !r.compensated && !s.def.stateless {
-			return nil
-		}
-		b := s.newBatch(txn, func(string) (uint64, bool) {
-			if len(r.left) > 0 {
-				return r.left[0].seq, true
+			if in == nil {
+				continue
 			}
-			return 0, false
-		})
-		in, err := b.load(key)
-		if err != nil || in == nil {
-			return err
-		}
-		b.touch(in)
-		if len(r.compErrs) > 0 {
-			in.rec.CompErrors = append(in.rec.CompErrors, r.compErrs...)
-			in.rec.LastError = r.compErrs[len(r.compErrs)-1]
-		}
-		if in.pendFrom == nil && in.rec.Status == StatusCompensating {
-			if err := b.end(in, StatusFailed); err != nil {
-				return err
+			b.touch(in)
+			if len(r.compErrs) > 0 {
+				in.rec.CompErrors = append(in.rec.CompErrors, r.compErrs...)
+				in.rec.LastError = r.compErrs[len(r.compErrs)-1]
+			}
+			if in.pendFrom == nil && in.rec.Status == StatusCompensating {
+				if err := b.end(in, StatusFailed); err != nil {
+					return err
+				}
 			}
 		}
 		return b.flush()
