@@ -24,11 +24,22 @@ type Dispatcher interface {
 
 // Clock tells the time and waits for it. Deadlines are due by the clock,
 // and steps see its time (Step.Now). The default is the system clock;
-// tests use sagatest.Clock, which moves only when told to.
+// tests use sagatest.Clock, which moves only when told to. A Clock that
+// also has a method At(t time.Time) <-chan time.Time, receiving once the
+// clock reads t, is waited on with it for deadlines (sagatest.Clock has it).
 type Clock interface {
 	Now() time.Time
 	// After returns a channel that receives once d has passed.
 	After(d time.Duration) <-chan time.Time
+}
+
+// atClock is a Clock that can also wait for a point in time, as
+// sagatest.Clock can. The saga waits for its next deadline with At when the
+// clock has it: with After, a clock moved between the saga's Now and its
+// After would wake it late by the move (a manual clock, by the whole jump).
+type atClock interface {
+	// At returns a channel that receives once the clock reads t or later.
+	At(t time.Time) <-chan time.Time
 }
 
 type systemClock struct{}

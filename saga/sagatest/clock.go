@@ -8,8 +8,8 @@ import (
 )
 
 // Clock is a manual saga.Clock: Now stays put until Advance or Set moves
-// it, and the channels of After receive when it has moved far enough. It is
-// safe for concurrent use.
+// it, and the channels of After and At receive when it has moved far
+// enough. It is safe for concurrent use.
 type Clock struct {
 	mu      sync.Mutex
 	now     time.Time
@@ -36,12 +36,26 @@ func (c *Clock) Now() time.Time {
 func (c *Clock) After(d time.Duration) <-chan time.Time {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	return c.atLocked(c.now.Add(d))
+}
+
+// At returns a channel that receives the clock's time once it reads t or
+// later (at once if it already does). A saga waits for its next deadline
+// with At rather than After, so that a test moving the clock while the saga
+// computes how long to wait cannot make it wait for the next move.
+func (c *Clock) At(t time.Time) <-chan time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.atLocked(t)
+}
+
+func (c *Clock) atLocked(t time.Time) <-chan time.Time {
 	ch := make(chan time.Time, 1)
-	if d <= 0 {
+	if !t.After(c.now) {
 		ch <- c.now
 		return ch
 	}
-	c.waiters = append(c.waiters, waiter{at: c.now.Add(d), c: ch})
+	c.waiters = append(c.waiters, waiter{at: t, c: ch})
 	return ch
 }
 
