@@ -75,6 +75,12 @@ func (s *Saga[S]) drainInstance(ctx context.Context, key string, queue []outboxI
 	for len(queue) > 0 {
 		it := queue[0]
 		err := s.dispatch(ctx, it.cmd, &r)
+		if err != nil && ctx.Err() != nil && !rejection(err) {
+			// Stopped, not rejected: the command stays in the outbox for
+			// the next run.
+			r.err, r.left = ctx.Err(), queue
+			return r
+		}
 		switch {
 		case err == nil:
 			r.done = append(r.done, it.seq)
