@@ -51,10 +51,12 @@ func (s *Saga[S]) drain(ctx context.Context) error {
 		}
 	}
 	// Record what was done, even when ctx ended half way.
+	s.applying.Lock()
 	if err := s.finishDrain(context.WithoutCancel(ctx), keys, results); err != nil {
 		errs = append(errs, err)
 	}
 	s.updateStats(func(st *Stats) { st.PendingCommands = s.pendingCount() })
+	s.applying.Unlock()
 	s.notify()
 	return errors.Join(errs...)
 }
@@ -167,6 +169,8 @@ func rejection(err error) bool {
 // and returns the instance's new queue.
 func (s *Saga[S]) failOnRejection(ctx context.Context, key string, it outboxItem, f Failure) ([]outboxItem, error) {
 	var b *batch[S]
+	s.applying.Lock()
+	defer s.applying.Unlock()
 	err := s.store.Update(context.WithoutCancel(ctx), func(txn *eventstore.Txn) error {
 		b = s.newBatch(txn)
 		in, err := b.load(key)

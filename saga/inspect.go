@@ -198,7 +198,8 @@ func (s *Saga[S]) Deadlines(ctx context.Context) iter.Seq2[Deadline, error] {
 // WaitFor returns instance key once cond holds for it, checking after
 // every step and dispatch of the saga (it is woken by them, not by
 // polling), or an error when ctx ends: give ctx a timeout. cond sees the
-// zero Instance with Status "" while the instance does not exist.
+// zero Instance with Status "" while the instance does not exist. Stats
+// read after WaitFor returns count the step or dispatch that met cond.
 func (s *Saga[S]) WaitFor(ctx context.Context, key string, cond func(Instance[S]) bool) (Instance[S], error) {
 	for {
 		s.mu.Lock()
@@ -209,6 +210,7 @@ func (s *Saga[S]) WaitFor(ctx context.Context, key string, cond func(Instance[S]
 			return in, err
 		}
 		if cond(in) {
+			s.waitApplied()
 			return in, nil
 		}
 		select {
@@ -217,6 +219,13 @@ func (s *Saga[S]) WaitFor(ctx context.Context, key string, cond func(Instance[S]
 			return in, fmt.Errorf("saga %q: wait for %q: %w (status %q, last error %q)", s.def.name, key, ctx.Err(), in.Status, in.LastError)
 		}
 	}
+}
+
+// waitApplied waits until Run has taken in the writes it has made, so
+// that its Stats count whatever a read of the store has just seen.
+func (s *Saga[S]) waitApplied() {
+	s.applying.Lock()
+	defer s.applying.Unlock()
 }
 
 // Purge deletes the instances that ended longer ago than the retention

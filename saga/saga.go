@@ -57,6 +57,12 @@ type Saga[S any] struct {
 
 	running atomic.Bool
 
+	// applying is held by Run from each write to the store until the
+	// run's memory (Stats, the outbox) has taken it in. WaitFor passes
+	// through it before it returns, so that the Stats read after WaitFor
+	// count the write that met its condition.
+	applying sync.Mutex
+
 	mu struct {
 		sync.Mutex
 		changed chan struct{}
@@ -339,6 +345,7 @@ func (s *Saga[S]) tryBatch(ctx context.Context, c *eventstore.Consumer, items []
 	var herr error
 	var b *batch[S]
 	offsets := map[eventstore.TopicPartition]int64{}
+	s.applying.Lock()
 	err := s.store.Update(ctx, func(txn *eventstore.Txn) error {
 		clear(offsets)
 		b = s.newBatch(txn)
@@ -368,6 +375,9 @@ func (s *Saga[S]) tryBatch(ctx context.Context, c *eventstore.Consumer, items []
 		}
 		return txn.CommitOffsets(c, offsets)
 	})
+	if err != nil {
+		s.applying.Unlock()
+	}
 	if errors.Is(err, errAbort) {
 		if failed == 0 {
 			return 0, herr, nil
@@ -393,6 +403,7 @@ func (s *Saga[S]) tryBatch(ctx context.Context, c *eventstore.Consumer, items []
 		return 0, nil, err
 	}
 	s.committed(b)
+	s.applying.Unlock()
 	return len(items), nil, nil
 }
 
