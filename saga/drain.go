@@ -34,7 +34,10 @@ type dispatcher[S any] struct {
 		queues map[string][]outboxItem
 		ready  []string       // keys that may have a queue to start; checked when taken
 		busy   map[string]int // key -> commands taken by a worker
-		held   map[string]int
+		// finishing counts the commands sent whose record the finisher
+		// has not written yet: they count as pending until it has.
+		finishing int
+		held      map[string]int
 		closed bool
 	}
 	wg sync.WaitGroup
@@ -44,6 +47,7 @@ type dispatcher[S any] struct {
 		sync.Mutex
 		items []sent
 	}
+	unwatch func() bool
 	finWake chan struct{}
 	finDone chan struct{}
 	finStop chan struct{}
@@ -66,14 +70,10 @@ func (d *dispatcher[S]) start() {
 	}
 	go d.finisher()
 	// Wake waiters when the run ends.
-	stop := context.AfterFunc(d.ctx, func() {
+	d.unwatch = context.AfterFunc(d.ctx, func() {
 		d.mu.Lock()
 		d.mu.cond.Broadcast()
 		d.mu.Unlock()
-	})
-	d.wg.Go(func() {
-		<-d.ctx.Done()
-		stop()
 	})
 }
 
@@ -106,6 +106,7 @@ func (d *dispatcher[S]) stop() {
 	d.mu.cond.Broadcast()
 	d.mu.Unlock()
 	d.wg.Wait()
+	d.unwatch()
 	close(d.finStop)
 	<-d.finDone
 }
@@ -127,9 +128,18 @@ func (d *dispatcher[S]) finisher() {
 		d.fin.Unlock()
 		if len(items) > 0 {
 			// Record what was sent, even when the run is stopping.
+			d.s.applying.RLock()
 			if err := d.s.finish(context.WithoutCancel(d.ctx), d, items); err != nil && d.ctx.Err() == nil {
 				d.fatal(err)
 			}
+			n := 0
+			for _, r := range items {
+				n += len(r.done)
+			}
+			d.mu.Lock()
+			d.mu.finishing -= n
+			d.mu.Unlock()
+			d.s.applying.RUnlock()
 			d.s.notify()
 		}
 		if stopping {
@@ -170,7 +180,7 @@ func (d *dispatcher[S]) pendingLocked() int {
 	for _, b := range d.mu.busy {
 		n += b
 	}
-	return n
+	return n + d.mu.finishing
 }
 
 // hold stops the workers from starting commands of keys and waits until
@@ -272,7 +282,22 @@ func (d *dispatcher[S]) work() {
 		if !ok {
 			return
 		}
+		// Stats count what the worker did before WaitFor can see it.
+		d.s.applying.RLock()
 		r := d.s.sendQueue(d.ctx, key, queue)
+		d.s.updateStats(func(st *Stats) { st.add(r.stats) })
+		d.mu.Lock()
+		delete(d.mu.busy, key)
+		if len(r.left) > 0 {
+			d.mu.queues[key] = append(r.left, d.mu.queues[key]...)
+		}
+		if d.mu.queues[key] != nil {
+			d.mu.ready = append(d.mu.ready, key)
+		}
+		d.mu.finishing += len(r.done)
+		d.mu.cond.Broadcast()
+		d.mu.Unlock()
+		d.s.applying.RUnlock()
 		if len(r.done) > 0 || len(r.compErrs) > 0 {
 			r.key = key
 			d.fin.Lock()
@@ -283,20 +308,6 @@ func (d *dispatcher[S]) work() {
 			default:
 			}
 		}
-		d.mu.Lock()
-		delete(d.mu.busy, key)
-		if len(r.left) > 0 {
-			d.mu.queues[key] = append(r.left, d.mu.queues[key]...)
-		}
-		if d.mu.queues[key] != nil {
-			d.mu.ready = append(d.mu.ready, key)
-		}
-		d.mu.cond.Broadcast()
-		d.mu.Unlock()
-		d.s.updateStats(func(st *Stats) {
-			st.add(r.stats)
-			st.PendingCommands = d.pending()
-		})
 		d.s.notify()
 		if r.err != nil && d.ctx.Err() == nil {
 			d.fatal(r.err)

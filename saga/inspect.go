@@ -215,7 +215,8 @@ func (s *Saga[S]) Deadlines(ctx context.Context) iter.Seq2[Deadline, error] {
 // WaitFor returns instance key once cond holds for it, checking after
 // every step and dispatch of the saga (it is woken by them, not by
 // polling), or an error when ctx ends: give ctx a timeout. cond sees the
-// zero Instance with Status "" while the instance does not exist.
+// zero Instance with Status "" while the instance does not exist. Stats
+// read after WaitFor returns count the step or dispatch that met cond.
 func (s *Saga[S]) WaitFor(ctx context.Context, key string, cond func(Instance[S]) bool) (Instance[S], error) {
 	for {
 		s.mu.Lock()
@@ -226,6 +227,9 @@ func (s *Saga[S]) WaitFor(ctx context.Context, key string, cond func(Instance[S]
 			return in, err
 		}
 		if cond(in) {
+			// Let the writes in progress reach the Stats.
+			s.applying.Lock()
+			s.applying.Unlock() //nolint:staticcheck // an empty critical section is the point
 			return in, nil
 		}
 		select {
@@ -332,11 +336,15 @@ func (st *counters) plus(c counters) {
 
 // Stats returns what the saga has done since it was created.
 func (s *Saga[S]) Stats() Stats {
+	d := s.disp.Load()
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	st := s.mu.stats
 	if st.State == "" {
 		st.State = RunIdle
+	}
+	if d != nil {
+		st.PendingCommands = d.pending() + int(s.unreleased.Load())
 	}
 	return st
 }

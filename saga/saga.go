@@ -58,6 +58,17 @@ type Saga[S any] struct {
 
 	running atomic.Bool
 
+	// applying is read-locked by Run from each write to the store until
+	// its Stats count it; WaitFor passes through it before it returns, so
+	// that Stats read after WaitFor count the write that met its
+	// condition.
+	applying sync.RWMutex
+	// disp is the running dispatcher, and unreleased counts the commands
+	// that committed batches enqueued and that are not in it yet: with it,
+	// they are Stats.PendingCommands.
+	disp       atomic.Pointer[dispatcher[S]]
+	unreleased atomic.Int64
+
 	mu struct {
 		sync.Mutex
 		changed chan struct{}
@@ -154,7 +165,13 @@ func (s *Saga[S]) run(parent context.Context) error {
 		return err
 	}
 	d.start()
-	defer d.stop()
+	s.disp.Store(d)
+	defer func() {
+		d.stop()
+		n := d.pending() + int(s.unreleased.Load())
+		s.disp.Store(nil)
+		s.updateStats(func(st *Stats) { st.PendingCommands = n })
+	}()
 	s.setRunState(RunRunning, nil)
 	s.purgeAt = s.opts.clock.Now()
 	err = s.loop(ctx, c, d)
@@ -232,7 +249,6 @@ func (s *Saga[S]) recover(ctx context.Context, d *dispatcher[S]) error {
 		}
 		s.timers.push(timer{at: at, key: key, name: name, id: string(kv.Value)})
 	}
-	s.updateStats(func(st *Stats) { st.PendingCommands = d.pending() })
 	return nil
 }
 
@@ -324,7 +340,10 @@ func (s *Saga[S]) apply(ctx context.Context, c *eventstore.Consumer, d *dispatch
 	}
 	d.hold(keys)
 	a := &applied{drops: map[string]seqRange{}}
-	defer func() { d.release(keys, a.outbox, a.drops) }()
+	defer func() {
+		d.release(keys, a.outbox, a.drops)
+		s.unreleased.Add(-int64(len(a.outbox)))
+	}()
 	for len(items) > 0 {
 		n, herr, err := s.tryBatch(ctx, c, d, items, nil, a)
 		if err != nil {
@@ -397,6 +416,8 @@ func (s *Saga[S]) tryBatch(ctx context.Context, c *eventstore.Consumer, d *dispa
 	var herr error
 	var b *batch[S]
 	offsets := map[eventstore.TopicPartition]int64{}
+	s.applying.RLock()
+	defer s.applying.RUnlock()
 	err := s.store.Update(ctx, func(txn *eventstore.Txn) error {
 		clear(offsets)
 		b = s.newBatch(txn, func(key string) (uint64, bool) {
@@ -470,6 +491,7 @@ func (s *Saga[S]) tryBatch(ctx context.Context, c *eventstore.Consumer, d *dispa
 
 // committed takes what a durable batch did into the run's memory.
 func (s *Saga[S]) committed(b *batch[S], a *applied) {
+	before := len(a.outbox)
 	a.outbox = append(a.outbox, b.outbox...)
 	for key, r := range b.drops {
 		a.drops[key] = r
@@ -477,6 +499,7 @@ func (s *Saga[S]) committed(b *batch[S], a *applied) {
 			return o.key == key && o.item.seq >= r.from && o.item.seq < r.to
 		})
 	}
+	s.unreleased.Add(int64(len(a.outbox) - before))
 	for _, op := range b.timers {
 		s.timers.apply(op)
 	}
