@@ -38,7 +38,7 @@ type dispatcher[S any] struct {
 		// has not written yet: they count as pending until it has.
 		finishing int
 		held      map[string]int
-		closed bool
+		closed    bool
 	}
 	wg sync.WaitGroup
 
