@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"sync"
+	"time"
 
 	"github.com/muninn-es/muninn/command"
 	"github.com/muninn-es/muninn/eventstore"
@@ -38,7 +39,11 @@ type dispatcher[S any] struct {
 		// has not written yet: they count as pending until it has.
 		finishing int
 		held      map[string]int
-		closed    bool
+		// attempts counts the failed tries of a key's first command, and
+		// waiting holds the keys backing off before the next.
+		attempts map[string]int
+		waiting  map[string]bool
+		closed   bool
 	}
 	wg sync.WaitGroup
 
@@ -60,6 +65,8 @@ func newDispatcher[S any](s *Saga[S], ctx context.Context, fatal func(error)) *d
 	d.mu.queues = map[string][]outboxItem{}
 	d.mu.busy = map[string]int{}
 	d.mu.held = map[string]int{}
+	d.mu.attempts = map[string]int{}
+	d.mu.waiting = map[string]bool{}
 	return d
 }
 
@@ -264,8 +271,8 @@ func (d *dispatcher[S]) take() (string, []outboxItem, bool) {
 			key := d.mu.ready[0]
 			d.mu.ready = d.mu.ready[1:]
 			q := d.mu.queues[key]
-			if len(q) == 0 || d.mu.busy[key] > 0 || d.mu.held[key] > 0 {
-				continue // held and busy keys are made ready again when freed
+			if len(q) == 0 || d.mu.busy[key] > 0 || d.mu.held[key] > 0 || d.mu.waiting[key] {
+				continue // such keys are made ready again when freed
 			}
 			delete(d.mu.queues, key)
 			d.mu.busy[key] = len(q)
@@ -295,8 +302,29 @@ func (d *dispatcher[S]) work() {
 			d.mu.ready = append(d.mu.ready, key)
 		}
 		d.mu.finishing += len(r.done)
+		if r.retry != nil {
+			// A transient error: the queue waits out a backoff, free, so
+			// that batches touching the instance need not wait for it.
+			d.mu.attempts[key]++
+			d.mu.waiting[key] = true
+			wait := d.s.opts.backoff(d.mu.attempts[key])
+			d.s.opts.logger.Warn("saga command failed; retrying", "saga", d.s.def.name, "instance", key,
+				"attempt", d.mu.attempts[key], "wait", wait, "err", r.retry)
+			time.AfterFunc(wait, func() {
+				d.mu.Lock()
+				delete(d.mu.waiting, key)
+				d.mu.ready = append(d.mu.ready, key)
+				d.mu.cond.Broadcast()
+				d.mu.Unlock()
+			})
+		} else {
+			delete(d.mu.attempts, key)
+		}
 		d.mu.cond.Broadcast()
 		d.mu.Unlock()
+		if r.retry != nil {
+			d.s.updateStats(func(st *Stats) { st.LastError = r.retry.Error() })
+		}
 		d.s.applying.RUnlock()
 		if len(r.done) > 0 || len(r.compErrs) > 0 {
 			r.key = key
@@ -322,6 +350,8 @@ type sent struct {
 	done     []uint64 // sent, to delete from the outbox
 	compErrs []string // rejected compensations
 	left     []outboxItem
+	// retry is the transient error that stopped the queue at left[0].
+	retry error
 	// compensated is set when the queue held compensations: the instance
 	// ends when they are all sent.
 	compensated bool
@@ -339,6 +369,9 @@ func (s *Saga[S]) sendQueue(ctx context.Context, key string, queue []outboxItem)
 		case err != nil && ctx.Err() != nil:
 			// Stopped mid-dispatch: the command stays in the outbox.
 			r.err, r.left = ctx.Err(), queue
+			return r
+		case err != nil && !rejection(err):
+			r.retry, r.left = err, queue
 			return r
 		case err == nil:
 			r.done = append(r.done, it.seq)
@@ -368,16 +401,16 @@ func (s *Saga[S]) sendQueue(ctx context.Context, key string, queue []outboxItem)
 	return r
 }
 
-// dispatch sends cmd, retrying errors that are not rejections; it returns
-// nil or the rejection.
+// dispatch sends cmd once. A command that cannot be decoded is a
+// rejection: sending it again cannot help.
 func (s *Saga[S]) dispatch(ctx context.Context, sc storedCommand, c *counters) error {
 	decode := s.def.commands[sc.Type]
 	if decode == nil {
-		return fmt.Errorf("command type %q is no longer declared", sc.Type)
+		return &command.Error{Kind: command.KindInvalidArgument, Msg: fmt.Sprintf("command type %q is no longer declared", sc.Type)}
 	}
 	cmd, err := decode(s.opts.codec, sc.Payload)
 	if err != nil {
-		return fmt.Errorf("decode %s: %w", sc.Type, err)
+		return &command.Error{Kind: command.KindInvalidArgument, Msg: fmt.Sprintf("decode %s", sc.Type), Err: err}
 	}
 	dctx := ctx
 	if sc.Correlation != "" {
@@ -387,27 +420,15 @@ func (s *Saga[S]) dispatch(ctx context.Context, sc storedCommand, c *counters) e
 	if sc.Causation != "" {
 		opts = append(opts, command.WithCausationID(sc.Causation))
 	}
-	for attempt := 1; ; attempt++ {
-		res, err := s.bus.Dispatch(dctx, sc.AggregateID, cmd, opts...)
-		if err == nil {
-			c.Commands++
-			if res.Duplicate {
-				c.Duplicates++
-			}
-			return nil
-		}
-		if rejection(err) {
-			return err
-		}
-		if ctx.Err() != nil {
-			return ctx.Err()
-		}
-		s.opts.logger.Warn("saga command failed; retrying", "saga", s.def.name, "command", sc.Type, "aggregate", sc.AggregateID, "attempt", attempt, "err", err)
-		s.updateStats(func(st *Stats) { st.LastError = err.Error() })
-		if err := sleep(ctx, s.opts.backoff(attempt)); err != nil {
-			return err
-		}
+	res, err := s.bus.Dispatch(dctx, sc.AggregateID, cmd, opts...)
+	if err != nil {
+		return err
 	}
+	c.Commands++
+	if res.Duplicate {
+		c.Duplicates++
+	}
+	return nil
 }
 
 // rejection reports whether err says the command itself is refused, so

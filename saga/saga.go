@@ -253,21 +253,20 @@ func (s *Saga[S]) recover(ctx context.Context, d *dispatcher[S]) error {
 }
 
 // poll reads the next batch of records, waking early (woke) when the
-// earliest deadline falls due.
+// earliest deadline, or the next purge, falls due.
 func (s *Saga[S]) poll(ctx context.Context, c *eventstore.Consumer) (recs []eventstore.Record, woke bool, err error) {
-	next, ok := s.timers.peek()
-	if !ok {
-		recs, err = c.Poll(ctx, s.opts.batch)
-		return recs, false, err
+	wake := s.purgeAt
+	if next, ok := s.timers.peek(); ok && next.at.Before(wake) {
+		wake = next.at
 	}
-	if !next.at.After(s.opts.clock.Now()) {
+	if !wake.After(s.opts.clock.Now()) {
 		return nil, true, nil
 	}
 	pctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	stop := make(chan struct{})
 	defer close(stop)
-	due := s.opts.clock.At(next.at)
+	due := s.opts.clock.At(wake)
 	go func() {
 		select {
 		case <-due:
