@@ -377,7 +377,12 @@ func (b *batch[S]) fail(in *instance[S], f Failure, from uint64, trigger string)
 	}
 	in.rec.Compensations = nil
 	for _, sr := range extra {
-		if err := b.enqueue(in, sr.cmd); err != nil {
+		// OnFailure's commands are part of the compensation: a rejection
+		// is recorded. Failing the instance again would run OnFailure
+		// again and send them again, forever.
+		c := sr.cmd
+		c.Compensation = true
+		if err := b.enqueue(in, c); err != nil {
 			return err
 		}
 	}
