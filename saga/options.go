@@ -25,10 +25,25 @@ type Dispatcher interface {
 // Clock tells the time and waits for it. Deadlines are due by the clock,
 // and steps see its time (Step.Now). The default is the system clock;
 // tests use sagatest.Clock, which moves only when told to.
+//
+// A Clock may also have the method
+//
+//	Until(t time.Time) <-chan time.Time
+//
+// whose channel receives once the clock reads t or later; the saga then
+// waits for its next deadline with Until rather than After. A clock that
+// jumps (sagatest.Clock) needs it: moved between the saga's Now and its
+// After, it would count the wait from the moved time, and the deadline
+// would not fire when due.
 type Clock interface {
 	Now() time.Time
 	// After returns a channel that receives once d has passed.
 	After(d time.Duration) <-chan time.Time
+}
+
+// untilClock is a Clock that can wait until a time (see Clock).
+type untilClock interface {
+	Until(t time.Time) <-chan time.Time
 }
 
 type systemClock struct{}

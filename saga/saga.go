@@ -235,13 +235,19 @@ func (s *Saga[S]) poll(ctx context.Context, c *eventstore.Consumer) (recs []even
 	if wait <= 0 {
 		return nil, true, nil
 	}
+	var due <-chan time.Time
+	if c, ok := s.opts.clock.(untilClock); ok {
+		due = c.Until(next.at)
+	} else {
+		due = s.opts.clock.After(wait)
+	}
 	pctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	stop := make(chan struct{})
 	defer close(stop)
 	go func() {
 		select {
-		case <-s.opts.clock.After(wait):
+		case <-due:
 			cancel()
 		case <-stop:
 		}

@@ -8,8 +8,8 @@ import (
 )
 
 // Clock is a manual saga.Clock: Now stays put until Advance or Set moves
-// it, and the channels of After receive when it has moved far enough. It is
-// safe for concurrent use.
+// it, and the channels of After and Until receive when it has moved far
+// enough. It is safe for concurrent use.
 type Clock struct {
 	mu      sync.Mutex
 	now     time.Time
@@ -45,6 +45,22 @@ func (c *Clock) After(d time.Duration) <-chan time.Time {
 	return ch
 }
 
+// Until returns a channel that receives the clock's time once it reads t
+// or later (at once if it does). The saga waits for its deadlines with
+// Until: with After, a test that moves the clock while the saga works out
+// how long to wait would make it wait too long.
+func (c *Clock) Until(t time.Time) <-chan time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	ch := make(chan time.Time, 1)
+	if !t.After(c.now) {
+		ch <- c.now
+		return ch
+	}
+	c.waiters = append(c.waiters, waiter{at: t, c: ch})
+	return ch
+}
+
 // Advance moves the clock forward by d and wakes the waiters now due.
 func (c *Clock) Advance(d time.Duration) { c.Set(c.Now().Add(d)) }
 
@@ -66,8 +82,8 @@ func (c *Clock) Set(t time.Time) {
 	c.waiters = kept
 }
 
-// Waiters returns how many After channels have not fired yet; a test can
-// wait for a saga to be waiting before it advances the clock.
+// Waiters returns how many After and Until channels have not fired yet; a
+// test can wait for a saga to be waiting before it advances the clock.
 func (c *Clock) Waiters() int {
 	c.mu.Lock()
 	defer c.mu.Unlock()
