@@ -291,7 +291,9 @@ func Command[C, S any](d *Definition[S], commandType string) {
 // a handler calls Step.Fail, keeps returning an error, or a command it sent
 // is rejected. handle runs as one more step, on the instance's state, before
 // the instance is compensated; commands it sends are sent after the
-// compensations. Without it a failure compensates and ends the instance.
+// compensations, and a rejected one is recorded like a rejected
+// compensation (Instance.CompensationErrors). Without it a failure
+// compensates and ends the instance.
 func OnFailure[S any](d *Definition[S], handle func(s *Step[S], f Failure) error) {
 	if handle == nil {
 		d.fail(errors.New("OnFailure: nil handler"))

@@ -25,7 +25,8 @@ const (
 	// OnFailure handler's commands) are being dispatched.
 	StatusCompensating Status = "compensating"
 	// StatusFailed: a step failed and its compensation is over;
-	// Instance.CompensationErrors lists compensations that were rejected.
+	// Instance.CompensationErrors lists compensations (and OnFailure
+	// commands) that were rejected.
 	StatusFailed Status = "failed"
 )
 
@@ -62,7 +63,8 @@ type Instance[S any] struct {
 	LastError string
 	// Failure is the failure that ended it, if it failed.
 	Failure *Failure
-	// CompensationErrors lists the compensations that were rejected.
+	// CompensationErrors lists the compensations, and the commands of the
+	// OnFailure handler, that were rejected.
 	CompensationErrors []string
 }
 

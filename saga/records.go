@@ -96,8 +96,8 @@ type storedCommand struct {
 	Payload     []byte `json:"payload"`
 	Correlation string `json:"correlation,omitempty"`
 	Causation   string `json:"causation,omitempty"`
-	// Compensation marks a compensating command: its rejection is
-	// recorded, not compensated.
+	// Compensation marks a compensating command, or one of the OnFailure
+	// handler's: its rejection is recorded, not compensated.
 	Compensation bool `json:"compensation,omitempty"`
 }
 
