@@ -3,6 +3,7 @@ package saga
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sync"
 	"time"
 
@@ -213,13 +214,15 @@ func (d *dispatcher[S]) hold(keys map[string]bool) {
 	}
 }
 
-// first returns the sequence number of key's first queued command. The
-// caller holds key.
+// first returns the sequence number of key's first queued command that
+// was surely not sent, if any. The caller holds key.
 func (d *dispatcher[S]) first(key string) (uint64, bool) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	if q := d.mu.queues[key]; len(q) > 0 {
-		return q[0].seq, true
+	for _, it := range d.mu.queues[key] {
+		if !it.maybeSent {
+			return it.seq, true
+		}
 	}
 	return 0, false
 }
@@ -371,7 +374,8 @@ func (s *Saga[S]) sendQueue(ctx context.Context, key string, queue []outboxItem)
 			r.err, r.left = ctx.Err(), queue
 			return r
 		case err != nil && !rejection(err):
-			r.retry, r.left = err, queue
+			r.retry, r.left = err, slices.Clone(queue)
+			r.left[0].maybeSent = true
 			return r
 		case err == nil:
 			r.done = append(r.done, it.seq)

@@ -84,6 +84,11 @@ type Saga[S any] struct {
 type outboxItem struct {
 	seq uint64
 	cmd storedCommand
+	// maybeSent marks a command that may have been applied: one a
+	// previous run left in the outbox, or one whose dispatch failed with
+	// a transient error. A failing step does not drop it: it is sent (a
+	// duplicate, if it was applied) and compensated like a sent one.
+	maybeSent bool
 }
 
 // New returns a Saga that runs def on store and dispatches commands with
@@ -236,7 +241,7 @@ func (s *Saga[S]) recover(ctx context.Context, d *dispatcher[S]) error {
 		if err != nil {
 			return fmt.Errorf("load outbox: instance %q: %w", key, err)
 		}
-		d.addLocked(key, outboxItem{seq: seq, cmd: cmd})
+		d.addLocked(key, outboxItem{seq: seq, cmd: cmd, maybeSent: true})
 	}
 	prefix = s.keys.deadlines()
 	for kv, err := range s.store.Scan(ctx, prefix, eventstore.PrefixEnd(prefix), false) {
