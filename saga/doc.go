@@ -35,7 +35,9 @@
 // that moves the instances' state, writes the commands their steps send to
 // an outbox and their deadlines, and commits the consumer group's offsets.
 // A crash therefore neither repeats nor loses a step. The commands are then
-// dispatched from the outbox, each with an ID derived from the saga, the
+// dispatched from the outbox in the background while the saga reads on
+// (each instance's in order; a batch waits for the commands in flight of
+// the instances it touches), each with an ID derived from the saga, the
 // instance, the trigger (the event, or the deadline) and its place in the
 // step, so a command dispatched again after a crash is one the command
 // bus has seen, and it returns the first result instead of applying it
@@ -60,12 +62,16 @@
 // returning an error (WithRetries; a PermanentError or a panic at once), or
 // when a command it sent is rejected (an InvalidArgument,
 // FailedPrecondition, NotFound or PermissionDenied error from the bus).
-// The instance's pending commands are then dropped, its deadlines
+// The instance's commands not yet sent are then dropped, its deadlines
 // cancelled, the OnFailure handler runs, and the compensations of what was
 // done (CompensateWith on a Send, or RegisterCompensation) are dispatched
-// newest first, then OnFailure's commands. Other dispatch errors (the store
-// closing, a remote dispatcher that is down) are retried with backoff and
-// never compensate. Errors that concern no instance (a payload that does
+// newest first, then OnFailure's commands. A command that may have been
+// applied (one a crashed run left in the outbox, or one whose dispatch
+// failed with a transient error) is never dropped: it is sent, and
+// compensated, like a sent one. Other dispatch errors than rejections (the
+// store closing, a remote dispatcher that is down) are retried with
+// backoff, the instance waiting meanwhile without holding up the others,
+// and never compensate. Errors that concern no instance (a payload that does
 // not decode, a key function that panics) stop Run, with the checkpoint
 // before the record at fault.
 //
