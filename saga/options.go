@@ -25,10 +25,24 @@ type Dispatcher interface {
 // Clock tells the time and waits for it. Deadlines are due by the clock,
 // and steps see its time (Step.Now). The default is the system clock;
 // tests use sagatest.Clock, which moves only when told to.
+//
+// A Clock that also has the method
+//
+//	Until(t time.Time) <-chan time.Time
+//
+// (a channel that receives once the clock reads t or later) is waited on
+// with Until rather than After. A manual clock needs it: it may be moved
+// between the saga's call to Now and its call to After, which would then
+// wait past the deadline.
 type Clock interface {
 	Now() time.Time
 	// After returns a channel that receives once d has passed.
 	After(d time.Duration) <-chan time.Time
+}
+
+// untilClock is a Clock that waits for a point in time (see Clock).
+type untilClock interface {
+	Until(t time.Time) <-chan time.Time
 }
 
 type systemClock struct{}

@@ -235,13 +235,22 @@ func (s *Saga[S]) poll(ctx context.Context, c *eventstore.Consumer) (recs []even
 	if wait <= 0 {
 		return nil, true, nil
 	}
+	// A clock with Until is waited on until the deadline's time: with
+	// After, a clock that moves between Now above and the call to After
+	// (a test's manual clock) would wake the poll that much too late.
+	var due <-chan time.Time
+	if u, ok := s.opts.clock.(untilClock); ok {
+		due = u.Until(next.at)
+	} else {
+		due = s.opts.clock.After(wait)
+	}
 	pctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	stop := make(chan struct{})
 	defer close(stop)
 	go func() {
 		select {
-		case <-s.opts.clock.After(wait):
+		case <-due:
 			cancel()
 		case <-stop:
 		}

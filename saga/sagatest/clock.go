@@ -36,12 +36,26 @@ func (c *Clock) Now() time.Time {
 func (c *Clock) After(d time.Duration) <-chan time.Time {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	return c.untilLocked(c.now.Add(d))
+}
+
+// Until returns a channel that receives the clock's time once it reads t
+// or later (at once if it already does). A saga waits for its next
+// deadline with Until, so that a test may move the clock at any moment,
+// even while the saga is about to wait.
+func (c *Clock) Until(t time.Time) <-chan time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.untilLocked(t)
+}
+
+func (c *Clock) untilLocked(t time.Time) <-chan time.Time {
 	ch := make(chan time.Time, 1)
-	if d <= 0 {
+	if !t.After(c.now) {
 		ch <- c.now
 		return ch
 	}
-	c.waiters = append(c.waiters, waiter{at: c.now.Add(d), c: ch})
+	c.waiters = append(c.waiters, waiter{at: t, c: ch})
 	return ch
 }
 
