@@ -59,13 +59,22 @@ func (c *Clock) untilLocked(t time.Time) <-chan time.Time {
 	return ch
 }
 
-// Advance moves the clock forward by d and wakes the waiters now due.
-func (c *Clock) Advance(d time.Duration) { c.Set(c.Now().Add(d)) }
+// Advance moves the clock forward by d (not at all if d <= 0) and wakes
+// the waiters now due.
+func (c *Clock) Advance(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.setLocked(c.now.Add(d))
+}
 
 // Set moves the clock to t (never backwards) and wakes the waiters now due.
 func (c *Clock) Set(t time.Time) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	c.setLocked(t)
+}
+
+func (c *Clock) setLocked(t time.Time) {
 	if t.After(c.now) {
 		c.now = t
 	}
