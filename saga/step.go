@@ -155,7 +155,9 @@ func (s *Step[S]) RegisterCompensation(aggregateID string, cmd any) {
 // Schedule schedules the timeout name to fire at at: msg, which must be of
 // the type OnTimeout registered for name, is delivered to its handler as a
 // step of this instance. A pending deadline of the same name is replaced.
-// A time in the past fires as soon as the step is durable.
+// A time in the past fires as soon as the step is durable. Deadlines are
+// kept in UTC; one after 2262-04-11 (or before 1677-09-21), past the range
+// of int64 Unix nanoseconds, is kept at that end of the range.
 func (s *Step[S]) Schedule(name string, at time.Time, msg any) {
 	t, ok := s.def.timeouts[name]
 	switch {
@@ -201,7 +203,7 @@ func (s *Step[S]) schedule(d deadlineRecord) {
 		return
 	}
 	d.ID = deadlineID(s.def.name, s.key, d.Name, s.trigger)
-	d.At = d.At.UTC()
+	d.At = keyTime(d.At)
 	s.schedules = slices.DeleteFunc(s.schedules, func(o deadlineRecord) bool { return o.Name == d.Name })
 	s.cancels = slices.DeleteFunc(s.cancels, func(n string) bool { return n == d.Name })
 	s.schedules = append(s.schedules, d)
