@@ -180,6 +180,9 @@ func decodeInstance(b []byte) (*instanceRecord, error) {
 	if !r.Status.valid() {
 		return nil, fmt.Errorf("decode instance record: unknown status %q", r.Status)
 	}
+	if r.Pending < 0 || uint64(r.Pending) > r.NextSeq {
+		return nil, fmt.Errorf("decode instance record: %d pending commands, of %d sent", r.Pending, r.NextSeq)
+	}
 	return &r, nil
 }
 
