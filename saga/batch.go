@@ -141,7 +141,9 @@ func (b *batch[S]) event(rec eventstore.Record, failWith error) (herr, err error
 			corr = rec.ID.String()
 		}
 		in = b.create(key, corr)
-	case in.rec.ended():
+	case in.rec.ended() || in.rec.Status == StatusCompensating:
+		// A failed instance takes no more steps, also while its
+		// compensations (enqueued earlier in this batch) are pending.
 		b.stats.Ignored++
 		return nil, nil
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log"
+	"sync"
 	"time"
 
 	"github.com/muninn-es/muninn/aggregate"
@@ -192,17 +193,17 @@ func (t *travel) trip(ctx context.Context, id string) Trip {
 	return st.State
 }
 
-// runSaga runs s until the returned stop is called.
+// runSaga runs s until the returned stop is called (once or more).
 func runSaga[S any](s *saga.Saga[S]) (stop func()) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- s.Run(ctx) }()
-	return func() {
+	return sync.OnceFunc(func() {
 		cancel()
 		if err := <-done; err != nil {
 			log.Fatal(err)
 		}
-	}
+	})
 }
 
 // Booking is the state of the trip booking saga.
