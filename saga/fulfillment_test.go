@@ -158,6 +158,11 @@ func TestHappyPath(t *testing.T) {
 	if scheduled.CorrelationID != "request-o-1" || scheduled.Headers[command.CausationHeader] != captured.ID.String() {
 		t.Errorf("shipment.scheduled: correlation %q, command causation %q", scheduled.CorrelationID, scheduled.Headers[command.CausationHeader])
 	}
+	// Stats count a step just after its write, which settle may see
+	// first: stop Run for the complete counts.
+	if err := w.stop(); err != nil {
+		t.Fatal(err)
+	}
 	st := w.saga.Stats()
 	if st.Started != 1 || st.Completed != 1 || st.Failed != 0 || st.Commands != 4 || st.Duplicates != 0 || st.PendingCommands != 0 {
 		t.Errorf("stats %+v", st)
