@@ -35,6 +35,7 @@ type Dispatcher interface {
 // between the saga's call to Now and its call to After, which would then
 // wait past the deadline.
 type Clock interface {
+	// Now returns the current time.
 	Now() time.Time
 	// After returns a channel that receives once d has passed.
 	After(d time.Duration) <-chan time.Time
@@ -81,11 +82,13 @@ type options struct {
 // default, so events decode as their aggregates wrote them.
 func WithCodec(c aggregate.Codec) Option { return func(o *options) { o.codec = c } }
 
-// WithClock sets the clock deadlines are due by. Default: the system clock.
+// WithClock sets the clock deadlines are due by, whose time steps see
+// (Step.Now) and instances record. Default: the system clock.
 func WithClock(c Clock) Option { return func(o *options) { o.clock = c } }
 
-// WithBatchSize sets how many records one batch (one durable write with
-// the checkpoint) handles at most. Default: DefaultBatchSize.
+// WithBatchSize sets how many records, or due deadlines, one batch (one
+// durable write with the checkpoint) handles at most. Default:
+// DefaultBatchSize.
 func WithBatchSize(n int) Option { return func(o *options) { o.batch = n } }
 
 // WithConcurrency sets how many instances' commands are dispatched at once

@@ -8,8 +8,11 @@ import (
 )
 
 // Clock is a manual saga.Clock: Now stays put until Advance or Set moves
-// it, and the channels of After receive when it has moved far enough. It is
-// safe for concurrent use.
+// it, and the channels of After and Until receive when it has moved far
+// enough. It is safe for concurrent use. A saga waits for its next
+// deadline with Until, so a test may move the clock at any time: a
+// deadline that is due fires, whether the saga was already waiting or
+// not.
 type Clock struct {
 	mu      sync.Mutex
 	now     time.Time
@@ -89,8 +92,9 @@ func (c *Clock) setLocked(t time.Time) {
 	c.waiters = kept
 }
 
-// Waiters returns how many After channels have not fired yet; a test can
-// wait for a saga to be waiting before it advances the clock.
+// Waiters returns how many After and Until channels have not fired yet.
+// It counts the waits a saga gave up too: each time records arrive before
+// its next deadline, it leaves one behind until the clock passes it.
 func (c *Clock) Waiters() int {
 	c.mu.Lock()
 	defer c.mu.Unlock()
