@@ -13,11 +13,11 @@ import (
 // Definition says what a saga does: the events that start an instance and
 // the events it then reacts to, with the key that correlates each to its
 // instance; the timeouts it handles; the commands it sends; and what it
-// does when a step fails. Build one with Define (or DefinePolicy) and the
-// package-level functions StartOn, On, OnTimeout, Commands and OnFailure,
-// then run it with New. A Definition holds no state and may be shared by
-// several stores. Registration mistakes are collected and reported, all at
-// once, by New (or Err).
+// does when a step fails. Build one with Define and the package-level
+// functions Command, StartOn, On, OnTimeout and OnFailure (a policy with
+// DefinePolicy, Command and Whenever), then run it with New. A Definition
+// holds no state and may be shared by several stores. Registration
+// mistakes are collected and reported, all at once, by New (or Err).
 type Definition[S any] struct {
 	name      string
 	topics    []string
@@ -183,9 +183,10 @@ func callKey[E any](key func(eventstore.Record, E) string, rec eventstore.Record
 // returns the instance's key (its correlation key, such as an order ID),
 // and handle runs as the instance's first step, on the initial (zero)
 // state. If the instance is already running, handle runs on its state like
-// any step. If it has ended (completed or failed, and not yet purged), the
-// event is ignored: a key names one workflow. A key of "" means the event
-// is not the saga's. Payloads decode with the saga's codec (WithCodec).
+// any step. If it has completed or failed (compensating, or failed), and
+// is not yet purged, the event is ignored: a key names one workflow. A key
+// of "" means the event is not the saga's. Payloads decode with the saga's
+// codec (WithCodec).
 func StartOn[S, E any](d *Definition[S], eventType string, key func(rec eventstore.Record, e E) string, handle func(s *Step[S], e E) error) {
 	if key == nil || handle == nil {
 		d.fail(fmt.Errorf("StartOn(%q): nil key or handler", eventType))
@@ -289,11 +290,14 @@ func Command[C, S any](d *Definition[S], commandType string) {
 
 // OnFailure registers handle to run when a step of an instance fails: when
 // a handler calls Step.Fail, keeps returning an error, or a command it sent
-// is rejected. handle runs as one more step, on the instance's state, before
-// the instance is compensated; commands it sends are sent after the
+// is rejected. handle runs like a step, on the instance's state, before the
+// instance is compensated; commands it sends are sent after the
 // compensations, and a rejected one is recorded like a rejected
-// compensation (Instance.CompensationErrors). Without it a failure
-// compensates and ends the instance.
+// compensation (Instance.CompensationErrors). Only its State changes and
+// Send take effect: deadlines, compensations, Complete and Fail are
+// ignored, and if it returns an error (or panics) its changes are dropped
+// and the error is added to the instance's LastError, without a retry.
+// Without it a failure compensates and ends the instance.
 func OnFailure[S any](d *Definition[S], handle func(s *Step[S], f Failure) error) {
 	if handle == nil {
 		d.fail(errors.New("OnFailure: nil handler"))

@@ -43,8 +43,8 @@
 // bus has seen, and it returns the first result instead of applying it
 // twice (within the bus's idempotency window, 24 h by default). Every
 // command carries the workflow's correlation ID (that of the event that
-// started the instance) and the triggering event's ID as causation ID
-// (command.WithCausationID).
+// started the instance) and, as causation ID (command.WithCausationID),
+// the ID of what triggered its step: the event, or the deadline.
 //
 // # Deadlines
 //
@@ -58,28 +58,30 @@
 //
 // # Failure and compensation
 //
-// A step fails when its handler calls Fail, when its handler keeps
-// returning an error (WithRetries; a PermanentError or a panic at once), or
-// when a command it sent is rejected (an InvalidArgument,
-// FailedPrecondition, NotFound or PermissionDenied error from the bus).
-// The instance's commands not yet sent are then dropped, its deadlines
-// cancelled, the OnFailure handler runs, and the compensations of what was
-// done (CompensateWith on a Send, or RegisterCompensation) are dispatched
-// newest first, then OnFailure's commands. A command that may have been
-// applied (one a crashed run left in the outbox, or one whose dispatch
-// failed with a transient error) is never dropped: it is sent, and
-// compensated, like a sent one. Other dispatch errors than rejections (the
-// store closing, a remote dispatcher that is down) are retried with
-// backoff, the instance waiting meanwhile without holding up the others,
-// and never compensate. Errors that concern no instance (a payload that does
-// not decode, a key function that panics) stop Run, with the checkpoint
-// before the record at fault.
+// A step fails when its handler calls Fail, keeps returning an error
+// (WithRetries; a PermanentError or a panic at once) or misuses its Step
+// (sends a command type not declared with Command, schedules a timeout
+// without an OnTimeout handler), or when a command it sent is rejected (an
+// InvalidArgument, FailedPrecondition, NotFound or PermissionDenied error
+// from the bus). The instance's commands not yet sent are then dropped,
+// its deadlines cancelled, the OnFailure handler runs, and the
+// compensations of what was done (CompensateWith on a Send, or
+// RegisterCompensation) are dispatched newest first, then OnFailure's
+// commands. A command that may have been applied (one a crashed run left
+// in the outbox, or one whose dispatch failed with a transient error) is
+// never dropped: it is sent, and compensated, like a sent one. Dispatch
+// errors other than rejections (the store closing, a remote dispatcher
+// that is down) are retried with backoff, the instance waiting meanwhile
+// without holding up the others, and never compensate. Errors that
+// concern no instance (a payload that does not decode, a key function
+// that panics or returns a key the saga cannot store) stop Run, with the
+// checkpoint before the record at fault.
 //
 // # Inspection
 //
-// Get, Instances (filtered with WithStatus), Deadlines and Stats show the
-// running sagas with their state, pending commands and deadlines, and last
-// error; WaitFor waits, without polling, until an instance reaches a
-// condition. Ended instances are kept for WithRetention, so late events
-// for them are recognized and ignored.
+// Get, Instances (filtered with WithStatus, paged with After), Deadlines
+// and Stats show the running sagas with their state, pending commands and
+// deadlines, and last error; WaitFor waits, without polling, until an
+// instance reaches a condition. Ended instances are kept for
+// WithRetention, so late events for them are recognized and ignored.
 package saga

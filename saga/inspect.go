@@ -49,8 +49,9 @@ type Instance[S any] struct {
 	// CorrelationID is the workflow's correlation ID, carried by every
 	// command it sends.
 	CorrelationID string
-	// Started and Updated are the times of its first and last step; Ended
-	// is when it completed or failed (zero while it runs).
+	// Started is the time of its first step, Updated that of its last
+	// change (a step, or the dispatch of its commands), and Ended when it
+	// completed or failed (zero until then).
 	Started, Updated, Ended time.Time
 	// Steps counts the steps it has taken.
 	Steps uint64
@@ -77,13 +78,15 @@ type Deadline struct {
 	// At is when it is due.
 	At time.Time
 	// Command is the type of the command it sends, or "" for a timeout
-	// message to the saga.
+	// message to the saga. Saga.Deadlines, which reads the time index
+	// only, leaves it "".
 	Command string
 }
 
 // Get returns instance key, or an error wrapping ErrNotFound. Instances
 // that ended stay until their retention (WithRetention) has passed; a
-// policy's instance is gone as soon as its commands are dispatched.
+// policy's instance is gone as soon as its commands are dispatched and its
+// deadlines have fired.
 func (s *Saga[S]) Get(ctx context.Context, key string) (Instance[S], error) {
 	v, ok, err := s.store.Get(ctx, s.keys.instance(key))
 	if err != nil {
@@ -157,7 +160,8 @@ func WithStatus(statuses ...Status) ListOption {
 func After(key string) ListOption { return func(o *listOptions) { o.after = key } }
 
 // Instances yields the saga's instances in key order, from a consistent
-// snapshot of the store.
+// snapshot of the store. An instance that does not decode is yielded as an
+// error, and the listing goes on.
 func (s *Saga[S]) Instances(ctx context.Context, opts ...ListOption) iter.Seq2[Instance[S], error] {
 	var o listOptions
 	for _, opt := range opts {
@@ -193,7 +197,8 @@ func (s *Saga[S]) Instances(ctx context.Context, opts ...ListOption) iter.Seq2[I
 	}
 }
 
-// Deadlines yields the saga's pending deadlines, soonest first.
+// Deadlines yields the saga's pending deadlines, soonest first, from the
+// time index (so without their Command; Get and Instances have it).
 func (s *Saga[S]) Deadlines(ctx context.Context) iter.Seq2[Deadline, error] {
 	return func(yield func(Deadline, error) bool) {
 		prefix := s.keys.deadlines()
@@ -277,27 +282,25 @@ type RunState string
 
 // The states of Run.
 const (
-	RunIdle    RunState = "idle"
+	// RunIdle: no Run has started handling events yet.
+	RunIdle RunState = "idle"
+	// RunRunning: Run is handling events and deadlines.
 	RunRunning RunState = "running"
+	// RunStopped: Run returned because its context ended.
 	RunStopped RunState = "stopped"
-	RunFailed  RunState = "failed"
+	// RunFailed: Run returned an error, Stats.Err.
+	RunFailed RunState = "failed"
 )
 
-// Stats is what a Saga has done since it was created.
+// Stats is what a Saga has done since it was created (they are not
+// stored: a new Saga on the same store counts from zero). Run counts work
+// just after the write that does it; WaitFor returns only once the writes
+// it may have seen are counted, so Stats read after it count the change
+// that met its condition.
 type Stats struct {
 	// State is Run's state, and Err its error once it has failed.
 	State RunState
 	Err   error
-	counters
-	// PendingCommands counts the commands in the outbox.
-	PendingCommands int
-	// LastError is the last failure, rejected compensation or retried
-	// dispatch error.
-	LastError string
-}
-
-// counters are the Stats that batches add up.
-type counters struct {
 	// Started, Completed and Failed count instances.
 	Started, Completed, Failed int
 	// Steps counts the steps taken (events and timeouts handled).
@@ -311,11 +314,35 @@ type counters struct {
 	Compensations int
 	// DeadlinesFired counts deadlines that fired.
 	DeadlinesFired int
-	lastError      string
+	// PendingCommands counts the commands waiting to be sent, or sent and
+	// not yet recorded as sent (while Run runs; as Run left them after).
+	PendingCommands int
+	// LastError is the last failure, rejected compensation or retried
+	// dispatch error.
+	LastError string
+}
+
+// counters are what a batch counts as it runs; add adds them to the
+// saga's Stats once the batch is durable.
+type counters struct {
+	Started, Completed, Failed int
+	Steps, Ignored             int
+	Commands, Duplicates       int
+	Compensations              int
+	DeadlinesFired             int
+	lastError                  string
 }
 
 func (st *Stats) add(c counters) {
-	st.counters.plus(c)
+	st.Started += c.Started
+	st.Completed += c.Completed
+	st.Failed += c.Failed
+	st.Steps += c.Steps
+	st.Ignored += c.Ignored
+	st.Commands += c.Commands
+	st.Duplicates += c.Duplicates
+	st.Compensations += c.Compensations
+	st.DeadlinesFired += c.DeadlinesFired
 	if c.lastError != "" {
 		st.LastError = c.lastError
 	}

@@ -26,6 +26,7 @@ type Dispatcher interface {
 // and steps see its time (Step.Now). The default is the system clock;
 // tests use sagatest.Clock, which moves only when told to.
 type Clock interface {
+	// Now returns the current time.
 	Now() time.Time
 	// At returns a channel that receives once the clock reads t or later
 	// (at once if it already does). Waiting for a time, not a duration,
@@ -69,11 +70,13 @@ type options struct {
 // default, so events decode as their aggregates wrote them.
 func WithCodec(c aggregate.Codec) Option { return func(o *options) { o.codec = c } }
 
-// WithClock sets the clock deadlines are due by. Default: the system clock.
+// WithClock sets the clock deadlines are due by, whose time steps see
+// (Step.Now) and instances record. Default: the system clock.
 func WithClock(c Clock) Option { return func(o *options) { o.clock = c } }
 
-// WithBatchSize sets how many records one batch (one durable write with
-// the checkpoint) handles at most. Default: DefaultBatchSize.
+// WithBatchSize sets how many records, or due deadlines, one batch (one
+// durable write with the checkpoint) handles at most. Default:
+// DefaultBatchSize.
 func WithBatchSize(n int) Option { return func(o *options) { o.batch = n } }
 
 // WithConcurrency sets how many instances' commands are dispatched at once

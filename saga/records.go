@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"slices"
 	"time"
 
@@ -20,7 +21,9 @@ import (
 //	e/<at:8> <key>                an ended instance, by end time (for purging)
 //
 // Times are Unix nanoseconds with the sign bit flipped, big-endian, so
-// that they sort. Instance keys may not contain 0x00.
+// that they sort; a time outside the range of int64 nanoseconds (before
+// 1677-09-21 or after 2262-04-11) is stored as the nearest end of it.
+// Instance keys may not contain 0x00.
 const (
 	groupPrefix     = "saga."
 	maxDeadlineName = 256
@@ -58,8 +61,25 @@ func (k keyspace) ended(at time.Time, key string) []byte {
 }
 func (k keyspace) endeds() []byte { return k.with('e') }
 
+// The range of times that keys hold: that of int64 Unix nanoseconds.
+var (
+	minKeyTime = time.Unix(0, math.MinInt64).UTC()
+	maxKeyTime = time.Unix(0, math.MaxInt64).UTC()
+)
+
+// keyTime returns t in UTC, moved into the range of times keys hold.
+func keyTime(t time.Time) time.Time {
+	switch {
+	case t.Before(minKeyTime):
+		return minKeyTime
+	case t.After(maxKeyTime):
+		return maxKeyTime
+	}
+	return t.UTC()
+}
+
 func timeKey(t time.Time) []byte {
-	return binary.BigEndian.AppendUint64(nil, uint64(t.UnixNano())^(1<<63))
+	return binary.BigEndian.AppendUint64(nil, uint64(keyTime(t).UnixNano())^(1<<63))
 }
 
 func parseTimeKey(b []byte) time.Time {

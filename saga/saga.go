@@ -28,6 +28,7 @@ var (
 // fails at once.
 type PermanentError struct{ Err error }
 
+// Error returns the wrapped error's message.
 func (e *PermanentError) Error() string { return e.Err.Error() }
 
 // Unwrap returns the wrapped error.
@@ -92,7 +93,8 @@ type outboxItem struct {
 }
 
 // New returns a Saga that runs def on store and dispatches commands with
-// bus. It reports every problem with def and the options at once.
+// bus. It reports every problem with def and the options at once, in an
+// error wrapping ErrInvalid.
 func New[S any](store *eventstore.Store, bus Dispatcher, def *Definition[S], opts ...Option) (*Saga[S], error) {
 	var errs []error
 	if store == nil {
@@ -136,8 +138,9 @@ func (s *Saga[S]) Group() string { return s.group }
 // flight of the instances it touches, and the run stops reading events
 // while too many commands wait. A failing handler fails its instance, not the saga; Run
 // fails on errors that concern no instance (a payload that does not
-// decode, a key function that panics, the store closing), leaving the
-// checkpoint before the record at fault.
+// decode, a key function that panics or returns a key the saga cannot
+// store, with a NUL byte or longer than eventstore.MaxKeyBytes, the store
+// closing), leaving the checkpoint before the record at fault.
 func (s *Saga[S]) Run(ctx context.Context) error {
 	if !s.running.CompareAndSwap(false, true) {
 		return fmt.Errorf("saga %q: Run: %w", s.def.name, ErrRunning)

@@ -110,7 +110,10 @@ func CompensateWith(aggregateID string, cmd any) SendOption {
 // Send sends cmd to aggregate aggregateID once the step is durable, with a
 // command ID derived from the instance and the step's trigger (so a
 // redelivered event never sends it twice), the workflow's correlation ID,
-// and the triggering event's ID as causation ID. cmd's type must be
+// and as causation ID the ID of the step's trigger: the event's, the
+// deadline's (Deadline.ID) in a timeout's step, or in OnFailure's step
+// "failure/" followed by the failed step's trigger or the rejected
+// command's ID. cmd's type must be
 // declared with Command. A step's commands are dispatched in order, after
 // those of the instance's earlier steps.
 func (s *Step[S]) Send(aggregateID string, cmd any, opts ...SendOption) {
@@ -155,7 +158,9 @@ func (s *Step[S]) RegisterCompensation(aggregateID string, cmd any) {
 // Schedule schedules the timeout name to fire at at: msg, which must be of
 // the type OnTimeout registered for name, is delivered to its handler as a
 // step of this instance. A pending deadline of the same name is replaced.
-// A time in the past fires as soon as the step is durable.
+// A time in the past fires as soon as the step is durable. Deadlines are
+// kept in UTC; one after 2262-04-11 (or before 1677-09-21), past the range
+// of int64 Unix nanoseconds, is kept at that end of the range.
 func (s *Step[S]) Schedule(name string, at time.Time, msg any) {
 	t, ok := s.def.timeouts[name]
 	switch {
@@ -175,8 +180,9 @@ func (s *Step[S]) Schedule(name string, at time.Time, msg any) {
 }
 
 // ScheduleCommand schedules the deadline name to send cmd to aggregate
-// aggregateID at at, unless it is cancelled first. A pending deadline of
-// the same name is replaced.
+// aggregateID at at, unless it is cancelled first, with the deadline's ID
+// as causation ID. A pending deadline of the same name is replaced, and
+// times are kept as Schedule keeps them.
 func (s *Step[S]) ScheduleCommand(name string, at time.Time, aggregateID string, cmd any) {
 	if name == "" {
 		s.errs = append(s.errs, errors.New("ScheduleCommand: empty deadline name"))
@@ -201,7 +207,7 @@ func (s *Step[S]) schedule(d deadlineRecord) {
 		return
 	}
 	d.ID = deadlineID(s.def.name, s.key, d.Name, s.trigger)
-	d.At = d.At.UTC()
+	d.At = keyTime(d.At)
 	s.schedules = slices.DeleteFunc(s.schedules, func(o deadlineRecord) bool { return o.Name == d.Name })
 	s.cancels = slices.DeleteFunc(s.cancels, func(n string) bool { return n == d.Name })
 	s.schedules = append(s.schedules, d)
@@ -221,10 +227,12 @@ func (s *Step[S]) Cancel(name string) {
 // sent, and later events for its key are ignored.
 func (s *Step[S]) Complete() { s.completed = true }
 
-// Fail fails the instance with reason: the commands and deadlines of this
-// step are dropped (its State changes are kept), the OnFailure handler
-// runs, and the compensations of the commands already sent are dispatched,
-// newest first. The instance then ends as failed.
+// Fail fails the instance with reason once the handler returns: what this
+// step sends and schedules is dropped (its State changes are kept), as are
+// the instance's commands not yet dispatched and its pending deadlines;
+// the OnFailure handler runs, and the compensations of the commands
+// already dispatched are dispatched, newest first. The instance is then
+// StatusCompensating until they are, and then StatusFailed.
 func (s *Step[S]) Fail(reason string) {
 	if reason == "" {
 		reason = "failed"

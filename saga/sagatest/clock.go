@@ -8,8 +8,8 @@ import (
 )
 
 // Clock is a manual saga.Clock: Now stays put until Advance or Set moves
-// it, and the channels of After receive when it has moved far enough. It is
-// safe for concurrent use.
+// it, and the channels of At and After receive when it has moved far
+// enough. It is safe for concurrent use.
 type Clock struct {
 	mu      sync.Mutex
 	now     time.Time
@@ -32,10 +32,25 @@ func (c *Clock) Now() time.Time {
 }
 
 // At returns a channel that receives the clock's time once the clock reads
-// t or later (at once if it already does).
+// t or later (at once if it already does). A saga waits for its next
+// deadline with At: a wait for a time, unlike one for a duration, cannot
+// be thrown off by a test moving the clock while the saga works out how
+// long to wait.
 func (c *Clock) At(t time.Time) <-chan time.Time {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	return c.atLocked(t)
+}
+
+// After returns a channel that receives the clock's time once it has moved
+// d past now (at once if d <= 0).
+func (c *Clock) After(d time.Duration) <-chan time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.atLocked(c.now.Add(d))
+}
+
+func (c *Clock) atLocked(t time.Time) <-chan time.Time {
 	ch := make(chan time.Time, 1)
 	if !t.After(c.now) {
 		ch <- c.now
@@ -45,17 +60,22 @@ func (c *Clock) At(t time.Time) <-chan time.Time {
 	return ch
 }
 
-// After returns a channel that receives the clock's time once it has moved
-// d past now (at once if d <= 0).
-func (c *Clock) After(d time.Duration) <-chan time.Time { return c.At(c.Now().Add(d)) }
-
-// Advance moves the clock forward by d and wakes the waiters now due.
-func (c *Clock) Advance(d time.Duration) { c.Set(c.Now().Add(d)) }
+// Advance moves the clock forward by d (not at all if d <= 0) and wakes
+// the waiters now due.
+func (c *Clock) Advance(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.setLocked(c.now.Add(d))
+}
 
 // Set moves the clock to t (never backwards) and wakes the waiters now due.
 func (c *Clock) Set(t time.Time) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	c.setLocked(t)
+}
+
+func (c *Clock) setLocked(t time.Time) {
 	if t.After(c.now) {
 		c.now = t
 	}
@@ -70,8 +90,9 @@ func (c *Clock) Set(t time.Time) {
 	c.waiters = kept
 }
 
-// Waiters returns how many At and After channels have not fired yet; a test can
-// wait for a saga to be waiting before it advances the clock.
+// Waiters returns how many At and After channels have not fired yet. It
+// counts the waits a saga gave up too: each time records arrive before its
+// next deadline (or purge), it leaves one behind until the clock passes it.
 func (c *Clock) Waiters() int {
 	c.mu.Lock()
 	defer c.mu.Unlock()
