@@ -29,11 +29,16 @@ func (d *demo) fulfillmentSaga(ctx context.Context) error {
 	}
 	defer store.Close()
 
-	// A middleware shows the commands as the bus receives them.
+	// A middleware shows the commands in the order the bus receives them,
+	// with their outcome.
 	var mu sync.Mutex
 	var sent []string
 	bus, err := command.New(store, command.WithMiddleware(func(next command.HandlerFunc) command.HandlerFunc {
 		return func(ctx context.Context, cmd *command.Command) (command.Result, error) {
+			mu.Lock()
+			i := len(sent)
+			sent = append(sent, "")
+			mu.Unlock()
 			res, err := next(ctx, cmd)
 			outcome := "ok"
 			switch {
@@ -43,7 +48,7 @@ func (d *demo) fulfillmentSaga(ctx context.Context) error {
 				outcome = "duplicate"
 			}
 			mu.Lock()
-			sent = append(sent, fmt.Sprintf("%-30s -> %s", strings.TrimPrefix(cmd.Type, "fulfillment.")+" "+cmd.AggregateID, outcome))
+			sent[i] = fmt.Sprintf("%-30s -> %s", strings.TrimPrefix(cmd.Type, "fulfillment.")+" "+cmd.AggregateID, outcome)
 			mu.Unlock()
 			return res, err
 		}
