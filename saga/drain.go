@@ -397,7 +397,7 @@ func (s *Saga[S]) sendQueue(ctx context.Context, key string, queue []outboxItem)
 				r.err, r.left = ferr, queue
 				return r
 			}
-			r.stats.plus(stats)
+			s.updateStats(func(st *Stats) { st.add(stats) })
 			r.compensated = true
 			queue = next
 		}

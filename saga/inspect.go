@@ -348,20 +348,6 @@ func (st *Stats) add(c counters) {
 	}
 }
 
-func (st *counters) plus(c counters) {
-	st.Started += c.Started
-	st.Completed += c.Completed
-	st.Failed += c.Failed
-	st.Steps += c.Steps
-	st.Ignored += c.Ignored
-	st.Commands += c.Commands
-	st.Duplicates += c.Duplicates
-	st.Compensations += c.Compensations
-	st.DeadlinesFired += c.DeadlinesFired
-	if c.lastError != "" {
-		st.lastError = c.lastError
-	}
-}
 
 // Stats returns what the saga has done since it was created.
 func (s *Saga[S]) Stats() Stats {
