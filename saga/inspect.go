@@ -348,7 +348,6 @@ func (st *Stats) add(c counters) {
 	}
 }
 
-
 // Stats returns what the saga has done since it was created.
 func (s *Saga[S]) Stats() Stats {
 	d := s.disp.Load()
