@@ -28,7 +28,10 @@ type Definition[S any] struct {
 	cmdTypes  map[string]reflect.Type
 	cmdNames  map[reflect.Type]string
 	onFailure func(*Step[S], Failure) error
-	errs      []error
+	// decoders decode records of event types registered with UseEvents,
+	// upcasting old schema versions.
+	decoders map[string]func(eventstore.Record) (any, error)
+	errs     []error
 }
 
 // route is how one event type reaches a saga: prepare decodes the record,
@@ -57,6 +60,7 @@ func Define[S any](name string, topics ...string) *Definition[S] {
 		commands: map[string]func(aggregate.Codec, []byte) (any, error){},
 		cmdTypes: map[string]reflect.Type{},
 		cmdNames: map[reflect.Type]string{},
+		decoders: map[string]func(eventstore.Record) (any, error){},
 	}
 	if err := checkName(name); err != nil {
 		d.fail(err)
@@ -154,12 +158,13 @@ func (d *Definition[S]) addRoute(what, eventType string, r route[S]) {
 }
 
 // typedRoute builds the route of an event type whose payload decodes into
-// an E.
-func typedRoute[S, E any](start bool, key func(eventstore.Record, E) string, handle func(*Step[S], E) error) route[S] {
+// an E: through the registry given to UseEvents, if it has the type, else
+// with the saga's codec.
+func typedRoute[S, E any](d *Definition[S], start bool, key func(eventstore.Record, E) string, handle func(*Step[S], E) error) route[S] {
 	return route[S]{start: start, prepare: func(codec aggregate.Codec, rec eventstore.Record) (string, func(*Step[S]) error, error) {
-		e, err := aggregate.Decode[E](codec, rec.Payload)
+		e, err := decodeEvent[E](d, codec, rec)
 		if err != nil {
-			return "", nil, fmt.Errorf("decode %s payload (schema %d) with codec %s: %w", rec.Type, rec.SchemaVersion, codec.Name(), err)
+			return "", nil, err
 		}
 		k, err := callKey(key, rec, e)
 		if err != nil {
@@ -167,6 +172,48 @@ func typedRoute[S, E any](start bool, key func(eventstore.Record, E) string, han
 		}
 		return k, func(st *Step[S]) error { return handle(st, e) }, nil
 	}}
+}
+
+// decodeEvent decodes rec's payload into an E.
+func decodeEvent[E, S any](d *Definition[S], codec aggregate.Codec, rec eventstore.Record) (E, error) {
+	dec, ok := d.decoders[rec.Type]
+	if !ok {
+		e, err := aggregate.Decode[E](codec, rec.Payload)
+		if err != nil {
+			return e, fmt.Errorf("decode %s payload (schema %d) with codec %s: %w", rec.Type, rec.SchemaVersion, codec.Name(), err)
+		}
+		return e, nil
+	}
+	var zero E
+	v, err := dec(rec)
+	if err != nil {
+		return zero, fmt.Errorf("decode %s payload (schema %d): %w", rec.Type, rec.SchemaVersion, err)
+	}
+	e, ok := v.(E)
+	if !ok {
+		return zero, fmt.Errorf("event type %s decodes to %T, but its handler takes %s", rec.Type, v, reflect.TypeFor[E]())
+	}
+	return e, nil
+}
+
+// UseEvents makes the saga decode the event types of events (an
+// aggregate's registry, aggregate.NewEvents) as the aggregate does, with
+// its codec and its upcasters, so that records written under an older
+// schema version reach the handlers upcast. Without it, payloads decode
+// with the saga's codec as they are. Call it for each aggregate whose
+// events the saga handles; an event type in two registries is a mistake.
+func UseEvents[S, E any](d *Definition[S], events *aggregate.Events[E]) {
+	if events == nil {
+		d.fail(errors.New("UseEvents: nil registry"))
+		return
+	}
+	for _, name := range events.Names() {
+		if _, dup := d.decoders[name]; dup {
+			d.fail(fmt.Errorf("UseEvents: event type %q is in two registries", name))
+			continue
+		}
+		d.decoders[name] = func(rec eventstore.Record) (any, error) { return events.Decode(rec) }
+	}
 }
 
 // callKey runs a key function, turning a panic into an error.
@@ -196,7 +243,7 @@ func StartOn[S, E any](d *Definition[S], eventType string, key func(rec eventsto
 		d.fail(fmt.Errorf("StartOn(%q): a policy reacts with Whenever", eventType))
 		return
 	}
-	d.addRoute("StartOn", eventType, typedRoute(true, key, handle))
+	d.addRoute("StartOn", eventType, typedRoute(d, true, key, handle))
 }
 
 // On makes the running instance that key names react to events of
@@ -213,7 +260,7 @@ func On[S, E any](d *Definition[S], eventType string, key func(rec eventstore.Re
 		d.fail(fmt.Errorf("On(%q): a policy reacts with Whenever", eventType))
 		return
 	}
-	d.addRoute("On", eventType, typedRoute(false, key, handle))
+	d.addRoute("On", eventType, typedRoute(d, false, key, handle))
 }
 
 // Whenever makes the policy p run handle for every event of eventType:
@@ -229,7 +276,7 @@ func Whenever[E any](p *Policy, eventType string, handle func(s *Step[struct{}],
 		p.fail(fmt.Errorf("Whenever(%q): a saga reacts with StartOn and On", eventType))
 		return
 	}
-	p.addRoute("Whenever", eventType, typedRoute(true, EventID[E], handle))
+	p.addRoute("Whenever", eventType, typedRoute(p, true, EventID[E], handle))
 }
 
 // RecordKey is a key function for StartOn and On that correlates by the

@@ -22,7 +22,10 @@
 //	s, err := saga.New(store, bus, d)
 //	go s.Run(ctx)
 //
-// StartOn events start an instance; On events reach the running instance
+// Payloads decode with the saga's codec (WithCodec), or, for the event
+// types of an aggregate registry given to UseEvents, as the aggregate
+// decodes them, upcasting old schema versions. StartOn events start an
+// instance; On events reach the running instance
 // their key function names (a payment event's key is the order ID it
 // carries), and are ignored when there is none. A step changes Step.State,
 // and sends commands (Send), schedules and cancels deadlines (Schedule,
