@@ -41,6 +41,8 @@ type keyedItem struct {
 // seqRange is the outbox sequence numbers [from, to) of an instance.
 type seqRange struct{ from, to uint64 }
 
+func (r seqRange) has(seq uint64) bool { return seq >= r.from && seq < r.to }
+
 // instance is one instance as a batch holds it.
 type instance[S any] struct {
 	key    string
@@ -154,9 +156,7 @@ func (b *batch[S]) event(rec eventstore.Record, start bool, key string, run func
 	st := b.step(in, rec.ID.String())
 	st.event = &rec
 	if failWith != nil {
-		b.touch(in)
-		in.rec.Steps++
-		return nil, b.fail(in, Failure{Reason: failWith.Error()}, st.trigger)
+		return nil, b.failStep(in, failWith.Error(), st.trigger)
 	}
 	if herr := call(run, st); herr != nil {
 		return herr, nil
@@ -184,22 +184,16 @@ func (b *batch[S]) fire(t timer, failWith error) (herr, err error) {
 	if d.Command != nil {
 		cmd := *d.Command
 		cmd.Causation = d.ID
-		if err := b.enqueue(in, cmd); err != nil {
-			return nil, err
-		}
-		b.releaseIfDone(in)
-		return nil, nil
+		return nil, b.enqueue(in, cmd)
 	}
 	st := b.step(in, d.ID)
 	st.timeout = d.Name
 	if failWith != nil {
-		in.rec.Steps++
-		return nil, b.fail(in, Failure{Reason: failWith.Error()}, st.trigger)
+		return nil, b.failStep(in, failWith.Error(), st.trigger)
 	}
 	to, ok := b.s.def.timeouts[d.Name]
 	if !ok {
-		in.rec.Steps++
-		return nil, b.fail(in, Failure{Reason: fmt.Sprintf("timeout %q has no OnTimeout handler", d.Name)}, st.trigger)
+		return nil, b.failStep(in, fmt.Sprintf("timeout %q has no OnTimeout handler", d.Name), st.trigger)
 	}
 	if herr := call(func(st *Step[S]) error { return to.run(b.s.opts.codec, d.Message, st) }, st); herr != nil {
 		return herr, nil
@@ -225,7 +219,7 @@ func (b *batch[S]) step(in *instance[S], trigger string) *Step[S] {
 func call[S any](run func(*Step[S]) error, st *Step[S]) (err error) {
 	defer func() {
 		if v := recover(); v != nil {
-			err = permanent(fmt.Errorf("handler panicked: %v", v))
+			err = Permanent(fmt.Errorf("handler panicked: %v", v))
 		}
 	}()
 	return run(st)
@@ -279,16 +273,14 @@ func (b *batch[S]) commitStep(in *instance[S], st *Step[S]) error {
 		}
 		b.stats.Completed++
 	}
-	b.releaseIfDone(in)
 	return nil
 }
 
-// releaseIfDone marks a policy's instance for deletion once it has
-// nothing left to do.
-func (b *batch[S]) releaseIfDone(in *instance[S]) {
-	if b.s.def.stateless && in.pendFrom == nil && len(in.rec.Deadlines) == 0 {
-		in.rec.Status = StatusCompleted
-	}
+// failStep takes a step of in that fails with reason, without running a
+// handler.
+func (b *batch[S]) failStep(in *instance[S], reason, trigger string) error {
+	in.rec.Steps++
+	return b.fail(in, Failure{Reason: reason}, trigger)
 }
 
 // enqueue puts cmd into in's outbox.

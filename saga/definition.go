@@ -302,7 +302,7 @@ func OnTimeout[S, M any](d *Definition[S], name string, handle func(s *Step[S], 
 		d.timeouts[name] = timeout[S]{msgType: reflect.TypeFor[M](), run: func(codec aggregate.Codec, payload []byte, st *Step[S]) error {
 			m, err := aggregate.Decode[M](codec, payload)
 			if err != nil {
-				return permanent(fmt.Errorf("decode timeout %q message: %w", name, err))
+				return Permanent(fmt.Errorf("decode timeout %q message: %w", name, err))
 			}
 			return handle(st, m)
 		}}

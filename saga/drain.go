@@ -253,13 +253,7 @@ func (d *dispatcher[S]) release(keys map[string]bool, added []keyedItem, drops m
 }
 
 func dropRange(items []outboxItem, r seqRange) []outboxItem {
-	var out []outboxItem
-	for _, it := range items {
-		if it.seq < r.from || it.seq >= r.to {
-			out = append(out, it)
-		}
-	}
-	return out
+	return slices.DeleteFunc(items, func(it outboxItem) bool { return r.has(it.seq) })
 }
 
 // take waits for a queue that no one holds or sends, and takes it.

@@ -156,8 +156,6 @@ type instanceRecord struct {
 	CompErrors    []string         `json:"compensation_errors,omitempty"`
 }
 
-func (r *instanceRecord) ended() bool { return r.Status == StatusCompleted || r.Status == StatusFailed }
-
 func (r *instanceRecord) deadline(name string) (deadlineRecord, bool) {
 	for _, d := range r.Deadlines {
 		if d.Name == name {

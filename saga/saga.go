@@ -37,8 +37,6 @@ func (e *PermanentError) Unwrap() error { return e.Err }
 // Permanent marks err as permanent: a handler returning it is not retried.
 func Permanent(err error) error { return &PermanentError{Err: err} }
 
-func permanent(err error) error { return Permanent(err) }
-
 // Saga runs a Definition on a store: it reads the saga's topics as the
 // consumer group "saga.<name>", moves each instance's state forward in the
 // same durable batch as the group's offsets, and dispatches the commands
@@ -502,9 +500,7 @@ func (s *Saga[S]) committed(b *batch[S], a *applied) {
 	a.outbox = append(a.outbox, b.outbox...)
 	for key, r := range b.drops {
 		a.drops[key] = r
-		a.outbox = slices.DeleteFunc(a.outbox, func(o keyedItem) bool {
-			return o.key == key && o.item.seq >= r.from && o.item.seq < r.to
-		})
+		a.outbox = slices.DeleteFunc(a.outbox, func(o keyedItem) bool { return o.key == key && r.has(o.item.seq) })
 	}
 	s.unreleased.Add(int64(len(a.outbox) - before))
 	for _, op := range b.timers {
