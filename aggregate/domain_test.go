@@ -108,7 +108,7 @@ func newTally(t testing.TB, opts ...aggregate.Option) *aggregate.Aggregate[Tally
 	return a
 }
 
-func openMem(t testing.TB) *eventstore.Store {
+func openMem(t testing.TB) eventstore.Store {
 	t.Helper()
 	s, err := eventstore.OpenMem()
 	if err != nil {
@@ -118,7 +118,7 @@ func openMem(t testing.TB) *eventstore.Store {
 	return s
 }
 
-func newRepo(t testing.TB, s *eventstore.Store, a *aggregate.Aggregate[Tally, TallyCommand, TallyEvent]) *aggregate.Repository[Tally, TallyCommand, TallyEvent] {
+func newRepo(t testing.TB, s eventstore.Store, a *aggregate.Aggregate[Tally, TallyCommand, TallyEvent]) *aggregate.Repository[Tally, TallyCommand, TallyEvent] {
 	t.Helper()
 	r, err := aggregate.NewRepository(t.Context(), s, a)
 	if err != nil {

@@ -45,7 +45,7 @@ type State[S any] struct {
 // Repository loads aggregates of one type from the store and saves their new
 // events. It is safe for concurrent use.
 type Repository[S, C, E any] struct {
-	store  *eventstore.Store
+	store  eventstore.Store
 	agg    *Aggregate[S, C, E]
 	logger *slog.Logger
 	cache  *stateCache
@@ -75,7 +75,7 @@ func WithLogger(l *slog.Logger) RepositoryOption {
 // creates the aggregate's topics if they are missing: the events topic
 // (Retain) and the snapshot topic (Compact, keyed by aggregate ID). An
 // existing snapshot topic must be compacted.
-func NewRepository[S, C, E any](ctx context.Context, store *eventstore.Store, agg *Aggregate[S, C, E], opts ...RepositoryOption) (*Repository[S, C, E], error) {
+func NewRepository[S, C, E any](ctx context.Context, store eventstore.Store, agg *Aggregate[S, C, E], opts ...RepositoryOption) (*Repository[S, C, E], error) {
 	if store == nil || agg == nil {
 		return nil, fmt.Errorf("%w: NewRepository needs a store and an aggregate", ErrInvalidArgument)
 	}
@@ -123,7 +123,7 @@ func (r *Repository[S, C, E]) ensureTopic(ctx context.Context, name string, poli
 func (r *Repository[S, C, E]) Aggregate() *Aggregate[S, C, E] { return r.agg }
 
 // Store returns the repository's store.
-func (r *Repository[S, C, E]) Store() *eventstore.Store { return r.store }
+func (r *Repository[S, C, E]) Store() eventstore.Store { return r.store }
 
 func (r *Repository[S, C, E]) checkID(id string) error {
 	if id == "" {

@@ -35,7 +35,7 @@ const (
 	crashRecords = crashKeys * crashPerKey
 )
 
-func crashStores(dir string) (src, engine, state *eventstore.Store, err error) {
+func crashStores(dir string) (src, engine, state eventstore.Store, err error) {
 	src, err = eventstore.Open(filepath.Join(dir, "src"))
 	if err != nil {
 		return nil, nil, nil, err

@@ -32,7 +32,7 @@ func Example() {
 		panic(err)
 	}
 	done := make(chan string)
-	in, err := broker.NewInbound(shipping, engine, func(ctx context.Context, tx *eventstore.Txn, rec eventstore.Record) error {
+	in, err := broker.NewInbound(shipping, engine, func(ctx context.Context, tx eventstore.Txn, rec eventstore.Record) error {
 		if err := tx.Set([]byte("to-ship/"+rec.Key), rec.Payload); err != nil {
 			return err
 		}
@@ -61,7 +61,7 @@ func Example() {
 	// duplicates: 1
 }
 
-func firstRecord(ctx context.Context, s *eventstore.Store) (eventstore.Record, error) {
+func firstRecord(ctx context.Context, s eventstore.Store) (eventstore.Record, error) {
 	for rec, err := range s.ReadStream(ctx, "orders", "order-1", 0) {
 		return rec, err
 	}

@@ -9,7 +9,7 @@ import (
 	"github.com/muninn-es/muninn/eventstore"
 )
 
-func openStore(t *testing.T) *eventstore.Store {
+func openStore(t *testing.T) eventstore.Store {
 	t.Helper()
 	s, err := eventstore.OpenMem()
 	if err != nil {

@@ -39,7 +39,7 @@ var ErrSubscriptionClosed = errors.New("broker: subscription closed")
 // mark, so it happens exactly once; anything else it does (a network call)
 // happens at least once. It runs while the store's Updates are serialized:
 // keep it short. An error rolls tx back and the record is retried.
-type Handler func(ctx context.Context, tx *eventstore.Txn, rec eventstore.Record) error
+type Handler func(ctx context.Context, tx eventstore.Txn, rec eventstore.Record) error
 
 // HandlerError reports a message that could not be handled: its decoding
 // failed, or the handler failed MaxAttempts times, and there is no
@@ -147,7 +147,7 @@ func (c InboundConfig) Validate() error {
 // Acked only after the Update is durable. Marks expire after Retention and
 // are purged in the background.
 type Inbound struct {
-	store   *eventstore.Store
+	store   eventstore.Store
 	sub     message.Subscriber
 	handler Handler
 	cfg     InboundConfig
@@ -165,7 +165,7 @@ type Inbound struct {
 
 // NewInbound returns an inbound consumer of sub's topics into handler.
 // Nothing runs until Run.
-func NewInbound(store *eventstore.Store, sub message.Subscriber, handler Handler, cfg InboundConfig) (*Inbound, error) {
+func NewInbound(store eventstore.Store, sub message.Subscriber, handler Handler, cfg InboundConfig) (*Inbound, error) {
 	var errs []error
 	if store == nil {
 		errs = append(errs, errors.New("broker: NewInbound: store is nil"))
@@ -302,7 +302,7 @@ type handlerFailure struct{ err error }
 
 func (h handlerFailure) Error() string { return h.err.Error() }
 
-func (in *Inbound) callHandler(ctx context.Context, tx *eventstore.Txn, rec eventstore.Record) (err error) {
+func (in *Inbound) callHandler(ctx context.Context, tx eventstore.Txn, rec eventstore.Record) (err error) {
 	defer func() {
 		if p := recover(); p != nil {
 			err = fmt.Errorf("handler panicked: %v", p)
@@ -322,7 +322,7 @@ func (in *Inbound) handle(ctx context.Context, topic string, msg *message.Messag
 	for attempt := 1; ; attempt++ {
 		dup := false
 		now := in.cfg.Clock.Now()
-		err := in.store.Update(ctx, func(tx *eventstore.Txn) error {
+		err := in.store.Update(ctx, func(tx eventstore.Txn) error {
 			if _, seen, err := tx.Get(idKey); err != nil {
 				return err
 			} else if seen {
@@ -423,7 +423,7 @@ func (in *Inbound) Purge(ctx context.Context) (int, error) {
 	total := 0
 	for {
 		n := 0
-		err := in.store.Update(ctx, func(tx *eventstore.Txn) error {
+		err := in.store.Update(ctx, func(tx eventstore.Txn) error {
 			var keys [][]byte
 			for kv, err := range tx.Scan(lower, upper, false) {
 				if err != nil {

@@ -24,7 +24,7 @@ func newGoChannel(t *testing.T) *gochannel.GoChannel {
 	return ch
 }
 
-func counterHandler(_ context.Context, tx *eventstore.Txn, rec eventstore.Record) error {
+func counterHandler(_ context.Context, tx eventstore.Txn, rec eventstore.Record) error {
 	k := []byte("count/" + rec.ID.String())
 	var c uint64
 	if v, ok, err := tx.Get(k); err != nil {
@@ -35,7 +35,7 @@ func counterHandler(_ context.Context, tx *eventstore.Txn, rec eventstore.Record
 	return tx.Set(k, binary.BigEndian.AppendUint64(nil, c+1))
 }
 
-func countOf(t *testing.T, s *eventstore.Store, id uuid.UUID) uint64 {
+func countOf(t *testing.T, s eventstore.Store, id uuid.UUID) uint64 {
 	t.Helper()
 	v, ok, err := s.Get(context.Background(), []byte("count/"+id.String()))
 	if err != nil {
@@ -110,7 +110,7 @@ func TestInboundRetriesThenDeadLetters(t *testing.T) {
 	ch := newGoChannel(t)
 	clock := newTestClock()
 	bad := record("a", 1)
-	h := func(ctx context.Context, tx *eventstore.Txn, rec eventstore.Record) error {
+	h := func(ctx context.Context, tx eventstore.Txn, rec eventstore.Record) error {
 		if rec.ID == bad.ID {
 			// Writes of a failed attempt are rolled back.
 			if err := tx.Set([]byte("leak"), []byte("x")); err != nil {
@@ -169,7 +169,7 @@ func TestInboundRetriesThenDeadLetters(t *testing.T) {
 func TestInboundStopsWithoutDeadLetter(t *testing.T) {
 	store := openStore(t)
 	ch := newGoChannel(t)
-	in, err := broker.NewInbound(store, ch, func(context.Context, *eventstore.Txn, eventstore.Record) error { panic("handler bug") },
+	in, err := broker.NewInbound(store, ch, func(context.Context, eventstore.Txn, eventstore.Record) error { panic("handler bug") },
 		broker.InboundConfig{Name: "svc", Topics: []string{"orders"}, MaxAttempts: 2, Clock: newTestClock()})
 	if err != nil {
 		t.Fatal(err)

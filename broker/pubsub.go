@@ -70,14 +70,14 @@ func (c PublisherConfig) Validate() error {
 // message becomes an event of its key's stream (its UUID the event ID, its
 // metadata the event's fields and headers, see DecodeMessage).
 type Publisher struct {
-	store *eventstore.Store
+	store eventstore.Store
 	cfg   PublisherConfig
 	mu    sync.RWMutex
 	done  bool
 }
 
 // NewPublisher returns a Publisher on store.
-func NewPublisher(store *eventstore.Store, cfg PublisherConfig) (*Publisher, error) {
+func NewPublisher(store eventstore.Store, cfg PublisherConfig) (*Publisher, error) {
 	var errs []error
 	if store == nil {
 		errs = append(errs, errors.New("broker: NewPublisher: store is nil"))
@@ -103,7 +103,7 @@ func NewPublisher(store *eventstore.Store, cfg PublisherConfig) (*Publisher, err
 }
 
 // ensureTopic creates topic with the given partitions if it does not exist.
-func ensureTopic(ctx context.Context, store *eventstore.Store, topic string, partitions int) error {
+func ensureTopic(ctx context.Context, store eventstore.Store, topic string, partitions int) error {
 	if _, err := store.Partitions(topic); err == nil {
 		return nil
 	}
@@ -274,7 +274,7 @@ func (c SubscriberConfig) Validate() error {
 // Messages of one key arrive in the order they were published. Delivery is
 // at least once: a rebalance or a restart redelivers what was not committed.
 type Subscriber struct {
-	store *eventstore.Store
+	store eventstore.Store
 	cfg   SubscriberConfig
 
 	mu struct {
@@ -290,7 +290,7 @@ type subscription struct {
 }
 
 // NewSubscriber returns a Subscriber on store.
-func NewSubscriber(store *eventstore.Store, cfg SubscriberConfig) (*Subscriber, error) {
+func NewSubscriber(store eventstore.Store, cfg SubscriberConfig) (*Subscriber, error) {
 	var errs []error
 	if store == nil {
 		errs = append(errs, errors.New("broker: NewSubscriber: store is nil"))
@@ -359,7 +359,7 @@ func (s *Subscriber) Subscribe(ctx context.Context, topic string) (<-chan *messa
 	return out, nil
 }
 
-func (s *Subscriber) deliver(ctx context.Context, c *eventstore.Consumer, out chan<- *message.Message) error {
+func (s *Subscriber) deliver(ctx context.Context, c eventstore.Consumer, out chan<- *message.Message) error {
 	for {
 		recs, err := c.Poll(ctx, s.cfg.BatchSize)
 		if err != nil {
@@ -403,7 +403,7 @@ func (s *Subscriber) deliver(ctx context.Context, c *eventstore.Consumer, out ch
 				if nacked {
 					continue
 				}
-				err := s.store.Update(context.WithoutCancel(ctx), func(tx *eventstore.Txn) error {
+				err := s.store.Update(context.WithoutCancel(ctx), func(tx eventstore.Txn) error {
 					return tx.CommitOffsets(c, map[eventstore.TopicPartition]int64{tp: rec.Offset + 1})
 				}, eventstore.UpdateNoSync())
 				if errors.Is(err, eventstore.ErrNotAssigned) {
@@ -417,7 +417,7 @@ func (s *Subscriber) deliver(ctx context.Context, c *eventstore.Consumer, out ch
 	}
 }
 
-func assigned(c *eventstore.Consumer, tp eventstore.TopicPartition) bool {
+func assigned(c eventstore.Consumer, tp eventstore.TopicPartition) bool {
 	for _, a := range c.Assignment() {
 		if a == tp {
 			return true

@@ -89,7 +89,7 @@ func (c RelayConfig) Validate() error {
 // of its key. A crash or a retry can therefore publish a record twice;
 // consumers deduplicate by event ID (the message UUID), as Inbound does.
 type Relay struct {
-	store *eventstore.Store
+	store eventstore.Store
 	pub   message.Publisher
 	cfg   RelayConfig
 
@@ -104,7 +104,7 @@ type Relay struct {
 }
 
 // NewRelay returns a relay from store to pub. Nothing runs until Run.
-func NewRelay(store *eventstore.Store, pub message.Publisher, cfg RelayConfig) (*Relay, error) {
+func NewRelay(store eventstore.Store, pub message.Publisher, cfg RelayConfig) (*Relay, error) {
 	var errs []error
 	if store == nil {
 		errs = append(errs, errors.New("broker: NewRelay: store is nil"))

@@ -111,7 +111,7 @@ func TestRelayToLog(t *testing.T) {
 	}
 }
 
-func srcVersion(ctx context.Context, s *eventstore.Store, key string, v uint64) (eventstore.Record, error) {
+func srcVersion(ctx context.Context, s eventstore.Store, key string, v uint64) (eventstore.Record, error) {
 	for rec, err := range s.ReadStream(ctx, "orders", key, v) {
 		return rec, err
 	}

@@ -249,7 +249,7 @@ type route interface {
 // conflicts, and remembers each command ID's result so that a command sent
 // twice is applied once. It is safe for concurrent use.
 type Bus struct {
-	store *eventstore.Store
+	store eventstore.Store
 	cfg   config
 	idem  *idempotency
 	chain HandlerFunc
@@ -277,7 +277,7 @@ type Bus struct {
 
 // New returns a bus on store. It reports every problem with the options at
 // once.
-func New(store *eventstore.Store, opts ...Option) (*Bus, error) {
+func New(store eventstore.Store, opts ...Option) (*Bus, error) {
 	cfg := config{
 		name:          DefaultName,
 		window:        DefaultIdempotencyWindow,

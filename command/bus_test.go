@@ -38,7 +38,7 @@ func orderAggregate(t testing.TB, opts ...aggregate.Option) *aggregate.Aggregate
 	return a
 }
 
-func openMem(t testing.TB, opts ...eventstore.Option) *eventstore.Store {
+func openMem(t testing.TB, opts ...eventstore.Option) eventstore.Store {
 	t.Helper()
 	s, err := eventstore.OpenMem(opts...)
 	if err != nil {
@@ -50,9 +50,9 @@ func openMem(t testing.TB, opts ...eventstore.Option) *eventstore.Store {
 
 // memReopener returns a function that opens the same in-memory store
 // again each time it is called (after the last one was closed): a restart.
-func memReopener(t testing.TB) func() *eventstore.Store {
+func memReopener(t testing.TB) func() eventstore.Store {
 	fs := vfs.NewMem()
-	return func() *eventstore.Store {
+	return func() eventstore.Store {
 		t.Helper()
 		s, err := eventstore.Open("db", eventstore.WithFS(fs))
 		if err != nil {
@@ -62,7 +62,7 @@ func memReopener(t testing.TB) func() *eventstore.Store {
 	}
 }
 
-func newBus(t testing.TB, s *eventstore.Store, opts ...command.Option) *command.Bus {
+func newBus(t testing.TB, s eventstore.Store, opts ...command.Option) *command.Bus {
 	t.Helper()
 	b, err := command.New(s, opts...)
 	if err != nil {
@@ -81,7 +81,7 @@ func register(t testing.TB, b *command.Bus, opts ...aggregate.Option) *command.H
 	return h
 }
 
-func records(t testing.TB, s *eventstore.Store, topic, key string) []eventstore.Record {
+func records(t testing.TB, s eventstore.Store, topic, key string) []eventstore.Record {
 	t.Helper()
 	var out []eventstore.Record
 	for rec, err := range s.ReadStream(context.Background(), topic, key, 0) {

@@ -23,7 +23,7 @@ const purgeBatch = 1000
 // (eventstore.WithState); one without, by a durable Update. Either way the
 // record exists exactly when the command's effect does.
 type idempotency struct {
-	store  *eventstore.Store
+	store  eventstore.Store
 	window time.Duration
 	now    func() time.Time
 	byID   []byte // prefix of the c/ keys
@@ -33,7 +33,7 @@ type idempotency struct {
 	filter *idFilter
 }
 
-func newIdempotency(store *eventstore.Store, bus string, window time.Duration, now func() time.Time) *idempotency {
+func newIdempotency(store eventstore.Store, bus string, window time.Duration, now func() time.Time) *idempotency {
 	prefix := "command/idem/" + bus + "/"
 	return &idempotency{
 		store: store, window: window, now: now,
@@ -102,7 +102,7 @@ func (d *idempotency) stage(w eventstore.StateWriter, res Result) error {
 
 // record durably stores the result of a command that appended nothing.
 func (d *idempotency) record(ctx context.Context, res Result) error {
-	return d.store.Update(ctx, func(tx *eventstore.Txn) error { return d.stage(tx, res) })
+	return d.store.Update(ctx, func(tx eventstore.Txn) error { return d.stage(tx, res) })
 }
 
 // purge deletes the records applied before now minus the window, in
@@ -115,7 +115,7 @@ func (d *idempotency) purge(ctx context.Context) (int, error) {
 	total := 0
 	for {
 		n := 0
-		err := d.store.Update(ctx, func(tx *eventstore.Txn) error {
+		err := d.store.Update(ctx, func(tx eventstore.Txn) error {
 			n = 0
 			var keys [][]byte
 			for kv, err := range tx.Scan(d.byTime, upper, false) {

@@ -14,7 +14,7 @@ import (
 // on a real disk (see BENCHMARKS.md); these benchmarks run on the in-memory
 // filesystem and show the CPU cost of each path.
 
-func benchStore(b *testing.B, partitions int) *eventstore.Store {
+func benchStore(b *testing.B, partitions int) *eventstore.PebbleStore {
 	b.Helper()
 	s, err := eventstore.OpenMem(eventstore.WithCleanupInterval(0))
 	if err != nil {
@@ -46,7 +46,7 @@ func BenchmarkAppend(b *testing.B) {
 	})
 }
 
-func load(b *testing.B, s *eventstore.Store, streams, events int) {
+func load(b *testing.B, s *eventstore.PebbleStore, streams, events int) {
 	b.Helper()
 	ctx := context.Background()
 	payload := make([]byte, 200)

@@ -52,7 +52,7 @@ const maxCleanupWork = 8192
 // period. Offsets never change; readers running meanwhile stay correct (they
 // read from a consistent snapshot and skip the gaps). It also runs in the
 // background, see WithCleanupInterval.
-func (s *Store) Cleanup(ctx context.Context) (CleanupStats, error) {
+func (s *PebbleStore) Cleanup(ctx context.Context) (CleanupStats, error) {
 	if err := s.acquire(); err != nil {
 		return CleanupStats{}, err
 	}
@@ -90,24 +90,26 @@ func (s *Store) Cleanup(ctx context.Context) (CleanupStats, error) {
 	return st, nil
 }
 
-func (s *Store) runCleanup() {
+func (s *PebbleStore) runCleanup() {
 	defer close(s.bgDone)
 	if s.opts.cleanupInterval <= 0 {
 		return
 	}
-	tick := time.NewTicker(s.opts.cleanupInterval)
-	defer tick.Stop()
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	go func() {
 		<-s.closing
 		cancel()
 	}()
+	next := s.opts.clock.Now().Add(s.opts.cleanupInterval)
 	for {
+		due, stop := s.opts.clock.At(next)
 		select {
 		case <-s.closing:
+			stop()
 			return
-		case <-tick.C:
+		case <-due:
+			next = s.opts.clock.Now().Add(s.opts.cleanupInterval)
 			if st, err := s.Cleanup(ctx); err != nil && !errors.Is(err, ErrClosed) && ctx.Err() == nil {
 				s.log.Error("eventstore: background cleanup failed", "err", err)
 			} else if st.Records > 0 {
@@ -131,13 +133,13 @@ func scanErr(ctx context.Context, err error) error {
 // cleanDelete removes the oldest records of a partition while they are past
 // the retention age or the partition is over its byte limit. Like Kafka, it
 // removes a prefix of the log: it stops at the first record it keeps.
-func (s *Store) cleanDelete(ctx context.Context, t *topicState, partition int, cfg TopicConfig, st *CleanupStats) error {
+func (s *PebbleStore) cleanDelete(ctx context.Context, t *topicState, partition int, cfg TopicConfig, st *CleanupStats) error {
 	p := &t.parts[partition]
 	end := p.end.Load()
 	size := p.bytes.Load()
 	var cutoff time.Time
 	if cfg.RetentionAge > 0 {
-		cutoff = s.opts.clock().Add(-cfg.RetentionAge)
+		cutoff = s.opts.clock.Now().Add(-cfg.RetentionAge)
 	}
 	newWork := func(from int64) *cleanupWork {
 		return &cleanupWork{partition: partition, rangeFrom: from, markHeads: true}
@@ -194,10 +196,10 @@ func (s *Store) cleanDelete(ctx context.Context, t *topicState, partition int, c
 // cleaner it makes two passes over the acknowledged part of the partition:
 // the first finds each key's newest record, the second removes the rest. A
 // record is only ever superseded by a newer acknowledged one.
-func (s *Store) cleanCompact(ctx context.Context, t *topicState, partition int, cfg TopicConfig, st *CleanupStats) error {
+func (s *PebbleStore) cleanCompact(ctx context.Context, t *topicState, partition int, cfg TopicConfig, st *CleanupStats) error {
 	p := &t.parts[partition]
 	start, end := p.start.Load(), p.end.Load()
-	graceCutoff := s.opts.clock().Add(-cfg.TombstoneGrace)
+	graceCutoff := s.opts.clock.Now().Add(-cfg.TombstoneGrace)
 	newest := map[string]uint64{}
 	var failure error
 	_, ok := s.scanPartition(ctx, t, partition, start, end, func(rec Record, err error) bool {
@@ -258,7 +260,7 @@ func (s *Store) cleanCompact(ctx context.Context, t *topicState, partition int, 
 
 // submitCleanup applies a cleanup's deletions in one batch, under the
 // partition's write lock, and adjusts the partition's counters.
-func (s *Store) submitCleanup(t *topicState, c *cleanupWork) error {
+func (s *PebbleStore) submitCleanup(t *topicState, c *cleanupWork) error {
 	if err := s.failure(); err != nil {
 		return err
 	}

@@ -2,16 +2,16 @@ package eventstore_test
 
 import (
 	"testing"
-	"time"
 
 	"github.com/cockroachdb/pebble/v2/vfs"
+	"github.com/muninn-es/muninn/clock"
 	"github.com/muninn-es/muninn/eventstore"
 	"github.com/muninn-es/muninn/eventstore/storetest"
 )
 
 func TestConformanceMem(t *testing.T) {
 	storetest.Run(t, storetest.Harness{
-		Open: func(t *testing.T, now func() time.Time) storetest.Store {
+		Open: func(t *testing.T, now clock.Clock) storetest.Store {
 			s, err := eventstore.OpenMem(eventstore.WithClock(now), eventstore.WithCleanupInterval(0))
 			if err != nil {
 				t.Fatal(err)
@@ -26,10 +26,10 @@ func TestConformanceMem(t *testing.T) {
 func TestConformanceDisk(t *testing.T) {
 	type diskStore struct {
 		dir string
-		now func() time.Time
+		now clock.Clock
 	}
 	dirs := map[storetest.Store]diskStore{}
-	open := func(t *testing.T, dir string, now func() time.Time) storetest.Store {
+	open := func(t *testing.T, dir string, now clock.Clock) storetest.Store {
 		s, err := eventstore.Open(dir, eventstore.WithClock(now), eventstore.WithCleanupInterval(0))
 		if err != nil {
 			t.Fatal(err)
@@ -38,7 +38,7 @@ func TestConformanceDisk(t *testing.T) {
 		return s
 	}
 	storetest.Run(t, storetest.Harness{
-		Open: func(t *testing.T, now func() time.Time) storetest.Store {
+		Open: func(t *testing.T, now clock.Clock) storetest.Store {
 			return open(t, t.TempDir(), now)
 		},
 		Reopen: func(t *testing.T, s storetest.Store) storetest.Store {
@@ -55,8 +55,8 @@ func TestConformanceDisk(t *testing.T) {
 // files across Close: the same check, without disk I/O.
 func TestConformanceMemReopen(t *testing.T) {
 	fss := map[storetest.Store]vfs.FS{}
-	nows := map[storetest.Store]func() time.Time{}
-	open := func(t *testing.T, fs vfs.FS, now func() time.Time) storetest.Store {
+	nows := map[storetest.Store]clock.Clock{}
+	open := func(t *testing.T, fs vfs.FS, now clock.Clock) storetest.Store {
 		s, err := eventstore.Open("db", eventstore.WithFS(fs), eventstore.WithClock(now), eventstore.WithCleanupInterval(0))
 		if err != nil {
 			t.Fatal(err)
@@ -65,7 +65,7 @@ func TestConformanceMemReopen(t *testing.T) {
 		return s
 	}
 	storetest.Run(t, storetest.Harness{
-		Open: func(t *testing.T, now func() time.Time) storetest.Store { return open(t, vfs.NewMem(), now) },
+		Open: func(t *testing.T, now clock.Clock) storetest.Store { return open(t, vfs.NewMem(), now) },
 		Reopen: func(t *testing.T, s storetest.Store) storetest.Store {
 			fs, now := fss[s], nows[s]
 			if err := s.Close(); err != nil {

@@ -3,11 +3,11 @@ package eventstore
 import (
 	"context"
 	"errors"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/cockroachdb/pebble/v2"
+	"github.com/muninn-es/muninn/clock"
 )
 
 // TestCorruptRecordIsAnErrorNotData damages a stored record behind the
@@ -81,10 +81,8 @@ func TestCorruptRecordIsAnErrorNotData(t *testing.T) {
 // without calling Cleanup.
 func TestBackgroundCleanup(t *testing.T) {
 	ctx := context.Background()
-	var now atomic.Int64
-	now.Store(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC).UnixNano())
-	clock := func() time.Time { return time.Unix(0, now.Load()) }
-	s, err := OpenMem(WithClock(clock), WithCleanupInterval(5*time.Millisecond))
+	clk := clock.NewManual(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
+	s, err := OpenMem(WithClock(clk), WithCleanupInterval(5*time.Millisecond))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -97,7 +95,7 @@ func TestBackgroundCleanup(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	now.Add(int64(2 * time.Hour))
+	clk.Advance(2 * time.Hour)
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		info, err := s.DescribeTopic(ctx, "logs")

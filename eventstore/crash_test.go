@@ -98,7 +98,7 @@ func runCrashChild(dir string, round int, seed uint64) {
 // crashWriter appends batches of 1-5 events to streams of its own: some that
 // every round writes ("g3-k1"), whose heads it learns from the store, and
 // some new to this round ("r2-g3-k1").
-func crashWriter(ctx context.Context, s *eventstore.Store, round, g int, rng *rand.Rand, ack func([]byte)) {
+func crashWriter(ctx context.Context, s *eventstore.PebbleStore, round, g int, rng *rand.Rand, ack func([]byte)) {
 	var keys []string
 	for k := range 6 {
 		keys = append(keys, fmt.Sprintf("g%d-k%d", g, k))

@@ -20,9 +20,12 @@ var (
 	// ErrTopicExists is returned by CreateTopic when the name is taken.
 	ErrTopicExists = errors.New("eventstore: topic already exists")
 	// ErrInvalidArgument is wrapped by every error that reports bad input: a
-	// bad topic name or configuration, an empty key, an oversized event, an
-	// out-of-range partition.
-	ErrInvalidArgument = errors.New("eventstore: invalid argument")
+	// bad name or configuration, an empty key, an oversized event, an
+	// out-of-range partition. It is the one such error of the whole
+	// framework: the packages above the log wrap it too, so that
+	// errors.Is(err, eventstore.ErrInvalidArgument) recognizes bad input
+	// wherever it was found.
+	ErrInvalidArgument = errors.New("muninn: invalid argument")
 	// ErrCorrupt is wrapped by *CorruptRecordError and by errors about damaged
 	// metadata.
 	ErrCorrupt = errors.New("eventstore: corrupt data")

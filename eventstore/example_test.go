@@ -7,6 +7,7 @@ import (
 	"log"
 	"time"
 
+	"github.com/muninn-es/muninn/clock"
 	"github.com/muninn-es/muninn/eventstore"
 )
 
@@ -314,9 +315,9 @@ func ExampleStore_Cleanup() {
 	ctx := context.Background()
 	// A clock the example moves by hand, instead of waiting; background
 	// cleanup is off so that only the explicit Cleanup calls run.
-	now := time.Date(2025, 1, 1, 12, 0, 0, 0, time.UTC)
+	clk := clock.NewManual(time.Date(2025, 1, 1, 12, 0, 0, 0, time.UTC))
 	s, err := eventstore.OpenMem(
-		eventstore.WithClock(func() time.Time { return now }),
+		eventstore.WithClock(clk),
 		eventstore.WithCleanupInterval(0),
 	)
 	if err != nil {
@@ -369,7 +370,7 @@ func ExampleStore_Cleanup() {
 	show()
 
 	// Two hours later the tombstone is past its grace: bob is gone.
-	now = now.Add(2 * time.Hour)
+	clk.Advance(2 * time.Hour)
 	cleanup()
 	show()
 	// Output:
@@ -410,7 +411,7 @@ func ExampleStore_Update() {
 	if err != nil {
 		log.Fatal(err)
 	}
-	err = s.Update(ctx, func(tx *eventstore.Txn) error {
+	err = s.Update(ctx, func(tx eventstore.Txn) error {
 		next := map[eventstore.TopicPartition]int64{}
 		for _, rec := range recs {
 			key := []byte("counts/" + rec.Key)

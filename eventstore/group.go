@@ -37,23 +37,43 @@ const (
 	Latest
 )
 
+// ConsumerOptions is what the ConsumerOptions of one JoinGroup ask for. A
+// backend reads them with NewConsumerOptions.
+type ConsumerOptions struct {
+	// MemberID is the member's ID; empty means the group name and a random
+	// suffix (see WithMemberID).
+	MemberID string
+	// Start is where to start on partitions the group never committed.
+	Start StartPosition
+}
+
 // ConsumerOption configures JoinGroup.
-type ConsumerOption func(*consumerOptions)
+type ConsumerOption func(*ConsumerOptions)
+
+// NewConsumerOptions applies opts to a zero ConsumerOptions.
+func NewConsumerOptions(opts ...ConsumerOption) ConsumerOptions {
+	var o ConsumerOptions
+	for _, f := range opts {
+		if f != nil {
+			f(&o)
+		}
+	}
+	return o
+}
 
 type consumerOptions struct {
-	memberID string
-	start    StartPosition
-	chunk    int
+	ConsumerOptions
+	chunk int
 }
 
 // WithMemberID sets the member's ID (default: the group name and a random
 // suffix). IDs must be unique within the group.
-func WithMemberID(id string) ConsumerOption { return func(o *consumerOptions) { o.memberID = id } }
+func WithMemberID(id string) ConsumerOption { return func(o *ConsumerOptions) { o.MemberID = id } }
 
 // WithStartPosition sets where to start on partitions the group has never
 // committed (default Earliest).
 func WithStartPosition(p StartPosition) ConsumerOption {
-	return func(o *consumerOptions) { o.start = p }
+	return func(o *ConsumerOptions) { o.Start = p }
 }
 
 // coordinator keeps the in-process consumer groups: their members and the
@@ -89,7 +109,7 @@ type groupState struct {
 	// rebalances, so that a member that lost a partition can never commit it.
 	mu         sync.Mutex
 	generation atomic.Int64
-	members    map[string]*Consumer
+	members    map[string]*pebbleConsumer
 	assignment map[string][]TopicPartition
 	owner      map[TopicPartition]string
 	// epoch counts the changes of each partition's owner, so that a member
@@ -106,8 +126,8 @@ type groupState struct {
 // subscribes to are spread over the group's members in this process and
 // rebalanced when a member joins or leaves. Read with Records; commit with
 // Commit or CommitOffsets.
-type Consumer struct {
-	s      *Store
+type pebbleConsumer struct {
+	s      *PebbleStore
 	g      *groupState
 	id     string
 	topics []*topicState
@@ -126,40 +146,25 @@ type Consumer struct {
 	next int
 }
 
-// ValidateGroupName checks a consumer group name: 1 to 249 bytes, printable.
-func ValidateGroupName(name string) error {
-	if name == "" {
-		return invalid("group", "name is empty")
-	}
-	if len(name) > MaxTopicNameLen {
-		return invalid("group", "name is %d bytes, longer than %d", len(name), MaxTopicNameLen)
-	}
-	for i, r := range name {
-		if r < 0x20 || r == 0x7f {
-			return invalid("group", "name %q has a control character at %d", name, i)
-		}
-	}
-	return nil
-}
+// ValidateGroupName checks a consumer group name: ValidateName("group",
+// name).
+func ValidateGroupName(name string) error { return ValidateName("group", name) }
 
 // JoinGroup adds a member to consumer group group, subscribed to topics, and
 // rebalances the group. The member resumes every partition it is assigned
 // from the group's committed offset.
-func (s *Store) JoinGroup(ctx context.Context, group string, topics []string, opts ...ConsumerOption) (*Consumer, error) {
+func (s *PebbleStore) JoinGroup(ctx context.Context, group string, topics []string, opts ...ConsumerOption) (Consumer, error) {
 	if s.closedFlag.Load() {
 		return nil, ErrClosed
 	}
-	o := consumerOptions{chunk: 512}
-	for _, opt := range opts {
-		opt(&o)
-	}
+	o := consumerOptions{ConsumerOptions: NewConsumerOptions(opts...), chunk: 512}
 	var errs []error
 	errs = append(errs, ValidateGroupName(group))
 	if len(topics) == 0 {
 		errs = append(errs, invalid("topics", "none given"))
 	}
-	if o.start != Earliest && o.start != Latest {
-		errs = append(errs, invalid("WithStartPosition", "unknown position %d", o.start))
+	if o.Start != Earliest && o.Start != Latest {
+		errs = append(errs, invalid("WithStartPosition", "unknown position %d", o.Start))
 	}
 	var ts []*topicState
 	for _, name := range topics {
@@ -179,15 +184,15 @@ func (s *Store) JoinGroup(ctx context.Context, group string, topics []string, op
 		return nil, err
 	}
 	defer s.release()
-	if o.memberID == "" {
-		o.memberID = group + "-" + uuid.NewString()[:8]
+	if o.MemberID == "" {
+		o.MemberID = group + "-" + uuid.NewString()[:8]
 	}
-	c := &Consumer{s: s, id: o.memberID, topics: ts, opts: o, closed: make(chan struct{}), positions: map[TopicPartition]int64{}}
+	c := &pebbleConsumer{s: s, id: o.MemberID, topics: ts, opts: o, closed: make(chan struct{}), positions: map[TopicPartition]int64{}}
 
 	s.groups.mu.Lock()
 	g, ok := s.groups.groups[group]
 	if !ok {
-		g = &groupState{name: group, members: map[string]*Consumer{}, changed: make(chan struct{})}
+		g = &groupState{name: group, members: map[string]*pebbleConsumer{}, changed: make(chan struct{})}
 		s.groups.groups[group] = g
 	}
 	s.groups.mu.Unlock()
@@ -265,7 +270,7 @@ func (g *groupState) rebalanceLocked() {
 
 // topicState returns one of the member's topics. Assignments only ever
 // name topics the member subscribes to.
-func (c *Consumer) topicState(name string) *topicState {
+func (c *pebbleConsumer) topicState(name string) *topicState {
 	for _, t := range c.topics {
 		if t.meta.Name == name {
 			return t
@@ -275,10 +280,35 @@ func (c *Consumer) topicState(name string) *topicState {
 }
 
 // ID returns the member's ID.
-func (c *Consumer) ID() string { return c.id }
+func (c *pebbleConsumer) ID() string { return c.id }
+
+// Group returns the name of the member's group.
+func (c *pebbleConsumer) Group() string { return c.g.name }
+
+// Rewind moves the member's read position on every partition it holds back
+// to the group's committed offset (or where an uncommitted partition
+// starts), so that what it polled and did not commit is read again. Poll and
+// Rewind share the member's position: call it from the polling goroutine.
+func (c *pebbleConsumer) Rewind(ctx context.Context) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if err := c.s.acquire(); err != nil {
+		return err
+	}
+	defer c.s.release()
+	// Forgetting the generation makes the next refresh load every
+	// partition's position from the committed offsets.
+	c.gen = -1
+	clear(c.positions)
+	if r := c.refresh(ctx); r.err != nil {
+		return r.err
+	}
+	return nil
+}
 
 // Assignment returns the partitions currently assigned to the member.
-func (c *Consumer) Assignment() []TopicPartition {
+func (c *pebbleConsumer) Assignment() []TopicPartition {
 	c.g.mu.Lock()
 	defer c.g.mu.Unlock()
 	return slices.Clone(c.g.assignment[c.id])
@@ -286,7 +316,7 @@ func (c *Consumer) Assignment() []TopicPartition {
 
 // Close leaves the group, which rebalances its partitions over the members
 // that remain. A running Records loop ends. Close is idempotent.
-func (c *Consumer) Close() error {
+func (c *pebbleConsumer) Close() error {
 	c.once.Do(func() {
 		close(c.closed)
 		c.g.mu.Lock()
@@ -304,7 +334,7 @@ func (c *Consumer) Close() error {
 // starts the new ones from their committed offsets. It runs until ctx ends
 // (no error), the loop breaks, the consumer closes (no error), or the store
 // closes (ErrClosed). Only one Records loop may run per Consumer at a time.
-func (c *Consumer) Records(ctx context.Context) iter.Seq2[Record, error] {
+func (c *pebbleConsumer) Records(ctx context.Context) iter.Seq2[Record, error] {
 	return func(yield func(Record, error) bool) {
 		if err := c.s.acquire(); err != nil {
 			yield(Record{}, err)
@@ -387,7 +417,7 @@ func (c *Consumer) Records(ctx context.Context) iter.Seq2[Record, error] {
 // waitCases returns what a consumer with nothing to read waits for: ctx,
 // the consumer's and the store's closing, a rebalance (changed), and a
 // commit to any of its topics, in that order.
-func (c *Consumer) waitCases(ctx context.Context, changed chan struct{}) []reflect.SelectCase {
+func (c *pebbleConsumer) waitCases(ctx context.Context, changed chan struct{}) []reflect.SelectCase {
 	cases := []reflect.SelectCase{
 		{Dir: reflect.SelectRecv, Chan: reflect.ValueOf(ctx.Done())},
 		{Dir: reflect.SelectRecv, Chan: reflect.ValueOf(c.closed)},
@@ -410,18 +440,18 @@ func (c *Consumer) waitCases(ctx context.Context, changed chan struct{}) []refle
 // It returns ctx's error when ctx ends first, ErrConsumerClosed after
 // Close, and ErrClosed when the store closes. Records and Poll share the
 // member's position: use one of them at a time.
-func (c *Consumer) Poll(ctx context.Context, max int) ([]Record, error) {
+func (c *pebbleConsumer) Poll(ctx context.Context, max int) ([]Record, error) {
 	return c.poll(ctx, max, true)
 }
 
 // TryPoll is Poll without the wait: it returns what is available, up to
 // max, and an empty batch at once if nothing is. A batching consumer that
 // holds records already uses it to top them up without blocking.
-func (c *Consumer) TryPoll(ctx context.Context, max int) ([]Record, error) {
+func (c *pebbleConsumer) TryPoll(ctx context.Context, max int) ([]Record, error) {
 	return c.poll(ctx, max, false)
 }
 
-func (c *Consumer) poll(ctx context.Context, max int, wait bool) ([]Record, error) {
+func (c *pebbleConsumer) poll(ctx context.Context, max int, wait bool) ([]Record, error) {
 	if max <= 0 {
 		return nil, invalid("max", "must be positive, got %d", max)
 	}
@@ -515,7 +545,7 @@ type refreshResult struct {
 
 // refresh brings the member's view of its assignment up to date, loading
 // the committed offsets of newly assigned partitions.
-func (c *Consumer) refresh(ctx context.Context) refreshResult {
+func (c *pebbleConsumer) refresh(ctx context.Context) refreshResult {
 	c.g.mu.Lock()
 	gen := c.g.generation.Load()
 	ch := c.g.changed
@@ -553,7 +583,7 @@ func (c *Consumer) refresh(ctx context.Context) refreshResult {
 		switch {
 		case ok:
 			positions[tp] = max(off, p.start.Load())
-		case c.opts.start == Latest:
+		case c.opts.Start == Latest:
 			positions[tp] = max(endAt[tp], p.start.Load())
 		default:
 			positions[tp] = p.start.Load()
@@ -569,7 +599,7 @@ func (c *Consumer) refresh(ctx context.Context) refreshResult {
 // Commit commits the offset after rec for rec's partition: the group resumes
 // there after a restart or rebalance. It fails with ErrNotAssigned if the
 // partition is no longer assigned to this member.
-func (c *Consumer) Commit(ctx context.Context, rec Record) error {
+func (c *pebbleConsumer) Commit(ctx context.Context, rec Record) error {
 	return c.CommitOffsets(ctx, map[TopicPartition]int64{{rec.Topic, rec.Partition}: rec.Offset + 1})
 }
 
@@ -579,7 +609,7 @@ func (c *Consumer) Commit(ctx context.Context, rec Record) error {
 // and must not have been with another member since this one last read it
 // (else ErrNotAssigned and nothing is committed): after a partition comes
 // back, the member reads it again from the group's committed offset.
-func (c *Consumer) CommitOffsets(ctx context.Context, offsets map[TopicPartition]int64) error {
+func (c *pebbleConsumer) CommitOffsets(ctx context.Context, offsets map[TopicPartition]int64) error {
 	if err := c.s.acquire(); err != nil {
 		return err
 	}
@@ -599,7 +629,7 @@ func (c *Consumer) CommitOffsets(ctx context.Context, offsets map[TopicPartition
 
 // stageOffsetsLocked checks that every partition is assigned to c and its
 // offset within the log, and stages the commits into b. c.g.mu is held.
-func (c *Consumer) stageOffsetsLocked(b *pebble.Batch, offsets map[TopicPartition]int64) error {
+func (c *pebbleConsumer) stageOffsetsLocked(b *pebble.Batch, offsets map[TopicPartition]int64) error {
 	select {
 	case <-c.closed:
 		return fmt.Errorf("eventstore: commit by member %q that left group %q: %w", c.id, c.g.name, ErrNotAssigned)
@@ -627,7 +657,7 @@ func (c *Consumer) stageOffsetsLocked(b *pebble.Batch, offsets map[TopicPartitio
 }
 
 // committed returns a group's committed offset for a partition.
-func (s *Store) committed(group string, t *topicState, partition int) (int64, bool, error) {
+func (s *PebbleStore) committed(group string, t *topicState, partition int) (int64, bool, error) {
 	v, closer, err := s.db.Get(appendGroupKey(nil, group, t.meta.ID, partition))
 	if errors.Is(err, pebble.ErrNotFound) {
 		return 0, false, nil
@@ -644,7 +674,7 @@ func (s *Store) committed(group string, t *topicState, partition int) (int64, bo
 
 // CommittedOffset returns the offset group will resume topic's partition
 // from, and false if it has never committed one.
-func (s *Store) CommittedOffset(ctx context.Context, group, topic string, partition int) (int64, bool, error) {
+func (s *PebbleStore) CommittedOffset(ctx context.Context, group, topic string, partition int) (int64, bool, error) {
 	t, err := s.topic(topic)
 	if err != nil {
 		return 0, false, err
@@ -693,7 +723,7 @@ type GroupPartitionInfo struct {
 // DescribeGroup returns a group's members, assignments and, per partition,
 // committed offset and lag. A group without members but with committed
 // offsets (say, after a restart) is described from its offsets.
-func (s *Store) DescribeGroup(ctx context.Context, group string) (GroupInfo, error) {
+func (s *PebbleStore) DescribeGroup(ctx context.Context, group string) (GroupInfo, error) {
 	if err := ValidateGroupName(group); err != nil {
 		return GroupInfo{}, err
 	}
@@ -785,7 +815,7 @@ func (s *Store) DescribeGroup(ctx context.Context, group string) (GroupInfo, err
 
 // ListGroups returns the names of the groups that have members in this
 // process or committed offsets in the store, sorted.
-func (s *Store) ListGroups(ctx context.Context) ([]string, error) {
+func (s *PebbleStore) ListGroups(ctx context.Context) ([]string, error) {
 	if err := s.acquire(); err != nil {
 		return nil, err
 	}

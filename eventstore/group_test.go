@@ -13,7 +13,7 @@ import (
 	"github.com/muninn-es/muninn/eventstore"
 )
 
-func openMem(t *testing.T, opts ...eventstore.Option) *eventstore.Store {
+func openMem(t *testing.T, opts ...eventstore.Option) *eventstore.PebbleStore {
 	t.Helper()
 	s, err := eventstore.OpenMem(opts...)
 	if err != nil {
@@ -23,7 +23,7 @@ func openMem(t *testing.T, opts ...eventstore.Option) *eventstore.Store {
 	return s
 }
 
-func appendN(t *testing.T, s *eventstore.Store, topic string, n int) {
+func appendN(t *testing.T, s *eventstore.PebbleStore, topic string, n int) {
 	t.Helper()
 	for i := range n {
 		if _, err := s.Append(t.Context(), topic, fmt.Sprint("k", i), eventstore.Any, []eventstore.Event{{Type: "e", Payload: []byte(fmt.Sprint(i))}}); err != nil {
@@ -33,7 +33,7 @@ func appendN(t *testing.T, s *eventstore.Store, topic string, n int) {
 }
 
 // consume reads from c in a goroutine and sends each record on the channel.
-func consume(ctx context.Context, c *eventstore.Consumer) <-chan eventstore.Record {
+func consume(ctx context.Context, c eventstore.Consumer) <-chan eventstore.Record {
 	out := make(chan eventstore.Record, 1024)
 	go func() {
 		defer close(out)
@@ -196,7 +196,7 @@ func TestGroupCommitAfterRevocationIsRefused(t *testing.T) {
 func TestGroupResumesAfterRestart(t *testing.T) {
 	fs := vfs.NewMem()
 	ctx := t.Context()
-	open := func() *eventstore.Store {
+	open := func() *eventstore.PebbleStore {
 		s, err := eventstore.Open("db", eventstore.WithFS(fs))
 		if err != nil {
 			t.Fatal(err)
@@ -471,7 +471,7 @@ func TestReassignedPartitionIsFenced(t *testing.T) {
 	_ = b.Close() // the partition goes back to a
 
 	// a's offsets from before the move are refused, with its state writes.
-	err = s.Update(ctx, func(tx *eventstore.Txn) error {
+	err = s.Update(ctx, func(tx eventstore.Txn) error {
 		_ = tx.Set([]byte("model"), []byte("stale"))
 		return tx.CommitOffsets(a, map[eventstore.TopicPartition]int64{moved: 3})
 	})

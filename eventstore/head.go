@@ -18,7 +18,7 @@ import (
 // streamHead returns the head version of a stream, counting only records at
 // offsets below end; end < 0 counts every record applied, durable or not
 // (the writers' view).
-func (s *Store) streamHead(t *topicState, key string, end int64) (uint64, error) {
+func (s *PebbleStore) streamHead(t *topicState, key string, end int64) (uint64, error) {
 	marker, err := s.headMarker(t.meta.ID, key)
 	if err != nil {
 		return 0, err
@@ -55,7 +55,7 @@ func (s *Store) streamHead(t *topicState, key string, end int64) (uint64, error)
 
 // headMarker returns the version cleanup recorded for a stream whose newest
 // records it removed, or 0.
-func (s *Store) headMarker(topicID uint32, key string) (uint64, error) {
+func (s *PebbleStore) headMarker(topicID uint32, key string) (uint64, error) {
 	v, closer, err := s.db.Get(appendHeadKey(nil, topicID, key))
 	if errors.Is(err, pebble.ErrNotFound) {
 		return 0, nil
@@ -72,7 +72,7 @@ func (s *Store) headMarker(topicID uint32, key string) (uint64, error) {
 
 // headLocked returns the head version of a stream as writers see it
 // (including appends applied but not yet synced). p.mu must be held.
-func (s *Store) headLocked(t *topicState, p *partState, key string) (uint64, error) {
+func (s *PebbleStore) headLocked(t *topicState, p *partState, key string) (uint64, error) {
 	if v, ok := p.mu.heads[key]; ok {
 		return v, nil
 	}

@@ -323,7 +323,7 @@ func TestReopenKeepsState(t *testing.T) {
 		heads   map[string]uint64
 		records map[string][]eventstore.Record
 	}
-	take := func(s *eventstore.Store) snapshot {
+	take := func(s *eventstore.PebbleStore) snapshot {
 		t.Helper()
 		var sn snapshot
 		var err error

@@ -7,6 +7,7 @@ import (
 
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/cockroachdb/pebble/v2/vfs"
+	"github.com/muninn-es/muninn/clock"
 )
 
 // Option configures Open.
@@ -15,7 +16,7 @@ type Option func(*options)
 type options struct {
 	fs              vfs.FS
 	logger          *slog.Logger
-	clock           func() time.Time
+	clock           clock.Clock
 	cleanupInterval time.Duration
 	maxGroupAppends int
 	maxEventBytes   int
@@ -27,7 +28,7 @@ type options struct {
 func defaultOptions() options {
 	return options{
 		logger:          slog.New(slog.DiscardHandler),
-		clock:           time.Now,
+		clock:           clock.System(),
 		cleanupInterval: time.Minute,
 		maxGroupAppends: 4096,
 		maxEventBytes:   1 << 20,
@@ -50,12 +51,13 @@ func WithLogger(l *slog.Logger) Option {
 	}
 }
 
-// WithClock replaces time.Now as the source of record timestamps and of
-// "now" for retention. Tests use it to age records without sleeping.
-func WithClock(now func() time.Time) Option {
+// WithClock sets the clock of record timestamps, of "now" for retention and
+// of the background cleanup's interval (default clock.System()). Tests use a
+// clock.Manual to age records without sleeping.
+func WithClock(c clock.Clock) Option {
 	return func(o *options) {
-		if now != nil {
-			o.clock = now
+		if c != nil {
+			o.clock = c
 		}
 	}
 }
@@ -105,12 +107,28 @@ func (o *options) validate() error {
 	return errors.Join(errs...)
 }
 
-// AppendOption configures one Append.
-type AppendOption func(*appendOptions)
+// AppendOptions is what the AppendOptions of one Append ask for. A backend
+// reads them with NewAppendOptions; users set them with NoSync and WithState.
+type AppendOptions struct {
+	// NoSync: return once the events are visible, without waiting for
+	// fsync (see NoSync).
+	NoSync bool
+	// State stages state writes in the append's batch (see WithState).
+	State func(AppendResult, StateWriter) error
+}
 
-type appendOptions struct {
-	noSync bool
-	state  func(AppendResult, StateWriter) error
+// AppendOption configures one Append.
+type AppendOption func(*AppendOptions)
+
+// NewAppendOptions applies opts to a zero AppendOptions.
+func NewAppendOptions(opts ...AppendOption) AppendOptions {
+	var o AppendOptions
+	for _, f := range opts {
+		if f != nil {
+			f(&o)
+		}
+	}
+	return o
 }
 
 // NoSync makes an append non-durable: it returns once the events are in the
@@ -120,15 +138,29 @@ type appendOptions struct {
 // append to the same partition is waiting for its fsync, a NoSync append
 // waits for that fsync too, so that readers never see a durable append's
 // records before it is durable.
-func NoSync() AppendOption { return func(o *appendOptions) { o.noSync = true } }
+func NoSync() AppendOption { return func(o *AppendOptions) { o.NoSync = true } }
+
+// ReadOptions is what the ReadOptions of one stream read ask for. A backend
+// reads them with NewReadOptions.
+type ReadOptions struct {
+	// Backward reads from the given version down to 1 (see Backward).
+	Backward bool
+}
 
 // ReadOption configures a stream read.
-type ReadOption func(*readOptions)
+type ReadOption func(*ReadOptions)
 
-type readOptions struct {
-	backward bool
+// NewReadOptions applies opts to a zero ReadOptions.
+func NewReadOptions(opts ...ReadOption) ReadOptions {
+	var o ReadOptions
+	for _, f := range opts {
+		if f != nil {
+			f(&o)
+		}
+	}
+	return o
 }
 
 // Backward reads a stream from the given version down to version 1. A from
 // version of 0 starts at the newest event.
-func Backward() ReadOption { return func(o *readOptions) { o.backward = true } }
+func Backward() ReadOption { return func(o *ReadOptions) { o.Backward = true } }

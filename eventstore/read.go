@@ -20,7 +20,7 @@ const ctxCheckEvery = 256
 // ReadPartition reads one partition of a topic from offset from up to its
 // end at the time of the call, in offset order. Gaps left by cleanup are
 // skipped. The sequence yields at most one error, and then stops.
-func (s *Store) ReadPartition(ctx context.Context, topic string, partition int, from int64) iter.Seq2[Record, error] {
+func (s *PebbleStore) ReadPartition(ctx context.Context, topic string, partition int, from int64) iter.Seq2[Record, error] {
 	return func(yield func(Record, error) bool) {
 		t, err := s.topic(topic)
 		if err == nil {
@@ -59,7 +59,7 @@ func checkPartition(t *topicState, p int) error {
 
 // scanPartition yields the records of [from, end). It returns the offset to
 // continue from and false if yield asked to stop or an error was yielded.
-func (s *Store) scanPartition(ctx context.Context, t *topicState, partition int, from, end int64, yield func(Record, error) bool) (int64, bool) {
+func (s *PebbleStore) scanPartition(ctx context.Context, t *topicState, partition int, from, end int64, yield func(Record, error) bool) (int64, bool) {
 	if from >= end {
 		return from, true
 	}
@@ -111,7 +111,7 @@ func decodeAt(t *topicState, partition int, offset int64, value []byte) (Record,
 	return rec, nil
 }
 
-func (s *Store) isClosing() bool {
+func (s *PebbleStore) isClosing() bool {
 	select {
 	case <-s.closing:
 		return true
@@ -124,11 +124,8 @@ func (s *Store) isClosing() bool {
 // order, starting at version from (1 is the first event; 0 reads from the
 // start). With Backward it reads from version from down to 1, and from = 0
 // starts at the newest event. The sequence yields at most one error.
-func (s *Store) ReadStream(ctx context.Context, topic, key string, from uint64, opts ...ReadOption) iter.Seq2[Record, error] {
-	var ro readOptions
-	for _, o := range opts {
-		o(&ro)
-	}
+func (s *PebbleStore) ReadStream(ctx context.Context, topic, key string, from uint64, opts ...ReadOption) iter.Seq2[Record, error] {
+	ro := NewReadOptions(opts...)
 	return func(yield func(Record, error) bool) {
 		t, err := s.topic(topic)
 		if err == nil && key == "" {
@@ -153,7 +150,7 @@ func (s *Store) ReadStream(ctx context.Context, topic, key string, from uint64, 
 		}
 		defer it.Close()
 		var ok bool
-		if ro.backward {
+		if ro.Backward {
 			if from == 0 || from == math.MaxUint64 {
 				ok = it.Last()
 			} else {
@@ -165,7 +162,7 @@ func (s *Store) ReadStream(ctx context.Context, topic, key string, from uint64, 
 			ok = it.SeekPrefixGE(appendStreamKey(nil, t.meta.ID, key, max(from, 1)))
 		}
 		n := 0
-		for ; ok; ok = step(it, ro.backward) {
+		for ; ok; ok = step(it, ro.Backward) {
 			if n++; n%ctxCheckEvery == 0 {
 				if err := ctx.Err(); err != nil {
 					yield(Record{}, err)
@@ -191,7 +188,7 @@ func (s *Store) ReadStream(ctx context.Context, topic, key string, from uint64, 
 			}
 			if rec.Offset >= end {
 				// Not yet acknowledged: later than everything this read may see.
-				if ro.backward {
+				if ro.Backward {
 					continue
 				}
 				return
@@ -216,7 +213,7 @@ func step(it *pebble.Iterator, backward bool) bool {
 // HeadVersion returns the version of the newest acknowledged event of a
 // stream, or 0 if the stream has none. An append with Exact(HeadVersion)
 // succeeds unless another append lands first.
-func (s *Store) HeadVersion(ctx context.Context, topic, key string) (uint64, error) {
+func (s *PebbleStore) HeadVersion(ctx context.Context, topic, key string) (uint64, error) {
 	t, err := s.topic(topic)
 	if err != nil {
 		return 0, err
@@ -238,7 +235,7 @@ func (s *Store) HeadVersion(ctx context.Context, topic, key string) (uint64, err
 // error), the loop breaks, or the store closes (then it yields ErrClosed). A
 // slow subscriber never holds up appends: it reads from the store at its own
 // pace.
-func (s *Store) Subscribe(ctx context.Context, topic string, partition int, from int64) iter.Seq2[Record, error] {
+func (s *PebbleStore) Subscribe(ctx context.Context, topic string, partition int, from int64) iter.Seq2[Record, error] {
 	return func(yield func(Record, error) bool) {
 		t, err := s.topic(topic)
 		if err == nil {

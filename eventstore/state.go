@@ -142,26 +142,40 @@ func (w *batchWriter) DeleteRange(lower, upper []byte) error {
 //
 // The command bus uses it to record a command's result with its events.
 func WithState(fn func(res AppendResult, w StateWriter) error) AppendOption {
-	return func(o *appendOptions) { o.state = fn }
+	return func(o *AppendOptions) { o.State = fn }
+}
+
+// UpdateOptions is what the UpdateOptions of one Update ask for. A backend
+// reads them with NewUpdateOptions.
+type UpdateOptions struct {
+	// NoSync: return once the writes are visible (see UpdateNoSync).
+	NoSync bool
 }
 
 // UpdateOption configures one Update.
-type UpdateOption func(*updateOptions)
+type UpdateOption func(*UpdateOptions)
 
-type updateOptions struct {
-	noSync bool
+// NewUpdateOptions applies opts to a zero UpdateOptions.
+func NewUpdateOptions(opts ...UpdateOption) UpdateOptions {
+	var o UpdateOptions
+	for _, f := range opts {
+		if f != nil {
+			f(&o)
+		}
+	}
+	return o
 }
 
 // UpdateNoSync makes an Update non-durable: it returns once its writes are
 // visible, without waiting for fsync. A crash may lose it and every later
 // non-durable write, never a part of it. Store.Sync makes it durable.
-func UpdateNoSync() UpdateOption { return func(o *updateOptions) { o.noSync = true } }
+func UpdateNoSync() UpdateOption { return func(o *UpdateOptions) { o.NoSync = true } }
 
 // Txn is the transaction of one Update: its reads see the committed state
 // plus the Txn's own writes, and its writes and offset commits are applied
 // together when the Update's function returns nil.
-type Txn struct {
-	s       *Store
+type pebbleTxn struct {
+	s       *PebbleStore
 	ctx     context.Context
 	w       batchWriter
 	offsets []txnOffsets
@@ -169,11 +183,11 @@ type Txn struct {
 }
 
 type txnOffsets struct {
-	c       *Consumer
+	c       *pebbleConsumer
 	offsets map[TopicPartition]int64
 }
 
-func (tx *Txn) check() error {
+func (tx *pebbleTxn) check() error {
 	if tx.done {
 		return errors.New("eventstore: Txn used after its Update returned")
 	}
@@ -181,7 +195,7 @@ func (tx *Txn) check() error {
 }
 
 // Set stages key = value.
-func (tx *Txn) Set(key, value []byte) error {
+func (tx *pebbleTxn) Set(key, value []byte) error {
 	if err := tx.check(); err != nil {
 		return err
 	}
@@ -189,7 +203,7 @@ func (tx *Txn) Set(key, value []byte) error {
 }
 
 // Delete stages the removal of key.
-func (tx *Txn) Delete(key []byte) error {
+func (tx *pebbleTxn) Delete(key []byte) error {
 	if err := tx.check(); err != nil {
 		return err
 	}
@@ -198,7 +212,7 @@ func (tx *Txn) Delete(key []byte) error {
 
 // DeleteRange stages the removal of every key in [lower, upper); a nil
 // upper bound means to the end of the state space.
-func (tx *Txn) DeleteRange(lower, upper []byte) error {
+func (tx *pebbleTxn) DeleteRange(lower, upper []byte) error {
 	if err := tx.check(); err != nil {
 		return err
 	}
@@ -207,7 +221,7 @@ func (tx *Txn) DeleteRange(lower, upper []byte) error {
 
 // Get returns a copy of key's value as the Txn sees it, and false if key
 // has none.
-func (tx *Txn) Get(key []byte) ([]byte, bool, error) {
+func (tx *pebbleTxn) Get(key []byte) ([]byte, bool, error) {
 	if err := tx.check(); err != nil {
 		return nil, false, err
 	}
@@ -218,7 +232,7 @@ func (tx *Txn) Get(key []byte) ([]byte, bool, error) {
 // order (or reverse order with reverse). A nil upper bound means to the
 // end of the state space. The yielded slices are valid until the next
 // iteration step; copy what you keep.
-func (tx *Txn) Scan(lower, upper []byte, reverse bool) iter.Seq2[KV, error] {
+func (tx *pebbleTxn) Scan(lower, upper []byte, reverse bool) iter.Seq2[KV, error] {
 	return func(yield func(KV, error) bool) {
 		if err := tx.check(); err != nil {
 			yield(KV{}, err)
@@ -233,11 +247,12 @@ func (tx *Txn) Scan(lower, upper []byte, reverse bool) iter.Seq2[KV, error] {
 // must still be assigned to c, else the whole Update fails with
 // ErrNotAssigned and nothing is written: a member that lost a partition in
 // a rebalance can never move its read model past the new owner's.
-func (tx *Txn) CommitOffsets(c *Consumer, offsets map[TopicPartition]int64) error {
+func (tx *pebbleTxn) CommitOffsets(consumer Consumer, offsets map[TopicPartition]int64) error {
 	if err := tx.check(); err != nil {
 		return err
 	}
-	if c == nil || c.s != tx.s {
+	c, ok := consumer.(*pebbleConsumer)
+	if !ok || c == nil || c.s != tx.s {
 		return invalid("consumer", "belongs to another store")
 	}
 	tx.offsets = append(tx.offsets, txnOffsets{c: c, offsets: offsets})
@@ -258,11 +273,8 @@ func (tx *Txn) CommitOffsets(c *Consumer, offsets map[TopicPartition]int64) erro
 // A state write is visible to other readers once it is applied, which may
 // be just before it is durable; a crash in between loses it, never part of
 // it, and the caller has not been told it succeeded.
-func (s *Store) Update(ctx context.Context, fn func(tx *Txn) error, opts ...UpdateOption) error {
-	var uo updateOptions
-	for _, o := range opts {
-		o(&uo)
-	}
+func (s *PebbleStore) Update(ctx context.Context, fn func(tx Txn) error, opts ...UpdateOption) error {
+	uo := NewUpdateOptions(opts...)
 	if err := ctx.Err(); err != nil {
 		return err
 	}
@@ -275,7 +287,7 @@ func (s *Store) Update(ctx context.Context, fn func(tx *Txn) error, opts ...Upda
 	}
 	b := s.db.NewIndexedBatch()
 	defer b.Close()
-	tx := &Txn{s: s, ctx: ctx, w: batchWriter{b: b}}
+	tx := &pebbleTxn{s: s, ctx: ctx, w: batchWriter{b: b}}
 
 	s.stateMu.Lock()
 	err := fn(tx)
@@ -294,7 +306,7 @@ func (s *Store) Update(ctx context.Context, fn func(tx *Txn) error, opts ...Upda
 		s.stateMu.Unlock()
 		return nil
 	}
-	if uo.noSync {
+	if uo.NoSync {
 		err = s.db.Apply(b, pebble.NoSync)
 	} else {
 		err = s.db.ApplyNoSyncWait(b, pebble.Sync)
@@ -304,7 +316,7 @@ func (s *Store) Update(ctx context.Context, fn func(tx *Txn) error, opts ...Upda
 	if err != nil {
 		return fmt.Errorf("eventstore: update: %w", err)
 	}
-	if !uo.noSync {
+	if !uo.NoSync {
 		if err := b.SyncWait(); err != nil {
 			s.failed.CompareAndSwap(nil, &err)
 			s.log.Error("eventstore: WAL sync failed; the store accepts no more writes", "err", err)
@@ -318,7 +330,7 @@ func (s *Store) Update(ctx context.Context, fn func(tx *Txn) error, opts ...Upda
 // the locks of the groups involved (in name order), so that no rebalance
 // can revoke a partition between the check and the batch's application;
 // the caller releases them with the returned function.
-func (s *Store) stageOffsets(b *pebble.Batch, commits []txnOffsets) (func(), error) {
+func (s *PebbleStore) stageOffsets(b *pebble.Batch, commits []txnOffsets) (func(), error) {
 	if len(commits) == 0 {
 		return func() {}, nil
 	}
@@ -348,7 +360,7 @@ func (s *Store) stageOffsets(b *pebble.Batch, commits []txnOffsets) (func(), err
 
 // Get returns a copy of the value of key in the state space, and false if
 // key has none.
-func (s *Store) Get(ctx context.Context, key []byte) ([]byte, bool, error) {
+func (s *PebbleStore) Get(ctx context.Context, key []byte) ([]byte, bool, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, false, err
 	}
@@ -364,7 +376,7 @@ func (s *Store) Get(ctx context.Context, key []byte) ([]byte, bool, error) {
 // state space. It reads a consistent snapshot taken when iteration starts.
 // The yielded slices are valid until the next iteration step; copy what you
 // keep.
-func (s *Store) Scan(ctx context.Context, lower, upper []byte, reverse bool) iter.Seq2[KV, error] {
+func (s *PebbleStore) Scan(ctx context.Context, lower, upper []byte, reverse bool) iter.Seq2[KV, error] {
 	return func(yield func(KV, error) bool) {
 		if err := s.acquire(); err != nil {
 			yield(KV{}, err)

@@ -14,14 +14,14 @@ import (
 	"github.com/muninn-es/muninn/eventstore"
 )
 
-func mustUpdate(t *testing.T, s *eventstore.Store, fn func(tx *eventstore.Txn) error) {
+func mustUpdate(t *testing.T, s *eventstore.PebbleStore, fn func(tx eventstore.Txn) error) {
 	t.Helper()
 	if err := s.Update(t.Context(), fn); err != nil {
 		t.Fatal(err)
 	}
 }
 
-func stateKeys(t *testing.T, s *eventstore.Store, lower, upper []byte, reverse bool) []string {
+func stateKeys(t *testing.T, s *eventstore.PebbleStore, lower, upper []byte, reverse bool) []string {
 	t.Helper()
 	var keys []string
 	for kv, err := range s.Scan(t.Context(), lower, upper, reverse) {
@@ -36,7 +36,7 @@ func stateKeys(t *testing.T, s *eventstore.Store, lower, upper []byte, reverse b
 func TestStateSetGetDeleteScan(t *testing.T) {
 	s := openMem(t)
 	ctx := t.Context()
-	mustUpdate(t, s, func(tx *eventstore.Txn) error {
+	mustUpdate(t, s, func(tx eventstore.Txn) error {
 		for _, k := range []string{"a/1", "a/2", "a/3", "b/1", "c"} {
 			if err := tx.Set([]byte(k), []byte("v"+k)); err != nil {
 				return err
@@ -72,7 +72,7 @@ func TestStateSetGetDeleteScan(t *testing.T) {
 	if got, want := stateKeys(t, s, []byte("a/2"), nil, true), []string{"c=vc", "b/1=vb/1", "a/3=va/3", "a/2=va/2"}; !slices.Equal(got, want) {
 		t.Fatalf("reverse scan to the end = %v, want %v", got, want)
 	}
-	mustUpdate(t, s, func(tx *eventstore.Txn) error {
+	mustUpdate(t, s, func(tx eventstore.Txn) error {
 		if err := tx.Delete([]byte("c")); err != nil {
 			return err
 		}
@@ -86,8 +86,8 @@ func TestStateSetGetDeleteScan(t *testing.T) {
 func TestStateFailedUpdateWritesNothing(t *testing.T) {
 	s := openMem(t)
 	boom := errors.New("boom")
-	var kept *eventstore.Txn
-	err := s.Update(t.Context(), func(tx *eventstore.Txn) error {
+	var kept eventstore.Txn
+	err := s.Update(t.Context(), func(tx eventstore.Txn) error {
 		kept = tx
 		_ = tx.Set([]byte("x"), []byte("1"))
 		return boom
@@ -105,14 +105,14 @@ func TestStateFailedUpdateWritesNothing(t *testing.T) {
 
 func TestStateBadInput(t *testing.T) {
 	s := openMem(t)
-	for name, fn := range map[string]func(tx *eventstore.Txn) error{
-		"empty key": func(tx *eventstore.Txn) error { return tx.Set(nil, []byte("v")) },
-		"long key":  func(tx *eventstore.Txn) error { return tx.Set(make([]byte, eventstore.MaxStateKeyBytes+1), nil) },
-		"long value": func(tx *eventstore.Txn) error {
+	for name, fn := range map[string]func(tx eventstore.Txn) error{
+		"empty key": func(tx eventstore.Txn) error { return tx.Set(nil, []byte("v")) },
+		"long key":  func(tx eventstore.Txn) error { return tx.Set(make([]byte, eventstore.MaxStateKeyBytes+1), nil) },
+		"long value": func(tx eventstore.Txn) error {
 			return tx.Set([]byte("k"), make([]byte, eventstore.MaxStateValueBytes+1))
 		},
-		"inverted range": func(tx *eventstore.Txn) error { return tx.DeleteRange([]byte("b"), []byte("a")) },
-		"empty delete":   func(tx *eventstore.Txn) error { return tx.Delete(nil) },
+		"inverted range": func(tx eventstore.Txn) error { return tx.DeleteRange([]byte("b"), []byte("a")) },
+		"empty delete":   func(tx eventstore.Txn) error { return tx.Delete(nil) },
 	} {
 		if err := s.Update(t.Context(), fn); !errors.Is(err, eventstore.ErrInvalidArgument) {
 			t.Errorf("%s: Update = %v, want ErrInvalidArgument", name, err)
@@ -149,7 +149,7 @@ func TestStateConcurrentUpdatesSerialize(t *testing.T) {
 	for range workers {
 		wg.Go(func() {
 			for range each {
-				err := s.Update(context.Background(), func(tx *eventstore.Txn) error {
+				err := s.Update(context.Background(), func(tx eventstore.Txn) error {
 					v, _, err := tx.Get([]byte("n"))
 					if err != nil {
 						return err
@@ -178,7 +178,7 @@ func TestStateConcurrentUpdatesSerialize(t *testing.T) {
 // offsets committed in a Txn are the group's committed offsets.
 func TestStateDurableAcrossReopen(t *testing.T) {
 	fs := vfs.NewMem()
-	open := func() *eventstore.Store {
+	open := func() *eventstore.PebbleStore {
 		s, err := eventstore.Open("db", eventstore.WithFS(fs))
 		if err != nil {
 			t.Fatal(err)
@@ -199,7 +199,7 @@ func TestStateDurableAcrossReopen(t *testing.T) {
 	if err != nil || len(recs) != 3 {
 		t.Fatalf("Poll = %d records, %v", len(recs), err)
 	}
-	mustUpdate(t, s, func(tx *eventstore.Txn) error {
+	mustUpdate(t, s, func(tx eventstore.Txn) error {
 		if err := tx.Set([]byte("count"), []byte("3")); err != nil {
 			return err
 		}
@@ -273,7 +273,7 @@ func TestTxnCommitOffsetsFenced(t *testing.T) {
 	}
 	defer b.Close()
 	lost := b.Assignment()[0]
-	err = s.Update(ctx, func(tx *eventstore.Txn) error {
+	err = s.Update(ctx, func(tx eventstore.Txn) error {
 		_ = tx.Set([]byte("model"), []byte("x"))
 		return tx.CommitOffsets(a, map[eventstore.TopicPartition]int64{lost: 0})
 	})
@@ -284,7 +284,7 @@ func TestTxnCommitOffsetsFenced(t *testing.T) {
 		t.Fatal("the fenced Update's state write was applied")
 	}
 	_ = a.Close()
-	err = s.Update(ctx, func(tx *eventstore.Txn) error {
+	err = s.Update(ctx, func(tx eventstore.Txn) error {
 		return tx.CommitOffsets(a, map[eventstore.TopicPartition]int64{})
 	})
 	if !errors.Is(err, eventstore.ErrNotAssigned) {

@@ -26,7 +26,7 @@ const storeFormat = 1
 
 // Store is a durable, partitioned, compacting log on Pebble. All methods are
 // safe for concurrent use.
-type Store struct {
+type PebbleStore struct {
 	db        *pebble.DB
 	unlockDir func()
 	opts      options
@@ -60,7 +60,7 @@ type Store struct {
 // Open opens (creating if needed) the store in directory dir. Only one Store
 // may have a directory open at a time; a second Open, from this process or
 // another, fails with an error wrapping ErrLocked.
-func Open(dir string, opts ...Option) (s *Store, err error) {
+func Open(dir string, opts ...Option) (s *PebbleStore, err error) {
 	unlockDir := func() {}
 	o := defaultOptions()
 	for _, opt := range opts {
@@ -110,7 +110,7 @@ func Open(dir string, opts ...Option) (s *Store, err error) {
 		}
 		return nil, fmt.Errorf("eventstore: open %s: %w", dir, err)
 	}
-	s = &Store{
+	s = &PebbleStore{
 		unlockDir: unlockDir,
 		db:        db,
 		opts:      o,
@@ -134,7 +134,7 @@ func Open(dir string, opts ...Option) (s *Store, err error) {
 // OpenMem opens an empty store held in memory, on Pebble's vfs.NewMem(): the
 // real engine, for tests, examples and the demo. Its contents are lost on
 // Close.
-func OpenMem(opts ...Option) (*Store, error) {
+func OpenMem(opts ...Option) (*PebbleStore, error) {
 	return Open("", append([]Option{WithFS(vfs.NewMem())}, opts...)...)
 }
 
@@ -194,7 +194,7 @@ func isLockError(err error) bool {
 }
 
 // load reads the format marker, the topics and their partition counters.
-func (s *Store) load() error {
+func (s *PebbleStore) load() error {
 	v, closer, err := s.db.Get(formatKey)
 	switch {
 	case errors.Is(err, pebble.ErrNotFound):
@@ -243,7 +243,7 @@ func (s *Store) load() error {
 	return it.Error()
 }
 
-func (s *Store) loadPartition(t *topicState, p int) error {
+func (s *PebbleStore) loadPartition(t *topicState, p int) error {
 	v, closer, err := s.db.Get(appendPartitionKey(nil, t.meta.ID, p))
 	if err != nil {
 		return fmt.Errorf("%w: metadata of partition %s/%d: %v", ErrCorrupt, t.meta.Name, p, err)
@@ -280,7 +280,7 @@ func (s *Store) loadPartition(t *topicState, p int) error {
 
 // checkpointCounters writes every partition's counters, so that the next
 // Open has nothing to count.
-func (s *Store) checkpointCounters() error {
+func (s *PebbleStore) checkpointCounters() error {
 	s.topicsMu.RLock()
 	defer s.topicsMu.RUnlock()
 	b := s.db.NewBatch()
@@ -306,7 +306,7 @@ func encodePartMeta(dst []byte, next, start, records, bytes int64) []byte {
 // acquire registers an operation that uses the database; it fails once Close
 // has begun. Every successful acquire is paired with release. It is two
 // atomic operations, so that appenders never contend on a lock here.
-func (s *Store) acquire() error {
+func (s *PebbleStore) acquire() error {
 	s.inflight.Add(1)
 	if s.closedFlag.Load() {
 		s.release()
@@ -315,7 +315,7 @@ func (s *Store) acquire() error {
 	return nil
 }
 
-func (s *Store) release() {
+func (s *PebbleStore) release() {
 	if s.inflight.Add(-1) == 0 && s.closedFlag.Load() {
 		select {
 		case s.drained <- struct{}{}:
@@ -327,7 +327,7 @@ func (s *Store) release() {
 // Close stops background work, waits for running reads and appends to end
 // (subscriptions and consumers end with ErrClosed), and closes the database.
 // It is idempotent: later calls return the first call's result.
-func (s *Store) Close() error {
+func (s *PebbleStore) Close() error {
 	s.closeMu.Lock()
 	if s.closeCalled {
 		s.closeMu.Unlock()
@@ -360,7 +360,7 @@ func (s *Store) Close() error {
 // Sync makes every append acknowledged so far durable, including those made
 // with NoSync. ctx is checked before the fsync starts; an fsync cannot be
 // interrupted.
-func (s *Store) Sync(ctx context.Context) error {
+func (s *PebbleStore) Sync(ctx context.Context) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
@@ -378,7 +378,7 @@ func (s *Store) Sync(ctx context.Context) error {
 // store never needs it for durability (appends are durable once they
 // return); it shortens the next Open's log replay and puts reads on the
 // tables, as in benchmarks.
-func (s *Store) Flush(ctx context.Context) error {
+func (s *PebbleStore) Flush(ctx context.Context) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
@@ -392,7 +392,7 @@ func (s *Store) Flush(ctx context.Context) error {
 	return nil
 }
 
-func (s *Store) failure() error {
+func (s *PebbleStore) failure() error {
 	if p := s.failed.Load(); p != nil {
 		return fmt.Errorf("%w: %v", ErrStoreFailed, *p)
 	}
@@ -402,7 +402,7 @@ func (s *Store) failure() error {
 // CreateTopic creates a topic. It fails with ErrTopicExists if the name is
 // taken and with an error wrapping ErrInvalidArgument, naming each bad
 // field, if the name or config is invalid.
-func (s *Store) CreateTopic(ctx context.Context, name string, cfg TopicConfig) error {
+func (s *PebbleStore) CreateTopic(ctx context.Context, name string, cfg TopicConfig) error {
 	if s.closedFlag.Load() {
 		return ErrClosed
 	}
@@ -418,7 +418,7 @@ func (s *Store) CreateTopic(ctx context.Context, name string, cfg TopicConfig) e
 	if _, ok := s.topicsMu.byName[name]; ok {
 		return fmt.Errorf("%w: %q", ErrTopicExists, name)
 	}
-	m := topicMeta{ID: s.topicsMu.nextID, Name: name, Config: cfg.normalized(), Created: s.opts.clock().UTC()}
+	m := topicMeta{ID: s.topicsMu.nextID, Name: name, Config: cfg.normalized(), Created: s.opts.clock.Now().UTC()}
 	b := s.db.NewBatch()
 	defer b.Close()
 	_ = b.Set(topicKey(name), m.marshal(), nil)
@@ -438,7 +438,7 @@ func (s *Store) CreateTopic(ctx context.Context, name string, cfg TopicConfig) e
 // UpdateTopic changes a topic's cleanup policy and retention settings. The
 // partition count cannot change: a different count is refused with an error
 // naming Partitions.
-func (s *Store) UpdateTopic(ctx context.Context, name string, cfg TopicConfig) error {
+func (s *PebbleStore) UpdateTopic(ctx context.Context, name string, cfg TopicConfig) error {
 	if s.closedFlag.Load() {
 		return ErrClosed
 	}
@@ -477,7 +477,7 @@ func (s *Store) UpdateTopic(ctx context.Context, name string, cfg TopicConfig) e
 // consumer group member in this process subscribes to is not deleted: the
 // error wraps ErrTopicInUse. The topic's ID is never reused, so a new topic
 // of the same name starts empty.
-func (s *Store) DeleteTopic(ctx context.Context, name string) error {
+func (s *PebbleStore) DeleteTopic(ctx context.Context, name string) error {
 	if s.closedFlag.Load() {
 		return ErrClosed
 	}
@@ -538,7 +538,7 @@ func (s *Store) DeleteTopic(ctx context.Context, name string) error {
 }
 
 // topic returns the state of a topic.
-func (s *Store) topic(name string) (*topicState, error) {
+func (s *PebbleStore) topic(name string) (*topicState, error) {
 	if s.closedFlag.Load() {
 		return nil, ErrClosed
 	}
@@ -555,7 +555,7 @@ func (s *Store) topic(name string) (*topicState, error) {
 }
 
 // ListTopics returns the names of all topics, sorted.
-func (s *Store) ListTopics(ctx context.Context) ([]string, error) {
+func (s *PebbleStore) ListTopics(ctx context.Context) ([]string, error) {
 	if err := s.acquire(); err != nil {
 		return nil, err
 	}
@@ -572,7 +572,7 @@ func (s *Store) ListTopics(ctx context.Context) ([]string, error) {
 
 // DescribeTopic returns a topic's configuration and, per partition, its
 // offsets and size.
-func (s *Store) DescribeTopic(ctx context.Context, name string) (TopicInfo, error) {
+func (s *PebbleStore) DescribeTopic(ctx context.Context, name string) (TopicInfo, error) {
 	if err := s.acquire(); err != nil {
 		return TopicInfo{}, err
 	}
@@ -596,7 +596,7 @@ func (s *Store) DescribeTopic(ctx context.Context, name string) (TopicInfo, erro
 }
 
 // Partitions returns a topic's partition count.
-func (s *Store) Partitions(name string) (int, error) {
+func (s *PebbleStore) Partitions(name string) (int, error) {
 	t, err := s.topic(name)
 	if err != nil {
 		return 0, err
@@ -605,7 +605,7 @@ func (s *Store) Partitions(name string) (int, error) {
 }
 
 // PartitionFor returns the partition of key in topic, as Append places it.
-func (s *Store) PartitionFor(topic, key string) (int, error) {
+func (s *PebbleStore) PartitionFor(topic, key string) (int, error) {
 	t, err := s.topic(topic)
 	if err != nil {
 		return 0, err

@@ -99,28 +99,41 @@ func (c TopicConfig) normalized() TopicConfig {
 	return c
 }
 
-// MaxTopicNameLen is the longest topic name (Kafka's limit).
-const MaxTopicNameLen = 249
+// MaxNameLen is the longest name Muninn accepts for anything it names:
+// topics, consumer groups, projections and their tables, sagas, command
+// buses, stream applications and inbound consumers (Kafka's limit for topic
+// names). A name derived from another, such as a projection's consumer group
+// "projection.<name>.0", must fit too; the constructor that derives it says
+// so when it does not.
+const MaxNameLen = 249
 
-// ValidateTopicName checks a topic name against Kafka's rules: 1 to 249
-// characters from [a-zA-Z0-9._-], and not "." or "..".
-func ValidateTopicName(name string) error {
+// MaxTopicNameLen is the longest topic name: MaxNameLen.
+const MaxTopicNameLen = MaxNameLen
+
+// ValidateName checks a name by the one rule of the whole framework, that of
+// Kafka's topic names: 1 to MaxNameLen bytes from [a-zA-Z0-9._-], and not
+// "." or "..". what says what is named ("projection", "saga", ...) and
+// begins the error, which wraps ErrInvalidArgument.
+func ValidateName(what, name string) error {
 	if name == "" {
-		return invalid("topic", "name is empty")
+		return invalid(what, "name is empty")
 	}
-	if len(name) > MaxTopicNameLen {
-		return invalid("topic", "name is %d characters, longer than %d", len(name), MaxTopicNameLen)
+	if len(name) > MaxNameLen {
+		return invalid(what, "name is %d bytes, longer than %d", len(name), MaxNameLen)
 	}
 	if name == "." || name == ".." {
-		return invalid("topic", "name %q is not allowed", name)
+		return invalid(what, "name %q is not allowed", name)
 	}
 	if i := strings.IndexFunc(name, func(r rune) bool {
 		return !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '.' || r == '_' || r == '-')
 	}); i >= 0 {
-		return invalid("topic", "name %q has character %q at %d; use only letters, digits, '.', '_' and '-'", name, name[i], i)
+		return invalid(what, "name %q has character %q at %d; use only letters, digits, '.', '_' and '-'", name, name[i], i)
 	}
 	return nil
 }
+
+// ValidateTopicName checks a topic name: ValidateName("topic", name).
+func ValidateTopicName(name string) error { return ValidateName("topic", name) }
 
 // topicMeta is the persisted form of a topic.
 type topicMeta struct {

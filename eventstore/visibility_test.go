@@ -51,7 +51,7 @@ func (fs *gateFS) ReuseForWrite(old, new string, c vfs.DiskWriteCategory) (vfs.F
 }
 
 // visible lists the keys a reader can see in partition 0 of topic t.
-func visible(t *testing.T, s *eventstore.Store) []string {
+func visible(t *testing.T, s *eventstore.PebbleStore) []string {
 	t.Helper()
 	var keys []string
 	for rec, err := range s.ReadPartition(t.Context(), "t", 0, 0) {

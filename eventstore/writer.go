@@ -41,11 +41,8 @@ type AppendResult struct {
 //
 // ctx is checked before the append starts; once it has started the append
 // runs to its end, so that the result is never in doubt.
-func (s *Store) Append(ctx context.Context, topic, key string, expected ExpectedVersion, events []Event, opts ...AppendOption) (AppendResult, error) {
-	var ao appendOptions
-	for _, o := range opts {
-		o(&ao)
-	}
+func (s *PebbleStore) Append(ctx context.Context, topic, key string, expected ExpectedVersion, events []Event, opts ...AppendOption) (AppendResult, error) {
+	ao := NewAppendOptions(opts...)
 	t, err := s.topic(topic)
 	if err != nil {
 		return AppendResult{}, err
@@ -87,7 +84,7 @@ func (s *Store) Append(ctx context.Context, topic, key string, expected Expected
 		FirstOffset: p.mu.next, FirstVersion: head + 1,
 		EventIDs: make([]uuid.UUID, len(events)),
 	}
-	now := s.opts.clock()
+	now := s.opts.clock.Now()
 	if now.Before(minTime) || now.After(maxTime) {
 		p.mu.Unlock()
 		return AppendResult{}, invalid("WithClock", "the store's clock says %s, outside the years 1678 to 2262", now)
@@ -104,14 +101,14 @@ func (s *Store) Append(ctx context.Context, topic, key string, expected Expected
 		_ = b.Set(enc.key, enc.val, nil)
 	}
 	encPool.Put(enc)
-	if ao.state != nil {
-		if err := ao.state(res, &batchWriter{b: b}); err != nil {
+	if ao.State != nil {
+		if err := ao.State(res, &batchWriter{b: b}); err != nil {
 			p.mu.Unlock()
 			return AppendResult{}, err
 		}
 	}
 
-	durable := !ao.noSync || p.durableInFlight.Load() > 0
+	durable := !ao.NoSync || p.durableInFlight.Load() > 0
 	if durable {
 		p.durableInFlight.Add(1)
 		defer p.durableInFlight.Add(-1) // after the end is published
@@ -208,7 +205,7 @@ func newEventID() uuid.UUID {
 	return id
 }
 
-func (s *Store) validateAppend(topic, key string, expected ExpectedVersion, events []Event) error {
+func (s *PebbleStore) validateAppend(topic, key string, expected ExpectedVersion, events []Event) error {
 	var errs []error
 	if key == "" {
 		errs = append(errs, invalid("key", "is empty"))

@@ -50,7 +50,7 @@ type crashModel struct {
 	byN    *projection.Index[string, int64, int64]
 }
 
-func newCrashModel(s *eventstore.Store) (*crashModel, error) {
+func newCrashModel(s eventstore.Store) (*crashModel, error) {
 	m := &crashModel{}
 	var err error
 	if m.counts, err = projection.NewTable("counts", projection.StringKey(), projection.Int64Value()); err != nil {
@@ -149,7 +149,7 @@ func childFail(format string, args ...any) {
 
 var crashTypes = []string{"a.happened", "b.happened", "c.happened"}
 
-func appendCrashEvents(ctx context.Context, s *eventstore.Store, rng *rand.Rand, n int, opts ...eventstore.AppendOption) error {
+func appendCrashEvents(ctx context.Context, s eventstore.Store, rng *rand.Rand, n int, opts ...eventstore.AppendOption) error {
 	events := make([]eventstore.Event, n)
 	for i := range events {
 		events[i] = eventstore.Event{Type: crashTypes[rng.IntN(len(crashTypes))], Payload: fmt.Appendf(nil, `{"n":%d}`, rng.IntN(1000))}

@@ -153,7 +153,7 @@ func (r *runner) park(ctx context.Context, rec eventstore.Record, he *HandlerErr
 		return fmt.Errorf("projection %q: park %s/%d@%d: %w", p.name, rec.Topic, rec.Partition, rec.Offset, err)
 	}
 	offsets := map[eventstore.TopicPartition]int64{tp: rec.Offset + 1}
-	err = p.s.Update(ctx, func(txn *eventstore.Txn) error {
+	err = p.s.Update(ctx, func(txn eventstore.Txn) error {
 		if err := r.checkGen(txn); err != nil {
 			return err
 		}
@@ -340,7 +340,7 @@ func (p *Projection) Replay(ctx context.Context, pos Position) error {
 	if pr.Replayed {
 		return fmt.Errorf("projection %q: replay %s: %w: replayed at %s", p.name, pos, ErrNotParked, pr.ReplayedAt.Format(time.RFC3339))
 	}
-	err = p.s.Update(ctx, func(txn *eventstore.Txn) error {
+	err = p.s.Update(ctx, func(txn eventstore.Txn) error {
 		cur, ok, err := txn.Get(key)
 		if err != nil {
 			return err

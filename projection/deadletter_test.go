@@ -41,7 +41,7 @@ type flaky struct {
 	tbl     *projection.Table[string, int64]
 }
 
-func newFlaky(t *testing.T, s *eventstore.Store, name string, opts ...projection.Option) (*projection.Projection, *flaky) {
+func newFlaky(t *testing.T, s eventstore.Store, name string, opts ...projection.Option) (*projection.Projection, *flaky) {
 	t.Helper()
 	f := &flaky{}
 	f.failing.Store(true)
@@ -72,7 +72,7 @@ func newFlaky(t *testing.T, s *eventstore.Store, name string, opts ...projection
 	return p, f
 }
 
-func appendTyped(t *testing.T, s *eventstore.Store, key, typ string) eventstore.AppendResult {
+func appendTyped(t *testing.T, s eventstore.Store, key, typ string) eventstore.AppendResult {
 	t.Helper()
 	res, err := s.Append(context.Background(), "orders", key, eventstore.Any,
 		[]eventstore.Event{{Type: typ, Payload: []byte(`{"k":"` + key + `"}`), Headers: map[string]string{"h": "v"}}})

@@ -14,7 +14,7 @@ import (
 func quietLogger() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
 
 // catchUp runs p until it has applied everything in topic, then stops it.
-func catchUp(t testing.TB, s *eventstore.Store, p *projection.Projection, topic string) {
+func catchUp(t testing.TB, s eventstore.Store, p *projection.Projection, topic string) {
 	t.Helper()
 	ctx := context.Background()
 	info, err := s.DescribeTopic(ctx, topic)

@@ -310,7 +310,7 @@ func PositionOf(res eventstore.AppendResult) Position {
 // Run one Projection per name and store: a second runner of the same name
 // in the process is refused.
 type Projection struct {
-	s       *eventstore.Store
+	s       eventstore.Store
 	name    string
 	topics  []string
 	parts   map[string]int
@@ -327,7 +327,7 @@ type Projection struct {
 	mu     sync.RWMutex
 	loaded bool
 	gen    uint64
-	live   *eventstore.Consumer
+	live   eventstore.Consumer
 
 	st struct {
 		sync.Mutex
@@ -342,7 +342,7 @@ type Projection struct {
 // New returns a projection called name (letters, digits, '.', '_', '-')
 // of topics, which must exist, applying every record with handler. It does
 // no I/O; Run starts it.
-func New(s *eventstore.Store, name string, topics []string, handler Handler, opts ...Option) (*Projection, error) {
+func New(s eventstore.Store, name string, topics []string, handler Handler, opts ...Option) (*Projection, error) {
 	o := options{
 		batch:    DefaultBatchSize,
 		retries:  DefaultRetries,
@@ -563,7 +563,7 @@ func (p *Projection) setState(s State, err error) {
 // Tx is a handler's view of the transaction that applies its record: table
 // writes and reads go through it, into the generation being written.
 type Tx struct {
-	txn    *eventstore.Txn
+	txn    eventstore.Txn
 	p      *Projection
 	gen    uint64
 	prefix []byte
@@ -586,7 +586,7 @@ type txWrite struct {
 	del bool
 }
 
-func newTx(txn *eventstore.Txn, p *Projection, gen uint64) *Tx {
+func newTx(txn eventstore.Txn, p *Projection, gen uint64) *Tx {
 	return &Tx{txn: txn, p: p, gen: gen, prefix: p.genPrefix(gen), writes: map[string]txWrite{}}
 }
 
@@ -720,7 +720,7 @@ func (p *Projection) dropAbandonedRebuild(ctx context.Context) error {
 	p.mu.RLock()
 	cur := p.gen
 	p.mu.RUnlock()
-	err := p.s.Update(ctx, func(txn *eventstore.Txn) error {
+	err := p.s.Update(ctx, func(txn eventstore.Txn) error {
 		v, ok, err := txn.Get(p.buildingKey())
 		if err != nil || !ok {
 			return err
@@ -746,7 +746,7 @@ func (p *Projection) dropAbandonedRebuild(ctx context.Context) error {
 // runner applies polled records of one consumer into one generation.
 type runner struct {
 	p    *Projection
-	c    *eventstore.Consumer
+	c    eventstore.Consumer
 	gen  uint64
 	live bool
 	// caughtUp is true while the runner applies a poll that read all there
@@ -819,7 +819,7 @@ func (r *runner) tryBatch(ctx context.Context, recs []eventstore.Record) (int, e
 	failed := -1
 	var herr error
 	clear(r.offsets)
-	err := r.p.s.Update(ctx, func(txn *eventstore.Txn) error {
+	err := r.p.s.Update(ctx, func(txn eventstore.Txn) error {
 		clear(r.offsets)
 		if err := r.checkGen(txn); err != nil {
 			return err
@@ -887,7 +887,7 @@ func (r *runner) committed(offsets map[eventstore.TopicPartition]int64, recs int
 
 // checkGen makes a live runner's Update fail if a rebuild swapped the
 // generation: its writes would land in a deleted generation.
-func (r *runner) checkGen(txn *eventstore.Txn) error {
+func (r *runner) checkGen(txn eventstore.Txn) error {
 	if !r.live {
 		return nil
 	}

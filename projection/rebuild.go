@@ -89,7 +89,7 @@ func (p *Projection) Rebuild(ctx context.Context, opts ...RebuildOption) error {
 	// Start from nothing: a rebuild that was interrupted left its
 	// generation behind.
 	gp := p.genPrefix(next)
-	err := p.s.Update(ctx, func(txn *eventstore.Txn) error {
+	err := p.s.Update(ctx, func(txn eventstore.Txn) error {
 		if err := txn.DeleteRange(gp, eventstore.PrefixEnd(gp)); err != nil {
 			return err
 		}
@@ -124,7 +124,7 @@ func (p *Projection) Rebuild(ctx context.Context, opts ...RebuildOption) error {
 	if len(c.Assignment()) != len(zero) {
 		return fmt.Errorf("projection %q: rebuild: group %q has other members; is another process or a stale runner using it?", p.name, p.groupName(next))
 	}
-	if err := p.s.Update(ctx, func(txn *eventstore.Txn) error { return txn.CommitOffsets(c, zero) }); err != nil {
+	if err := p.s.Update(ctx, func(txn eventstore.Txn) error { return txn.CommitOffsets(c, zero) }); err != nil {
 		return fmt.Errorf("projection %q: rebuild: reset offsets: %w", p.name, err)
 	}
 
@@ -189,7 +189,7 @@ func (p *Projection) Rebuild(ctx context.Context, opts ...RebuildOption) error {
 var errBehindLive = errors.New("projection: rebuild is behind the live generation")
 
 // caughtUp reports whether positions have reached every partition's end.
-func caughtUp(ctx context.Context, s *eventstore.Store, topics []string, positions map[eventstore.TopicPartition]int64) bool {
+func caughtUp(ctx context.Context, s eventstore.Store, topics []string, positions map[eventstore.TopicPartition]int64) bool {
 	for _, t := range topics {
 		info, err := s.DescribeTopic(ctx, t)
 		if err != nil {
@@ -207,11 +207,11 @@ func caughtUp(ctx context.Context, s *eventstore.Store, topics []string, positio
 // swap makes generation next current and deletes generation cur, in one
 // Update, while no query reads; the live runner, if any, is moved to the
 // new generation's group.
-func (p *Projection) swap(ctx context.Context, cur, next uint64, c *eventstore.Consumer, positions map[eventstore.TopicPartition]int64) error {
+func (p *Projection) swap(ctx context.Context, cur, next uint64, c eventstore.Consumer, positions map[eventstore.TopicPartition]int64) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	old := p.genPrefix(cur)
-	err := p.s.Update(ctx, func(txn *eventstore.Txn) error {
+	err := p.s.Update(ctx, func(txn eventstore.Txn) error {
 		v, ok, err := txn.Get(p.genKey())
 		if err != nil {
 			return err
@@ -257,7 +257,7 @@ func (p *Projection) swap(ctx context.Context, cur, next uint64, c *eventstore.C
 // applies at most a few batches this way; a larger gap, or a handler
 // error, sends the rebuild back to its polling loop (errBehindLive), where
 // retries and the error policy apply.
-func (p *Projection) catchUpLive(ctx context.Context, txn *eventstore.Txn, cur, next uint64, c *eventstore.Consumer, positions map[eventstore.TopicPartition]int64) error {
+func (p *Projection) catchUpLive(ctx context.Context, txn eventstore.Txn, cur, next uint64, c eventstore.Consumer, positions map[eventstore.TopicPartition]int64) error {
 	type span struct{ from, to int64 }
 	behind := map[eventstore.TopicPartition]span{}
 	var gap int64

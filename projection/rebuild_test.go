@@ -20,7 +20,7 @@ type counted struct {
 	Gen uint64 `json:"gen"`
 }
 
-func newCounter(t *testing.T, s *eventstore.Store, name string, opts ...projection.Option) (*projection.Projection, *projection.Table[string, counted]) {
+func newCounter(t *testing.T, s eventstore.Store, name string, opts ...projection.Option) (*projection.Projection, *projection.Table[string, counted]) {
 	t.Helper()
 	tbl, err := projection.NewTable("counts", projection.StringKey(), projection.JSON[counted]())
 	if err != nil {
@@ -40,7 +40,7 @@ func newCounter(t *testing.T, s *eventstore.Store, name string, opts ...projecti
 	return p, tbl
 }
 
-func openOrders(t *testing.T, partitions int) *eventstore.Store {
+func openOrders(t *testing.T, partitions int) eventstore.Store {
 	t.Helper()
 	s, err := eventstore.OpenMem(eventstore.WithLogger(quietLogger()))
 	if err != nil {
@@ -57,7 +57,7 @@ func openOrders(t *testing.T, partitions int) *eventstore.Store {
 // and returns the last position of every partition it wrote to: what a
 // reader waits for to have seen all of them (a position only speaks for its
 // own partition).
-func appendN(t *testing.T, s *eventstore.Store, n, keys int, typ string) []projection.Position {
+func appendN(t *testing.T, s eventstore.Store, n, keys int, typ string) []projection.Position {
 	t.Helper()
 	last := map[int]projection.Position{}
 	for i := range n {

@@ -33,7 +33,7 @@ type userModel struct {
 
 // newUserModel projects "put" events (payload: the user) and "del" events
 // (no payload) of key = user ID into a users table with two indexes.
-func newUserModel(t *testing.T, s *eventstore.Store) *userModel {
+func newUserModel(t *testing.T, s eventstore.Store) *userModel {
 	t.Helper()
 	m := &userModel{}
 	var err error
@@ -57,7 +57,7 @@ func newUserModel(t *testing.T, s *eventstore.Store) *userModel {
 	return m
 }
 
-func put(t *testing.T, s *eventstore.Store, id string, u user) eventstore.AppendResult {
+func put(t *testing.T, s eventstore.Store, id string, u user) eventstore.AppendResult {
 	t.Helper()
 	b, _ := json.Marshal(u)
 	res, err := s.Append(context.Background(), "orders", id, eventstore.Any, []eventstore.Event{{Type: "put", Payload: b}})

@@ -16,7 +16,7 @@ import (
 // instance once, runs steps on it, and writes it back in flush.
 type batch[S any] struct {
 	s     *Saga[S]
-	txn   *eventstore.Txn
+	txn   eventstore.Txn
 	now   time.Time
 	insts map[string]*instance[S]
 	dirty []*instance[S]
@@ -55,7 +55,7 @@ type instance[S any] struct {
 	pendFrom *uint64
 }
 
-func (s *Saga[S]) newBatch(txn *eventstore.Txn, queued func(string) (uint64, bool)) *batch[S] {
+func (s *Saga[S]) newBatch(txn eventstore.Txn, queued func(string) (uint64, bool)) *batch[S] {
 	if queued == nil {
 		queued = func(string) (uint64, bool) { return 0, false }
 	}
@@ -409,7 +409,7 @@ func (b *batch[S]) flush() error {
 
 // write stores in, or deletes it if it is a policy's instance with
 // nothing left to do.
-func (s *Saga[S]) write(txn *eventstore.Txn, in *instance[S]) error {
+func (s *Saga[S]) write(txn eventstore.Txn, in *instance[S]) error {
 	key := s.keys.instance(in.key)
 	if s.def.stateless && in.pendFrom == nil && len(in.rec.Deadlines) == 0 {
 		if !in.stored {

@@ -139,7 +139,7 @@ func crashQuietLogger() *slog.Logger { return slog.New(slog.NewTextHandler(io.Di
 // crashWorld opens the store in dir with the bus, the four contexts and
 // the fulfillment saga on the crash clock: what every life of the test
 // runs.
-func crashWorld(ctx context.Context, dir string, epoch time.Time) (*eventstore.Store, *command.Bus, *fulfillment.Handlers, *saga.Saga[fulfillment.Fulfillment], error) {
+func crashWorld(ctx context.Context, dir string, epoch time.Time) (eventstore.Store, *command.Bus, *fulfillment.Handlers, *saga.Saga[fulfillment.Fulfillment], error) {
 	s, err := eventstore.Open(dir, eventstore.WithLogger(crashQuietLogger()))
 	if err != nil {
 		return nil, nil, nil, nil, fmt.Errorf("open: %w", err)
@@ -484,7 +484,7 @@ func checkCrashInstances(t *testing.T, sg *saga.Saga[fulfillment.Fulfillment], o
 // topics and checks that each order's streams hold exactly the events its
 // kind causes, each once: a command sent twice would append twice, or be
 // rejected and fail its workflow the wrong way.
-func checkCrashLog(t *testing.T, s *eventstore.Store, orders []crashOrder) {
+func checkCrashLog(t *testing.T, s eventstore.Store, orders []crashOrder) {
 	t.Helper()
 	want := map[string]map[string][]string{} // topic -> key -> event types
 	for _, topic := range []string{fulfillment.OrdersTopic, fulfillment.PaymentsTopic, fulfillment.ShipmentsTopic} {
@@ -562,7 +562,7 @@ func checkCrashLog(t *testing.T, s *eventstore.Store, orders []crashOrder) {
 // checkCrashStock checks, by order, that each reservation was made once
 // and released once exactly when the workflow failed, and that the SKUs'
 // stock is what the completed orders hold.
-func checkCrashStock(t *testing.T, s *eventstore.Store, h *fulfillment.Handlers, orders []crashOrder) {
+func checkCrashStock(t *testing.T, s eventstore.Store, h *fulfillment.Handlers, orders []crashOrder) {
 	t.Helper()
 	byOrder := map[string][]string{}
 	for _, rec := range crashReadTopic(t, s, fulfillment.StockTopic) {
@@ -607,7 +607,7 @@ func checkCrashStock(t *testing.T, s *eventstore.Store, h *fulfillment.Handlers,
 }
 
 // crashReadTopic returns every record of topic, partition by partition.
-func crashReadTopic(t *testing.T, s *eventstore.Store, topic string) []eventstore.Record {
+func crashReadTopic(t *testing.T, s eventstore.Store, topic string) []eventstore.Record {
 	t.Helper()
 	parts, err := s.Partitions(topic)
 	if err != nil {

@@ -443,7 +443,7 @@ func rejection(err error) bool {
 // and returns the instance's new queue: what the failure enqueued.
 func (s *Saga[S]) failOnRejection(ctx context.Context, key string, it outboxItem, f Failure) ([]outboxItem, counters, error) {
 	var b *batch[S]
-	err := s.store.Update(context.WithoutCancel(ctx), func(txn *eventstore.Txn) error {
+	err := s.store.Update(context.WithoutCancel(ctx), func(txn eventstore.Txn) error {
 		// The commands before it were sent (the queue runs in order); it
 		// and those after it are dropped.
 		b = s.newBatch(txn, func(string) (uint64, bool) { return it.seq, true })
@@ -475,7 +475,7 @@ func (s *Saga[S]) failOnRejection(ctx context.Context, key string, it outboxItem
 // the policy instances with nothing left to do, in one write that need not
 // be durable (see dispatcher).
 func (s *Saga[S]) finish(ctx context.Context, d *dispatcher[S], items []sent) error {
-	return s.store.Update(ctx, func(txn *eventstore.Txn) error {
+	return s.store.Update(ctx, func(txn eventstore.Txn) error {
 		b := s.newBatch(txn, func(key string) (uint64, bool) { return 0, d.pendingFor(key) })
 		for _, r := range items {
 			for _, seq := range r.done {

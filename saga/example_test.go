@@ -132,7 +132,7 @@ func evolveHotel(h Hotel, e HotelEvent) Hotel {
 // registered with one command bus (which creates the topics "trips" and
 // "hotels").
 type travel struct {
-	store  *eventstore.Store
+	store  eventstore.Store
 	bus    *command.Bus
 	trips  *command.Handler[Trip, TripCommand, TripEvent]
 	hotels *command.Handler[Hotel, HotelCommand, HotelEvent]

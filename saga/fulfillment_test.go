@@ -22,7 +22,7 @@ var t0 = time.Date(2026, 11, 25, 9, 0, 0, 0, time.UTC)
 // saga running on a manual clock.
 type world struct {
 	t     *testing.T
-	store *eventstore.Store
+	store eventstore.Store
 	bus   *command.Bus
 	h     *fulfillment.Handlers
 	clock *sagatest.Clock

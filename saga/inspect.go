@@ -254,7 +254,7 @@ func (s *Saga[S]) Purge(ctx context.Context) (int, error) {
 	prefix := s.keys.endeds()
 	upper := append(slices.Clip(prefix), timeKey(s.opts.clock.Now().Add(-s.opts.retention))...)
 	n := 0
-	err := s.store.Update(ctx, func(txn *eventstore.Txn) error {
+	err := s.store.Update(ctx, func(txn eventstore.Txn) error {
 		n = 0
 		for kv, err := range txn.Scan(prefix, upper, false) {
 			if err != nil {

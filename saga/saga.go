@@ -48,7 +48,7 @@ func Permanent(err error) error { return &PermanentError{Err: err} }
 // Run it once per process (a second concurrent Run returns ErrRunning).
 // Get, Instances, Deadlines, Stats and WaitFor inspect it at any time.
 type Saga[S any] struct {
-	store *eventstore.Store
+	store eventstore.Store
 	bus   Dispatcher
 	def   *Definition[S]
 	opts  options
@@ -93,7 +93,7 @@ type outboxItem struct {
 // New returns a Saga that runs def on store and dispatches commands with
 // bus. It reports every problem with def and the options at once, in an
 // error wrapping ErrInvalid.
-func New[S any](store *eventstore.Store, bus Dispatcher, def *Definition[S], opts ...Option) (*Saga[S], error) {
+func New[S any](store eventstore.Store, bus Dispatcher, def *Definition[S], opts ...Option) (*Saga[S], error) {
 	var errs []error
 	if store == nil {
 		errs = append(errs, errors.New("nil store"))
@@ -189,7 +189,7 @@ func (s *Saga[S]) run(parent context.Context) error {
 
 // loop handles due deadlines and polled records until an error or ctx's
 // end, while the dispatcher sends the commands.
-func (s *Saga[S]) loop(ctx context.Context, c *eventstore.Consumer, d *dispatcher[S]) error {
+func (s *Saga[S]) loop(ctx context.Context, c eventstore.Consumer, d *dispatcher[S]) error {
 	for {
 		fired, err := s.fireDue(ctx, c, d)
 		if err != nil {
@@ -260,7 +260,7 @@ func (s *Saga[S]) recover(ctx context.Context, d *dispatcher[S]) error {
 
 // poll reads the next batch of records, waking early (woke) when the
 // earliest deadline, or the next purge, falls due.
-func (s *Saga[S]) poll(ctx context.Context, c *eventstore.Consumer) (recs []eventstore.Record, woke bool, err error) {
+func (s *Saga[S]) poll(ctx context.Context, c eventstore.Consumer) (recs []eventstore.Record, woke bool, err error) {
 	wake := s.purgeAt
 	if next, ok := s.timers.peek(); ok && next.at.Before(wake) {
 		wake = next.at
@@ -333,7 +333,7 @@ func (s *Saga[S]) prepare(w *work[S]) error {
 // apply handles items: it holds their instances in the dispatcher, then
 // handles them in batches that each commit with their offsets; a failing
 // handler is retried alone, and its step then fails its instance.
-func (s *Saga[S]) apply(ctx context.Context, c *eventstore.Consumer, d *dispatcher[S], items []work[S]) error {
+func (s *Saga[S]) apply(ctx context.Context, c eventstore.Consumer, d *dispatcher[S], items []work[S]) error {
 	keys := map[string]bool{}
 	for i := range items {
 		if err := s.prepare(&items[i]); err != nil {
@@ -375,7 +375,7 @@ type applied struct {
 
 // retry runs item's handler again, alone, after backoffs; if it keeps
 // failing, the step fails its instance.
-func (s *Saga[S]) retry(ctx context.Context, c *eventstore.Consumer, d *dispatcher[S], item work[S], herr error, a *applied) error {
+func (s *Saga[S]) retry(ctx context.Context, c eventstore.Consumer, d *dispatcher[S], item work[S], herr error, a *applied) error {
 	var perm *PermanentError
 	attempts := 1
 	for attempts <= s.opts.retries && !errors.As(herr, &perm) {
@@ -416,14 +416,14 @@ var errAbort = errors.New("saga: batch aborted")
 // the handler's error. With failWith, the (single) item's step fails its
 // instance with failWith instead of running the handler. The caller holds
 // the items' instances in d.
-func (s *Saga[S]) tryBatch(ctx context.Context, c *eventstore.Consumer, d *dispatcher[S], items []work[S], failWith error, a *applied) (int, error, error) {
+func (s *Saga[S]) tryBatch(ctx context.Context, c eventstore.Consumer, d *dispatcher[S], items []work[S], failWith error, a *applied) (int, error, error) {
 	failed := -1
 	var herr error
 	var b *batch[S]
 	offsets := map[eventstore.TopicPartition]int64{}
 	s.applying.RLock()
 	defer s.applying.RUnlock()
-	err := s.store.Update(ctx, func(txn *eventstore.Txn) error {
+	err := s.store.Update(ctx, func(txn eventstore.Txn) error {
 		clear(offsets)
 		b = s.newBatch(txn, func(key string) (uint64, bool) {
 			// Commands enqueued by earlier batches of this apply are not in
@@ -511,7 +511,7 @@ func (s *Saga[S]) committed(b *batch[S], a *applied) {
 }
 
 // fireDue handles the deadlines due by now, if any.
-func (s *Saga[S]) fireDue(ctx context.Context, c *eventstore.Consumer, d *dispatcher[S]) (bool, error) {
+func (s *Saga[S]) fireDue(ctx context.Context, c eventstore.Consumer, d *dispatcher[S]) (bool, error) {
 	now := s.opts.clock.Now()
 	var items []work[S]
 	for len(items) < s.opts.batch {

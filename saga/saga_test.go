@@ -155,7 +155,7 @@ func evolveLedger(a account, e ledgerEvent) account {
 // clock for the sagas.
 type env struct {
 	t      *testing.T
-	store  *eventstore.Store
+	store  eventstore.Store
 	bus    *command.Bus
 	jobs   *command.Handler[job, jobCommand, jobEvent]
 	ledger *command.Handler[account, ledgerCommand, ledgerEvent]

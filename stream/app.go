@@ -135,7 +135,7 @@ type Metrics struct {
 // restores the store from the changelog up to the offsets recorded with the
 // last commit.
 type App struct {
-	store *eventstore.Store
+	store eventstore.Store
 	topo  *Topology
 	id    string
 	cfg   config
@@ -163,7 +163,7 @@ type App struct {
 // name of its consumer group and the prefix of its internal topics and of its
 // state ("stream/<appID>/"). It reports every problem with the topology and
 // the options at once.
-func NewApp(store *eventstore.Store, topo *Topology, appID string, opts ...Option) (*App, error) {
+func NewApp(store eventstore.Store, topo *Topology, appID string, opts ...Option) (*App, error) {
 	cfg := config{batchSize: DefaultBatchSize}
 	for _, o := range opts {
 		o(&cfg)
@@ -355,7 +355,7 @@ func (a *App) run(ctx context.Context) error {
 // that has records to read has some in the inbox, or the inbox holds
 // inboxBatches batches. It returns the partitions that have records not
 // yet polled.
-func (a *App) fill(ctx context.Context, c *eventstore.Consumer, in *inbox) (map[eventstore.TopicPartition]bool, error) {
+func (a *App) fill(ctx context.Context, c eventstore.Consumer, in *inbox) (map[eventstore.TopicPartition]bool, error) {
 	assigned := c.Assignment()
 	chunk := max(a.cfg.batchSize/max(len(assigned), 1), 1)
 	ends := map[string][]eventstore.PartitionInfo{}
@@ -726,7 +726,7 @@ func (b *batch) expire() error {
 
 // commit writes the batch's output and changelog records, then commits its
 // state, counters, changelog positions and offsets in one Update.
-func (b *batch) commit(c *eventstore.Consumer) error {
+func (b *batch) commit(c eventstore.Consumer) error {
 	a := b.a
 	for _, k := range b.dirty {
 		e := b.entries[k]
@@ -750,7 +750,7 @@ func (b *batch) commit(c *eventstore.Consumer) error {
 			return err
 		}
 	}
-	return a.store.Update(b.ctx, func(tx *eventstore.Txn) error {
+	return a.store.Update(b.ctx, func(tx eventstore.Txn) error {
 		for _, k := range b.dirty {
 			e := b.entries[k]
 			var err error

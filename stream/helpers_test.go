@@ -16,7 +16,7 @@ var t0 = time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC)
 
 func sec(n int) time.Time { return t0.Add(time.Duration(n) * time.Second) }
 
-func openStore(t testing.TB) *eventstore.Store {
+func openStore(t testing.TB) eventstore.Store {
 	t.Helper()
 	s, err := eventstore.OpenMem(eventstore.WithCleanupInterval(0))
 	if err != nil {
@@ -26,7 +26,7 @@ func openStore(t testing.TB) *eventstore.Store {
 	return s
 }
 
-func createTopic(t testing.TB, s *eventstore.Store, name string, partitions int, policy eventstore.CleanupPolicy) {
+func createTopic(t testing.TB, s eventstore.Store, name string, partitions int, policy eventstore.CleanupPolicy) {
 	t.Helper()
 	if err := s.CreateTopic(context.Background(), name, eventstore.TopicConfig{Partitions: partitions, Cleanup: policy}); err != nil {
 		t.Fatal(err)
@@ -34,7 +34,7 @@ func createTopic(t testing.TB, s *eventstore.Store, name string, partitions int,
 }
 
 // put appends one record; a nil payload is a tombstone.
-func put(t testing.TB, s *eventstore.Store, topic, key string, payload []byte, ts time.Time) {
+func put(t testing.TB, s eventstore.Store, topic, key string, payload []byte, ts time.Time) {
 	t.Helper()
 	ev := eventstore.Event{Type: "test", Payload: payload, Timestamp: ts}
 	if _, err := s.Append(context.Background(), topic, key, eventstore.Any, []eventstore.Event{ev}, eventstore.NoSync()); err != nil {
@@ -86,7 +86,7 @@ func runOnce(t testing.TB, app *stream.App) {
 
 // readTopic returns "key=payload" of every record of topic, partition by
 // partition.
-func readTopic(t testing.TB, s *eventstore.Store, topic string) []eventstore.Record {
+func readTopic(t testing.TB, s eventstore.Store, topic string) []eventstore.Record {
 	t.Helper()
 	n, err := s.Partitions(topic)
 	if err != nil {

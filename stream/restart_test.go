@@ -28,7 +28,7 @@ func restartTopology() (*stream.Topology, stream.Table[string, int64], stream.Wi
 	return topo, total, perMinute
 }
 
-func loadViews(t *testing.T, s *eventstore.Store, n int) {
+func loadViews(t *testing.T, s eventstore.Store, n int) {
 	createTopic(t, s, "views", 4, eventstore.Retain)
 	for i := range n {
 		at := i / 3
@@ -51,7 +51,7 @@ type snapshot struct {
 	outputs []string
 }
 
-func takeSnapshot(t *testing.T, s *eventstore.Store, app *stream.App, total stream.Table[string, int64], perMinute stream.WindowedTable[string, int64]) snapshot {
+func takeSnapshot(t *testing.T, s eventstore.Store, app *stream.App, total stream.Table[string, int64], perMinute stream.WindowedTable[string, int64]) snapshot {
 	t.Helper()
 	ctx := context.Background()
 	snap := snapshot{total: map[string]int64{}}

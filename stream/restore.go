@@ -40,7 +40,7 @@ func (a *App) restore(ctx context.Context, st *storeDef) error {
 		return fmt.Errorf("stream: restore store %q: %w", st.name, err)
 	}
 	// Clear what a restore that crashed may have left.
-	if err := a.store.Update(ctx, func(tx *eventstore.Txn) error {
+	if err := a.store.Update(ctx, func(tx eventstore.Txn) error {
 		return tx.DeleteRange(prefix, eventstore.PrefixEnd(prefix))
 	}); err != nil {
 		return err
@@ -50,7 +50,7 @@ func (a *App) restore(ctx context.Context, st *storeDef) error {
 		if len(pending) == 0 {
 			return nil
 		}
-		err := a.store.Update(ctx, func(tx *eventstore.Txn) error {
+		err := a.store.Update(ctx, func(tx eventstore.Txn) error {
 			for _, kv := range pending {
 				key := append(slices.Clone(prefix), kv.Key...)
 				if kv.Value == nil {
@@ -108,12 +108,12 @@ func (a *App) restore(ctx context.Context, st *storeDef) error {
 	if err := flush(); err != nil {
 		return err
 	}
-	return a.store.Update(ctx, func(tx *eventstore.Txn) error { return tx.Set(marker, []byte{1}) })
+	return a.store.Update(ctx, func(tx eventstore.Txn) error { return tx.Set(marker, []byte{1}) })
 }
 
 // deleteIndexOf removes the index entry of the window whose key (after the
 // store prefix) is wk, if the window exists.
-func deleteIndexOf(tx *eventstore.Txn, prefix, wk []byte) error {
+func deleteIndexOf(tx eventstore.Txn, prefix, wk []byte) error {
 	v, ok, err := tx.Get(append(slices.Clone(prefix), wk...))
 	if err != nil || !ok {
 		return err

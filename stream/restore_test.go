@@ -36,7 +36,7 @@ func TestRestoreFromChangelog(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Delete both stores' state and their markers.
-	err = s.Update(ctx, func(tx *eventstore.Txn) error {
+	err = s.Update(ctx, func(tx eventstore.Txn) error {
 		for _, store := range []string{"total", "per-minute"} {
 			p := []byte("stream/restore/" + store + "/")
 			if err := tx.DeleteRange(p, eventstore.PrefixEnd(p)); err != nil {

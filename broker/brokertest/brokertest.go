@@ -191,7 +191,7 @@ func duplicates(t *testing.T, h Harness) {
 // CountingHandler counts each event ID under "count/<id>" and checks that
 // the versions of a key arrive in order ("violation/<id>" otherwise), all
 // through the Txn.
-func CountingHandler(_ context.Context, tx *eventstore.Txn, rec eventstore.Record) error {
+func CountingHandler(_ context.Context, tx eventstore.Txn, rec eventstore.Record) error {
 	ck := []byte("count/" + rec.ID.String())
 	var c uint64
 	if v, ok, err := tx.Get(ck); err != nil {
@@ -218,7 +218,7 @@ func CountingHandler(_ context.Context, tx *eventstore.Txn, rec eventstore.Recor
 }
 
 // Applied returns how many distinct events CountingHandler applied in s.
-func Applied(t *testing.T, s *eventstore.Store) int {
+func Applied(t *testing.T, s eventstore.Store) int {
 	t.Helper()
 	n := 0
 	for _, err := range s.Scan(context.Background(), []byte("count/"), eventstore.PrefixEnd([]byte("count/")), false) {
@@ -232,7 +232,7 @@ func Applied(t *testing.T, s *eventstore.Store) int {
 
 // CheckExactlyOnce checks that CountingHandler applied want distinct
 // events, each once, with no order violation.
-func CheckExactlyOnce(t *testing.T, s *eventstore.Store, want int) {
+func CheckExactlyOnce(t *testing.T, s eventstore.Store, want int) {
 	t.Helper()
 	ctx := context.Background()
 	n := 0
@@ -256,7 +256,7 @@ func CheckExactlyOnce(t *testing.T, s *eventstore.Store, want int) {
 	}
 }
 
-func openStore(t *testing.T) *eventstore.Store {
+func openStore(t *testing.T) eventstore.Store {
 	t.Helper()
 	s, err := eventstore.OpenMem()
 	if err != nil {

@@ -57,7 +57,7 @@ type Config struct {
 	// every engine but gochannel, whose subscribers all get every message.
 	ConsumerGroup string
 	// Store is the store of the muninn engine when URL is empty.
-	Store *eventstore.Store
+	Store eventstore.Store
 	// Partitions is the partition count of topics that the muninn engine
 	// creates, and that the kafka subscriber's SubscribeInitialize creates.
 	// Default broker.DefaultPartitions.

@@ -70,7 +70,7 @@ func TestConfigValidate(t *testing.T) {
 	}
 }
 
-func openStore(t *testing.T) *eventstore.Store {
+func openStore(t *testing.T) eventstore.Store {
 	t.Helper()
 	s, err := eventstore.OpenMem()
 	if err != nil {

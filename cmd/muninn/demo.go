@@ -8,6 +8,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/muninn-es/muninn/clock"
 	"github.com/muninn-es/muninn/eventstore"
 	"github.com/spf13/cobra"
 )
@@ -34,8 +35,8 @@ output.`,
 
 // demo holds what the steps of the walk-through share.
 type demo struct {
-	store *eventstore.Store
-	clock *fakeClock
+	store eventstore.Store
+	clock *clock.Manual
 	out   *errWriter
 	// versions is each order stream's head version, as this writer knows it.
 	versions map[string]uint64
@@ -45,9 +46,9 @@ type demo struct {
 func runDemo(ctx context.Context, w io.Writer) error {
 	// A fake clock lets the demo age a tombstone past its grace period
 	// without waiting an hour.
-	clock := &fakeClock{now: time.Date(2025, 3, 1, 9, 0, 0, 0, time.UTC)}
+	clk := clock.NewManual(time.Date(2025, 3, 1, 9, 0, 0, 0, time.UTC))
 	store, err := eventstore.OpenMem(
-		eventstore.WithClock(clock.Now),
+		eventstore.WithClock(clk),
 		eventstore.WithCleanupInterval(0), // cleanup runs only when the demo asks
 	)
 	if err != nil {
@@ -55,7 +56,7 @@ func runDemo(ctx context.Context, w io.Writer) error {
 	}
 	defer store.Close()
 
-	d := &demo{store: store, clock: clock, out: &errWriter{w: w}, versions: map[string]uint64{}}
+	d := &demo{store: store, clock: clk, out: &errWriter{w: w}, versions: map[string]uint64{}}
 	d.printf("Muninn demo: an event store in memory (the real Pebble engine on vfs.NewMem)\n")
 	steps := []func(context.Context) error{
 		d.appendOrders,
@@ -367,25 +368,4 @@ func (e *errWriter) Write(p []byte) (int, error) {
 	n, err := e.w.Write(p)
 	e.err = err
 	return n, err
-}
-
-// fakeClock is a clock the demo moves by hand. The store reads it from its
-// own goroutines, hence the lock.
-type fakeClock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-// Now returns the clock's time.
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-// Advance moves the clock forward by d.
-func (c *fakeClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = c.now.Add(d)
 }

@@ -125,7 +125,7 @@ func runAppend(t *testing.T, h Harness) {
 			if r.ID != res.EventIDs[i] || r.ID.Version() != 7 {
 				t.Errorf("record %d ID %s (v%d), append returned %s; want UUIDv7", i, r.ID, r.ID.Version(), res.EventIDs[i])
 			}
-			if r.SchemaVersion != 1 || !r.Timestamp.Equal(c.now) || r.Topic != "orders" || r.Key != "o-1" {
+			if r.SchemaVersion != 1 || !r.Timestamp.Equal(c.Now()) || r.Topic != "orders" || r.Key != "o-1" {
 				t.Errorf("record %d = %+v", i, r)
 			}
 			if r.CorrelationID != first.ID.String() || r.CausationID != first.ID.String() {

@@ -15,7 +15,7 @@ func runCleanup(t *testing.T, h Harness) {
 		mustCreate(t, s, "logs", eventstore.TopicConfig{Partitions: 1, Cleanup: eventstore.Delete, RetentionAge: time.Hour})
 		for i := range 10 {
 			mustAppend(t, s, "logs", fmt.Sprint("k", i%3), eventstore.Any, ev("e", fmt.Sprint(i)))
-			c.now = c.now.Add(10 * time.Minute)
+			c.Advance(10 * time.Minute)
 		}
 		// Now is 100 minutes after the first record: records 0..3 (written
 		// at 0, 10, 20, 30 min) are older than an hour, record 4 (40 min) is not.
@@ -101,7 +101,7 @@ func runCleanup(t *testing.T, h Harness) {
 		if payloads(recs) != "b1,<nil>" {
 			t.Fatalf("within grace: %s, want b1 and a's tombstone", payloads(recs))
 		}
-		c.now = c.now.Add(61 * time.Minute)
+		c.Advance(61 * time.Minute)
 		if _, err := s.Cleanup(ctx(t)); err != nil {
 			t.Fatal(err)
 		}
@@ -124,7 +124,7 @@ func runCleanup(t *testing.T, h Harness) {
 		for i := range 5 {
 			mustAppend(t, s, "orders", "o", eventstore.Exact(uint64(i)), ev("e", "x"))
 		}
-		c.now = c.now.Add(10000 * time.Hour)
+		c.Advance(10000 * time.Hour)
 		if st, err := s.Cleanup(ctx(t)); err != nil || st.Records != 0 {
 			t.Fatalf("cleanup of a retain topic: %+v, %v", st, err)
 		}

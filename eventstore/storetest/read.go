@@ -137,11 +137,11 @@ func runRead(t *testing.T, h Harness) {
 	t.Run("TimestampsRoundTrip", func(t *testing.T) {
 		s, c := open(t, h)
 		mustCreate(t, s, "orders", eventstore.TopicConfig{Partitions: 1})
-		c.now = c.now.Add(90 * time.Minute)
+		c.Advance(90 * time.Minute)
 		mustAppend(t, s, "orders", "o", eventstore.Any, ev("e", "x"))
 		r := collect(t, s.ReadStream(ctx(t), "orders", "o", 0))[0]
-		if !r.Timestamp.Equal(c.now) {
-			t.Errorf("timestamp %v, want the store clock's %v", r.Timestamp, c.now)
+		if !r.Timestamp.Equal(c.Now()) {
+			t.Errorf("timestamp %v, want the store clock's %v", r.Timestamp, c.Now())
 		}
 	})
 }

@@ -15,7 +15,7 @@ func runReopen(t *testing.T, h Harness) {
 		mustCreate(t, s, "logs", eventstore.TopicConfig{Partitions: 1, Cleanup: eventstore.Delete, RetentionAge: time.Minute})
 		mustAppend(t, s, "orders", "o-1", eventstore.NoStream, ev("placed", "a"), ev("paid", "b"))
 		mustAppend(t, s, "logs", "l", eventstore.Any, ev("e", "old"))
-		c.now = c.now.Add(time.Hour)
+		c.Advance(time.Hour)
 		mustAppend(t, s, "logs", "l", eventstore.Any, ev("e", "new"))
 		if _, err := s.Cleanup(ctx(t)); err != nil {
 			t.Fatal(err)

@@ -202,7 +202,7 @@ func (e *env) relayLatency(ctx context.Context) (p50, p99 float64, err error) {
 		handled   int
 	)
 	notify := make(chan struct{}, 1)
-	handler := func(_ context.Context, _ *eventstore.Txn, rec eventstore.Record) error {
+	handler := func(_ context.Context, _ eventstore.Txn, rec eventstore.Record) error {
 		d := time.Since(rec.Timestamp)
 		mu.Lock()
 		handled++

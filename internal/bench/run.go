@@ -90,7 +90,7 @@ func Run(ctx context.Context, cfg Config) (res Result, err error) {
 // it, and the data the measurements share.
 type env struct {
 	cfg      Config
-	store    *eventstore.Store
+	store    *eventstore.PebbleStore
 	raw      *pebble.DB
 	payloads [][]byte
 	// keys are the stream keys of the read topic.

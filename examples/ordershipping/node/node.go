@@ -19,7 +19,7 @@ import (
 // Node is one service: its store, its connection to NATS, and its relay.
 type Node struct {
 	// Store is the service's own store.
-	Store *eventstore.Store
+	Store eventstore.Store
 	// Logger logs warnings to stderr.
 	Logger  *slog.Logger
 	service string

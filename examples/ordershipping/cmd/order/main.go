@@ -52,7 +52,7 @@ type Order struct {
 const ordersPrefix = "order/orders/"
 
 type service struct {
-	store *eventstore.Store
+	store eventstore.Store
 	out   sync.Mutex // serializes lines on stdout
 }
 
@@ -92,7 +92,7 @@ func (s *service) orders(ctx context.Context) ([]Order, error) {
 }
 
 // shipped marks an order shipped, in the inbound Txn: exactly once.
-func (s *service) shipped(_ context.Context, tx *eventstore.Txn, rec eventstore.Record) error {
+func (s *service) shipped(_ context.Context, tx eventstore.Txn, rec eventstore.Record) error {
 	if rec.Type != events.TypeShipmentScheduled {
 		return nil
 	}

@@ -46,7 +46,7 @@ func run(ctx context.Context, dir, natsURL string) error {
 		return err
 	}
 	defer n.Close()
-	schedule := func(ctx context.Context, tx *eventstore.Txn, rec eventstore.Record) error {
+	schedule := func(ctx context.Context, tx eventstore.Txn, rec eventstore.Record) error {
 		if rec.Type != events.TypeOrderPlaced {
 			return nil
 		}
