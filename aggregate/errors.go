@@ -3,6 +3,8 @@ package aggregate
 import (
 	"errors"
 	"fmt"
+
+	"github.com/muninn-es/muninn/eventstore"
 )
 
 // Sentinel errors, matched with errors.Is.
@@ -16,8 +18,9 @@ var (
 	// the current one.
 	ErrUpcast = errors.New("aggregate: upcast failed")
 	// ErrInvalidArgument is wrapped by errors about bad input: an empty or
-	// overlong aggregate ID, a bad option.
-	ErrInvalidArgument = errors.New("aggregate: invalid argument")
+	// overlong aggregate ID, a bad option. It is the framework's one
+	// bad-input error, eventstore.ErrInvalidArgument.
+	ErrInvalidArgument = eventstore.ErrInvalidArgument
 )
 
 // DecodeError reports a stored event that could not be turned back into a

@@ -587,14 +587,14 @@ func TestErrorKinds(t *testing.T) {
 		sentinel error
 		text     string
 	}{
-		{"validation", ctx, "k", validatedAdd{}, command.KindInvalidArgument, command.ErrInvalid, "SKU is required"},
+		{"validation", ctx, "k", validatedAdd{}, command.KindInvalidArgument, command.ErrInvalidArgument, "SKU is required"},
 		{"rule", ctx, "k", AddItem{}, command.KindFailedPrecondition, command.ErrRejected, "nope"},
 		{"plain decide error", ctx, "k", PlaceOrder{}, command.KindFailedPrecondition, command.ErrRejected, "plain domain error"},
 		{"not found", ctx, "k", ConfirmOrder{}, command.KindNotFound, command.ErrNotFound, "no order"},
 		{"panic", ctx, "k", boom{}, command.KindInternal, command.ErrInternal, "panic"},
-		{"unknown command", ctx, "k", 42, command.KindInvalidArgument, command.ErrInvalid, "no aggregate handles commands of type int"},
-		{"nil command", ctx, "k", nil, command.KindInvalidArgument, command.ErrInvalid, "nil command"},
-		{"empty aggregate ID", ctx, "", AddItem{}, command.KindInvalidArgument, command.ErrInvalid, "empty aggregate ID"},
+		{"unknown command", ctx, "k", 42, command.KindInvalidArgument, command.ErrInvalidArgument, "no aggregate handles commands of type int"},
+		{"nil command", ctx, "k", nil, command.KindInvalidArgument, command.ErrInvalidArgument, "nil command"},
+		{"empty aggregate ID", ctx, "", AddItem{}, command.KindInvalidArgument, command.ErrInvalidArgument, "empty aggregate ID"},
 		{"cancelled", cancelled, "k", validatedAdd{AddItem{"a", 1}}, command.KindCanceled, context.Canceled, "canceled"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -614,7 +614,7 @@ func TestErrorKinds(t *testing.T) {
 	}
 	// KindOf on raw errors.
 	for err, want := range map[error]command.Kind{
-		nil:                                command.KindInternal,
+		nil:                                command.KindOK,
 		errors.New("x"):                    command.KindInternal,
 		&eventstore.VersionConflictError{}: command.KindAborted,
 		fmt.Errorf("w: %w", eventstore.ErrClosed): command.KindUnavailable,

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 
-	"github.com/muninn-es/muninn/aggregate"
 	"github.com/muninn-es/muninn/eventstore"
 )
 
@@ -40,6 +39,8 @@ const (
 	KindDeadlineExceeded
 	// KindUnavailable is a store that is closed or failed: gRPC Unavailable.
 	KindUnavailable
+	// KindOK is no error at all: what KindOf(nil) returns, gRPC OK.
+	KindOK
 )
 
 var kindNames = [...]string{
@@ -52,6 +53,7 @@ var kindNames = [...]string{
 	KindCanceled:           "canceled",
 	KindDeadlineExceeded:   "deadline exceeded",
 	KindUnavailable:        "unavailable",
+	KindOK:                 "ok",
 }
 
 // String returns the kind's name, such as "failed precondition".
@@ -65,7 +67,10 @@ func (k Kind) String() string {
 // Sentinels, one per kind a caller commonly branches on. An *Error matches
 // the sentinel of its kind with errors.Is.
 var (
-	ErrInvalid          = errors.New("command: invalid argument")
+	// ErrInvalidArgument is the framework's one bad-input error,
+	// eventstore.ErrInvalidArgument: a command refused as malformed matches
+	// it, as does every other invalid argument.
+	ErrInvalidArgument  = eventstore.ErrInvalidArgument
 	ErrRejected         = errors.New("command: rejected by the aggregate's rules")
 	ErrNotFound         = errors.New("command: aggregate not found")
 	ErrConflict         = errors.New("command: version conflict")
@@ -79,7 +84,7 @@ var (
 func (k Kind) sentinel() error {
 	switch k {
 	case KindInvalidArgument:
-		return ErrInvalid
+		return ErrInvalidArgument
 	case KindFailedPrecondition:
 		return ErrRejected
 	case KindNotFound:
@@ -165,11 +170,13 @@ func Denied(format string, args ...any) error {
 // KindOf classifies any error: the Kind of the outermost *Error in its
 // chain, else by the store's and the context's sentinels (a version
 // conflict is KindAborted, a store's invalid argument KindInvalidArgument,
-// a closed store KindUnavailable, ...). Nil and unknown errors are
+// a closed store KindUnavailable, ...). Nil is KindOK; unknown errors are
 // KindInternal.
 func KindOf(err error) Kind {
 	var ce *Error
 	switch {
+	case err == nil:
+		return KindOK
 	case errors.As(err, &ce):
 		return ce.Kind
 	case errors.Is(err, context.Canceled):
@@ -178,7 +185,7 @@ func KindOf(err error) Kind {
 		return KindDeadlineExceeded
 	case errors.Is(err, eventstore.ErrVersionConflict):
 		return KindAborted
-	case errors.Is(err, eventstore.ErrInvalidArgument), errors.Is(err, aggregate.ErrInvalidArgument):
+	case errors.Is(err, eventstore.ErrInvalidArgument):
 		return KindInvalidArgument
 	case errors.Is(err, eventstore.ErrClosed), errors.Is(err, eventstore.ErrStoreFailed), errors.Is(err, ErrClosed):
 		return KindUnavailable

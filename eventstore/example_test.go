@@ -443,3 +443,15 @@ func ExampleStore_Update() {
 	// counts/o-2 +
 	// committed: 3
 }
+
+// A Position prints and parses as "topic/partition@offset": the form an API
+// takes as a query's minimum position.
+func ExampleParsePosition() {
+	p, err := eventstore.ParsePosition("orders/3@1024")
+	fmt.Println(p.Topic, p.Partition, p.Offset, err)
+	_, err = eventstore.ParsePosition("orders@12")
+	fmt.Println(err)
+	// Output:
+	// orders 3 1024 <nil>
+	// muninn: invalid argument: position: "orders@12" lacks the '/' before its partition (want topic/partition@offset)
+}

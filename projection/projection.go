@@ -20,7 +20,9 @@ import (
 var (
 	// ErrInvalidArgument is wrapped by every error about bad input: a bad
 	// name, option, key or pagination token.
-	ErrInvalidArgument = errors.New("projection: invalid argument")
+	// It is the framework's one bad-input error,
+	// eventstore.ErrInvalidArgument.
+	ErrInvalidArgument = eventstore.ErrInvalidArgument
 	// ErrRunning is returned by Run when the projection is already running
 	// in this process, and by Rebuild when a rebuild is already running.
 	ErrRunning = errors.New("projection: already running")

@@ -20,8 +20,9 @@ var (
 	ErrRunning = errors.New("saga: already running")
 	// ErrNotFound is returned by Get for a key with no instance.
 	ErrNotFound = errors.New("saga: instance not found")
-	// ErrInvalid wraps the errors of New.
-	ErrInvalid = errors.New("saga: invalid argument")
+	// ErrInvalidArgument wraps the errors of New. It is the framework's one
+	// bad-input error, eventstore.ErrInvalidArgument.
+	ErrInvalidArgument = eventstore.ErrInvalidArgument
 )
 
 // PermanentError marks a handler error that retrying cannot fix: its step
@@ -92,7 +93,7 @@ type outboxItem struct {
 
 // New returns a Saga that runs def on store and dispatches commands with
 // bus. It reports every problem with def and the options at once, in an
-// error wrapping ErrInvalid.
+// error wrapping ErrInvalidArgument.
 func New[S any](store eventstore.Store, bus Dispatcher, def *Definition[S], opts ...Option) (*Saga[S], error) {
 	var errs []error
 	if store == nil {
@@ -115,7 +116,7 @@ func New[S any](store eventstore.Store, bus Dispatcher, def *Definition[S], opts
 		errs = append(errs, err)
 	}
 	if err := errors.Join(errs...); err != nil {
-		return nil, fmt.Errorf("%w: saga %q: %w", ErrInvalid, name, err)
+		return nil, fmt.Errorf("%w: saga %q: %w", ErrInvalidArgument, name, err)
 	}
 	s := &Saga[S]{store: store, bus: bus, def: def, opts: o, keys: newKeyspace(def.name), group: groupPrefix + def.name}
 	s.mu.changed = make(chan struct{})

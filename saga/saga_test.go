@@ -508,12 +508,12 @@ func TestPolicyAndSagaRegistrationErrors(t *testing.T) {
 	wantInvalid(t, err, "it reacts to no event (Whenever)")
 }
 
-// wantInvalid checks that err is an ErrInvalid that names every one of
+// wantInvalid checks that err is an ErrInvalidArgument that names every one of
 // problems.
 func wantInvalid(t *testing.T, err error, problems ...string) {
 	t.Helper()
-	if !errors.Is(err, saga.ErrInvalid) {
-		t.Errorf("error %v, want ErrInvalid", err)
+	if !errors.Is(err, saga.ErrInvalidArgument) {
+		t.Errorf("error %v, want ErrInvalidArgument", err)
 		return
 	}
 	for _, p := range problems {

@@ -99,7 +99,7 @@ func TestPayment(t *testing.T) {
 	})
 	t.Run("capture a non-positive amount", func(t *testing.T) {
 		for _, amount := range []int64{0, -1} {
-			aggregatetest.For(t, agg).Given().When(f.CapturePayment{OrderID: "o1", Amount: amount}).ThenError(command.ErrInvalid)
+			aggregatetest.For(t, agg).Given().When(f.CapturePayment{OrderID: "o1", Amount: amount}).ThenError(command.ErrInvalidArgument)
 		}
 	})
 	t.Run("capture twice", func(t *testing.T) {
@@ -204,8 +204,8 @@ func TestStock(t *testing.T) {
 		aggregatetest.For(t, agg).Given(reserved).When(f.ReserveStock{OrderID: "o1", Qty: 1}).ThenError(command.ErrRejected)
 	})
 	t.Run("reserve a non-positive quantity", func(t *testing.T) {
-		aggregatetest.For(t, agg).Given().When(f.ReserveStock{OrderID: "o1", Qty: 0}).ThenError(command.ErrInvalid)
-		aggregatetest.For(t, agg).Given().When(f.ReserveStock{OrderID: "o1", Qty: -1}).ThenError(command.ErrInvalid)
+		aggregatetest.For(t, agg).Given().When(f.ReserveStock{OrderID: "o1", Qty: 0}).ThenError(command.ErrInvalidArgument)
+		aggregatetest.For(t, agg).Given().When(f.ReserveStock{OrderID: "o1", Qty: -1}).ThenError(command.ErrInvalidArgument)
 	})
 	t.Run("release", func(t *testing.T) {
 		aggregatetest.For(t, agg).Given(reserved, f.StockReserved{OrderID: "o2", Qty: 4}).When(f.ReleaseStock{OrderID: "o1"}).
