@@ -7,20 +7,20 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"strings"
+	"slices"
 	"testing"
 	"time"
 
 	"github.com/muninn-es/muninn/broker"
 	"github.com/muninn-es/muninn/broker/brokertest"
 	"github.com/muninn-es/muninn/eventstore"
+	"github.com/muninn-es/muninn/internal/crashtest"
 )
 
 // The crash test proves that the relay and Inbound lose nothing and apply
 // nothing twice across kill -9. A child process (this test binary,
-// re-executed to run only TestCrashChild) relays a source log into an engine
+// re-executed by crashtest to run only TestCrashChild) relays a source log into an engine
 // log (the log's own Publisher and Subscriber, on disk) and applies it with
 // Inbound into a third store, until the parent kills it with SIGKILL at a
 // random moment. The parent restarts it until everything is applied, then
@@ -28,7 +28,6 @@ import (
 // exactly once, and that the effects of each key followed its versions.
 
 const (
-	crashDirEnv  = "MUNINN_BROKER_CRASH_DIR"
 	crashTopic   = "orders"
 	crashKeys    = 8
 	crashPerKey  = 60
@@ -57,16 +56,11 @@ func crashStores(dir string) (src, engine, state eventstore.Store, err error) {
 // TestCrashChild is the child of TestCrashRelayInbound; it does nothing
 // unless started by it.
 func TestCrashChild(t *testing.T) {
-	dir := os.Getenv(crashDirEnv)
-	if dir == "" {
+	if !crashtest.IsChild(t) {
 		return
 	}
-	fail := func(format string, args ...any) {
-		fmt.Fprintf(os.Stderr, "crash child: "+format+"\n", args...)
-		os.Exit(3)
-	}
-	time.AfterFunc(60*time.Second, func() { fail("not done after 60s") })
-	src, engine, state, err := crashStores(dir)
+	fail := crashtest.Fail
+	src, engine, state, err := crashStores(crashtest.Arg("dir"))
 	if err != nil {
 		fail("open: %v", err)
 	}
@@ -99,7 +93,7 @@ func TestCrashChild(t *testing.T) {
 			n++
 		}
 		if n >= crashRecords {
-			fmt.Println("DONE")
+			crashtest.Ack("DONE")
 			os.Exit(0)
 		}
 	}
@@ -127,45 +121,29 @@ func TestCrashRelayInbound(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	exe, err := os.Executable()
-	if err != nil {
-		t.Fatal(err)
-	}
-	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 7))
+	rng := rand.New(rand.NewPCG(crashtest.Seed(t), 7))
+	child := crashtest.Child{Test: "TestCrashChild", Args: map[string]string{"dir": dir}}
 	kills := 0
 	for round := 0; ; round++ {
 		if round > 200 {
 			t.Fatal("not done after 200 rounds")
 		}
-		cmd := exec.Command(exe, "-test.run=^TestCrashChild$", "-test.count=1")
-		cmd.Env = append(os.Environ(), crashDirEnv+"="+dir)
-		var out, errOut strings.Builder
-		cmd.Stdout, cmd.Stderr = &out, &errOut
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		done := make(chan error, 1)
-		go func() { done <- cmd.Wait() }()
 		// The first rounds are killed at a random moment; later ones run
 		// to the end.
-		var kill <-chan time.Time
+		var acks []string
 		if round < 12 {
-			kill = time.After(time.Duration(50+rng.IntN(400)) * time.Millisecond)
+			res := crashtest.Round{Child: child, KillAfter: time.Duration(50+rng.IntN(400)) * time.Millisecond, MayFinish: true}.Run(t)
+			if res.Killed {
+				kills++
+				t.Logf("round %d: killed with %d of %d applied", round, crashApplied(t, dir), crashRecords)
+				continue
+			}
+			acks = res.Acks
+		} else {
+			acks = crashtest.Start(t, child).Wait()
 		}
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Fatalf("round %d: child: %v\n%s", round, err, errOut.String())
-			}
-			if !strings.Contains(out.String(), "DONE") {
-				t.Fatalf("round %d: child exited without DONE:\n%s\n%s", round, out.String(), errOut.String())
-			}
-		case <-kill:
-			cmd.Process.Signal(os.Kill)
-			<-done
-			kills++
-			t.Logf("round %d: killed with %d of %d applied", round, crashApplied(t, dir), crashRecords)
-			continue
+		if !slices.Equal(acks, []string{"DONE"}) {
+			t.Fatalf("round %d: child ended with acknowledgements %q, want DONE", round, acks)
 		}
 		break
 	}

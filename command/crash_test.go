@@ -1,17 +1,12 @@
 package command_test
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"fmt"
 	"math/rand/v2"
-	"os"
-	"os/exec"
 	"strconv"
 	"strings"
-	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -19,23 +14,20 @@ import (
 	"github.com/muninn-es/muninn/aggregate"
 	"github.com/muninn-es/muninn/command"
 	"github.com/muninn-es/muninn/eventstore"
+	"github.com/muninn-es/muninn/internal/crashtest"
 )
 
 // The crash test proves that a command's events and its idempotency record
-// are written together: a child process (this test binary, re-executed to
-// run only TestCommandCrashChild) dispatches commands with IDs from several
-// goroutines, some of them resent, and prints one ACK line per dispatch
-// after it returned. The parent kills it with SIGKILL, reopens the store and
-// checks that every acknowledged command is remembered with its result,
-// that every event has the record of the command that caused it and every
-// record its events, and that resending any acknowledged command appends
-// nothing.
+// are written together: a child process (this test binary, re-executed by
+// crashtest to run only TestCommandCrashChild) dispatches commands with IDs
+// from several goroutines, some of them resent, and acknowledges each
+// dispatch after it returned. The parent kills it with SIGKILL, reopens the
+// store and checks that every acknowledged command is remembered with its
+// result, that every event has the record of the command that caused it and
+// every record its events, and that resending any acknowledged command
+// appends nothing.
 
-const (
-	cmdCrashDirEnv   = "MUNINN_COMMAND_CRASH_DIR"
-	cmdCrashRoundEnv = "MUNINN_COMMAND_CRASH_ROUND"
-	cmdCrashWorkers  = 6
-)
+const cmdCrashWorkers = 6
 
 func crashAggregate(t testing.TB) *aggregate.Aggregate[Order, OrderCommand, OrderEvent] {
 	return orderAggregate(t, aggregate.WithTopic("crash-orders"), aggregate.WithPartitions(4), aggregate.WithSnapshots(20))
@@ -44,19 +36,11 @@ func crashAggregate(t testing.TB) *aggregate.Aggregate[Order, OrderCommand, Orde
 // TestCommandCrashChild is the child of TestCommandCrashSafety; without its
 // environment it does nothing.
 func TestCommandCrashChild(t *testing.T) {
-	dir := os.Getenv(cmdCrashDirEnv)
-	if dir == "" {
+	if !crashtest.IsChild(t) {
 		return
 	}
-	round, err := strconv.Atoi(os.Getenv(cmdCrashRoundEnv))
-	fail := func(format string, args ...any) {
-		fmt.Fprintf(os.Stderr, "command crash child: "+format+"\n", args...)
-		os.Exit(3)
-	}
-	if err != nil {
-		fail("bad round: %v", err)
-	}
-	time.AfterFunc(60*time.Second, func() { fail("not killed after 60s") })
+	dir, round, seed := crashtest.Arg("dir"), crashtest.IntArg("round"), crashtest.Uint64Arg("seed")
+	fail := crashtest.Fail
 	ctx := context.Background()
 	s, err := eventstore.Open(dir)
 	if err != nil {
@@ -70,10 +54,9 @@ func TestCommandCrashChild(t *testing.T) {
 	if err != nil {
 		fail("register: %v", err)
 	}
-	var outMu sync.Mutex
 	for g := range cmdCrashWorkers {
 		go func() {
-			rng := rand.New(rand.NewPCG(uint64(round), uint64(g)))
+			rng := rand.New(rand.NewPCG(seed, uint64(round)<<8|uint64(g)))
 			id := fmt.Sprintf("g%d", g) // every round adds to the same orders
 			if _, err := orders.Dispatch(ctx, id, PlaceOrder{"c"}, command.WithCommandID("place-"+id)); err != nil {
 				fail("place %s: %v", id, err)
@@ -93,9 +76,7 @@ func TestCommandCrashChild(t *testing.T) {
 				if len(res.EventIDs) != 1 {
 					fail("dispatch %s: %d events", cmdID, len(res.EventIDs))
 				}
-				outMu.Lock()
-				fmt.Fprintf(os.Stdout, "ACK %s %s %d %s %t\n", cmdID, id, res.Version, res.EventIDs[0], res.Duplicate)
-				outMu.Unlock()
+				crashtest.Ack("%s %s %d %s %t", cmdID, id, res.Version, res.EventIDs[0], res.Duplicate)
 			}
 		}()
 	}
@@ -113,10 +94,11 @@ func TestCommandCrashSafety(t *testing.T) {
 	if testing.Short() {
 		t.Skip("kills a child process repeatedly; skipped with -short")
 	}
+	seed := crashtest.Seed(t)
 	dir := t.TempDir()
 	acked := map[string]cmdAck{}
 	for round := 1; round <= 4; round++ {
-		for _, a := range runCommandCrashRound(t, dir, round, time.Duration(30+40*round)*time.Millisecond) {
+		for _, a := range runCommandCrashRound(t, dir, round, seed, time.Duration(30+40*round)*time.Millisecond) {
 			if prev, ok := acked[a.cmdID]; ok && (prev.version != a.version || prev.eventID != a.eventID) {
 				t.Fatalf("command %s acknowledged twice with different results: %+v and %+v", a.cmdID, prev, a)
 			}
@@ -130,56 +112,32 @@ func TestCommandCrashSafety(t *testing.T) {
 	t.Logf("%d acknowledged commands over 4 kills, all remembered with their events", len(acked))
 }
 
-func runCommandCrashRound(t *testing.T, dir string, round int, delay time.Duration) []cmdAck {
+// runCommandCrashRound runs the child on dir, kills it delay after its
+// first acknowledged command, and returns every command it acknowledged.
+func runCommandCrashRound(t *testing.T, dir string, round int, seed uint64, delay time.Duration) []cmdAck {
 	t.Helper()
-	cmd := exec.Command(os.Args[0], "-test.run=^TestCommandCrashChild$")
-	cmd.Env = append(os.Environ(), cmdCrashDirEnv+"="+dir, cmdCrashRoundEnv+"="+strconv.Itoa(round))
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	first := make(chan struct{})
-	done := make(chan []cmdAck, 1)
-	go func() {
-		var acks []cmdAck
-		sc := bufio.NewScanner(stdout)
-		for sc.Scan() {
-			var a cmdAck
-			var eid string
-			if _, err := fmt.Sscanf(sc.Text(), "ACK %s %s %d %s %t", &a.cmdID, &a.aggID, &a.version, &eid, &a.duplicate); err != nil {
-				continue
-			}
-			a.eventID = uuid.MustParse(eid)
-			if acks = append(acks, a); len(acks) == 1 {
-				close(first)
-			}
-		}
-		done <- acks
-	}()
-	select {
-	case <-first:
-	case <-done:
-		_ = cmd.Wait()
-		t.Fatalf("round %d: child ended before it was killed: %v\nstderr:\n%s", round, cmd.ProcessState, stderr.Bytes())
-	case <-time.After(20 * time.Second):
-		_ = cmd.Process.Kill()
-		_ = cmd.Wait()
-		t.Fatalf("round %d: no acknowledged command within 20s\nstderr:\n%s", round, stderr.Bytes())
-	}
-	time.Sleep(delay)
-	if err := cmd.Process.Kill(); err != nil {
-		t.Fatal(err)
-	}
-	acks := <-done
-	_ = cmd.Wait()
-	if ws, ok := cmd.ProcessState.Sys().(syscall.WaitStatus); !ok || !ws.Signaled() || ws.Signal() != syscall.SIGKILL {
-		t.Fatalf("round %d: child not killed by SIGKILL: %v\nstderr:\n%s", round, cmd.ProcessState, stderr.Bytes())
-	}
+	var acks []cmdAck
+	crashtest.Round{
+		Child: crashtest.Child{
+			Test: "TestCommandCrashChild",
+			Args: map[string]string{"dir": dir, "round": strconv.Itoa(round), "seed": strconv.FormatUint(seed, 10)},
+			OnAck: func(line string) error {
+				var a cmdAck
+				var eid string
+				if _, err := fmt.Sscanf(line, "%s %s %d %s %t", &a.cmdID, &a.aggID, &a.version, &eid, &a.duplicate); err != nil {
+					return err
+				}
+				var err error
+				if a.eventID, err = uuid.Parse(eid); err != nil {
+					return err
+				}
+				acks = append(acks, a)
+				return nil
+			},
+		},
+		Arm:       1,
+		KillAfter: delay,
+	}.Run(t)
 	return acks
 }
 

@@ -1,7 +1,6 @@
 package eventstore_test
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"crypto/sha256"
@@ -10,34 +9,27 @@ import (
 	"fmt"
 	"maps"
 	"math/rand/v2"
-	"os"
-	"os/exec"
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/muninn-es/muninn/eventstore"
+	"github.com/muninn-es/muninn/internal/crashtest"
 )
 
 // The crash test proves "an acknowledged append survives kill -9". A child
-// process (this test binary, re-executed to run only TestCrashChild) appends
-// durably from several goroutines and prints one ACK line per append after
-// Append has returned. The parent kills it with SIGKILL at a random moment,
-// reopens the store and checks that every acknowledged append is present and
-// intact, that no append is visible in part, and that offsets, versions and
-// heads are consistent. Every round appends to the same directory, partly to
-// streams that earlier rounds wrote, so recovery of offsets and stream heads
-// is exercised as well.
+// process (this test binary, re-executed by crashtest to run only
+// TestCrashChild) appends durably from several goroutines and acknowledges
+// each append after Append has returned. The parent kills it with SIGKILL
+// at a random moment, reopens the store and checks that every acknowledged
+// append is present and intact, that no append is visible in part, and that
+// offsets, versions and heads are consistent. Every round appends to the
+// same directory, partly to streams that earlier rounds wrote, so recovery
+// of offsets and stream heads is exercised as well.
 
 const (
-	crashDirEnv   = "MUNINN_CRASH_CHILD_DIR"
-	crashRoundEnv = "MUNINN_CRASH_CHILD_ROUND"
-	crashSeedEnv  = "MUNINN_CRASH_CHILD_SEED"
-
 	crashTopic      = "crash"
 	crashPartitions = 4
 	crashWriters    = 8
@@ -45,52 +37,23 @@ const (
 )
 
 // TestCrashChild is the child of TestCrashSafety. It does nothing unless
-// started by it (with MUNINN_CRASH_CHILD_DIR set); then it appends until it
-// is killed and never returns.
+// started by it; then it appends until it is killed and never returns.
 func TestCrashChild(t *testing.T) {
-	dir := os.Getenv(crashDirEnv)
-	if dir == "" {
+	if !crashtest.IsChild(t) {
 		return
 	}
-	round, err1 := strconv.Atoi(os.Getenv(crashRoundEnv))
-	seed, err2 := strconv.ParseUint(os.Getenv(crashSeedEnv), 10, 64)
-	if err := errors.Join(err1, err2); err != nil {
-		crashChildFail("bad environment: %v", err)
-	}
-	runCrashChild(dir, round, seed)
-}
-
-func crashChildFail(format string, args ...any) {
-	fmt.Fprintf(os.Stderr, "crash child: "+format+"\n", args...)
-	os.Exit(3)
-}
-
-func runCrashChild(dir string, round int, seed uint64) {
+	dir, round, seed := crashtest.Arg("dir"), crashtest.IntArg("round"), crashtest.Uint64Arg("seed")
 	ctx := context.Background()
 	s, err := eventstore.Open(dir)
 	if err != nil {
-		crashChildFail("open: %v", err)
+		crashtest.Fail("open: %v", err)
 	}
 	err = s.CreateTopic(ctx, crashTopic, eventstore.TopicConfig{Partitions: crashPartitions})
 	if err != nil && !errors.Is(err, eventstore.ErrTopicExists) {
-		crashChildFail("create topic: %v", err)
-	}
-
-	// A safety net: if the parent never kills us, stop on our own.
-	time.AfterFunc(60*time.Second, func() { crashChildFail("not killed after 60s") })
-
-	var outMu sync.Mutex
-	ack := func(line []byte) {
-		outMu.Lock()
-		defer outMu.Unlock()
-		// One write per line: the parent never sees half a line, and a line
-		// exists only for an append that has returned.
-		if _, err := os.Stdout.Write(line); err != nil {
-			crashChildFail("write ack: %v", err)
-		}
+		crashtest.Fail("create topic: %v", err)
 	}
 	for g := range crashWriters {
-		go crashWriter(ctx, s, round, g, rand.New(rand.NewPCG(seed, uint64(round)<<8|uint64(g))), ack)
+		go crashWriter(ctx, s, round, g, rand.New(rand.NewPCG(seed, uint64(round)<<8|uint64(g))))
 	}
 	select {}
 }
@@ -98,7 +61,7 @@ func runCrashChild(dir string, round int, seed uint64) {
 // crashWriter appends batches of 1-5 events to streams of its own: some that
 // every round writes ("g3-k1"), whose heads it learns from the store, and
 // some new to this round ("r2-g3-k1").
-func crashWriter(ctx context.Context, s *eventstore.PebbleStore, round, g int, rng *rand.Rand, ack func([]byte)) {
+func crashWriter(ctx context.Context, s *eventstore.PebbleStore, round, g int, rng *rand.Rand) {
 	var keys []string
 	for k := range 6 {
 		keys = append(keys, fmt.Sprintf("g%d-k%d", g, k))
@@ -107,14 +70,13 @@ func crashWriter(ctx context.Context, s *eventstore.PebbleStore, round, g int, r
 		keys = append(keys, fmt.Sprintf("r%d-g%d-k%d", round, g, k))
 	}
 	heads := map[string]uint64{}
-	var line []byte
 	for n := 0; ; n++ {
 		key := keys[rng.IntN(len(keys))]
 		head, ok := heads[key]
 		if !ok {
 			var err error
 			if head, err = s.HeadVersion(ctx, crashTopic, key); err != nil {
-				crashChildFail("head of %s: %v", key, err)
+				crashtest.Fail("head of %s: %v", key, err)
 			}
 		}
 		batch := fmt.Sprintf("r%d-g%d-b%d", round, g, n)
@@ -133,15 +95,15 @@ func crashWriter(ctx context.Context, s *eventstore.PebbleStore, round, g int, r
 		}
 		res, err := s.Append(ctx, crashTopic, key, eventstore.Exact(head), events)
 		if err != nil {
-			crashChildFail("append %s to %s at %d: %v", batch, key, head, err)
+			crashtest.Fail("append %s to %s at %d: %v", batch, key, head, err)
 		}
 		if res.FirstVersion != head+1 || res.LastVersion != head+uint64(size) ||
 			res.LastOffset-res.FirstOffset != int64(size-1) {
-			crashChildFail("append %s to %s at %d: unexpected result %+v", batch, key, head, res)
+			crashtest.Fail("append %s to %s at %d: unexpected result %+v", batch, key, head, res)
 		}
 		heads[key] = res.LastVersion
-		line = fmt.Appendf(line[:0], "ACK %s %d %d %s %d %d\n", key, res.FirstVersion, res.LastVersion, batch, res.Partition, res.FirstOffset)
-		ack(line)
+		// An acknowledgement exists only for an append that has returned.
+		crashtest.Ack("%s %d %d %s %d %d", key, res.FirstVersion, res.LastVersion, batch, res.Partition, res.FirstOffset)
 	}
 }
 
@@ -208,7 +170,7 @@ type crashAck struct {
 
 func parseCrashAck(line string) (crashAck, error) {
 	var a crashAck
-	_, err := fmt.Sscanf(line, "ACK %s %d %d %s %d %d", &a.key, &a.firstVersion, &a.lastVersion, &a.batch, &a.partition, &a.firstOffset)
+	_, err := fmt.Sscanf(line, "%s %d %d %s %d %d", &a.key, &a.firstVersion, &a.lastVersion, &a.batch, &a.partition, &a.firstOffset)
 	return a, err
 }
 
@@ -217,14 +179,7 @@ func TestCrashSafety(t *testing.T) {
 		t.Skip("kills a child process repeatedly; skipped with -short")
 	}
 	const rounds = 12
-	seed := uint64(time.Now().UnixNano())
-	if s := os.Getenv("MUNINN_CRASH_SEED"); s != "" {
-		var err error
-		if seed, err = strconv.ParseUint(s, 10, 64); err != nil {
-			t.Fatalf("MUNINN_CRASH_SEED: %v", err)
-		}
-	}
-	t.Logf("seed %d (rerun with MUNINN_CRASH_SEED=%d)", seed, seed)
+	seed := crashtest.Seed(t)
 	rng := rand.New(rand.NewPCG(seed, 0))
 	dir := t.TempDir()
 
@@ -254,80 +209,25 @@ func TestCrashSafety(t *testing.T) {
 // acknowledged append, and returns every append it acknowledged.
 func runCrashRound(t *testing.T, dir string, round int, seed uint64, delay time.Duration) []crashAck {
 	t.Helper()
-	cmd := exec.Command(os.Args[0], "-test.run=^TestCrashChild$")
-	cmd.Env = append(os.Environ(),
-		crashDirEnv+"="+dir,
-		crashRoundEnv+"="+strconv.Itoa(round),
-		crashSeedEnv+"="+strconv.FormatUint(seed, 10),
-	)
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	killed := false
-	defer func() {
-		if !killed {
-			_ = cmd.Process.Kill()
-			_ = cmd.Wait()
-		}
-	}()
-
-	type result struct {
-		acks    []crashAck
-		badLine string
-	}
-	first := make(chan struct{})
-	done := make(chan result, 1)
-	go func() {
-		var r result
-		sc := bufio.NewScanner(stdout)
-		for sc.Scan() {
-			line := sc.Text()
-			if !strings.HasPrefix(line, "ACK ") {
-				continue
-			}
-			a, err := parseCrashAck(line)
-			if err != nil {
-				r.badLine = fmt.Sprintf("%q: %v", line, err)
-				continue
-			}
-			a.round = round
-			r.acks = append(r.acks, a)
-			if len(r.acks) == 1 {
-				close(first)
-			}
-		}
-		done <- r
-	}()
-
-	select {
-	case <-first:
-	case r := <-done:
-		_ = cmd.Wait()
-		killed = true
-		t.Fatalf("round %d: child ended after %d acks, before it was killed: %v\nstderr:\n%s", round, len(r.acks), cmd.ProcessState, stderr.Bytes())
-	case <-time.After(20 * time.Second):
-		t.Fatalf("round %d: no acknowledged append within 20s\nstderr:\n%s", round, stderr.Bytes())
-	}
-	time.Sleep(delay)
-	if err := cmd.Process.Kill(); err != nil {
-		t.Fatalf("round %d: kill: %v", round, err)
-	}
-	r := <-done // all lines the child wrote before it died
-	_ = cmd.Wait()
-	killed = true
-	if ws, ok := cmd.ProcessState.Sys().(syscall.WaitStatus); !ok || !ws.Signaled() || ws.Signal() != syscall.SIGKILL {
-		t.Fatalf("round %d: child was not killed by SIGKILL but ended with %v\nstderr:\n%s", round, cmd.ProcessState, stderr.Bytes())
-	}
-	if r.badLine != "" {
-		t.Fatalf("round %d: child wrote a malformed ack line %s", round, r.badLine)
-	}
-	return r.acks
+	var acks []crashAck
+	crashtest.Round{
+		Child: crashtest.Child{
+			Test: "TestCrashChild",
+			Args: map[string]string{"dir": dir, "round": strconv.Itoa(round), "seed": strconv.FormatUint(seed, 10)},
+			OnAck: func(line string) error {
+				a, err := parseCrashAck(line)
+				if err != nil {
+					return fmt.Errorf("round %d: malformed: %w", round, err)
+				}
+				a.round = round
+				acks = append(acks, a)
+				return nil
+			},
+		},
+		Arm:       1,
+		KillAfter: delay,
+	}.Run(t)
+	return acks
 }
 
 type crashStats struct {

@@ -1,86 +1,42 @@
 package eventstore_test
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"maps"
 	"os"
-	"os/exec"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/muninn-es/muninn/eventstore"
+	"github.com/muninn-es/muninn/internal/crashtest"
 )
 
-const lockDirEnv = "MUNINN_LOCK_CHILD_DIR"
-
 // TestLockChild is the child of TestLockOtherProcess. It does nothing unless
-// started by it (with MUNINN_LOCK_CHILD_DIR set); then it opens the store,
-// prints READY and holds the store open until its stdin closes.
+// started by it; then it opens the store, acknowledges READY and holds the
+// store open until it is killed.
 func TestLockChild(t *testing.T) {
-	dir := os.Getenv(lockDirEnv)
-	if dir == "" {
+	if !crashtest.IsChild(t) {
 		return
 	}
-	s, err := eventstore.Open(dir)
+	s, err := eventstore.Open(crashtest.Arg("dir"))
 	if err != nil {
-		fmt.Fprintf(os.Stderr, "lock child: open: %v\n", err)
-		os.Exit(3)
+		crashtest.Fail("open: %v", err)
 	}
-	os.Stdout.WriteString("READY\n")
-	_, _ = bufio.NewReader(os.Stdin).ReadByte() // until stdin closes
-	_ = s.Close()
-	os.Exit(0)
+	defer s.Close() // never runs: the parent kills the child holding it open
+	crashtest.Ack("READY")
+	select {}
 }
 
 func TestLockOtherProcess(t *testing.T) {
 	dir := t.TempDir()
-	cmd := exec.Command(os.Args[0], "-test.run=^TestLockChild$")
-	cmd.Env = append(os.Environ(), lockDirEnv+"="+dir)
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	stdin, err := cmd.StdinPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	waited := false
-	defer func() {
-		if !waited {
-			_ = cmd.Process.Kill()
-			_ = cmd.Wait()
-		}
-	}()
-	defer stdin.Close()
-
-	ready := make(chan error, 1)
-	go func() {
-		line, err := bufio.NewReader(stdout).ReadString('\n')
-		if err == nil && line != "READY\n" {
-			err = fmt.Errorf("child wrote %q", line)
-		}
-		ready <- err
-		_, _ = io.Copy(io.Discard, stdout) // drain until the child ends
-	}()
-	select {
-	case err := <-ready:
-		if err != nil {
-			t.Fatalf("child did not get ready: %v\nstderr:\n%s", err, stderr.Bytes())
-		}
-	case <-time.After(20 * time.Second):
-		t.Fatalf("child did not get ready within 20s\nstderr:\n%s", stderr.Bytes())
+	child := crashtest.Start(t, crashtest.Child{Test: "TestLockChild", Args: map[string]string{"dir": dir}})
+	if acks := child.WaitAcks(1); acks[0] != "READY" {
+		t.Fatalf("child acknowledged %q, want READY", acks[0])
 	}
 
 	s, err := eventstore.Open(dir)
@@ -96,12 +52,7 @@ func TestLockOtherProcess(t *testing.T) {
 	}
 	t.Logf("second process: %v", err)
 
-	if err := cmd.Process.Kill(); err != nil {
-		t.Fatal(err)
-	}
-	_ = cmd.Wait()
-	waited = true
-
+	child.Kill()
 	s, err = eventstore.Open(dir)
 	if err != nil {
 		t.Fatalf("Open after the other process died: %v", err)

@@ -1,22 +1,17 @@
 package projection_test
 
 import (
-	"bufio"
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"math/rand/v2"
-	"os"
-	"os/exec"
 	"strconv"
-	"strings"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/muninn-es/muninn/eventstore"
+	"github.com/muninn-es/muninn/internal/crashtest"
 	"github.com/muninn-es/muninn/projection"
 )
 
@@ -31,11 +26,8 @@ import (
 // applied twice would inflate a counter; a record skipped would lose one.
 
 const (
-	projCrashDirEnv  = "MUNINN_PROJECTION_CRASH_DIR"
-	projCrashSeedEnv = "MUNINN_PROJECTION_CRASH_SEED"
-	projCrashRebuild = "MUNINN_PROJECTION_CRASH_REBUILD"
-	projCrashTopic   = "events"
-	projCrashParts   = 4
+	projCrashTopic = "events"
+	projCrashParts = 4
 )
 
 type crashPayload struct {
@@ -88,20 +80,16 @@ func newCrashModel(s eventstore.Store) (*crashModel, error) {
 // TestProjectionCrashChild is the child of TestProjectionCrash: it does
 // nothing unless started by it.
 func TestProjectionCrashChild(t *testing.T) {
-	dir := os.Getenv(projCrashDirEnv)
-	if dir == "" {
+	if !crashtest.IsChild(t) {
 		return
 	}
-	seed, err := strconv.ParseUint(os.Getenv(projCrashSeedEnv), 10, 64)
-	if err != nil {
-		childFail("bad seed: %v", err)
-	}
+	dir, seed, rebuild := crashtest.Arg("dir"), crashtest.Uint64Arg("seed"), crashtest.Arg("rebuild") == "true"
+	childFail := crashtest.Fail
 	ctx := context.Background()
 	s, err := eventstore.Open(dir, eventstore.WithLogger(quietLogger()))
 	if err != nil {
 		childFail("open: %v", err)
 	}
-	time.AfterFunc(60*time.Second, func() { childFail("not killed after 60s") })
 	m, err := newCrashModel(s)
 	if err != nil {
 		childFail("model: %v", err)
@@ -127,8 +115,8 @@ func TestProjectionCrashChild(t *testing.T) {
 		if err := m.p.WaitFor(ctx, pos[0]); err != nil {
 			childFail("wait: %v", err)
 		}
-		fmt.Println("READY")
-		if os.Getenv(projCrashRebuild) != "" {
+		crashtest.Ack("READY")
+		if rebuild {
 			// Rebuild beside the live run: the kill may land in the
 			// rebuild, its swap, or the live run on either generation.
 			if err := m.p.Rebuild(ctx); err != nil {
@@ -140,11 +128,6 @@ func TestProjectionCrashChild(t *testing.T) {
 		childFail("run: %v", err)
 	}
 	select {}
-}
-
-func childFail(format string, args ...any) {
-	fmt.Fprintf(os.Stderr, "projection crash child: "+format+"\n", args...)
-	os.Exit(3)
 }
 
 var crashTypes = []string{"a.happened", "b.happened", "c.happened"}
@@ -163,11 +146,7 @@ func TestProjectionCrash(t *testing.T) {
 		t.Skip("kills a child process repeatedly; skipped with -short")
 	}
 	const rounds = 8
-	seed := uint64(time.Now().UnixNano())
-	if v := os.Getenv("MUNINN_PROJECTION_CRASH_SEED_PARENT"); v != "" {
-		seed, _ = strconv.ParseUint(v, 10, 64)
-	}
-	t.Logf("seed %d (rerun with MUNINN_PROJECTION_CRASH_SEED_PARENT=%d)", seed, seed)
+	seed := crashtest.Seed(t)
 	rng := rand.New(rand.NewPCG(seed, 0))
 	dir := t.TempDir()
 	ctx := context.Background()
@@ -196,7 +175,7 @@ func TestProjectionCrash(t *testing.T) {
 			// Sometimes in the rebuild, sometimes after its swap.
 			delay = time.Duration(5+rng.IntN(800)) * time.Millisecond
 		}
-		runProjectionCrashRound(t, dir, round, rng.Uint64(), delay, rebuild)
+		runProjectionCrashRound(t, dir, rng.Uint64(), delay, rebuild)
 		committed, events, gen := crashProgress(t, dir)
 		t.Logf("round %d: killed %v after READY (rebuilding: %v); log holds %d events, projection committed %d, generation %d",
 			round, delay, rebuild, events, committed, gen)
@@ -262,52 +241,18 @@ func TestProjectionCrash(t *testing.T) {
 	t.Logf("%d events over %d keys projected exactly once across %d kills", total, len(wantCounts), rounds)
 }
 
-func runProjectionCrashRound(t *testing.T, dir string, round int, seed uint64, delay time.Duration, rebuild bool) {
+// runProjectionCrashRound runs the child on dir and kills it delay after it
+// is ready.
+func runProjectionCrashRound(t *testing.T, dir string, seed uint64, delay time.Duration, rebuild bool) {
 	t.Helper()
-	cmd := exec.Command(os.Args[0], "-test.run=^TestProjectionCrashChild$")
-	cmd.Env = append(os.Environ(), projCrashDirEnv+"="+dir, projCrashSeedEnv+"="+strconv.FormatUint(seed, 10))
-	if rebuild {
-		cmd.Env = append(cmd.Env, projCrashRebuild+"=1")
-	}
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	ready := make(chan struct{})
-	ended := make(chan struct{})
-	go func() {
-		defer close(ended)
-		sc := bufio.NewScanner(stdout)
-		for sc.Scan() {
-			if strings.TrimSpace(sc.Text()) == "READY" {
-				close(ready)
-			}
-		}
-	}()
-	select {
-	case <-ready:
-	case <-ended:
-		_ = cmd.Wait()
-		t.Fatalf("round %d: child ended before it was killed: %v\nstderr:\n%s", round, cmd.ProcessState, stderr.Bytes())
-	case <-time.After(30 * time.Second):
-		_ = cmd.Process.Kill()
-		_ = cmd.Wait()
-		t.Fatalf("round %d: child not ready within 30s\nstderr:\n%s", round, stderr.Bytes())
-	}
-	time.Sleep(delay) // the moment of the crash, not a wait for a result
-	if err := cmd.Process.Kill(); err != nil {
-		t.Fatalf("round %d: kill: %v", round, err)
-	}
-	<-ended
-	_ = cmd.Wait()
-	if ws, ok := cmd.ProcessState.Sys().(syscall.WaitStatus); !ok || !ws.Signaled() || ws.Signal() != syscall.SIGKILL {
-		t.Fatalf("round %d: child was not killed by SIGKILL but ended with %v\nstderr:\n%s", round, cmd.ProcessState, stderr.Bytes())
-	}
+	crashtest.Round{
+		Child: crashtest.Child{
+			Test: "TestProjectionCrashChild",
+			Args: map[string]string{"dir": dir, "seed": strconv.FormatUint(seed, 10), "rebuild": strconv.FormatBool(rebuild)},
+		},
+		Arm:       1, // READY
+		KillAfter: delay,
+	}.Run(t)
 }
 
 // crashProgress returns the projection's committed offsets and the log's

@@ -1,34 +1,31 @@
 package saga_test
 
 import (
-	"bufio"
-	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"maps"
 	"math/rand/v2"
-	"os"
-	"os/exec"
 	"slices"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/muninn-es/muninn/command"
 	"github.com/muninn-es/muninn/eventstore"
-	"github.com/muninn-es/muninn/internal/fulfillment"
+	"github.com/muninn-es/muninn/examples/fulfillment"
+	"github.com/muninn-es/muninn/internal/crashtest"
 	"github.com/muninn-es/muninn/saga"
 )
 
 // The crash test proves "a process killed in the middle of a workflow and
 // restarted finishes it with no duplicated command and with deadlines still
-// firing". A child process (this test binary, re-executed to run only
-// TestSagaCrashChild) runs the fulfillment saga on a store in a directory
+// firing". A child process (this test binary, re-executed by crashtest to
+// run only TestSagaCrashChild) runs the fulfillment saga on a store in a directory
 // and places orders of four kinds: ones that complete, ones whose payment
 // is declined, ones whose payment never answers (the payment timeout must
 // cancel them) and ones without an address (the shipment is rejected and
@@ -50,13 +47,6 @@ import (
 // due in the next life.
 
 const (
-	sagaCrashDirEnv   = "MUNINN_SAGA_CRASH_DIR"
-	sagaCrashRoundEnv = "MUNINN_SAGA_CRASH_ROUND"
-	sagaCrashEpochEnv = "MUNINN_SAGA_CRASH_EPOCH"
-	sagaCrashSeedEnv  = "MUNINN_SAGA_CRASH_SEED"
-	// sagaCrashPlacedEnv lists, for each earlier round, how many orders it
-	// may have placed.
-	sagaCrashPlacedEnv = "MUNINN_SAGA_CRASH_PLACED"
 	// crashSpeed makes PaymentTimeout (15 min) last 3 s of real time: long
 	// enough that an order that pays is not given up while a child restarts
 	// (about 0.1 s) on a loaded machine, short enough that most deadlines
@@ -164,35 +154,25 @@ func crashWorld(ctx context.Context, dir string, epoch time.Time) (eventstore.St
 // TestSagaCrashChild is the child of TestSagaCrash; without its
 // environment it does nothing.
 func TestSagaCrashChild(t *testing.T) {
-	dir := os.Getenv(sagaCrashDirEnv)
-	if dir == "" {
+	if !crashtest.IsChild(t) {
 		return
 	}
-	fail := func(format string, args ...any) {
-		fmt.Fprintf(os.Stderr, "saga crash child: "+format+"\n", args...)
-		os.Exit(3)
-	}
-	round, err := strconv.Atoi(os.Getenv(sagaCrashRoundEnv))
-	if err != nil {
-		fail("bad round: %v", err)
-	}
-	epochNanos, err := strconv.ParseInt(os.Getenv(sagaCrashEpochEnv), 10, 64)
+	fail := crashtest.Fail
+	dir, round, seed := crashtest.Arg("dir"), crashtest.IntArg("round"), crashtest.Uint64Arg("seed")
+	epochNanos, err := strconv.ParseInt(crashtest.Arg("epoch"), 10, 64)
 	if err != nil {
 		fail("bad epoch: %v", err)
 	}
-	seed, err := strconv.ParseUint(os.Getenv(sagaCrashSeedEnv), 10, 64)
-	if err != nil {
-		fail("bad seed: %v", err)
-	}
+	// placed lists, for each earlier round, how many orders it may have
+	// placed.
 	var placed []int
-	for f := range strings.FieldsSeq(os.Getenv(sagaCrashPlacedEnv)) {
+	for f := range strings.FieldsSeq(crashtest.Arg("placed")) {
 		n, err := strconv.Atoi(f)
 		if err != nil {
 			fail("bad placed counts: %v", err)
 		}
 		placed = append(placed, n)
 	}
-	time.AfterFunc(60*time.Second, func() { fail("not killed after 60s") })
 	ctx := context.Background()
 	_, _, h, sg, err := crashWorld(ctx, dir, time.Unix(0, epochNanos))
 	if err != nil {
@@ -201,13 +181,6 @@ func TestSagaCrashChild(t *testing.T) {
 	go func() {
 		err := sg.Run(ctx)
 		fail("saga Run returned: %v", err)
-	}()
-	go func() {
-		// What this life did, for the parent's log.
-		for range time.Tick(20 * time.Millisecond) {
-			st := sg.Stats()
-			fmt.Printf("STATS %d %d %d\n", st.Commands, st.Duplicates, st.DeadlinesFired)
-		}
 	}()
 	// The orders of the round before first, as a client would retry
 	// them: its kill may have cut their placing short (the rounds before it
@@ -222,14 +195,21 @@ func TestSagaCrashChild(t *testing.T) {
 			fail("place %s again: %v", o.id, err)
 		}
 	}
-	fmt.Println("READY")
+	crashtest.Ack("READY")
+	go func() {
+		// What this life did, for the parent's log.
+		for range time.Tick(20 * time.Millisecond) {
+			st := sg.Stats()
+			crashtest.Ack("STATS %d %d %d", st.Commands, st.Duplicates, st.DeadlinesFired)
+		}
+	}()
 	rng := rand.New(rand.NewPCG(seed, uint64(round)))
 	for n := 0; ; n++ {
 		o := crashOrderOf(round, n)
 		if _, err := placeCrashOrder(ctx, h, o); err != nil {
 			fail("place %s: %v", o.id, err)
 		}
-		fmt.Printf("PLACED %d\n", n)
+		crashtest.Ack("PLACED %d", n)
 		time.Sleep(time.Duration(2+rng.IntN(10)) * time.Millisecond) // pacing, not a wait for a result
 	}
 }
@@ -238,11 +218,7 @@ func TestSagaCrash(t *testing.T) {
 	if testing.Short() {
 		t.Skip("kills a child process repeatedly; skipped with -short")
 	}
-	seed := uint64(time.Now().UnixNano())
-	if v := os.Getenv("MUNINN_SAGA_CRASH_SEED_PARENT"); v != "" {
-		seed, _ = strconv.ParseUint(v, 10, 64)
-	}
-	t.Logf("seed %d (rerun with MUNINN_SAGA_CRASH_SEED_PARENT=%d)", seed, seed)
+	seed := crashtest.Seed(t)
 	rng := rand.New(rand.NewPCG(seed, 0))
 	dir := t.TempDir()
 	epoch := time.Unix(0, time.Now().UnixNano()) // wall clock only, as the children read it
@@ -348,58 +324,35 @@ func runSagaCrashRound(t *testing.T, dir string, round int, epoch time.Time, see
 	for _, n := range placed {
 		counts = append(counts, strconv.Itoa(n))
 	}
-	cmd := exec.Command(os.Args[0], "-test.run=^TestSagaCrashChild$")
-	cmd.Env = append(os.Environ(),
-		sagaCrashDirEnv+"="+dir,
-		sagaCrashRoundEnv+"="+strconv.Itoa(round),
-		sagaCrashEpochEnv+"="+strconv.FormatInt(epoch.UnixNano(), 10),
-		sagaCrashSeedEnv+"="+strconv.FormatUint(seed, 10),
-		sagaCrashPlacedEnv+"="+strings.Join(counts, " "))
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	ready := make(chan struct{})
-	ended := make(chan crashLife, 1)
-	go func() {
-		var life crashLife
-		sc := bufio.NewScanner(stdout)
-		for sc.Scan() {
-			switch line := sc.Text(); {
-			case line == "READY":
-				close(ready)
-			case strings.HasPrefix(line, "PLACED "):
-				life.placed++ // orders are placed, and said placed, in turn
-			case strings.HasPrefix(line, "STATS "):
-				_, _ = fmt.Sscanf(line, "STATS %d %d %d", &life.commands, &life.duplicates, &life.fired)
-			}
-		}
-		ended <- life
-	}()
-	select {
-	case <-ready:
-	case <-ended:
-		_ = cmd.Wait()
-		t.Fatalf("round %d: child ended before it was killed: %v\nstderr:\n%s", round, cmd.ProcessState, stderr.Bytes())
-	case <-time.After(30 * time.Second):
-		_ = cmd.Process.Kill()
-		_ = cmd.Wait()
-		t.Fatalf("round %d: child not ready within 30s\nstderr:\n%s", round, stderr.Bytes())
-	}
-	time.Sleep(delay) // the moment of the crash, not a wait for a result
-	if err := cmd.Process.Kill(); err != nil {
-		t.Fatalf("round %d: kill: %v", round, err)
-	}
-	life := <-ended
-	_ = cmd.Wait()
-	if ws, ok := cmd.ProcessState.Sys().(syscall.WaitStatus); !ok || !ws.Signaled() || ws.Signal() != syscall.SIGKILL {
-		t.Fatalf("round %d: child was not killed by SIGKILL but ended with %v\nstderr:\n%s", round, cmd.ProcessState, stderr.Bytes())
-	}
+	var life crashLife
+	crashtest.Round{
+		Child: crashtest.Child{
+			Test: "TestSagaCrashChild",
+			Args: map[string]string{
+				"dir":    dir,
+				"round":  strconv.Itoa(round),
+				"epoch":  strconv.FormatInt(epoch.UnixNano(), 10),
+				"seed":   strconv.FormatUint(seed, 10),
+				"placed": strings.Join(counts, " "),
+			},
+			OnAck: func(line string) error {
+				switch {
+				case line == "READY":
+				case strings.HasPrefix(line, "PLACED "):
+					life.placed++ // orders are placed, and said placed, in turn
+				case strings.HasPrefix(line, "STATS "):
+					if _, err := fmt.Sscanf(line, "STATS %d %d %d", &life.commands, &life.duplicates, &life.fired); err != nil {
+						return err
+					}
+				default:
+					return errors.New("unknown acknowledgement")
+				}
+				return nil
+			},
+		},
+		Arm:       1, // READY
+		KillAfter: delay,
+	}.Run(t)
 	return life
 }
 

@@ -1,33 +1,29 @@
 package stream_test
 
 import (
-	"bufio"
 	"context"
 	"fmt"
 	"math/rand/v2"
-	"os"
-	"os/exec"
 	"strconv"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/muninn-es/muninn/eventstore"
+	"github.com/muninn-es/muninn/internal/crashtest"
 	"github.com/muninn-es/muninn/stream"
 )
 
 // The crash test proves that a stateful topology's state is exactly once
 // across kill -9. Before each round the parent appends more page views to a
-// store on disk; a child process (this test binary, re-executed to run only
-// TestStreamCrashChild) runs the App on it with small durable batches and
-// prints a line before each commit; the parent kills it with SIGKILL at a
+// store on disk; a child process (this test binary, re-executed by
+// crashtest to run only TestStreamCrashChild) runs the App on it with small
+// durable batches and acknowledges each batch before its commit; the parent kills it with SIGKILL at a
 // random moment after the first. At the end the parent runs the App to
 // completion itself and checks its state against results computed from the
 // input by hand: totals per user, counts per user and minute, late records,
 // and the distinct (by event ID) updates in the sink topic.
 
 const (
-	crashDirEnv    = "MUNINN_STREAM_CRASH_DIR"
 	crashRounds    = 6
 	crashPerRound  = 1500
 	crashUsers     = 9
@@ -66,15 +62,10 @@ func crashTopology() (*stream.Topology, stream.Table[string, int64], stream.Wind
 // TestStreamCrashChild is the child of TestStreamCrashSafety; it does nothing
 // unless started by it.
 func TestStreamCrashChild(t *testing.T) {
-	dir := os.Getenv(crashDirEnv)
-	if dir == "" {
+	if !crashtest.IsChild(t) {
 		return
 	}
-	fail := func(format string, args ...any) {
-		fmt.Fprintf(os.Stderr, "stream crash child: "+format+"\n", args...)
-		os.Exit(3)
-	}
-	time.AfterFunc(60*time.Second, func() { fail("not killed after 60s") })
+	dir, fail := crashtest.Arg("dir"), crashtest.Fail
 	s, err := eventstore.Open(dir)
 	if err != nil {
 		fail("open: %v", err)
@@ -85,22 +76,15 @@ func TestStreamCrashChild(t *testing.T) {
 		fail("%v", err)
 	}
 	stream.SetBeforeUpdate(app, func() error {
-		_, err := os.Stdout.Write([]byte("BATCH\n"))
-		return err
+		crashtest.Ack("BATCH")
+		return nil
 	})
 	err = app.Run(context.Background())
 	fail("Run returned %v", err)
 }
 
 func TestStreamCrashSafety(t *testing.T) {
-	seed := uint64(time.Now().UnixNano())
-	if v := os.Getenv("MUNINN_STREAM_CRASH_SEED"); v != "" {
-		var err error
-		if seed, err = strconv.ParseUint(v, 10, 64); err != nil {
-			t.Fatal(err)
-		}
-	}
-	t.Logf("seed %d (rerun with MUNINN_STREAM_CRASH_SEED=%d)", seed, seed)
+	seed := crashtest.Seed(t)
 	rng := rand.New(rand.NewPCG(seed, 1))
 	dir := t.TempDir()
 	ctx := context.Background()
@@ -137,7 +121,18 @@ func TestStreamCrashSafety(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	runOnce(t, app)
+	// The catch-up over everything the children left undone: thousands of
+	// durable batches, so a longer bound than runOnce's 30 s, which a
+	// loaded machine running the race detector overran.
+	r := start(t, app)
+	wctx, cancel := context.WithTimeout(ctx, 3*time.Minute)
+	defer cancel()
+	if err := app.WaitCaughtUp(wctx); err != nil {
+		t.Fatalf("WaitCaughtUp: %v", err)
+	}
+	if err := r.stop(); err != nil {
+		t.Fatalf("Run: %v", err)
+	}
 
 	want := snapshot{total: map[string]int64{}}
 	windows := map[string]int{}
@@ -221,47 +216,10 @@ func TestStreamCrashSafety(t *testing.T) {
 // first batch; it returns how many batches reached their commit.
 func runStreamCrashRound(t *testing.T, dir string, delay time.Duration) int {
 	t.Helper()
-	cmd := exec.Command(os.Args[0], "-test.run=^TestStreamCrashChild$")
-	cmd.Env = append(os.Environ(), crashDirEnv+"="+dir)
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var stderr syncBuffer
-	cmd.Stderr = &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	first := make(chan struct{})
-	done := make(chan int, 1)
-	go func() {
-		n := 0
-		sc := bufio.NewScanner(stdout)
-		for sc.Scan() {
-			if sc.Text() == "BATCH" {
-				n++
-				if n == 1 {
-					close(first)
-				}
-			}
-		}
-		done <- n
-	}()
-	select {
-	case <-first:
-	case <-time.After(30 * time.Second):
-		_ = cmd.Process.Kill()
-		_ = cmd.Wait()
-		t.Fatalf("no batch within 30s\nstderr:\n%s", stderr.String())
-	}
-	time.Sleep(delay) // the crash point
-	if err := cmd.Process.Kill(); err != nil {
-		t.Fatal(err)
-	}
-	n := <-done
-	_ = cmd.Wait()
-	if ws, ok := cmd.ProcessState.Sys().(syscall.WaitStatus); !ok || !ws.Signaled() || ws.Signal() != syscall.SIGKILL {
-		t.Fatalf("child was not killed by SIGKILL but ended with %v\nstderr:\n%s", cmd.ProcessState, stderr.String())
-	}
-	return n
+	res := crashtest.Round{
+		Child:     crashtest.Child{Test: "TestStreamCrashChild", Args: map[string]string{"dir": dir}},
+		Arm:       1,
+		KillAfter: delay,
+	}.Run(t)
+	return len(res.Acks)
 }

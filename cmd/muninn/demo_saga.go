@@ -9,16 +9,16 @@ import (
 	"sync"
 	"time"
 
+	"github.com/muninn-es/muninn/clock"
 	"github.com/muninn-es/muninn/command"
 	"github.com/muninn-es/muninn/eventstore"
-	"github.com/muninn-es/muninn/internal/fulfillment"
+	"github.com/muninn-es/muninn/examples/fulfillment"
 	"github.com/muninn-es/muninn/saga"
-	"github.com/muninn-es/muninn/saga/sagatest"
 )
 
 // 7. A saga carries orders across four bounded contexts: the happy path, a
 // declined payment, and a payment that never answers until a deadline
-// gives up. The workflow is internal/fulfillment's Saga.
+// gives up. The workflow is examples/fulfillment's Saga.
 func (d *demo) fulfillmentSaga(ctx context.Context) error {
 	d.section("7. A saga: order fulfillment across Order, Payment, Shipment and Stock")
 	// The contexts have topics of their own ("orders" among them), so the
@@ -63,8 +63,8 @@ func (d *demo) fulfillmentSaga(ctx context.Context) error {
 	}
 	// A manual clock, so that the payment deadline (15 minutes) passes
 	// when the demo says.
-	clock := sagatest.NewClock(d.clock.Now())
-	s, err := saga.New(store, bus, fulfillment.Saga(), saga.WithClock(clock))
+	clk := clock.NewManual(d.clock.Now())
+	s, err := saga.New(store, bus, fulfillment.Saga(), saga.WithClock(sagaClock{clk}))
 	if err != nil {
 		return err
 	}
@@ -123,7 +123,7 @@ func (d *demo) fulfillmentSaga(ctx context.Context) error {
 		return err
 	}
 	d.printf("\n  The clock moves %s; the deadline fires once and the workflow gives up:\n", fulfillment.PaymentTimeout)
-	clock.Advance(fulfillment.PaymentTimeout)
+	clk.Advance(fulfillment.PaymentTimeout)
 	if _, err := settle("order-3", saga.StatusFailed); err != nil {
 		return err
 	}
@@ -171,4 +171,15 @@ func (d *demo) fulfillmentSaga(ctx context.Context) error {
 	d.printf("\n  Stats: %d started, %d completed, %d failed, %d steps, %d commands, %d compensations, %d deadline fired\n",
 		st.Started, st.Completed, st.Failed, st.Steps, st.Commands, st.Compensations, st.DeadlinesFired)
 	return nil
+}
+
+// sagaClock lets a clock.Clock serve as a saga.Clock, whose At has no stop
+// function: a wait the saga gives up stays with the clock until its time
+// passes, as it would with a timer.
+type sagaClock struct{ clock.Clock }
+
+// At returns a channel that receives once the clock reads t or later.
+func (c sagaClock) At(t time.Time) <-chan time.Time {
+	ch, _ := c.Clock.At(t)
+	return ch
 }
