@@ -177,6 +177,7 @@ func runGroups(t *testing.T, h Harness) {
 			}
 			polled <- recs
 		}()
+		letRun()
 		mustAppend(t, s, "t", "late", eventstore.NoStream, ev("e", "late"))
 		if recs := within(t, polled, "Poll waiting for an append"); len(recs) != 1 || recs[0].Key != "late" {
 			t.Fatalf("waiting Poll returned %s", payloads(recs))
@@ -208,6 +209,7 @@ func runGroups(t *testing.T, h Harness) {
 			_, err := c.Poll(ctx(t), 10)
 			polled <- err
 		}()
+		letRun()
 		if err := c.Close(); err != nil {
 			t.Fatal(err)
 		}
@@ -231,6 +233,7 @@ func runGroups(t *testing.T, h Harness) {
 			_, err := c.Poll(ctx(t), 10)
 			polled <- err
 		}()
+		letRun()
 		if err := s.Close(); err != nil {
 			t.Fatal(err)
 		}

@@ -3,6 +3,7 @@ package storetest
 import (
 	"fmt"
 	"iter"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -239,5 +240,15 @@ func within[T any](t *testing.T, ch <-chan T, what string) T {
 		t.Fatalf("%s: nothing within 10s", what)
 		var zero T
 		return zero
+	}
+}
+
+// letRun yields the processor a while, so that a goroutine just started
+// has likely reached its wait when the test acts. It is used only where
+// the outcome must be the same whether it has or not: it makes the waiting
+// path likely to be exercised, never required, and no result depends on it.
+func letRun() {
+	for range 100 {
+		runtime.Gosched()
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -371,6 +372,7 @@ func runState(t *testing.T, h Harness) {
 						if len(v) == 8 {
 							n = binary.BigEndian.Uint64(v)
 						}
+						runtime.Gosched() // let another Update run here, if it can
 						return tx.Set([]byte("n"), binary.BigEndian.AppendUint64(nil, n+1))
 					})
 					if err != nil {
