@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"testing"
 	"time"
 
@@ -227,6 +228,43 @@ func runSubscribe(t *testing.T, h Harness) {
 		cancel()
 		if err := within(t, done, "Records after cancel"); err != nil {
 			t.Fatalf("Records ended with %v when its context ended, want no error", err)
+		}
+	})
+	t.Run("ConsumerRecordsFollowsRebalances", func(t *testing.T) {
+		// A Records loop stops delivering a partition its member lost, and
+		// reads one it gets (back) from the group's committed offset.
+		s, _ := open(t, h)
+		mustCreate(t, s, "orders", eventstore.TopicConfig{Partitions: 2})
+		ends := fill(t, s, "orders", 2, 3)
+		a := mustJoin(t, s, "g", []string{"orders"}, eventstore.WithMemberID("a"))
+		got, _ := records(ctx(t), a)
+		for range ends[0] + ends[1] {
+			within(t, got, "a record in the log")
+		}
+		b := mustJoin(t, s, "g", []string{"orders"}, eventstore.WithMemberID("b"))
+		lost, kept := b.Assignment()[0], a.Assignment()[0]
+		x := mustAppend(t, s, "orders", keyIn("x", lost.Partition, 2), eventstore.Any, ev("e", "x"))
+		y := mustAppend(t, s, "orders", keyIn("y", kept.Partition, 2), eventstore.Any, ev("e", "y"))
+		if r := within(t, got, "the record of the kept partition"); r.Partition != kept.Partition || r.Offset != y.FirstOffset {
+			t.Fatalf("a yielded %d@%d, want %s@%d: not the partition it lost", r.Partition, r.Offset, kept, y.FirstOffset)
+		}
+		drain(t, b)
+		if err := b.CommitOffsets(ctx(t), map[eventstore.TopicPartition]int64{lost: 1}); err != nil {
+			t.Fatal(err)
+		}
+		if err := b.Close(); err != nil {
+			t.Fatal(err)
+		}
+		var back []int64
+		for range x.LastOffset {
+			r := within(t, got, "a record of the partition that came back")
+			if r.Partition != lost.Partition {
+				t.Fatalf("a yielded %d@%d, want only records of %s", r.Partition, r.Offset, lost)
+			}
+			back = append(back, r.Offset)
+		}
+		if want := span(1, x.LastOffset+1); !slices.Equal(back, want) {
+			t.Errorf("a read %v of %s when it came back, want %v (from b's commit)", back, lost, want)
 		}
 	})
 	t.Run("ConsumerRecordsEndsOnClose", func(t *testing.T) {
