@@ -675,6 +675,9 @@ func (s *PebbleStore) committed(group string, t *topicState, partition int) (int
 // CommittedOffset returns the offset group will resume topic's partition
 // from, and false if it has never committed one.
 func (s *PebbleStore) CommittedOffset(ctx context.Context, group, topic string, partition int) (int64, bool, error) {
+	if err := ValidateGroupName(group); err != nil {
+		return 0, false, err
+	}
 	t, err := s.topic(topic)
 	if err != nil {
 		return 0, false, err
@@ -778,7 +781,8 @@ func (s *PebbleStore) DescribeGroup(ctx context.Context, group string) (GroupInf
 	if err := errors.Join(it.Error(), it.Close()); err != nil {
 		return GroupInfo{}, err
 	}
-	if g == nil && len(committed) == 0 {
+	if len(info.Members) == 0 && len(committed) == 0 {
+		// No members now (the group may have had some) and no offsets.
 		return GroupInfo{}, fmt.Errorf("%w: %q", ErrGroupNotFound, group)
 	}
 	seen := map[TopicPartition]bool{}
