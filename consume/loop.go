@@ -162,10 +162,35 @@ func (l *Loop) run(ctx context.Context, untilCaughtUp bool) (err error) {
 	}
 	l.opts.logger.Info("consume: started", "consumer", l.name, "policy", l.opts.policy.String())
 	r := &runner{l: l, src: src, firstSeen: map[eventstore.TopicPartition]bool{}, parked: map[eventstore.TopicPartition]int64{}}
+	try, canTry := src.(TryPoller)
 	for {
-		recs, err := src.Poll(ctx, l.opts.batch)
+		var recs []eventstore.Record
+		var err error
+		if canTry {
+			// A source that can say it has nothing lets the loop know it is
+			// caught up before it blocks: an idle loop is live.
+			if recs, err = try.TryPoll(ctx, l.opts.batch); err == nil && len(recs) == 0 {
+				l.setState(StateLive, nil)
+				if untilCaughtUp {
+					return nil
+				}
+			}
+		}
+		if err == nil && len(recs) == 0 {
+			recs, err = src.Poll(ctx, l.opts.batch)
+		}
 		if err != nil {
 			return fmt.Errorf("%s: poll: %w", l.name, err)
+		}
+		if len(recs) == 0 {
+			// The assignment changed: learn what the group committed on the
+			// partitions gained, for WaitFor and Status.
+			if p, ok := src.(Partitioned); ok {
+				if err := l.loadPositions(ctx, p.Group(), p.Topics()); err != nil {
+					return fmt.Errorf("%s: load committed offsets: %w", l.name, err)
+				}
+			}
+			continue
 		}
 		caughtUp := len(recs) < l.opts.batch
 		err = r.applyPoll(ctx, recs)

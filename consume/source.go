@@ -35,6 +35,14 @@ type Source interface {
 	Close() error
 }
 
+// TryPoller is the optional ability of a Source to poll without waiting:
+// TryPoll returns what is available, up to max, and an empty batch at once
+// if nothing is. With it the loop reports itself live as soon as it has
+// applied everything, before it blocks in Poll.
+type TryPoller interface {
+	TryPoll(ctx context.Context, max int) ([]eventstore.Record, error)
+}
+
 // Partitioned is the optional ability of a Source to name the topics whose
 // partitions it reads and the consumer group that commits them, so that
 // Status can report positions and lag.

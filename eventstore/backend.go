@@ -124,7 +124,9 @@ type Consumer interface {
 	// Assignment returns the partitions assigned to the member now.
 	Assignment() []TopicPartition
 	// Poll returns up to max records, waiting until one is available. A
-	// batch shorter than max means the member had read all there was.
+	// batch shorter than max means the member had read all there was. A
+	// rebalance that changes the member's assignment while it waits ends
+	// the wait with an empty batch.
 	Poll(ctx context.Context, max int) ([]Record, error)
 	// TryPoll is Poll without the wait: it may return an empty batch.
 	TryPoll(ctx context.Context, max int) ([]Record, error)

@@ -90,7 +90,7 @@ func (s *PebbleStore) Cleanup(ctx context.Context) (CleanupStats, error) {
 	return st, nil
 }
 
-func (s *PebbleStore) runCleanup() {
+func (s *PebbleStore) runCleanup(next time.Time) {
 	defer close(s.bgDone)
 	if s.opts.cleanupInterval <= 0 {
 		return
@@ -101,7 +101,6 @@ func (s *PebbleStore) runCleanup() {
 		<-s.closing
 		cancel()
 	}()
-	next := s.opts.clock.Now().Add(s.opts.cleanupInterval)
 	for {
 		due, stop := s.opts.clock.At(next)
 		select {

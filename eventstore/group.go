@@ -438,7 +438,9 @@ func (c *pebbleConsumer) waitCases(ctx context.Context, changed chan struct{}) [
 // what was not committed is read again only after a restart or rebalance.
 //
 // It returns ctx's error when ctx ends first, ErrConsumerClosed after
-// Close, and ErrClosed when the store closes. Records and Poll share the
+// Close, and ErrClosed when the store closes. A rebalance that changes the
+// member's assignment while it waits ends the wait with an empty batch, so
+// that the caller can see its new partitions. Records and Poll share the
 // member's position: use one of them at a time.
 func (c *pebbleConsumer) Poll(ctx context.Context, max int) ([]Record, error) {
 	return c.poll(ctx, max, true)
@@ -460,6 +462,7 @@ func (c *pebbleConsumer) poll(ctx context.Context, max int, wait bool) ([]Record
 	}
 	defer c.s.release()
 	var out []Record
+	startGen := int64(-2)
 	for {
 		select {
 		case <-c.closed:
@@ -472,6 +475,9 @@ func (c *pebbleConsumer) poll(ctx context.Context, max int, wait bool) ([]Record
 		changed := c.refresh(ctx)
 		if changed.err != nil {
 			return nil, changed.err
+		}
+		if startGen == -2 {
+			startGen = c.gen
 		}
 		cases := c.waitCases(ctx, changed.ch)
 		if out == nil {
@@ -523,7 +529,10 @@ func (c *pebbleConsumer) poll(ctx context.Context, max int, wait bool) ([]Record
 		} else if len(c.assigned) > 0 {
 			c.next = (c.next + 1) % len(c.assigned)
 		}
-		if len(out) > 0 || !wait {
+		if len(out) > 0 || !wait || c.gen != startGen {
+			// A rebalance while waiting returns an empty batch, so that the
+			// caller sees its new assignment (and what the group committed on
+			// the partitions it gained) without waiting for a record.
 			return out, nil
 		}
 		chosen, _, _ := reflect.Select(cases)

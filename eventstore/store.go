@@ -127,7 +127,9 @@ func Open(dir string, opts ...Option) (s *PebbleStore, err error) {
 		s = nil
 		return nil, err
 	}
-	go s.runCleanup()
+	// The first deadline is taken now, not when the goroutine starts, so
+	// that a clock moved right after Open is not missed.
+	go s.runCleanup(s.opts.clock.Now().Add(s.opts.cleanupInterval))
 	return s, nil
 }
 
