@@ -57,19 +57,17 @@ func DecodeString[T any](c Codec[T], s string) (T, error) {
 	return c.Decode([]byte(s))
 }
 
-// Check reports whether c can be used: it is an error if c is nil, or made
-// by Funcs with a nil function. Packages that take a Codec check it when
-// they are given it, rather than when it is first used.
+// Check reports whether c can be used: it is an error if c is nil, made by
+// Funcs with a nil function, or by Typed with a nil format. A Codec of
+// another package can take part: if it has a method Check() error, Check
+// returns what that reports. Packages that take a Codec check it when they
+// are given it, rather than when it is first used.
 func Check[T any](c Codec[T]) error {
-	switch f := c.(type) {
-	case nil:
+	if c == nil {
 		return errors.New("codec is nil")
-	case funcs[T]:
-		return f.check()
-	case typed[T]:
-		if f.f == nil {
-			return errors.New("codec.Typed: the format is nil")
-		}
+	}
+	if ch, ok := c.(interface{ Check() error }); ok {
+		return ch.Check()
 	}
 	return nil
 }
@@ -85,7 +83,8 @@ type funcs[T any] struct {
 	dec func([]byte) (T, error)
 }
 
-func (f funcs[T]) check() error {
+// Check reports a nil function.
+func (f funcs[T]) Check() error {
 	switch {
 	case f.enc == nil && f.dec == nil:
 		return errors.New("codec.Funcs: the encode and decode functions are nil")
@@ -99,7 +98,7 @@ func (f funcs[T]) check() error {
 
 func (f funcs[T]) Encode(v T) ([]byte, error) {
 	if f.enc == nil {
-		return nil, f.check()
+		return nil, f.Check()
 	}
 	return f.enc(v)
 }
@@ -107,7 +106,7 @@ func (f funcs[T]) Encode(v T) ([]byte, error) {
 func (f funcs[T]) Decode(b []byte) (T, error) {
 	if f.dec == nil {
 		var zero T
-		return zero, f.check()
+		return zero, f.Check()
 	}
 	return f.dec(b)
 }

@@ -124,6 +124,14 @@ func Typed[T any](f Format) Codec[T] { return typed[T]{f: f} }
 
 type typed[T any] struct{ f Format }
 
+// Check reports a nil format.
+func (c typed[T]) Check() error {
+	if c.f == nil {
+		return errors.New("codec.Typed: the format is nil")
+	}
+	return nil
+}
+
 func (c typed[T]) Encode(v T) ([]byte, error) {
 	if c.f == nil {
 		return nil, errors.New("codec: Typed: nil format")
