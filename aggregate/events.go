@@ -256,6 +256,16 @@ func (r *Events[E]) Names() []string {
 	return names
 }
 
+// GoType returns the Go type registered under name, and false if none is
+// (Renamed names have none).
+func (r *Events[E]) GoType(name string) (reflect.Type, bool) {
+	t, ok := r.byName[name]
+	if !ok {
+		return nil, false
+	}
+	return t.goType, true
+}
+
 // Name returns the registered type name and current schema version of e's
 // Go type, and false if it has none.
 func (r *Events[E]) Name(e E) (string, int, bool) {

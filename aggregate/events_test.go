@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"reflect"
 	"strings"
 	"testing"
 
@@ -287,6 +288,12 @@ func TestTypeOfAndResolve(t *testing.T) {
 		}
 	}
 
+	if gt, ok := ev.GoType("tally.added"); !ok || gt != reflect.TypeFor[Added]() {
+		t.Errorf("GoType(tally.added) = %v, %v", gt, ok)
+	}
+	if _, ok := ev.GoType("tally.add"); ok {
+		t.Error("GoType of a renamed name")
+	}
 	if _, err := aggregate.TypeOf[unregistered](ev); !errors.Is(err, aggregate.ErrUnknownEventType) || !strings.Contains(err.Error(), "aggregate_test.unregistered is not registered") {
 		t.Errorf("TypeOf[unregistered] = %v", err)
 	}
