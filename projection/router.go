@@ -85,7 +85,7 @@ func On[T, E any](r *Router, events *aggregate.Events[E], fn func(tx *Tx, rec ev
 	}
 	et, err := aggregate.TypeOf[T](events)
 	if err != nil {
-		return invalid("event type", "%v", err)
+		return fmt.Errorf("%w: event type: %w", ErrInvalidArgument, err)
 	}
 	name := et.Name()
 	switch {

@@ -236,6 +236,9 @@ func TestOnRegistrationErrors(t *testing.T) {
 	check("a type not in the registry",
 		projection.On(r, events, func(*projection.Tx, eventstore.Record, notRegistered) error { return nil }),
 		"projection_test.notRegistered is not registered")
+	if err := projection.On(r, events, func(*projection.Tx, eventstore.Record, notRegistered) error { return nil }); !errors.Is(err, aggregate.ErrUnknownEventType) {
+		t.Errorf("a type not in the registry: %v, want it to wrap aggregate.ErrUnknownEventType too", err)
+	}
 	check("a pointer to a registered struct",
 		projection.On(r, events, func(*projection.Tx, eventstore.Record, *paymentMade) error { return nil }),
 		"*projection_test.paymentMade is not registered")
