@@ -392,7 +392,8 @@ func StartOn[S, E any](d *Definition[S], eventType string, key func(rec eventsto
 // eventType with handle. Events whose key names no running instance (or
 // that return "") are ignored: they are not the saga's, or they came after
 // it ended. Correlating across bounded contexts is the key's job: a
-// payment event's key is the order ID it carries.
+// payment event's key is the order ID it carries. Payloads decode as
+// StartOn's do.
 func On[S, E any](d *Definition[S], eventType string, key func(rec eventstore.Record, e E) string, handle func(s *Step[S], e E) error) {
 	if key == nil || handle == nil {
 		d.fail(fmt.Errorf("On(%q): nil key or handler", eventType))
