@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/muninn-es/muninn/codec"
 	"github.com/muninn-es/muninn/eventstore"
 )
 
@@ -55,7 +56,7 @@ type config struct {
 	partitions     int
 	snapshotEvery  int
 	snapshotSchema int
-	snapshotCodec  Codec
+	snapshotCodec  codec.Format
 	cacheSize      int
 	errs           []error
 }
@@ -83,10 +84,11 @@ func WithSnapshots(every int) Option { return func(c *config) { c.snapshotEvery 
 // another version are ignored and the stream is replayed.
 func WithSnapshotSchema(version int) Option { return func(c *config) { c.snapshotSchema = version } }
 
-// WithSnapshotCodec sets the codec of snapshot states (default DefaultCodec:
-// Protobuf if S is a proto message, JSON otherwise). With JSON, only S's
-// exported fields survive a snapshot; aggregatetest checks that they do.
-func WithSnapshotCodec(codec Codec) Option { return func(c *config) { c.snapshotCodec = codec } }
+// WithSnapshotCodec sets the format of snapshot states (default
+// codec.DefaultFormat: Protobuf if S is a proto message, JSON otherwise).
+// With JSON, only S's exported fields survive a snapshot; aggregatetest
+// checks that they do.
+func WithSnapshotCodec(f codec.Format) Option { return func(c *config) { c.snapshotCodec = f } }
 
 // WithCache keeps the state of the n most recently used aggregates in
 // memory (default 0: none): as a plain copy if S holds no references
@@ -103,7 +105,7 @@ func WithCache(n int) Option { return func(c *config) { c.cacheSize = n } }
 // "order"; it is also the default topic, so it must be a valid topic name.
 // New reports every problem at once.
 func New[S, C, E any](name string, d Decider[S, C, E], events *Events[E], opts ...Option) (*Aggregate[S, C, E], error) {
-	cfg := config{partitions: DefaultPartitions, snapshotSchema: DefaultSnapshotSchema, snapshotCodec: DefaultCodec, topic: name}
+	cfg := config{partitions: DefaultPartitions, snapshotSchema: DefaultSnapshotSchema, snapshotCodec: codec.DefaultFormat, topic: name}
 	for _, o := range opts {
 		if o == nil {
 			cfg.errs = append(cfg.errs, errors.New("aggregate: nil option"))
@@ -175,8 +177,8 @@ func (a *Aggregate[S, C, E]) CacheSize() int { return a.cfg.cacheSize }
 // SnapshotSchema returns the snapshot schema version.
 func (a *Aggregate[S, C, E]) SnapshotSchema() int { return a.cfg.snapshotSchema }
 
-// SnapshotCodec returns the codec of snapshot states.
-func (a *Aggregate[S, C, E]) SnapshotCodec() Codec { return a.cfg.snapshotCodec }
+// SnapshotCodec returns the format of snapshot states.
+func (a *Aggregate[S, C, E]) SnapshotCodec() codec.Format { return a.cfg.snapshotCodec }
 
 // Events returns the aggregate's event registry.
 func (a *Aggregate[S, C, E]) Events() *Events[E] { return a.events }

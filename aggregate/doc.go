@@ -9,9 +9,23 @@
 // There is no reflection in user code, no global registry, no base struct to
 // embed. New puts a Decider together with its event registry (NewEvents),
 // which gives every event Go type a stable name ("order.placed") and a
-// schema version, and a Codec (JSON by default, Protobuf for proto
-// messages). Old schema versions are upcast on read by Upcasters registered
-// per (type, from-version); they chain.
+// schema version, and a payload format (codec.Format: JSON by default,
+// Protobuf for proto messages). Old schema versions are upcast on read by
+// Upcasters registered per (type, from-version); they chain, and may
+// rename a type.
+//
+// The registry is the one way an aggregate's events are read: the
+// repository decodes with it, and so do projections (projection.On),
+// stream processors (stream.Events) and sagas (saga.UseEvents), so that an
+// event stored at an old schema version reads alike everywhere. TypeOf
+// gives one event type's name, schema version and typed codec (a
+// codec.Codec), and Resolve upcasts a record without decoding it, for
+// routers that dispatch by the name a record resolves to.
+//
+// The untyped codec of this package moved to package codec: Codec,
+// DefaultCodec, JSONCodec, ProtoCodec and Decode remain as deprecated
+// aliases of codec.Format, codec.DefaultFormat, codec.JSONFormat,
+// codec.ProtoFormat and codec.Unmarshal.
 //
 // A Repository loads an aggregate from the store, from its newest snapshot
 // and the events after it, and saves new events with the expected version

@@ -6,9 +6,11 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
+	"slices"
 	"sort"
 	"strings"
 
+	"github.com/muninn-es/muninn/codec"
 	"github.com/muninn-es/muninn/eventstore"
 )
 
@@ -34,7 +36,7 @@ type Raw struct {
 type Upcaster func(Raw) (Raw, error)
 
 // EventOption declares one thing an Events registry knows: an event type
-// (Type), an upcaster (Upcast) or the codec (WithCodec).
+// (Type), an upcaster (Upcast) or the payload format (WithCodec).
 type EventOption interface {
 	applyEvents(*eventsConfig)
 }
@@ -42,7 +44,7 @@ type EventOption interface {
 type eventsConfig struct {
 	types     []*eventType
 	upcasters []upcastDef
-	codec     Codec
+	format    codec.Format
 	errs      []error
 }
 
@@ -57,7 +59,7 @@ type eventType struct {
 	version int
 	goType  reflect.Type
 	// decode decodes a payload of the current version into a new value.
-	decode func(c Codec, payload []byte) (any, error)
+	decode func(f codec.Format, payload []byte) (any, error)
 	err    error
 }
 
@@ -84,12 +86,12 @@ func Schema(version int) TypeOption {
 func Type[T any](name string, opts ...TypeOption) EventOption {
 	return eventOptionFunc(func(c *eventsConfig) {
 		t := &eventType{name: name, version: 1, goType: reflect.TypeFor[T]()}
-		t.decode = func(codec Codec, payload []byte) (any, error) {
-			v, target := newTarget[T]()
-			if err := codec.Unmarshal(payload, target); err != nil {
+		t.decode = func(f codec.Format, payload []byte) (any, error) {
+			v, err := codec.Unmarshal[T](f, payload)
+			if err != nil {
 				return nil, err
 			}
-			return *v, nil
+			return v, nil
 		}
 		for _, o := range opts {
 			o(t)
@@ -113,15 +115,15 @@ func Upcast(typ string, from int, fn Upcaster) EventOption {
 	})
 }
 
-// WithCodec sets the codec of the registry's payloads (default
-// DefaultCodec: Protobuf for proto messages, JSON otherwise).
-func WithCodec(codec Codec) EventOption {
+// WithCodec sets the format of the registry's payloads (default
+// codec.DefaultFormat: Protobuf for proto messages, JSON otherwise).
+func WithCodec(f codec.Format) EventOption {
 	return eventOptionFunc(func(c *eventsConfig) {
-		if codec == nil {
+		if f == nil {
 			c.errs = append(c.errs, errors.New("aggregate: WithCodec: nil codec"))
 			return
 		}
-		c.codec = codec
+		c.format = f
 	})
 }
 
@@ -132,15 +134,23 @@ type upcastKey struct {
 
 // Events is the registry of one aggregate's event types: it maps each Go
 // type to its stable name and schema version, encodes events with the
-// aggregate's codec and decodes stored records back, upcasting old schema
+// aggregate's format and decodes stored records back, upcasting old schema
 // versions. E is the aggregate's event type, usually an interface that
 // every event struct implements. An Events is immutable and safe for
 // concurrent use.
+//
+// Everything that reads an aggregate's events decodes them through its
+// registry, so that they read alike everywhere: the repository (Decode),
+// projections (projection.On), stream processors (stream.Events) and sagas
+// (saga.UseEvents). TypeOf gives the name, schema version and typed codec
+// of one event type, and decodes records into it.
 type Events[E any] struct {
-	codec    Codec
+	format   codec.Format
 	byName   map[string]*eventType
 	byGoType map[reflect.Type]*eventType
 	upcast   map[upcastKey]Upcaster
+	// renamed are the type names upcasters read that no Go type has.
+	renamed []string
 }
 
 // NewEvents builds the registry of the event types and upcasters given. It
@@ -158,13 +168,13 @@ func NewEvents[E any](opts ...EventOption) (*Events[E], error) {
 		o.applyEvents(&c)
 	}
 	r := &Events[E]{
-		codec:    DefaultCodec,
+		format:   codec.DefaultFormat,
 		byName:   make(map[string]*eventType),
 		byGoType: make(map[reflect.Type]*eventType),
 		upcast:   make(map[upcastKey]Upcaster),
 	}
-	if c.codec != nil {
-		r.codec = c.codec
+	if c.format != nil {
+		r.format = c.format
 	}
 	errs := c.errs
 	eType := reflect.TypeFor[E]()
@@ -216,11 +226,25 @@ func NewEvents[E any](opts ...EventOption) (*Events[E], error) {
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
 	}
+	seen := map[string]bool{}
+	for k := range r.upcast {
+		if _, ok := r.byName[k.typ]; !ok && !seen[k.typ] {
+			seen[k.typ] = true
+			r.renamed = append(r.renamed, k.typ)
+		}
+	}
+	sort.Strings(r.renamed)
 	return r, nil
 }
 
-// Codec returns the registry's codec.
-func (r *Events[E]) Codec() Codec { return r.codec }
+// Codec returns the registry's payload format.
+func (r *Events[E]) Codec() codec.Format { return r.format }
+
+// Renamed returns, sorted, the event type names that upcasters read but no
+// Go type is registered under: the old names of event types that were
+// renamed or folded into others, which stored records may still carry.
+// Decode and Resolve turn such records into a registered type.
+func (r *Events[E]) Renamed() []string { return slices.Clone(r.renamed) }
 
 // Names returns the registered event type names, sorted.
 func (r *Events[E]) Names() []string {
@@ -230,6 +254,16 @@ func (r *Events[E]) Names() []string {
 	}
 	sort.Strings(names)
 	return names
+}
+
+// GoType returns the Go type registered under name, and false if none is
+// (Renamed names have none).
+func (r *Events[E]) GoType(name string) (reflect.Type, bool) {
+	t, ok := r.byName[name]
+	if !ok {
+		return nil, false
+	}
+	return t.goType, true
 }
 
 // Name returns the registered type name and current schema version of e's
@@ -258,9 +292,9 @@ func (r *Events[E]) Encode(e E) (eventstore.Event, error) {
 	if !ok {
 		return eventstore.Event{}, fmt.Errorf("%w: Go type %T is not registered", ErrUnknownEventType, any(e))
 	}
-	b, err := r.codec.Marshal(any(e))
+	b, err := r.format.Marshal(any(e))
 	if err != nil {
-		return eventstore.Event{}, fmt.Errorf("aggregate: encode event %q (%s codec): %w", t.name, r.codec.Name(), err)
+		return eventstore.Event{}, fmt.Errorf("aggregate: encode event %q (%s codec): %w", t.name, r.format.Name(), err)
 	}
 	if b == nil {
 		b = []byte{}
@@ -269,44 +303,66 @@ func (r *Events[E]) Encode(e E) (eventstore.Event, error) {
 }
 
 // Decode turns a stored record back into an event: it upcasts an old schema
-// version to the current one and decodes the payload with the codec. Every
+// version to the current one and decodes the payload with the format. Every
 // failure is a *DecodeError naming the record's topic, stream, version and
 // type, and wrapping ErrUnknownEventType, ErrUpcast or ErrUndecodable.
 func (r *Events[E]) Decode(rec eventstore.Record) (E, error) {
 	var zero E
-	fail := func(cause, err error) (E, error) {
-		return zero, &DecodeError{Topic: rec.Topic, Stream: rec.Key, Version: rec.Version, Offset: rec.Offset,
-			Type: rec.Type, SchemaVersion: rec.SchemaVersion, cause: cause, Err: err}
+	raw, t, err := r.resolve(rec)
+	if err != nil {
+		return zero, err
 	}
+	v, err := t.decode(r.format, raw.Payload)
+	if err != nil {
+		return zero, decodeError(rec, ErrUndecodable, fmt.Errorf("%s codec: %w", r.format.Name(), err))
+	}
+	e, ok := v.(E)
+	if !ok { // cannot happen: NewEvents checked assignability
+		return zero, decodeError(rec, ErrUndecodable, fmt.Errorf("decoded %T is not a %s", v, reflect.TypeFor[E]()))
+	}
+	return e, nil
+}
+
+// Resolve upcasts a stored record to the current schema version of its
+// event type, without decoding the payload: it returns the name of the
+// registered type the record now is (an upcaster may have renamed it), that
+// type's current schema version, and the payload in it. Routers use it to
+// find a record's handler by the name it resolves to, then decode the
+// payload with that type's codec (TypeOf). Failures are *DecodeError, as
+// Decode's.
+func (r *Events[E]) Resolve(rec eventstore.Record) (Raw, error) {
+	raw, _, err := r.resolve(rec)
+	return raw, err
+}
+
+func (r *Events[E]) resolve(rec eventstore.Record) (Raw, *eventType, error) {
 	if rec.Payload == nil {
-		return fail(ErrUndecodable, errors.New("the record is a tombstone (nil payload)"))
+		return Raw{}, nil, decodeError(rec, ErrUndecodable, errors.New("the record is a tombstone (nil payload)"))
 	}
 	raw, err := r.Upcast(Raw{Type: rec.Type, SchemaVersion: max(rec.SchemaVersion, 1), Payload: rec.Payload})
 	if err != nil {
-		return fail(ErrUpcast, err)
+		return Raw{}, nil, decodeError(rec, ErrUpcast, err)
 	}
 	t, ok := r.byName[raw.Type]
 	if !ok {
 		if raw.Type != rec.Type {
-			return fail(ErrUnknownEventType, fmt.Errorf("upcast to %q v%d, which is not registered", raw.Type, raw.SchemaVersion))
+			return Raw{}, nil, decodeError(rec, ErrUnknownEventType, fmt.Errorf("upcast to %q v%d, which is not registered", raw.Type, raw.SchemaVersion))
 		}
-		return fail(ErrUnknownEventType, errors.New("no Go type is registered for it"))
+		return Raw{}, nil, decodeError(rec, ErrUnknownEventType, errors.New("no Go type is registered for it"))
 	}
 	if raw.SchemaVersion != t.version {
 		if raw.SchemaVersion > t.version {
-			return fail(ErrUndecodable, fmt.Errorf("schema v%d is newer than this program's v%d", raw.SchemaVersion, t.version))
+			return Raw{}, nil, decodeError(rec, ErrUndecodable, fmt.Errorf("schema v%d is newer than this program's v%d", raw.SchemaVersion, t.version))
 		}
-		return fail(ErrUpcast, fmt.Errorf("no upcaster from %q v%d (current v%d)", raw.Type, raw.SchemaVersion, t.version))
+		return Raw{}, nil, decodeError(rec, ErrUpcast, fmt.Errorf("no upcaster from %q v%d (current v%d)", raw.Type, raw.SchemaVersion, t.version))
 	}
-	v, err := t.decode(r.codec, raw.Payload)
-	if err != nil {
-		return fail(ErrUndecodable, fmt.Errorf("%s codec: %w", r.codec.Name(), err))
-	}
-	e, ok := v.(E)
-	if !ok { // cannot happen: NewEvents checked assignability
-		return fail(ErrUndecodable, fmt.Errorf("decoded %T is not a %s", v, reflect.TypeFor[E]()))
-	}
-	return e, nil
+	return raw, t, nil
+}
+
+// decodeError is the *DecodeError of rec.
+func decodeError(rec eventstore.Record, cause, err error) *DecodeError {
+	return &DecodeError{Topic: rec.Topic, Stream: rec.Key, Version: rec.Version, Offset: rec.Offset,
+		Type: rec.Type, SchemaVersion: rec.SchemaVersion, cause: cause, Err: err}
 }
 
 // Upcast runs the registered upcaster chain on raw until no upcaster
@@ -383,4 +439,61 @@ func (r *Events[E]) String() string {
 		fmt.Fprintf(&b, "%s v%d", n, r.byName[n].version)
 	}
 	return "aggregate.Events[" + b.String() + "]"
+}
+
+// EventType is one event type of a registry, as the Go type T: its stable
+// name, its current schema version and the codec of its payloads. Get one
+// with TypeOf. It is a small value, safe for concurrent use.
+type EventType[T any] struct {
+	name    string
+	version int
+	codec   codec.Codec[T]
+	resolve func(eventstore.Record) (Raw, error)
+}
+
+// TypeOf returns the registration of the Go type T in r (T exactly, not a
+// type that implements it). A T that r does not register is an error
+// wrapping ErrUnknownEventType, naming the registered types.
+func TypeOf[T, E any](r *Events[E]) (EventType[T], error) {
+	if r == nil {
+		return EventType[T]{}, fmt.Errorf("%w: %s: the registry is nil", ErrUnknownEventType, reflect.TypeFor[T]())
+	}
+	t, ok := r.byGoType[reflect.TypeFor[T]()]
+	if !ok {
+		return EventType[T]{}, fmt.Errorf("%w: Go type %s is not registered in %s", ErrUnknownEventType, reflect.TypeFor[T](), r)
+	}
+	return EventType[T]{name: t.name, version: t.version, codec: codec.Typed[T](r.format), resolve: r.Resolve}, nil
+}
+
+// Name returns the type's registered name, such as "order.placed".
+func (t EventType[T]) Name() string { return t.name }
+
+// SchemaVersion returns the type's current schema version.
+func (t EventType[T]) SchemaVersion() int { return t.version }
+
+// Codec returns the codec of the type's payloads at the current schema
+// version, in the registry's format. It does not upcast: decode a stored
+// record with Decode, or a payload that Resolve returned with it.
+func (t EventType[T]) Codec() codec.Codec[T] { return t.codec }
+
+// Decode turns a stored record into a T as the registry's Decode would,
+// upcasting an old schema version. A record that resolves to another event
+// type is an error wrapping ErrUnknownEventType. Failures are *DecodeError.
+func (t EventType[T]) Decode(rec eventstore.Record) (T, error) {
+	var zero T
+	if t.resolve == nil {
+		return zero, decodeError(rec, ErrUnknownEventType, errors.New("the zero EventType decodes nothing"))
+	}
+	raw, err := t.resolve(rec)
+	if err != nil {
+		return zero, err
+	}
+	if raw.Type != t.name {
+		return zero, decodeError(rec, ErrUnknownEventType, fmt.Errorf("it is event type %q, not %q (%s)", raw.Type, t.name, reflect.TypeFor[T]()))
+	}
+	v, err := t.codec.Decode(raw.Payload)
+	if err != nil {
+		return zero, decodeError(rec, ErrUndecodable, err)
+	}
+	return v, nil
 }

@@ -1,12 +1,15 @@
 package aggregate_test
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
+	"reflect"
 	"strings"
 	"testing"
 
 	"github.com/muninn-es/muninn/aggregate"
+	"github.com/muninn-es/muninn/codec"
 	"github.com/muninn-es/muninn/eventstore"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/structpb"
@@ -180,7 +183,7 @@ func TestProtobufCodec(t *testing.T) {
 		}
 	}
 	// JSONCodec writes proto messages as protojson.
-	jev, err := aggregate.NewEvents[proto.Message](aggregate.WithCodec(aggregate.JSONCodec),
+	jev, err := aggregate.NewEvents[proto.Message](aggregate.WithCodec(codec.JSONFormat),
 		aggregate.Type[*wrapperspb.StringValue]("doc.renamed"))
 	if err != nil {
 		t.Fatal(err)
@@ -194,7 +197,7 @@ func TestProtobufCodec(t *testing.T) {
 		t.Fatalf("protojson decode = %v, %v", got, err)
 	}
 	// ProtoCodec refuses what is not a proto message.
-	pev, err := aggregate.NewEvents[TallyEvent](aggregate.WithCodec(aggregate.ProtoCodec), aggregate.Type[Added]("a"))
+	pev, err := aggregate.NewEvents[TallyEvent](aggregate.WithCodec(codec.ProtoFormat), aggregate.Type[Added]("a"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -234,4 +237,96 @@ func ExampleUpcast() {
 	e, err := events.Decode(old)
 	fmt.Printf("%+v %v\n", e, err)
 	// Output: {SKU:a Quantity:2 Currency:EUR} <nil>
+}
+
+// TestTypeOfAndResolve: the typed view of one event type, and the
+// resolution of records through renames and upcasts, as routers use them.
+func TestTypeOfAndResolve(t *testing.T) {
+	ev := tallyEvents(t)
+	if got := ev.Renamed(); len(got) != 1 || got[0] != "tally.add" {
+		t.Errorf("Renamed = %q, want [tally.add]", got)
+	}
+	added, err := aggregate.TypeOf[Added](ev)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if added.Name() != "tally.added" || added.SchemaVersion() != 3 {
+		t.Errorf("TypeOf[Added] = %q v%d", added.Name(), added.SchemaVersion())
+	}
+	b, err := added.Codec().Encode(Added{Amount: 2, Note: "x"})
+	if err != nil || string(b) != `{"amount":2,"note":"x"}` {
+		t.Errorf("Codec().Encode = %s, %v", b, err)
+	}
+
+	// A v1 record under the old name resolves to the current type.
+	old := eventstore.Record{Topic: "tally", Key: "t-1", Type: "tally.add", SchemaVersion: 1, Payload: []byte(`{"n":4}`)}
+	raw, err := ev.Resolve(old)
+	if err != nil || raw.Type != "tally.added" || raw.SchemaVersion != 3 {
+		t.Fatalf("Resolve(v1) = %+v, %v", raw, err)
+	}
+	got, err := added.Codec().Decode(raw.Payload)
+	if err != nil || got != (Added{Amount: 4, Note: "from v2"}) {
+		t.Errorf("decode the resolved payload = %+v, %v", got, err)
+	}
+	if got, err := added.Decode(old); err != nil || got != (Added{Amount: 4, Note: "from v2"}) {
+		t.Errorf("EventType.Decode(v1) = %+v, %v", got, err)
+	}
+
+	// A record that resolves to another type is not an Added.
+	cleared := eventstore.Record{Type: "tally.cleared", SchemaVersion: 1, Payload: []byte(`{}`)}
+	var de *aggregate.DecodeError
+	if _, err := added.Decode(cleared); !errors.Is(err, aggregate.ErrUnknownEventType) || !errors.As(err, &de) || !strings.Contains(err.Error(), `not "tally.added"`) {
+		t.Errorf("EventType.Decode(cleared) = %v", err)
+	}
+	for name, rec := range map[string]eventstore.Record{
+		"tombstone": {Type: "tally.added", SchemaVersion: 3},
+		"newer":     {Type: "tally.added", SchemaVersion: 4, Payload: []byte(`{}`)},
+		"unknown":   {Type: "tally.other", SchemaVersion: 1, Payload: []byte(`{}`)},
+	} {
+		if _, err := ev.Resolve(rec); !errors.As(err, &de) {
+			t.Errorf("Resolve(%s) = %v, want a *DecodeError", name, err)
+		}
+	}
+
+	if gt, ok := ev.GoType("tally.added"); !ok || gt != reflect.TypeFor[Added]() {
+		t.Errorf("GoType(tally.added) = %v, %v", gt, ok)
+	}
+	if _, ok := ev.GoType("tally.add"); ok {
+		t.Error("GoType of a renamed name")
+	}
+	if _, err := aggregate.TypeOf[unregistered](ev); !errors.Is(err, aggregate.ErrUnknownEventType) || !strings.Contains(err.Error(), "aggregate_test.unregistered is not registered") {
+		t.Errorf("TypeOf[unregistered] = %v", err)
+	}
+	if _, err := aggregate.TypeOf[Added, TallyEvent](nil); !errors.Is(err, aggregate.ErrUnknownEventType) {
+		t.Errorf("TypeOf(nil) = %v", err)
+	}
+	var zero aggregate.EventType[Added]
+	if _, err := zero.Decode(cleared); err == nil {
+		t.Error("the zero EventType decoded a record")
+	}
+}
+
+// TestTypeOfProto: a proto message type's codec is Protobuf's binary
+// format under the default format.
+func TestTypeOfProto(t *testing.T) {
+	ev, err := aggregate.NewEvents[proto.Message](aggregate.Type[*wrapperspb.StringValue]("doc.renamed"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	et, err := aggregate.TypeOf[*wrapperspb.StringValue](ev)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec, err := ev.Encode(wrapperspb.String("n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := et.Codec().Encode(wrapperspb.String("n"))
+	if err != nil || !bytes.Equal(b, rec.Payload) {
+		t.Errorf("Codec().Encode = %x, %v; registry wrote %x", b, err, rec.Payload)
+	}
+	got, err := et.Decode(eventstore.Record{Type: rec.Type, SchemaVersion: rec.SchemaVersion, Payload: rec.Payload})
+	if err != nil || got.GetValue() != "n" {
+		t.Errorf("Decode = %v, %v", got, err)
+	}
 }

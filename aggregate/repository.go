@@ -9,6 +9,7 @@ import (
 	"reflect"
 	"time"
 
+	"github.com/muninn-es/muninn/codec"
 	"github.com/muninn-es/muninn/eventstore"
 )
 
@@ -253,12 +254,12 @@ func (r *Repository[S, C, E]) fromCache(ctx context.Context, st *State[S]) (bool
 	case S:
 		st.State = cached // a value without references: a full copy
 	case []byte:
-		v, target := newTarget[S]()
-		if err := r.agg.SnapshotCodec().Unmarshal(cached, target); err != nil {
+		v, err := codec.Unmarshal[S](r.agg.SnapshotCodec(), cached)
+		if err != nil {
 			r.cache.drop(st.ID)
 			return false, nil
 		}
-		st.State = *v
+		st.State = v
 	default:
 		r.cache.drop(st.ID)
 		return false, nil
@@ -329,11 +330,11 @@ func (r *Repository[S, C, E]) loadSnapshot(ctx context.Context, id string) (*loa
 	if snap.StreamVersion == 0 {
 		return skip("snapshot at version 0")
 	}
-	v, target := newTarget[S]()
-	if err := r.agg.SnapshotCodec().Unmarshal(snap.State, target); err != nil {
+	v, err := codec.Unmarshal[S](r.agg.SnapshotCodec(), snap.State)
+	if err != nil {
 		return skip("undecodable state (%s codec): %v", r.agg.SnapshotCodec().Name(), err)
 	}
-	return &loadedSnapshot[S]{state: *v, version: snap.StreamVersion}, "", nil
+	return &loadedSnapshot[S]{state: v, version: snap.StreamVersion}, "", nil
 }
 
 // SaveOption configures one Save.

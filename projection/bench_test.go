@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"testing"
 
+	"github.com/muninn-es/muninn/codec"
 	"github.com/muninn-es/muninn/eventstore"
 	"github.com/muninn-es/muninn/projection"
 )
@@ -37,8 +38,8 @@ func BenchmarkCatchup(b *testing.B) {
 	if err := errors.Join(s.Sync(ctx), s.Flush(ctx)); err != nil {
 		b.Fatal(err)
 	}
-	byType, _ := projection.NewTable("by-type", projection.StringKey(), projection.Int64Value())
-	byKey, _ := projection.NewTable("by-key", projection.StringKey(), projection.Int64Value())
+	byType, _ := projection.NewTable("by-type", projection.StringKey(), codec.Int64())
+	byKey, _ := projection.NewTable("by-key", projection.StringKey(), codec.Int64())
 	incr := func(tx *projection.Tx, t *projection.Table[string, int64], k string) error {
 		c, _, err := t.Load(tx, k)
 		if err != nil {

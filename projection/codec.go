@@ -2,7 +2,6 @@ package projection
 
 import (
 	"encoding/binary"
-	"encoding/json"
 	"fmt"
 	"math"
 )
@@ -16,16 +15,6 @@ type KeyCodec[K any] interface {
 	Append(dst []byte, k K) ([]byte, error)
 	// Decode decodes a whole encoded key.
 	Decode(b []byte) (K, error)
-}
-
-// ValueCodec encodes the values of a table, and the payloads of events for
-// typed handlers (On).
-type ValueCodec[V any] interface {
-	// Encode returns the encoding of v, in a slice the caller may keep
-	// (not a buffer Encode reuses).
-	Encode(v V) ([]byte, error)
-	// Decode decodes b into a V.
-	Decode(b []byte) (V, error)
 }
 
 // StringKey returns the key codec of strings: the string's bytes, which
@@ -212,35 +201,4 @@ func DecodeOrdered(b []byte) (part, rest []byte, err error) {
 		}
 	}
 	return nil, nil, fmt.Errorf("projection: ordered key part has no terminator")
-}
-
-// JSON returns the value codec that encodes with encoding/json, the
-// default of tables.
-func JSON[V any]() ValueCodec[V] { return jsonCodec[V]{} }
-
-type jsonCodec[V any] struct{}
-
-func (jsonCodec[V]) Encode(v V) ([]byte, error) { return json.Marshal(v) }
-
-func (jsonCodec[V]) Decode(b []byte) (V, error) {
-	var v V
-	err := json.Unmarshal(b, &v)
-	return v, err
-}
-
-// Int64Value returns a compact value codec for int64 (8 bytes big-endian),
-// cheaper than JSON for counters.
-func Int64Value() ValueCodec[int64] { return int64Value{} }
-
-type int64Value struct{}
-
-func (int64Value) Encode(v int64) ([]byte, error) {
-	return binary.BigEndian.AppendUint64(make([]byte, 0, 8), uint64(v)), nil
-}
-
-func (int64Value) Decode(b []byte) (int64, error) {
-	if len(b) != 8 {
-		return 0, fmt.Errorf("projection: int64 value has %d bytes, want 8", len(b))
-	}
-	return int64(binary.BigEndian.Uint64(b)), nil
 }

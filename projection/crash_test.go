@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/muninn-es/muninn/codec"
 	"github.com/muninn-es/muninn/eventstore"
 	"github.com/muninn-es/muninn/internal/crashtest"
 	"github.com/muninn-es/muninn/projection"
@@ -45,10 +46,10 @@ type crashModel struct {
 func newCrashModel(s eventstore.Store) (*crashModel, error) {
 	m := &crashModel{}
 	var err error
-	if m.counts, err = projection.NewTable("counts", projection.StringKey(), projection.Int64Value()); err != nil {
+	if m.counts, err = projection.NewTable("counts", projection.StringKey(), codec.Int64()); err != nil {
 		return nil, err
 	}
-	if m.sums, err = projection.NewTable("sums", projection.StringKey(), projection.JSON[int64]()); err != nil {
+	if m.sums, err = projection.NewTable("sums", projection.StringKey(), codec.JSON[int64]()); err != nil {
 		return nil, err
 	}
 	if m.byN, err = projection.NewIndex(m.counts, "by-count", projection.Int64Key(), func(_ string, n int64) []int64 { return []int64{n} }); err != nil {

@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/muninn-es/muninn/aggregate"
+	"github.com/muninn-es/muninn/codec"
 	"github.com/muninn-es/muninn/eventstore"
 	"github.com/muninn-es/muninn/projection"
 )
@@ -46,7 +48,7 @@ func newFlaky(t *testing.T, s eventstore.Store, name string, opts ...projection.
 	f := &flaky{}
 	f.failing.Store(true)
 	var err error
-	if f.tbl, err = projection.NewTable("applied", projection.StringKey(), projection.Int64Value()); err != nil {
+	if f.tbl, err = projection.NewTable("applied", projection.StringKey(), codec.Int64()); err != nil {
 		t.Fatal(err)
 	}
 	h := projection.HandlerFunc(func(tx *projection.Tx, rec eventstore.Record) error {
@@ -263,10 +265,14 @@ func TestPermanentErrorsAndPanicsAreNotRetried(t *testing.T) {
 	type ev struct {
 		N int `json:"n"`
 	}
-	if err := projection.On(r, "typed", func(tx *projection.Tx, rec eventstore.Record, e ev) error { return nil }); err != nil {
+	events, err := aggregate.NewEvents[any](aggregate.Type[ev]("typed"))
+	if err != nil {
 		t.Fatal(err)
 	}
-	if err := projection.On(r, "typed", func(tx *projection.Tx, rec eventstore.Record, e ev) error { return nil }); !errors.Is(err, projection.ErrInvalidArgument) {
+	if err := projection.On(r, events, func(tx *projection.Tx, rec eventstore.Record, e ev) error { return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if err := projection.On(r, events, func(tx *projection.Tx, rec eventstore.Record, e ev) error { return nil }); !errors.Is(err, projection.ErrInvalidArgument) {
 		t.Errorf("duplicate route: %v", err)
 	}
 	r.Otherwise(func(tx *projection.Tx, rec eventstore.Record) error { panic("boom") })

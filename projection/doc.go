@@ -3,13 +3,17 @@
 //
 // A Projection consumes one or more topics as a consumer group and applies
 // each record with a Handler (a HandlerFunc on raw records, or a Router of
-// typed handlers, one per event type). Records are polled in batches; each
+// typed handlers, one per event type). A Router takes an aggregate's event
+// types from its registry (On): their names come from it, and records are
+// decoded through it, upcast from old schema versions as the aggregate
+// reads them, Protobuf events included; OnCodec routes a type of no
+// registry with an explicit codec. Records are polled in batches; each
 // batch's effects on the read model and the group's offsets are written in
 // one Pebble batch (eventstore.Store.Update), so a crash never applies a
 // record twice nor skips one, and catching up costs one fsync per batch.
 //
-// The read model is made of typed tables (Table[K, V], with key and value
-// codecs; keys sort in the key codec's order) and secondary indexes
+// The read model is made of typed tables (Table[K, V], with a key codec,
+// whose order keys sort in, and a value codec.Codec) and secondary indexes
 // (Index), maintained in the same batch as the rows. Queries (Get, Scan,
 // ScanPrefix, ScanRange, Index.Lookup) return pages with an opaque token to
 // continue from. A query can wait until the projection has applied a given

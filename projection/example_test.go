@@ -6,6 +6,8 @@ import (
 	"log"
 	"time"
 
+	"github.com/muninn-es/muninn/aggregate"
+	"github.com/muninn-es/muninn/codec"
 	"github.com/muninn-es/muninn/eventstore"
 	"github.com/muninn-es/muninn/projection"
 )
@@ -37,7 +39,7 @@ func Example() {
 		log.Fatal(err)
 	}
 
-	orders, err := projection.NewTable("orders", projection.StringKey(), projection.JSON[Order]())
+	orders, err := projection.NewTable("orders", projection.StringKey(), codec.JSON[Order]())
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -47,15 +49,25 @@ func Example() {
 		log.Fatal(err)
 	}
 
-	// One typed handler per event type: no switch on type names.
+	// The order aggregate's event registry names the event types.
+	orderEvents, err := aggregate.NewEvents[any](
+		aggregate.Type[orderPlaced]("order.placed"),
+		aggregate.Type[orderShipped]("order.shipped"),
+	)
+	if err != nil {
+		log.Fatal(err)
+	}
+
+	// One typed handler per event type: no switch on type names, and no
+	// name typed twice: On finds it in the registry.
 	r := projection.NewRouter()
-	err = projection.On(r, "order.placed", func(tx *projection.Tx, rec eventstore.Record, e orderPlaced) error {
+	err = projection.On(r, orderEvents, func(tx *projection.Tx, rec eventstore.Record, e orderPlaced) error {
 		return orders.Put(tx, rec.Key, Order{Customer: e.Customer, Total: e.Total, Status: "placed"})
 	})
 	if err != nil {
 		log.Fatal(err)
 	}
-	err = projection.On(r, "order.shipped", func(tx *projection.Tx, rec eventstore.Record, _ orderShipped) error {
+	err = projection.On(r, orderEvents, func(tx *projection.Tx, rec eventstore.Record, _ orderShipped) error {
 		o, ok, err := orders.Load(tx, rec.Key)
 		if err != nil || !ok {
 			return err
@@ -76,16 +88,19 @@ func Example() {
 	go func() { done <- p.Run(runCtx) }()
 
 	for i, c := range []string{"ada", "bob", "ada"} {
-		_, err := s.Append(ctx, "orders", fmt.Sprintf("order-%d", i+1), eventstore.NoStream, []eventstore.Event{
-			{Type: "order.placed", Payload: fmt.Appendf(nil, `{"customer":%q,"total":%d}`, c, (i+1)*100)},
-		})
+		ev, err := orderEvents.Encode(orderPlaced{Customer: c, Total: (i + 1) * 100})
 		if err != nil {
 			log.Fatal(err)
 		}
+		if _, err := s.Append(ctx, "orders", fmt.Sprintf("order-%d", i+1), eventstore.NoStream, []eventstore.Event{ev}); err != nil {
+			log.Fatal(err)
+		}
 	}
-	res, err := s.Append(ctx, "orders", "order-3", eventstore.Exact(1), []eventstore.Event{
-		{Type: "order.shipped", Payload: []byte(`{}`)},
-	})
+	shipped, err := orderEvents.Encode(orderShipped{})
+	if err != nil {
+		log.Fatal(err)
+	}
+	res, err := s.Append(ctx, "orders", "order-3", eventstore.Exact(1), []eventstore.Event{shipped})
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -130,7 +145,7 @@ func ExampleProjection_Rebuild() {
 			log.Fatal(err)
 		}
 	}
-	counts, err := projection.NewTable("counts", projection.StringKey(), projection.Int64Value())
+	counts, err := projection.NewTable("counts", projection.StringKey(), codec.Int64())
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -176,7 +191,7 @@ func ExampleProjection_Parked() {
 	if err := s.CreateTopic(ctx, "payments", eventstore.TopicConfig{Partitions: 1}); err != nil {
 		log.Fatal(err)
 	}
-	totals, err := projection.NewTable("totals", projection.StringKey(), projection.JSON[int]())
+	totals, err := projection.NewTable("totals", projection.StringKey(), codec.JSON[int]())
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -184,7 +199,9 @@ func ExampleProjection_Parked() {
 		Amount int `json:"amount"`
 	}
 	r := projection.NewRouter()
-	err = projection.On(r, "payment.received", func(tx *projection.Tx, rec eventstore.Record, e paid) error {
+	// A type no aggregate registers is routed by name with a codec: it is
+	// decoded as stored, without upcasting.
+	err = projection.OnCodec(r, "payment.received", codec.JSON[paid](), func(tx *projection.Tx, rec eventstore.Record, e paid) error {
 		if e.Amount < 0 {
 			return fmt.Errorf("negative amount %d", e.Amount)
 		}
@@ -235,4 +252,76 @@ func ExampleProjection_Parked() {
 	// total: 17
 	// parked payments/0@1: negative amount -5
 	// dead-letter topic: totals.dlq
+}
+
+// A handler sees every event as the aggregate's registry reads it today:
+// an event stored at schema version 1, when the customer field was called
+// "buyer", reaches the handler upcast to version 2.
+func ExampleOn() {
+	ctx := context.Background()
+	s, err := eventstore.OpenMem()
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer s.Close()
+	if err := s.CreateTopic(ctx, "orders", eventstore.TopicConfig{Partitions: 1}); err != nil {
+		log.Fatal(err)
+	}
+	orderEvents, err := aggregate.NewEvents[any](
+		aggregate.Type[orderPlaced]("order.placed", aggregate.Schema(2)),
+		aggregate.Upcast("order.placed", 1, aggregate.JSONUpcaster(2, func(m map[string]any) error {
+			m["customer"] = m["buyer"]
+			delete(m, "buyer")
+			return nil
+		})),
+	)
+	if err != nil {
+		log.Fatal(err)
+	}
+	totals, err := projection.NewTable("by-customer", projection.StringKey(), codec.Int64())
+	if err != nil {
+		log.Fatal(err)
+	}
+	r := projection.NewRouter()
+	if err := projection.On(r, orderEvents, func(tx *projection.Tx, _ eventstore.Record, e orderPlaced) error {
+		n, _, err := totals.Load(tx, e.Customer)
+		if err != nil {
+			return err
+		}
+		return totals.Put(tx, e.Customer, n+int64(e.Total))
+	}); err != nil {
+		log.Fatal(err)
+	}
+	p, err := projection.New(s, "totals-by-customer", []string{"orders"}, r, projection.WithTables(totals))
+	if err != nil {
+		log.Fatal(err)
+	}
+
+	// One event written by old code, one by today's.
+	if _, err := s.Append(ctx, "orders", "order-1", eventstore.NoStream, []eventstore.Event{
+		{Type: "order.placed", SchemaVersion: 1, Payload: []byte(`{"buyer":"ada","total":100}`)}}); err != nil {
+		log.Fatal(err)
+	}
+	ev, err := orderEvents.Encode(orderPlaced{Customer: "ada", Total: 20})
+	if err != nil {
+		log.Fatal(err)
+	}
+	last, err := s.Append(ctx, "orders", "order-2", eventstore.NoStream, []eventstore.Event{ev})
+	if err != nil {
+		log.Fatal(err)
+	}
+
+	runCtx, stop := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- p.Run(runCtx) }()
+	if err := p.WaitFor(ctx, projection.PositionOf(last)); err != nil {
+		log.Fatal(err)
+	}
+	stop()
+	if err := <-done; err != nil {
+		log.Fatal(err)
+	}
+	n, _, err := totals.Get(ctx, "ada")
+	fmt.Println("ada:", n, err)
+	// Output: ada: 120 <nil>
 }

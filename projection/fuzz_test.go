@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"testing"
 
+	"github.com/muninn-es/muninn/codec"
 	"github.com/muninn-es/muninn/projection"
 )
 
@@ -36,8 +37,8 @@ func FuzzKeyDecode(f *testing.F) {
 		reencode(t, projection.Uint64Key(), b)
 		reencode(t, projection.Float64Key(), b)
 		reencode(t, projection.PairKey(projection.StringKey(), projection.Int64Key()), b)
-		if _, err := projection.Int64Value().Decode(b); err != nil && len(b) == 8 {
-			t.Fatalf("Int64Value refused 8 bytes: %v", err)
+		if _, err := codec.Int64().Decode(b); err != nil && len(b) == 8 {
+			t.Fatalf("codec.Int64 refused 8 bytes: %v", err)
 		}
 	})
 }

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/muninn-es/muninn/codec"
 	"github.com/muninn-es/muninn/eventstore"
 	"github.com/muninn-es/muninn/projection"
 )
@@ -18,7 +19,7 @@ func TestTwoTopics(t *testing.T) {
 	if err := s.CreateTopic(ctx, "payments", eventstore.TopicConfig{Partitions: 3}); err != nil {
 		t.Fatal(err)
 	}
-	tbl, err := projection.NewTable("by-topic", projection.PairKey(projection.StringKey(), projection.StringKey()), projection.Int64Value())
+	tbl, err := projection.NewTable("by-topic", projection.PairKey(projection.StringKey(), projection.StringKey()), codec.Int64())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -93,7 +94,7 @@ func TestTwoTopics(t *testing.T) {
 func TestTxAfterHandler(t *testing.T) {
 	ctx := context.Background()
 	s := openOrders(t, 1)
-	tbl, err := projection.NewTable("t", projection.StringKey(), projection.Int64Value())
+	tbl, err := projection.NewTable("t", projection.StringKey(), codec.Int64())
 	if err != nil {
 		t.Fatal(err)
 	}

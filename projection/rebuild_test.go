@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/muninn-es/muninn/codec"
 	"github.com/muninn-es/muninn/eventstore"
 	"github.com/muninn-es/muninn/projection"
 )
@@ -22,7 +23,7 @@ type counted struct {
 
 func newCounter(t *testing.T, s eventstore.Store, name string, opts ...projection.Option) (*projection.Projection, *projection.Table[string, counted]) {
 	t.Helper()
-	tbl, err := projection.NewTable("counts", projection.StringKey(), projection.JSON[counted]())
+	tbl, err := projection.NewTable("counts", projection.StringKey(), codec.JSON[counted]())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -9,6 +9,7 @@ import (
 	"hash/fnv"
 	"slices"
 
+	"github.com/muninn-es/muninn/codec"
 	"github.com/muninn-es/muninn/eventstore"
 )
 
@@ -181,7 +182,7 @@ type Page[K, V any] struct {
 type Table[K, V any] struct {
 	name    string
 	kc      KeyCodec[K]
-	vc      ValueCodec[V]
+	vc      codec.Codec[V]
 	p       *Projection
 	indexes []tableIndex[K, V]
 }
@@ -195,16 +196,17 @@ type tableIndex[K, V any] interface {
 }
 
 // NewTable returns a table called name (letters, digits, '.', '_', '-')
-// with the given key and value codecs (JSON[V]() is the usual value codec).
-// Pass it to New with WithTables.
-func NewTable[K, V any](name string, keys KeyCodec[K], values ValueCodec[V]) (*Table[K, V], error) {
+// with the given key and value codecs (codec.JSON[V]() is the usual value
+// codec, codec.Int64() a compact one for counters). Pass it to New with
+// WithTables.
+func NewTable[K, V any](name string, keys KeyCodec[K], values codec.Codec[V]) (*Table[K, V], error) {
 	var errs []error
 	errs = append(errs, checkName("table", name))
 	if keys == nil {
 		errs = append(errs, invalid("table key codec", "is nil"))
 	}
-	if values == nil {
-		errs = append(errs, invalid("table value codec", "is nil"))
+	if err := codec.Check(values); err != nil {
+		errs = append(errs, invalid("table value codec", "%v", err))
 	}
 	if err := errors.Join(errs...); err != nil {
 		return nil, fmt.Errorf("projection: new table %q: %w", name, err)

@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/muninn-es/muninn/codec"
 	"github.com/muninn-es/muninn/eventstore"
 	"github.com/muninn-es/muninn/projection"
 )
@@ -37,7 +38,7 @@ func newUserModel(t *testing.T, s eventstore.Store) *userModel {
 	t.Helper()
 	m := &userModel{}
 	var err error
-	if m.users, err = projection.NewTable("users", projection.StringKey(), projection.JSON[user]()); err != nil {
+	if m.users, err = projection.NewTable("users", projection.StringKey(), codec.JSON[user]()); err != nil {
 		t.Fatal(err)
 	}
 	if m.byTag, err = projection.NewIndex(m.users, "by-tag", projection.StringKey(), func(_ string, u user) []string { return u.Tags }); err != nil {
@@ -47,7 +48,7 @@ func newUserModel(t *testing.T, s eventstore.Store) *userModel {
 		t.Fatal(err)
 	}
 	r := projection.NewRouter()
-	if err := projection.On(r, "put", func(tx *projection.Tx, rec eventstore.Record, u user) error { return m.users.Put(tx, rec.Key, u) }); err != nil {
+	if err := projection.OnCodec(r, "put", codec.JSON[user](), func(tx *projection.Tx, rec eventstore.Record, u user) error { return m.users.Put(tx, rec.Key, u) }); err != nil {
 		t.Fatal(err)
 	}
 	r.Otherwise(func(tx *projection.Tx, rec eventstore.Record) error { return m.users.Delete(tx, rec.Key) })
@@ -291,7 +292,7 @@ func TestNewValidation(t *testing.T) {
 	if _, err := projection.New(s, "p", []string{"orders"}, h, projection.WithErrorPolicy(projection.Park), projection.WithDeadLetterTopic("orders")); err == nil {
 		t.Error("dead-letter topic equal to a source topic accepted")
 	}
-	tbl, err := projection.NewTable("t", projection.StringKey(), projection.JSON[int]())
+	tbl, err := projection.NewTable("t", projection.StringKey(), codec.JSON[int]())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -307,7 +308,7 @@ func TestNewValidation(t *testing.T) {
 	if _, err := projection.NewTable[string, int]("", nil, nil); err == nil || !strings.Contains(err.Error(), "key codec") {
 		t.Errorf("NewTable of nothing: %v", err)
 	}
-	unbound, _ := projection.NewTable("u", projection.StringKey(), projection.JSON[int]())
+	unbound, _ := projection.NewTable("u", projection.StringKey(), codec.JSON[int]())
 	if _, _, err := unbound.Get(context.Background(), "k"); !errors.Is(err, projection.ErrInvalidArgument) {
 		t.Errorf("query of a table outside any projection: %v", err)
 	}
@@ -366,7 +367,7 @@ func checkOrder[K any](t *testing.T, name string, c projection.KeyCodec[K], gen 
 // A PairKey table lists the rows of one first part with PairPrefix.
 func TestPairPrefix(t *testing.T) {
 	s := openOrders(t, 1)
-	tbl, err := projection.NewTable("pairs", projection.PairKey(projection.StringKey(), projection.Int64Key()), projection.Int64Value())
+	tbl, err := projection.NewTable("pairs", projection.PairKey(projection.StringKey(), projection.Int64Key()), codec.Int64())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -3,10 +3,13 @@ package saga
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"reflect"
+	"slices"
 	"strings"
 
 	"github.com/muninn-es/muninn/aggregate"
+	"github.com/muninn-es/muninn/codec"
 	"github.com/muninn-es/muninn/eventstore"
 )
 
@@ -22,30 +25,79 @@ type Definition[S any] struct {
 	name      string
 	topics    []string
 	stateless bool
+	// handlers are the StartOn, On and Whenever handlers, by event type.
+	handlers map[string]handler[S]
+	// registries are the event registries given to UseEvents, and readers
+	// maps every record type one of them reads to it.
+	registries []*registry
+	readers    map[string]readBy
+	// routes is what the runner dispatches records on, by record type:
+	// made from handlers and registries by reroute.
 	routes    map[string]route[S]
 	timeouts  map[string]timeout[S]
-	commands  map[string]func(aggregate.Codec, []byte) (any, error)
+	commands  map[string]func(codec.Format, []byte) (any, error)
 	cmdTypes  map[string]reflect.Type
 	cmdNames  map[reflect.Type]string
 	onFailure func(*Step[S], Failure) error
-	// decoders decode records of event types registered with UseEvents,
-	// upcasting old schema versions.
-	decoders map[string]func(eventstore.Record) (any, error)
-	errs     []error
+	errs      []error
 }
 
-// route is how one event type reaches a saga: prepare decodes the record,
-// correlates it to an instance key ("" for none) and returns the handler
-// call bound to the decoded event.
+// route is how records of one type reach a saga: prepare decodes the
+// record (with the saga's format, or through an event registry),
+// correlates it to an instance key ("" for none) and binds the handler
+// call to the decoded event.
 type route[S any] struct {
-	start   bool
-	prepare func(codec aggregate.Codec, rec eventstore.Record) (key string, run func(*Step[S]) error, err error)
+	prepare func(format codec.Format, rec eventstore.Record) (prepared[S], error)
+}
+
+// prepared is what route.prepare found: whether a handler takes the
+// record (a record of a registry's type may resolve to one no handler
+// takes), whether it starts an instance, the instance key, and the
+// handler call bound to the decoded event.
+type prepared[S any] struct {
+	routed bool
+	start  bool
+	key    string
+	run    func(*Step[S]) error
+}
+
+// handler is a StartOn, On or Whenever handler of one event type, erased
+// of the event's Go type.
+type handler[S any] struct {
+	what  string // "StartOn", "On" or "Whenever", for messages
+	start bool
+	typ   reflect.Type
+	// fromPayload decodes a payload with a format into the handler's
+	// event; fromValue takes an event a registry decoded.
+	fromPayload func(f codec.Format, rec eventstore.Record, payload []byte) (prepared[S], error)
+	fromValue   func(rec eventstore.Record, v any) (prepared[S], error)
+}
+
+// registry is an event registry given to UseEvents, erased of its event
+// type.
+type registry struct {
+	events interface {
+		Names() []string
+		Renamed() []string
+		Resolve(eventstore.Record) (aggregate.Raw, error)
+		Codec() codec.Format
+		GoType(name string) (reflect.Type, bool)
+		String() string
+	}
+	decode func(eventstore.Record) (any, error)
+}
+
+// readBy is the registry that reads a record type, and whether the type
+// is an old name its upcasters rename.
+type readBy struct {
+	reg     *registry
+	renamed bool
 }
 
 // timeout is a registered timeout message type and its handler.
 type timeout[S any] struct {
 	msgType reflect.Type
-	run     func(codec aggregate.Codec, payload []byte, st *Step[S]) error
+	run     func(f codec.Format, payload []byte, st *Step[S]) error
 }
 
 // Define starts the definition of the saga name, which reads topics. The
@@ -55,12 +107,13 @@ func Define[S any](name string, topics ...string) *Definition[S] {
 	d := &Definition[S]{
 		name:     name,
 		topics:   topics,
+		handlers: map[string]handler[S]{},
+		readers:  map[string]readBy{},
 		routes:   map[string]route[S]{},
 		timeouts: map[string]timeout[S]{},
-		commands: map[string]func(aggregate.Codec, []byte) (any, error){},
+		commands: map[string]func(codec.Format, []byte) (any, error){},
 		cmdTypes: map[string]reflect.Type{},
 		cmdNames: map[reflect.Type]string{},
-		decoders: map[string]func(eventstore.Record) (any, error){},
 	}
 	if err := checkName(name); err != nil {
 		d.fail(err)
@@ -123,17 +176,18 @@ func (d *Definition[S]) Topics() []string { return append([]string(nil), d.topic
 // nil. New reports them too.
 func (d *Definition[S]) Err() error {
 	errs := append([]error(nil), d.errs...)
+	errs = append(errs, d.checkRegistries()...)
 	if !d.stateless {
 		starts := 0
-		for _, r := range d.routes {
-			if r.start {
+		for _, h := range d.handlers {
+			if h.start {
 				starts++
 			}
 		}
 		if starts == 0 {
 			errs = append(errs, errors.New("no event starts it (StartOn)"))
 		}
-	} else if len(d.routes) == 0 {
+	} else if len(d.handlers) == 0 {
 		errs = append(errs, errors.New("it reacts to no event (Whenever)"))
 	}
 	if err := errors.Join(errs...); err != nil {
@@ -144,76 +198,163 @@ func (d *Definition[S]) Err() error {
 
 func (d *Definition[S]) fail(err error) { d.errs = append(d.errs, err) }
 
-func (d *Definition[S]) addRoute(what, eventType string, r route[S]) {
+func (d *Definition[S]) addHandler(eventType string, h handler[S]) {
 	switch {
 	case d == nil:
 		return
 	case eventType == "":
-		d.fail(fmt.Errorf("%s: empty event type", what))
-	case d.routes[eventType].prepare != nil:
-		d.fail(fmt.Errorf("%s: event type %q already has a handler", what, eventType))
+		d.fail(fmt.Errorf("%s: empty event type", h.what))
+	case d.handlers[eventType].fromPayload != nil:
+		d.fail(fmt.Errorf("%s: event type %q already has a handler", h.what, eventType))
 	default:
-		d.routes[eventType] = r
+		d.handlers[eventType] = h
+		d.reroute()
 	}
 }
 
-// typedRoute builds the route of an event type whose payload decodes into
-// an E: through the registry given to UseEvents, if it has the type, else
-// with the saga's codec.
-func typedRoute[S, E any](d *Definition[S], start bool, key func(eventstore.Record, E) string, handle func(*Step[S], E) error) route[S] {
-	return route[S]{start: start, prepare: func(codec aggregate.Codec, rec eventstore.Record) (string, func(*Step[S]) error, error) {
-		e, err := decodeEvent[E](d, codec, rec)
-		if err != nil {
-			return "", nil, err
-		}
+// newHandler erases the event type E of a handler.
+func newHandler[S, E any](what string, start bool, key func(eventstore.Record, E) string, handle func(*Step[S], E) error) handler[S] {
+	bind := func(rec eventstore.Record, e E) (prepared[S], error) {
 		k, err := callKey(key, rec, e)
 		if err != nil {
-			return "", nil, err
+			return prepared[S]{}, err
 		}
-		return k, func(st *Step[S]) error { return handle(st, e) }, nil
-	}}
+		return prepared[S]{routed: true, start: start, key: k, run: func(st *Step[S]) error { return handle(st, e) }}, nil
+	}
+	return handler[S]{what: what, start: start, typ: reflect.TypeFor[E](),
+		fromPayload: func(f codec.Format, rec eventstore.Record, payload []byte) (prepared[S], error) {
+			e, err := codec.Unmarshal[E](f, payload)
+			if err != nil {
+				return prepared[S]{}, fmt.Errorf("decode %s payload (schema %d) with codec %s: %w", rec.Type, rec.SchemaVersion, f.Name(), err)
+			}
+			return bind(rec, e)
+		},
+		fromValue: func(rec eventstore.Record, v any) (prepared[S], error) {
+			e, ok := v.(E)
+			if !ok {
+				return prepared[S]{}, fmt.Errorf("event type %s decodes to %T, but its handler takes %s", rec.Type, v, reflect.TypeFor[E]())
+			}
+			return bind(rec, e)
+		},
+	}
 }
 
-// decodeEvent decodes rec's payload into an E.
-func decodeEvent[E, S any](d *Definition[S], codec aggregate.Codec, rec eventstore.Record) (E, error) {
-	dec, ok := d.decoders[rec.Type]
-	if !ok {
-		e, err := aggregate.Decode[E](codec, rec.Payload)
-		if err != nil {
-			return e, fmt.Errorf("decode %s payload (schema %d) with codec %s: %w", rec.Type, rec.SchemaVersion, codec.Name(), err)
+// reroute makes the routes of the handlers and registries as they are:
+// every record type a registry reads goes through it, to the handler of the
+// type it resolves to; the types of the other handlers decode with the
+// saga's format.
+func (d *Definition[S]) reroute() {
+	d.routes = make(map[string]route[S], len(d.handlers)+len(d.readers))
+	for name, h := range d.handlers {
+		if _, ok := d.readers[name]; !ok {
+			d.routes[name] = route[S]{prepare: func(f codec.Format, rec eventstore.Record) (prepared[S], error) {
+				return h.fromPayload(f, rec, rec.Payload)
+			}}
 		}
-		return e, nil
 	}
-	var zero E
-	v, err := dec(rec)
+	for name, by := range d.readers {
+		d.routes[name] = route[S]{prepare: func(_ codec.Format, rec eventstore.Record) (prepared[S], error) {
+			return d.throughRegistry(by, rec)
+		}}
+	}
+}
+
+// throughRegistry prepares rec, a record of a type by.reg reads: it
+// resolves it to the current schema version of its type (upcasting,
+// following renames) and hands it to that type's handler, if there is one.
+func (d *Definition[S]) throughRegistry(by readBy, rec eventstore.Record) (prepared[S], error) {
+	ev := by.reg.events
+	raw, err := ev.Resolve(rec)
 	if err != nil {
-		return zero, fmt.Errorf("decode %s payload (schema %d): %w", rec.Type, rec.SchemaVersion, err)
+		if _, handled := d.handlers[rec.Type]; !handled && !by.renamed {
+			// A record of a type the saga does not handle that this
+			// program cannot read (written by newer code, say): not ours.
+			return prepared[S]{}, nil
+		}
+		return prepared[S]{}, err
 	}
-	e, ok := v.(E)
+	h, ok := d.handlers[raw.Type]
 	if !ok {
-		return zero, fmt.Errorf("event type %s decodes to %T, but its handler takes %s", rec.Type, v, reflect.TypeFor[E]())
+		return prepared[S]{}, nil
 	}
-	return e, nil
+	if t, _ := ev.GoType(raw.Type); t == h.typ {
+		return h.fromPayload(ev.Codec(), rec, raw.Payload)
+	}
+	// The handler takes an interface the registered type implements.
+	v, err := by.reg.decode(rec)
+	if err != nil {
+		return prepared[S]{}, err
+	}
+	return h.fromValue(rec, v)
 }
 
 // UseEvents makes the saga decode the event types of events (an
 // aggregate's registry, aggregate.NewEvents) as the aggregate does, with
-// its codec and its upcasters, so that records written under an older
-// schema version reach the handlers upcast. Without it, payloads decode
-// with the saga's codec as they are. Call it for each aggregate whose
-// events the saga handles; an event type in two registries is a mistake.
+// its format and its upcasters, so that records written under an older
+// schema version reach the handlers upcast, and records under an old name
+// that an upcaster renames reach the handler of the type it becomes.
+// Without it, payloads decode with the saga's format as they are. Call it
+// for each aggregate whose events the saga handles; an event type that two
+// registries read is a mistake.
+//
+// With a registry, names must agree with it: a handler's event type name
+// must be the name its Go type is registered under, and a name the
+// registry reads must be handled by its Go type (or an interface it
+// implements); a mismatch, in whichever order StartOn, On, Whenever and
+// UseEvents were called, is reported by New.
 func UseEvents[S, E any](d *Definition[S], events *aggregate.Events[E]) {
 	if events == nil {
 		d.fail(errors.New("UseEvents: nil registry"))
 		return
 	}
-	for _, name := range events.Names() {
-		if _, dup := d.decoders[name]; dup {
+	reg := &registry{events: events, decode: func(rec eventstore.Record) (any, error) { return events.Decode(rec) }}
+	names, renamed := events.Names(), events.Renamed()
+	ok := true
+	for _, name := range append(names, renamed...) {
+		if _, dup := d.readers[name]; dup {
 			d.fail(fmt.Errorf("UseEvents: event type %q is in two registries", name))
+			ok = false
+		}
+	}
+	if !ok {
+		return
+	}
+	for _, name := range names {
+		d.readers[name] = readBy{reg: reg}
+	}
+	for _, name := range renamed {
+		d.readers[name] = readBy{reg: reg, renamed: true}
+	}
+	d.registries = append(d.registries, reg)
+	d.reroute()
+}
+
+// checkRegistries reports the handlers whose event type name or Go type
+// disagrees with a registry given to UseEvents.
+func (d *Definition[S]) checkRegistries() []error {
+	var errs []error
+	for _, name := range slices.Sorted(maps.Keys(d.handlers)) {
+		h := d.handlers[name]
+		if by, ok := d.readers[name]; ok {
+			ev := by.reg.events
+			if by.renamed {
+				errs = append(errs, fmt.Errorf("%s(%q): %q is an old name that %s upcasts to another type: handle that type", h.what, name, name, ev))
+				continue
+			}
+			if t, _ := ev.GoType(name); t != h.typ && (h.typ.Kind() != reflect.Interface || !t.Implements(h.typ)) {
+				errs = append(errs, fmt.Errorf("%s(%q): the event registry decodes %q into %s, but the handler takes %s", h.what, name, name, t, h.typ))
+			}
 			continue
 		}
-		d.decoders[name] = func(rec eventstore.Record) (any, error) { return events.Decode(rec) }
+		for _, reg := range d.registries {
+			for _, n := range reg.events.Names() {
+				if t, _ := reg.events.GoType(n); t == h.typ {
+					errs = append(errs, fmt.Errorf("%s(%q): the handler takes %s, which the event registry registers as %q", h.what, name, h.typ, n))
+				}
+			}
+		}
 	}
+	return errs
 }
 
 // callKey runs a key function, turning a panic into an error.
@@ -232,8 +373,9 @@ func callKey[E any](key func(eventstore.Record, E) string, rec eventstore.Record
 // state. If the instance is already running, handle runs on its state like
 // any step. If it has completed or failed (compensating, or failed), and
 // is not yet purged, the event is ignored: a key names one workflow. A key
-// of "" means the event is not the saga's. Payloads decode with the saga's
-// codec (WithCodec).
+// of "" means the event is not the saga's. Payloads decode through the
+// registry given to UseEvents that reads eventType, or else with the saga's
+// format (WithCodec).
 func StartOn[S, E any](d *Definition[S], eventType string, key func(rec eventstore.Record, e E) string, handle func(s *Step[S], e E) error) {
 	if key == nil || handle == nil {
 		d.fail(fmt.Errorf("StartOn(%q): nil key or handler", eventType))
@@ -243,14 +385,15 @@ func StartOn[S, E any](d *Definition[S], eventType string, key func(rec eventsto
 		d.fail(fmt.Errorf("StartOn(%q): a policy reacts with Whenever", eventType))
 		return
 	}
-	d.addRoute("StartOn", eventType, typedRoute(d, true, key, handle))
+	d.addHandler(eventType, newHandler("StartOn", true, key, handle))
 }
 
 // On makes the running instance that key names react to events of
 // eventType with handle. Events whose key names no running instance (or
 // that return "") are ignored: they are not the saga's, or they came after
 // it ended. Correlating across bounded contexts is the key's job: a
-// payment event's key is the order ID it carries.
+// payment event's key is the order ID it carries. Payloads decode as
+// StartOn's do.
 func On[S, E any](d *Definition[S], eventType string, key func(rec eventstore.Record, e E) string, handle func(s *Step[S], e E) error) {
 	if key == nil || handle == nil {
 		d.fail(fmt.Errorf("On(%q): nil key or handler", eventType))
@@ -260,7 +403,7 @@ func On[S, E any](d *Definition[S], eventType string, key func(rec eventstore.Re
 		d.fail(fmt.Errorf("On(%q): a policy reacts with Whenever", eventType))
 		return
 	}
-	d.addRoute("On", eventType, typedRoute(d, false, key, handle))
+	d.addHandler(eventType, newHandler("On", false, key, handle))
 }
 
 // Whenever makes the policy p run handle for every event of eventType:
@@ -276,7 +419,7 @@ func Whenever[E any](p *Policy, eventType string, handle func(s *Step[struct{}],
 		p.fail(fmt.Errorf("Whenever(%q): a saga reacts with StartOn and On", eventType))
 		return
 	}
-	p.addRoute("Whenever", eventType, typedRoute(p, true, EventID[E], handle))
+	p.addHandler(eventType, newHandler("Whenever", true, EventID[E], handle))
 }
 
 // RecordKey is a key function for StartOn and On that correlates by the
@@ -299,8 +442,8 @@ func OnTimeout[S, M any](d *Definition[S], name string, handle func(s *Step[S], 
 	case d.timeouts[name].run != nil:
 		d.fail(fmt.Errorf("OnTimeout(%q): timeout already has a handler", name))
 	default:
-		d.timeouts[name] = timeout[S]{msgType: reflect.TypeFor[M](), run: func(codec aggregate.Codec, payload []byte, st *Step[S]) error {
-			m, err := aggregate.Decode[M](codec, payload)
+		d.timeouts[name] = timeout[S]{msgType: reflect.TypeFor[M](), run: func(f codec.Format, payload []byte, st *Step[S]) error {
+			m, err := codec.Unmarshal[M](f, payload)
 			if err != nil {
 				return Permanent(fmt.Errorf("decode timeout %q message: %w", name, err))
 			}
@@ -327,8 +470,8 @@ func Command[C, S any](d *Definition[S], commandType string) {
 	case d.cmdNames[t] != "":
 		d.fail(fmt.Errorf("Command[%s]: already declared as %q", t, d.cmdNames[t]))
 	default:
-		d.commands[commandType] = func(codec aggregate.Codec, data []byte) (any, error) {
-			return aggregate.Decode[C](codec, data)
+		d.commands[commandType] = func(f codec.Format, data []byte) (any, error) {
+			return codec.Unmarshal[C](f, data)
 		}
 		d.cmdTypes[commandType] = t
 		d.cmdNames[t] = commandType

@@ -22,9 +22,13 @@
 //	s, err := saga.New(store, bus, d)
 //	go s.Run(ctx)
 //
-// Payloads decode with the saga's codec (WithCodec), or, for the event
-// types of an aggregate registry given to UseEvents, as the aggregate
-// decodes them, upcasting old schema versions. StartOn events start an
+// The event types of an aggregate registry given to UseEvents decode as
+// the aggregate decodes them, as projections and stream processors do:
+// upcast from old schema versions, old names followed to the types they
+// became. With a registry, a handler's event type name must be the one its
+// Go type is registered under: New reports a mismatch. Payloads of types
+// no registry reads decode with the saga's format (WithCodec) as stored.
+// StartOn events start an
 // instance; On events reach the running instance
 // their key function names (a payment event's key is the order ID it
 // carries), and are ignored when there is none. A step changes Step.State,

@@ -9,7 +9,7 @@ import (
 	"math/rand/v2"
 	"time"
 
-	"github.com/muninn-es/muninn/aggregate"
+	"github.com/muninn-es/muninn/codec"
 	"github.com/muninn-es/muninn/command"
 )
 
@@ -52,7 +52,7 @@ const (
 type Option func(*options)
 
 type options struct {
-	codec       aggregate.Codec
+	codec       codec.Format
 	clock       Clock
 	batch       int
 	concurrency int
@@ -64,11 +64,13 @@ type options struct {
 	errs        []error
 }
 
-// WithCodec sets the codec of event payloads, of the saga's state, and of
-// its stored commands and timeout messages. Default: aggregate.DefaultCodec
-// (Protobuf binary for proto messages, JSON for the rest), the aggregates'
-// default, so events decode as their aggregates wrote them.
-func WithCodec(c aggregate.Codec) Option { return func(o *options) { o.codec = c } }
+// WithCodec sets the format of the saga's state, of its stored commands
+// and timeout messages, and of the payloads of event types no registry
+// given to UseEvents reads (those decode as stored, without upcasting).
+// Default: codec.DefaultFormat (Protobuf binary for proto messages, JSON
+// for the rest), the aggregates' default, so events decode as their
+// aggregates wrote them.
+func WithCodec(f codec.Format) Option { return func(o *options) { o.codec = f } }
 
 // WithClock sets the clock deadlines are due by, whose time steps see
 // (Step.Now) and instances record. Default: the system clock.
@@ -114,7 +116,7 @@ func defaultBackoff(attempt int) time.Duration {
 
 func newOptions(opts []Option) (options, error) {
 	o := options{
-		codec:       aggregate.DefaultCodec,
+		codec:       codec.DefaultFormat,
 		clock:       systemClock{},
 		batch:       DefaultBatchSize,
 		concurrency: DefaultConcurrency,

@@ -320,14 +320,17 @@ func (s *Saga[S]) prepare(w *work[S]) error {
 	if !ok {
 		return nil
 	}
-	key, run, err := r.prepare(s.opts.codec, *w.rec)
+	m, err := r.prepare(s.opts.codec, *w.rec)
 	if err != nil {
 		return fmt.Errorf("%s: %w", w, err)
 	}
-	if err := checkKey(key); err != nil {
+	if !m.routed {
+		return nil
+	}
+	if err := checkKey(m.key); err != nil {
 		return fmt.Errorf("%s: %w", w, err)
 	}
-	w.routed, w.start, w.key, w.run = true, r.start, key, run
+	w.routed, w.start, w.key, w.run = true, m.start, m.key, m.run
 	return nil
 }
 

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/muninn-es/muninn/aggregate"
+	"github.com/muninn-es/muninn/codec"
 	"github.com/muninn-es/muninn/command"
 	"github.com/muninn-es/muninn/eventstore"
 	"github.com/muninn-es/muninn/examples/fulfillment"
@@ -232,7 +233,7 @@ func (e *env) entries(acct string) []string {
 	e.t.Helper()
 	var out []string
 	for _, rec := range e.ledgerRecords(acct) {
-		ev, err := aggregate.Decode[credited](aggregate.DefaultCodec, rec.Payload)
+		ev, err := codec.Unmarshal[credited](codec.DefaultFormat, rec.Payload)
 		if err != nil {
 			e.t.Fatal(err)
 		}
@@ -452,7 +453,7 @@ func TestPolicySendsOnceForEveryEvent(t *testing.T) {
 		t.Errorf("ledger %q, want %q", got, want)
 	}
 	for _, rec := range e.ledgerRecords("acct") {
-		ev, _ := aggregate.Decode[credited](aggregate.DefaultCodec, rec.Payload)
+		ev, _ := codec.Unmarshal[credited](codec.DefaultFormat, rec.Payload)
 		if want := eventIDs[ev.Amount-1]; rec.Headers[command.CausationHeader] != want {
 			t.Errorf("credit %+v: causation %q, want the job.opened event %s", ev, rec.Headers[command.CausationHeader], want)
 		}

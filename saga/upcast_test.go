@@ -2,6 +2,7 @@ package saga_test
 
 import (
 	"context"
+	"errors"
 	"strings"
 	"testing"
 	"time"
@@ -113,46 +114,147 @@ func TestUseEventsUpcasts(t *testing.T) {
 	}
 }
 
-// TestUseEventsTypeMismatch: a handler whose event type is not what the
-// registry decodes stops Run with an error naming both.
-func TestUseEventsTypeMismatch(t *testing.T) {
+// TestUseEventsNamesAgree: with a registry, a handler's event type name
+// and Go type must agree with it; every mismatch fails at New, in
+// whichever order the definition was built, instead of a handler that
+// never runs or a saga that stops at its first event.
+func TestUseEventsNamesAgree(t *testing.T) {
 	store, err := eventstore.OpenMem()
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer store.Close()
-	ctx := t.Context()
-	if err := store.CreateTopic(ctx, "payments-v", eventstore.TopicConfig{Partitions: 1}); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := store.Append(ctx, "payments-v", "p", eventstore.Any, []eventstore.Event{{Type: "paid", SchemaVersion: 2, Payload: []byte(`{"order_id":"o-1"}`)}}); err != nil {
-		t.Fatal(err)
-	}
 	bus, err := command.New(store)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer bus.Close()
 	type other struct{ OrderID string }
-	d := saga.Define[paid]("mismatch", "payments-v")
-	saga.UseEvents(d, paidEvents(t))
-	saga.UseEvents(d, paidEvents(t)) // twice: a mistake New reports
-	saga.StartOn(d, "paid", func(_ eventstore.Record, e other) string { return e.OrderID }, func(*saga.Step[paid], other) error { return nil })
-	if _, err := saga.New(store, bus, d); err == nil || !strings.Contains(err.Error(), `event type "paid" is in two registries`) {
-		t.Errorf("New with a type in two registries: %v", err)
+	byOrder := func(_ eventstore.Record, e paid) string { return e.OrderID }
+	noop := func(*saga.Step[paid], paid) error { return nil }
+	renamedEvents := func() *aggregate.Events[paidEvent] {
+		ev, err := aggregate.NewEvents[paidEvent](
+			aggregate.Type[paid]("paid", aggregate.Schema(2)),
+			aggregate.Upcast("payment.made", 1, func(r aggregate.Raw) (aggregate.Raw, error) {
+				r.Type, r.SchemaVersion = "paid", 2
+				return r, nil
+			}),
+		)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return ev
 	}
+	for name, build := range map[string]struct {
+		def  func(d *saga.Definition[paid])
+		want string
+	}{
+		"a name of another Go type": {func(d *saga.Definition[paid]) {
+			saga.UseEvents(d, paidEvents(t))
+			saga.StartOn(d, "paid", func(_ eventstore.Record, e other) string { return e.OrderID }, func(*saga.Step[paid], other) error { return nil })
+		}, `StartOn("paid"): the event registry decodes "paid" into saga_test.paid, but the handler takes saga_test.other`},
+		"the registry after the handler": {func(d *saga.Definition[paid]) {
+			saga.StartOn(d, "paid", func(_ eventstore.Record, e other) string { return e.OrderID }, func(*saga.Step[paid], other) error { return nil })
+			saga.UseEvents(d, paidEvents(t))
+		}, `the handler takes saga_test.other`},
+		"a Go type under another name": {func(d *saga.Definition[paid]) {
+			saga.UseEvents(d, paidEvents(t))
+			saga.StartOn(d, "payment.paid", byOrder, noop)
+		}, `StartOn("payment.paid"): the handler takes saga_test.paid, which the event registry registers as "paid"`},
+		"an old name": {func(d *saga.Definition[paid]) {
+			saga.UseEvents(d, renamedEvents())
+			saga.StartOn(d, "payment.made", byOrder, noop)
+		}, `StartOn("payment.made"): "payment.made" is an old name`},
+		"a type in two registries": {func(d *saga.Definition[paid]) {
+			saga.UseEvents(d, paidEvents(t))
+			saga.UseEvents(d, paidEvents(t))
+			saga.StartOn(d, "paid", byOrder, noop)
+		}, `event type "paid" is in two registries`},
+		"an old name in two registries": {func(d *saga.Definition[paid]) {
+			saga.UseEvents(d, renamedEvents())
+			saga.UseEvents(d, renamedEvents())
+			saga.StartOn(d, "paid", byOrder, noop)
+		}, `event type "payment.made" is in two registries`},
+	} {
+		d := saga.Define[paid]("agree", "payments-v")
+		build.def(d)
+		if _, err := saga.New(store, bus, d); !errors.Is(err, saga.ErrInvalid) || !strings.Contains(err.Error(), build.want) {
+			t.Errorf("%s: New = %v, want an error mentioning %s", name, err, build.want)
+		}
+	}
+}
 
-	d = saga.Define[paid]("mismatch", "payments-v")
-	saga.UseEvents(d, paidEvents(t))
-	saga.StartOn(d, "paid", func(_ eventstore.Record, e other) string { return e.OrderID }, func(*saga.Step[paid], other) error { return nil })
+// TestUseEventsRenamed: a record stored under an old type name reaches,
+// through the registry, the handler of the type its upcaster renames it
+// to; a handler may take the aggregate's event interface.
+func TestUseEventsRenamed(t *testing.T) {
+	store, err := eventstore.OpenMem()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { store.Close() })
+	ctx := t.Context()
+	if err := store.CreateTopic(ctx, "payments-v", eventstore.TopicConfig{Partitions: 1}); err != nil {
+		t.Fatal(err)
+	}
+	events, err := aggregate.NewEvents[paidEvent](
+		aggregate.Type[paid]("paid", aggregate.Schema(2)),
+		aggregate.Upcast("payment.made", 1, func(r aggregate.Raw) (aggregate.Raw, error) {
+			r, err := aggregate.JSONUpcaster(2, func(m map[string]any) error {
+				m["order_id"] = m["order"]
+				delete(m, "order")
+				return nil
+			})(r)
+			r.Type = "paid"
+			return r, err
+		}),
+	)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range []eventstore.Event{
+		{Type: "payment.made", SchemaVersion: 1, Payload: []byte(`{"order":"o-1","amount":5}`)},
+		{Type: "paid", SchemaVersion: 2, Payload: []byte(`{"order_id":"o-2","amount":7}`)},
+	} {
+		if _, err := store.Append(ctx, "payments-v", "pay", eventstore.Any, []eventstore.Event{e}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	bus, err := command.New(store)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { bus.Close() })
+	d := saga.Define[paid]("renamed", "payments-v")
+	// The handler takes the event interface; the registry comes after it.
+	saga.StartOn(d, "paid", func(_ eventstore.Record, e paidEvent) string { return e.(paid).OrderID }, func(s *saga.Step[paid], e paidEvent) error {
+		s.State = e.(paid)
+		s.Complete()
+		return nil
+	})
+	saga.UseEvents(d, events)
 	s, err := saga.New(store, bus, d)
 	if err != nil {
 		t.Fatal(err)
 	}
-	rctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	defer cancel()
-	err = s.Run(rctx)
-	if err == nil || !strings.Contains(err.Error(), "decodes to saga_test.paid, but its handler takes saga_test.other") {
-		t.Errorf("Run: %v", err)
+	rctx, cancel := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- s.Run(rctx) }()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Run: %v", err)
+		}
+	}()
+	wctx, stop := context.WithTimeout(ctx, 10*time.Second)
+	defer stop()
+	if _, err := s.WaitFor(wctx, "", func(saga.Instance[paid]) bool { return s.Stats().Steps == 2 }); err != nil {
+		t.Fatalf("%v; stats %+v", err, s.Stats())
+	}
+	for id, amount := range map[string]int{"o-1": 5, "o-2": 7} {
+		in, err := s.Get(ctx, id)
+		if err != nil || in.Status != saga.StatusCompleted || in.State.Amount != amount {
+			t.Errorf("%s: %+v, %v", id, in, err)
+		}
 	}
 }

@@ -73,7 +73,7 @@ func WithBatchSize(n int) Option { return func(c *config) { c.batchSize = n } }
 func WithMemberID(id string) Option { return func(c *config) { c.memberID = id } }
 
 // SkipBadRecords makes the App skip, and count in Metrics.SkippedRecords,
-// records whose key or value its serdes cannot decode. By default such a
+// records whose key or value its codecs cannot decode. By default such a
 // record stops Run with an error wrapping ErrBadRecord that names its
 // position, and the App resumes at it after a restart.
 func SkipBadRecords() Option { return func(c *config) { c.skipBad = true } }

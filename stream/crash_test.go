@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/muninn-es/muninn/codec"
 	"github.com/muninn-es/muninn/eventstore"
 	"github.com/muninn-es/muninn/internal/crashtest"
 	"github.com/muninn-es/muninn/stream"
@@ -51,8 +52,8 @@ func crashInput(i int) (user string, at int) {
 // crashTopology is restartTopology with a grace of 2 hours.
 func crashTopology() (*stream.Topology, stream.Table[string, int64], stream.WindowedTable[string, int64]) {
 	topo := stream.NewTopology()
-	views := stream.Source(topo, "views", stream.String(), stream.JSON[PageView]())
-	byUser := stream.GroupBy(views, func(_ string, v PageView) string { return v.User }, stream.String())
+	views := stream.Source(topo, "views", codec.String(), codec.JSON[PageView]())
+	byUser := stream.GroupBy(views, func(_ string, v PageView) string { return v.User }, codec.String())
 	total := stream.Count(byUser, "total")
 	perMinute := stream.WindowedCount(stream.WindowedBy(byUser, stream.Tumbling(time.Minute).WithGrace(2*time.Hour)), "per-minute")
 	stream.ToTopic(stream.ToStream(total), "totals")

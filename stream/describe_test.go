@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/muninn-es/muninn/codec"
 	"github.com/muninn-es/muninn/stream"
 )
 
@@ -21,8 +22,8 @@ type shopOrder struct {
 // join, a branch, a re-key, a windowed count and sinks.
 func describeTopology() *stream.Topology {
 	topo := stream.NewTopology()
-	customers := stream.SourceTable(topo, "customers", "customers-by-id", stream.String(), stream.String())
-	orders := stream.Source(topo, "orders", stream.String(), stream.JSON[shopOrder]())
+	customers := stream.SourceTable(topo, "customers", "customers-by-id", codec.String(), codec.String())
+	orders := stream.Source(topo, "orders", codec.String(), codec.JSON[shopOrder]())
 	valid := stream.Filter(orders, func(_ string, o shopOrder) bool { return o.Total > 0 })
 	named := stream.Join(valid, customers, func(_ string, o shopOrder, name string) string { return name })
 	parts := stream.Branch(named,
@@ -30,7 +31,7 @@ func describeTopology() *stream.Topology {
 		func(string, string) bool { return true })
 	stream.ToTopic(parts[0], "long-names")
 	stream.ToTopic(stream.MapValues(parts[1], func(_, name string) int { return len(name) }), "name-lengths")
-	byCustomer := stream.GroupBy(valid, func(_ string, o shopOrder) string { return o.Customer }, stream.String())
+	byCustomer := stream.GroupBy(valid, func(_ string, o shopOrder) string { return o.Customer }, codec.String())
 	hourly := stream.WindowedCount(stream.WindowedBy(byCustomer, stream.Tumbling(time.Hour).WithGrace(5*time.Minute)), "orders-per-hour")
 	stream.ToTopic(stream.WindowedToStream(hourly), "hourly-orders")
 	return topo

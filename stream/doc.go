@@ -12,6 +12,14 @@
 // and Join and LeftJoin enrich a stream with a table's current values.
 // Topology.Describe prints the graph.
 //
+// Keys and values are encoded with codec.Codec values (package codec):
+// codec.String, codec.Int64, codec.JSON (the default where a step changes
+// a type without naming a codec; see WithCodecs), codec.Proto and others.
+// Events is the value codec of an aggregate's events: it decodes each
+// record through the aggregate's registry, by its event type and schema
+// version, so a stream sees events stored long ago upcast to their current
+// schema, as the aggregate, projections and sagas do.
+//
 // An App runs a topology as the consumer group named by its application ID.
 // Each polled batch is processed against a write-back cache of the state it
 // touches; then the batch's output is written to its topics, its state

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/muninn-es/muninn/codec"
 	"github.com/muninn-es/muninn/eventstore"
 )
 
@@ -39,8 +40,8 @@ type Stream[K, V any] struct {
 	t     *Topology
 	n     *node
 	em    *emitter[K, V]
-	key   Serde[K]
-	value Serde[V]
+	key   codec.Codec[K]
+	value codec.Codec[V]
 	// rekeyed is set once a step may have changed the key: a stateful step
 	// after it repartitions first, so that each key is counted in one place.
 	rekeyed bool
@@ -49,7 +50,7 @@ type Stream[K, V any] struct {
 func (s Stream[K, V]) ok() bool { return s.t != nil && s.em != nil }
 
 // derive returns a new stream fed by a new processor node under s.
-func derive[K, V, K2, V2 any](s Stream[K, V], label string, key Serde[K2], value Serde[V2], rekeyed bool) Stream[K2, V2] {
+func derive[K, V, K2, V2 any](s Stream[K, V], label string, key codec.Codec[K2], value codec.Codec[V2], rekeyed bool) Stream[K2, V2] {
 	return Stream[K2, V2]{t: s.t, n: s.t.newNode(kindProcessor, label, s.n), em: &emitter[K2, V2]{}, key: key, value: value, rekeyed: rekeyed}
 }
 
@@ -61,12 +62,12 @@ func derive[K, V, K2, V2 any](s Stream[K, V], label string, key Serde[K2], value
 // error naming its position, unless the App was built with SkipBadRecords.
 //
 // The topic must exist when the App starts.
-func Source[K, V any](t *Topology, topic string, key Serde[K], value Serde[V]) Stream[K, V] {
+func Source[K, V any](t *Topology, topic string, key codec.Codec[K], value codec.Codec[V]) Stream[K, V] {
 	if t == nil {
 		return Stream[K, V]{}
 	}
-	if !validSerde(key) || !validSerde(value) {
-		t.fail("source %q: key and value serdes need Encode and Decode", topic)
+	if err := checkCodecs(key, value); err != nil {
+		t.fail("source %q: %v", topic, err)
 	}
 	s := Stream[K, V]{t: t, n: t.newNode(kindSource, "KSTREAM-SOURCE"), em: &emitter[K, V]{}, key: key, value: value}
 	s.n.topic = topic
@@ -75,11 +76,11 @@ func Source[K, V any](t *Topology, topic string, key Serde[K], value Serde[V]) S
 			pc.b.skipped++
 			return nil
 		}
-		k, err := decodeString(key, rec.Key)
+		k, err := codec.DecodeString(key, rec.Key)
 		if err != nil {
 			return pc.bad(fmt.Errorf("decode key: %w", err))
 		}
-		v, err := value.Decode(rec.Payload)
+		v, err := decodeValue(value, rec)
 		if err != nil {
 			return pc.bad(fmt.Errorf("decode value: %w", err))
 		}
@@ -88,15 +89,15 @@ func Source[K, V any](t *Topology, topic string, key Serde[K], value Serde[V]) S
 	return s
 }
 
-// WithSerdes returns s with the serdes its keys and values are written with
-// by the steps that serialize them (repartitioning, stores, sinks). A step
-// that changes a type without naming a serde uses JSON.
-func WithSerdes[K, V any](s Stream[K, V], key Serde[K], value Serde[V]) Stream[K, V] {
+// WithCodecs returns s with the codecs its keys and values are written
+// with by the steps that serialize them (repartitioning, stores, sinks). A
+// step that changes a type without naming a codec uses codec.JSON.
+func WithCodecs[K, V any](s Stream[K, V], key codec.Codec[K], value codec.Codec[V]) Stream[K, V] {
 	if !s.ok() {
 		return s
 	}
-	if !validSerde(key) || !validSerde(value) {
-		s.t.fail("WithSerdes: key and value serdes need Encode and Decode")
+	if err := checkCodecs(key, value); err != nil {
+		s.t.fail("WithCodecs: %v", err)
 		return s
 	}
 	s.key, s.value = key, value
@@ -140,7 +141,7 @@ func Filter[K, V any](s Stream[K, V], pred func(K, V) bool) Stream[K, V] {
 
 // Map turns each record into a new key and value. The new key means a
 // stateful step downstream repartitions by it first. Keys and values are
-// written with JSON unless WithSerdes says otherwise.
+// written with JSON unless WithCodecs says otherwise.
 func Map[K, V, K2, V2 any](s Stream[K, V], fn func(K, V) (K2, V2)) Stream[K2, V2] {
 	if !s.ok() {
 		return Stream[K2, V2]{}
@@ -149,7 +150,7 @@ func Map[K, V, K2, V2 any](s Stream[K, V], fn func(K, V) (K2, V2)) Stream[K2, V2
 		s.t.fail("Map: fn is nil")
 		return Stream[K2, V2]{}
 	}
-	out := derive(s, "KSTREAM-MAP", JSON[K2](), JSON[V2](), true)
+	out := derive(s, "KSTREAM-MAP", codec.JSON[K2](), codec.JSON[V2](), true)
 	s.em.to(func(pc *procCtx, k K, v V, ts time.Time) error {
 		k2, v2 := fn(k, v)
 		return out.em.emit(pc, k2, v2, ts)
@@ -159,7 +160,7 @@ func Map[K, V, K2, V2 any](s Stream[K, V], fn func(K, V) (K2, V2)) Stream[K2, V2
 
 // MapValues turns each record's value into a new one, keeping its key (so no
 // repartition is needed). The values are written with JSON unless
-// WithSerdes says otherwise.
+// WithCodecs says otherwise.
 func MapValues[K, V, V2 any](s Stream[K, V], fn func(K, V) V2) Stream[K, V2] {
 	if !s.ok() {
 		return Stream[K, V2]{}
@@ -168,7 +169,7 @@ func MapValues[K, V, V2 any](s Stream[K, V], fn func(K, V) V2) Stream[K, V2] {
 		s.t.fail("MapValues: fn is nil")
 		return Stream[K, V2]{}
 	}
-	out := derive(s, "KSTREAM-MAPVALUES", s.key, JSON[V2](), s.rekeyed)
+	out := derive(s, "KSTREAM-MAPVALUES", s.key, codec.JSON[V2](), s.rekeyed)
 	s.em.to(func(pc *procCtx, k K, v V, ts time.Time) error { return out.em.emit(pc, k, fn(k, v), ts) })
 	return out
 }
@@ -183,7 +184,7 @@ func FlatMap[K, V, K2, V2 any](s Stream[K, V], fn func(K, V) []KeyValue[K2, V2])
 		s.t.fail("FlatMap: fn is nil")
 		return Stream[K2, V2]{}
 	}
-	out := derive(s, "KSTREAM-FLATMAP", JSON[K2](), JSON[V2](), true)
+	out := derive(s, "KSTREAM-FLATMAP", codec.JSON[K2](), codec.JSON[V2](), true)
 	s.em.to(func(pc *procCtx, k K, v V, ts time.Time) error {
 		for _, kv := range fn(k, v) {
 			if err := out.em.emit(pc, kv.Key, kv.Value, ts); err != nil {
@@ -205,7 +206,7 @@ func SelectKey[K, V, K2 any](s Stream[K, V], fn func(K, V) K2) Stream[K2, V] {
 		s.t.fail("SelectKey: fn is nil")
 		return Stream[K2, V]{}
 	}
-	out := derive(s, "KSTREAM-KEY-SELECT", JSON[K2](), s.value, true)
+	out := derive(s, "KSTREAM-KEY-SELECT", codec.JSON[K2](), s.value, true)
 	s.em.to(func(pc *procCtx, k K, v V, ts time.Time) error { return out.em.emit(pc, fn(k, v), v, ts) })
 	return out
 }
@@ -289,7 +290,7 @@ type SinkOption func(*sinkDef)
 func EventType(name string) SinkOption { return func(s *sinkDef) { s.eventType = name } }
 
 // ToTopic writes every record of s to topic, encoded with the stream's
-// serdes: the key becomes the record's key, the value its payload, the event
+// codecs: the key becomes the record's key, the value its payload, the event
 // time its timestamp. The topic is created (with the partition count of the
 // largest source topic) if it does not exist.
 //

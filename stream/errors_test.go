@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/muninn-es/muninn/codec"
 	"github.com/muninn-es/muninn/eventstore"
 	"github.com/muninn-es/muninn/stream"
 )
@@ -14,17 +15,19 @@ import (
 func TestNewAppReportsEveryProblem(t *testing.T) {
 	s := openStore(t)
 	topo := stream.NewTopology()
-	src := stream.Source(topo, "in", stream.String(), stream.String())
-	stream.Source(topo, "in", stream.String(), stream.String())         // read twice
-	stream.Source(topo, "bad topic!", stream.String(), stream.String()) // bad name
-	stream.Count(stream.GroupByKey(src), "dup")                         //
-	stream.Count(stream.GroupByKey(src), "dup")                         // store defined twice
-	stream.Count(stream.GroupByKey(src), "no/slash")                    // bad store name
+	src := stream.Source(topo, "in", codec.String(), codec.String())
+	stream.Source(topo, "in", codec.String(), codec.String())         // read twice
+	stream.Source(topo, "bad topic!", codec.String(), codec.String()) // bad name
+	stream.Count(stream.GroupByKey(src), "dup")                       //
+	stream.Count(stream.GroupByKey(src), "dup")                       // store defined twice
+	stream.Count(stream.GroupByKey(src), "no/slash")                  // bad store name
 	stream.WindowedCount(stream.WindowedBy(stream.GroupByKey(src), stream.Windows{}), "w")
 	stream.Branch(src) // no predicates
 	stream.Reduce(stream.GroupByKey(src), "r", nil)
-	stream.Aggregate(stream.GroupByKey(src), "a", func() int { return 0 }, func(string, string, int) int { return 0 }, stream.SerdeFuncs[int](nil, nil))
+	stream.Aggregate(stream.GroupByKey(src), "a", func() int { return 0 }, func(string, string, int) int { return 0 }, codec.Funcs[int](nil, nil))
 	stream.ToTopic(src, "out", stream.EventType(""))
+	stream.Source(topo, "events", codec.String(), stream.Events[any](nil))
+	stream.WithCodecs(src, nil, codec.String())
 	stream.Filter(src, nil)
 	stream.Map[string, string, int, int](src, nil)
 	stream.Join[string, string, int, int](src, stream.Table[string, int]{}, nil)
@@ -40,7 +43,9 @@ func TestNewAppReportsEveryProblem(t *testing.T) {
 		`store name "no/slash"`,
 		`Windows.Size`,
 		`Branch needs at least one predicate`,
-		`"a": the aggregate serde`,
+		`"a": the aggregate codec: codec.Funcs: the encode and decode functions are nil`,
+		`source "events": value: stream.Events: the event registry is nil`,
+		`WithCodecs: key: codec is nil`,
 		`EventType is empty`,
 		`Filter: pred is nil`,
 		`Map: fn is nil`,
@@ -80,7 +85,7 @@ func TestZeroHandles(t *testing.T) {
 func TestMissingSourceTopic(t *testing.T) {
 	s := openStore(t)
 	topo := stream.NewTopology()
-	stream.ToTopic(stream.Source(topo, "nowhere", stream.String(), stream.String()), "out")
+	stream.ToTopic(stream.Source(topo, "nowhere", codec.String(), codec.String()), "out")
 	app, err := stream.NewApp(s, topo, "missing")
 	if err != nil {
 		t.Fatal(err)
@@ -103,7 +108,7 @@ func TestBadRecords(t *testing.T) {
 	put(t, s, "nums", "a", []byte("2"), sec(2))
 	build := func() (*stream.Topology, stream.Table[string, int]) {
 		topo := stream.NewTopology()
-		sum := stream.Reduce(stream.GroupByKey(stream.Source(topo, "nums", stream.String(), stream.JSON[int]())), "sum", func(a, b int) int { return a + b })
+		sum := stream.Reduce(stream.GroupByKey(stream.Source(topo, "nums", codec.String(), codec.JSON[int]())), "sum", func(a, b int) int { return a + b })
 		return topo, sum
 	}
 	topo, _ := build()
@@ -136,7 +141,7 @@ func TestRunTwice(t *testing.T) {
 	s := openStore(t)
 	createTopic(t, s, "in", 1, eventstore.Retain)
 	topo := stream.NewTopology()
-	stream.Count(stream.GroupByKey(stream.Source(topo, "in", stream.String(), stream.String())), "c")
+	stream.Count(stream.GroupByKey(stream.Source(topo, "in", codec.String(), codec.String())), "c")
 	app, err := stream.NewApp(s, topo, "twice")
 	if err != nil {
 		t.Fatal(err)
@@ -150,7 +155,7 @@ func TestRunTwice(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	tb := stream.Count(stream.GroupByKey(stream.Source(stream.NewTopology(), "in", stream.String(), stream.String())), "c")
+	tb := stream.Count(stream.GroupByKey(stream.Source(stream.NewTopology(), "in", codec.String(), codec.String())), "c")
 	if _, _, err := tb.Get(context.Background(), other, "k"); !errors.Is(err, stream.ErrWrongApp) {
 		t.Errorf("Get through an app of another topology: %v, want ErrWrongApp", err)
 	}

@@ -6,6 +6,8 @@ import (
 	"log"
 	"time"
 
+	"github.com/muninn-es/muninn/aggregate"
+	"github.com/muninn-es/muninn/codec"
 	"github.com/muninn-es/muninn/eventstore"
 	"github.com/muninn-es/muninn/stream"
 )
@@ -43,8 +45,8 @@ func Example() {
 	}
 
 	topo := stream.NewTopology()
-	views2 := stream.Source(topo, "page-views", stream.String(), stream.JSON[PageView]())
-	byUser := stream.GroupBy(views2, func(_ string, v PageView) string { return v.User }, stream.String())
+	views2 := stream.Source(topo, "page-views", codec.String(), codec.JSON[PageView]())
+	byUser := stream.GroupBy(views2, func(_ string, v PageView) string { return v.User }, codec.String())
 	counts := stream.WindowedCount(stream.WindowedBy(byUser, stream.Tumbling(time.Minute)), "views-per-minute")
 
 	app, err := stream.NewApp(s, topo, "page-stats")
@@ -118,15 +120,15 @@ func ExampleLeftJoin() {
 	write("customers", "c1", "Ada")
 
 	topo := stream.NewTopology()
-	customers := stream.SourceTable(topo, "customers", "customers", stream.String(), stream.String())
-	orders := stream.Source(topo, "orders", stream.String(), stream.JSON[int]()) // key: customer, value: amount
+	customers := stream.SourceTable(topo, "customers", "customers", codec.String(), codec.String())
+	orders := stream.Source(topo, "orders", codec.String(), codec.JSON[int]()) // key: customer, value: amount
 	labelled := stream.LeftJoin(orders, customers, func(id string, amount int, name string, known bool) string {
 		if !known {
 			name = "unknown customer " + id
 		}
 		return fmt.Sprintf("%s ordered %d", name, amount)
 	})
-	stream.ToTopic(stream.WithSerdes(labelled, stream.String(), stream.String()), "labelled-orders")
+	stream.ToTopic(stream.WithCodecs(labelled, codec.String(), codec.String()), "labelled-orders")
 
 	app, err := stream.NewApp(s, topo, "labeller")
 	if err != nil {
@@ -156,4 +158,79 @@ func ExampleLeftJoin() {
 	// Output:
 	// c1: Ada ordered 30
 	// c2: unknown customer c2 ordered 12
+}
+
+// CartEvent is the event type of the Events example's cart aggregate.
+type CartEvent interface{ isCartEvent() }
+
+// ItemAdded is schema 2 of "cart.item_added": schema 1 called Qty "n".
+type ItemAdded struct {
+	SKU string `json:"sku"`
+	Qty int    `json:"qty"`
+}
+
+func (ItemAdded) isCartEvent() {}
+
+// A stream of an aggregate's events, decoded through its registry: an
+// event stored at schema version 1 reaches the stream upcast.
+func ExampleEvents() {
+	ctx := context.Background()
+	s, err := eventstore.OpenMem()
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer s.Close()
+	if err := s.CreateTopic(ctx, "cart", eventstore.TopicConfig{Partitions: 1}); err != nil {
+		log.Fatal(err)
+	}
+	cartEvents, err := aggregate.NewEvents[CartEvent](
+		aggregate.Type[ItemAdded]("cart.item_added", aggregate.Schema(2)),
+		aggregate.Upcast("cart.item_added", 1, aggregate.JSONUpcaster(2, func(m map[string]any) error {
+			m["qty"] = m["n"]
+			delete(m, "n")
+			return nil
+		})),
+	)
+	if err != nil {
+		log.Fatal(err)
+	}
+	added, err := cartEvents.Encode(ItemAdded{SKU: "apple", Qty: 2})
+	if err != nil {
+		log.Fatal(err)
+	}
+	for _, ev := range []eventstore.Event{
+		{Type: "cart.item_added", SchemaVersion: 1, Payload: []byte(`{"sku":"apple","n":3}`)}, // old code wrote this
+		added,
+	} {
+		if _, err := s.Append(ctx, "cart", "cart-1", eventstore.Any, []eventstore.Event{ev}); err != nil {
+			log.Fatal(err)
+		}
+	}
+
+	topo := stream.NewTopology()
+	cart := stream.Source(topo, "cart", codec.String(), stream.Events(cartEvents))
+	items := stream.Aggregate(stream.GroupByKey(cart), "cart-items", func() int { return 0 },
+		func(_ string, e CartEvent, n int) int {
+			if a, ok := e.(ItemAdded); ok {
+				n += a.Qty
+			}
+			return n
+		}, codec.JSON[int]())
+	app, err := stream.NewApp(s, topo, "cart-items")
+	if err != nil {
+		log.Fatal(err)
+	}
+	runCtx, stop := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- app.Run(runCtx) }()
+	if err := app.WaitCaughtUp(ctx); err != nil {
+		log.Fatal(err)
+	}
+	stop()
+	if err := <-done; err != nil {
+		log.Fatal(err)
+	}
+	n, _, err := items.Get(ctx, app, "cart-1")
+	fmt.Println("items in cart-1:", n, err)
+	// Output: items in cart-1: 5 <nil>
 }

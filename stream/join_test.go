@@ -7,6 +7,7 @@ import (
 	"slices"
 	"testing"
 
+	"github.com/muninn-es/muninn/codec"
 	"github.com/muninn-es/muninn/eventstore"
 	"github.com/muninn-es/muninn/stream"
 )
@@ -32,8 +33,8 @@ func TestStreamTableJoin(t *testing.T) {
 	createTopic(t, s, "orders", 3, eventstore.Retain)
 
 	topo := stream.NewTopology()
-	users := stream.SourceTable(topo, "users", "users-by-id", stream.String(), stream.String())
-	orders := stream.Source(topo, "orders", stream.String(), stream.JSON[order]())
+	users := stream.SourceTable(topo, "users", "users-by-id", codec.String(), codec.String())
+	orders := stream.Source(topo, "orders", codec.String(), codec.JSON[order]())
 	inner := stream.Join(orders, users, func(_ string, o order, name string) enriched {
 		return enriched{Order: o.ID, Name: name, Known: true}
 	})
@@ -124,9 +125,9 @@ func TestRekeyAndCount(t *testing.T) {
 		want[user]++
 	}
 	topo := stream.NewTopology()
-	views := stream.Source(topo, "views", stream.String(), stream.JSON[PageView]())
+	views := stream.Source(topo, "views", codec.String(), codec.JSON[PageView]())
 	byUser := stream.Map(views, func(_ string, v PageView) (string, string) { return v.User, v.Page })
-	byUser = stream.WithSerdes(byUser, stream.String(), stream.String())
+	byUser = stream.WithCodecs(byUser, codec.String(), codec.String())
 	counts := stream.Count(stream.GroupByKey(byUser), "views-by-user")
 	stream.ToTopic(stream.ToStream(counts), "user-counts")
 	app, err := stream.NewApp(s, topo, "rekey", stream.WithBatchSize(16))
@@ -143,7 +144,7 @@ func TestRekeyAndCount(t *testing.T) {
 	// The last update of each key in the output topic is its total.
 	last := map[string]int64{}
 	for _, rec := range readTopic(t, s, "user-counts") {
-		n, err := stream.Int64().Decode(rec.Payload)
+		n, err := codec.Int64().Decode(rec.Payload)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/muninn-es/muninn/codec"
 	"github.com/muninn-es/muninn/eventstore"
 	"github.com/muninn-es/muninn/stream"
 )
@@ -25,8 +26,8 @@ func TestMembersShareTheWork(t *testing.T) {
 		}
 	}
 	topo := stream.NewTopology()
-	views := stream.Source(topo, "views", stream.String(), stream.JSON[PageView]())
-	total := stream.Count(stream.GroupBy(views, func(_ string, v PageView) string { return v.User }, stream.String()), "total")
+	views := stream.Source(topo, "views", codec.String(), codec.JSON[PageView]())
+	total := stream.Count(stream.GroupBy(views, func(_ string, v PageView) string { return v.User }, codec.String()), "total")
 
 	m1, err := stream.NewApp(s, topo, "shared", stream.WithMemberID("m1"), stream.WithBatchSize(7))
 	if err != nil {

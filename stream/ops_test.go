@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/muninn-es/muninn/codec"
 	"github.com/muninn-es/muninn/eventstore"
 	"github.com/muninn-es/muninn/stream"
 )
@@ -42,7 +43,7 @@ func TestStepsEndToEnd(t *testing.T) {
 	}
 
 	topo := stream.NewTopology()
-	lines := stream.Source(topo, "lines", stream.String(), stream.JSON[string]())
+	lines := stream.Source(topo, "lines", codec.String(), codec.JSON[string]())
 	words := stream.FlatMap(lines, func(_ string, line string) []stream.KeyValue[string, int] {
 		var out []stream.KeyValue[string, int]
 		for _, w := range strings.Fields(line) {
@@ -50,7 +51,7 @@ func TestStepsEndToEnd(t *testing.T) {
 		}
 		return out
 	})
-	words = stream.WithSerdes(words, stream.String(), stream.JSON[int]())
+	words = stream.WithCodecs(words, codec.String(), codec.JSON[int]())
 	parts := stream.Branch(words,
 		func(w string, _ int) bool { return len(w) == 3 },
 		func(string, int) bool { return true })
@@ -61,14 +62,14 @@ func TestStepsEndToEnd(t *testing.T) {
 	lengths := stream.ToTable(both, "word-kinds")
 	wordCounts := stream.Count(stream.GroupByKey(words), "word-counts")
 
-	readings := stream.Source(topo, "readings", stream.String(), stream.JSON[reading]())
+	readings := stream.Source(topo, "readings", codec.String(), codec.JSON[reading]())
 	readings = stream.Filter(readings, func(_ string, r reading) bool { return r.Value >= 0 })
 	readings = stream.WithTimestamp(readings, func(_ string, r reading, _ time.Time) time.Time { return sec(r.At) })
-	bySensor := stream.GroupBy(readings, func(_ string, r reading) string { return r.Sensor }, stream.String())
+	bySensor := stream.GroupBy(readings, func(_ string, r reading) string { return r.Sensor }, codec.String())
 	add := func(_ string, r reading, s stats) stats { return stats{N: s.N + 1, Sum: s.Sum + r.Value} }
-	totals := stream.Aggregate(bySensor, "sensor-totals", func() stats { return stats{} }, add, stream.JSON[stats]())
+	totals := stream.Aggregate(bySensor, "sensor-totals", func() stats { return stats{} }, add, codec.JSON[stats]())
 	perMinute := stream.WindowedAggregate(stream.WindowedBy(bySensor, stream.Tumbling(time.Minute).WithGrace(time.Minute)), "sensor-minutes",
-		func() stats { return stats{} }, add, stream.JSON[stats]())
+		func() stats { return stats{} }, add, codec.JSON[stats]())
 
 	app, err := stream.NewApp(s, topo, "steps")
 	if err != nil {

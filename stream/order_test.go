@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/muninn-es/muninn/codec"
 	"github.com/muninn-es/muninn/eventstore"
 	"github.com/muninn-es/muninn/stream"
 )
@@ -35,8 +36,8 @@ func TestBacklogInEventTimeOrder(t *testing.T) {
 		put(t, s, "skew", key, []byte("{}"), sec(j))
 	}
 	topo := stream.NewTopology()
-	all := stream.GroupBy(stream.Source(topo, "skew", stream.String(), stream.Bytes()),
-		func(string, []byte) string { return "all" }, stream.String())
+	all := stream.GroupBy(stream.Source(topo, "skew", codec.String(), codec.Bytes()),
+		func(string, []byte) string { return "all" }, codec.String())
 	counts := stream.WindowedCount(stream.WindowedBy(all, stream.Tumbling(time.Minute).WithGrace(10*time.Second)), "per-minute")
 	app, err := stream.NewApp(s, topo, "ordered", stream.WithBatchSize(2000))
 	if err != nil {

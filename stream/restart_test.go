@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/muninn-es/muninn/codec"
 	"github.com/muninn-es/muninn/eventstore"
 	"github.com/muninn-es/muninn/stream"
 )
@@ -20,8 +21,8 @@ import (
 // read the partitions (which differs with the batch size).
 func restartTopology() (*stream.Topology, stream.Table[string, int64], stream.WindowedTable[string, int64]) {
 	topo := stream.NewTopology()
-	views := stream.Source(topo, "views", stream.String(), stream.JSON[PageView]())
-	byUser := stream.GroupBy(views, func(_ string, v PageView) string { return v.User }, stream.String())
+	views := stream.Source(topo, "views", codec.String(), codec.JSON[PageView]())
+	byUser := stream.GroupBy(views, func(_ string, v PageView) string { return v.User }, codec.String())
 	total := stream.Count(byUser, "total")
 	perMinute := stream.WindowedCount(stream.WindowedBy(byUser, stream.Tumbling(time.Minute).WithGrace(10*time.Minute)), "per-minute")
 	stream.ToTopic(stream.ToStream(total), "totals")
@@ -73,7 +74,7 @@ func takeSnapshot(t *testing.T, s eventstore.Store, app *stream.App, total strea
 			continue
 		}
 		seen[rec.ID.String()] = true
-		n, err := stream.Int64().Decode(rec.Payload)
+		n, err := codec.Int64().Decode(rec.Payload)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -122,8 +123,8 @@ func TestExactlyOnceAcrossRestarts(t *testing.T) {
 	// The interrupted app shares the store (with its own app ID: its own
 	// state, internal topics and group) and gets its own sink topic.
 	topo2 := stream.NewTopology()
-	views := stream.Source(topo2, "views", stream.String(), stream.JSON[PageView]())
-	byUser := stream.GroupBy(views, func(_ string, v PageView) string { return v.User }, stream.String())
+	views := stream.Source(topo2, "views", codec.String(), codec.JSON[PageView]())
+	byUser := stream.GroupBy(views, func(_ string, v PageView) string { return v.User }, codec.String())
 	total2 := stream.Count(byUser, "total")
 	perMinute2 := stream.WindowedCount(stream.WindowedBy(byUser, stream.Tumbling(time.Minute).WithGrace(10*time.Minute)), "per-minute")
 	stream.ToTopic(stream.ToStream(total2), "totals2")
@@ -165,7 +166,7 @@ func TestExactlyOnceAcrossRestarts(t *testing.T) {
 	for _, rec := range readTopic(t, s, "totals2") {
 		if !seen[rec.ID.String()] {
 			seen[rec.ID.String()] = true
-			v, _ := stream.Int64().Decode(rec.Payload)
+			v, _ := codec.Int64().Decode(rec.Payload)
 			got.outputs = append(got.outputs, fmt.Sprintf("%s=%d", rec.Key, v))
 		}
 	}

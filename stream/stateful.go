@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/muninn-es/muninn/codec"
 	"github.com/muninn-es/muninn/eventstore"
 )
 
@@ -21,7 +22,7 @@ func GroupByKey[K, V any](s Stream[K, V]) Grouped[K, V] { return Grouped[K, V]{s
 
 // GroupBy re-keys s by fn (keys written with key) and groups it by the new
 // key: the stateful step that follows repartitions.
-func GroupBy[K, V, K2 any](s Stream[K, V], fn func(K, V) K2, key Serde[K2]) Grouped[K2, V] {
+func GroupBy[K, V, K2 any](s Stream[K, V], fn func(K, V) K2, key codec.Codec[K2]) Grouped[K2, V] {
 	if fn == nil {
 		if s.ok() {
 			s.t.fail("GroupBy: fn is nil")
@@ -30,8 +31,8 @@ func GroupBy[K, V, K2 any](s Stream[K, V], fn func(K, V) K2, key Serde[K2]) Grou
 	}
 	r := SelectKey(s, fn)
 	if r.ok() {
-		if !validSerde(key) {
-			s.t.fail("GroupBy: key serde needs Encode and Decode")
+		if err := codec.Check(key); err != nil {
+			s.t.fail("GroupBy: key: %v", err)
 		} else {
 			r.key = key
 		}
@@ -60,7 +61,7 @@ func Repartition[K, V any](s Stream[K, V], name string) Stream[K, V] {
 		if err != nil || dup {
 			return err
 		}
-		k, err := decodeString(key, rec.Key)
+		k, err := codec.DecodeString(key, rec.Key)
 		if err != nil {
 			return pc.bad(fmt.Errorf("decode key: %w", err))
 		}
@@ -90,8 +91,8 @@ type Table[K, V any] struct {
 	t     *Topology
 	n     *node
 	st    *storeDef
-	key   Serde[K]
-	value Serde[V]
+	key   codec.Codec[K]
+	value codec.Codec[V]
 	em    *emitter[K, V]
 }
 
@@ -99,18 +100,18 @@ func (tb Table[K, V]) ok() bool { return tb.t != nil && tb.st != nil }
 
 // Count counts the records of each key in the store named store.
 func Count[K, V any](g Grouped[K, V], store string) Table[K, int64] {
-	return aggregate(g, store, "KSTREAM-COUNT", Int64(), func(_ K, _ V, n int64, _ bool) int64 { return n + 1 })
+	return aggregateBy(g, store, "KSTREAM-COUNT", codec.Int64(), func(_ K, _ V, n int64, _ bool) int64 { return n + 1 })
 }
 
 // Reduce combines the values of each key with fn (the first value as it
 // is), in the store named store; values are stored with the stream's value
-// serde.
+// codec.
 func Reduce[K, V any](g Grouped[K, V], store string, fn func(agg, v V) V) Table[K, V] {
 	if fn == nil && g.s.ok() {
 		g.s.t.fail("Reduce %q: fn is nil", store)
 		return Table[K, V]{}
 	}
-	return aggregate(g, store, "KSTREAM-REDUCE", g.s.value, func(_ K, v V, agg V, ok bool) V {
+	return aggregateBy(g, store, "KSTREAM-REDUCE", g.s.value, func(_ K, v V, agg V, ok bool) V {
 		if !ok {
 			return v
 		}
@@ -119,13 +120,14 @@ func Reduce[K, V any](g Grouped[K, V], store string, fn func(agg, v V) V) Table[
 }
 
 // Aggregate folds the values of each key into an aggregate, starting from
-// init(), in the store named store; aggregates are stored with serde.
-func Aggregate[K, V, A any](g Grouped[K, V], store string, init func() A, fn func(K, V, A) A, serde Serde[A]) Table[K, A] {
+// init(), in the store named store; aggregates are stored with the codec
+// vc.
+func Aggregate[K, V, A any](g Grouped[K, V], store string, init func() A, fn func(K, V, A) A, vc codec.Codec[A]) Table[K, A] {
 	if (init == nil || fn == nil) && g.s.ok() {
 		g.s.t.fail("Aggregate %q: init and fn must not be nil", store)
 		return Table[K, A]{}
 	}
-	return aggregate(g, store, "KSTREAM-AGGREGATE", serde, func(k K, v V, agg A, ok bool) A {
+	return aggregateBy(g, store, "KSTREAM-AGGREGATE", vc, func(k K, v V, agg A, ok bool) A {
 		if !ok {
 			agg = init()
 		}
@@ -133,18 +135,18 @@ func Aggregate[K, V, A any](g Grouped[K, V], store string, init func() A, fn fun
 	})
 }
 
-func aggregate[K, V, A any](g Grouped[K, V], store, label string, serde Serde[A], fn func(K, V, A, bool) A) Table[K, A] {
+func aggregateBy[K, V, A any](g Grouped[K, V], store, label string, vc codec.Codec[A], fn func(K, V, A, bool) A) Table[K, A] {
 	if !g.s.ok() {
 		return Table[K, A]{}
 	}
 	t := g.s.t
-	if !validSerde(serde) {
-		t.fail("%s %q: the aggregate serde needs Encode and Decode", label, store)
+	if err := codec.Check(vc); err != nil {
+		t.fail("%s %q: the aggregate codec: %v", label, store, err)
 		return Table[K, A]{}
 	}
 	in := g.input(store)
 	st := t.addStore(store, kvStore, Windows{})
-	tb := Table[K, A]{t: t, n: t.newNode(kindProcessor, label, in.n), st: st, key: in.key, value: serde, em: &emitter[K, A]{}}
+	tb := Table[K, A]{t: t, n: t.newNode(kindProcessor, label, in.n), st: st, key: in.key, value: vc, em: &emitter[K, A]{}}
 	tb.n.stores = []*storeDef{st}
 	key := in.key
 	id := tb.n.id
@@ -152,7 +154,7 @@ func aggregate[K, V, A any](g Grouped[K, V], store, label string, serde Serde[A]
 		b := pc.b
 		sc := &b.a.scratch[id]
 		var err error
-		sc.key, err = appendEncode(key, sc.key[:0], k)
+		sc.key, err = codec.Append(key, sc.key[:0], k)
 		if err != nil {
 			return fmt.Errorf("stream: store %s: encode key: %w", store, err)
 		}
@@ -166,12 +168,12 @@ func aggregate[K, V, A any](g Grouped[K, V], store, label string, serde Serde[A]
 		}
 		var agg A
 		if ok {
-			if agg, err = serde.Decode(old); err != nil {
+			if agg, err = vc.Decode(old); err != nil {
 				return fmt.Errorf("stream: store %s: decode %q: %w", store, kb, err)
 			}
 		}
 		agg = fn(k, v, agg, ok)
-		nb, err := serde.Encode(agg)
+		nb, err := vc.Encode(agg)
 		if err != nil {
 			return fmt.Errorf("stream: store %s: encode aggregate: %w", store, err)
 		}
@@ -206,14 +208,14 @@ type WindowedTable[K, V any] struct {
 	t     *Topology
 	n     *node
 	st    *storeDef
-	key   Serde[K]
-	value Serde[V]
+	key   codec.Codec[K]
+	value codec.Codec[V]
 	em    *emitter[Windowed[K], V]
 }
 
 // WindowedCount counts the records of each key per window.
 func WindowedCount[K, V any](wg WindowedGrouped[K, V], store string) WindowedTable[K, int64] {
-	return windowed(wg, store, "KSTREAM-WINDOWED-COUNT", Int64(), func(_ K, _ V, n int64, _ bool) int64 { return n + 1 })
+	return windowed(wg, store, "KSTREAM-WINDOWED-COUNT", codec.Int64(), func(_ K, _ V, n int64, _ bool) int64 { return n + 1 })
 }
 
 // WindowedReduce combines the values of each key per window with fn.
@@ -231,13 +233,13 @@ func WindowedReduce[K, V any](wg WindowedGrouped[K, V], store string, fn func(ag
 }
 
 // WindowedAggregate folds the values of each key per window into an
-// aggregate, starting from init().
-func WindowedAggregate[K, V, A any](wg WindowedGrouped[K, V], store string, init func() A, fn func(K, V, A) A, serde Serde[A]) WindowedTable[K, A] {
+// aggregate, starting from init(); aggregates are stored with the codec vc.
+func WindowedAggregate[K, V, A any](wg WindowedGrouped[K, V], store string, init func() A, fn func(K, V, A) A, vc codec.Codec[A]) WindowedTable[K, A] {
 	if (init == nil || fn == nil) && wg.g.s.ok() {
 		wg.g.s.t.fail("WindowedAggregate %q: init and fn must not be nil", store)
 		return WindowedTable[K, A]{}
 	}
-	return windowed(wg, store, "KSTREAM-WINDOWED-AGGREGATE", serde, func(k K, v V, agg A, ok bool) A {
+	return windowed(wg, store, "KSTREAM-WINDOWED-AGGREGATE", vc, func(k K, v V, agg A, ok bool) A {
 		if !ok {
 			agg = init()
 		}
@@ -251,20 +253,20 @@ var (
 	maxTime = time.Unix(0, 1<<63-1)
 )
 
-func windowed[K, V, A any](wg WindowedGrouped[K, V], store, label string, serde Serde[A], fn func(K, V, A, bool) A) WindowedTable[K, A] {
+func windowed[K, V, A any](wg WindowedGrouped[K, V], store, label string, vc codec.Codec[A], fn func(K, V, A, bool) A) WindowedTable[K, A] {
 	g := wg.g
 	if !g.s.ok() {
 		return WindowedTable[K, A]{}
 	}
 	t := g.s.t
-	if !validSerde(serde) {
-		t.fail("%s %q: the aggregate serde needs Encode and Decode", label, store)
+	if err := codec.Check(vc); err != nil {
+		t.fail("%s %q: the aggregate codec: %v", label, store, err)
 		return WindowedTable[K, A]{}
 	}
 	in := g.input(store)
 	w := wg.w
 	st := t.addStore(store, windowStore, w)
-	wt := WindowedTable[K, A]{t: t, n: t.newNode(kindProcessor, label, in.n), st: st, key: in.key, value: serde, em: &emitter[Windowed[K], A]{}}
+	wt := WindowedTable[K, A]{t: t, n: t.newNode(kindProcessor, label, in.n), st: st, key: in.key, value: vc, em: &emitter[Windowed[K], A]{}}
 	wt.n.stores = []*storeDef{st}
 	key := in.key
 	id := wt.n.id
@@ -295,7 +297,7 @@ func windowed[K, V, A any](wg WindowedGrouped[K, V], store, label string, serde 
 		}
 		sc := &b.a.scratch[id]
 		var err error
-		sc.key, err = appendEncode(key, sc.key[:0], k)
+		sc.key, err = codec.Append(key, sc.key[:0], k)
 		if err != nil {
 			return fmt.Errorf("stream: store %s: encode key: %w", store, err)
 		}
@@ -318,7 +320,7 @@ func windowed[K, V, A any](wg WindowedGrouped[K, V], store, label string, serde 
 			if ok {
 				_, ab, err := parseWindowValue(old)
 				if err == nil {
-					agg, err = serde.Decode(ab)
+					agg, err = vc.Decode(ab)
 				}
 				if err != nil {
 					return fmt.Errorf("stream: store %s: decode window of %q at %s: %w", store, kb, timeOf(start), err)
@@ -329,7 +331,7 @@ func windowed[K, V, A any](wg WindowedGrouped[K, V], store, label string, serde 
 				b.newIndex[pk] = append(b.newIndex[pk], ik)
 			}
 			agg = fn(k, v, agg, ok)
-			nb, err := appendEncode(serde, windowValue(part, nil), agg)
+			nb, err := codec.Append(vc, windowValue(part, nil), agg)
 			if err != nil {
 				return fmt.Errorf("stream: store %s: encode aggregate: %w", store, err)
 			}

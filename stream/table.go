@@ -9,6 +9,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/muninn-es/muninn/codec"
 	"github.com/muninn-es/muninn/eventstore"
 )
 
@@ -22,12 +23,12 @@ import (
 // co-partitioning. Within one poll, records are processed partition by
 // partition, not in timestamp order across topics: a stream record and a
 // table update that arrive in the same batch may be joined in either order.
-func SourceTable[K, V any](t *Topology, topic, store string, key Serde[K], value Serde[V]) Table[K, V] {
+func SourceTable[K, V any](t *Topology, topic, store string, key codec.Codec[K], value codec.Codec[V]) Table[K, V] {
 	if t == nil {
 		return Table[K, V]{}
 	}
-	if !validSerde(key) || !validSerde(value) {
-		t.fail("table %q: key and value serdes need Encode and Decode", topic)
+	if err := checkCodecs(key, value); err != nil {
+		t.fail("table %q: %v", topic, err)
 	}
 	src := t.newNode(kindSource, "KTABLE-SOURCE")
 	src.topic = topic
@@ -45,11 +46,19 @@ func SourceTable[K, V any](t *Topology, topic, store string, key Serde[K], value
 			pc.b.del(kvKey(prefix, kb), st, len(prefix))
 			return nil
 		}
-		v, err := value.Decode(rec.Payload)
+		v, err := decodeValue(value, rec)
 		if err != nil {
 			return pc.bad(fmt.Errorf("decode value: %w", err))
 		}
-		pc.b.put(kvKey(prefix, kb), rec.Payload, st, len(prefix))
+		stored := rec.Payload
+		if _, ok := value.(recordDecoder[V]); ok {
+			// The payload alone may not decode (Events needs the record's
+			// type): keep the value as the codec encodes it.
+			if stored, err = value.Encode(v); err != nil {
+				return fmt.Errorf("stream: table %s: encode value: %w", topic, err)
+			}
+		}
+		pc.b.put(kvKey(prefix, kb), stored, st, len(prefix))
 		return tb.em.emit(pc, k, v, rec.Timestamp)
 	})
 	return tb
@@ -62,7 +71,7 @@ func ToTable[K, V any](s Stream[K, V], store string) Table[K, V] {
 	if !s.ok() {
 		return Table[K, V]{}
 	}
-	return aggregate(GroupByKey(s), store, "KSTREAM-TOTABLE", s.value, func(_ K, v V, _ V, _ bool) V { return v })
+	return aggregateBy(GroupByKey(s), store, "KSTREAM-TOTABLE", s.value, func(_ K, v V, _ V, _ bool) V { return v })
 }
 
 // ToStream returns the stream of tb's updates: a record with the new value
@@ -78,20 +87,20 @@ func ToStream[K, V any](tb Table[K, V]) Stream[K, V] {
 
 // WindowedToStream returns the stream of wt's updates: a record with the
 // window's new value each time a record changes it (Kafka Streams' default
-// of emitting every update). Its keys are written with WindowedSerde.
+// of emitting every update). Its keys are written with WindowedCodec.
 func WindowedToStream[K, V any](wt WindowedTable[K, V]) Stream[Windowed[K], V] {
 	if wt.t == nil || wt.st == nil {
 		return Stream[Windowed[K], V]{}
 	}
 	out := Stream[Windowed[K], V]{t: wt.t, n: wt.t.newNode(kindProcessor, "KTABLE-TOSTREAM", wt.n), em: &emitter[Windowed[K], V]{},
-		key: WindowedSerde(wt.key), value: wt.value}
+		key: WindowedCodec(wt.key), value: wt.value}
 	wt.em.to(func(pc *procCtx, k Windowed[K], v V, ts time.Time) error { return out.em.emit(pc, k, v, ts) })
 	return out
 }
 
 // Join enriches each record of s with the current value of its key in tb
 // (inner join): records whose key tb does not hold are dropped. The result
-// values are written with JSON unless WithSerdes says otherwise.
+// values are written with JSON unless WithCodecs says otherwise.
 func Join[K, V, VT, VR any](s Stream[K, V], tb Table[K, VT], joiner func(K, V, VT) VR) Stream[K, VR] {
 	if joiner == nil {
 		return join[K, V, VT, VR](s, tb, "KSTREAM-JOIN", nil)
@@ -127,7 +136,7 @@ func join[K, V, VT, VR any](s Stream[K, V], tb Table[K, VT], label string, fn fu
 		s.t.fail("%s: joiner is nil", label)
 		return Stream[K, VR]{}
 	}
-	out := derive(s, label, s.key, JSON[VR](), s.rekeyed)
+	out := derive(s, label, s.key, codec.JSON[VR](), s.rekeyed)
 	out.n.stores = []*storeDef{tb.st}
 	st, tkey, tval := tb.st, tb.key, tb.value
 	s.em.to(func(pc *procCtx, k K, v V, ts time.Time) error {

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"time"
+
+	"github.com/muninn-es/muninn/codec"
 )
 
 // DefaultRetention is the least time a window store keeps a window after its
@@ -110,17 +112,22 @@ type Windowed[K any] struct {
 	End   time.Time
 }
 
-// WindowedSerde returns the serde of windowed keys: the key encoded with
+// WindowedCodec returns the codec of windowed keys: the key encoded with
 // inner, then the window's start and end as 8 big-endian bytes each
 // (nanoseconds since the epoch).
-func WindowedSerde[K any](inner Serde[K]) Serde[Windowed[K]] { return windowedSerde[K]{inner: inner} }
+func WindowedCodec[K any](inner codec.Codec[K]) codec.Codec[Windowed[K]] {
+	return windowedCodec[K]{inner: inner}
+}
 
-type windowedSerde[K any] struct{ inner Serde[K] }
+type windowedCodec[K any] struct{ inner codec.Codec[K] }
 
-func (s windowedSerde[K]) Encode(w Windowed[K]) ([]byte, error) { return s.AppendEncode(nil, w) }
+// Check reports what is wrong with the inner codec.
+func (s windowedCodec[K]) Check() error { return codec.Check(s.inner) }
 
-func (s windowedSerde[K]) AppendEncode(dst []byte, w Windowed[K]) ([]byte, error) {
-	dst, err := appendEncode(s.inner, dst, w.Key)
+func (s windowedCodec[K]) Encode(w Windowed[K]) ([]byte, error) { return s.AppendEncode(nil, w) }
+
+func (s windowedCodec[K]) AppendEncode(dst []byte, w Windowed[K]) ([]byte, error) {
+	dst, err := codec.Append(s.inner, dst, w.Key)
 	if err != nil {
 		return dst, err
 	}
@@ -128,7 +135,7 @@ func (s windowedSerde[K]) AppendEncode(dst []byte, w Windowed[K]) ([]byte, error
 	return binary.BigEndian.AppendUint64(dst, uint64(w.End.UnixNano())), nil
 }
 
-func (s windowedSerde[K]) Decode(b []byte) (Windowed[K], error) {
+func (s windowedCodec[K]) Decode(b []byte) (Windowed[K], error) {
 	if len(b) < 16 {
 		return Windowed[K]{}, fmt.Errorf("stream: windowed key: want at least 16 bytes, got %d", len(b))
 	}

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/muninn-es/muninn/codec"
 	"github.com/muninn-es/muninn/eventstore"
 	"github.com/muninn-es/muninn/stream"
 )
@@ -53,7 +54,7 @@ func TestTumblingWindowsByHand(t *testing.T) {
 		put(t, s, "clicks", in.key, []byte("{}"), sec(in.at))
 	}
 	topo := stream.NewTopology()
-	clicks := stream.Source(topo, "clicks", stream.String(), stream.Bytes())
+	clicks := stream.Source(topo, "clicks", codec.String(), codec.Bytes())
 	counts := stream.WindowedCount(stream.WindowedBy(stream.GroupByKey(clicks), stream.Tumbling(10*time.Second).WithGrace(5*time.Second)), "clicks-10s")
 	stream.ToTopic(stream.WindowedToStream(counts), "click-counts")
 	var late []stream.LateRecord
@@ -79,14 +80,14 @@ func TestTumblingWindowsByHand(t *testing.T) {
 	}
 
 	// Every update is emitted, in order.
-	ws := stream.WindowedSerde(stream.String())
+	ws := stream.WindowedCodec(codec.String())
 	var updates []string
 	for _, rec := range readTopic(t, s, "click-counts") {
 		w, err := ws.Decode([]byte(rec.Key))
 		if err != nil {
 			t.Fatal(err)
 		}
-		n, err := stream.Int64().Decode(rec.Payload)
+		n, err := codec.Int64().Decode(rec.Payload)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -139,7 +140,7 @@ func TestHoppingWindowsByHand(t *testing.T) {
 		put(t, s, "temps", "k", fmt.Appendf(nil, "%d", in.v), sec(in.at))
 	}
 	topo := stream.NewTopology()
-	temps := stream.Source(topo, "temps", stream.String(), stream.JSON[int]())
+	temps := stream.Source(topo, "temps", codec.String(), codec.JSON[int]())
 	sums := stream.WindowedReduce(stream.WindowedBy(stream.GroupByKey(temps), stream.Hopping(10*time.Second, 5*time.Second)), "sums",
 		func(a, b int) int { return a + b })
 	var late []stream.LateRecord
@@ -180,7 +181,7 @@ func TestStreamTimePerPartition(t *testing.T) {
 	put(t, s, "ev", k1, []byte("1"), sec(5))   // partition 1 is still at 5 s: on time
 	put(t, s, "ev", k0, []byte("1"), sec(5))   // partition 0: late
 	topo := stream.NewTopology()
-	counts := stream.WindowedCount(stream.WindowedBy(stream.GroupByKey(stream.Source(topo, "ev", stream.String(), stream.Bytes())), stream.Tumbling(10*time.Second)), "c")
+	counts := stream.WindowedCount(stream.WindowedBy(stream.GroupByKey(stream.Source(topo, "ev", codec.String(), codec.Bytes())), stream.Tumbling(10*time.Second)), "c")
 	app, err := stream.NewApp(s, topo, "per-partition")
 	if err != nil {
 		t.Fatal(err)
@@ -207,7 +208,7 @@ func TestWindowRetention(t *testing.T) {
 	}
 	topo := stream.NewTopology()
 	w := stream.Tumbling(10 * time.Second).WithRetention(20 * time.Second)
-	counts := stream.WindowedCount(stream.WindowedBy(stream.GroupByKey(stream.Source(topo, "ev", stream.String(), stream.Bytes())), w), "c")
+	counts := stream.WindowedCount(stream.WindowedBy(stream.GroupByKey(stream.Source(topo, "ev", codec.String(), codec.Bytes())), w), "c")
 	app, err := stream.NewApp(s, topo, "retention")
 	if err != nil {
 		t.Fatal(err)

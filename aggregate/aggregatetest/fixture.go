@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/muninn-es/muninn/aggregate"
+	"github.com/muninn-es/muninn/codec"
 	"github.com/muninn-es/muninn/eventstore"
 	"google.golang.org/protobuf/proto"
 )
@@ -258,7 +259,7 @@ func (f *Fixture[S, C, E]) renderList(es []E) string {
 // renderValue shows v as compact JSON (protojson for proto messages) with
 // its Go type, or with %+v if it has no JSON form.
 func renderValue(v any) string {
-	b, err := aggregate.JSONCodec.Marshal(v)
+	b, err := codec.JSONFormat.Marshal(v)
 	if err == nil {
 		var c bytes.Buffer
 		if json.Compact(&c, b) == nil {

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/muninn-es/muninn/aggregate"
+	"github.com/muninn-es/muninn/codec"
 	"github.com/muninn-es/muninn/command"
 	"github.com/muninn-es/muninn/eventstore"
 	"github.com/muninn-es/muninn/projection"
@@ -108,17 +109,19 @@ func (d *demo) commandsAndReadModel(ctx context.Context) error {
 
 	// The read model: one row per cart, kept by a projection of topic
 	// "cart" (the aggregate's topic).
-	table, err := projection.NewTable("carts", projection.StringKey(), projection.JSON[cartRow]())
+	table, err := projection.NewTable("carts", projection.StringKey(), codec.JSON[cartRow]())
 	if err != nil {
 		return err
 	}
+	// Handlers are routed by the aggregate's event registry, which names
+	// the event types and upcasts old schema versions.
 	r := projection.NewRouter()
-	if err := projection.On(r, "cart.opened", func(tx *projection.Tx, rec eventstore.Record, e cartOpened) error {
+	if err := projection.On(r, events, func(tx *projection.Tx, rec eventstore.Record, e cartOpened) error {
 		return table.Put(tx, rec.Key, cartRow{Customer: e.Customer})
 	}); err != nil {
 		return err
 	}
-	if err := projection.On(r, "cart.item_added", func(tx *projection.Tx, rec eventstore.Record, e itemAdded) error {
+	if err := projection.On(r, events, func(tx *projection.Tx, rec eventstore.Record, e itemAdded) error {
 		row, _, err := table.Load(tx, rec.Key)
 		if err != nil {
 			return err

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/cockroachdb/pebble/v2"
+	"github.com/muninn-es/muninn/codec"
 	"github.com/muninn-es/muninn/eventstore"
 	"github.com/muninn-es/muninn/projection"
 )
@@ -104,11 +105,11 @@ func (e *env) projectionCatchup(ctx context.Context) (res float64, err error) {
 		return 0, fmt.Errorf("load: %w", err)
 	}
 
-	byType, err := projection.NewTable("by-type", projection.StringKey(), projection.Int64Value())
+	byType, err := projection.NewTable("by-type", projection.StringKey(), codec.Int64())
 	if err != nil {
 		return 0, err
 	}
-	byKey, err := projection.NewTable("by-aggregate", projection.StringKey(), projection.Int64Value())
+	byKey, err := projection.NewTable("by-aggregate", projection.StringKey(), codec.Int64())
 	if err != nil {
 		return 0, err
 	}

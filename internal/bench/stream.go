@@ -7,6 +7,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/muninn-es/muninn/codec"
 	"github.com/muninn-es/muninn/eventstore"
 	"github.com/muninn-es/muninn/stream"
 )
@@ -100,7 +101,7 @@ func (e *env) windowedCount(ctx context.Context) (float64, error) {
 func (e *env) windowedCountOnce(ctx context.Context) (float64, error) {
 	e.seq++
 	topo := stream.NewTopology()
-	views := stream.Source(topo, streamTopic, stream.String(), stream.Bytes())
+	views := stream.Source(topo, streamTopic, codec.String(), codec.Bytes())
 	w := stream.Tumbling(time.Minute).WithGrace(30 * time.Second)
 	counts := stream.WindowedCount(stream.WindowedBy(stream.GroupByKey(views), w), "views-per-minute")
 	app, err := stream.NewApp(e.store, topo, fmt.Sprintf("bench-windowed-count-%d", e.seq))
