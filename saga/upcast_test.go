@@ -178,7 +178,7 @@ func TestUseEventsNamesAgree(t *testing.T) {
 	} {
 		d := saga.Define[paid]("agree", "payments-v")
 		build.def(d)
-		if _, err := saga.New(store, bus, d); !errors.Is(err, saga.ErrInvalid) || !strings.Contains(err.Error(), build.want) {
+		if _, err := saga.New(store, bus, d); !errors.Is(err, saga.ErrInvalidArgument) || !strings.Contains(err.Error(), build.want) {
 			t.Errorf("%s: New = %v, want an error mentioning %s", name, err, build.want)
 		}
 	}
