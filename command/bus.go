@@ -101,15 +101,13 @@ type Result struct {
 	Attempts int
 }
 
-// Position returns the position of the last event the command appended, and
-// false if it appended none: a read model that has reached it reflects the
-// command (read-your-writes). A duplicate's result carries the first
-// dispatch's position.
-func (r Result) Position() (eventstore.Position, bool) {
-	if r.LastOffset < 0 || r.Topic == "" {
-		return eventstore.Position{}, false
-	}
-	return eventstore.Position{Topic: r.Topic, Partition: r.Partition, Offset: r.LastOffset}, true
+// Position returns the position of the last event the command appended: a
+// read model that has reached it reflects the command (read-your-writes). A
+// command that appended nothing has a position with Offset -1 (on the
+// aggregate's partition, if known), which every reader has reached. A
+// duplicate's result carries the first dispatch's position.
+func (r Result) Position() eventstore.Position {
+	return eventstore.Position{Topic: r.Topic, Partition: r.Partition, Offset: r.LastOffset}
 }
 
 // HandlerFunc handles a command; middleware wraps one.
