@@ -23,8 +23,10 @@ import (
 
 // Defaults of InboundConfig.
 const (
+	// DefaultDedupRetention is how long an event ID is remembered.
 	DefaultDedupRetention = 7 * 24 * time.Hour
-	DefaultPurgeInterval  = time.Hour
+	// DefaultPurgeInterval is how often Run purges expired marks.
+	DefaultPurgeInterval = time.Hour
 	// DefaultRetries is how many times a failed message is tried again.
 	DefaultRetries = 4
 	// DefaultInboundBatch is how many messages one Update applies at most.
@@ -620,13 +622,15 @@ func (in *Inbound) Purge(ctx context.Context) (int, error) {
 // InboundStatus is what an Inbound is doing and did since it was created.
 // It marshals to readable JSON.
 type InboundStatus struct {
+	// Name is InboundConfig.Name.
 	Name string `json:"name"`
 	// Running is true while Run runs; Subscribed once Run has subscribed
 	// to every topic (messages published from then on reach it).
 	Running    bool `json:"running"`
 	Subscribed bool `json:"subscribed"`
 	// Handled counts messages the handler applied; Duplicates those Acked
-	// without calling it because their event ID was marked.
+	// without calling it because their event ID was marked. A message is
+	// counted before it is Acked.
 	Handled    int64 `json:"handled"`
 	Duplicates int64 `json:"duplicates"`
 	// Failures counts failed handler attempts; DeadLettered the messages
@@ -645,8 +649,10 @@ type InboundStatus struct {
 
 // InboundTopicStatus is the status of the loop of one topic.
 type InboundTopicStatus struct {
-	Topic string         `json:"topic"`
-	Loop  consume.Status `json:"loop"`
+	// Topic is the engine topic.
+	Topic string `json:"topic"`
+	// Loop is the status of the topic's consume.Loop.
+	Loop consume.Status `json:"loop"`
 }
 
 // Status returns the consumer's counters and the state of its loops. It is

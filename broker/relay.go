@@ -238,6 +238,7 @@ func (r *Relay) publish(ctx context.Context, recs []eventstore.Record) error {
 // loop's status (state, the group's position and lag per partition, in
 // records and in seconds) with the relay's own counters.
 type RelayStatus struct {
+	// Status is the loop's: its state, the group's positions and lag.
 	consume.Status
 	// Running says whether Run is active.
 	Running bool `json:"running"`

@@ -10,6 +10,7 @@ import (
 // Counts of dispatched commands are the Metrics middleware's (Counters, or
 // a recorder of yours), not the bus's.
 type Status struct {
+	// Name is the bus's name (WithName).
 	Name string `json:"name"`
 	// Running is true while Run purges; Closed once Close was called.
 	Running bool `json:"running"`
