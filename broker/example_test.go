@@ -24,7 +24,10 @@ func Example() {
 	defer shipping.Close()
 	orders.CreateTopic(ctx, "orders", eventstore.TopicConfig{Partitions: 2})
 
-	engine := gochannel.NewGoChannel(gochannel.Config{Persistent: true}, watermill.NopLogger{})
+	// BlockPublishUntilSubscriberAck: a Publish returns once the inbound
+	// consumer has Acked the message, which it does once the message is
+	// applied (or recognised as a duplicate) and counted.
+	engine := gochannel.NewGoChannel(gochannel.Config{Persistent: true, BlockPublishUntilSubscriberAck: true}, watermill.NopLogger{})
 	defer engine.Close()
 
 	relay, err := broker.NewRelay(orders, engine, broker.RelayConfig{Group: "orders-relay", Topics: []string{"orders"}})
@@ -49,12 +52,14 @@ func Example() {
 	fmt.Println(<-done)
 
 	// The same message delivered again is recognised and not applied; the
-	// next one is.
+	// next one is. Publish returns once the copy is Acked, so it is
+	// counted by then.
 	rec, _ := firstRecord(ctx, orders)
 	engine.Publish("orders", broker.EncodeRecord(rec))
 	orders.Append(ctx, "orders", "order-1", eventstore.Exact(1), []eventstore.Event{{Type: "order.paid", Payload: []byte(`{}`)}})
 	fmt.Println(<-done)
-	fmt.Println("duplicates:", in.Status().Duplicates)
+	st, _ := in.Status(ctx)
+	fmt.Println("duplicates:", st.Duplicates)
 	// Output:
 	// order-1 v1 order.placed {"sku":"raven"}
 	// order-1 v2 order.paid {}

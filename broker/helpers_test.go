@@ -2,10 +2,11 @@ package broker_test
 
 import (
 	"context"
-	"sync"
 	"testing"
 	"time"
 
+	"github.com/muninn-es/muninn/broker"
+	"github.com/muninn-es/muninn/clock"
 	"github.com/muninn-es/muninn/eventstore"
 )
 
@@ -19,48 +20,19 @@ func openStore(t *testing.T) eventstore.Store {
 	return s
 }
 
-// testClock is an injected clock: Now is set by the test, and After fires at
-// once, recording the wait asked for.
-type testClock struct {
-	mu    sync.Mutex
-	now   time.Time
-	waits []time.Duration
+// newClock returns a manual clock: time moves only when a test says so.
+func newClock() *clock.Manual {
+	return clock.NewManual(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
 }
 
-func newTestClock() *testClock {
-	return &testClock{now: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
-}
-
-func (c *testClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *testClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = c.now.Add(d)
-}
-
-// After fires at once for the short waits of retries; long waits (the
-// purge interval) never fire, so that purges run only when a test calls
-// Purge.
-func (c *testClock) After(d time.Duration) <-chan time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	ch := make(chan time.Time, 1)
-	if d < time.Minute {
-		c.waits = append(c.waits, d)
-		ch <- c.now
+// inStatus returns the inbound's status.
+func inStatus(t *testing.T, in *broker.Inbound) broker.InboundStatus {
+	t.Helper()
+	st, err := in.Status(context.Background())
+	if err != nil {
+		t.Fatal(err)
 	}
-	return ch
-}
-
-func (c *testClock) Waits() []time.Duration {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return append([]time.Duration(nil), c.waits...)
+	return st
 }
 
 // waitFor checks cond every 10 ms until it holds or 30 s pass.

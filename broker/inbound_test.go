@@ -3,6 +3,7 @@ package broker_test
 import (
 	"context"
 	"encoding/binary"
+	"encoding/json"
 	"errors"
 	"strings"
 	"sync"
@@ -14,6 +15,8 @@ import (
 	"github.com/ThreeDotsLabs/watermill/pubsub/gochannel"
 	"github.com/google/uuid"
 	"github.com/muninn-es/muninn/broker"
+	"github.com/muninn-es/muninn/clock"
+	"github.com/muninn-es/muninn/consume"
 	"github.com/muninn-es/muninn/eventstore"
 )
 
@@ -82,8 +85,8 @@ func TestInboundDeduplicates(t *testing.T) {
 			}
 		}
 	}
-	waitFor(t, "9 deliveries", func() bool { st := in.Status(); return st.Handled+st.Duplicates == 9 })
-	if st := in.Status(); st.Handled != 3 || st.Duplicates != 6 {
+	waitFor(t, "9 deliveries", func() bool { st := inStatus(t, in); return st.Handled+st.Duplicates == 9 })
+	if st := inStatus(t, in); st.Handled != 3 || st.Duplicates != 6 {
 		t.Errorf("status %+v: want 3 handled, 6 duplicates", st)
 	}
 	for _, rec := range recs {
@@ -102,13 +105,13 @@ func TestInboundDeduplicates(t *testing.T) {
 }
 
 // TestInboundRetriesThenDeadLetters: a handler that fails is retried
-// MaxAttempts times with backoff, and the message then goes to the
+// Retries times with backoff on the clock, and the message then goes to the
 // dead-letter topic with the error, and is Acked; the next message is
 // handled.
 func TestInboundRetriesThenDeadLetters(t *testing.T) {
 	store := openStore(t)
 	ch := newGoChannel(t)
-	clock := newTestClock()
+	clk := newClock()
 	bad := record("a", 1)
 	h := func(ctx context.Context, tx eventstore.Txn, rec eventstore.Record) error {
 		if rec.ID == bad.ID {
@@ -120,8 +123,8 @@ func TestInboundRetriesThenDeadLetters(t *testing.T) {
 		}
 		return counterHandler(ctx, tx, rec)
 	}
-	in, err := broker.NewInbound(store, ch, h, broker.InboundConfig{Name: "svc", Topics: []string{"orders"}, MaxAttempts: 3,
-		Clock: clock, DeadLetter: ch, DeadLetterTopic: "orders.dlq"})
+	in, err := broker.NewInbound(store, ch, h, broker.InboundConfig{Name: "svc", Topics: []string{"orders"}, Retries: 2,
+		Backoff: clock.Constant(time.Second), Clock: clk, DeadLetter: ch, DeadLetterTopic: "orders.dlq"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -136,6 +139,14 @@ func TestInboundRetriesThenDeadLetters(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	// Two waits between the three attempts, each on the clock (the other
+	// waiter is the purge's).
+	for range 2 {
+		if err := clk.BlockUntil(t.Context(), 2); err != nil {
+			t.Fatal(err)
+		}
+		clk.Advance(time.Second)
+	}
 	select {
 	case msg := <-dlq:
 		msg.Ack()
@@ -148,16 +159,28 @@ func TestInboundRetriesThenDeadLetters(t *testing.T) {
 	}
 	// The dead letter is published before the inbound counts it, and the
 	// GoChannel may deliver good before bad: wait for both counts.
-	waitFor(t, "good handled, bad dead-lettered", func() bool { st := in.Status(); return st.Handled == 1 && st.DeadLettered == 1 })
+	waitFor(t, "good handled, bad dead-lettered", func() bool { st := inStatus(t, in); return st.Handled == 1 && st.DeadLettered == 1 })
 	if c := countOf(t, store, good.ID); c != 1 {
 		t.Errorf("good applied %d times", c)
 	}
-	st := in.Status()
-	if st.Failures != 3 || st.DeadLettered != 1 || st.Handled != 1 {
+	st := inStatus(t, in)
+	if st.Failures != 3 || st.DeadLettered != 1 || st.Handled != 1 || st.LastError != "boom" {
 		t.Errorf("status %+v", st)
 	}
-	if w := clock.Waits(); len(w) != 2 {
-		t.Errorf("waits between attempts %v, want 2", w)
+	if len(st.Topics) != 1 || st.Topics[0].Topic != "orders" || st.Topics[0].Loop.Counters.Retries != 2 || st.Topics[0].Loop.Policy != "dead-letter" {
+		t.Errorf("topic status %+v", st.Topics)
+	}
+	if n := clk.Waiters(); n != 1 {
+		t.Errorf("%d waits pending after the dead letter, want 1 (the purge's)", n)
+	}
+	js, err := json.Marshal(st)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{`"last_error":"boom"`, `"dead_lettered":1`, `"state":"live"`, `"topic":"orders"`} {
+		if !strings.Contains(string(js), want) {
+			t.Errorf("status JSON %s lacks %s", js, want)
+		}
 	}
 	if _, ok, _ := store.Get(context.Background(), []byte("leak")); ok {
 		t.Error("a failed attempt's write was committed")
@@ -165,12 +188,14 @@ func TestInboundRetriesThenDeadLetters(t *testing.T) {
 }
 
 // TestInboundStopsWithoutDeadLetter: without a dead-letter topic a message
-// given up stops Run with a *HandlerError and is Nacked, not lost.
+// given up stops Run with a *consume.HandlerError and is Nacked, not lost.
+// An error is retried, a panic is not.
 func TestInboundStopsWithoutDeadLetter(t *testing.T) {
 	store := openStore(t)
 	ch := newGoChannel(t)
-	in, err := broker.NewInbound(store, ch, func(context.Context, eventstore.Txn, eventstore.Record) error { panic("handler bug") },
-		broker.InboundConfig{Name: "svc", Topics: []string{"orders"}, MaxAttempts: 2, Clock: newTestClock()})
+	clk := newClock()
+	in, err := broker.NewInbound(store, ch, func(context.Context, eventstore.Txn, eventstore.Record) error { return errors.New("handler bug") },
+		broker.InboundConfig{Name: "svc", Topics: []string{"orders"}, Retries: 1, Clock: clk, Backoff: clock.Constant(time.Second)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -180,10 +205,39 @@ func TestInboundStopsWithoutDeadLetter(t *testing.T) {
 	if err := ch.Publish("orders", broker.EncodeRecord(rec)); err != nil {
 		t.Fatal(err)
 	}
-	var herr *broker.HandlerError
+	if err := clk.BlockUntil(t.Context(), 2); err != nil {
+		t.Fatal(err)
+	}
+	clk.Advance(time.Second)
+	var herr *consume.HandlerError
 	select {
 	case err := <-done:
-		if !errors.As(err, &herr) || herr.Attempts != 2 || herr.MessageUUID != rec.ID.String() || !strings.Contains(err.Error(), "handler bug") {
+		if !errors.As(err, &herr) || herr.Attempts != 2 || herr.EventID != rec.ID || herr.Key != "a" || herr.EventType != "order.placed" ||
+			herr.Consumer != "svc" || !strings.Contains(err.Error(), "handler bug") {
+			t.Fatalf("Run: %v", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("Run did not stop")
+	}
+	if st := inStatus(t, in); st.Running || st.Subscribed || st.Handled != 0 || st.Failures != 2 || !strings.Contains(st.LastError, "handler bug") ||
+		st.Topics[0].Loop.State != consume.StateFailed {
+		t.Errorf("status after the stop: %+v", st)
+	}
+	// A panic is given up at once.
+	panicky, err := broker.NewInbound(store, ch, func(context.Context, eventstore.Txn, eventstore.Record) error { panic("handler panic") },
+		broker.InboundConfig{Name: "svc3", Topics: []string{"panics"}, Retries: 5})
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() { done <- panicky.Run(context.Background()) }()
+	prec := record("p", 1)
+	if err := ch.Publish("panics", broker.EncodeRecord(prec)); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-done:
+		if !errors.As(err, &herr) || herr.Attempts != 1 || herr.EventID != prec.ID || !consume.IsPermanent(herr.Err) ||
+			!strings.Contains(err.Error(), "handler panic") {
 			t.Fatalf("Run: %v", err)
 		}
 	case <-time.After(30 * time.Second):
@@ -199,7 +253,7 @@ func TestInboundStopsWithoutDeadLetter(t *testing.T) {
 	}
 	select {
 	case err := <-done:
-		if !errors.Is(err, broker.ErrMalformedMessage) {
+		if !errors.Is(err, broker.ErrMalformedMessage) || !errors.As(err, &herr) || herr.Attempts != 1 || !strings.Contains(err.Error(), bad.UUID) {
 			t.Fatalf("Run: %v, want ErrMalformedMessage", err)
 		}
 	case <-time.After(30 * time.Second):
@@ -212,20 +266,22 @@ func TestInboundStopsWithoutDeadLetter(t *testing.T) {
 func TestInboundPurge(t *testing.T) {
 	store := openStore(t)
 	ch := newGoChannel(t)
-	clock := newTestClock()
+	clk := newClock()
+	// The background purge (every PurgeInterval on the clock) stays out of
+	// the way: the test purges itself.
 	in, err := broker.NewInbound(store, ch, counterHandler, broker.InboundConfig{Name: "svc", Topics: []string{"orders"},
-		Retention: time.Hour, Clock: clock})
+		Retention: time.Hour, PurgeInterval: 24 * time.Hour, Clock: clk})
 	if err != nil {
 		t.Fatal(err)
 	}
 	runBG(t, in.Run)
 	old, young := record("a", 1), record("b", 1)
 	ch.Publish("orders", broker.EncodeRecord(old))
-	waitFor(t, "old", func() bool { return in.Status().Handled == 1 })
-	clock.Advance(50 * time.Minute)
+	waitFor(t, "old", func() bool { return inStatus(t, in).Handled == 1 })
+	clk.Advance(50 * time.Minute)
 	ch.Publish("orders", broker.EncodeRecord(young))
-	waitFor(t, "young", func() bool { return in.Status().Handled == 2 })
-	clock.Advance(20 * time.Minute)
+	waitFor(t, "young", func() bool { return inStatus(t, in).Handled == 2 })
+	clk.Advance(20 * time.Minute)
 	n, err := in.Purge(context.Background())
 	if err != nil || n != 1 {
 		t.Fatalf("Purge = %d, %v; want 1", n, err)
@@ -239,7 +295,7 @@ func TestInboundPurge(t *testing.T) {
 	}
 	ch.Publish("orders", broker.EncodeRecord(old))
 	ch.Publish("orders", broker.EncodeRecord(young))
-	waitFor(t, "redeliveries", func() bool { st := in.Status(); return st.Handled+st.Duplicates == 4 })
+	waitFor(t, "redeliveries", func() bool { st := inStatus(t, in); return st.Handled+st.Duplicates == 4 })
 	if c := countOf(t, store, old.ID); c != 2 {
 		t.Errorf("old applied %d times after its mark expired, want 2", c)
 	}
@@ -249,10 +305,24 @@ func TestInboundPurge(t *testing.T) {
 }
 
 func TestInboundConfigValidate(t *testing.T) {
-	err := broker.InboundConfig{Topics: []string{""}, Retention: -1, MaxAttempts: -1, DeadLetterTopic: "x"}.Validate()
-	for _, want := range []string{"Name is empty", "Topics[0] is empty", "Retention is negative", "MaxAttempts is negative", "DeadLetter"} {
+	err := broker.InboundConfig{Topics: []string{"", "a", "a"}, Retention: -1, Retries: -2, BatchSize: -1, DeadLetterTopic: "x",
+		Backoff: clock.Backoff{Jitter: 2}}.Validate()
+	for _, want := range []string{"InboundConfig.Name", "name is empty", "Topics[0] is empty", `Topics[2]: "a" is given twice`,
+		"Retention is negative", "Retries is -2", "BatchSize -1", "DeadLetter", "Jitter"} {
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("error %v does not mention %q", err, want)
 		}
+	}
+	if !errors.Is(err, eventstore.ErrInvalidArgument) {
+		t.Errorf("error %v does not wrap ErrInvalidArgument", err)
+	}
+	// The name is checked by the one rule of the framework.
+	err = broker.InboundConfig{Name: "svc/v1", Topics: []string{"a"}}.Validate()
+	if !errors.Is(err, eventstore.ErrInvalidArgument) || !strings.Contains(err.Error(), "'/'") {
+		t.Errorf("a name with a slash: %v", err)
+	}
+	if _, err := broker.NewInbound(nil, nil, nil, broker.InboundConfig{}); err == nil ||
+		!strings.Contains(err.Error(), "store is nil") || !strings.Contains(err.Error(), "subscriber is nil") || !strings.Contains(err.Error(), "handler is nil") {
+		t.Errorf("NewInbound(nil, nil, nil, {}): %v", err)
 	}
 }

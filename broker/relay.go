@@ -5,11 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill/message"
+	"github.com/muninn-es/muninn/clock"
+	"github.com/muninn-es/muninn/consume"
 	"github.com/muninn-es/muninn/eventstore"
 )
 
@@ -17,16 +19,12 @@ import (
 // time when RelayConfig.BatchSize is zero.
 const DefaultRelayBatch = 256
 
-// ErrRunning is returned by Run on a relay or inbound consumer that is
-// already running.
-var ErrRunning = errors.New("broker: already running")
-
 // RelayConfig configures a Relay.
 type RelayConfig struct {
 	// Group is the consumer group the relay reads the log as. Its committed
 	// offsets are the relay's position: a restarted relay resumes there.
 	// Several relays of one group in one process share the partitions.
-	// Required.
+	// Required; checked with eventstore.ValidateName.
 	Group string
 	// Topics are the log topics to relay. Required; they must exist when
 	// Run starts.
@@ -38,13 +36,14 @@ type RelayConfig struct {
 	// Default DefaultRelayBatch.
 	BatchSize int
 	// Backoff paces the retries while the engine refuses records. Default
-	// DefaultBackoff.
-	Backoff Backoff
+	// clock.DefaultBackoff.
+	Backoff clock.Backoff
 	// StartPosition is where the group starts on partitions it never
 	// committed. Default eventstore.Earliest: everything in the log.
 	StartPosition eventstore.StartPosition
-	// Clock is the source of time for the backoff. Default SystemClock().
-	Clock Clock
+	// Clock is the clock the relay waits on between retries and stamps
+	// its status with. Default clock.System().
+	Clock clock.Clock
 	// Logger receives a warning for each failed publish. Default: discard.
 	Logger *slog.Logger
 }
@@ -52,52 +51,53 @@ type RelayConfig struct {
 // Validate reports every problem with c at once.
 func (c RelayConfig) Validate() error {
 	var errs []error
-	if c.Group == "" {
-		errs = append(errs, errors.New("broker: RelayConfig.Group is empty"))
-	} else if err := eventstore.ValidateGroupName(c.Group); err != nil {
+	if err := eventstore.ValidateName("relay group", c.Group); err != nil {
 		errs = append(errs, fmt.Errorf("broker: RelayConfig.Group: %w", err))
 	}
 	if len(c.Topics) == 0 {
-		errs = append(errs, errors.New("broker: RelayConfig.Topics is empty"))
+		errs = append(errs, invalid("RelayConfig.Topics is empty"))
 	}
 	for _, t := range c.Topics {
 		if err := eventstore.ValidateTopicName(t); err != nil {
 			errs = append(errs, fmt.Errorf("broker: RelayConfig.Topics: %w", err))
 		}
 	}
-	if c.BatchSize < 0 {
-		errs = append(errs, errors.New("broker: RelayConfig.BatchSize is negative"))
+	if c.BatchSize < 0 || c.BatchSize > consume.MaxBatchSize {
+		errs = append(errs, invalid("RelayConfig.BatchSize %d is outside [0, %d]", c.BatchSize, consume.MaxBatchSize))
 	}
 	if err := c.Backoff.Validate(); err != nil {
-		errs = append(errs, fmt.Errorf("broker: RelayConfig: %w", err))
+		errs = append(errs, invalid("RelayConfig: %v", err))
 	}
 	if c.StartPosition != eventstore.Earliest && c.StartPosition != eventstore.Latest {
-		errs = append(errs, fmt.Errorf("broker: RelayConfig.StartPosition %d is neither Earliest nor Latest", c.StartPosition))
+		errs = append(errs, invalid("RelayConfig.StartPosition %d is neither Earliest nor Latest", c.StartPosition))
 	}
 	return errors.Join(errs...)
 }
 
 // Relay is the outbox relay: it tails topics of the log as a consumer group
-// and publishes every record, in order, to a watermill publisher.
+// and publishes every record, in order, to a watermill publisher. It is a
+// consume.Loop whose handler publishes each polled batch before the loop
+// commits the group's offsets past it.
 //
 // Delivery is at least once. A batch of records is published (one Publish
 // per engine topic, the records of each key in log order), and the group's
 // offsets are committed only once every Publish of the batch succeeded.
-// When a Publish fails the relay waits (Backoff) and publishes the same
-// records again, from the first message of the failed Publish call, until
-// the engine takes them: no record is skipped, none overtakes an earlier one
-// of its key. A crash or a retry can therefore publish a record twice;
-// consumers deduplicate by event ID (the message UUID), as Inbound does.
+// When a Publish fails the relay waits (Backoff, on Clock) and publishes the
+// same records again, from the first message of the failed Publish call,
+// until the engine takes them: no record is skipped, none overtakes an
+// earlier one of its key. A crash or a retry can therefore publish a record
+// twice; consumers deduplicate by event ID (the message UUID), as Inbound
+// does.
 type Relay struct {
-	store eventstore.Store
 	pub   message.Publisher
 	cfg   RelayConfig
+	clock clock.Clock
+	loop  *consume.Loop
 
-	running atomic.Bool
-	mu      struct {
+	mu struct {
 		sync.Mutex
-		published, retries uint64
-		lastErr            error
+		published, retries int64
+		lastErr            string
 		lastErrAt          time.Time
 		lastPublishedAt    time.Time
 	}
@@ -107,10 +107,10 @@ type Relay struct {
 func NewRelay(store eventstore.Store, pub message.Publisher, cfg RelayConfig) (*Relay, error) {
 	var errs []error
 	if store == nil {
-		errs = append(errs, errors.New("broker: NewRelay: store is nil"))
+		errs = append(errs, invalid("NewRelay: store is nil"))
 	}
 	if pub == nil {
-		errs = append(errs, errors.New("broker: NewRelay: publisher is nil"))
+		errs = append(errs, invalid("NewRelay: publisher is nil"))
 	}
 	if err := cfg.Validate(); err != nil {
 		errs = append(errs, err)
@@ -123,7 +123,7 @@ func NewRelay(store eventstore.Store, pub message.Publisher, cfg RelayConfig) (*
 	}
 	for _, t := range cfg.Topics {
 		if cfg.TopicMapper(t) == "" {
-			errs = append(errs, fmt.Errorf("broker: NewRelay: TopicMapper maps topic %q to an empty name", t))
+			errs = append(errs, invalid("NewRelay: TopicMapper maps topic %q to an empty name", t))
 		}
 	}
 	if err := errors.Join(errs...); err != nil {
@@ -132,62 +132,53 @@ func NewRelay(store eventstore.Store, pub message.Publisher, cfg RelayConfig) (*
 	if cfg.BatchSize == 0 {
 		cfg.BatchSize = DefaultRelayBatch
 	}
-	cfg.Backoff = cfg.Backoff.withDefaults()
-	if cfg.Clock == nil {
-		cfg.Clock = SystemClock()
-	}
+	cfg.Backoff = cfg.Backoff.WithDefaults()
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	cfg.Topics = append([]string(nil), cfg.Topics...)
-	return &Relay{store: store, pub: pub, cfg: cfg}, nil
+	cfg.Topics = slices.Clone(cfg.Topics)
+	r := &Relay{pub: pub, cfg: cfg, clock: clock.OrSystem(cfg.Clock)}
+	loop, err := consume.New(store, cfg.Group, cfg.Topics, relayHandler{r}, consume.WithBatchSize(cfg.BatchSize),
+		consume.WithClock(r.clock), consume.WithLogger(cfg.Logger),
+		consume.WithConsumerOptions(eventstore.WithStartPosition(cfg.StartPosition)))
+	if err != nil {
+		return nil, fmt.Errorf("broker: NewRelay: %w", err)
+	}
+	r.loop = loop
+	return r, nil
 }
 
 // Run joins the group and relays records until ctx ends (then it returns
 // nil) or the store closes or fails (then it returns the error). Records
 // published but not yet committed when it stops are published again by the
-// next Run. Only one Run may be active per Relay.
+// next Run. Only one Run may be active per Relay (another returns an error
+// wrapping consume.ErrRunning).
 func (r *Relay) Run(ctx context.Context) error {
-	if !r.running.CompareAndSwap(false, true) {
-		return fmt.Errorf("broker: relay %s: %w", r.cfg.Group, ErrRunning)
+	if err := r.loop.Run(ctx); err != nil {
+		return fmt.Errorf("broker: relay: %w", err)
 	}
-	defer r.running.Store(false)
-	c, err := r.store.JoinGroup(ctx, r.cfg.Group, r.cfg.Topics, eventstore.WithStartPosition(r.cfg.StartPosition))
-	if err != nil {
-		if ctx.Err() != nil {
-			return nil
-		}
-		return fmt.Errorf("broker: relay %s: %w", r.cfg.Group, err)
-	}
-	defer c.Close()
-	for {
-		recs, err := c.Poll(ctx, r.cfg.BatchSize)
-		if err != nil {
-			if ctx.Err() != nil {
-				return nil
-			}
-			return fmt.Errorf("broker: relay %s: %w", r.cfg.Group, err)
-		}
-		if err := r.publish(ctx, recs); err != nil {
-			return nil // ctx ended during a backoff; nothing was committed
-		}
-		offsets := make(map[eventstore.TopicPartition]int64)
-		for _, rec := range recs {
-			offsets[eventstore.TopicPartition{Topic: rec.Topic, Partition: rec.Partition}] = rec.Offset + 1
-		}
-		// Commit even if ctx just ended: the records are published, and
-		// committing spares their republication.
-		if err := c.CommitOffsets(context.WithoutCancel(ctx), offsets); err != nil {
-			if errors.Is(err, eventstore.ErrNotAssigned) {
-				// Another member of the group owns the partition now and
-				// republishes from the last commit: duplicates, no loss.
-				r.cfg.Logger.Warn("relay: partition reassigned before commit", "group", r.cfg.Group, "error", err)
-				continue
-			}
-			return fmt.Errorf("broker: relay %s: commit: %w", r.cfg.Group, err)
-		}
-	}
+	return nil
 }
+
+// relayHandler publishes in Prepare, outside any transaction, once per
+// poll; the loop then commits the group's offsets past the records in one
+// Update.
+type relayHandler struct{ r *Relay }
+
+func (h relayHandler) Prepare(ctx context.Context, recs []eventstore.Record) (func(), error) {
+	return nil, h.r.publish(ctx, recs)
+}
+
+func (h relayHandler) Begin(context.Context, eventstore.Txn) (consume.Batch, error) {
+	return relayBatch{}, nil
+}
+
+// relayBatch has nothing to write: the records are published.
+type relayBatch struct{}
+
+func (relayBatch) Handle(*eventstore.Record) error { return nil }
+func (relayBatch) Flush() error                    { return nil }
+func (relayBatch) Committed()                      {}
 
 // batchPart is the records of one batch bound for one engine topic.
 type batchPart struct {
@@ -211,7 +202,7 @@ func (r *Relay) publish(ctx context.Context, recs []eventstore.Record) error {
 		parts[i].recs = append(parts[i].recs, rec)
 	}
 	for _, p := range parts {
-		for attempt := 0; ; attempt++ {
+		for retry := 1; ; retry++ {
 			// Fresh messages for every attempt: a publisher may have
 			// changed the last ones.
 			msgs := make([]*message.Message, len(p.recs))
@@ -219,23 +210,23 @@ func (r *Relay) publish(ctx context.Context, recs []eventstore.Record) error {
 				msgs[i] = EncodeRecord(rec)
 			}
 			err := r.pub.Publish(p.topic, msgs...)
-			now := r.cfg.Clock.Now()
+			now := r.clock.Now()
 			if err == nil {
 				r.mu.Lock()
-				r.mu.published += uint64(len(msgs))
+				r.mu.published += int64(len(msgs))
 				r.mu.lastPublishedAt = now
 				r.mu.Unlock()
 				break
 			}
 			r.mu.Lock()
 			r.mu.retries++
-			r.mu.lastErr = err
+			r.mu.lastErr = err.Error()
 			r.mu.lastErrAt = now
 			r.mu.Unlock()
-			d := r.cfg.Backoff.Delay(attempt)
+			d := r.cfg.Backoff.Delay(retry)
 			r.cfg.Logger.Warn("relay: publish failed, retrying", "group", r.cfg.Group, "topic", p.topic,
-				"records", len(msgs), "attempt", attempt+1, "retry_in", d, "error", err)
-			if err := sleep(ctx, r.cfg.Clock, d); err != nil {
+				"records", len(msgs), "attempt", retry, "retry_in", d, "error", err)
+			if err := clock.Sleep(ctx, r.clock, d); err != nil {
 				return err
 			}
 		}
@@ -243,50 +234,43 @@ func (r *Relay) publish(ctx context.Context, recs []eventstore.Record) error {
 	return nil
 }
 
-// RelayStatus is a relay's progress.
+// RelayStatus is a relay's progress. It marshals to readable JSON: the
+// loop's status (state, the group's position and lag per partition, in
+// records and in seconds) with the relay's own counters.
 type RelayStatus struct {
+	// Status is the loop's: its state, the group's positions and lag.
+	consume.Status
 	// Running says whether Run is active.
-	Running bool
+	Running bool `json:"running"`
 	// Published counts the records published (a retried record counts
 	// once per successful Publish) since the relay was created.
-	Published uint64
+	Published int64 `json:"published"`
 	// Retries counts failed Publish calls.
-	Retries uint64
-	// LastError is the last Publish error and LastErrorAt its time; nil and
+	Retries int64 `json:"retries"`
+	// LastError is the last Publish error and LastErrorAt its time; "" and
 	// zero if there was none.
-	LastError   error
-	LastErrorAt time.Time
+	LastError   string    `json:"last_error,omitempty"`
+	LastErrorAt time.Time `json:"last_error_at,omitzero"`
 	// LastPublishedAt is the time of the last successful Publish.
-	LastPublishedAt time.Time
-	// Partitions are the group's committed positions and lag per partition.
-	Partitions []eventstore.GroupPartitionInfo
-	// Lag is the sum of the partitions' lag: records not yet committed.
-	Lag int64
+	LastPublishedAt time.Time `json:"last_published_at,omitzero"`
 }
 
 // Status returns the relay's progress, with the group's committed offsets
 // and lag read from the store.
 func (r *Relay) Status(ctx context.Context) (RelayStatus, error) {
+	ls, err := r.loop.Status(ctx)
+	if err != nil {
+		return RelayStatus{}, fmt.Errorf("broker: relay: %w", err)
+	}
 	r.mu.Lock()
-	st := RelayStatus{
-		Running:         r.running.Load(),
+	defer r.mu.Unlock()
+	return RelayStatus{
+		Status:          ls,
+		Running:         ls.State == consume.StateCatchingUp || ls.State == consume.StateLive,
 		Published:       r.mu.published,
 		Retries:         r.mu.retries,
 		LastError:       r.mu.lastErr,
 		LastErrorAt:     r.mu.lastErrAt,
 		LastPublishedAt: r.mu.lastPublishedAt,
-	}
-	r.mu.Unlock()
-	info, err := r.store.DescribeGroup(ctx, r.cfg.Group)
-	if errors.Is(err, eventstore.ErrGroupNotFound) {
-		return st, nil
-	}
-	if err != nil {
-		return st, fmt.Errorf("broker: relay %s: status: %w", r.cfg.Group, err)
-	}
-	st.Partitions = info.Partitions
-	for _, p := range info.Partitions {
-		st.Lag += p.Lag
-	}
-	return st, nil
+	}, nil
 }

@@ -2,6 +2,7 @@ package broker_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -11,6 +12,8 @@ import (
 
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/muninn-es/muninn/broker"
+	"github.com/muninn-es/muninn/clock"
+	"github.com/muninn-es/muninn/consume"
 	"github.com/muninn-es/muninn/eventstore"
 )
 
@@ -49,9 +52,9 @@ func TestRelayToLog(t *testing.T) {
 		t.Fatal(err)
 	}
 	fl := &flaky{Publisher: pub, failing: 3}
-	clock := newTestClock()
+	clk := newClock()
 	relay, err := broker.NewRelay(src, fl, broker.RelayConfig{
-		Group: "relay", Topics: []string{"orders"}, BatchSize: 7, Clock: clock,
+		Group: "relay", Topics: []string{"orders"}, BatchSize: 7, Clock: clk,
 		TopicMapper: func(t string) string { return "out." + t },
 	})
 	if err != nil {
@@ -73,19 +76,45 @@ func TestRelayToLog(t *testing.T) {
 			runBG(t, relay.Run)
 		}
 	}
+	// The three failed publishes are each followed by a back-off on the
+	// clock: move it past each.
+	var waits []time.Duration
+	for range 3 {
+		if err := clk.BlockUntil(ctx, 1); err != nil {
+			t.Fatal(err)
+		}
+		next, _ := clk.Next()
+		waits = append(waits, next.Sub(clk.Now()))
+		clk.Set(next)
+	}
 	waitFor(t, "all relayed", func() bool {
 		st, err := relay.Status(ctx)
-		return err == nil && st.Lag == 0 && st.Published >= keys*perKey
+		return err == nil && st.Lag == 0 && st.Published >= keys*perKey && st.State == consume.StateLive
 	})
 	st, err := relay.Status(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if st.Retries != 3 || st.LastError == nil || !strings.Contains(st.LastError.Error(), "engine down") {
-		t.Errorf("status: retries %d, last error %v; want 3 retries of 'engine down'", st.Retries, st.LastError)
+	if st.Retries != 3 || !strings.Contains(st.LastError, "engine down") || !st.LastErrorAt.Equal(clk.Now().Add(-waits[2])) {
+		t.Errorf("status: retries %d, last error %q at %s; want 3 retries of 'engine down'", st.Retries, st.LastError, st.LastErrorAt)
 	}
-	if w := clock.Waits(); len(w) != 3 || w[1] <= w[0]/2 {
+	if !st.Running || st.State != consume.StateLive || st.Group != "relay" || len(st.Partitions) != 3 || st.LagSeconds != 0 {
+		t.Errorf("status %+v", st)
+	}
+	if w := waits; w[1] <= w[0]/2 || w[2] <= w[1]/2 {
 		t.Errorf("backoff waits %v: want 3 growing waits", w)
+	}
+	if n := clk.Waiters(); n != 0 {
+		t.Errorf("%d waits pending after the publishes succeeded", n)
+	}
+	js, err := json.Marshal(st)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{`"last_error":"engine down"`, `"retries":3`, `"state":"live"`, `"lag_seconds":0`, `"group":"relay"`} {
+		if !strings.Contains(string(js), want) {
+			t.Errorf("status JSON %s lacks %s", js, want)
+		}
 	}
 	for k := range keys {
 		key := fmt.Sprintf("o-%d", k)
@@ -181,11 +210,14 @@ func TestRelayResumes(t *testing.T) {
 }
 
 func TestRelayConfigValidate(t *testing.T) {
-	err := broker.RelayConfig{Topics: []string{"bad topic"}, BatchSize: -1, Backoff: broker.Backoff{Jitter: 2}}.Validate()
+	err := broker.RelayConfig{Topics: []string{"bad topic"}, BatchSize: -1, Backoff: clock.Backoff{Jitter: 2}}.Validate()
 	if err == nil {
 		t.Fatal("no error")
 	}
-	for _, want := range []string{"Group is empty", "Topics", "BatchSize is negative", "Jitter"} {
+	if !errors.Is(err, eventstore.ErrInvalidArgument) {
+		t.Errorf("error %v does not wrap ErrInvalidArgument", err)
+	}
+	for _, want := range []string{"Group", "name is empty", "Topics", "BatchSize -1", "Jitter"} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("error %q does not mention %q", err, want)
 		}
@@ -205,21 +237,5 @@ func TestRelayConfigValidate(t *testing.T) {
 	}
 	if err := r.Run(context.Background()); !errors.Is(err, eventstore.ErrTopicNotFound) {
 		t.Errorf("Run on a missing topic: %v, want ErrTopicNotFound", err)
-	}
-}
-
-func TestBackoffDelay(t *testing.T) {
-	b := broker.Backoff{Initial: 10 * time.Millisecond, Max: 100 * time.Millisecond, Multiplier: 2}
-	want := []time.Duration{10, 20, 40, 80, 100, 100}
-	for i, w := range want {
-		if d := b.Delay(i); d != w*time.Millisecond {
-			t.Errorf("Delay(%d) = %v, want %v", i, d, w*time.Millisecond)
-		}
-	}
-	b.Jitter = 0.5
-	for i := range 100 {
-		if d := b.Delay(i % 8); d < 5*time.Millisecond || d > 100*time.Millisecond {
-			t.Fatalf("jittered Delay(%d) = %v", i%8, d)
-		}
 	}
 }

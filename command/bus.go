@@ -9,10 +9,12 @@ import (
 	"maps"
 	"reflect"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/google/uuid"
 	"github.com/muninn-es/muninn/aggregate"
+	"github.com/muninn-es/muninn/clock"
 	"github.com/muninn-es/muninn/eventstore"
 )
 
@@ -120,34 +122,40 @@ type Middleware func(next HandlerFunc) HandlerFunc
 
 // RetryPolicy bounds the retries after version conflicts: each retry
 // reloads the aggregate, decides again and appends with the new version,
-// after a random delay between zero and min(MaxDelay, BaseDelay·2^retry)
-// (exponential backoff with full jitter).
+// after a Backoff wait on the bus's clock. DefaultRetryPolicy's back-off
+// has Jitter 1, full jitter: a wait is random between zero and
+// min(Max, Initial·2^(retry-1)), which spreads writers that conflicted
+// with each other.
 type RetryPolicy struct {
-	// MaxAttempts is the most attempts in all, at least 1 (default 10).
-	MaxAttempts int
-	// BaseDelay is the backoff before the first retry (default 1 ms).
-	BaseDelay time.Duration
-	// MaxDelay caps the backoff (default 100 ms).
-	MaxDelay time.Duration
+	// Retries is how many times a conflicting command is tried again after
+	// its first attempt (default 9, so 10 attempts in all); zero means
+	// none. (It replaces MaxAttempts, which counted the first attempt:
+	// MaxAttempts n is Retries n-1.)
+	Retries int
+	// Backoff paces the retries (default 1 ms doubling up to 100 ms, full
+	// jitter). A zero Backoff is clock.DefaultBackoff.
+	Backoff clock.Backoff
 }
 
 // Validate reports every problem with p at once.
 func (p RetryPolicy) Validate() error {
 	var errs []error
-	if p.MaxAttempts < 1 {
-		errs = append(errs, fmt.Errorf("command: RetryPolicy.MaxAttempts must be at least 1, got %d", p.MaxAttempts))
+	if p.Retries < 0 {
+		errs = append(errs, invalid("RetryPolicy.Retries must not be negative, got %d", p.Retries))
 	}
-	if p.BaseDelay < 0 {
-		errs = append(errs, fmt.Errorf("command: RetryPolicy.BaseDelay must not be negative, got %s", p.BaseDelay))
-	}
-	if p.MaxDelay < 0 {
-		errs = append(errs, fmt.Errorf("command: RetryPolicy.MaxDelay must not be negative, got %s", p.MaxDelay))
+	if err := p.Backoff.Validate(); err != nil {
+		errs = append(errs, invalid("RetryPolicy: %v", err))
 	}
 	return errors.Join(errs...)
 }
 
 // DefaultRetryPolicy is the retry policy of a bus that names none.
-var DefaultRetryPolicy = RetryPolicy{MaxAttempts: 10, BaseDelay: time.Millisecond, MaxDelay: 100 * time.Millisecond}
+var DefaultRetryPolicy = RetryPolicy{Retries: 9,
+	Backoff: clock.Backoff{Initial: time.Millisecond, Max: 100 * time.Millisecond, Multiplier: 2, Jitter: 1}}
+
+func invalid(format string, args ...any) error {
+	return fmt.Errorf("command: %w: %s", eventstore.ErrInvalidArgument, fmt.Sprintf(format, args...))
+}
 
 // Option configures a Bus.
 type Option func(*config)
@@ -157,16 +165,17 @@ type config struct {
 	window        time.Duration
 	purgeInterval time.Duration
 	retry         RetryPolicy
-	now           func() time.Time
+	clock         clock.Clock
 	logger        *slog.Logger
 	middleware    []Middleware
 	serialize     bool
 	errs          []error
 }
 
-// WithName names the bus (default DefaultName): its idempotency records
-// are kept under command/idem/<name>/. Two buses on one store need two
-// names, or they must not be open at the same time.
+// WithName names the bus (default DefaultName), checked with
+// eventstore.ValidateName: its idempotency records are kept under
+// (keyspace.Command, name) in the state space. Two buses on one store need
+// two names, or they must not be open at the same time.
 func WithName(name string) Option { return func(c *config) { c.name = name } }
 
 // WithIdempotencyWindow sets how long a command ID is remembered (default
@@ -174,16 +183,18 @@ func WithName(name string) Option { return func(c *config) { c.name = name } }
 // first result; after it, the command runs again.
 func WithIdempotencyWindow(d time.Duration) Option { return func(c *config) { c.window = d } }
 
-// WithPurgeInterval sets how often Run deletes expired idempotency records
-// (default DefaultPurgeInterval).
+// WithPurgeInterval sets how often Run deletes expired idempotency records,
+// on the bus's clock (default DefaultPurgeInterval).
 func WithPurgeInterval(d time.Duration) Option { return func(c *config) { c.purgeInterval = d } }
 
 // WithRetry sets the retry policy for version conflicts (default
 // DefaultRetryPolicy).
 func WithRetry(p RetryPolicy) Option { return func(c *config) { c.retry = p } }
 
-// WithClock replaces time.Now for result times and the idempotency window.
-func WithClock(now func() time.Time) Option { return func(c *config) { c.now = now } }
+// WithClock sets the clock of result times, of the idempotency window, of
+// the waits of Run between purges and of the back-off between retries
+// (default clock.System()). Tests pass a *clock.Manual and move it.
+func WithClock(c clock.Clock) Option { return func(cfg *config) { cfg.clock = c } }
 
 // WithLogger sets where the bus reports background problems (failed purges,
 // snapshots not written). Default: discarded. Logging of every command is
@@ -206,42 +217,30 @@ func WithMiddleware(m ...Middleware) Option {
 // validate reports every problem with the configuration at once.
 func (c *config) validate() error {
 	errs := c.errs
-	if err := validateName(c.name); err != nil {
-		errs = append(errs, err)
+	if err := eventstore.ValidateName("command bus", c.name); err != nil {
+		errs = append(errs, fmt.Errorf("command: WithName: %w", err))
 	}
 	if c.window <= 0 {
-		errs = append(errs, fmt.Errorf("command: WithIdempotencyWindow must be positive, got %s", c.window))
+		errs = append(errs, invalid("WithIdempotencyWindow must be positive, got %s", c.window))
 	}
 	if c.purgeInterval <= 0 {
-		errs = append(errs, fmt.Errorf("command: WithPurgeInterval must be positive, got %s", c.purgeInterval))
+		errs = append(errs, invalid("WithPurgeInterval must be positive, got %s", c.purgeInterval))
 	}
 	if err := c.retry.Validate(); err != nil {
 		errs = append(errs, err)
 	}
-	if c.now == nil {
-		errs = append(errs, errors.New("command: WithClock: nil clock"))
+	if c.clock == nil {
+		errs = append(errs, invalid("WithClock: nil clock"))
 	}
 	if c.logger == nil {
-		errs = append(errs, errors.New("command: WithLogger: nil logger"))
+		errs = append(errs, invalid("WithLogger: nil logger"))
 	}
 	for i, m := range c.middleware {
 		if m == nil {
-			errs = append(errs, fmt.Errorf("command: WithMiddleware: middleware %d is nil", i))
+			errs = append(errs, invalid("WithMiddleware: middleware %d is nil", i))
 		}
 	}
 	return errors.Join(errs...)
-}
-
-func validateName(name string) error {
-	if name == "" || len(name) > 128 {
-		return fmt.Errorf("command: WithName: name must be 1 to 128 characters, got %d", len(name))
-	}
-	for _, r := range name {
-		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '.' || r == '_' || r == '-') {
-			return fmt.Errorf("command: WithName: %q has a character outside [a-zA-Z0-9._-]", name)
-		}
-	}
-	return nil
 }
 
 // route is one registered aggregate, as the bus dispatches to it.
@@ -275,7 +274,12 @@ type Bus struct {
 	mu struct {
 		sync.Mutex
 		closed bool
+		// The purges, for Status.
+		purges, purged int64
+		lastPurgeAt    time.Time
+		lastPurgeErr   error
 	}
+	running  atomic.Int32 // Runs under way
 	inflight sync.WaitGroup
 	done     chan struct{}
 	// stopFilter ends the load of the idempotency filter; filterLoaded is
@@ -292,16 +296,16 @@ func New(store eventstore.Store, opts ...Option) (*Bus, error) {
 		window:        DefaultIdempotencyWindow,
 		purgeInterval: DefaultPurgeInterval,
 		retry:         DefaultRetryPolicy,
-		now:           time.Now,
+		clock:         clock.System(),
 		logger:        slog.New(slog.NewTextHandler(io.Discard, nil)),
 		serialize:     true,
 	}
 	if store == nil {
-		cfg.errs = append(cfg.errs, errors.New("command: New: nil store"))
+		cfg.errs = append(cfg.errs, invalid("New: nil store"))
 	}
 	for _, o := range opts {
 		if o == nil {
-			cfg.errs = append(cfg.errs, errors.New("command: New: nil option"))
+			cfg.errs = append(cfg.errs, invalid("New: nil option"))
 			continue
 		}
 		o(&cfg)
@@ -311,7 +315,7 @@ func New(store eventstore.Store, opts ...Option) (*Bus, error) {
 	}
 	b := &Bus{store: store, cfg: cfg, byType: make(map[reflect.Type]route), done: make(chan struct{}),
 		cmdLocks: newKeyLocks(), aggLocks: newKeyLocks()}
-	b.idem = newIdempotency(store, cfg.name, cfg.window, cfg.now)
+	b.idem = newIdempotency(store, cfg.name, cfg.window, cfg.clock)
 	// Load the idempotency filter in the background: dispatches read the
 	// store for every command ID until it is loaded.
 	var loadCtx context.Context
@@ -644,7 +648,7 @@ func (h *Handler[S, C, E]) handle(ctx context.Context, b *Bus, cmd *Command) (Re
 			}
 			return Result{}, classify(err, KindFailedPrecondition, cmd)
 		}
-		now := b.cfg.now()
+		now := b.cfg.clock.Now()
 		res := Result{
 			CommandID: cmd.ID, AggregateType: cmd.AggregateType, AggregateID: cmd.AggregateID,
 			Topic: agg.Topic(), FirstOffset: -1, LastOffset: -1, Version: st.Version, At: now, Attempts: attempt,
@@ -676,11 +680,11 @@ func (h *Handler[S, C, E]) handle(ctx context.Context, b *Bus, cmd *Command) (Re
 		if !errors.Is(err, eventstore.ErrVersionConflict) || cmd.ExpectedVersion != nil {
 			return Result{}, classify(err, KindInternal, cmd)
 		}
-		if attempt >= policy.MaxAttempts {
+		if attempt > policy.Retries {
 			return Result{}, &Error{Kind: KindAborted, Command: cmd.describe(), Aggregate: cmd.describeAggregate(),
 				Msg: fmt.Sprintf("still conflicting after %d attempts", attempt), Err: err}
 		}
-		if err := backoff(ctx, policy, attempt); err != nil {
+		if err := clock.Sleep(ctx, b.cfg.clock, policy.Backoff.Delay(attempt)); err != nil {
 			return Result{}, classify(err, KindInternal, cmd)
 		}
 	}
@@ -711,29 +715,41 @@ func (b *Bus) Close() error {
 	return nil
 }
 
-// Run purges expired idempotency records every purge interval until ctx
-// ends (it returns nil) or the bus closes (nil). A failed purge is logged
-// and retried at the next interval. Expired records are never returned even
-// without Run; Run only reclaims their space.
+// Run purges expired idempotency records every purge interval, waiting on
+// the bus's clock, until ctx ends (it returns nil) or the bus closes (nil).
+// A failed purge is logged and retried at the next interval. Expired
+// records are never returned even without Run; Run only reclaims their
+// space.
 func (b *Bus) Run(ctx context.Context) error {
-	t := time.NewTicker(b.cfg.purgeInterval)
-	defer t.Stop()
+	b.running.Add(1)
+	defer b.running.Add(-1)
 	for {
+		due, stop := clock.After(b.cfg.clock, b.cfg.purgeInterval)
 		select {
 		case <-ctx.Done():
+			stop()
 			return nil
 		case <-b.done:
+			stop()
 			return nil
-		case <-t.C:
-			if n, err := b.Purge(ctx); err != nil && ctx.Err() == nil {
-				b.cfg.logger.LogAttrs(ctx, slog.LevelWarn, "idempotency purge failed", slog.String("bus", b.cfg.name), slog.Any("error", err))
-			} else if n > 0 {
-				b.cfg.logger.LogAttrs(ctx, slog.LevelDebug, "idempotency records purged", slog.String("bus", b.cfg.name), slog.Int("records", n))
-			}
+		case <-due:
+		}
+		if n, err := b.Purge(ctx); err != nil && ctx.Err() == nil {
+			b.cfg.logger.LogAttrs(ctx, slog.LevelWarn, "idempotency purge failed", slog.String("bus", b.cfg.name), slog.Any("error", err))
+		} else if n > 0 {
+			b.cfg.logger.LogAttrs(ctx, slog.LevelDebug, "idempotency records purged", slog.String("bus", b.cfg.name), slog.Int("records", n))
 		}
 	}
 }
 
 // Purge deletes the idempotency records that have left the window and
 // returns how many it deleted.
-func (b *Bus) Purge(ctx context.Context) (int, error) { return b.idem.purge(ctx) }
+func (b *Bus) Purge(ctx context.Context) (int, error) {
+	n, err := b.idem.purge(ctx)
+	b.mu.Lock()
+	b.mu.purges++
+	b.mu.purged += int64(n)
+	b.mu.lastPurgeAt, b.mu.lastPurgeErr = b.cfg.clock.Now(), err
+	b.mu.Unlock()
+	return n, err
+}

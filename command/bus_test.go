@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"slices"
 	"strings"
 	"sync"
@@ -17,9 +18,39 @@ import (
 
 	"github.com/cockroachdb/pebble/v2/vfs"
 	"github.com/muninn-es/muninn/aggregate"
+	"github.com/muninn-es/muninn/clock"
 	"github.com/muninn-es/muninn/command"
 	"github.com/muninn-es/muninn/eventstore"
+	"github.com/muninn-es/muninn/keyspace"
 )
+
+// idemKey is the key of a bus's idempotency record of a command ID.
+func idemKey(bus, id string) []byte {
+	return keyspace.New(keyspace.Command, bus).String("c").String(id)
+}
+
+// idemRecords returns a bus's idempotency records by command ID.
+func idemRecords(t *testing.T, s eventstore.Store, bus string) map[string][]byte {
+	t.Helper()
+	prefix := keyspace.New(keyspace.Command, bus).String("c")
+	lower, upper := prefix.Range()
+	out := map[string][]byte{}
+	for kv, err := range s.Scan(context.Background(), lower, upper, false) {
+		if err != nil {
+			t.Fatal(err)
+		}
+		r, err := keyspace.Read(kv.Key, prefix)
+		if err != nil {
+			t.Fatal(err)
+		}
+		id, err := r.String()
+		if err != nil || !r.Done() {
+			t.Fatalf("idempotency key %s: %v", keyspace.Format(kv.Key), err)
+		}
+		out[id] = bytes.Clone(kv.Value)
+	}
+	return out
+}
 
 func orderAggregate(t testing.TB, opts ...aggregate.Option) *aggregate.Aggregate[Order, OrderCommand, OrderEvent] {
 	t.Helper()
@@ -158,7 +189,7 @@ func TestConcurrentCommandsOnOneAggregate(t *testing.T) {
 func concurrentCommands(t *testing.T, serialized bool) {
 	s := openMem(t)
 	counters := &command.Counters{}
-	b := newBus(t, s, command.WithRetry(command.RetryPolicy{MaxAttempts: 6, BaseDelay: 100 * time.Microsecond, MaxDelay: 2 * time.Millisecond}),
+	b := newBus(t, s, command.WithRetry(command.RetryPolicy{Retries: 5, Backoff: clock.Backoff{Initial: 100 * time.Microsecond, Max: 2 * time.Millisecond, Jitter: 1}}),
 		command.WithMiddleware(command.Metrics(counters)), command.WithSerializedAggregates(serialized))
 	orders := register(t, b, aggregate.WithSnapshots(16), aggregate.WithCache(16))
 	ctx := t.Context()
@@ -262,7 +293,7 @@ func TestRetryAfterConflict(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	b := newBus(t, s, command.WithRetry(command.RetryPolicy{MaxAttempts: 3, BaseDelay: time.Microsecond, MaxDelay: time.Millisecond}))
+	b := newBus(t, s, command.WithRetry(command.RetryPolicy{Retries: 2, Backoff: clock.Backoff{Initial: time.Microsecond, Max: time.Millisecond, Jitter: 1}}))
 	h, err := command.Register(ctx, b, agg)
 	if err != nil {
 		t.Fatal(err)
@@ -278,7 +309,7 @@ func TestRetryAfterConflict(t *testing.T) {
 	if command.KindOf(err) != command.KindAborted || !errors.Is(err, command.ErrConflict) || !errors.Is(err, eventstore.ErrVersionConflict) || decides.Load() != 3 {
 		t.Fatalf("always conflicting: %v after %d decides; want KindAborted after 3", err, decides.Load())
 	}
-	if _, ok, _ := s.Get(ctx, []byte("command/idem/default/c/doomed")); ok {
+	if _, ok, _ := s.Get(ctx, idemKey("default", "doomed")); ok {
 		t.Error("a failed command left an idempotency record")
 	}
 	// WithExpectedVersion fails at once, without retries.
@@ -295,7 +326,7 @@ func TestRetryAfterConflict(t *testing.T) {
 	// A context that ends during the backoff ends the dispatch.
 	conflicts.Store(100)
 	cctx, cancel := context.WithCancel(ctx)
-	b2 := newBus(t, s, command.WithName("b2"), command.WithRetry(command.RetryPolicy{MaxAttempts: 100, BaseDelay: time.Hour, MaxDelay: time.Hour}))
+	b2 := newBus(t, s, command.WithName("b2"), command.WithRetry(command.RetryPolicy{Retries: 99, Backoff: clock.Constant(time.Hour)}))
 	h2, err := command.Register(ctx, b2, agg)
 	if err != nil {
 		t.Fatal(err)
@@ -303,6 +334,36 @@ func TestRetryAfterConflict(t *testing.T) {
 	cancelOnDecide.Store(&cancel)
 	if _, err := h2.Dispatch(cctx, "r-1", AddItem{}); command.KindOf(err) != command.KindCanceled {
 		t.Fatalf("cancelled during backoff: %v", err)
+	}
+	// The back-off waits on the bus's clock: the retry runs once the clock
+	// has moved past it.
+	clk := clock.NewManual(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
+	b3 := newBus(t, s, command.WithName("b3"), command.WithClock(clk), command.WithRetry(command.RetryPolicy{Retries: 1, Backoff: clock.Constant(time.Hour)}))
+	h3, err := command.Register(ctx, b3, agg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cancelOnDecide.Store(nil)
+	conflicts.Store(1)
+	decides.Store(0)
+	type outcome struct {
+		res command.Result
+		err error
+	}
+	got := make(chan outcome, 1)
+	go func() {
+		res, err := h3.Dispatch(ctx, "r-1", AddItem{})
+		got <- outcome{res, err}
+	}()
+	if err := clk.BlockUntil(ctx, 1); err != nil {
+		t.Fatal(err)
+	}
+	if next, _ := clk.Next(); next.Sub(clk.Now()) != time.Hour || decides.Load() != 1 {
+		t.Fatalf("waiting until %s after %d decides; want an hour after 1", next, decides.Load())
+	}
+	clk.Advance(time.Hour)
+	if o := <-got; o.err != nil || o.res.Attempts != 2 {
+		t.Fatalf("after the clock moved: %+v, %v; want success on attempt 2", o.res, o.err)
 	}
 }
 
@@ -421,11 +482,9 @@ func TestIdempotencyOfCommandsWithoutEvents(t *testing.T) {
 func TestIdempotencyWindowAndPurge(t *testing.T) {
 	s := openMem(t)
 	ctx := t.Context()
-	var mu sync.Mutex
-	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
-	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
-	advance := func(d time.Duration) { mu.Lock(); now = now.Add(d); mu.Unlock() }
-	b := newBus(t, s, command.WithClock(clock), command.WithIdempotencyWindow(time.Hour))
+	clk := clock.NewManual(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
+	advance := clk.Advance
+	b := newBus(t, s, command.WithClock(clk), command.WithIdempotencyWindow(time.Hour))
 	orders := register(t, b)
 	if _, err := orders.Dispatch(ctx, "o-1", PlaceOrder{"ada"}); err != nil {
 		t.Fatal(err)
@@ -453,14 +512,8 @@ func TestIdempotencyWindowAndPurge(t *testing.T) {
 	if err != nil || n != 4 {
 		t.Fatalf("Purge = %d, %v; want 4 (old-0, old-2, old-3, old-4)", n, err)
 	}
-	var keys []string
-	for kv, err := range s.Scan(ctx, []byte("command/idem/default/c/"), eventstore.PrefixEnd([]byte("command/idem/default/c/")), false) {
-		if err != nil {
-			t.Fatal(err)
-		}
-		keys = append(keys, strings.TrimPrefix(string(kv.Key), "command/idem/default/c/"))
-	}
-	if !slices.Equal(keys, []string{"old-1", "young"}) {
+	keys := maps.Keys(idemRecords(t, s, "default"))
+	if !slices.Equal(slices.Sorted(keys), []string{"old-1", "young"}) {
 		t.Fatalf("records after purge: %v, want [old-1 young]", keys)
 	}
 	if res, _ := orders.Dispatch(ctx, "o-1", AddItem{"sku", 1}, command.WithCommandID("old-1")); !res.Duplicate || res.Version != 8 {
@@ -471,7 +524,8 @@ func TestIdempotencyWindowAndPurge(t *testing.T) {
 		t.Errorf("second Purge = %d, %v; want 2", n, err)
 	}
 	idx := 0
-	for _, err := range s.Scan(ctx, []byte("command/idem/"), eventstore.PrefixEnd([]byte("command/idem/")), false) {
+	lower, upper := keyspace.New(keyspace.Command, "default").Range()
+	for _, err := range s.Scan(ctx, lower, upper, false) {
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -479,6 +533,67 @@ func TestIdempotencyWindowAndPurge(t *testing.T) {
 	}
 	if idx != 0 {
 		t.Errorf("%d idempotency keys left after everything expired", idx)
+	}
+}
+
+// TestRunPurgesOnTheClock: Run waits for each purge on the bus's clock.
+func TestRunPurgesOnTheClock(t *testing.T) {
+	s := openMem(t)
+	ctx := t.Context()
+	clk := clock.NewManual(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
+	b := newBus(t, s, command.WithClock(clk), command.WithPurgeInterval(time.Minute), command.WithIdempotencyWindow(time.Hour))
+	orders := register(t, b)
+	if _, err := orders.Dispatch(ctx, "o-1", PlaceOrder{"ada"}, command.WithCommandID("p")); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- b.Run(ctx) }()
+	has := func() bool {
+		_, ok, err := s.Get(ctx, idemKey("default", "p"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return ok
+	}
+	// Each BlockUntil returns once Run waits again: the purge before it is done.
+	for minute := 1; minute <= 61; minute++ {
+		if err := clk.BlockUntil(ctx, 1); err != nil {
+			t.Fatal(err)
+		}
+		if minute == 60 && !has() {
+			t.Fatal("Run purged a record inside the window")
+		}
+		clk.Advance(time.Minute)
+	}
+	if err := clk.BlockUntil(ctx, 1); err != nil {
+		t.Fatal(err)
+	}
+	if has() {
+		t.Fatal("Run did not purge the expired record")
+	}
+	st, err := b.Status(ctx)
+	if err != nil || !st.Running || st.Closed || st.Purges != 61 || st.Purged != 1 || !st.LastPurgeAt.Equal(clk.Now()) ||
+		st.LastPurgeError != "" || st.IdempotencyWindowSeconds != 3600 || st.PurgeIntervalSeconds != 60 || st.Name != "default" {
+		t.Errorf("Status = %+v, %v", st, err)
+	}
+	if err := b.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-done; err != nil {
+		t.Fatalf("Run = %v after Close", err)
+	}
+	if n := clk.Waiters(); n != 0 {
+		t.Errorf("%d waits left after Run returned", n)
+	}
+	st, _ = b.Status(ctx)
+	if st.Running || !st.Closed {
+		t.Errorf("Status after Close = %+v", st)
+	}
+	js, _ := json.Marshal(st)
+	for _, want := range []string{`"closed":true`, `"purged":1`, `"idempotency_window_seconds":3600`, `"filter_ready":`} {
+		if !strings.Contains(string(js), want) {
+			t.Errorf("status JSON %s lacks %s", js, want)
+		}
 	}
 }
 
@@ -504,7 +619,7 @@ func TestRunPurgesAndStops(t *testing.T) {
 		done := make(chan error)
 		go func() { done <- b.Run(ctx) }()
 		has := func() bool {
-			_, ok, err := s.Get(ctx, []byte("command/idem/default/c/p"))
+			_, ok, err := s.Get(ctx, idemKey("default", "p"))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -650,11 +765,11 @@ func TestRegisterAndNewValidation(t *testing.T) {
 		t.Errorf("typed Dispatch of a nil command = %v", err)
 	}
 	_, err = command.New(nil, command.WithName("bad/name"), command.WithIdempotencyWindow(0), command.WithPurgeInterval(-1),
-		command.WithRetry(command.RetryPolicy{MaxAttempts: 0, BaseDelay: -1}), command.WithClock(nil), command.WithLogger(nil), command.WithMiddleware(nil))
+		command.WithRetry(command.RetryPolicy{Retries: -1, Backoff: clock.Backoff{Initial: -1}}), command.WithClock(nil), command.WithLogger(nil), command.WithMiddleware(nil))
 	if err == nil {
 		t.Fatal("New accepted a bad configuration")
 	}
-	for _, want := range []string{"nil store", "WithName", "WithIdempotencyWindow", "WithPurgeInterval", "MaxAttempts", "BaseDelay", "WithClock", "WithLogger", "middleware 0 is nil"} {
+	for _, want := range []string{"nil store", "WithName", "WithIdempotencyWindow", "WithPurgeInterval", "Retries", "Backoff.Initial", "WithClock", "WithLogger", "middleware 0 is nil"} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("error lacks %q: %v", want, err)
 		}

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"strconv"
-	"strings"
 	"testing"
 	"time"
 
@@ -174,7 +173,7 @@ func verifyCommandStore(t *testing.T, dir string, round int, acked map[string]cm
 			t.Errorf("round %d: command %s caused more than one event", round, cause)
 		}
 		byCause[cause] = id
-		raw, ok, err := s.Get(ctx, []byte("command/idem/default/c/"+cause))
+		raw, ok, err := s.Get(ctx, idemKey("default", cause))
 		if err != nil || !ok {
 			t.Errorf("round %d: event %s of command %s has no idempotency record (%v)", round, id, cause, err)
 			continue
@@ -184,14 +183,10 @@ func verifyCommandStore(t *testing.T, dir string, round int, acked map[string]cm
 		}
 	}
 	records := 0
-	for kv, err := range s.Scan(ctx, []byte("command/idem/default/c/"), eventstore.PrefixEnd([]byte("command/idem/default/c/")), false) {
-		if err != nil {
-			t.Fatal(err)
-		}
+	for cmdID, value := range idemRecords(t, s, "default") {
 		records++
-		cmdID := strings.TrimPrefix(string(kv.Key), "command/idem/default/c/")
 		id, ok := byCause[cmdID]
-		if !ok || !bytes.Contains(kv.Value, id[:]) {
+		if !ok || !bytes.Contains(value, id[:]) {
 			t.Errorf("round %d: the record of command %s has no event in the log", round, cmdID)
 		}
 	}

@@ -7,7 +7,8 @@
 // For each command the bus loads the aggregate (snapshot, then the events
 // after it), lets it decide, and appends the events with the expected
 // version; on a version conflict it reloads, decides again and retries, with
-// bounded, jittered exponential backoff (RetryPolicy). Commands to one
+// bounded, jittered exponential backoff (RetryPolicy: Retries and a
+// clock.Backoff, waited on the bus's clock.Clock, WithClock). Commands to one
 // aggregate run one at a time in the process (WithSerializedAggregates), so
 // conflicts come only from writers outside the bus. The Result carries
 // the aggregate ID, the new version, the event IDs and the log position.
@@ -21,7 +22,8 @@
 // records' time index) answers for a new command ID without reading the store;
 // only its rare false positives, and lookups before it has loaded, read the
 // record.
-// Run purges expired records; expired ones are never returned.
+// Run purges expired records, every purge interval on the bus's clock;
+// expired ones are never returned.
 //
 // Lineage: every event a command produces carries the correlation ID of the
 // context (WithCorrelationID; the command ID if there is none) and the
@@ -31,4 +33,15 @@
 // KindFailedPrecondition, KindNotFound, KindAborted, ...) that a transport
 // maps to status codes; KindOf classifies any error. Middleware wraps
 // dispatch: Logging (log/slog), Metrics, Authorize.
+//
+// # State-space layout
+//
+// The idempotency records of a bus live under the keyspace tuple
+// (keyspace.Command, bus name):
+//
+//	("command", bus, "c", <command ID>)                -> the result
+//	("command", bus, "t", <applied at>, <command ID>)  -> empty: the time index
+//
+// The time is a keyspace time element, so the index sorts by time (negative
+// Unix times first) the way every time in the state space does.
 package command

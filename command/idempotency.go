@@ -3,70 +3,78 @@ package command
 import (
 	"bytes"
 	"context"
-	"encoding/binary"
 	"fmt"
 	"time"
 
+	"github.com/muninn-es/muninn/clock"
 	"github.com/muninn-es/muninn/eventstore"
+	"github.com/muninn-es/muninn/keyspace"
 )
 
 // purgeBatch is how many expired records one purge Update deletes.
 const purgeBatch = 1000
 
 // idempotency keeps the results of commands by command ID in the store's
-// state space, under command/idem/<bus>/:
-//
-//	c/<command ID>                   -> the result (encodeRecord)
-//	t/<applied at, 8-byte BE ns><ID> -> empty: the time index the purge walks
-//
-// A result with events is written in the same batch as the events
-// (eventstore.WithState); one without, by a durable Update. Either way the
-// record exists exactly when the command's effect does.
+// state space, under (keyspace.Command, bus); see the package documentation
+// for the layout. A result with events is written in the same batch as the
+// events (eventstore.WithState); one without, by a durable Update. Either
+// way the record exists exactly when the command's effect does.
 type idempotency struct {
 	store  eventstore.Store
 	window time.Duration
-	now    func() time.Time
-	byID   []byte // prefix of the c/ keys
-	byTime []byte // prefix of the t/ keys
+	clock  clock.Clock
+	byID   keyspace.Key // ("command", bus, "c"): the records
+	byTime keyspace.Key // ("command", bus, "t"): the time index
 	// filter answers "certainly never recorded" without reading the
 	// store, once loadFilter has run.
 	filter *idFilter
 }
 
-func newIdempotency(store eventstore.Store, bus string, window time.Duration, now func() time.Time) *idempotency {
-	prefix := "command/idem/" + bus + "/"
+func newIdempotency(store eventstore.Store, bus string, window time.Duration, c clock.Clock) *idempotency {
+	prefix := keyspace.New(keyspace.Command, bus)
 	return &idempotency{
-		store: store, window: window, now: now,
-		byID: []byte(prefix + "c/"), byTime: []byte(prefix + "t/"),
-		filter: newIDFilter(window, defaultFilterMaxIDs, now()),
+		store: store, window: window, clock: c,
+		byID: prefix.String("c"), byTime: prefix.String("t"),
+		filter: newIDFilter(window, defaultFilterMaxIDs, c.Now()),
 	}
 }
+
+func (d *idempotency) now() time.Time { return d.clock.Now() }
 
 // loadFilter adds the IDs of the records within the window to the filter,
 // then makes it authoritative. Until it has, every lookup reads the store.
 // IDs recorded meanwhile are added by stage, so none is missed.
 func (d *idempotency) loadFilter(ctx context.Context) error {
 	cutoff := d.now().Add(-d.window)
-	lower := binary.BigEndian.AppendUint64(bytes.Clone(d.byTime), uint64(max(cutoff.UnixNano(), 0)))
-	for kv, err := range d.store.Scan(ctx, lower, eventstore.PrefixEnd(d.byTime), false) {
+	_, upper := d.byTime.Range()
+	for kv, err := range d.store.Scan(ctx, d.byTime.Time(cutoff), upper, false) {
 		if err != nil {
 			return err
 		}
-		if rest := kv.Key[len(d.byTime):]; len(rest) >= 8 {
-			d.filter.add(string(rest[8:]), d.now())
+		if _, id, err := d.readTimeKey(kv.Key); err == nil {
+			d.filter.add(id, d.now())
 		}
 	}
 	d.filter.markReady()
 	return nil
 }
 
-func (d *idempotency) idKey(id string) []byte {
-	return append(bytes.Clone(d.byID), id...)
-}
+func (d *idempotency) idKey(id string) []byte { return d.byID.String(id) }
 
-func (d *idempotency) timeKey(at time.Time, id string) []byte {
-	k := binary.BigEndian.AppendUint64(bytes.Clone(d.byTime), uint64(at.UnixNano()))
-	return append(k, id...)
+func (d *idempotency) timeKey(at time.Time, id string) []byte { return d.byTime.Time(at).String(id) }
+
+// readTimeKey returns the time and the command ID of a time-index key.
+func (d *idempotency) readTimeKey(k []byte) (time.Time, string, error) {
+	r, err := keyspace.Read(k, d.byTime)
+	if err != nil {
+		return time.Time{}, "", err
+	}
+	at, err := r.Time()
+	if err != nil {
+		return time.Time{}, "", err
+	}
+	id, err := r.String()
+	return at, id, err
 }
 
 // lookup returns the result recorded for id, if it is within the window.
@@ -111,14 +119,15 @@ func (d *idempotency) record(ctx context.Context, res Result) error {
 // index entry goes.
 func (d *idempotency) purge(ctx context.Context) (int, error) {
 	cutoff := d.now().Add(-d.window)
-	upper := binary.BigEndian.AppendUint64(bytes.Clone(d.byTime), uint64(max(cutoff.UnixNano(), 0)))
+	lower, _ := d.byTime.Range()
+	upper := d.byTime.Time(cutoff)
 	total := 0
 	for {
 		n := 0
 		err := d.store.Update(ctx, func(tx eventstore.Txn) error {
 			n = 0
 			var keys [][]byte
-			for kv, err := range tx.Scan(d.byTime, upper, false) {
+			for kv, err := range tx.Scan(lower, upper, false) {
 				if err != nil {
 					return err
 				}
@@ -128,17 +137,14 @@ func (d *idempotency) purge(ctx context.Context) (int, error) {
 				}
 			}
 			for _, k := range keys {
-				rest := k[len(d.byTime):]
-				if len(rest) < 8 {
-					if err := tx.Delete(k); err != nil {
-						return err
-					}
-					continue
-				}
-				at, id := int64(binary.BigEndian.Uint64(rest)), string(rest[8:])
+				t, id, err := d.readTimeKey(k)
 				if err := tx.Delete(k); err != nil {
 					return err
 				}
+				if err != nil {
+					continue // not an index entry: nothing more to delete
+				}
+				at := t.UnixNano()
 				b, ok, err := tx.Get(d.idKey(id))
 				if err != nil {
 					return err

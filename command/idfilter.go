@@ -163,3 +163,11 @@ func (f *idFilter) markReady() {
 	f.ready = true
 	f.mu.Unlock()
 }
+
+// state reports whether the filter is authoritative (ready and not given
+// up), and how many IDs its generations hold.
+func (f *idFilter) state() (authoritative bool, ids int) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.ready && !f.broken, f.cur.n + f.prev.n
+}

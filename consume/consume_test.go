@@ -232,9 +232,11 @@ func TestPanicIsPermanent(t *testing.T) {
 	}
 	appendN(t, s, "t", 1, 3)
 	var calls atomic.Int32
+	var id atomic.Value
 	h := consume.Func(func(ctx context.Context, tx eventstore.Txn, rec eventstore.Record) error {
 		if rec.Offset == 1 {
 			calls.Add(1)
+			id.Store(rec.ID)
 			panic("bug")
 		}
 		return nil
@@ -242,7 +244,7 @@ func TestPanicIsPermanent(t *testing.T) {
 	l, _ := consume.New(s, "g", []string{"t"}, h, consume.WithRetries(5))
 	err := l.Run(t.Context())
 	var he *consume.HandlerError
-	if !errors.As(err, &he) || he.Attempts != 1 || calls.Load() != 1 || !consume.IsPermanent(he.Err) {
+	if !errors.As(err, &he) || he.Attempts != 1 || calls.Load() != 1 || !consume.IsPermanent(he.Err) || he.EventID != id.Load() {
 		t.Fatalf("Run = %v after %d calls, want a permanent *HandlerError after one attempt", err, calls.Load())
 	}
 }

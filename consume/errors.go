@@ -3,6 +3,8 @@ package consume
 import (
 	"errors"
 	"fmt"
+
+	"github.com/google/uuid"
 )
 
 // ErrRunning is returned by Run while another Run (or CatchUp) of the same
@@ -46,9 +48,12 @@ type HandlerError struct {
 	Topic     string
 	Partition int
 	Offset    int64
-	// Key and EventType are the record's key and type.
+	// Key and EventType are the record's key and type, EventID its event
+	// ID: what names a record that has no position in the store, such as a
+	// message the broker's inbound consumer received.
 	Key       string
 	EventType string
+	EventID   uuid.UUID
 	// Attempts is how many times the handler ran on the record.
 	Attempts int
 	// Err is the handler's last error.

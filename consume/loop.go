@@ -426,7 +426,7 @@ func (r *runner) retry(ctx context.Context, rec *eventstore.Record, herr error) 
 		l.count(func(c *Counters) { c.Failures++; c.LastError = herr.Error() })
 	}
 	he := &HandlerError{Consumer: l.name, Topic: rec.Topic, Partition: rec.Partition, Offset: rec.Offset,
-		Key: rec.Key, EventType: rec.Type, Attempts: attempts, Err: herr}
+		Key: rec.Key, EventType: rec.Type, EventID: rec.ID, Attempts: attempts, Err: herr}
 	l.opts.logger.Error("consume: handler gave up", "consumer", l.name, "record", describe(rec),
 		"attempts", attempts, "policy", l.opts.policy.String(), "err", herr)
 	switch l.opts.policy.kind {

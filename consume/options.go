@@ -27,17 +27,17 @@ const (
 type Option func(*options)
 
 type options struct {
-	batch    int
-	retries  int
-	backoff  clock.Backoff
-	clock    clock.Clock
-	logger   *slog.Logger
-	policy   ErrorPolicy
-	member   []eventstore.ConsumerOption
-	prefix   keyspace.Key
-	headers  map[string]string
-	wrap     func(*GroupSource) Source
-	errs     []error
+	batch   int
+	retries int
+	backoff clock.Backoff
+	clock   clock.Clock
+	logger  *slog.Logger
+	policy  ErrorPolicy
+	member  []eventstore.ConsumerOption
+	prefix  keyspace.Key
+	headers map[string]string
+	wrap    func(*GroupSource) Source
+	errs    []error
 }
 
 // WithBatchSize sets how many records are polled and applied in one Update

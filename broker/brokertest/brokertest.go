@@ -24,6 +24,7 @@ import (
 
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/muninn-es/muninn/broker"
+	"github.com/muninn-es/muninn/clock"
 	"github.com/muninn-es/muninn/eventstore"
 )
 
@@ -69,7 +70,7 @@ func relayInbound(t *testing.T, h Harness, name string, outage func(t *testing.T
 			t.Fatal(err)
 		}
 	}
-	fast := broker.Backoff{Initial: 20 * time.Millisecond, Max: 300 * time.Millisecond, Multiplier: 2, Jitter: 0.2}
+	fast := clock.Backoff{Initial: 20 * time.Millisecond, Max: 300 * time.Millisecond, Multiplier: 2, Jitter: 0.2}
 	relay, err := broker.NewRelay(src, pub, broker.RelayConfig{Group: "relay", Topics: []string{topic}, BatchSize: 16, Backoff: fast})
 	if err != nil {
 		t.Fatal(err)
@@ -83,7 +84,7 @@ func relayInbound(t *testing.T, h Harness, name string, outage func(t *testing.T
 	// subscriber concurrently with live messages, out of order.
 	stopIn := runBoth(t, ctx, in.Run)
 	defer stopIn()
-	waitFor(t, ctx, "inbound subscribed", func() bool { return in.Status().Subscribed })
+	waitFor(t, ctx, "inbound subscribed", func() bool { st, err := in.Status(ctx); return err == nil && st.Subscribed })
 	stop := runBoth(t, ctx, relay.Run)
 	defer stop()
 
@@ -123,7 +124,9 @@ func relayInbound(t *testing.T, h Harness, name string, outage func(t *testing.T
 		}
 	}
 	st, _ := relay.Status(ctx)
-	t.Logf("relay: published %d, retries %d, last error %v; inbound: %+v", st.Published, st.Retries, st.LastError, in.Status())
+	ist, _ := in.Status(ctx)
+	t.Logf("relay: published %d, retries %d, last error %q; inbound: handled %d, duplicates %d, failures %d, last error %q",
+		st.Published, st.Retries, st.LastError, ist.Handled, ist.Duplicates, ist.Failures, ist.LastError)
 }
 
 // duplicates publishes every record twice, straight to the engine (as a
@@ -153,7 +156,7 @@ func duplicates(t *testing.T, h Harness) {
 	}
 	stop := runBoth(t, ctx, in.Run)
 	defer stop()
-	waitFor(t, ctx, "inbound subscribed", func() bool { return in.Status().Subscribed })
+	waitFor(t, ctx, "inbound subscribed", func() bool { st, err := in.Status(ctx); return err == nil && st.Subscribed })
 	const n, streams = 20, 3
 	appendAndRead := func(count int) []*message.Message {
 		var msgs []*message.Message
