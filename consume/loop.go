@@ -170,6 +170,13 @@ func (l *Loop) run(ctx context.Context, untilCaughtUp bool) (err error) {
 			// A source that can say it has nothing lets the loop know it is
 			// caught up before it blocks: an idle loop is live.
 			if recs, err = try.TryPoll(ctx, l.opts.batch); err == nil && len(recs) == 0 {
+				// Caught up. A partition gained in a rebalance with nothing
+				// left to read shows its committed offset only here.
+				if p, ok := src.(Partitioned); ok {
+					if err := l.loadPositions(ctx, p.Group(), p.Topics()); err != nil {
+						return fmt.Errorf("%s: load committed offsets: %w", l.name, err)
+					}
+				}
 				l.setState(StateLive, nil)
 				if untilCaughtUp {
 					return nil
