@@ -8,6 +8,7 @@ import (
 
 	"github.com/muninn-es/muninn/aggregate"
 	"github.com/muninn-es/muninn/codec"
+	"github.com/muninn-es/muninn/consume"
 	"github.com/muninn-es/muninn/eventstore"
 	"github.com/muninn-es/muninn/projection"
 )
@@ -215,7 +216,7 @@ func ExampleProjection_Parked() {
 		log.Fatal(err)
 	}
 	p, err := projection.New(s, "totals", []string{"payments"}, r, projection.WithTables(totals),
-		projection.WithErrorPolicy(projection.Park), projection.WithRetries(0))
+		projection.WithErrorPolicy(consume.Park("totals.dlq")), projection.WithRetries(0))
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -240,12 +241,12 @@ func ExampleProjection_Parked() {
 
 	total, _, _ := totals.Get(ctx, "acct-1")
 	fmt.Println("total:", total)
-	parked, _, err := p.Parked(ctx)
+	parked, err := p.Parked(ctx)
 	if err != nil {
 		log.Fatal(err)
 	}
 	for _, pr := range parked {
-		fmt.Printf("parked %s: %s\n", pr.Position(), pr.Error)
+		fmt.Printf("parked %s: %s\n", pr.Record.Position(), pr.Error)
 	}
 	fmt.Println("dead-letter topic:", p.DeadLetterTopic())
 	// Output:
