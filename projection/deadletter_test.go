@@ -378,4 +378,17 @@ func TestParkDuringInterruptedRebuild(t *testing.T) {
 	if err := p.Replay(ctx, parked[0].Record.Position()); err == nil {
 		t.Error("replay of a record that still fails succeeded")
 	}
+	// Generation 3 has generation 1's consumer group, under whose name the
+	// record was parked first: its mark points at that copy, and the
+	// dead-letter topic gets no third one.
+	if err := p.Rebuild(ctx); err != nil {
+		t.Fatal(err)
+	}
+	parked, err = p.Parked(ctx)
+	if err != nil || len(parked) != 1 || parked[0].Record.Key != "b" || parked[0].DeadLetter.Offset != 0 {
+		t.Fatalf("parked in generation 3: %+v, %v", parked, err)
+	}
+	if info, err := s.DescribeTopic(ctx, p.DeadLetterTopic()); err != nil || info.Partitions[0].Records != 2 {
+		t.Errorf("dead-letter topic after generation 3: %+v, %v; want 2 records", info, err)
+	}
 }

@@ -209,7 +209,9 @@ func (p *Projection) loopOptions(gen uint64) []consume.Option {
 }
 
 // newLoop returns the live loop of generation gen.
-func (p *Projection) newLoop(gen uint64) (*consume.Loop, error) { return p.newLoopIn(p.groupName(gen), gen) }
+func (p *Projection) newLoop(gen uint64) (*consume.Loop, error) {
+	return p.newLoopIn(p.groupName(gen), gen)
+}
 
 func (p *Projection) newLoopIn(group string, gen uint64) (*consume.Loop, error) {
 	return consume.New(p.s, group, p.topics, &genHandler{p: p, gen: gen, live: true},
