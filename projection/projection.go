@@ -134,6 +134,10 @@ func New(s eventstore.Store, name string, topics []string, handler Handler, opts
 		group = p.groupName(1)
 	}
 	if _, err := p.newLoopIn(group, 1); err != nil {
+		// Without consume's prefix, which names the stand-in.
+		if inner := errors.Unwrap(err); inner != nil {
+			err = inner
+		}
 		errs = append(errs, err)
 	}
 	seen := map[string]bool{}
