@@ -4,6 +4,8 @@ import (
 	"encoding/binary"
 	"fmt"
 	"math"
+
+	"github.com/muninn-es/muninn/keyspace"
 )
 
 // KeyCodec encodes the keys of a table or an index. Its encoding must
@@ -115,10 +117,10 @@ type Pair[A, B any] struct {
 }
 
 // PairKey returns the codec of composite keys ordered by their first part,
-// then their second. The first part is escaped and terminated (see
-// AppendOrdered) so that its encoding is a prefix of every key that
-// shares it: ScanPrefix with PairPrefix lists every key with a given first
-// part, in order of the second.
+// then their second. The first part is written as a keyspace byte-string
+// element (see AppendOrdered), which is prefix-free: its encoding is a
+// prefix of every key that shares it, so ScanPrefix with PairPrefix lists
+// every key with a given first part, in order of the second.
 func PairKey[A, B any](a KeyCodec[A], b KeyCodec[B]) KeyCodec[Pair[A, B]] {
 	return pairKey[A, B]{a: a, b: b}
 }
@@ -163,42 +165,30 @@ func PairPrefix[A any](c KeyCodec[A], a A) ([]byte, error) {
 	return AppendOrdered(nil, first), nil
 }
 
-// AppendOrdered appends b to dst escaped and terminated so that the result
-// sorts as b does and no encoding is a prefix of another: 0x00 becomes
-// 0x00 0xFF, and 0x00 0x01 ends it. Composite keys use it for every part
-// but the last.
+// AppendOrdered appends b to dst as a part of a composite key that sorts
+// as b does and whose encoding is a prefix of no other part's: the
+// byte-string element of package keyspace (0x02, b with each 0x00 written
+// as 0x00 0xFF, then 0x00), followed by keyspace's raw-tail tag 0x1F, so
+// that whatever follows (the next part) cannot be mistaken for more of b.
+// It is the state space's one encoding of an ordered element; composite
+// keys use it for every part but the last, and index entries for their
+// index key.
 func AppendOrdered(dst, b []byte) []byte {
-	for _, c := range b {
-		if c == 0 {
-			dst = append(dst, 0, 0xff)
-		} else {
-			dst = append(dst, c)
-		}
-	}
-	return append(dst, 0, 1)
+	return append(keyspace.AppendBytes(dst, b), rawTag)
 }
+
+// rawTag is keyspace's tag of a raw tail: keyspace.Key(nil).RawPrefix().
+var rawTag = keyspace.Key(nil).RawPrefix()[0]
 
 // DecodeOrdered decodes a part written by AppendOrdered from the start of
 // b and returns it and the bytes after it.
 func DecodeOrdered(b []byte) (part, rest []byte, err error) {
-	out := make([]byte, 0, len(b))
-	for i := 0; i < len(b); i++ {
-		if b[i] != 0 {
-			out = append(out, b[i])
-			continue
-		}
-		if i+1 >= len(b) {
-			return nil, nil, fmt.Errorf("projection: ordered key part is cut short")
-		}
-		switch b[i+1] {
-		case 0xff:
-			out = append(out, 0)
-			i++
-		case 1:
-			return out, b[i+2:], nil
-		default:
-			return nil, nil, fmt.Errorf("projection: bad escape 0x00 0x%02x in ordered key part", b[i+1])
-		}
+	r := keyspace.NewReader(b)
+	if part, err = r.Bytes(); err != nil {
+		return nil, nil, fmt.Errorf("projection: ordered key part: %w", err)
 	}
-	return nil, nil, fmt.Errorf("projection: ordered key part has no terminator")
+	if rest, err = r.Raw(); err != nil {
+		return nil, nil, fmt.Errorf("projection: ordered key part: %w", err)
+	}
+	return part, rest, nil
 }

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/muninn-es/muninn/codec"
+	"github.com/muninn-es/muninn/consume"
 	"github.com/muninn-es/muninn/eventstore"
 	"github.com/muninn-es/muninn/internal/crashtest"
 	"github.com/muninn-es/muninn/projection"
@@ -58,7 +59,7 @@ func newCrashModel(s eventstore.Store) (*crashModel, error) {
 	h := projection.HandlerFunc(func(tx *projection.Tx, rec eventstore.Record) error {
 		var pl crashPayload
 		if err := json.Unmarshal(rec.Payload, &pl); err != nil {
-			return projection.Permanent(err)
+			return consume.Permanent(err)
 		}
 		n, _, err := m.counts.Load(tx, rec.Key)
 		if err != nil {

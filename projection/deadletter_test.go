@@ -5,35 +5,17 @@ import (
 	"errors"
 	"fmt"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/muninn-es/muninn/aggregate"
+	"github.com/muninn-es/muninn/clock"
 	"github.com/muninn-es/muninn/codec"
+	"github.com/muninn-es/muninn/consume"
 	"github.com/muninn-es/muninn/eventstore"
 	"github.com/muninn-es/muninn/projection"
 )
-
-// sleeps records the backoffs a projection asked for, without waiting.
-type sleeps struct {
-	mu sync.Mutex
-	d  []time.Duration
-}
-
-func (s *sleeps) sleep(ctx context.Context, d time.Duration) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.d = append(s.d, d)
-	return ctx.Err()
-}
-
-func (s *sleeps) get() []time.Duration {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return append([]time.Duration(nil), s.d...)
-}
 
 // flaky is a model whose handler fails on events of type "bad" while
 // failing is set, and counts the events it applied per key.
@@ -87,9 +69,9 @@ func appendTyped(t *testing.T, s eventstore.Store, key, typ string) eventstore.A
 func TestParkAndReplay(t *testing.T) {
 	ctx := context.Background()
 	s := openOrders(t, 1)
-	var sl sleeps
-	p, f := newFlaky(t, s, "parking", projection.WithErrorPolicy(projection.Park), projection.WithRetries(2),
-		projection.WithSleep(sl.sleep), projection.WithClock(func() time.Time { return time.Date(2026, 5, 1, 0, 0, 0, 0, time.UTC) }))
+	clk := newRetryClock(t)
+	p, f := newFlaky(t, s, "parking", projection.WithErrorPolicy(consume.Park("parking.dlq")), projection.WithRetries(2),
+		projection.WithClock(clk), projection.WithBackoff(clock.Backoff{Initial: 100 * time.Millisecond, Multiplier: 2}))
 	appendTyped(t, s, "a", "good")
 	bad := appendTyped(t, s, "b", "bad")
 	appendTyped(t, s, "c", "good")
@@ -104,22 +86,23 @@ func TestParkAndReplay(t *testing.T) {
 	if !equalMaps(got, map[string]int64{"a": 1, "c": 1, "d": 1}) {
 		t.Errorf("applied %v; want a, c and d once and b not at all", got)
 	}
-	if d := sl.get(); len(d) != 2 || d[0] != 100*time.Millisecond || d[1] != 200*time.Millisecond {
+	if d := clk.get(); len(d) != 2 || d[0] != 100*time.Millisecond || d[1] != 200*time.Millisecond {
 		t.Errorf("backoffs %v, want [100ms 200ms]", d)
 	}
-	parked, next, err := p.Parked(ctx)
+	parked, err := p.Parked(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(parked) != 1 || next != "" {
-		t.Fatalf("parked %+v (next %q), want one record", parked, next)
+	if len(parked) != 1 {
+		t.Fatalf("parked %+v, want one record", parked)
 	}
 	pr := parked[0]
 	if pr.Record.Key != "b" || pr.Record.Type != "bad" || pr.Record.Offset != bad.LastOffset || pr.Record.Topic != "orders" ||
 		pr.Record.ID != bad.EventIDs[0] || pr.Record.Version != 1 || pr.Record.Headers["h"] != "v" || string(pr.Record.Payload) != `{"k":"b"}` {
 		t.Errorf("parked record %+v does not match the original", pr.Record)
 	}
-	if pr.Attempts != 3 || !strings.Contains(pr.Error, "cannot handle b") || pr.Replayed || !pr.ParkedAt.Equal(time.Date(2026, 5, 1, 0, 0, 0, 0, time.UTC)) {
+	// Parked after the two back-offs, on the projection's clock.
+	if pr.Attempts != 3 || !strings.Contains(pr.Error, "cannot handle b") || !pr.ReplayedAt.IsZero() || !pr.ParkedAt.Equal(clk.start.Add(300*time.Millisecond)) {
 		t.Errorf("parked %+v", pr)
 	}
 	// The dead-letter topic holds the record with headers naming its origin.
@@ -128,33 +111,78 @@ func TestParkAndReplay(t *testing.T) {
 			t.Fatal(err)
 		}
 		h := rec.Headers
-		if h[projection.HeaderTopic] != "orders" || h[projection.HeaderPartition] != "0" || h[projection.HeaderOffset] != fmt.Sprint(bad.LastOffset) ||
-			!strings.Contains(h[projection.HeaderError], "cannot handle b") || rec.CausationID != bad.EventIDs[0].String() {
+		if h[consume.HeaderTopic] != "orders" || h[consume.HeaderPartition] != "0" || h[consume.HeaderOffset] != fmt.Sprint(bad.LastOffset) ||
+			!strings.Contains(h[consume.HeaderError], "cannot handle b") || rec.CausationID != bad.EventIDs[0].String() ||
+			h[projection.HeaderProjection] != "parking" || h[projection.HeaderGeneration] != "1" {
 			t.Errorf("dead letter %+v", rec)
 		}
 	}
 
 	// A replay that fails leaves it parked; one that succeeds applies it
 	// once and marks it.
-	if err := p.Replay(ctx, pr.Position()); err == nil {
+	if err := p.Replay(ctx, pr.Record.Position()); err == nil {
 		t.Fatal("replay of a still failing record succeeded")
 	}
 	f.failing.Store(false)
-	if err := p.Replay(ctx, pr.Position()); err != nil {
+	if err := p.Replay(ctx, pr.Record.Position()); err != nil {
 		t.Fatal(err)
 	}
-	if err := p.Replay(ctx, pr.Position()); !errors.Is(err, projection.ErrNotParked) {
+	if err := p.Replay(ctx, pr.Record.Position()); !errors.Is(err, consume.ErrNotParked) {
 		t.Errorf("second replay: %v, want ErrNotParked", err)
 	}
-	if err := p.Replay(ctx, projection.Position{Topic: "orders", Offset: 0}); !errors.Is(err, projection.ErrNotParked) {
+	if err := p.Replay(ctx, projection.Position{Topic: "orders", Offset: 0}); !errors.Is(err, consume.ErrNotParked) {
 		t.Errorf("replay of a record never parked: %v, want ErrNotParked", err)
 	}
 	if n, _, err := f.tbl.Get(ctx, "b"); err != nil || n != 1 {
 		t.Errorf("b after replay = %d, %v; want 1", n, err)
 	}
-	parked, _, err = p.Parked(ctx)
-	if err != nil || len(parked) != 1 || !parked[0].Replayed || parked[0].ReplayedAt.IsZero() {
+	parked, err = p.Parked(ctx)
+	if err != nil || len(parked) != 1 || parked[0].ReplayedAt.IsZero() {
 		t.Errorf("after replay: %+v, %v", parked, err)
+	}
+	// Discard forgets it; a second discard finds nothing.
+	if err := p.Discard(ctx, pr.Record.Position()); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Discard(ctx, pr.Record.Position()); !errors.Is(err, consume.ErrNotParked) {
+		t.Errorf("second discard: %v, want ErrNotParked", err)
+	}
+	if parked, err = p.Parked(ctx); err != nil || len(parked) != 0 {
+		t.Errorf("after discard: %+v, %v", parked, err)
+	}
+	if n, _, err := f.tbl.Get(ctx, "b"); err != nil || n != 1 {
+		t.Errorf("b after discard = %d, %v; want 1 (discard applies nothing)", n, err)
+	}
+}
+
+// Discard of a record that was never replayed: it is never applied, not
+// even by a restart.
+func TestDiscard(t *testing.T) {
+	ctx := context.Background()
+	s := openOrders(t, 1)
+	opts := []projection.Option{projection.WithErrorPolicy(consume.Park("discarding.dlq")), projection.WithRetries(0)}
+	p, f := newFlaky(t, s, "discarding", opts...)
+	bad := appendTyped(t, s, "b", "bad")
+	last := appendTyped(t, s, "c", "good")
+	catchUp(t, s, p, "orders")
+	if err := p.WaitFor(ctx, projection.PositionOf(last)); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Discard(ctx, bad.Position()); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Replay(ctx, bad.Position()); !errors.Is(err, consume.ErrNotParked) {
+		t.Errorf("replay of a discarded record: %v, want ErrNotParked", err)
+	}
+	f.failing.Store(false)
+	p2, f2 := newFlaky(t, s, "discarding", opts...)
+	f2.failing.Store(false)
+	catchUp(t, s, p2, "orders")
+	if got := scanAll(t, f2.tbl); !equalMaps(got, map[string]int64{"c": 1}) {
+		t.Errorf("after discard and restart: %v; want only c", got)
+	}
+	if parked, err := p2.Parked(ctx); err != nil || len(parked) != 0 {
+		t.Errorf("parked after discard: %+v, %v", parked, err)
 	}
 }
 
@@ -164,8 +192,7 @@ func TestParkAndReplay(t *testing.T) {
 func TestParkedBeforeCommitIsNotApplied(t *testing.T) {
 	ctx := context.Background()
 	s := openOrders(t, 1)
-	var sl sleeps
-	opts := []projection.Option{projection.WithErrorPolicy(projection.Park), projection.WithRetries(0), projection.WithSleep(sl.sleep)}
+	opts := []projection.Option{projection.WithErrorPolicy(consume.Park("crashpark.dlq")), projection.WithRetries(0)}
 	p, f := newFlaky(t, s, "crashpark", opts...)
 	appendTyped(t, s, "a", "good")
 	bad := appendTyped(t, s, "b", "bad")
@@ -198,7 +225,7 @@ func TestParkedBeforeCommitIsNotApplied(t *testing.T) {
 	if err := p2.WaitFor(ctx, projection.PositionOf(after)); err != nil {
 		t.Fatal(err)
 	}
-	parked, _, err := p2.Parked(ctx)
+	parked, err := p2.Parked(ctx)
 	if err != nil || len(parked) != 1 {
 		t.Errorf("parked after restart: %+v, %v; want the one record", parked, err)
 	}
@@ -217,23 +244,23 @@ func TestParkedBeforeCommitIsNotApplied(t *testing.T) {
 func TestStopPolicy(t *testing.T) {
 	ctx := context.Background()
 	s := openOrders(t, 1)
-	var sl sleeps
-	p, f := newFlaky(t, s, "stopping", projection.WithRetries(3), projection.WithSleep(sl.sleep),
-		projection.WithBackoff(func(a int) time.Duration { return time.Duration(a) * time.Second }))
+	clk := newRetryClock(t)
+	p, f := newFlaky(t, s, "stopping", projection.WithRetries(3), projection.WithClock(clk),
+		projection.WithBackoff(clock.Backoff{Initial: time.Second, Multiplier: 2}))
 	appendTyped(t, s, "a", "good")
 	bad := appendTyped(t, s, "b", "bad")
 	appendTyped(t, s, "c", "good")
 
 	err := p.Run(ctx)
-	var he *projection.HandlerError
-	if !errors.As(err, &he) || he.Attempts != 4 || he.Offset != bad.LastOffset || he.EventType != "bad" || he.Projection != "stopping" {
+	var he *consume.HandlerError
+	if !errors.As(err, &he) || he.Attempts != 4 || he.Offset != bad.LastOffset || he.EventType != "bad" || he.Consumer != "projection.stopping.1" {
 		t.Fatalf("Run: %v, want a *HandlerError after 4 attempts at offset %d", err, bad.LastOffset)
 	}
-	if d := sl.get(); len(d) != 3 || d[0] != time.Second || d[2] != 3*time.Second {
-		t.Errorf("backoffs %v, want [1s 2s 3s]", d)
+	if d := clk.get(); len(d) != 3 || d[0] != time.Second || d[2] != 4*time.Second {
+		t.Errorf("backoffs %v, want [1s 2s 4s]", d)
 	}
 	st, serr := p.Status(ctx)
-	if serr != nil || st.State != projection.StateFailed || !errors.Is(st.Err, he.Err) {
+	if serr != nil || st.State != consume.StateFailed || !strings.Contains(st.Error, he.Err.Error()) {
 		t.Errorf("status %+v, %v; want failed with the handler's error", st, serr)
 	}
 	// The record before the failing one in the batch was committed; the
@@ -244,7 +271,7 @@ func TestStopPolicy(t *testing.T) {
 	if st.Partitions[0].Position != bad.LastOffset || st.Partitions[0].Lag != 2 {
 		t.Errorf("partition status %+v; want position %d, lag 2", st.Partitions[0], bad.LastOffset)
 	}
-	if err := p.WaitFor(ctx, projection.PositionOf(bad)); !errors.Is(err, projection.ErrFailed) {
+	if err := p.WaitFor(ctx, projection.PositionOf(bad)); !errors.Is(err, consume.ErrFailed) {
 		t.Errorf("WaitFor on a failed projection: %v, want ErrFailed", err)
 	}
 
@@ -260,7 +287,7 @@ func TestStopPolicy(t *testing.T) {
 func TestPermanentErrorsAndPanicsAreNotRetried(t *testing.T) {
 	ctx := context.Background()
 	s := openOrders(t, 1)
-	var sl sleeps
+	clk := newRetryClock(t)
 	r := projection.NewRouter()
 	type ev struct {
 		N int `json:"n"`
@@ -276,7 +303,7 @@ func TestPermanentErrorsAndPanicsAreNotRetried(t *testing.T) {
 		t.Errorf("duplicate route: %v", err)
 	}
 	r.Otherwise(func(tx *projection.Tx, rec eventstore.Record) error { panic("boom") })
-	p, err := projection.New(s, "perm", []string{"orders"}, r, projection.WithSleep(sl.sleep), projection.WithErrorPolicy(projection.Park))
+	p, err := projection.New(s, "perm", []string{"orders"}, r, projection.WithClock(clk), projection.WithErrorPolicy(consume.Park("perm.dlq")))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -290,7 +317,7 @@ func TestPermanentErrorsAndPanicsAreNotRetried(t *testing.T) {
 	if err := p.WaitFor(ctx, projection.PositionOf(last)); err != nil {
 		t.Fatal(err)
 	}
-	parked, _, err := p.Parked(ctx)
+	parked, err := p.Parked(ctx)
 	if err != nil || len(parked) != 2 {
 		t.Fatalf("parked %+v, %v; want the undecodable and the panicking record", parked, err)
 	}
@@ -302,8 +329,11 @@ func TestPermanentErrorsAndPanicsAreNotRetried(t *testing.T) {
 	if !strings.Contains(parked[0].Error, "decode typed payload") || !strings.Contains(parked[1].Error, "panicked: boom") {
 		t.Errorf("errors %q, %q", parked[0].Error, parked[1].Error)
 	}
-	if d := sl.get(); len(d) != 0 {
+	if d := clk.get(); len(d) != 0 {
 		t.Errorf("backoffs %v, want none", d)
+	}
+	if st, err := p.Status(ctx); err != nil || st.Counters.Retries != 0 || st.Counters.Parked != 2 || st.Counters.Failures != 2 {
+		t.Errorf("counters %+v, %v; want 2 failures, 2 parked, no retries", st.Counters, err)
 	}
 }
 
@@ -313,9 +343,8 @@ func TestPermanentErrorsAndPanicsAreNotRetried(t *testing.T) {
 func TestParkDuringInterruptedRebuild(t *testing.T) {
 	ctx := context.Background()
 	s := openOrders(t, 1)
-	var sl sleeps
-	p, _ := newFlaky(t, s, "reparking", projection.WithErrorPolicy(projection.Park), projection.WithRetries(0),
-		projection.WithSleep(sl.sleep), projection.WithBatchSize(10), projection.WithProgressInterval(0))
+	p, _ := newFlaky(t, s, "reparking", projection.WithErrorPolicy(consume.Park("reparking.dlq")), projection.WithRetries(0),
+		projection.WithBatchSize(10), projection.WithProgressInterval(0))
 	appendTyped(t, s, "b", "bad")
 	for i := range 50 {
 		appendTyped(t, s, fmt.Sprintf("g%d", i), "good")
@@ -333,7 +362,7 @@ func TestParkDuringInterruptedRebuild(t *testing.T) {
 	if err := p.Rebuild(ctx); err != nil {
 		t.Fatal(err)
 	}
-	parked, _, err := p.Parked(ctx)
+	parked, err := p.Parked(ctx)
 	if err != nil || len(parked) != 1 || parked[0].Record.Key != "b" {
 		t.Fatalf("parked after the rebuild: %+v, %v", parked, err)
 	}
@@ -346,7 +375,20 @@ func TestParkDuringInterruptedRebuild(t *testing.T) {
 	if info.Partitions[0].Records != 2 {
 		t.Errorf("dead-letter topic holds %d records, want 2", info.Partitions[0].Records)
 	}
-	if err := p.Replay(ctx, parked[0].Position()); err == nil {
+	if err := p.Replay(ctx, parked[0].Record.Position()); err == nil {
 		t.Error("replay of a record that still fails succeeded")
+	}
+	// Generation 3 has generation 1's consumer group, under whose name the
+	// record was parked first: its mark points at that copy, and the
+	// dead-letter topic gets no third one.
+	if err := p.Rebuild(ctx); err != nil {
+		t.Fatal(err)
+	}
+	parked, err = p.Parked(ctx)
+	if err != nil || len(parked) != 1 || parked[0].Record.Key != "b" || parked[0].DeadLetter.Offset != 0 {
+		t.Fatalf("parked in generation 3: %+v, %v", parked, err)
+	}
+	if info, err := s.DescribeTopic(ctx, p.DeadLetterTopic()); err != nil || info.Partitions[0].Records != 2 {
+		t.Errorf("dead-letter topic after generation 3: %+v, %v; want 2 records", info, err)
 	}
 }

@@ -2,12 +2,14 @@ package projection_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"log"
 	"time"
 
 	"github.com/muninn-es/muninn/aggregate"
 	"github.com/muninn-es/muninn/codec"
+	"github.com/muninn-es/muninn/consume"
 	"github.com/muninn-es/muninn/eventstore"
 	"github.com/muninn-es/muninn/projection"
 )
@@ -215,7 +217,7 @@ func ExampleProjection_Parked() {
 		log.Fatal(err)
 	}
 	p, err := projection.New(s, "totals", []string{"payments"}, r, projection.WithTables(totals),
-		projection.WithErrorPolicy(projection.Park), projection.WithRetries(0))
+		projection.WithErrorPolicy(consume.Park("totals.dlq")), projection.WithRetries(0))
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -240,12 +242,12 @@ func ExampleProjection_Parked() {
 
 	total, _, _ := totals.Get(ctx, "acct-1")
 	fmt.Println("total:", total)
-	parked, _, err := p.Parked(ctx)
+	parked, err := p.Parked(ctx)
 	if err != nil {
 		log.Fatal(err)
 	}
 	for _, pr := range parked {
-		fmt.Printf("parked %s: %s\n", pr.Position(), pr.Error)
+		fmt.Printf("parked %s: %s\n", pr.Record.Position(), pr.Error)
 	}
 	fmt.Println("dead-letter topic:", p.DeadLetterTopic())
 	// Output:
@@ -324,4 +326,77 @@ func ExampleOn() {
 	n, _, err := totals.Get(ctx, "ada")
 	fmt.Println("ada:", n, err)
 	// Output: ada: 120 <nil>
+}
+
+// A projection's Status marshals to JSON that an operator can read (and a
+// server expose as is): the state by name, the position and lag of every
+// partition in records and seconds, counters, the generation.
+func ExampleProjection_Status() {
+	ctx := context.Background()
+	s, err := eventstore.OpenMem()
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer s.Close()
+	if err := s.CreateTopic(ctx, "orders", eventstore.TopicConfig{Partitions: 1}); err != nil {
+		log.Fatal(err)
+	}
+	var last eventstore.AppendResult
+	for i := range 3 {
+		if last, err = s.Append(ctx, "orders", fmt.Sprintf("order-%d", i), eventstore.NoStream,
+			[]eventstore.Event{{Type: "order.placed", Payload: []byte(`{}`)}}); err != nil {
+			log.Fatal(err)
+		}
+	}
+	p, err := projection.New(s, "order-log", []string{"orders"},
+		projection.HandlerFunc(func(*projection.Tx, eventstore.Record) error { return nil }))
+	if err != nil {
+		log.Fatal(err)
+	}
+	runCtx, stop := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- p.Run(runCtx) }()
+	if err := p.WaitFor(ctx, last.Position()); err != nil {
+		log.Fatal(err)
+	}
+	stop()
+	if err := <-done; err != nil {
+		log.Fatal(err)
+	}
+	st, err := p.Status(ctx)
+	if err != nil {
+		log.Fatal(err)
+	}
+	b, err := json.MarshalIndent(st, "", "  ")
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println(string(b))
+	// Output:
+	// {
+	//   "name": "order-log",
+	//   "group": "projection.order-log.1",
+	//   "state": "stopped",
+	//   "policy": "stop",
+	//   "counters": {
+	//     "applied": 3,
+	//     "failures": 0,
+	//     "retries": 0,
+	//     "parked": 0,
+	//     "handed_off": 0
+	//   },
+	//   "partitions": [
+	//     {
+	//       "topic": "orders",
+	//       "partition": 0,
+	//       "position": 3,
+	//       "end": 3,
+	//       "lag": 0,
+	//       "lag_seconds": 0
+	//     }
+	//   ],
+	//   "lag": 0,
+	//   "lag_seconds": 0,
+	//   "generation": 1
+	// }
 }

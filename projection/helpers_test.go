@@ -4,12 +4,60 @@ import (
 	"context"
 	"io"
 	"log/slog"
+	"sync"
 	"testing"
 	"time"
 
+	"github.com/muninn-es/muninn/clock"
 	"github.com/muninn-es/muninn/eventstore"
+	"github.com/muninn-es/muninn/keyspace"
 	"github.com/muninn-es/muninn/projection"
 )
+
+// retryClock is a manual clock that a goroutine of the test moves to each
+// wait the code under test starts (its back-offs), at once, recording how
+// long each wait was: retries happen without the test sleeping.
+type retryClock struct {
+	*clock.Manual
+	start time.Time
+	mu    sync.Mutex
+	waits []time.Duration
+}
+
+func newRetryClock(t testing.TB) *retryClock {
+	start := time.Date(2026, 5, 1, 0, 0, 0, 0, time.UTC)
+	c := &retryClock{Manual: clock.NewManual(start), start: start}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for c.BlockUntil(ctx, 1) == nil {
+			next, ok := c.Next()
+			if !ok {
+				continue
+			}
+			c.mu.Lock()
+			c.waits = append(c.waits, next.Sub(c.Now()))
+			c.mu.Unlock()
+			c.Set(next)
+		}
+	}()
+	t.Cleanup(func() { cancel(); <-done })
+	return c
+}
+
+// get returns the waits so far.
+func (c *retryClock) get() []time.Duration {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return append([]time.Duration(nil), c.waits...)
+}
+
+// genRange returns the bounds of everything generation gen of projection
+// name holds in the state space.
+func genRange(name string, gen uint64) (lower, upper []byte) {
+	return keyspace.New(keyspace.Projection, name).String("g").Uint(gen).Range()
+}
 
 func quietLogger() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
 

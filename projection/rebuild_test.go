@@ -2,14 +2,15 @@ package projection_test
 
 import (
 	"context"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/muninn-es/muninn/clock"
 	"github.com/muninn-es/muninn/codec"
+	"github.com/muninn-es/muninn/consume"
 	"github.com/muninn-es/muninn/eventstore"
 	"github.com/muninn-es/muninn/projection"
 )
@@ -109,7 +110,7 @@ func TestRebuildWhileQuerying(t *testing.T) {
 	if err := p.WaitFor(ctx, last...); err != nil {
 		t.Fatal(err)
 	}
-	if err := p.Run(ctx); !errors.Is(err, projection.ErrRunning) {
+	if err := p.Run(ctx); !errors.Is(err, consume.ErrRunning) {
 		t.Errorf("second Run: %v, want ErrRunning", err)
 	}
 
@@ -140,7 +141,7 @@ func TestRebuildWhileQuerying(t *testing.T) {
 		if err != nil || st.Rebuild == nil || st.Rebuild.Generation != 2 || st.Generation != 1 {
 			t.Errorf("Status during rebuild: %+v, %v", st, err)
 		}
-		if err := p.Rebuild(ctx); !errors.Is(err, projection.ErrRunning) {
+		if err := p.Rebuild(ctx); !errors.Is(err, consume.ErrRunning) {
 			t.Errorf("concurrent Rebuild: %v, want ErrRunning", err)
 		}
 		midQueries.Add(1)
@@ -168,8 +169,8 @@ func TestRebuildWhileQuerying(t *testing.T) {
 		t.Errorf("after the swap: total %d over generations %v; want %d, all from generation 2", total, gens, applied)
 	}
 	// The old generation is gone.
-	old := binary.BigEndian.AppendUint64([]byte("projection/counter/g/"), 1)
-	for kv, err := range s.Scan(ctx, old, eventstore.PrefixEnd(old), false) {
+	oldLo, oldHi := genRange("counter", 1)
+	for kv, err := range s.Scan(ctx, oldLo, oldHi, false) {
 		t.Fatalf("old generation left behind: %q, %v", kv.Key, err)
 	}
 	// The live runner moved to the new generation and goes on.
@@ -188,7 +189,7 @@ func TestRebuildWhileQuerying(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if st.Generation != 2 || st.Rebuild != nil || (st.State != projection.StateLive && st.State != projection.StateCatchingUp) {
+	if st.Generation != 2 || st.Rebuild != nil || (st.State != consume.StateLive && st.State != consume.StateCatchingUp) {
 		t.Errorf("status after rebuild: %+v", st)
 	}
 }
@@ -242,10 +243,10 @@ func TestRebuildInterrupted(t *testing.T) {
 	if total != 200 || gens[1] != 5 || len(gens) != 1 {
 		t.Errorf("after an interrupted rebuild: total %d, generations %v", total, gens)
 	}
-	partial := binary.BigEndian.AppendUint64([]byte("projection/interrupted/g/"), 2)
+	partialLo, partialHi := genRange("interrupted", 2)
 	count := func() int {
 		n := 0
-		for _, err := range s.Scan(ctx, partial, eventstore.PrefixEnd(partial), false) {
+		for _, err := range s.Scan(ctx, partialLo, partialHi, false) {
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -275,12 +276,15 @@ func TestRebuildInterrupted(t *testing.T) {
 func TestRebuildProgressClock(t *testing.T) {
 	ctx := context.Background()
 	s := openOrders(t, 1)
-	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
-	clock := func() time.Time { now = now.Add(time.Second); return now }
-	p, _ := newCounter(t, s, "clocked", projection.WithBatchSize(100), projection.WithClock(clock), projection.WithProgressInterval(0))
+	clk := clock.NewManual(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
+	p, _ := newCounter(t, s, "clocked", projection.WithBatchSize(100), projection.WithClock(clk), projection.WithProgressInterval(0))
 	appendN(t, s, 400, 4, "x")
 	var reports []projection.Progress
-	if err := p.Rebuild(ctx, projection.OnProgress(func(pr projection.Progress) { reports = append(reports, pr) })); err != nil {
+	// A second passes on the projection's clock after each report.
+	if err := p.Rebuild(ctx, projection.OnProgress(func(pr projection.Progress) {
+		reports = append(reports, pr)
+		clk.Advance(time.Second)
+	})); err != nil {
 		t.Fatal(err)
 	}
 	var mid *projection.Progress
@@ -292,8 +296,9 @@ func TestRebuildProgressClock(t *testing.T) {
 	if mid == nil {
 		t.Fatalf("no report at 200 of 400: %+v", reports)
 	}
-	// Each clock reading advances one second: rate and ETA follow.
-	if mid.Rate <= 0 || mid.ETA <= 0 || mid.Elapsed <= 0 || mid.Total != 400 {
+	// Two reports (at 0 and 100) came before: two seconds, 100 a second,
+	// two seconds to go.
+	if mid.Rate != 100 || mid.ETA != 2*time.Second || mid.Elapsed != 2*time.Second || mid.Total != 400 {
 		t.Errorf("progress at half-way: %+v", *mid)
 	}
 	wantETA := time.Duration(float64(200) / mid.Rate * float64(time.Second))

@@ -5,6 +5,7 @@ import (
 
 	"github.com/muninn-es/muninn/aggregate"
 	"github.com/muninn-es/muninn/codec"
+	"github.com/muninn-es/muninn/consume"
 	"github.com/muninn-es/muninn/eventstore"
 )
 
@@ -101,7 +102,7 @@ func On[T, E any](r *Router, events *aggregate.Events[E], fn func(tx *Tx, rec ev
 	r.typed[name] = func(tx *Tx, rec eventstore.Record, payload []byte) error {
 		e, err := c.Decode(payload)
 		if err != nil {
-			return Permanent(fmt.Errorf("decode %s payload (schema v%d, resolved to %q v%d): %w",
+			return consume.Permanent(fmt.Errorf("decode %s payload (schema v%d, resolved to %q v%d): %w",
 				rec.Type, rec.SchemaVersion, name, et.SchemaVersion(), err))
 		}
 		return fn(tx, rec, e)
@@ -158,7 +159,7 @@ func OnCodec[T any](r *Router, eventType string, c codec.Codec[T], fn func(tx *T
 	r.routes[eventType] = func(tx *Tx, rec eventstore.Record) error {
 		e, err := c.Decode(rec.Payload)
 		if err != nil {
-			return Permanent(fmt.Errorf("decode %s payload: %w", eventType, err))
+			return consume.Permanent(fmt.Errorf("decode %s payload: %w", eventType, err))
 		}
 		return fn(tx, rec, e)
 	}
@@ -180,7 +181,7 @@ func (r *Router) Handle(tx *Tx, rec eventstore.Record) error {
 				// (written by newer code, say) of a type no handler takes.
 				return r.other(tx, rec)
 			}
-			return Permanent(err)
+			return consume.Permanent(err)
 		}
 		if h := r.typed[raw.Type]; h != nil {
 			return h(tx, rec, raw.Payload)

@@ -8,6 +8,7 @@ import (
 
 	"github.com/muninn-es/muninn/aggregate"
 	"github.com/muninn-es/muninn/codec"
+	"github.com/muninn-es/muninn/consume"
 	"github.com/muninn-es/muninn/eventstore"
 	"github.com/muninn-es/muninn/projection"
 	"google.golang.org/protobuf/proto"
@@ -69,7 +70,7 @@ func runRouted(t *testing.T, name string, r *projection.Router, tables []project
 		}
 	}
 	p, err := projection.New(s, name, []string{"payments"}, r, projection.WithTables(tables...),
-		projection.WithErrorPolicy(projection.Park), projection.WithRetries(0))
+		projection.WithErrorPolicy(consume.Park(name+".dlq")), projection.WithRetries(0))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -117,7 +118,7 @@ func TestOnUpcasts(t *testing.T) {
 	if got := scanAll(t, totals); !equalMaps(got, map[string]int64{"ada": 111}) {
 		t.Errorf("totals = %v, want ada: 111 (seen %+v)", got, seen)
 	}
-	if parked, _, err := p.Parked(context.Background()); err != nil || len(parked) != 0 {
+	if parked, err := p.Parked(context.Background()); err != nil || len(parked) != 0 {
 		t.Errorf("parked %+v, %v", parked, err)
 	}
 }
@@ -204,7 +205,7 @@ func TestOnSkipsAndParks(t *testing.T) {
 	if got := scanAll(t, seen); !equalMaps(got, want) {
 		t.Errorf("seen %v, want %v", got, want)
 	}
-	parked, _, err := p.Parked(context.Background())
+	parked, err := p.Parked(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -11,6 +11,7 @@ import (
 
 	"github.com/muninn-es/muninn/codec"
 	"github.com/muninn-es/muninn/eventstore"
+	"github.com/muninn-es/muninn/keyspace"
 )
 
 // Query limits.
@@ -50,9 +51,11 @@ func After(token string) QueryOption { return func(q *queryOpts) { q.after = tok
 func Reverse() QueryOption { return func(q *queryOpts) { q.reverse = true } }
 
 // AtLeast makes the query wait, before it reads, until the projection has
-// applied every position (read your writes): pass the PositionOf the append
-// a command made. It waits as WaitFor does: give the query's ctx a
-// timeout.
+// applied every position (read your writes): pass the Position of what a
+// command returned (command.Result.Position, eventstore.AppendResult.Position,
+// see PositionOf), or one parsed from a client's request with
+// eventstore.ParsePosition. It waits as WaitFor does: give the query's ctx
+// a timeout.
 func AtLeast(positions ...Position) QueryOption {
 	return func(q *queryOpts) { q.atLeast = append(q.atLeast, positions...) }
 }
@@ -101,7 +104,9 @@ func (p *Projection) readGen(ctx context.Context) (uint64, func(), error) {
 
 // Tokens: base64url of a version byte, a hash of the scan's scope (table
 // or index) and the last key returned, relative to the scope's prefix.
-const tokenVersion = 1
+// Version 2 is that of the keyspace layout; a token of version 1 (the
+// layout before it) is refused as malformed.
+const tokenVersion = 2
 
 func scopeHash(scope string) []byte {
 	h := fnv.New32a()
@@ -180,9 +185,13 @@ type Page[K, V any] struct {
 // current generation. Secondary indexes (NewIndex) are maintained in the
 // same batch as the rows.
 type Table[K, V any] struct {
-	name    string
-	kc      KeyCodec[K]
-	vc      codec.Codec[V]
+	name string
+	kc   KeyCodec[K]
+	vc   codec.Codec[V]
+	// rel is the key of the table's rows relative to a generation's
+	// prefix: ("t", name) and the raw tag; a row's key codec encoding
+	// follows it.
+	rel     []byte
 	p       *Projection
 	indexes []tableIndex[K, V]
 }
@@ -190,6 +199,9 @@ type Table[K, V any] struct {
 // tableIndex is an index, seen from its table.
 type tableIndex[K, V any] interface {
 	indexName() string
+	// relPrefix is the key of the index's entries relative to a
+	// generation's prefix.
+	relPrefix() []byte
 	// entries appends the index entries of row (k, v) (their keys
 	// relative to the index prefix) to dst.
 	entries(dst [][]byte, pk []byte, k K, v V) ([][]byte, error)
@@ -201,7 +213,7 @@ type tableIndex[K, V any] interface {
 // WithTables.
 func NewTable[K, V any](name string, keys KeyCodec[K], values codec.Codec[V]) (*Table[K, V], error) {
 	var errs []error
-	errs = append(errs, checkName("table", name))
+	errs = append(errs, eventstore.ValidateName("table", name))
 	if keys == nil {
 		errs = append(errs, invalid("table key codec", "is nil"))
 	}
@@ -211,7 +223,8 @@ func NewTable[K, V any](name string, keys KeyCodec[K], values codec.Codec[V]) (*
 	if err := errors.Join(errs...); err != nil {
 		return nil, fmt.Errorf("projection: new table %q: %w", name, err)
 	}
-	return &Table[K, V]{name: name, kc: keys, vc: values}, nil
+	rel := keyspace.AppendString(keyspace.AppendString(nil, "t"), name)
+	return &Table[K, V]{name: name, kc: keys, vc: values, rel: append(rel, rawTag)}, nil
 }
 
 // Name returns the table's name.
@@ -231,19 +244,13 @@ func (t *Table[K, V]) bind(p *Projection) error {
 }
 
 func (t *Table[K, V]) rowPrefix(genPrefix []byte) []byte {
-	return t.appendRowPrefix(slices.Clip(genPrefix))
-}
-
-func (t *Table[K, V]) appendRowPrefix(dst []byte) []byte {
-	dst = append(dst, "t/"...)
-	dst = append(dst, t.name...)
-	return append(dst, '/')
+	return append(slices.Clip(genPrefix), t.rel...)
 }
 
 // txKey builds the row key of k in the Tx's scratch buffer, valid until
 // the next txKey; n is the length of its row prefix.
 func (t *Table[K, V]) txKey(tx *Tx, k K) (key []byte, n int, err error) {
-	b := t.appendRowPrefix(append(tx.scratch[:0], tx.prefix...))
+	b := append(append(tx.scratch[:0], tx.prefix...), t.rel...)
 	n = len(b)
 	b, err = t.encodeKey(b, k)
 	if err != nil {
@@ -376,7 +383,7 @@ func (t *Table[K, V]) indexKeys(tx *Tx, pk []byte, k K, v V) (map[string]bool, e
 		if err != nil {
 			return nil, err
 		}
-		prefix := indexPrefix(tx.prefix, t.name, idx.indexName())
+		prefix := append(slices.Clip(tx.prefix), idx.relPrefix()...)
 		for _, r := range rel {
 			out[string(append(slices.Clip(prefix), r...))] = true
 		}
@@ -455,13 +462,13 @@ func (t *Table[K, V]) ScanPrefix(ctx context.Context, prefix K, opts ...QueryOpt
 	if err != nil {
 		return Page[K, V]{}, err
 	}
-	return t.scan(ctx, b, eventstore.PrefixEnd(b), true, opts)
+	return t.scan(ctx, b, keyspace.PrefixEnd(b), true, opts)
 }
 
 // ScanPrefixBytes returns a page of the rows whose encoded key starts with
 // prefix (see PairPrefix).
 func (t *Table[K, V]) ScanPrefixBytes(ctx context.Context, prefix []byte, opts ...QueryOption) (Page[K, V], error) {
-	return t.scan(ctx, prefix, eventstore.PrefixEnd(prefix), true, opts)
+	return t.scan(ctx, prefix, keyspace.PrefixEnd(prefix), true, opts)
 }
 
 // ScanRange returns a page of the rows with from <= key < to.
@@ -490,7 +497,7 @@ func (t *Table[K, V]) scan(ctx context.Context, lo, hi []byte, bounded bool, opt
 	defer unlock()
 	prefix := t.rowPrefix(t.p.genPrefix(gen))
 	lower := append(slices.Clip(prefix), lo...)
-	upper := eventstore.PrefixEnd(prefix)
+	upper := keyspace.PrefixEnd(prefix)
 	if bounded && hi != nil {
 		upper = append(slices.Clip(prefix), hi...)
 	}
@@ -513,21 +520,17 @@ func (t *Table[K, V]) scan(ctx context.Context, lo, hi []byte, bounded bool, opt
 	return page, nil
 }
 
-func indexPrefix(genPrefix []byte, table, index string) []byte {
-	b := append(slices.Clip(genPrefix), "i/"...)
-	b = append(b, table...)
-	b = append(b, '/')
-	b = append(b, index...)
-	return append(b, '/')
-}
-
 // Index is a secondary index of a table: it maps index keys IK, derived
 // from each row, to the rows' keys, and is maintained in the same batch as
 // the table. A row may have any number of index keys (none, one, several).
 type Index[K, V, IK any] struct {
-	t       *Table[K, V]
-	name    string
-	kc      KeyCodec[IK]
+	t    *Table[K, V]
+	name string
+	kc   KeyCodec[IK]
+	// rel is the key of the index's entries relative to a generation's
+	// prefix: ("i", table, index); an entry's index key (AppendOrdered)
+	// and its row's key codec encoding follow it.
+	rel     []byte
 	extract func(K, V) []IK
 }
 
@@ -539,7 +542,7 @@ func NewIndex[K, V, IK any](t *Table[K, V], name string, keys KeyCodec[IK], extr
 	if t == nil {
 		return nil, invalid("index", "table is nil")
 	}
-	errs = append(errs, checkName("index", name))
+	errs = append(errs, eventstore.ValidateName("index", name))
 	if keys == nil {
 		errs = append(errs, invalid("index key codec", "is nil"))
 	}
@@ -557,7 +560,8 @@ func NewIndex[K, V, IK any](t *Table[K, V], name string, keys KeyCodec[IK], extr
 	if err := errors.Join(errs...); err != nil {
 		return nil, fmt.Errorf("projection: new index %q: %w", name, err)
 	}
-	idx := &Index[K, V, IK]{t: t, name: name, kc: keys, extract: extract}
+	rel := keyspace.AppendString(keyspace.AppendString(keyspace.AppendString(nil, "i"), t.name), name)
+	idx := &Index[K, V, IK]{t: t, name: name, kc: keys, rel: rel, extract: extract}
 	t.indexes = append(t.indexes, idx)
 	return idx, nil
 }
@@ -566,6 +570,8 @@ func NewIndex[K, V, IK any](t *Table[K, V], name string, keys KeyCodec[IK], extr
 func (x *Index[K, V, IK]) Name() string { return x.name }
 
 func (x *Index[K, V, IK]) indexName() string { return x.name }
+
+func (x *Index[K, V, IK]) relPrefix() []byte { return x.rel }
 
 func (x *Index[K, V, IK]) entries(dst [][]byte, pk []byte, k K, v V) ([][]byte, error) {
 	for _, ik := range x.extract(k, v) {
@@ -587,7 +593,7 @@ func (x *Index[K, V, IK]) Lookup(ctx context.Context, ik IK, opts ...QueryOption
 		return Page[K, V]{}, fmt.Errorf("projection: index %q: encode key: %w: %w", x.name, ErrInvalidArgument, err)
 	}
 	lo := AppendOrdered(nil, b)
-	return x.scan(ctx, lo, eventstore.PrefixEnd(lo), opts)
+	return x.scan(ctx, lo, keyspace.PrefixEnd(lo), opts)
 }
 
 // ScanRange returns a page of the rows with an index key in [from, to), in
@@ -620,8 +626,8 @@ func (x *Index[K, V, IK]) scan(ctx context.Context, lo, hi []byte, opts []QueryO
 	}
 	defer unlock()
 	gp := t.p.genPrefix(gen)
-	prefix := indexPrefix(gp, t.name, x.name)
-	upper := eventstore.PrefixEnd(prefix)
+	prefix := append(slices.Clip(gp), x.rel...)
+	_, upper := keyspace.Key(prefix).Range()
 	if hi != nil {
 		upper = append(slices.Clip(prefix), hi...)
 	}

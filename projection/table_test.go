@@ -14,7 +14,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/muninn-es/muninn/clock"
 	"github.com/muninn-es/muninn/codec"
+	"github.com/muninn-es/muninn/consume"
 	"github.com/muninn-es/muninn/eventstore"
 	"github.com/muninn-es/muninn/projection"
 )
@@ -240,17 +242,17 @@ func TestWaitForTimeoutAndStatus(t *testing.T) {
 	wctx, cancel := context.WithTimeout(ctx, 20*time.Millisecond)
 	defer cancel()
 	err := p.WaitFor(wctx, res...)
-	if !errors.Is(err, projection.ErrNotReached) || !errors.Is(err, context.DeadlineExceeded) || !strings.Contains(err.Error(), res[0].String()) {
+	if !errors.Is(err, consume.ErrNotReached) || !errors.Is(err, context.DeadlineExceeded) || !strings.Contains(err.Error(), res[0].String()) {
 		t.Errorf("WaitFor timeout: %v", err)
 	}
-	if _, _, err := tbl.Get(wctx, "k00", projection.AtLeast(res...)); !errors.Is(err, projection.ErrNotReached) {
+	if _, _, err := tbl.Get(wctx, "k00", projection.AtLeast(res...)); !errors.Is(err, consume.ErrNotReached) {
 		t.Errorf("query with AtLeast on a stopped projection: %v", err)
 	}
 	st, err := p.Status(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if st.State != projection.StateIdle || st.Lag != 10 || len(st.Partitions) != 2 {
+	if st.State != consume.StateIdle || st.Lag != 10 || len(st.Partitions) != 2 {
 		t.Errorf("status before Run: %+v", st)
 	}
 	stop := startRun(t, p)
@@ -261,7 +263,7 @@ func TestWaitForTimeoutAndStatus(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if st.Lag != 0 || st.State != projection.StateLive {
+	if st.Lag != 0 || st.State != consume.StateLive {
 		t.Errorf("status when caught up: %+v", st)
 	}
 	for _, ps := range st.Partitions {
@@ -270,7 +272,7 @@ func TestWaitForTimeoutAndStatus(t *testing.T) {
 		}
 	}
 	stop()
-	if st, _ := p.Status(ctx); st.State != projection.StateStopped {
+	if st, _ := p.Status(ctx); st.State != consume.StateStopped {
 		t.Errorf("state after Run returned: %v", st.State)
 	}
 }
@@ -278,19 +280,34 @@ func TestWaitForTimeoutAndStatus(t *testing.T) {
 func TestNewValidation(t *testing.T) {
 	s := openOrders(t, 1)
 	h := projection.HandlerFunc(func(*projection.Tx, eventstore.Record) error { return nil })
-	_, err := projection.New(s, "bad name!", []string{"orders", "orders", "missing"}, nil,
-		projection.WithBatchSize(0), projection.WithRetries(-1), projection.WithBackoff(nil),
-		projection.WithErrorPolicy(projection.ErrorPolicy(9)))
+	_, err := projection.New(s, "bad name!", []string{"orders", "orders", "bad topic!"}, nil,
+		projection.WithBatchSize(0), projection.WithRetries(-1), projection.WithBackoff(clock.Backoff{Initial: -1}),
+		projection.WithErrorPolicy(consume.HandOff()))
 	if err == nil {
 		t.Fatal("New accepted bad input")
 	}
-	for _, want := range []string{"bad name!", "given twice", "missing", "handler", "WithBatchSize", "WithRetries", "WithBackoff", "WithErrorPolicy"} {
+	if !errors.Is(err, projection.ErrInvalidArgument) {
+		t.Errorf("bad input: %v, want ErrInvalidArgument", err)
+	}
+	for _, want := range []string{"bad name!", "given twice", "bad topic!", "handler", "WithBatchSize", "WithRetries", "WithBackoff", "WithErrorPolicy"} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("error does not mention %q: %v", want, err)
 		}
 	}
-	if _, err := projection.New(s, "p", []string{"orders"}, h, projection.WithErrorPolicy(projection.Park), projection.WithDeadLetterTopic("orders")); err == nil {
+	if _, err := projection.New(s, "p", []string{"orders"}, h, projection.WithErrorPolicy(consume.Park("orders"))); err == nil {
 		t.Error("dead-letter topic equal to a source topic accepted")
+	}
+	// The consumer groups derived from the name must fit too.
+	long := strings.Repeat("n", eventstore.MaxNameLen-len("projection..0"))
+	if _, err := projection.New(s, long, []string{"orders"}, h); err != nil {
+		t.Errorf("a name whose groups fit exactly: %v", err)
+	}
+	if _, err := projection.New(s, long+"n", []string{"orders"}, h); !errors.Is(err, projection.ErrInvalidArgument) || !strings.Contains(err.Error(), "consumer groups") {
+		t.Errorf("a name whose groups do not fit: %v", err)
+	}
+	// A topic that does not exist yet is no error: Run waits for it.
+	if _, err := projection.New(s, "later", []string{"not-yet"}, h); err != nil {
+		t.Errorf("New on a topic not created yet: %v", err)
 	}
 	tbl, err := projection.NewTable("t", projection.StringKey(), codec.JSON[int]())
 	if err != nil {

@@ -183,7 +183,7 @@ func (d *demo) commandsAndReadModel(ctx context.Context) error {
 	// the command's last event, then answers.
 	qctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
-	pos := projection.Position{Topic: res.Topic, Partition: res.Partition, Offset: res.LastOffset}
+	pos := projection.PositionOf(res)
 	row, ok, err := table.Get(qctx, "cart-7", projection.AtLeast(pos))
 	if err != nil {
 		return err
