@@ -157,6 +157,9 @@ func (s *PebbleStore) JoinGroup(ctx context.Context, group string, topics []stri
 	if s.closedFlag.Load() {
 		return nil, ErrClosed
 	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
 	o := consumerOptions{ConsumerOptions: NewConsumerOptions(opts...), chunk: 512}
 	var errs []error
 	errs = append(errs, ValidateGroupName(group))
@@ -610,10 +613,16 @@ func (c *pebbleConsumer) Commit(ctx context.Context, rec Record) error {
 // (else ErrNotAssigned and nothing is committed): after a partition comes
 // back, the member reads it again from the group's committed offset.
 func (c *pebbleConsumer) CommitOffsets(ctx context.Context, offsets map[TopicPartition]int64) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
 	if err := c.s.acquire(); err != nil {
 		return err
 	}
 	defer c.s.release()
+	if err := c.s.failure(); err != nil {
+		return err
+	}
 	b := c.s.db.NewBatch()
 	defer b.Close()
 	c.g.mu.Lock()
@@ -621,7 +630,7 @@ func (c *pebbleConsumer) CommitOffsets(ctx context.Context, offsets map[TopicPar
 	if err := c.stageOffsetsLocked(b, offsets); err != nil {
 		return err
 	}
-	if err := b.Commit(pebble.Sync); err != nil {
+	if err := c.s.fatalAfter(b.Commit(pebble.Sync)); err != nil {
 		return fmt.Errorf("eventstore: commit offsets of group %q: %w", c.g.name, err)
 	}
 	return nil
@@ -663,7 +672,7 @@ func (s *PebbleStore) committed(group string, t *topicState, partition int) (int
 		return 0, false, nil
 	}
 	if err != nil {
-		return 0, false, err
+		return 0, false, fmt.Errorf("eventstore: committed offset of group %q on %s/%d: %w", group, t.meta.Name, partition, s.engineErr(err))
 	}
 	defer closer.Close()
 	if len(v) != 8 {
@@ -680,6 +689,9 @@ func (s *PebbleStore) CommittedOffset(ctx context.Context, group, topic string, 
 		return 0, false, err
 	}
 	if err := checkPartition(t, partition); err != nil {
+		return 0, false, err
+	}
+	if err := ctx.Err(); err != nil {
 		return 0, false, err
 	}
 	if err := s.acquire(); err != nil {
@@ -727,6 +739,9 @@ func (s *PebbleStore) DescribeGroup(ctx context.Context, group string) (GroupInf
 	if err := ValidateGroupName(group); err != nil {
 		return GroupInfo{}, err
 	}
+	if err := ctx.Err(); err != nil {
+		return GroupInfo{}, err
+	}
 	if err := s.acquire(); err != nil {
 		return GroupInfo{}, err
 	}
@@ -756,7 +771,7 @@ func (s *PebbleStore) DescribeGroup(ctx context.Context, group string) (GroupInf
 	prefix := appendGroupPrefix(nil, group)
 	it, err := s.db.NewIterWithContext(ctx, &pebble.IterOptions{LowerBound: prefix, UpperBound: prefixEnd(prefix)})
 	if err != nil {
-		return GroupInfo{}, err
+		return GroupInfo{}, s.engineErr(err)
 	}
 	s.topicsMu.RLock()
 	byID := map[uint32]*topicState{}
@@ -776,7 +791,7 @@ func (s *PebbleStore) DescribeGroup(ctx context.Context, group string) (GroupInf
 		committed[TopicPartition{t.meta.Name, int(binary.BigEndian.Uint32(k[4:]))}] = int64(binary.BigEndian.Uint64(it.Value()))
 	}
 	if err := errors.Join(it.Error(), it.Close()); err != nil {
-		return GroupInfo{}, err
+		return GroupInfo{}, fmt.Errorf("eventstore: describe group %q: %w", group, s.engineErr(err))
 	}
 	if g == nil && len(committed) == 0 {
 		return GroupInfo{}, fmt.Errorf("%w: %q", ErrGroupNotFound, group)
@@ -816,6 +831,9 @@ func (s *PebbleStore) DescribeGroup(ctx context.Context, group string) (GroupInf
 // ListGroups returns the names of the groups that have members in this
 // process or committed offsets in the store, sorted.
 func (s *PebbleStore) ListGroups(ctx context.Context) ([]string, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
 	if err := s.acquire(); err != nil {
 		return nil, err
 	}
@@ -832,7 +850,7 @@ func (s *PebbleStore) ListGroups(ctx context.Context) ([]string, error) {
 	s.groups.mu.Unlock()
 	it, err := s.db.NewIterWithContext(ctx, &pebble.IterOptions{LowerBound: []byte{kindGroup}, UpperBound: []byte{kindGroup + 1}})
 	if err != nil {
-		return nil, err
+		return nil, s.engineErr(err)
 	}
 	for ok := it.First(); ok; {
 		k := it.Key()[1:]
@@ -846,7 +864,7 @@ func (s *PebbleStore) ListGroups(ctx context.Context) ([]string, error) {
 		ok = it.SeekGE(prefixEnd(appendGroupPrefix(nil, name)))
 	}
 	if err := errors.Join(it.Error(), it.Close()); err != nil {
-		return nil, err
+		return nil, fmt.Errorf("eventstore: list groups: %w", s.engineErr(err))
 	}
 	out := make([]string, 0, len(names))
 	for n := range names {

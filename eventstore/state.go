@@ -311,6 +311,7 @@ func (s *PebbleStore) Update(ctx context.Context, fn func(tx Txn) error, opts ..
 	} else {
 		err = s.db.ApplyNoSyncWait(b, pebble.Sync)
 	}
+	err = s.fatalAfter(err)
 	unlock()
 	s.stateMu.Unlock()
 	if err != nil {
@@ -323,7 +324,7 @@ func (s *PebbleStore) Update(ctx context.Context, fn func(tx Txn) error, opts ..
 			return fmt.Errorf("%w: sync of update: %v", ErrStoreFailed, err)
 		}
 	}
-	return nil
+	return s.health.fatalErr()
 }
 
 // stageOffsets checks and stages group offset commits. It returns holding
@@ -368,7 +369,8 @@ func (s *PebbleStore) Get(ctx context.Context, key []byte) ([]byte, bool, error)
 		return nil, false, err
 	}
 	defer s.release()
-	return getState(s.db, key)
+	v, ok, err := getState(s.db, key)
+	return v, ok, s.engineErr(err)
 }
 
 // Scan yields the state entries in [lower, upper), in key order, or in
@@ -378,12 +380,18 @@ func (s *PebbleStore) Get(ctx context.Context, key []byte) ([]byte, bool, error)
 // keep.
 func (s *PebbleStore) Scan(ctx context.Context, lower, upper []byte, reverse bool) iter.Seq2[KV, error] {
 	return func(yield func(KV, error) bool) {
+		if err := ctx.Err(); err != nil {
+			yield(KV{}, err)
+			return
+		}
 		if err := s.acquire(); err != nil {
 			yield(KV{}, err)
 			return
 		}
 		defer s.release()
-		scanState(ctx, s.db, lower, upper, reverse, yield)
+		scanState(ctx, s.db, lower, upper, reverse, func(kv KV, err error) bool {
+			return yield(kv, s.engineErr(err))
+		})
 	}
 }
 

@@ -116,7 +116,7 @@ func (s *PebbleStore) Append(ctx context.Context, topic, key string, expected Ex
 	} else {
 		err = s.db.Apply(b, pebble.NoSync)
 	}
-	if err != nil {
+	if err = s.fatalAfter(err); err != nil {
 		p.mu.Unlock()
 		return AppendResult{}, fmt.Errorf("eventstore: append to %s/%q: %w", topic, key, err)
 	}
@@ -133,6 +133,9 @@ func (s *PebbleStore) Append(ctx context.Context, topic, key string, expected Ex
 			s.log.Error("eventstore: WAL sync failed; the store accepts no more writes", "err", err)
 			return AppendResult{}, fmt.Errorf("%w: sync of append to %s/%q: %v", ErrStoreFailed, topic, key, err)
 		}
+	}
+	if err := s.health.fatalErr(); err != nil {
+		return AppendResult{}, fmt.Errorf("eventstore: append to %s/%q: %w", topic, key, err)
 	}
 	if p.publishEnd(res.LastOffset + 1) {
 		t.wake()
