@@ -332,7 +332,7 @@ func (s *PebbleStore) submitCleanup(t *topicState, c *cleanupWork) error {
 	start := max(p.mu.start, c.newStart)
 	records, bytes := p.mu.records-c.records, p.mu.bytes-c.bytes
 	_ = b.Set(appendPartitionKey(nil, t.meta.ID, c.partition), encodePartMeta(nil, p.mu.next, start, records, bytes), nil)
-	if err := s.fatalAfter(s.db.Apply(b, pebble.NoSync)); err != nil {
+	if err := pebbleCall(func() error { return s.db.Apply(b, pebble.NoSync) }); err != nil {
 		return err
 	}
 	p.mu.start, p.mu.records, p.mu.bytes = start, records, bytes

@@ -630,7 +630,7 @@ func (c *pebbleConsumer) CommitOffsets(ctx context.Context, offsets map[TopicPar
 	if err := c.stageOffsetsLocked(b, offsets); err != nil {
 		return err
 	}
-	if err := c.s.fatalAfter(b.Commit(pebble.Sync)); err != nil {
+	if err := pebbleCall(func() error { return b.Commit(pebble.Sync) }); err != nil {
 		return fmt.Errorf("eventstore: commit offsets of group %q: %w", c.g.name, err)
 	}
 	return nil

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"reflect"
+	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -29,8 +31,10 @@ const maxProblems = 16
 // report into it while the DB opens.
 type health struct {
 	log *slog.Logger
-	// fatal is set when Pebble reports an error it cannot continue from.
-	fatal atomic.Pointer[error]
+	// fatal is set when Pebble reports an error it cannot continue from;
+	// failed is closed then.
+	fatal  atomic.Pointer[error]
+	failed chan struct{}
 	// damaged is set once any damage has been found.
 	damaged atomic.Bool
 
@@ -43,7 +47,7 @@ type health struct {
 }
 
 func newHealth(l *slog.Logger) *health {
-	h := &health{log: l}
+	h := &health{log: l, failed: make(chan struct{})}
 	h.mu.seen = map[string]bool{}
 	return h
 }
@@ -51,6 +55,7 @@ func newHealth(l *slog.Logger) *health {
 // fail records an error Pebble cannot continue from.
 func (h *health) fail(err error) {
 	if h.fatal.CompareAndSwap(nil, &err) {
+		close(h.failed)
 		h.log.Error("eventstore: the storage engine cannot continue; the store refuses every further call", "err", err)
 	}
 }
@@ -229,14 +234,71 @@ func (p pebbleLogger) Errorf(format string, args ...any) {
 }
 
 // Fatalf is called by Pebble on an error it cannot continue from (a failed
-// write of its manifest, a broken commit pipeline). Pebble's default logger
-// exits the process; a library must not. Pebble's code goes on after Fatalf
-// returns (it returns the error it logged, or carries on with state it has
-// not unwound), so the store fails: from now on every call returns an error
-// wrapping ErrStoreFailed, and Close reports it.
+// write of its manifest, a broken commit pipeline); see health.engineFatal.
 func (p pebbleLogger) Fatalf(format string, args ...any) {
-	p.h.fail(fmt.Errorf("%w: storage engine: %s", ErrStoreFailed, fmt.Sprintf(format, args...)))
+	p.h.engineFatal(fmt.Sprintf(format, args...))
 }
+
+// engineFatal handles a Fatalf of Pebble's. Pebble's default logger exits
+// the process there, and Pebble's code expects Fatalf not to return: when
+// it does, Pebble carries on with state it did not unwind (a commit that
+// failed is applied as if it had not, a flush whose manifest write failed
+// is retried at once, forever). So Fatalf never returns. The store fails
+// first: from then on every call returns the error (wrapping
+// ErrStoreFailed), the store makes no further call into Pebble, and
+// Health and Close report it. Then, on a goroutine running a store call
+// into Pebble (see pebbleCall), it panics, and the store call returns the
+// error; on a goroutine of Pebble's own (a flush, a compaction) it ends the
+// goroutine with runtime.Goexit, which runs its deferred unlocks, so that
+// this work stops where it cannot go on and no other is held up.
+func (h *health) engineFatal(msg string) {
+	err := fmt.Errorf("%w: storage engine: %s", ErrStoreFailed, msg)
+	h.fail(err)
+	if inPebbleCall() {
+		panic(fatalPanic{err})
+	}
+	runtime.Goexit()
+}
+
+// fatalPanic carries a Fatalf up to the pebbleCall that reached it.
+type fatalPanic struct{ err error }
+
+// pebbleCall runs f, a store call into Pebble that may reach Pebble's
+// Fatalf on this goroutine, and returns such a Fatalf as an error.
+func pebbleCall(f func() error) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			fp, ok := r.(fatalPanic)
+			if !ok {
+				panic(r)
+			}
+			err = fp.err
+		}
+	}()
+	return f()
+}
+
+var pebbleCallName = runtime.FuncForPC(reflect.ValueOf(pebbleCall).Pointer()).Name()
+
+// inPebbleCall reports whether the calling goroutine runs in a pebbleCall,
+// which recovers a fatalPanic.
+func inPebbleCall() bool {
+	var pcs [256]uintptr
+	frames := runtime.CallersFrames(pcs[:runtime.Callers(3, pcs[:])])
+	for {
+		f, more := frames.Next()
+		if f.Function == pebbleCallName {
+			return true
+		}
+		if !more {
+			return false
+		}
+	}
+}
+
+// stopped reports whether compactions must stop: damage found, or the
+// engine failed.
+func (h *health) stopped() bool { return h.damaged.Load() || h.fatal.Load() != nil }
 
 // eventListener returns the Pebble listener that records corruption into h
 // instead of Pebble's default, which exits the process.
@@ -343,7 +405,7 @@ func (g *compactionGate) stopTicker() {
 func (g *compactionGate) TrySchedule() (bool, pebble.CompactionGrantHandle) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	if g.mu.unregistered || g.h.damaged.Load() {
+	if g.mu.unregistered || g.h.stopped() {
 		return false, nil
 	}
 	if g.db.GetAllowedWithoutPermission() > g.mu.running {
@@ -387,7 +449,7 @@ func (g *compactionGate) grantLockedAndUnlock() {
 	for g.mu.granting {
 		g.mu.cond.Wait()
 	}
-	if g.mu.unregistered || g.h.damaged.Load() {
+	if g.mu.unregistered || g.h.stopped() {
 		return
 	}
 	n := g.db.GetAllowedWithoutPermission() - g.mu.running
@@ -396,7 +458,7 @@ func (g *compactionGate) grantLockedAndUnlock() {
 	}
 	g.mu.granting = true
 	g.mu.Unlock()
-	for ; n > 0 && !g.h.damaged.Load(); n-- {
+	for ; n > 0 && !g.h.stopped(); n-- {
 		if waiting, _ := g.db.GetWaitingCompaction(); !waiting {
 			break
 		}
@@ -429,7 +491,7 @@ func (s gatedScheduler) Register(n int, db pebble.DBForCompaction) {
 
 // TrySchedule implements pebble.CompactionScheduler.
 func (s gatedScheduler) TrySchedule() (bool, pebble.CompactionGrantHandle) {
-	if s.h.damaged.Load() {
+	if s.h.stopped() {
 		return false, nil
 	}
 	return s.CompactionScheduler.TrySchedule()
@@ -441,7 +503,7 @@ type gatedDB struct {
 }
 
 func (d gatedDB) GetWaitingCompaction() (bool, pebble.WaitingCompaction) {
-	if d.h.damaged.Load() {
+	if d.h.stopped() {
 		return false, pebble.WaitingCompaction{}
 	}
 	return d.DBForCompaction.GetWaitingCompaction()

@@ -106,6 +106,7 @@ type tailContent struct {
 	reason   string
 	readable int64
 	logs     map[tpID]*DroppedOffsets
+	ends     map[tpID]int64 // next offsets of dropped counter checkpoints
 	streams  map[streamID]*DroppedVersions
 	topics   map[uint32]topicMeta
 	groups   map[groupID]int64
@@ -132,6 +133,7 @@ type groupID struct {
 func (c *tailContent) addBatch(repr []byte) {
 	if c.logs == nil {
 		c.logs = map[tpID]*DroppedOffsets{}
+		c.ends = map[tpID]int64{}
 		c.streams = map[streamID]*DroppedVersions{}
 		c.topics = map[uint32]topicMeta{}
 		c.groups = map[groupID]int64{}
@@ -178,6 +180,15 @@ func (c *tailContent) addBatch(repr []byte) {
 			}
 			d.From, d.To = min(d.From, ver), max(d.To, ver)
 			d.Events++
+		case kindPartition:
+			// A checkpoint of the partition's counters: its next offset
+			// bounds the dropped ones, even those in unreadable bytes.
+			if len(k) != 9 || len(v) != partMetaLen {
+				c.other++
+				continue
+			}
+			id := tpID{binary.BigEndian.Uint32(k[1:]), int(binary.BigEndian.Uint32(k[5:]))}
+			c.ends[id] = max(c.ends[id], int64(binary.BigEndian.Uint64(v)))
 		case kindTopic:
 			var m topicMeta
 			if json.Unmarshal(v, &m) == nil {
@@ -237,6 +248,15 @@ func (s *PebbleStore) recoveryReport(g *openGuard) (RecoveryReport, error) {
 		}
 	}
 	slices.Sort(rep.Topics)
+	for id, next := range rec.tail.ends {
+		// Offsets below a dropped checkpoint's next offset were logged
+		// before it: the range reaches at least that far.
+		if d := rec.tail.logs[id]; d != nil {
+			d.To = max(d.To, next-1)
+		} else if t := byID[id.topic]; t == nil || id.partition >= len(t.parts) || next > t.parts[id.partition].end.Load() {
+			rec.tail.logs[id] = &DroppedOffsets{Partition: id.partition, From: next - 1, To: next - 1}
+		}
+	}
 	for id, d := range rec.tail.logs {
 		d.Topic = name(id.topic)
 		if t := byID[id.topic]; t != nil && id.partition < len(t.parts) {

@@ -307,11 +307,10 @@ func (s *PebbleStore) Update(ctx context.Context, fn func(tx Txn) error, opts ..
 		return nil
 	}
 	if uo.NoSync {
-		err = s.db.Apply(b, pebble.NoSync)
+		err = pebbleCall(func() error { return s.db.Apply(b, pebble.NoSync) })
 	} else {
-		err = s.db.ApplyNoSyncWait(b, pebble.Sync)
+		err = pebbleCall(func() error { return s.db.ApplyNoSyncWait(b, pebble.Sync) })
 	}
-	err = s.fatalAfter(err)
 	unlock()
 	s.stateMu.Unlock()
 	if err != nil {
@@ -324,7 +323,7 @@ func (s *PebbleStore) Update(ctx context.Context, fn func(tx Txn) error, opts ..
 			return fmt.Errorf("%w: sync of update: %v", ErrStoreFailed, err)
 		}
 	}
-	return s.health.fatalErr()
+	return nil
 }
 
 // stageOffsets checks and stages group offset commits. It returns holding

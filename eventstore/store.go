@@ -31,8 +31,10 @@ type PebbleStore struct {
 	unlockDir func()
 	opts      options
 	log       *slog.Logger
-	// health records damage and engine failures (health.go).
+	// health records damage and engine failures (health.go); gate runs
+	// Pebble's compactions until then.
 	health *health
+	gate   *compactionGate
 
 	topicsMu struct {
 		sync.RWMutex
@@ -117,11 +119,11 @@ func Open(dir string, opts ...Option) (s *PebbleStore, err error) {
 	guardPebbleOptions(popts, h, gate, guard, listener)
 	guard.fs = popts.FS.(guardFS).FS
 	guard.active.Store(true)
-	db, err := openPebble(dir, popts)
+	db, err := openPebble(dir, popts, h)
 	guard.active.Store(false)
 	if err == nil {
 		if ferr := h.fatalErr(); ferr != nil {
-			_ = closeDB(db)
+			// Not closed: see Close.
 			db, err = nil, ferr
 		}
 	}
@@ -148,6 +150,7 @@ func Open(dir string, opts ...Option) (s *PebbleStore, err error) {
 		opts:      o,
 		log:       o.logger,
 		health:    h,
+		gate:      gate,
 		bgDone:    make(chan struct{}),
 		closing:   make(chan struct{}),
 		drained:   make(chan struct{}, 1),
@@ -179,13 +182,35 @@ func Open(dir string, opts ...Option) (s *PebbleStore, err error) {
 
 // openPebble opens Pebble's DB. Pebble panics on some damage it finds while
 // it opens (after releasing what it had allocated); that is an error here.
-func openPebble(dir string, popts *pebble.Options) (db *pebble.DB, err error) {
-	defer func() {
-		if r := recover(); r != nil {
-			db, err = nil, &CorruptFileError{Offset: -1, Reason: fmt.Sprintf("the storage engine failed while opening the store: %v", r)}
-		}
+// If the engine fails while it opens (h.failed), Pebble's Open may wait
+// forever for the work that failure ended: openPebble returns the failure
+// and leaves that Open behind.
+func openPebble(dir string, popts *pebble.Options, h *health) (*pebble.DB, error) {
+	type result struct {
+		db  *pebble.DB
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		var r result
+		defer func() {
+			if p := recover(); p != nil {
+				r = result{err: &CorruptFileError{Offset: -1, Reason: fmt.Sprintf("the storage engine failed while opening the store: %v", p)}}
+			}
+			done <- r
+		}()
+		r.err = pebbleCall(func() error {
+			var err error
+			r.db, err = pebble.Open(dir, popts)
+			return err
+		})
 	}()
-	return pebble.Open(dir, popts)
+	select {
+	case r := <-done:
+		return r.db, r.err
+	case <-h.failed:
+		return nil, h.fatalErr()
+	}
 }
 
 // guardPebbleOptions puts back what guards the store against damage, after
@@ -231,10 +256,10 @@ type guardedLogger struct {
 	h *health
 }
 
-// Fatalf logs as an error and fails the store (see pebbleLogger.Fatalf).
+// Fatalf logs as an error and fails the store (see health.engineFatal).
 func (l guardedLogger) Fatalf(format string, args ...any) {
 	l.Logger.Errorf(format, args...)
-	l.h.fail(fmt.Errorf("%w: storage engine: %s", ErrStoreFailed, fmt.Sprintf(format, args...)))
+	l.h.engineFatal(fmt.Sprintf(format, args...))
 }
 
 // guardedTracer is guardedLogger for a LoggerAndTracer.
@@ -243,10 +268,10 @@ type guardedTracer struct {
 	h *health
 }
 
-// Fatalf logs as an error and fails the store (see pebbleLogger.Fatalf).
+// Fatalf logs as an error and fails the store (see health.engineFatal).
 func (l guardedTracer) Fatalf(format string, args ...any) {
 	l.LoggerAndTracer.Errorf(format, args...)
-	l.h.fail(fmt.Errorf("%w: storage engine: %s", ErrStoreFailed, fmt.Sprintf(format, args...)))
+	l.h.engineFatal(fmt.Sprintf(format, args...))
 }
 
 // OpenMem opens an empty store held in memory, on Pebble's vfs.NewMem(): the
@@ -318,7 +343,7 @@ func (s *PebbleStore) load() error {
 	case errors.Is(err, pebble.ErrNotFound):
 		var b [8]byte
 		binary.BigEndian.PutUint64(b[:], storeFormat)
-		if err := s.fatalAfter(s.db.Set(formatKey, b[:], pebble.Sync)); err != nil {
+		if err := pebbleCall(func() error { return s.db.Set(formatKey, b[:], pebble.Sync) }); err != nil {
 			return fmt.Errorf("eventstore: write format marker: %w", err)
 		}
 	case err != nil:
@@ -472,9 +497,17 @@ func (s *PebbleStore) Close() error {
 	}
 	var err error
 	if s.failure() == nil {
-		err = s.fatalAfter(s.checkpointCounters())
+		err = pebbleCall(s.checkpointCounters)
 	}
-	err = errors.Join(s.health.report(), s.syncFailure(), err, closeDB(s.db))
+	if s.health.fatalErr() == nil {
+		err = errors.Join(err, closeDB(s.db))
+	} else {
+		// Pebble's work that hit the failure was ended where it stood;
+		// closing the DB would wait for it forever. The DB stays open
+		// (with its directory lock) until the process exits.
+		err = errors.Join(err, errors.New("eventstore: the storage engine failed and was left open: restart the process to open the store again"))
+	}
+	err = errors.Join(s.health.report(), s.syncFailure(), err)
 	if err != nil {
 		err = fmt.Errorf("eventstore: close: %w", err)
 	}
@@ -498,7 +531,7 @@ func (s *PebbleStore) Sync(ctx context.Context) error {
 	if err := s.failure(); err != nil {
 		return err
 	}
-	return s.fatalAfter(s.db.LogData([]byte{0}, pebble.Sync))
+	return pebbleCall(func() error { return s.db.LogData([]byte{0}, pebble.Sync) })
 }
 
 // Flush writes Pebble's memtables to tables on disk and waits for it. The
@@ -513,22 +546,33 @@ func (s *PebbleStore) Flush(ctx context.Context) error {
 		return err
 	}
 	defer s.release()
-	if err := s.fatalAfter(s.db.Flush()); err != nil {
+	var flushed <-chan struct{}
+	err := pebbleCall(func() error {
+		var err error
+		flushed, err = s.db.AsyncFlush()
+		return err
+	})
+	if err != nil {
 		return fmt.Errorf("eventstore: flush: %w", s.engineErr(err))
 	}
-	return nil
+	select {
+	case <-flushed:
+		return nil
+	case <-s.health.failed:
+		// The flush hit an engine failure and was ended: it never completes.
+		return fmt.Errorf("eventstore: flush: %w", s.health.fatalErr())
+	}
 }
 
-// closeDB closes Pebble's DB. After an engine failure (Fatalf) Pebble's
-// state may be inconsistent, and its Close may panic; the store reports that
-// as an error rather than take the host down.
+// closeDB closes Pebble's DB; a panic is an error rather than the end of
+// the host.
 func closeDB(db *pebble.DB) (err error) {
 	defer func() {
 		if r := recover(); r != nil {
 			err = fmt.Errorf("%w: storage engine failed to close: %v", ErrStoreFailed, r)
 		}
 	}()
-	return db.Close()
+	return pebbleCall(db.Close)
 }
 
 // failure returns why the store refuses writes, nil if it takes them: an
@@ -553,16 +597,7 @@ func (s *PebbleStore) syncFailure() error {
 	return nil
 }
 
-// fatalAfter returns err, or the engine's failure if Pebble reported one
-// while applying a write: Pebble carries on after Fatalf as if the write had
-// worked (its commit pipeline is broken then), so a write only succeeded if
-// no failure was recorded by the time it returns.
-func (s *PebbleStore) fatalAfter(err error) error {
-	if err != nil {
-		return err
-	}
-	return s.health.fatalErr()
-}
+
 
 // CreateTopic creates a topic. It fails with ErrTopicExists if the name is
 // taken and with an error wrapping ErrInvalidArgument, naming each bad
@@ -598,7 +633,7 @@ func (s *PebbleStore) CreateTopic(ctx context.Context, name string, cfg TopicCon
 	for p := 0; p < cfg.Partitions; p++ {
 		_ = b.Set(appendPartitionKey(nil, m.ID, p), meta, nil)
 	}
-	if err := s.fatalAfter(b.Commit(pebble.Sync)); err != nil {
+	if err := pebbleCall(func() error { return b.Commit(pebble.Sync) }); err != nil {
 		return fmt.Errorf("eventstore: create topic %q: %w", name, err)
 	}
 	s.topicsMu.byName[name] = newTopicState(m)
@@ -638,7 +673,7 @@ func (s *PebbleStore) UpdateTopic(ctx context.Context, name string, cfg TopicCon
 	}
 	m := t.meta
 	m.Config = cfg.normalized()
-	if err := s.fatalAfter(s.db.Set(topicKey(name), m.marshal(), pebble.Sync)); err != nil {
+	if err := pebbleCall(func() error { return s.db.Set(topicKey(name), m.marshal(), pebble.Sync) }); err != nil {
 		return fmt.Errorf("eventstore: update topic %q: %w", name, err)
 	}
 	t.meta.Config = m.Config
@@ -711,7 +746,7 @@ func (s *PebbleStore) DeleteTopic(ctx context.Context, name string) error {
 	if err := errors.Join(it.Error(), it.Close()); err != nil {
 		return fmt.Errorf("eventstore: delete topic %q: %w", name, s.engineErr(err))
 	}
-	if err := s.fatalAfter(b.Commit(pebble.Sync)); err != nil {
+	if err := pebbleCall(func() error { return b.Commit(pebble.Sync) }); err != nil {
 		return fmt.Errorf("eventstore: delete topic %q: %w", name, err)
 	}
 	t.deleted.Store(true)

@@ -112,11 +112,11 @@ func (s *PebbleStore) Append(ctx context.Context, topic, key string, expected Ex
 	if durable {
 		p.durableInFlight.Add(1)
 		defer p.durableInFlight.Add(-1) // after the end is published
-		err = s.db.ApplyNoSyncWait(b, pebble.Sync)
+		err = pebbleCall(func() error { return s.db.ApplyNoSyncWait(b, pebble.Sync) })
 	} else {
-		err = s.db.Apply(b, pebble.NoSync)
+		err = pebbleCall(func() error { return s.db.Apply(b, pebble.NoSync) })
 	}
-	if err = s.fatalAfter(err); err != nil {
+	if err != nil {
 		p.mu.Unlock()
 		return AppendResult{}, fmt.Errorf("eventstore: append to %s/%q: %w", topic, key, err)
 	}
@@ -133,9 +133,6 @@ func (s *PebbleStore) Append(ctx context.Context, topic, key string, expected Ex
 			s.log.Error("eventstore: WAL sync failed; the store accepts no more writes", "err", err)
 			return AppendResult{}, fmt.Errorf("%w: sync of append to %s/%q: %v", ErrStoreFailed, topic, key, err)
 		}
-	}
-	if err := s.health.fatalErr(); err != nil {
-		return AppendResult{}, fmt.Errorf("eventstore: append to %s/%q: %w", topic, key, err)
 	}
 	if p.publishEnd(res.LastOffset + 1) {
 		t.wake()
