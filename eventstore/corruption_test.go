@@ -697,7 +697,9 @@ func corruptionTrial(t *testing.T, rng *rand.Rand) string {
 		}
 	}
 	t.Logf("flipped bytes in %v", hit)
-	if os.Getenv("DBG_KEEP") != "" { exec.Command("cp", "-r", dir, os.Getenv("DBG_KEEP")).Run() }
+	if os.Getenv("DBG_KEEP") != "" {
+		exec.Command("cp", "-r", dir, os.Getenv("DBG_KEEP")).Run()
+	}
 	s, err := openWithin(t, dir)
 	if err != nil {
 		if !errors.Is(err, eventstore.ErrCorrupt) {

@@ -597,8 +597,6 @@ func (s *PebbleStore) syncFailure() error {
 	return nil
 }
 
-
-
 // CreateTopic creates a topic. It fails with ErrTopicExists if the name is
 // taken and with an error wrapping ErrInvalidArgument, naming each bad
 // field, if the name or config is invalid.
