@@ -8,7 +8,6 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -697,9 +696,6 @@ func corruptionTrial(t *testing.T, rng *rand.Rand) string {
 		}
 	}
 	t.Logf("flipped bytes in %v", hit)
-	if os.Getenv("DBG_KEEP") != "" {
-		exec.Command("cp", "-r", dir, os.Getenv("DBG_KEEP")).Run()
-	}
 	s, err := openWithin(t, dir)
 	if err != nil {
 		if !errors.Is(err, eventstore.ErrCorrupt) {
