@@ -40,6 +40,7 @@ func Run(t *testing.T, h Harness) {
 	t.Run("Read", func(t *testing.T) { runRead(t, h) })
 	t.Run("Subscribe", func(t *testing.T) { runSubscribe(t, h) })
 	t.Run("Cleanup", func(t *testing.T) { runCleanup(t, h) })
+	t.Run("Context", func(t *testing.T) { runContext(t, h) })
 	if h.Reopen != nil {
 		t.Run("Reopen", func(t *testing.T) { runReopen(t, h) })
 	}
