@@ -21,7 +21,7 @@ import (
 // a partition's end and a stream's head went back to From.
 type RecoveryReport struct {
 	// WAL is the damaged log and Offset the byte of its first chunk that
-	// does not verify; Reason says what failed.
+	// does not verify; Reason says what failed ("chunk checksum mismatch").
 	WAL    string
 	Offset int64
 	Reason string

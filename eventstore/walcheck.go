@@ -549,7 +549,10 @@ func (g *openGuard) checkWAL(name string, num uint64, f vfs.File) (vfs.File, err
 		f.Close()
 		return nil, fmt.Errorf("eventstore: recover %s: %w", name, err)
 	}
-	rec.tail.reason = why
+	rec.tail.reason = scan.Reason
+	if scan.After < 0 {
+		rec.tail.reason += ", though a newer log follows it"
+	}
 	rec.dropped = scan.Size - scan.Cut
 	rec.tail.readable += rescan.Readable
 	g.mu.rec = rec
