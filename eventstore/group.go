@@ -335,10 +335,15 @@ func (c *pebbleConsumer) Close() error {
 // acknowledged. Partitions are served in turn, in chunks, so that none
 // starves. After a rebalance it stops delivering revoked partitions and
 // starts the new ones from their committed offsets. It runs until ctx ends
-// (no error), the loop breaks, the consumer closes (no error), or the store
-// closes (ErrClosed). Only one Records loop may run per Consumer at a time.
+// (no error; a ctx already done when it starts yields ctx.Err()), the loop
+// breaks, the consumer closes (no error), or the store closes (ErrClosed).
+// Only one Records loop may run per Consumer at a time.
 func (c *pebbleConsumer) Records(ctx context.Context) iter.Seq2[Record, error] {
 	return func(yield func(Record, error) bool) {
+		if err := ctx.Err(); err != nil {
+			yield(Record{}, err)
+			return
+		}
 		if err := c.s.acquire(); err != nil {
 			yield(Record{}, err)
 			return

@@ -97,6 +97,7 @@ func runContext(t *testing.T, h Harness) {
 		isDone("Poll", err)
 		_, err = c.TryPoll(done, 10)
 		isDone("TryPoll", err)
+		isDone("Records", firstErr(c.Records(done)))
 		tp := eventstore.TopicPartition{Topic: "ctx", Partition: eventstore.PartitionFor("k", 2)}
 		isDone("CommitOffsets", c.CommitOffsets(done, map[eventstore.TopicPartition]int64{tp: 1}))
 		if _, ok, err := s.CommittedOffset(live, "ctx-g", tp.Topic, tp.Partition); ok || err != nil {
