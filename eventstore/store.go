@@ -159,7 +159,9 @@ func Open(dir string, opts ...Option) (s *PebbleStore, err error) {
 	s.topicsMu.byName = map[string]*topicState{}
 	s.groups.init()
 	if err := s.load(); err != nil {
-		_ = closeDB(db)
+		if h.fatalErr() == nil { // else left open: see Close
+			_ = closeDB(db)
+		}
 		gate.stopTicker()
 		s = nil
 		return nil, fmt.Errorf("eventstore: open %s: %w", dir, err)
