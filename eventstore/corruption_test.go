@@ -682,10 +682,11 @@ func corruptionTrial(t *testing.T, rng *rand.Rand) string {
 			targets = append(targets, m)
 		}
 	}
-	// Several files, most often tables and logs; one to three bytes each.
+	// Two or three files (tables, logs, the manifest), one to three bytes
+	// in each.
 	var hit []string
-	for range 1 + rng.IntN(3) {
-		f := targets[rng.IntN(len(targets))]
+	rng.Shuffle(len(targets), func(i, j int) { targets[i], targets[j] = targets[j], targets[i] })
+	for _, f := range targets[:min(len(targets), 2+rng.IntN(2))] {
 		hit = append(hit, filepath.Base(f))
 		size := fileSize(t, f)
 		if size == 0 {
