@@ -63,7 +63,10 @@ type PebbleStore struct {
 
 // Open opens (creating if needed) the store in directory dir. Only one Store
 // may have a directory open at a time; a second Open, from this process or
-// another, fails with an error wrapping ErrLocked.
+// another, fails with an error wrapping ErrLocked. A store with damaged
+// files (a write-ahead log damaged before its end, a table Open reads) is
+// refused with an error matching ErrCorrupt that names the file; see the
+// package documentation on damaged data, WithRecoverCorruptWAL and Repair.
 func Open(dir string, opts ...Option) (s *PebbleStore, err error) {
 	unlockDir := func() {}
 	o := defaultOptions()
