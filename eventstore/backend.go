@@ -18,7 +18,9 @@ import (
 // ErrVersionConflict with a *VersionConflictError, ErrNotAssigned, ...).
 
 // Store is a whole backend: the log, the state space and consumer groups.
-// *PebbleStore is one.
+// *PebbleStore is one. Every method that takes a context, here and on
+// Consumer, returns ctx.Err() and has no effect when the context is already
+// done (storetest checks it).
 type Store interface {
 	Log
 	StateSpace

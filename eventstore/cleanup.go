@@ -53,10 +53,16 @@ const maxCleanupWork = 8192
 // read from a consistent snapshot and skip the gaps). It also runs in the
 // background, see WithCleanupInterval.
 func (s *PebbleStore) Cleanup(ctx context.Context) (CleanupStats, error) {
+	if err := ctx.Err(); err != nil {
+		return CleanupStats{}, err
+	}
 	if err := s.acquire(); err != nil {
 		return CleanupStats{}, err
 	}
 	defer s.release()
+	if err := s.failure(); err != nil {
+		return CleanupStats{}, err
+	}
 	s.cleanupMu.Lock()
 	defer s.cleanupMu.Unlock()
 	s.topicsMu.RLock()
@@ -109,9 +115,17 @@ func (s *PebbleStore) runCleanup(next time.Time) {
 			return
 		case <-due:
 			next = s.opts.clock.Now().Add(s.opts.cleanupInterval)
-			if st, err := s.Cleanup(ctx); err != nil && !errors.Is(err, ErrClosed) && ctx.Err() == nil {
+			st, err := s.Cleanup(ctx)
+			switch {
+			case err != nil && (errors.Is(err, ErrCorrupt) || s.failure() != nil):
+				// Damage (recorded by the read that found it) or a failed
+				// store: cleanup would only fail again. Health and Close
+				// report why.
+				s.log.Error("eventstore: background cleanup stops", "err", err)
+				return
+			case err != nil && !errors.Is(err, ErrClosed) && ctx.Err() == nil:
 				s.log.Error("eventstore: background cleanup failed", "err", err)
-			} else if st.Records > 0 {
+			case st.Records > 0:
 				s.log.Debug("eventstore: cleanup", "records", st.Records, "bytes", st.Bytes, "tombstones", st.Tombstones)
 			}
 		}
@@ -317,7 +331,7 @@ func (s *PebbleStore) submitCleanup(t *topicState, c *cleanupWork) error {
 	start := max(p.mu.start, c.newStart)
 	records, bytes := p.mu.records-c.records, p.mu.bytes-c.bytes
 	_ = b.Set(appendPartitionKey(nil, t.meta.ID, c.partition), encodePartMeta(nil, p.mu.next, start, records, bytes), nil)
-	if err := s.db.Apply(b, pebble.NoSync); err != nil {
+	if err := pebbleCall(func() error { return s.db.Apply(b, pebble.NoSync) }); err != nil {
 		return err
 	}
 	p.mu.start, p.mu.records, p.mu.bytes = start, records, bytes

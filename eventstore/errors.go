@@ -26,8 +26,11 @@ var (
 	// errors.Is(err, eventstore.ErrInvalidArgument) recognizes bad input
 	// wherever it was found.
 	ErrInvalidArgument = errors.New("muninn: invalid argument")
-	// ErrCorrupt is wrapped by *CorruptRecordError and by errors about damaged
-	// metadata.
+	// ErrCorrupt is matched by every error about damaged data: a
+	// *CorruptFileError (a table, log or manifest that does not verify), a
+	// *CorruptRecordError, damaged metadata, and the refusal of writes by a
+	// store that has found damage. See the package documentation on damaged
+	// data.
 	ErrCorrupt = errors.New("eventstore: corrupt data")
 	// ErrNotAssigned is returned when a consumer commits an offset for a
 	// partition that the group no longer assigns to it (after a rebalance).
@@ -42,7 +45,8 @@ var (
 	// group members subscribe to.
 	ErrTopicInUse = errors.New("eventstore: topic in use")
 	// ErrStoreFailed is wrapped by every write after the store hit an I/O error
-	// it cannot recover from (a failed WAL sync). Reopen the store.
+	// it cannot recover from (a failed WAL sync; reopen the store), and by
+	// every call after the storage engine failed (restart the process).
 	ErrStoreFailed = errors.New("eventstore: store failed")
 )
 

@@ -157,6 +157,9 @@ func (s *PebbleStore) JoinGroup(ctx context.Context, group string, topics []stri
 	if s.closedFlag.Load() {
 		return nil, ErrClosed
 	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
 	o := consumerOptions{ConsumerOptions: NewConsumerOptions(opts...), chunk: 512}
 	var errs []error
 	errs = append(errs, ValidateGroupName(group))
@@ -332,10 +335,15 @@ func (c *pebbleConsumer) Close() error {
 // acknowledged. Partitions are served in turn, in chunks, so that none
 // starves. After a rebalance it stops delivering revoked partitions and
 // starts the new ones from their committed offsets. It runs until ctx ends
-// (no error), the loop breaks, the consumer closes (no error), or the store
-// closes (ErrClosed). Only one Records loop may run per Consumer at a time.
+// (no error; a ctx already done when it starts yields ctx.Err()), the loop
+// breaks, the consumer closes (no error), or the store closes (ErrClosed).
+// Only one Records loop may run per Consumer at a time.
 func (c *pebbleConsumer) Records(ctx context.Context) iter.Seq2[Record, error] {
 	return func(yield func(Record, error) bool) {
+		if err := ctx.Err(); err != nil {
+			yield(Record{}, err)
+			return
+		}
 		if err := c.s.acquire(); err != nil {
 			yield(Record{}, err)
 			return
@@ -619,10 +627,16 @@ func (c *pebbleConsumer) Commit(ctx context.Context, rec Record) error {
 // (else ErrNotAssigned and nothing is committed): after a partition comes
 // back, the member reads it again from the group's committed offset.
 func (c *pebbleConsumer) CommitOffsets(ctx context.Context, offsets map[TopicPartition]int64) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
 	if err := c.s.acquire(); err != nil {
 		return err
 	}
 	defer c.s.release()
+	if err := c.s.failure(); err != nil {
+		return err
+	}
 	b := c.s.db.NewBatch()
 	defer b.Close()
 	c.g.mu.Lock()
@@ -630,7 +644,7 @@ func (c *pebbleConsumer) CommitOffsets(ctx context.Context, offsets map[TopicPar
 	if err := c.stageOffsetsLocked(b, offsets); err != nil {
 		return err
 	}
-	if err := b.Commit(pebble.Sync); err != nil {
+	if err := pebbleCall(func() error { return b.Commit(pebble.Sync) }); err != nil {
 		return fmt.Errorf("eventstore: commit offsets of group %q: %w", c.g.name, err)
 	}
 	return nil
@@ -672,7 +686,7 @@ func (s *PebbleStore) committed(group string, t *topicState, partition int) (int
 		return 0, false, nil
 	}
 	if err != nil {
-		return 0, false, err
+		return 0, false, fmt.Errorf("eventstore: committed offset of group %q on %s/%d: %w", group, t.meta.Name, partition, s.engineErr(err))
 	}
 	defer closer.Close()
 	if len(v) != 8 {
@@ -692,6 +706,9 @@ func (s *PebbleStore) CommittedOffset(ctx context.Context, group, topic string, 
 		return 0, false, err
 	}
 	if err := checkPartition(t, partition); err != nil {
+		return 0, false, err
+	}
+	if err := ctx.Err(); err != nil {
 		return 0, false, err
 	}
 	if err := s.acquire(); err != nil {
@@ -739,6 +756,9 @@ func (s *PebbleStore) DescribeGroup(ctx context.Context, group string) (GroupInf
 	if err := ValidateGroupName(group); err != nil {
 		return GroupInfo{}, err
 	}
+	if err := ctx.Err(); err != nil {
+		return GroupInfo{}, err
+	}
 	if err := s.acquire(); err != nil {
 		return GroupInfo{}, err
 	}
@@ -768,7 +788,7 @@ func (s *PebbleStore) DescribeGroup(ctx context.Context, group string) (GroupInf
 	prefix := appendGroupPrefix(nil, group)
 	it, err := s.db.NewIterWithContext(ctx, &pebble.IterOptions{LowerBound: prefix, UpperBound: prefixEnd(prefix)})
 	if err != nil {
-		return GroupInfo{}, err
+		return GroupInfo{}, s.engineErr(err)
 	}
 	s.topicsMu.RLock()
 	byID := map[uint32]*topicState{}
@@ -788,7 +808,7 @@ func (s *PebbleStore) DescribeGroup(ctx context.Context, group string) (GroupInf
 		committed[TopicPartition{t.meta.Name, int(binary.BigEndian.Uint32(k[4:]))}] = int64(binary.BigEndian.Uint64(it.Value()))
 	}
 	if err := errors.Join(it.Error(), it.Close()); err != nil {
-		return GroupInfo{}, err
+		return GroupInfo{}, fmt.Errorf("eventstore: describe group %q: %w", group, s.engineErr(err))
 	}
 	if len(info.Members) == 0 && len(committed) == 0 {
 		// No members now (the group may have had some) and no offsets.
@@ -829,6 +849,9 @@ func (s *PebbleStore) DescribeGroup(ctx context.Context, group string) (GroupInf
 // ListGroups returns the names of the groups that have members in this
 // process or committed offsets in the store, sorted.
 func (s *PebbleStore) ListGroups(ctx context.Context) ([]string, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
 	if err := s.acquire(); err != nil {
 		return nil, err
 	}
@@ -845,7 +868,7 @@ func (s *PebbleStore) ListGroups(ctx context.Context) ([]string, error) {
 	s.groups.mu.Unlock()
 	it, err := s.db.NewIterWithContext(ctx, &pebble.IterOptions{LowerBound: []byte{kindGroup}, UpperBound: []byte{kindGroup + 1}})
 	if err != nil {
-		return nil, err
+		return nil, s.engineErr(err)
 	}
 	for ok := it.First(); ok; {
 		k := it.Key()[1:]
@@ -859,7 +882,7 @@ func (s *PebbleStore) ListGroups(ctx context.Context) ([]string, error) {
 		ok = it.SeekGE(prefixEnd(appendGroupPrefix(nil, name)))
 	}
 	if err := errors.Join(it.Error(), it.Close()); err != nil {
-		return nil, err
+		return nil, fmt.Errorf("eventstore: list groups: %w", s.engineErr(err))
 	}
 	out := make([]string, 0, len(names))
 	for n := range names {

@@ -26,7 +26,7 @@ func (s *PebbleStore) streamHead(t *topicState, key string, end int64) (uint64, 
 	prefix := appendStreamPrefix(nil, t.meta.ID, key)
 	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: prefix, UpperBound: prefixEnd(prefix)})
 	if err != nil {
-		return 0, err
+		return 0, fmt.Errorf("eventstore: head of %s/%q: %w", t.meta.Name, key, s.engineErr(err))
 	}
 	defer it.Close()
 	var head uint64
@@ -37,7 +37,7 @@ func (s *PebbleStore) streamHead(t *topicState, key string, end int64) (uint64, 
 			k, v := it.Key(), it.Value()
 			if end >= 0 {
 				if len(v) < recordFixedLen {
-					return 0, fmt.Errorf("%w: stream index entry of %s/%q is %d bytes", ErrCorrupt, t.meta.Name, key, len(v))
+					return 0, s.recordCorrupt(fmt.Errorf("%w: stream index entry of %s/%q is %d bytes", ErrCorrupt, t.meta.Name, key, len(v)))
 				}
 				if int64(binary.BigEndian.Uint64(v[21:29])) >= end {
 					continue // not yet acknowledged
@@ -48,7 +48,7 @@ func (s *PebbleStore) streamHead(t *topicState, key string, end int64) (uint64, 
 		}
 	}
 	if err := it.Error(); err != nil {
-		return 0, fmt.Errorf("eventstore: head of %s/%q: %w", t.meta.Name, key, err)
+		return 0, fmt.Errorf("eventstore: head of %s/%q: %w", t.meta.Name, key, s.engineErr(err))
 	}
 	return max(head, marker), nil
 }
@@ -61,11 +61,11 @@ func (s *PebbleStore) headMarker(topicID uint32, key string) (uint64, error) {
 		return 0, nil
 	}
 	if err != nil {
-		return 0, fmt.Errorf("eventstore: read head marker of %q: %w", key, err)
+		return 0, fmt.Errorf("eventstore: read head marker of %q: %w", key, s.engineErr(err))
 	}
 	defer closer.Close()
 	if len(v) != 8 {
-		return 0, fmt.Errorf("%w: head marker of stream %q has %d bytes", ErrCorrupt, key, len(v))
+		return 0, s.recordCorrupt(fmt.Errorf("%w: head marker of stream %q has %d bytes", ErrCorrupt, key, len(v)))
 	}
 	return binary.BigEndian.Uint64(v), nil
 }

@@ -23,6 +23,12 @@ type options struct {
 	maxAppendBytes  int
 	cacheBytes      int64
 	pebble          func(*pebble.Options)
+	// internalPebble adjusts Pebble's options for the store itself (Repair),
+	// after the user's function.
+	internalPebble func(*pebble.Options)
+	// recoverWAL, if set, makes Open recover a damaged WAL and report what
+	// it dropped (WithRecoverCorruptWAL).
+	recoverWAL func(RecoveryReport)
 }
 
 func defaultOptions() options {
@@ -86,9 +92,17 @@ func WithMaxGroupCommit(n int) Option { return func(o *options) { o.maxGroupAppe
 func WithCacheSize(bytes int64) Option { return func(o *options) { o.cacheBytes = bytes } }
 
 // WithPebbleOptions lets f adjust Pebble's options after the store has set
-// its own (cache size, memtable size, ...). Changing FS, Logger or
-// comparer-related fields breaks the store.
+// its own (cache size, memtable size, ...). Changing comparer-related fields
+// breaks the store. The store keeps its hold on what guards against damage:
+// f's FS is wrapped (to check the logs at Open), its Logger cannot exit the
+// process (Fatalf fails the store instead), its EventListener is joined with
+// the store's (which records corruption) and its CompactionScheduler is
+// gated (compactions stop once damage is found).
 func WithPebbleOptions(f func(*pebble.Options)) Option { return func(o *options) { o.pebble = f } }
+
+func withPebbleOptions(f func(*pebble.Options)) Option {
+	return func(o *options) { o.internalPebble = f }
+}
 
 func (o *options) validate() error {
 	var errs []error

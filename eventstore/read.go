@@ -3,6 +3,7 @@ package eventstore
 import (
 	"context"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"iter"
 	"math"
@@ -28,6 +29,9 @@ func (s *PebbleStore) ReadPartition(ctx context.Context, topic string, partition
 		}
 		if err == nil && from < 0 {
 			err = invalid("from", "offset %d is negative", from)
+		}
+		if err == nil {
+			err = ctx.Err()
 		}
 		if err == nil {
 			err = s.acquire()
@@ -67,7 +71,7 @@ func (s *PebbleStore) scanPartition(ctx context.Context, t *topicState, partitio
 	hi := appendLogKey(nil, t.meta.ID, partition, end)
 	it, err := s.db.NewIterWithContext(ctx, &pebble.IterOptions{LowerBound: lo, UpperBound: hi})
 	if err != nil {
-		yield(Record{}, err)
+		yield(Record{}, fmt.Errorf("eventstore: read %s/%d from offset %d: %w", t.meta.Name, partition, from, s.engineErr(err)))
 		return from, false
 	}
 	defer it.Close()
@@ -85,13 +89,17 @@ func (s *PebbleStore) scanPartition(ctx context.Context, t *topicState, partitio
 		}
 		offset := int64(binary.BigEndian.Uint64(it.Key()[9:]))
 		rec, err := decodeAt(t, partition, offset, it.Value())
-		if !yield(rec, err) || err != nil {
+		if !yield(rec, s.recordCorrupt(err)) || err != nil {
 			return offset + 1, false
 		}
 		from = offset + 1
 	}
 	if err := it.Error(); err != nil {
-		yield(Record{}, fmt.Errorf("eventstore: read %s/%d: %w", t.meta.Name, partition, err))
+		if cerr := ctx.Err(); cerr != nil && errors.Is(err, cerr) {
+			yield(Record{}, cerr)
+		} else {
+			yield(Record{}, fmt.Errorf("eventstore: read %s/%d at offset %d: %w", t.meta.Name, partition, from, s.engineErr(err)))
+		}
 		return from, false
 	}
 	return end, true
@@ -132,6 +140,9 @@ func (s *PebbleStore) ReadStream(ctx context.Context, topic, key string, from ui
 			err = invalid("key", "is empty")
 		}
 		if err == nil {
+			err = ctx.Err()
+		}
+		if err == nil {
 			err = s.acquire()
 		}
 		if err != nil {
@@ -145,7 +156,7 @@ func (s *PebbleStore) ReadStream(ctx context.Context, topic, key string, from ui
 		upper := prefixEnd(prefix)
 		it, err := s.db.NewIterWithContext(ctx, &pebble.IterOptions{LowerBound: prefix, UpperBound: upper})
 		if err != nil {
-			yield(Record{}, err)
+			yield(Record{}, fmt.Errorf("eventstore: read stream %s/%q: %w", topic, key, s.engineErr(err)))
 			return
 		}
 		defer it.Close()
@@ -177,13 +188,13 @@ func (s *PebbleStore) ReadStream(ctx context.Context, topic, key string, from ui
 			version := binary.BigEndian.Uint64(k[len(k)-8:])
 			rec := Record{Topic: t.meta.Name}
 			if reason := decodeRecord(cloneValue(it.Value()), &rec); reason != "" {
-				yield(Record{}, &CorruptRecordError{Topic: t.meta.Name, Partition: partition, Offset: -1,
-					Reason: fmt.Sprintf("stream %q version %d: %s", key, version, reason)})
+				yield(Record{}, s.recordCorrupt(&CorruptRecordError{Topic: t.meta.Name, Partition: partition, Offset: -1,
+					Reason: fmt.Sprintf("stream %q version %d: %s", key, version, reason)}))
 				return
 			}
 			if rec.Key != key || rec.Version != version || rec.Partition != partition {
-				yield(Record{}, &CorruptRecordError{Topic: t.meta.Name, Partition: partition, Offset: rec.Offset,
-					Reason: fmt.Sprintf("stream index entry %q v%d holds record of %q v%d", key, version, rec.Key, rec.Version)})
+				yield(Record{}, s.recordCorrupt(&CorruptRecordError{Topic: t.meta.Name, Partition: partition, Offset: rec.Offset,
+					Reason: fmt.Sprintf("stream index entry %q v%d holds record of %q v%d", key, version, rec.Key, rec.Version)}))
 				return
 			}
 			if rec.Offset >= end {
@@ -198,7 +209,11 @@ func (s *PebbleStore) ReadStream(ctx context.Context, topic, key string, from ui
 			}
 		}
 		if err := it.Error(); err != nil {
-			yield(Record{}, fmt.Errorf("eventstore: read stream %s/%q: %w", topic, key, err))
+			if cerr := ctx.Err(); cerr != nil && errors.Is(err, cerr) {
+				yield(Record{}, cerr)
+				return
+			}
+			yield(Record{}, fmt.Errorf("eventstore: read stream %s/%q: %w", topic, key, s.engineErr(err)))
 		}
 	}
 }
@@ -221,6 +236,9 @@ func (s *PebbleStore) HeadVersion(ctx context.Context, topic, key string) (uint6
 	if key == "" {
 		return 0, invalid("key", "is empty")
 	}
+	if err := ctx.Err(); err != nil {
+		return 0, err
+	}
 	if err := s.acquire(); err != nil {
 		return 0, err
 	}
@@ -232,7 +250,8 @@ func (s *PebbleStore) HeadVersion(ctx context.Context, topic, key string) (uint6
 // Subscribe reads one partition from offset from, then stays live: it
 // yields each new record as soon as it is acknowledged, woken by the commit
 // rather than by polling. It runs until ctx ends (then it stops without an
-// error), the loop breaks, or the store closes (then it yields ErrClosed). A
+// error; a ctx already done when it starts yields ctx.Err()), the loop
+// breaks, or the store closes (then it yields ErrClosed). A
 // slow subscriber never holds up appends: it reads from the store at its own
 // pace.
 func (s *PebbleStore) Subscribe(ctx context.Context, topic string, partition int, from int64) iter.Seq2[Record, error] {
@@ -243,6 +262,11 @@ func (s *PebbleStore) Subscribe(ctx context.Context, topic string, partition int
 		}
 		if err == nil && from < 0 {
 			err = invalid("from", "offset %d is negative", from)
+		}
+		if err == nil {
+			// A subscription that ends with its context says nothing; one
+			// started with a context already done says why it never ran.
+			err = ctx.Err()
 		}
 		if err == nil {
 			err = s.acquire()

@@ -307,9 +307,9 @@ func (s *PebbleStore) Update(ctx context.Context, fn func(tx Txn) error, opts ..
 		return nil
 	}
 	if uo.NoSync {
-		err = s.db.Apply(b, pebble.NoSync)
+		err = pebbleCall(func() error { return s.db.Apply(b, pebble.NoSync) })
 	} else {
-		err = s.db.ApplyNoSyncWait(b, pebble.Sync)
+		err = pebbleCall(func() error { return s.db.ApplyNoSyncWait(b, pebble.Sync) })
 	}
 	unlock()
 	s.stateMu.Unlock()
@@ -368,7 +368,8 @@ func (s *PebbleStore) Get(ctx context.Context, key []byte) ([]byte, bool, error)
 		return nil, false, err
 	}
 	defer s.release()
-	return getState(s.db, key)
+	v, ok, err := getState(s.db, key)
+	return v, ok, s.engineErr(err)
 }
 
 // Scan yields the state entries in [lower, upper), in key order, or in
@@ -378,12 +379,18 @@ func (s *PebbleStore) Get(ctx context.Context, key []byte) ([]byte, bool, error)
 // keep.
 func (s *PebbleStore) Scan(ctx context.Context, lower, upper []byte, reverse bool) iter.Seq2[KV, error] {
 	return func(yield func(KV, error) bool) {
+		if err := ctx.Err(); err != nil {
+			yield(KV{}, err)
+			return
+		}
 		if err := s.acquire(); err != nil {
 			yield(KV{}, err)
 			return
 		}
 		defer s.release()
-		scanState(ctx, s.db, lower, upper, reverse, yield)
+		scanState(ctx, s.db, lower, upper, reverse, func(kv KV, err error) bool {
+			return yield(kv, s.engineErr(err))
+		})
 	}
 }
 

@@ -31,6 +31,10 @@ type PebbleStore struct {
 	unlockDir func()
 	opts      options
 	log       *slog.Logger
+	// health records damage and engine failures (health.go); gate runs
+	// Pebble's compactions until then.
+	health *health
+	gate   *compactionGate
 
 	topicsMu struct {
 		sync.RWMutex
@@ -59,7 +63,10 @@ type PebbleStore struct {
 
 // Open opens (creating if needed) the store in directory dir. Only one Store
 // may have a directory open at a time; a second Open, from this process or
-// another, fails with an error wrapping ErrLocked.
+// another, fails with an error wrapping ErrLocked. A store with damaged
+// files (a write-ahead log damaged before its end, a table Open reads) is
+// refused with an error matching ErrCorrupt that names the file; see the
+// package documentation on damaged data, WithRecoverCorruptWAL and Repair.
 func Open(dir string, opts ...Option) (s *PebbleStore, err error) {
 	unlockDir := func() {}
 	o := defaultOptions()
@@ -88,12 +95,18 @@ func Open(dir string, opts ...Option) (s *PebbleStore, err error) {
 	}
 	cache := pebble.NewCache(o.cacheBytes)
 	defer cache.Unref()
+	h := newHealth(o.logger)
+	gate := newCompactionGate(h)
+	guard := &openGuard{fs: o.fs, recovering: o.recoverWAL != nil, now: o.clock.Now}
+	listener := h.eventListener()
 	popts := &pebble.Options{
 		FS:       o.fs,
-		Logger:   pebbleLogger{o.logger},
+		Logger:   pebbleLogger{o.logger, h},
 		Cache:    cache,
 		Comparer: comparer,
 	}
+	popts.EventListener = listener
+	popts.Experimental.CompactionScheduler = gate
 	popts.Levels[0].BlockSize = 32 << 10
 	popts.MemTableSize = 64 << 20
 	popts.EnsureDefaults()
@@ -103,18 +116,44 @@ func Open(dir string, opts ...Option) (s *PebbleStore, err error) {
 	if o.pebble != nil {
 		o.pebble(popts)
 	}
-	db, err := pebble.Open(dir, popts)
-	if err != nil {
-		if isLockError(err) {
-			return nil, fmt.Errorf("%w: %s: %v", ErrLocked, dir, err)
+	if o.internalPebble != nil {
+		o.internalPebble(popts)
+	}
+	guardPebbleOptions(popts, h, gate, guard, listener)
+	guard.fs = popts.FS.(guardFS).FS
+	guard.active.Store(true)
+	db, err := openPebble(dir, popts, h)
+	guard.active.Store(false)
+	if err == nil {
+		if ferr := h.fatalErr(); ferr != nil {
+			// Not closed: see Close.
+			db, err = nil, ferr
 		}
-		return nil, fmt.Errorf("eventstore: open %s: %w", dir, err)
+	}
+	if err != nil {
+		gate.stopTicker()
+		guard.mu.Lock()
+		gerr := guard.mu.err
+		guard.mu.Unlock()
+		switch {
+		case gerr != nil:
+			err = fmt.Errorf("eventstore: open %s: %w", dir, gerr)
+		case isLockError(err):
+			err = fmt.Errorf("%w: %s: %v", ErrLocked, dir, err)
+		case corruptionOf(err) != nil:
+			err = fmt.Errorf("eventstore: open %s: %w", dir, corruptionOf(err))
+		default:
+			err = fmt.Errorf("eventstore: open %s: %w", dir, err)
+		}
+		return nil, err
 	}
 	s = &PebbleStore{
 		unlockDir: unlockDir,
 		db:        db,
 		opts:      o,
 		log:       o.logger,
+		health:    h,
+		gate:      gate,
 		bgDone:    make(chan struct{}),
 		closing:   make(chan struct{}),
 		drained:   make(chan struct{}, 1),
@@ -123,14 +162,123 @@ func Open(dir string, opts ...Option) (s *PebbleStore, err error) {
 	s.topicsMu.byName = map[string]*topicState{}
 	s.groups.init()
 	if err := s.load(); err != nil {
-		_ = db.Close()
+		if h.fatalErr() == nil { // else left open: see Close
+			_ = closeDB(db)
+		}
+		gate.stopTicker()
 		s = nil
-		return nil, err
+		return nil, fmt.Errorf("eventstore: open %s: %w", dir, err)
+	}
+	if guard.mu.rec != nil {
+		rep, err := s.recoveryReport(guard)
+		if err != nil {
+			_ = closeDB(db)
+			s = nil
+			return nil, fmt.Errorf("eventstore: open %s: report of the WAL recovery: %w", dir, err)
+		}
+		o.logger.Warn("eventstore: recovered a damaged write-ahead log; writes logged after the damage were dropped",
+			"wal", rep.WAL, "offset", rep.Offset, "reason", rep.Reason, "dropped_bytes", rep.DroppedBytes,
+			"partitions", len(rep.Partitions), "streams", len(rep.Streams), "backup", rep.Backup)
+		o.recoverWAL(rep)
 	}
 	// The first deadline is taken now, not when the goroutine starts, so
 	// that a clock moved right after Open is not missed.
 	go s.runCleanup(s.opts.clock.Now().Add(s.opts.cleanupInterval))
 	return s, nil
+}
+
+// openPebble opens Pebble's DB. Pebble panics on some damage it finds while
+// it opens (after releasing what it had allocated); that is an error here.
+// If the engine fails while it opens (h.failed), Pebble's Open may wait
+// forever for the work that failure ended: openPebble returns the failure
+// and leaves that Open behind.
+func openPebble(dir string, popts *pebble.Options, h *health) (*pebble.DB, error) {
+	type result struct {
+		db  *pebble.DB
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		var r result
+		defer func() {
+			if p := recover(); p != nil {
+				r = result{err: &CorruptFileError{Offset: -1, Reason: fmt.Sprintf("the storage engine failed while opening the store: %v", p)}}
+			}
+			done <- r
+		}()
+		r.err = pebbleCall(func() error {
+			var err error
+			r.db, err = pebble.Open(dir, popts)
+			return err
+		})
+	}()
+	select {
+	case r := <-done:
+		return r.db, r.err
+	case <-h.failed:
+		return nil, h.fatalErr()
+	}
+}
+
+// guardPebbleOptions puts back what guards the store against damage, after
+// the user's WithPebbleOptions function may have changed it.
+func guardPebbleOptions(popts *pebble.Options, h *health, gate *compactionGate, guard *openGuard, listener *pebble.EventListener) {
+	if popts.FS == nil {
+		popts.FS = vfs.Default
+	}
+	popts.FS = guardFS{FS: popts.FS, g: guard}
+	if _, ok := popts.Logger.(pebbleLogger); !ok && popts.Logger != nil {
+		popts.Logger = guardedLogger{popts.Logger, h}
+	}
+	if popts.LoggerAndTracer != nil {
+		popts.LoggerAndTracer = guardedTracer{popts.LoggerAndTracer, h}
+	}
+	if popts.EventListener != listener {
+		user := pebble.EventListener{}
+		if popts.EventListener != nil {
+			user = *popts.EventListener
+		}
+		if user.DataCorruption == nil {
+			// Pebble's default would call Fatalf: the store's listener
+			// handles it.
+			user.DataCorruption = func(pebble.DataCorruptionInfo) {}
+		}
+		user.EnsureDefaults(nil)
+		tee := pebble.TeeEventListener(*listener, user)
+		popts.EventListener = &tee
+	}
+	switch sch := popts.Experimental.CompactionScheduler; sch {
+	case gate:
+	case nil:
+		popts.Experimental.CompactionScheduler = gate
+	default:
+		popts.Experimental.CompactionScheduler = gatedScheduler{sch, h}
+	}
+}
+
+// guardedLogger is a Logger set with WithPebbleOptions whose Fatalf fails
+// the store instead of (possibly) exiting.
+type guardedLogger struct {
+	pebble.Logger
+	h *health
+}
+
+// Fatalf logs as an error and fails the store (see health.engineFatal).
+func (l guardedLogger) Fatalf(format string, args ...any) {
+	l.Logger.Errorf(format, args...)
+	l.h.engineFatal(fmt.Sprintf(format, args...))
+}
+
+// guardedTracer is guardedLogger for a LoggerAndTracer.
+type guardedTracer struct {
+	pebble.LoggerAndTracer
+	h *health
+}
+
+// Fatalf logs as an error and fails the store (see health.engineFatal).
+func (l guardedTracer) Fatalf(format string, args ...any) {
+	l.LoggerAndTracer.Errorf(format, args...)
+	l.h.engineFatal(fmt.Sprintf(format, args...))
 }
 
 // OpenMem opens an empty store held in memory, on Pebble's vfs.NewMem(): the
@@ -202,11 +350,11 @@ func (s *PebbleStore) load() error {
 	case errors.Is(err, pebble.ErrNotFound):
 		var b [8]byte
 		binary.BigEndian.PutUint64(b[:], storeFormat)
-		if err := s.db.Set(formatKey, b[:], pebble.Sync); err != nil {
+		if err := pebbleCall(func() error { return s.db.Set(formatKey, b[:], pebble.Sync) }); err != nil {
 			return fmt.Errorf("eventstore: write format marker: %w", err)
 		}
 	case err != nil:
-		return fmt.Errorf("eventstore: read format marker: %w", err)
+		return fmt.Errorf("eventstore: read format marker: %w", s.engineErr(err))
 	default:
 		ok := len(v) == 8 && binary.BigEndian.Uint64(v) == storeFormat
 		closer.Close()
@@ -221,11 +369,11 @@ func (s *PebbleStore) load() error {
 		}
 		closer.Close()
 	} else if !errors.Is(err, pebble.ErrNotFound) {
-		return fmt.Errorf("eventstore: read next topic ID: %w", err)
+		return fmt.Errorf("eventstore: read next topic ID: %w", s.engineErr(err))
 	}
 	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: []byte{kindTopic}, UpperBound: []byte{kindTopic + 1}})
 	if err != nil {
-		return err
+		return fmt.Errorf("eventstore: read topics: %w", s.engineErr(err))
 	}
 	defer it.Close()
 	for it.First(); it.Valid(); it.Next() {
@@ -242,13 +390,16 @@ func (s *PebbleStore) load() error {
 		s.topicsMu.byName[m.Name] = t
 		s.topicsMu.nextID = max(s.topicsMu.nextID, m.ID+1)
 	}
-	return it.Error()
+	if err := it.Error(); err != nil {
+		return fmt.Errorf("eventstore: read topics: %w", s.engineErr(err))
+	}
+	return nil
 }
 
 func (s *PebbleStore) loadPartition(t *topicState, p int) error {
 	v, closer, err := s.db.Get(appendPartitionKey(nil, t.meta.ID, p))
 	if err != nil {
-		return fmt.Errorf("%w: metadata of partition %s/%d: %v", ErrCorrupt, t.meta.Name, p, err)
+		return fmt.Errorf("%w: metadata of partition %s/%d: %w", ErrCorrupt, t.meta.Name, p, s.engineErr(err))
 	}
 	defer closer.Close()
 	if len(v) != partMetaLen {
@@ -264,7 +415,7 @@ func (s *PebbleStore) loadPartition(t *topicState, p int) error {
 	lo := appendLogKey(nil, t.meta.ID, p, max(ps.mu.next, ps.mu.start))
 	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: lo, UpperBound: appendLogPrefix(nil, t.meta.ID, p+1)})
 	if err != nil {
-		return err
+		return fmt.Errorf("eventstore: recover partition %s/%d: %w", t.meta.Name, p, s.engineErr(err))
 	}
 	defer it.Close()
 	for it.First(); it.Valid(); it.Next() {
@@ -273,7 +424,7 @@ func (s *PebbleStore) loadPartition(t *topicState, p int) error {
 		ps.mu.bytes += int64(len(it.Value()))
 	}
 	if err := it.Error(); err != nil {
-		return fmt.Errorf("eventstore: recover partition %s/%d: %w", t.meta.Name, p, err)
+		return fmt.Errorf("eventstore: recover partition %s/%d: %w", t.meta.Name, p, s.engineErr(err))
 	}
 	ps.publishCountersLocked()
 	ps.end.Store(ps.mu.next)
@@ -314,6 +465,10 @@ func (s *PebbleStore) acquire() error {
 		s.release()
 		return ErrClosed
 	}
+	if err := s.health.fatalErr(); err != nil {
+		s.release()
+		return err
+	}
 	return nil
 }
 
@@ -328,6 +483,8 @@ func (s *PebbleStore) release() {
 
 // Close stops background work, waits for running reads and appends to end
 // (subscriptions and consumers end with ErrClosed), and closes the database.
+// Its error reports, besides a failure to close, what Health reports: damage
+// the store found while it was open, a failed WAL sync, an engine failure.
 // It is idempotent: later calls return the first call's result.
 func (s *PebbleStore) Close() error {
 	s.closeMu.Lock()
@@ -347,9 +504,17 @@ func (s *PebbleStore) Close() error {
 	}
 	var err error
 	if s.failure() == nil {
-		err = s.checkpointCounters()
+		err = pebbleCall(s.checkpointCounters)
 	}
-	err = errors.Join(err, s.db.Close())
+	if s.health.fatalErr() == nil {
+		err = errors.Join(err, closeDB(s.db))
+	} else {
+		// Pebble's work that hit the failure was ended where it stood;
+		// closing the DB would wait for it forever. The DB stays open
+		// (with its directory lock) until the process exits.
+		err = errors.Join(err, errors.New("eventstore: the storage engine failed and was left open: restart the process to open the store again"))
+	}
+	err = errors.Join(s.health.report(), s.syncFailure(), err)
 	if err != nil {
 		err = fmt.Errorf("eventstore: close: %w", err)
 	}
@@ -373,7 +538,7 @@ func (s *PebbleStore) Sync(ctx context.Context) error {
 	if err := s.failure(); err != nil {
 		return err
 	}
-	return s.db.LogData([]byte{0}, pebble.Sync)
+	return pebbleCall(func() error { return s.db.LogData([]byte{0}, pebble.Sync) })
 }
 
 // Flush writes Pebble's memtables to tables on disk and waits for it. The
@@ -388,13 +553,51 @@ func (s *PebbleStore) Flush(ctx context.Context) error {
 		return err
 	}
 	defer s.release()
-	if err := s.db.Flush(); err != nil {
-		return fmt.Errorf("eventstore: flush: %w", err)
+	var flushed <-chan struct{}
+	err := pebbleCall(func() error {
+		var err error
+		flushed, err = s.db.AsyncFlush()
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("eventstore: flush: %w", s.engineErr(err))
+	}
+	select {
+	case <-flushed:
+		return nil
+	case <-s.health.failed:
+		// The flush hit an engine failure and was ended: it never completes.
+		return fmt.Errorf("eventstore: flush: %w", s.health.fatalErr())
+	}
+}
+
+// closeDB closes Pebble's DB; a panic is an error rather than the end of
+// the host.
+func closeDB(db *pebble.DB) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("%w: storage engine failed to close: %v", ErrStoreFailed, r)
+		}
+	}()
+	return pebbleCall(db.Close)
+}
+
+// failure returns why the store refuses writes, nil if it takes them: an
+// engine failure, a failed WAL sync, or damage found in its data.
+func (s *PebbleStore) failure() error {
+	if err := s.health.fatalErr(); err != nil {
+		return err
+	}
+	if err := s.syncFailure(); err != nil {
+		return err
+	}
+	if s.health.damaged.Load() {
+		return fmt.Errorf("eventstore: the store refuses writes, it has found damaged data (see Health): %w", s.health.damageErr())
 	}
 	return nil
 }
 
-func (s *PebbleStore) failure() error {
+func (s *PebbleStore) syncFailure() error {
 	if p := s.failed.Load(); p != nil {
 		return fmt.Errorf("%w: %v", ErrStoreFailed, *p)
 	}
@@ -411,10 +614,16 @@ func (s *PebbleStore) CreateTopic(ctx context.Context, name string, cfg TopicCon
 	if err := errors.Join(ValidateTopicName(name), cfg.Validate()); err != nil {
 		return err
 	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
 	if err := s.acquire(); err != nil {
 		return err
 	}
 	defer s.release()
+	if err := s.failure(); err != nil {
+		return err
+	}
 	s.topicsMu.Lock()
 	defer s.topicsMu.Unlock()
 	if _, ok := s.topicsMu.byName[name]; ok {
@@ -429,7 +638,7 @@ func (s *PebbleStore) CreateTopic(ctx context.Context, name string, cfg TopicCon
 	for p := 0; p < cfg.Partitions; p++ {
 		_ = b.Set(appendPartitionKey(nil, m.ID, p), meta, nil)
 	}
-	if err := b.Commit(pebble.Sync); err != nil {
+	if err := pebbleCall(func() error { return b.Commit(pebble.Sync) }); err != nil {
 		return fmt.Errorf("eventstore: create topic %q: %w", name, err)
 	}
 	s.topicsMu.byName[name] = newTopicState(m)
@@ -447,10 +656,16 @@ func (s *PebbleStore) UpdateTopic(ctx context.Context, name string, cfg TopicCon
 	if err := cfg.Validate(); err != nil {
 		return err
 	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
 	if err := s.acquire(); err != nil {
 		return err
 	}
 	defer s.release()
+	if err := s.failure(); err != nil {
+		return err
+	}
 	s.topicsMu.Lock()
 	defer s.topicsMu.Unlock()
 	t, ok := s.topicsMu.byName[name]
@@ -463,7 +678,7 @@ func (s *PebbleStore) UpdateTopic(ctx context.Context, name string, cfg TopicCon
 	}
 	m := t.meta
 	m.Config = cfg.normalized()
-	if err := s.db.Set(topicKey(name), m.marshal(), pebble.Sync); err != nil {
+	if err := pebbleCall(func() error { return s.db.Set(topicKey(name), m.marshal(), pebble.Sync) }); err != nil {
 		return fmt.Errorf("eventstore: update topic %q: %w", name, err)
 	}
 	t.meta.Config = m.Config
@@ -483,10 +698,16 @@ func (s *PebbleStore) DeleteTopic(ctx context.Context, name string) error {
 	if s.closedFlag.Load() {
 		return ErrClosed
 	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
 	if err := s.acquire(); err != nil {
 		return err
 	}
 	defer s.release()
+	if err := s.failure(); err != nil {
+		return err
+	}
 	s.cleanupMu.Lock() // no cleanup pass may be half-way through the topic
 	defer s.cleanupMu.Unlock()
 	s.topicsMu.Lock()
@@ -528,9 +749,9 @@ func (s *PebbleStore) DeleteTopic(ctx context.Context, name string) error {
 		}
 	}
 	if err := errors.Join(it.Error(), it.Close()); err != nil {
-		return fmt.Errorf("eventstore: delete topic %q: %w", name, err)
+		return fmt.Errorf("eventstore: delete topic %q: %w", name, s.engineErr(err))
 	}
-	if err := b.Commit(pebble.Sync); err != nil {
+	if err := pebbleCall(func() error { return b.Commit(pebble.Sync) }); err != nil {
 		return fmt.Errorf("eventstore: delete topic %q: %w", name, err)
 	}
 	t.deleted.Store(true)
@@ -558,6 +779,9 @@ func (s *PebbleStore) topic(name string) (*topicState, error) {
 
 // ListTopics returns the names of all topics, sorted.
 func (s *PebbleStore) ListTopics(ctx context.Context) ([]string, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
 	if err := s.acquire(); err != nil {
 		return nil, err
 	}
@@ -575,6 +799,9 @@ func (s *PebbleStore) ListTopics(ctx context.Context) ([]string, error) {
 // DescribeTopic returns a topic's configuration and, per partition, its
 // offsets and size.
 func (s *PebbleStore) DescribeTopic(ctx context.Context, name string) (TopicInfo, error) {
+	if err := ctx.Err(); err != nil {
+		return TopicInfo{}, err
+	}
 	if err := s.acquire(); err != nil {
 		return TopicInfo{}, err
 	}
@@ -613,26 +840,4 @@ func (s *PebbleStore) PartitionFor(topic, key string) (int, error) {
 		return 0, err
 	}
 	return PartitionFor(key, len(t.parts)), nil
-}
-
-// pebbleLogger sends Pebble's messages to slog.
-type pebbleLogger struct{ l *slog.Logger }
-
-// Infof logs Pebble's informational messages at debug level.
-func (p pebbleLogger) Infof(format string, args ...any) {
-	p.l.Debug(fmt.Sprintf(format, args...), "component", "pebble")
-}
-
-// Errorf logs Pebble's errors.
-func (p pebbleLogger) Errorf(format string, args ...any) {
-	p.l.Error(fmt.Sprintf(format, args...), "component", "pebble")
-}
-
-// Fatalf reports an error Pebble cannot continue from and exits, as Pebble's
-// own default logger does: carrying on could corrupt the log.
-func (p pebbleLogger) Fatalf(format string, args ...any) {
-	msg := fmt.Sprintf(format, args...)
-	p.l.Error(msg, "component", "pebble", "fatal", true)
-	fmt.Fprintln(os.Stderr, "eventstore: pebble fatal:", msg)
-	os.Exit(1)
 }

@@ -112,9 +112,9 @@ func (s *PebbleStore) Append(ctx context.Context, topic, key string, expected Ex
 	if durable {
 		p.durableInFlight.Add(1)
 		defer p.durableInFlight.Add(-1) // after the end is published
-		err = s.db.ApplyNoSyncWait(b, pebble.Sync)
+		err = pebbleCall(func() error { return s.db.ApplyNoSyncWait(b, pebble.Sync) })
 	} else {
-		err = s.db.Apply(b, pebble.NoSync)
+		err = pebbleCall(func() error { return s.db.Apply(b, pebble.NoSync) })
 	}
 	if err != nil {
 		p.mu.Unlock()

@@ -12,8 +12,9 @@ func newRootCmd() *cobra.Command {
 durable, partitioned, compacting log on Pebble, shaped like Apache Kafka.
 
   muninn demo    show the log at work, in memory, in a few seconds
-  muninn bench   measure durable appends and reads on this machine's disk`,
+  muninn bench   measure durable appends and reads on this machine's disk
+  muninn repair  check a store's files, recover a damaged write-ahead log`,
 	}
-	root.AddCommand(newDemoCmd(), newBenchCmd())
+	root.AddCommand(newDemoCmd(), newBenchCmd(), newRepairCmd())
 	return root
 }

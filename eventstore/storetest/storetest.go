@@ -97,6 +97,7 @@ func Run(t *testing.T, h Harness) {
 	t.Run("Cleanup", func(t *testing.T) { runCleanup(t, h) })
 	t.Run("State", func(t *testing.T) { runState(t, h) })
 	t.Run("Groups", func(t *testing.T) { runGroups(t, h) })
+	t.Run("Context", func(t *testing.T) { runContext(t, h) })
 	if h.Reopen != nil {
 		t.Run("Reopen", func(t *testing.T) { runReopen(t, h) })
 	}
