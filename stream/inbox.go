@@ -123,32 +123,54 @@ func newInboxSource(a *App, g *consume.GroupSource) *inboxSource {
 // Poll waits for records if the inbox is empty, then returns a batch. An
 // empty batch means the member's assignment changed.
 func (s *inboxSource) Poll(ctx context.Context, max int) ([]eventstore.Record, error) {
-	if s.in.total == 0 {
-		recs, err := s.g.Poll(ctx, max)
-		if err != nil || len(recs) == 0 {
-			return recs, err
-		}
-		s.in.add(recs)
-	}
-	return s.batch(ctx, max)
+	return s.poll(ctx, max, true)
 }
 
 // TryPoll returns a batch, empty at once if the member has nothing to
 // read; it then tells the App's waiters (WaitCaughtUp) that this member has
 // applied everything it can read.
 func (s *inboxSource) TryPoll(ctx context.Context, max int) ([]eventstore.Record, error) {
-	if s.in.total == 0 {
-		recs, err := s.g.TryPoll(ctx, max)
+	return s.poll(ctx, max, false)
+}
+
+func (s *inboxSource) poll(ctx context.Context, max int, wait bool) ([]eventstore.Record, error) {
+	for {
+		if s.in.total == 0 {
+			var recs []eventstore.Record
+			var err error
+			if wait {
+				recs, err = s.g.Poll(ctx, max)
+			} else {
+				recs, err = s.g.TryPoll(ctx, max)
+			}
+			if err != nil {
+				return nil, err
+			}
+			if len(recs) == 0 {
+				if !wait {
+					s.a.idle()
+				}
+				return nil, nil
+			}
+			s.in.add(recs)
+		}
+		recs, err := s.batch(ctx, max)
 		if err != nil {
 			return nil, err
 		}
-		if len(recs) == 0 {
-			s.a.idle()
-			return nil, nil
+		tp, stale, err := s.stale(ctx, recs)
+		if err != nil {
+			return nil, err
 		}
-		s.in.add(recs)
+		if !stale {
+			return recs, nil
+		}
+		s.a.cfg.logger.Info("stream: records read before their partition went to another member and came back; reading again from the committed offsets",
+			"app", s.a.id, "partition", tp.String())
+		if err := s.Rewind(ctx); err != nil {
+			return nil, err
+		}
 	}
-	return s.batch(ctx, max)
 }
 
 // batch takes up to max records from the inbox, topping it up whenever a
@@ -163,18 +185,17 @@ func (s *inboxSource) batch(ctx context.Context, max int) ([]eventstore.Record, 
 		var early bool
 		out, early = s.in.take(out, max, more)
 		if !early || len(out) >= max {
-			return s.fresh(ctx, out)
+			return out, nil
 		}
 	}
 }
 
-// fresh drops a batch whose records a partition's committed offset has
-// passed: they were read before the partition went to another member, which
-// applied them, and came back (the consumer then reads it again from the
-// committed offset, and the fence of CommitOffsets no longer sees the old
-// read). The inbox is emptied and the member rewound; the empty batch tells
-// the loop to poll again.
-func (s *inboxSource) fresh(ctx context.Context, recs []eventstore.Record) ([]eventstore.Record, error) {
+// stale reports whether the group's committed offset of a partition has
+// passed the first of recs on it: they were read before the partition went
+// to another member, which applied them, and came back. The consumer then
+// reads the partition again from the committed offset, and the fence of
+// CommitOffsets no longer sees the old read, so the batch must not commit.
+func (s *inboxSource) stale(ctx context.Context, recs []eventstore.Record) (eventstore.TopicPartition, bool, error) {
 	first := map[eventstore.TopicPartition]int64{}
 	for i := range recs {
 		tp := eventstore.TopicPartition{Topic: recs[i].Topic, Partition: recs[i].Partition}
@@ -185,15 +206,13 @@ func (s *inboxSource) fresh(ctx context.Context, recs []eventstore.Record) ([]ev
 	for tp, off := range first {
 		committed, ok, err := s.a.store.CommittedOffset(ctx, s.a.id, tp.Topic, tp.Partition)
 		if err != nil {
-			return nil, err
+			return tp, false, err
 		}
 		if ok && committed > off {
-			s.a.cfg.logger.Info("stream: records read before a rebalance were applied by another member; reading again from the committed offsets",
-				"app", s.a.id, "partition", tp.String(), "offset", off, "committed", committed)
-			return nil, s.Rewind(ctx)
+			return tp, true, nil
 		}
 	}
-	return recs, nil
+	return eventstore.TopicPartition{}, false, nil
 }
 
 // fill tops the inbox up without waiting until every assigned partition
