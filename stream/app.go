@@ -2,18 +2,16 @@ package stream
 
 import (
 	"context"
-	"encoding/binary"
 	"errors"
 	"fmt"
-	"slices"
-	"sort"
-	"strconv"
-	"strings"
+	"log/slog"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/muninn-es/muninn/clock"
+	"github.com/muninn-es/muninn/consume"
 	"github.com/muninn-es/muninn/eventstore"
 )
 
@@ -39,15 +37,9 @@ const (
 	HeaderIndex = "stream-index"
 )
 
-// Errors of an App.
-var (
-	// ErrRunning is returned by Run while another Run of the same App is
-	// running.
-	ErrRunning = errors.New("stream: app is already running")
-	// ErrBadRecord is wrapped by the error that stops an App on a record it
-	// cannot decode (see SkipBadRecords).
-	ErrBadRecord = errors.New("stream: bad record")
-)
+// ErrBadRecord is wrapped by the error that stops an App on a record it
+// cannot decode (see SkipBadRecords).
+var ErrBadRecord = errors.New("stream: bad record")
 
 // idNamespace is the UUIDv5 namespace of the event IDs sinks derive.
 var idNamespace = uuid.MustParse("6f1d5c1e-8d8a-4a57-9a43-3c2b0a5f7e10")
@@ -60,6 +52,8 @@ type config struct {
 	memberID  string
 	skipBad   bool
 	onLate    func(LateRecord)
+	clock     clock.Clock
+	logger    *slog.Logger
 }
 
 // WithBatchSize sets how many records the App polls, processes and commits
@@ -74,14 +68,23 @@ func WithMemberID(id string) Option { return func(c *config) { c.memberID = id }
 
 // SkipBadRecords makes the App skip, and count in Metrics.SkippedRecords,
 // records whose key or value its codecs cannot decode. By default such a
-// record stops Run with an error wrapping ErrBadRecord that names its
-// position, and the App resumes at it after a restart.
+// record stops Run with a *consume.HandlerError naming its position and
+// wrapping ErrBadRecord, after the records before it commit, and the App
+// resumes at it after a restart.
 func SkipBadRecords() Option { return func(c *config) { c.skipBad = true } }
 
 // WithLateRecordHandler calls fn for each record a windowed step drops as
 // late, after the batch that dropped it commits (so a crash may report a
 // record again). fn runs on the App's goroutine: keep it quick.
 func WithLateRecordHandler(fn func(LateRecord)) Option { return func(c *config) { c.onLate = fn } }
+
+// WithClock sets the clock Status measures the age of unprocessed records
+// by (default clock.System()).
+func WithClock(c clock.Clock) Option { return func(cfg *config) { cfg.clock = c } }
+
+// WithLogger sets where the App logs its starts, stops and failures
+// (default: discard).
+func WithLogger(l *slog.Logger) Option { return func(c *config) { c.logger = l } }
 
 // LateRecord describes a record dropped by a windowed step because it arrived
 // after the grace period of one or more of its windows.
@@ -101,29 +104,41 @@ type LateRecord struct {
 }
 
 // Metrics are an App's counters, kept in the state space and committed
-// with the state, so they count each input record once across restarts.
+// with the state, so they count each input record once across restarts
+// and whichever member of the group processed it.
 type Metrics struct {
 	// ProcessedRecords counts input records processed and committed, from
 	// source and repartition topics.
-	ProcessedRecords int64
+	ProcessedRecords int64 `json:"processed_records"`
 	// SkippedRecords counts tombstones on stream sources and, with
 	// SkipBadRecords, records that did not decode.
-	SkippedRecords int64
+	SkippedRecords int64 `json:"skipped_records"`
 	// DuplicateRecords counts repartition records dropped because they were
 	// already processed (rewritten after a crash).
-	DuplicateRecords int64
+	DuplicateRecords int64 `json:"duplicate_records"`
 	// LateRecords counts, per window store, records dropped as late: too
 	// late for at least one of their windows (a record of hopping windows
 	// may still count in the others).
-	LateRecords map[string]int64
+	LateRecords map[string]int64 `json:"late_records"`
+}
+
+// Status is a snapshot of an App, ready to marshal to JSON: the status of
+// its consume loop (state, position and lag on every partition of its
+// source and repartition topics, in records and seconds, counters of this
+// process, the last error) and the App's committed Metrics. Partitions are
+// known once a Run of the App in this process has joined its group.
+type Status struct {
+	consume.Status
+	Metrics Metrics `json:"metrics"`
 }
 
 // App runs a Topology on a store: it consumes the source topics (and its
 // repartition topics) as the consumer group named by its application ID,
 // pushes each polled batch of records through the processors, and commits
 // the batch's state store changes, counters and the group's offsets in one
-// Store.Update. State is therefore exactly once with respect to the input:
-// after a crash the batch is processed again from the committed state.
+// Store.Update, on a consume.Loop. State is therefore exactly once with
+// respect to the input: after a crash the batch is processed again from
+// the committed state.
 //
 // Internal topics are named after the application ID: repartition topics
 // "<appID>-<name>-repartition" (created, cleanup Retain) and one compacted
@@ -139,8 +154,14 @@ type App struct {
 	topo  *Topology
 	id    string
 	cfg   config
+	loop  *consume.Loop
 
-	prefixes map[*storeDef][]byte
+	keys   appKeys
+	stores map[*storeDef]*storeKeys
+	// sources are the topology's sources by the name of the topic they
+	// read; topics are those names, in the topology's order.
+	sources map[string]*source
+	topics  []string
 	// scratch has buffers per topology node, used by the Run goroutine only.
 	scratch []scratch
 	// partitions is the partition count of internal topics: the largest
@@ -148,47 +169,66 @@ type App struct {
 	partitions int
 
 	running atomic.Bool
-	mu      sync.Mutex
-	// ready is set while a Run has restored its stores and joined its group.
-	ready bool
-	// changed is closed and replaced when ready changes and after every
-	// commit.
-	changed chan struct{}
+	mu      struct {
+		sync.Mutex
+		// ready is set while a Run has restored its stores and joined its
+		// group; err is why the last Run failed.
+		ready bool
+		err   error
+		// waiters is what WaitCaughtUp waits on, while a Run runs.
+		waiters *waiters
+	}
+	// own are the waiters of an App whose store cannot key the registry.
+	own *waiters
 	// beforeUpdate, if set (by tests), runs between a batch's writes and its
 	// Update; an error stops Run as a crash there would.
 	beforeUpdate func() error
+	// waitHook, if set (by tests), runs each time WaitCaughtUp is about to
+	// wait.
+	waitHook func()
 }
 
 // NewApp returns an App that runs topo on store as application appID, the
-// name of its consumer group and the prefix of its internal topics and of its
-// state ("stream/<appID>/"). It reports every problem with the topology and
-// the options at once.
+// name of its consumer group and the prefix of its internal topics, and its
+// name in the state space (see the package documentation). It reports
+// every problem with the topology, the names and the options at once, in an
+// error wrapping eventstore.ErrInvalidArgument; it does no I/O.
 func NewApp(store eventstore.Store, topo *Topology, appID string, opts ...Option) (*App, error) {
 	cfg := config{batchSize: DefaultBatchSize}
 	for _, o := range opts {
-		o(&cfg)
+		if o != nil {
+			o(&cfg)
+		}
 	}
 	var errs []error
 	if store == nil {
-		errs = append(errs, errors.New("stream: store is nil"))
+		errs = append(errs, invalid("store is nil"))
 	}
 	if topo == nil {
-		errs = append(errs, errors.New("stream: topology is nil"))
+		errs = append(errs, invalid("topology is nil"))
 	} else if err := topo.Err(); err != nil {
 		errs = append(errs, err)
 	}
-	if err := validName("application ID", appID); err != nil {
-		errs = append(errs, err)
-	}
-	if topo != nil {
+	idErr := eventstore.ValidateName("stream application ID", appID)
+	errs = append(errs, idErr)
+	if topo != nil && idErr == nil {
+		derived := func(what, name string) {
+			if err := eventstore.ValidateName(what, name); err != nil {
+				errs = append(errs, fmt.Errorf("stream: app %q: %s %q must fit eventstore.MaxNameLen (%d bytes): %w",
+					appID, what, name, eventstore.MaxNameLen, err))
+			}
+		}
 		for _, s := range topo.stores {
-			if n := len(appID) + len(s.name) + len("--changelog"); n > eventstore.MaxTopicNameLen {
-				errs = append(errs, fmt.Errorf("stream: changelog topic of store %q in app %q would be %d bytes, longer than %d", s.name, appID, n, eventstore.MaxTopicNameLen))
+			derived(fmt.Sprintf("the changelog topic of store %q", s.name), changelogTopic(appID, s))
+		}
+		for _, s := range topo.sources {
+			if s.internal {
+				derived("the repartition topic", topicName(appID, s.topic, true))
 			}
 		}
 	}
-	if cfg.batchSize < 1 || cfg.batchSize > 1_000_000 {
-		errs = append(errs, fmt.Errorf("stream: WithBatchSize must be in [1, 1000000], got %d", cfg.batchSize))
+	if cfg.batchSize < 1 || cfg.batchSize > consume.MaxBatchSize {
+		errs = append(errs, invalid("WithBatchSize must be in [1, %d], got %d", consume.MaxBatchSize, cfg.batchSize))
 	}
 	if cfg.memberID == "" {
 		cfg.memberID = appID + "-" + uuid.NewString()[:8]
@@ -196,12 +236,32 @@ func NewApp(store eventstore.Store, topo *Topology, appID string, opts ...Option
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
 	}
-	a := &App{store: store, topo: topo, id: appID, cfg: cfg, prefixes: map[*storeDef][]byte{}, changed: make(chan struct{})}
+	if cfg.logger == nil {
+		cfg.logger = slog.New(slog.DiscardHandler)
+	}
+	a := &App{store: store, topo: topo, id: appID, cfg: cfg, keys: newAppKeys(appID),
+		stores: map[*storeDef]*storeKeys{}, sources: map[string]*source{}, own: &waiters{ch: make(chan struct{})}}
 	for _, s := range topo.stores {
-		a.prefixes[s] = storePrefix(appID, s.name)
+		a.stores[s] = newStoreKeys(a.keys, s.name)
+	}
+	for _, s := range topo.sources {
+		name := topicName(appID, s.topic, s.internal)
+		a.sources[name] = s
+		a.topics = append(a.topics, name)
 	}
 	a.scratch = make([]scratch, len(topo.nodes))
+	loop, err := consume.NewFrom(store, appID, a.open, &handler{a: a},
+		consume.WithBatchSize(cfg.batchSize), consume.WithRetries(0), consume.WithClock(cfg.clock),
+		consume.WithLogger(cfg.logger))
+	if err != nil {
+		return nil, err
+	}
+	a.loop = loop
 	return a, nil
+}
+
+func invalid(format string, args ...any) error {
+	return fmt.Errorf("%w: stream: %s", eventstore.ErrInvalidArgument, fmt.Sprintf(format, args...))
 }
 
 // scratch holds a processor's buffers for encoded keys and state keys. Each
@@ -214,13 +274,14 @@ type scratch struct {
 // ID returns the application ID.
 func (a *App) ID() string { return a.id }
 
-func (a *App) changelogTopic(st *storeDef) string { return a.id + "-" + st.name + "-changelog" }
+func changelogTopic(appID string, st *storeDef) string { return appID + "-" + st.name + "-changelog" }
+
+func (a *App) changelogTopic(st *storeDef) string { return changelogTopic(a.id, st) }
 
 // prepare checks the source topics and creates the internal and sink topics
-// that are missing. It returns the topics the App consumes.
-func (a *App) prepare(ctx context.Context) ([]string, error) {
+// that are missing.
+func (a *App) prepare(ctx context.Context) error {
 	var errs []error
-	var topics []string
 	a.partitions = 1
 	for _, s := range a.topo.sources {
 		if s.internal {
@@ -232,10 +293,9 @@ func (a *App) prepare(ctx context.Context) ([]string, error) {
 			continue
 		}
 		a.partitions = max(a.partitions, n)
-		topics = append(topics, s.topic)
 	}
 	if err := errors.Join(errs...); err != nil {
-		return nil, err
+		return err
 	}
 	create := func(name string, cfg eventstore.TopicConfig) error {
 		if _, err := a.store.Partitions(name); err == nil {
@@ -249,44 +309,52 @@ func (a *App) prepare(ctx context.Context) ([]string, error) {
 	}
 	for _, s := range a.topo.sources {
 		if s.internal {
-			name := topicName(a.id, s.topic, true)
-			if err := create(name, eventstore.TopicConfig{Partitions: a.partitions, Cleanup: eventstore.Retain}); err != nil {
-				return nil, err
+			if err := create(topicName(a.id, s.topic, true), eventstore.TopicConfig{Partitions: a.partitions, Cleanup: eventstore.Retain}); err != nil {
+				return err
 			}
-			topics = append(topics, name)
 		}
 	}
 	for _, sk := range a.topo.sinks {
 		if err := create(topicName(a.id, sk.topic, sk.internal), eventstore.TopicConfig{Partitions: a.partitions}); err != nil {
-			return nil, err
+			return err
 		}
 	}
 	for _, st := range a.topo.stores {
 		if err := create(a.changelogTopic(st), eventstore.TopicConfig{Partitions: a.partitions, Cleanup: eventstore.Compact}); err != nil {
-			return nil, err
+			return err
 		}
 	}
-	return topics, nil
+	return nil
 }
 
 // Run runs the App until ctx ends (then it returns nil) or an error stops
-// it. It may be called again after it returned; the App then resumes from
-// its committed offsets and state. Only one Run of an App may run at a time.
+// it: a record that fails (see SkipBadRecords) stops it with a
+// *consume.HandlerError. It may be called again after it returned; the App
+// then resumes from its committed offsets and state. Only one Run of an App
+// may run at a time: another returns an error wrapping consume.ErrRunning.
 func (a *App) Run(ctx context.Context) error {
 	if !a.running.CompareAndSwap(false, true) {
-		return ErrRunning
+		return fmt.Errorf("stream: app %q: %w", a.id, consume.ErrRunning)
 	}
 	defer a.running.Store(false)
+	w := a.joinWaiters()
+	defer w.release()
+	a.mu.Lock()
+	a.mu.err, a.mu.waiters = nil, w
+	a.mu.Unlock()
 	err := a.run(ctx)
 	if ctx.Err() != nil {
-		return nil
+		err = nil
 	}
+	a.mu.Lock()
+	a.mu.ready, a.mu.err, a.mu.waiters = false, err, nil
+	a.mu.Unlock()
+	w.broadcast()
 	return err
 }
 
 func (a *App) run(ctx context.Context) error {
-	topics, err := a.prepare(ctx)
-	if err != nil {
+	if err := a.prepare(ctx); err != nil {
 		return err
 	}
 	for _, st := range a.topo.stores {
@@ -294,585 +362,82 @@ func (a *App) run(ctx context.Context) error {
 			return err
 		}
 	}
-	sources := map[string]*source{}
-	for _, s := range a.topo.sources {
-		sources[topicName(a.id, s.topic, s.internal)] = s
-	}
-	c, err := a.store.JoinGroup(ctx, a.id, topics, eventstore.WithMemberID(a.cfg.memberID))
+	return a.loop.Run(ctx)
+}
+
+// open joins the App's group at the start of the loop's Run and reads it
+// through an inbox.
+func (a *App) open(ctx context.Context) (consume.Source, error) {
+	g, err := consume.JoinGroup(ctx, a.store, a.id, a.topics, eventstore.WithMemberID(a.cfg.memberID))
 	if err != nil {
-		return err
+		return nil, fmt.Errorf("stream: app %q: join group: %w", a.id, err)
 	}
-	defer c.Close()
-	a.setReady(true)
-	defer a.setReady(false)
-	// The inbox holds what was polled and not yet processed. Each round
-	// tops it up without waiting, so that every partition with records to
-	// read has some in the inbox (within a bound on memory), and then
-	// processes one batch in event-time order across partitions.
-	in := newInbox()
-	for {
-		if in.total == 0 {
-			recs, err := c.Poll(ctx, a.cfg.batchSize)
-			if err != nil {
-				return err
-			}
-			in.add(recs)
-		}
-		more, err := a.fill(ctx, c, in)
-		if err != nil {
-			return err
-		}
-		recs := in.take(a.cfg.batchSize, more)
-		b := newBatch(a, ctx)
-		if err := b.process(recs, sources); err != nil {
-			return err
-		}
-		err = b.commit(c)
-		if errors.Is(err, eventstore.ErrNotAssigned) {
-			// The batch is void. The member reads the partitions it keeps
-			// on from its records, and the new owners of the others read
-			// them from the committed offsets.
-			kept := map[eventstore.TopicPartition]bool{}
-			for _, tp := range c.Assignment() {
-				kept[tp] = true
-			}
-			in.putBack(recs, kept)
-			continue
-		}
-		if err != nil {
-			return err
-		}
-		if a.cfg.onLate != nil {
-			for _, l := range b.lateRecs {
-				a.cfg.onLate(l)
-			}
-		}
-		a.signal()
-	}
-}
-
-// fill tops the inbox up without waiting until every assigned partition
-// that has records to read has some in the inbox, or the inbox holds
-// inboxBatches batches. It returns the partitions that have records not
-// yet polled.
-func (a *App) fill(ctx context.Context, c eventstore.Consumer, in *inbox) (map[eventstore.TopicPartition]bool, error) {
-	assigned := c.Assignment()
-	chunk := max(a.cfg.batchSize/max(len(assigned), 1), 1)
-	ends := map[string][]eventstore.PartitionInfo{}
-	for {
-		more := map[eventstore.TopicPartition]bool{}
-		starved := false
-		for _, tp := range assigned {
-			parts, ok := ends[tp.Topic]
-			if !ok {
-				info, err := a.store.DescribeTopic(ctx, tp.Topic)
-				if err != nil {
-					return nil, err
-				}
-				parts = info.Partitions
-				ends[tp.Topic] = parts
-			}
-			if tp.Partition >= len(parts) {
-				continue
-			}
-			pos, ok := in.position(tp)
-			if !ok {
-				off, found, err := a.store.CommittedOffset(ctx, a.id, tp.Topic, tp.Partition)
-				if err != nil {
-					return nil, err
-				}
-				pos = max(off, parts[tp.Partition].StartOffset)
-				if !found {
-					pos = parts[tp.Partition].StartOffset
-				}
-			}
-			if parts[tp.Partition].EndOffset > pos {
-				more[tp] = true
-				starved = starved || in.empty(tp)
-			}
-		}
-		if !starved || in.total >= inboxBatches*a.cfg.batchSize {
-			return more, nil
-		}
-		recs, err := c.TryPoll(ctx, chunk)
-		if err != nil {
-			return nil, err
-		}
-		if len(recs) == 0 {
-			return more, nil
-		}
-		in.add(recs)
-		// The ends are read again on the next pass only for what moved.
-		clear(ends)
-	}
-}
-
-func (a *App) setReady(ready bool) {
 	a.mu.Lock()
-	a.ready = ready
+	a.mu.ready = true
+	w := a.mu.waiters
 	a.mu.Unlock()
-	a.signal()
+	w.broadcast()
+	return newInboxSource(a, g), nil
 }
 
-func (a *App) signal() {
+// idle tells WaitCaughtUp that this member has applied everything it can
+// read.
+func (a *App) idle() {
 	a.mu.Lock()
-	close(a.changed)
-	a.changed = make(chan struct{})
+	w := a.mu.waiters
 	a.mu.Unlock()
+	w.broadcast()
 }
 
-// WaitCaughtUp returns once a Run of the App has started (restored its
-// stores and joined its group) and the group has committed every record of
-// its source and repartition topics (lag 0); or when ctx ends, with its
-// error. It checks again after each commit of this App: with several members
-// in the group, the one whose commit completes the work returns, so wait on
-// all of them and take the first.
-func (a *App) WaitCaughtUp(ctx context.Context) error {
-	for {
-		a.mu.Lock()
-		next, ready := a.changed, a.ready
-		a.mu.Unlock()
-		var info eventstore.GroupInfo
-		var err error
-		if ready {
-			info, err = a.store.DescribeGroup(ctx, a.id)
-		}
-		if err != nil && !errors.Is(err, eventstore.ErrGroupNotFound) {
-			return err
-		}
-		if ready && err == nil && len(info.Partitions) > 0 {
-			var lag int64
-			for _, p := range info.Partitions {
-				lag += p.Lag
-			}
-			if lag == 0 && a.sourcesCommitted(info) {
-				return nil
-			}
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-next:
-		}
+// Status returns the App's status. It is safe to call at any time.
+func (a *App) Status(ctx context.Context) (Status, error) {
+	ls, err := a.loop.Status(ctx)
+	if err != nil {
+		return Status{}, fmt.Errorf("stream: app %q: status: %w", a.id, err)
 	}
+	if ls.Group == "" {
+		ls.Group = a.id
+	}
+	m, err := a.Metrics(ctx)
+	if err != nil {
+		return Status{}, fmt.Errorf("stream: app %q: status: %w", a.id, err)
+	}
+	return Status{Status: ls, Metrics: m}, nil
 }
 
-// sourcesCommitted reports whether the group knows every source topic (it
-// may not, before the App's first start).
-func (a *App) sourcesCommitted(info eventstore.GroupInfo) bool {
-	for _, s := range a.topo.sources {
-		name := topicName(a.id, s.topic, s.internal)
-		if !slices.ContainsFunc(info.Partitions, func(p eventstore.GroupPartitionInfo) bool { return p.Topic == name }) {
-			return false
-		}
-	}
-	return true
+// WaitFor returns once this App has applied and committed the records at
+// positions (of its source or repartition topics), or when ctx ends (an
+// error wrapping consume.ErrNotReached), or at once with an error wrapping
+// consume.ErrFailed if its Run has failed; see consume.Loop.WaitFor. It
+// knows only the progress of this member of the group, and of what the
+// group had committed when this member's Run started.
+func (a *App) WaitFor(ctx context.Context, positions ...eventstore.Position) error {
+	return a.loop.WaitFor(ctx, positions...)
 }
 
 // Metrics returns the App's committed counters.
 func (a *App) Metrics(ctx context.Context) (Metrics, error) {
 	m := Metrics{LateRecords: map[string]int64{}}
-	get := func(name string) (int64, error) {
-		v, ok, err := a.store.Get(ctx, metaKey(a.id, "metric", name))
+	get := func(what string, key []byte) (int64, error) {
+		v, ok, err := a.store.Get(ctx, key)
 		if err != nil || !ok {
 			return 0, err
 		}
-		if len(v) != 8 {
-			return 0, fmt.Errorf("stream: metric %q has %d bytes, want 8", name, len(v))
-		}
-		return int64(binary.BigEndian.Uint64(v)), nil
+		return readCounter(what, v)
 	}
 	var errs []error
 	var err error
-	m.ProcessedRecords, err = get("processed")
+	m.ProcessedRecords, err = get("metric processed", a.keys.metric.String("processed"))
 	errs = append(errs, err)
-	m.SkippedRecords, err = get("skipped")
+	m.SkippedRecords, err = get("metric skipped", a.keys.metric.String("skipped"))
 	errs = append(errs, err)
-	m.DuplicateRecords, err = get("duplicates")
+	m.DuplicateRecords, err = get("metric duplicates", a.keys.metric.String("duplicates"))
 	errs = append(errs, err)
 	for _, st := range a.topo.stores {
 		if st.kind == windowStore {
-			m.LateRecords[st.name], err = get("late/" + st.name)
+			m.LateRecords[st.name], err = get("late records of "+st.name, a.stores[st].late)
 			errs = append(errs, err)
 		}
 	}
 	return m, errors.Join(errs...)
-}
-
-// procCtx is the context of one input record on its way through the
-// processors.
-type procCtx struct {
-	b   *batch
-	rec *eventstore.Record
-	// outs counts the records written per sink for this input record.
-	outs map[*sinkDef]int
-}
-
-var errSkip = errors.New("stream: record skipped")
-
-// bad handles a record that does not decode: skip it or stop.
-func (pc *procCtx) bad(err error) error {
-	if pc.b.a.cfg.skipBad {
-		pc.b.skipped++
-		return errSkip
-	}
-	return fmt.Errorf("%w at %s/%d offset %d: %v", ErrBadRecord, pc.rec.Topic, pc.rec.Partition, pc.rec.Offset, err)
-}
-
-// entry is a state key as the batch sees it.
-type entry struct {
-	val     []byte
-	present bool
-	dirty   bool
-	// st is the store whose changelog records the key, nil for keys that
-	// are not logged; the changelog key is the key after prefixLen bytes.
-	st        *storeDef
-	prefixLen int
-}
-
-type output struct {
-	topic string
-	key   string
-	event eventstore.Event
-	// st is set for changelog records.
-	st *storeDef
-}
-
-type partKey struct {
-	st   *storeDef
-	part int
-}
-
-// batch is the work of one poll: a write-back cache of the state it touches
-// and the records it writes, committed together.
-type batch struct {
-	a       *App
-	ctx     context.Context
-	entries map[string]*entry
-	dirty   []string
-
-	outs    []output
-	offsets map[eventstore.TopicPartition]int64
-
-	processed, skipped, duplicates int64
-	late                           map[*storeDef]int64
-	lateRecs                       []LateRecord
-	// advanced holds the window store partitions whose stream time moved.
-	advanced map[partKey]int64
-	// newIndex lists window index keys created in this batch.
-	newIndex map[partKey][][]byte
-}
-
-func newBatch(a *App, ctx context.Context) *batch {
-	return &batch{a: a, ctx: ctx, entries: map[string]*entry{}, offsets: map[eventstore.TopicPartition]int64{},
-		late: map[*storeDef]int64{}, advanced: map[partKey]int64{}, newIndex: map[partKey][][]byte{}}
-}
-
-// get returns a state value as the batch sees it. The slice must not be
-// modified.
-func (b *batch) get(key []byte) ([]byte, bool, error) {
-	if e, ok := b.entries[string(key)]; ok {
-		return e.val, e.present, nil
-	}
-	v, ok, err := b.a.store.Get(b.ctx, key)
-	if err != nil {
-		return nil, false, err
-	}
-	b.entries[string(key)] = &entry{val: v, present: ok}
-	return v, ok, nil
-}
-
-// put sets key to val; st (if not nil) logs it to its changelog under the
-// key's part after prefixLen bytes.
-func (b *batch) put(key, val []byte, st *storeDef, prefixLen int) {
-	b.write(key, val, true, st, prefixLen)
-}
-
-func (b *batch) del(key []byte, st *storeDef, prefixLen int) { b.write(key, nil, false, st, prefixLen) }
-
-func (b *batch) write(key, val []byte, present bool, st *storeDef, prefixLen int) {
-	e, ok := b.entries[string(key)]
-	if !ok {
-		e = &entry{}
-		b.entries[string(key)] = e
-	}
-	if !e.dirty {
-		e.dirty = true
-		b.dirty = append(b.dirty, string(key))
-	}
-	e.val, e.present, e.st, e.prefixLen = val, present, st, prefixLen
-}
-
-// send queues a record for a sink.
-func (b *batch) send(pc *procCtx, sk *sinkDef, key, value []byte, ts time.Time) error {
-	if len(key) == 0 {
-		return fmt.Errorf("stream: sink %s: the record's key encodes to no bytes; a record in the log needs a key", sk.topic)
-	}
-	if pc.outs == nil {
-		pc.outs = map[*sinkDef]int{}
-	}
-	idx := pc.outs[sk]
-	pc.outs[sk] = idx + 1
-	topic := topicName(b.a.id, sk.topic, sk.internal)
-	src := pc.rec.Topic + "/" + strconv.Itoa(pc.rec.Partition) + "/" + strconv.FormatInt(pc.rec.Offset, 10)
-	ev := eventstore.Event{
-		ID:            uuid.NewSHA1(idNamespace, []byte(b.a.id+"\x00"+topic+"\x00"+src+"\x00"+strconv.Itoa(idx))),
-		Type:          sk.eventType,
-		SchemaVersion: 1,
-		Payload:       value,
-		Timestamp:     ts,
-		CorrelationID: pc.rec.CorrelationID,
-		CausationID:   pc.rec.ID.String(),
-		Headers:       map[string]string{HeaderSource: src, HeaderIndex: strconv.Itoa(idx)},
-	}
-	b.outs = append(b.outs, output{topic: topic, key: string(key), event: ev})
-	return nil
-}
-
-// seen reports whether a repartition record was processed before: its
-// input position is not after the last one seen in its partition from the
-// same upstream partition. Otherwise it records the position.
-func (b *batch) seen(rec *eventstore.Record) (bool, error) {
-	src, idxS := rec.Headers[HeaderSource], rec.Headers[HeaderIndex]
-	i := strings.LastIndexByte(src, '/')
-	if i < 0 {
-		return false, nil
-	}
-	off, err1 := strconv.ParseInt(src[i+1:], 10, 64)
-	idx, err2 := strconv.ParseUint(idxS, 10, 32)
-	if err1 != nil || err2 != nil {
-		return false, nil
-	}
-	key := metaKey(b.a.id, "dedup", rec.Topic+"/"+strconv.Itoa(rec.Partition)+"/"+src[:i])
-	v, ok, err := b.get(key)
-	if err != nil {
-		return false, err
-	}
-	if ok && len(v) == 12 {
-		lastOff, lastIdx := int64(binary.BigEndian.Uint64(v)), binary.BigEndian.Uint32(v[8:])
-		if off < lastOff || off == lastOff && uint32(idx) <= lastIdx {
-			b.duplicates++
-			return true, nil
-		}
-	}
-	nv := binary.BigEndian.AppendUint64(make([]byte, 0, 12), uint64(off))
-	b.put(key, binary.BigEndian.AppendUint32(nv, uint32(idx)), nil, 0)
-	return false, nil
-}
-
-// process pushes the polled records through the topology.
-func (b *batch) process(recs []eventstore.Record, sources map[string]*source) error {
-	for i := range recs {
-		rec := &recs[i]
-		s := sources[rec.Topic]
-		if s == nil {
-			return fmt.Errorf("stream: polled a record of topic %q, which no source reads", rec.Topic)
-		}
-		pc := &procCtx{b: b, rec: rec}
-		if err := s.process(pc, rec); err != nil && !errors.Is(err, errSkip) {
-			return err
-		}
-		b.processed++
-		b.offsets[eventstore.TopicPartition{Topic: rec.Topic, Partition: rec.Partition}] = rec.Offset + 1
-	}
-	return b.expire()
-}
-
-// expire removes the windows that stream time has moved past their
-// retention, in the window store partitions whose stream time advanced.
-func (b *batch) expire() error {
-	keys := make([]partKey, 0, len(b.advanced))
-	for k := range b.advanced {
-		keys = append(keys, k)
-	}
-	sort.Slice(keys, func(i, j int) bool {
-		if keys[i].st.name != keys[j].st.name {
-			return keys[i].st.name < keys[j].st.name
-		}
-		return keys[i].part < keys[j].part
-	})
-	for _, pk := range keys {
-		streamTime := b.advanced[pk]
-		cutoff := streamTime - int64(pk.st.windows.retention())
-		prefix := b.a.prefixes[pk.st]
-		lo := indexPartPrefix(prefix, pk.part)
-		hi := appendStart(slices.Clone(lo), cutoff+1)
-		var expired [][]byte
-		for kv, err := range b.a.store.Scan(b.ctx, lo, hi, false) {
-			if err != nil {
-				return err
-			}
-			expired = append(expired, slices.Clone(kv.Key))
-		}
-		for _, k := range b.newIndex[pk] {
-			if string(k) < string(hi) {
-				expired = append(expired, k)
-			}
-		}
-		for _, ik := range expired {
-			if e, ok := b.entries[string(ik)]; ok && !e.present {
-				continue // already removed
-			}
-			start, key, err := parseIndexKey(ik[len(lo):])
-			if err != nil {
-				return err
-			}
-			b.del(ik, nil, 0)
-			b.del(windowKey(prefix, key, start), pk.st, len(prefix))
-		}
-	}
-	return nil
-}
-
-// commit writes the batch's output and changelog records, then commits its
-// state, counters, changelog positions and offsets in one Update.
-func (b *batch) commit(c eventstore.Consumer) error {
-	a := b.a
-	for _, k := range b.dirty {
-		e := b.entries[k]
-		if e.st == nil {
-			continue
-		}
-		ev := eventstore.Event{Type: "stream.changelog", SchemaVersion: 1, Payload: e.val}
-		if !e.present {
-			ev.Payload = nil
-		} else if ev.Payload == nil {
-			ev.Payload = []byte{}
-		}
-		b.outs = append(b.outs, output{topic: a.changelogTopic(e.st), key: k[e.prefixLen:], event: ev, st: e.st})
-	}
-	ends, err := b.writeOutputs()
-	if err != nil {
-		return err
-	}
-	if a.beforeUpdate != nil {
-		if err := a.beforeUpdate(); err != nil {
-			return err
-		}
-	}
-	return a.store.Update(b.ctx, func(tx eventstore.Txn) error {
-		for _, k := range b.dirty {
-			e := b.entries[k]
-			var err error
-			if e.present {
-				err = tx.Set([]byte(k), e.val)
-			} else {
-				err = tx.Delete([]byte(k))
-			}
-			if err != nil {
-				return err
-			}
-		}
-		for pk, end := range ends {
-			// Several members may write to one changelog partition: keep
-			// the highest end.
-			key := partKey2(a.id, pk)
-			if v, ok, err := tx.Get(key); err != nil {
-				return err
-			} else if ok && len(v) == 8 && int64(binary.BigEndian.Uint64(v)) > end {
-				continue
-			}
-			if err := tx.Set(key, binary.BigEndian.AppendUint64(nil, uint64(end))); err != nil {
-				return err
-			}
-		}
-		add := func(name string, n int64) error {
-			if n == 0 {
-				return nil
-			}
-			key := metaKey(a.id, "metric", name)
-			v, _, err := tx.Get(key)
-			if err != nil {
-				return err
-			}
-			var cur int64
-			if len(v) == 8 {
-				cur = int64(binary.BigEndian.Uint64(v))
-			}
-			return tx.Set(key, binary.BigEndian.AppendUint64(nil, uint64(cur+n)))
-		}
-		errs := []error{add("processed", b.processed), add("skipped", b.skipped), add("duplicates", b.duplicates)}
-		for st, n := range b.late {
-			errs = append(errs, add("late/"+st.name, n))
-		}
-		if err := errors.Join(errs...); err != nil {
-			return err
-		}
-		return tx.CommitOffsets(c, b.offsets)
-	})
-}
-
-func partKey2(appID string, pk partKey) []byte {
-	return partitionKey(appID, "changelog", pk.st.name, pk.part)
-}
-
-// writeOutputs appends the batch's records, in order within each partition and in
-// parallel across partitions, without waiting for fsync: the Update that
-// follows is durable, and a durable write makes every write before it in the
-// log durable too. It returns, per changelog partition, the offset after the
-// last record written.
-func (b *batch) writeOutputs() (map[partKey]int64, error) {
-	type group struct {
-		topic string
-		part  int
-		outs  []*output
-		end   int64
-	}
-	var groups []*group
-	index := map[eventstore.TopicPartition]*group{}
-	for i := range b.outs {
-		o := &b.outs[i]
-		p, err := b.a.store.PartitionFor(o.topic, o.key)
-		if err != nil {
-			return nil, err
-		}
-		tp := eventstore.TopicPartition{Topic: o.topic, Partition: p}
-		g := index[tp]
-		if g == nil {
-			g = &group{topic: o.topic, part: p}
-			index[tp] = g
-			groups = append(groups, g)
-		}
-		g.outs = append(g.outs, o)
-	}
-	var (
-		wg    sync.WaitGroup
-		errMu sync.Mutex
-		first error
-		next  atomic.Int64
-	)
-	for range min(appendWorkers, len(groups)) {
-		wg.Go(func() {
-			for {
-				i := int(next.Add(1) - 1)
-				if i >= len(groups) {
-					return
-				}
-				g := groups[i]
-				for _, o := range g.outs {
-					res, err := b.a.store.Append(b.ctx, o.topic, o.key, eventstore.Any, []eventstore.Event{o.event}, eventstore.NoSync())
-					if err != nil {
-						errMu.Lock()
-						if first == nil {
-							first = fmt.Errorf("stream: write to %s: %w", o.topic, err)
-						}
-						errMu.Unlock()
-						return
-					}
-					g.end = res.LastOffset + 1
-				}
-			}
-		})
-	}
-	wg.Wait()
-	if first != nil {
-		return nil, first
-	}
-	ends := map[partKey]int64{}
-	for _, g := range groups {
-		if st := g.outs[0].st; st != nil {
-			ends[partKey{st, g.part}] = g.end
-		}
-	}
-	return ends, nil
 }

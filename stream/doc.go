@@ -20,11 +20,14 @@
 // version, so a stream sees events stored long ago upcast to their current
 // schema, as the aggregate, projections and sagas do.
 //
-// An App runs a topology as the consumer group named by its application ID.
-// Each polled batch is processed against a write-back cache of the state it
-// touches; then the batch's output is written to its topics, its state
-// changes are appended to the stores' compacted changelog topics, and the
-// state, the counters and the group's offsets commit in one Store.Update.
+// An App runs a topology as the consumer group named by its application ID,
+// on a consume.Loop. Each polled batch is processed against a write-back
+// cache of the state it touches; then the batch's output is written to its
+// topics, its state changes are appended to the stores' compacted changelog
+// topics, and the state, the counters and the group's offsets commit in one
+// Store.Update. App.Status reports the loop's state, positions and lag with
+// the App's Metrics; App.WaitCaughtUp waits for the group to have applied
+// everything.
 // State is exactly once with respect to the input; records written to sink
 // topics are at least once, with event IDs derived from the input position so
 // consumers can deduplicate. A stateful step after a re-key reads through a
@@ -36,8 +39,37 @@
 // that closed (end + grace <= stream time) is late, counted and dropped.
 // Windows are removed once stream time passes their retention.
 //
-// State lives under "stream/<appID>/" in the state space, and internal topics
-// are named "<appID>-<name>-repartition" and "<appID>-<store>-changelog".
+// Internal topics are named "<appID>-<name>-repartition" and
+// "<appID>-<store>-changelog"; the application ID and the names of stores
+// and repartitions are checked with eventstore.ValidateName, and the topic
+// names derived from them must fit eventstore.MaxNameLen too.
+//
+// # State
+//
+// An App keeps its state in the state space under the keyspace key
+// (keyspace.Stream, appID):
+//
+//	("store", store, "k", raw key)                  key-value entry: the value
+//	("store", store, "w", key, start)               window: partition (4 bytes) + aggregate
+//	("store", store, "x", partition, start, key)    index of windows by partition and start, for expiry
+//	("time", store, partition)                      stream time of a window store's partition: a time element
+//	("dedup", topic, partition, upstream topic, upstream partition)
+//	                                                last upstream position seen in a repartition partition
+//	("changelog", store, partition)                 changelog end offset matching the state
+//	("init", store)                                 the store exists (else it is restored from its changelog)
+//	("metric", name), ("metric", "late", store)     counters (8-byte big-endian values)
+//
+// where store, topic and the names are string elements, partitions unsigned
+// integers, start a window's start as a time element, key a record key as
+// the store's key codec encodes it (a string element, or the raw tail of a
+// key-value entry, so that entries sort by their encoded keys). A restore
+// clears ("store", store).
+//
+// The keys of a changelog topic's records are the entries' encoded keys for
+// a key-value store, and for a window store the windows' keys as
+// WindowedCodec writes them (the encoded key, the window's start and end),
+// so that a reader of the changelog decodes them with the store's key
+// codec or WindowedCodec of it; the values are the entries' values.
 //
 // Differences from Kafka Streams worth knowing:
 //   - Like Kafka Streams, an App processes the records it has polled oldest

@@ -306,7 +306,7 @@ func ToTopic[K, V any](s Stream[K, V], topic string, opts ...SinkOption) {
 		return
 	}
 	if err := eventstore.ValidateTopicName(topic); err != nil {
-		s.t.fail("ToTopic: %v", err)
+		s.t.errs = append(s.t.errs, fmt.Errorf("stream: ToTopic: %w", err))
 	}
 	sk := &sinkDef{topic: topic, eventType: "stream.record"}
 	for _, o := range opts {

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/muninn-es/muninn/codec"
+	"github.com/muninn-es/muninn/consume"
 	"github.com/muninn-es/muninn/eventstore"
 	"github.com/muninn-es/muninn/stream"
 )
@@ -40,7 +41,7 @@ func TestNewAppReportsEveryProblem(t *testing.T) {
 		`topic "in" is read by two sources`,
 		`source topic`,
 		`store "dup" is defined twice`,
-		`store name "no/slash"`,
+		`store: name "no/slash"`,
 		`Windows.Size`,
 		`Branch needs at least one predicate`,
 		`"a": the aggregate codec: codec.Funcs: the encode and decode functions are nil`,
@@ -50,7 +51,7 @@ func TestNewAppReportsEveryProblem(t *testing.T) {
 		`Filter: pred is nil`,
 		`Map: fn is nil`,
 		`Reduce "r": fn is nil`,
-		`application ID name "bad app id"`,
+		`application ID: name "bad app id"`,
 		`WithBatchSize`,
 	} {
 		if !strings.Contains(err.Error(), want) {
@@ -148,8 +149,8 @@ func TestRunTwice(t *testing.T) {
 	}
 	start(t, app)
 	waitCaughtUp(t, app)
-	if err := app.Run(context.Background()); !errors.Is(err, stream.ErrRunning) {
-		t.Errorf("second Run = %v, want ErrRunning", err)
+	if err := app.Run(context.Background()); !errors.Is(err, consume.ErrRunning) {
+		t.Errorf("second Run = %v, want consume.ErrRunning", err)
 	}
 	other, err := stream.NewApp(s, topo, "other")
 	if err != nil {

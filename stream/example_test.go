@@ -2,6 +2,7 @@ package stream_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"log"
 	"time"
@@ -233,4 +234,56 @@ func ExampleEvents() {
 	n, _, err := items.Get(ctx, app, "cart-1")
 	fmt.Println("items in cart-1:", n, err)
 	// Output: items in cart-1: 5 <nil>
+}
+
+// An App's status: its state and lag (in records and seconds) on its
+// source and repartition topics, and its committed metrics, ready to be
+// served as JSON.
+func ExampleApp_Status() {
+	ctx := context.Background()
+	s, err := eventstore.OpenMem()
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer s.Close()
+	if err := s.CreateTopic(ctx, "clicks", eventstore.TopicConfig{Partitions: 1}); err != nil {
+		log.Fatal(err)
+	}
+	click := func(user string) {
+		ev := eventstore.Event{Type: "clicked", Payload: []byte(`"` + user + `"`)}
+		if _, err := s.Append(ctx, "clicks", user, eventstore.Any, []eventstore.Event{ev}); err != nil {
+			log.Fatal(err)
+		}
+	}
+	click("ann")
+	click("bob")
+
+	topo := stream.NewTopology()
+	stream.Count(stream.GroupByKey(stream.Source(topo, "clicks", codec.String(), codec.JSON[string]())), "clicks-per-user")
+	app, err := stream.NewApp(s, topo, "click-counter")
+	if err != nil {
+		log.Fatal(err)
+	}
+	runCtx, stop := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- app.Run(runCtx) }()
+	if err := app.WaitCaughtUp(ctx); err != nil {
+		log.Fatal(err)
+	}
+	stop()
+	if err := <-done; err != nil {
+		log.Fatal(err)
+	}
+	click("cid") // not processed: lag
+
+	st, err := app.Status(ctx)
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println(st.State, "lag", st.Lag)
+	metrics, _ := json.Marshal(st.Metrics)
+	fmt.Println(string(metrics))
+	// Output:
+	// stopped lag 1
+	// {"processed_records":2,"skipped_records":0,"duplicate_records":0,"late_records":{}}
 }

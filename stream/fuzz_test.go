@@ -2,6 +2,7 @@ package stream
 
 import (
 	"bytes"
+	"slices"
 	"testing"
 	"time"
 
@@ -29,27 +30,36 @@ func FuzzWindowedCodec(f *testing.F) {
 	})
 }
 
-// FuzzStateKeys parses arbitrary bytes as window keys, index keys and
-// window values: never a panic, and what parses rebuilds the same bytes.
+// FuzzStateKeys parses arbitrary bytes as the tails of window keys and
+// index keys (after a store's prefixes), as window values and as window
+// changelog keys: never a panic, and what parses rebuilds the same bytes.
 func FuzzStateKeys(f *testing.F) {
-	f.Add(windowKey(nil, []byte("user-1"), 42)[0:])
-	f.Add(indexKey(nil, 3, -7, []byte("k"))[5:])
+	sk := newStoreKeys(newAppKeys("app"), "store")
+	part := sk.indexPartPrefix(3)
+	f.Add(sk.appendWindowKey(nil, []byte("user-1"), 42)[len(sk.win):])
+	f.Add(sk.indexKey(3, -7, []byte("k"))[len(part):])
 	f.Add(windowValue(2, []byte{1, 2, 3}))
-	f.Add([]byte{tagWindow, 0xff})
+	f.Add([]byte(changelogWindowKey([]byte("user-1"), 60, time.Minute)))
+	f.Add([]byte{0x02, 0xff})
 	f.Fuzz(func(t *testing.T, b []byte) {
-		if key, start, err := parseWindowKey(b); err == nil {
-			if got := windowKey(nil, key, start); !bytes.Equal(got, b) {
-				t.Fatalf("window key %x rebuilt as %x", b, got)
+		if key, start, err := sk.parseWindowKey(append(slices.Clone([]byte(sk.win)), b...)); err == nil {
+			if got := sk.appendWindowKey(nil, key, start)[len(sk.win):]; !bytes.Equal(got, b) {
+				t.Fatalf("window key tail %x rebuilt as %x", b, got)
 			}
 		}
-		if start, key, err := parseIndexKey(b); err == nil {
-			if got := indexKey(nil, 0, start, key)[5:]; !bytes.Equal(got, b) {
-				t.Fatalf("index key %x rebuilt as %x", b, got)
+		if start, key, err := parseIndexKey(append(slices.Clone([]byte(part)), b...), part); err == nil {
+			if got := sk.indexKey(3, start, key)[len(part):]; !bytes.Equal(got, b) {
+				t.Fatalf("index key tail %x rebuilt as %x", b, got)
 			}
 		}
 		if part, agg, err := parseWindowValue(b); err == nil {
 			if got := windowValue(part, agg); !bytes.Equal(got, b) {
 				t.Fatalf("window value %x rebuilt as %x", b, got)
+			}
+		}
+		if key, start, err := parseChangelogWindowKey(string(b), time.Minute); err == nil {
+			if got := changelogWindowKey(key, start, time.Minute); got != string(b) {
+				t.Fatalf("window changelog key %x rebuilt as %x", b, got)
 			}
 		}
 		if v, err := codec.Int64().Decode(b); err == nil {

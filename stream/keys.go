@@ -3,110 +3,152 @@ package stream
 import (
 	"encoding/binary"
 	"fmt"
+	"time"
+
+	"github.com/muninn-es/muninn/keyspace"
 )
 
-// Layout of an App's state, under "stream/<appID>/":
-//
-//	<store>/k<key>                         key-value store entry
-//	<store>/w<len><key><start>             window: value = partition(4) + aggregate
-//	<store>/x<partition><start><len><key>  index of windows by partition and start, for expiry
-//	~time/<store>/<partition>              stream time of a window store's partition
-//	~dedup/<topic>/<partition>/<src>/<p>   last input position seen in a repartition partition
-//	~changelog/<store>/<partition>         changelog end offset matching the state
-//	~init/<store>                          the store exists (else restore from its changelog)
-//	~metric/<name>                         counters
-//
-// <len> is a uvarint, <start> a big-endian uint64 of the window start in
-// nanoseconds with the sign bit flipped (so that keys sort by time), and
-// <partition> a big-endian uint32. Store keys after "<store>/" are also the
-// keys of the store's changelog records.
+// An App's state is keyed in the state space under (keyspace.Stream,
+// appID); the package documentation lists the layout. appKeys and
+// storeKeys hold the prefixes, built once per App.
 
-const (
-	tagKV     = 'k'
-	tagWindow = 'w'
-	tagIndex  = 'x'
-)
-
-func appPrefix(appID string) []byte { return []byte("stream/" + appID + "/") }
-
-func storePrefix(appID, store string) []byte { return []byte("stream/" + appID + "/" + store + "/") }
-
-func metaKey(appID, kind, name string) []byte {
-	return []byte("stream/" + appID + "/~" + kind + "/" + name)
+// appKeys are the prefixes of an App's own keys.
+type appKeys struct {
+	// root is ("stream", appID).
+	root keyspace.Key
+	// dedup is (root, "dedup"): + topic, partition, upstream topic and
+	// partition.
+	dedup keyspace.Key
+	// metric is (root, "metric"): + name.
+	metric keyspace.Key
 }
 
-func appendStart(dst []byte, start int64) []byte {
-	return binary.BigEndian.AppendUint64(dst, uint64(start)^(1<<63))
+func newAppKeys(appID string) appKeys {
+	root := keyspace.New(keyspace.Stream, appID)
+	return appKeys{root: root, dedup: root.String("dedup"), metric: root.String("metric")}
 }
 
-func readStart(b []byte) int64 { return int64(binary.BigEndian.Uint64(b) ^ (1 << 63)) }
-
-// kvKey returns prefix + "k" + key.
-func kvKey(prefix, key []byte) []byte {
-	out := make([]byte, 0, len(prefix)+1+len(key))
-	out = append(out, prefix...)
-	out = append(out, tagKV)
-	return append(out, key...)
+// storeKeys are the prefixes of one state store's keys.
+type storeKeys struct {
+	// all is (root, "store", store): every entry, window and index key of
+	// the store, which a restore clears.
+	all keyspace.Key
+	// kv is the raw-tail prefix of a key-value entry: + the encoded key.
+	kv []byte
+	// win is (all, "w"): + key, start.
+	win keyspace.Key
+	// idx is (all, "x"): + partition, start, key.
+	idx keyspace.Key
+	// time is (root, "time", store): + partition.
+	time keyspace.Key
+	// ends is (root, "changelog", store): + partition.
+	ends keyspace.Key
+	// init is (root, "init", store).
+	init keyspace.Key
+	// late is (root, "metric", "late", store).
+	late keyspace.Key
 }
 
-// windowKeyPrefix returns prefix + "w" + len + key: all windows of key.
-func windowKeyPrefix(prefix, key []byte) []byte {
-	return appendWindowKeyPrefix(make([]byte, 0, len(prefix)+1+binary.MaxVarintLen64+len(key)+8), prefix, key)
-}
-
-func appendWindowKeyPrefix(dst, prefix, key []byte) []byte {
-	dst = append(dst, prefix...)
-	dst = append(dst, tagWindow)
-	dst = binary.AppendUvarint(dst, uint64(len(key)))
-	return append(dst, key...)
-}
-
-func windowKey(prefix, key []byte, start int64) []byte {
-	return appendStart(windowKeyPrefix(prefix, key), start)
-}
-
-// parseWindowKey splits the part of a window key after the store prefix.
-func parseWindowKey(b []byte) (key []byte, start int64, err error) {
-	if len(b) < 1 || b[0] != tagWindow {
-		return nil, 0, fmt.Errorf("stream: window key %q lacks its tag", b)
+func newStoreKeys(k appKeys, store string) *storeKeys {
+	all := k.root.String("store").String(store)
+	return &storeKeys{
+		all:  all,
+		kv:   all.String("k").RawPrefix(),
+		win:  all.String("w"),
+		idx:  all.String("x"),
+		time: k.root.String("time").String(store),
+		ends: k.root.String("changelog").String(store),
+		init: k.root.String("init").String(store),
+		late: k.metric.String("late").String(store),
 	}
-	n, w := binary.Uvarint(b[1:])
-	if w <= 0 || w != uvarintLen(n) || n > uint64(len(b)) || uint64(len(b)-1-w) != n+8 {
-		return nil, 0, fmt.Errorf("stream: window key %q is malformed", b)
+}
+
+// appendKVKey appends the key of the key-value entry of the encoded key kb.
+func (sk *storeKeys) appendKVKey(dst, kb []byte) []byte {
+	return append(append(dst, sk.kv...), kb...)
+}
+
+// appendWindowKey appends the key of the window of kb starting at start
+// (Unix nanoseconds).
+func (sk *storeKeys) appendWindowKey(dst, kb []byte, start int64) []byte {
+	dst = keyspace.AppendBytes(append(dst, sk.win...), kb)
+	return keyspace.AppendTime(dst, timeOf(start))
+}
+
+// parseWindowKey splits a window key into the encoded key and the start.
+func (sk *storeKeys) parseWindowKey(key []byte) (kb []byte, start int64, err error) {
+	r, err := keyspace.Read(key, sk.win)
+	if err != nil {
+		return nil, 0, fmt.Errorf("stream: window key: %w", err)
 	}
-	key = b[1+w : 1+w+int(n)]
-	return key, readStart(b[1+w+int(n):]), nil
-}
-
-func indexPartPrefix(prefix []byte, partition int) []byte {
-	out := make([]byte, 0, len(prefix)+5+8)
-	out = append(out, prefix...)
-	out = append(out, tagIndex)
-	return binary.BigEndian.AppendUint32(out, uint32(partition))
-}
-
-func indexKey(prefix []byte, partition int, start int64, key []byte) []byte {
-	out := appendStart(indexPartPrefix(prefix, partition), start)
-	out = binary.AppendUvarint(out, uint64(len(key)))
-	return append(out, key...)
-}
-
-// parseIndexKey splits the part of an index key after the partition
-// prefix.
-func parseIndexKey(b []byte) (start int64, key []byte, err error) {
-	if len(b) < 9 {
-		return 0, nil, fmt.Errorf("stream: window index key %q is too short", b)
+	if kb, err = r.Bytes(); err != nil {
+		return nil, 0, fmt.Errorf("stream: window key: %w", err)
 	}
-	start = readStart(b)
-	n, w := binary.Uvarint(b[8:])
-	if w <= 0 || w != uvarintLen(n) || n > uint64(len(b)) || uint64(len(b)-8-w) != n {
-		return 0, nil, fmt.Errorf("stream: window index key %q is malformed", b)
+	t, err := r.Time()
+	if err != nil || !r.Done() {
+		return nil, 0, fmt.Errorf("stream: window key %s is malformed", keyspace.Format(key))
 	}
-	return start, b[8+w:], nil
+	return kb, t.UnixNano(), nil
 }
 
-func partitionKey(appID, kind, store string, partition int) []byte {
-	return binary.BigEndian.AppendUint32(metaKey(appID, kind, store+"/"), uint32(partition))
+// indexPartPrefix returns the prefix of the index keys of a partition.
+func (sk *storeKeys) indexPartPrefix(partition int) keyspace.Key {
+	return sk.idx.Uint(uint64(partition))
+}
+
+// indexKey returns the key of the index entry of the window of kb
+// starting at start, in partition.
+func (sk *storeKeys) indexKey(partition int, start int64, kb []byte) []byte {
+	k := keyspace.AppendUint(append(make([]byte, 0, len(sk.idx)+9+9+len(kb)+2), sk.idx...), uint64(partition))
+	k = keyspace.AppendTime(k, timeOf(start))
+	return keyspace.AppendBytes(k, kb)
+}
+
+// parseIndexKey splits an index key, after its partition's prefix, into
+// the window's start and encoded key.
+func parseIndexKey(key []byte, partPrefix keyspace.Key) (start int64, kb []byte, err error) {
+	r, err := keyspace.Read(key, partPrefix)
+	if err != nil {
+		return 0, nil, fmt.Errorf("stream: window index key: %w", err)
+	}
+	t, err := r.Time()
+	if err != nil {
+		return 0, nil, fmt.Errorf("stream: window index key: %w", err)
+	}
+	if kb, err = r.Bytes(); err != nil || !r.Done() {
+		return 0, nil, fmt.Errorf("stream: window index key %s is malformed", keyspace.Format(key))
+	}
+	return t.UnixNano(), kb, nil
+}
+
+// The keys of changelog records: a key-value store's record has the entry's
+// encoded key; a window store's record has the window's key as
+// WindowedCodec writes it (the encoded key, then the window's start and end
+// as 8 big-endian bytes of Unix nanoseconds each), so that a reader decodes
+// it with WindowedCodec of the store's key codec.
+
+// changelogWindowKey returns the changelog key of the window of kb
+// starting at start, of the given size.
+func changelogWindowKey(kb []byte, start int64, size time.Duration) string {
+	b := make([]byte, 0, len(kb)+16)
+	b = append(b, kb...)
+	b = binary.BigEndian.AppendUint64(b, uint64(start))
+	return string(binary.BigEndian.AppendUint64(b, uint64(start+int64(size))))
+}
+
+// parseChangelogWindowKey splits a window store's changelog key into the
+// encoded key and the window's start.
+func parseChangelogWindowKey(key string, size time.Duration) (kb []byte, start int64, err error) {
+	if len(key) < 16 {
+		return nil, 0, fmt.Errorf("stream: window changelog key %q: want at least 16 bytes, got %d", key, len(key))
+	}
+	n := len(key) - 16
+	start = int64(binary.BigEndian.Uint64([]byte(key[n:])))
+	end := int64(binary.BigEndian.Uint64([]byte(key[n+8:])))
+	if end-start != int64(size) {
+		return nil, 0, fmt.Errorf("stream: window changelog key %q: window [%d, %d) is not of the store's size %s", key, start, end, size)
+	}
+	return []byte(key[:n]), start, nil
 }
 
 // windowValue is partition(4) + aggregate.
@@ -123,9 +165,21 @@ func parseWindowValue(b []byte) (partition int, agg []byte, err error) {
 	return int(binary.BigEndian.Uint32(b)), b[4:], nil
 }
 
-// uvarintLen is the length of n's canonical uvarint encoding: keys with a
-// longer (padded) encoding are refused, so that each key has one form.
-func uvarintLen(n uint64) int {
-	var buf [binary.MaxVarintLen64]byte
-	return binary.PutUvarint(buf[:], n)
+// readTime reads a value that is one keyspace time element (a stream
+// time), in Unix nanoseconds.
+func readTime(v []byte) (int64, error) {
+	r := keyspace.NewReader(v)
+	t, err := r.Time()
+	if err != nil || !r.Done() {
+		return 0, fmt.Errorf("stream: stream time value %x is malformed", v)
+	}
+	return t.UnixNano(), nil
+}
+
+// readCounter reads an 8-byte big-endian counter or offset value.
+func readCounter(what string, v []byte) (int64, error) {
+	if len(v) != 8 {
+		return 0, fmt.Errorf("stream: %s has %d bytes, want 8", what, len(v))
+	}
+	return int64(binary.BigEndian.Uint64(v)), nil
 }

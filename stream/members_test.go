@@ -3,6 +3,8 @@ package stream_test
 import (
 	"context"
 	"fmt"
+	"log/slog"
+	"strings"
 	"testing"
 	"time"
 
@@ -84,5 +86,69 @@ func waitAny(t *testing.T, apps ...*stream.App) {
 	}
 	if err != nil {
 		t.Fatalf("WaitCaughtUp: %v", err)
+	}
+}
+
+// Records a member read before their partition went to another member and
+// came back are not applied again: the other member applied them, and the
+// consumer's fence no longer sees the old read once the member has polled
+// since. The member reads the partition again from the committed offset.
+func TestRecordsReadBeforeAPartitionCameBackApplyOnce(t *testing.T) {
+	s := openStore(t)
+	ctx := context.Background()
+	createTopic(t, s, "in", 2, eventstore.Retain)
+	kA, kB := keyOn(t, s, "in", 0), keyOn(t, s, "in", 1)
+	put(t, s, "in", kA, []byte("a"), sec(1))
+	put(t, s, "in", kA, []byte("a"), sec(2))
+	put(t, s, "in", kB, []byte("b"), sec(10))
+	put(t, s, "in", kB, []byte("b"), sec(11))
+	topo := stream.NewTopology()
+	counts := stream.Count(stream.GroupByKey(stream.Source(topo, "in", codec.String(), codec.String())), "c")
+
+	var log syncBuffer
+	first, blocked, release := true, make(chan struct{}), make(chan struct{})
+	// m1 reads both partitions in batches of 2: the first, in/0's records
+	// (older), and in/1's first record waits in its inbox.
+	m1, err := stream.NewApp(s, topo, "comeback", stream.WithMemberID("m1"), stream.WithBatchSize(2),
+		stream.WithLogger(slog.New(slog.NewTextHandler(&log, nil))))
+	if err != nil {
+		t.Fatal(err)
+	}
+	stream.SetBeforeUpdate(m1, func() error {
+		if first {
+			first = false
+			close(blocked)
+			<-release
+		}
+		return nil
+	})
+	m2, err := stream.NewApp(s, topo, "comeback", stream.WithMemberID("m2"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	start(t, m1)
+	<-blocked
+	r2 := start(t, m2) // m2 takes in/1 and applies both its records
+	wctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	if err := m2.WaitFor(wctx, eventstore.Position{Topic: "in", Partition: 1, Offset: 1}); err != nil {
+		t.Fatal(err)
+	}
+	if err := r2.stop(); err != nil { // in/1 comes back to m1
+		t.Fatal(err)
+	}
+	close(release)
+	waitCaughtUp(t, m1)
+
+	for _, k := range []string{kA, kB} {
+		if n, ok, err := counts.Get(ctx, m1, k); err != nil || !ok || n != 2 {
+			t.Errorf("count of %s = %d, %v, %v; want 2", k, n, ok, err)
+		}
+	}
+	if off, ok, err := s.CommittedOffset(ctx, "comeback", "in", 1); err != nil || !ok || off != 2 {
+		t.Errorf("committed offset of in/1 = %d, %v, %v; want 2", off, ok, err)
+	}
+	if !strings.Contains(log.String(), "went to another member and came back") {
+		t.Errorf("m1 did not find its inbox stale; log:\n%s", log.String())
 	}
 }

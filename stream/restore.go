@@ -2,10 +2,8 @@ package stream
 
 import (
 	"context"
-	"encoding/binary"
 	"errors"
 	"fmt"
-	"slices"
 	"sync"
 
 	"github.com/muninn-es/muninn/eventstore"
@@ -20,7 +18,7 @@ const restoreChunk = 4096
 var restoreMu sync.Mutex
 
 // restore rebuilds a store from its changelog if its state is missing: the
-// store has no "~init" marker. It reads each changelog partition up to the
+// store has no init mark. It reads each changelog partition up to the
 // end offset recorded with the last commit (all of it if none was recorded),
 // so that the state matches the committed offsets. Cleanup may have removed
 // older values of keys that changed after that offset; the changelog written
@@ -29,11 +27,10 @@ var restoreMu sync.Mutex
 func (a *App) restore(ctx context.Context, st *storeDef) error {
 	restoreMu.Lock()
 	defer restoreMu.Unlock()
-	marker := metaKey(a.id, "init", st.name)
-	if _, ok, err := a.store.Get(ctx, marker); err != nil || ok {
+	sk := a.stores[st]
+	if _, ok, err := a.store.Get(ctx, sk.init); err != nil || ok {
 		return err
 	}
-	prefix := a.prefixes[st]
 	topic := a.changelogTopic(st)
 	n, err := a.store.Partitions(topic)
 	if err != nil {
@@ -41,7 +38,8 @@ func (a *App) restore(ctx context.Context, st *storeDef) error {
 	}
 	// Clear what a restore that crashed may have left.
 	if err := a.store.Update(ctx, func(tx eventstore.Txn) error {
-		return tx.DeleteRange(prefix, eventstore.PrefixEnd(prefix))
+		lo, hi := sk.all.Range()
+		return tx.DeleteRange(lo, hi)
 	}); err != nil {
 		return err
 	}
@@ -52,30 +50,8 @@ func (a *App) restore(ctx context.Context, st *storeDef) error {
 		}
 		err := a.store.Update(ctx, func(tx eventstore.Txn) error {
 			for _, kv := range pending {
-				key := append(slices.Clone(prefix), kv.Key...)
-				if kv.Value == nil {
-					if st.kind == windowStore {
-						if err := deleteIndexOf(tx, prefix, kv.Key); err != nil {
-							return err
-						}
-					}
-					if err := tx.Delete(key); err != nil {
-						return err
-					}
-					continue
-				}
-				if err := tx.Set(key, kv.Value); err != nil {
-					return err
-				}
-				if st.kind == windowStore {
-					wk, start, err1 := parseWindowKey(kv.Key)
-					part, _, err2 := parseWindowValue(kv.Value)
-					if err := errors.Join(err1, err2); err != nil {
-						return fmt.Errorf("stream: restore store %q: %w", st.name, err)
-					}
-					if err := tx.Set(indexKey(prefix, part, start, wk), []byte{}); err != nil {
-						return err
-					}
+				if err := a.restoreOne(tx, st, kv); err != nil {
+					return fmt.Errorf("stream: restore store %q: %w", st.name, err)
 				}
 			}
 			return nil
@@ -85,10 +61,12 @@ func (a *App) restore(ctx context.Context, st *storeDef) error {
 	}
 	for p := range n {
 		end := int64(-1)
-		if v, ok, err := a.store.Get(ctx, partitionKey(a.id, "changelog", st.name, p)); err != nil {
+		if v, ok, err := a.store.Get(ctx, sk.ends.Uint(uint64(p))); err != nil {
 			return err
-		} else if ok && len(v) == 8 {
-			end = int64(binary.BigEndian.Uint64(v))
+		} else if ok {
+			if end, err = readCounter("changelog end", v); err != nil {
+				return fmt.Errorf("stream: restore store %q: %w", st.name, err)
+			}
 		}
 		for rec, err := range a.store.ReadPartition(ctx, topic, p, 0) {
 			if err != nil {
@@ -108,20 +86,40 @@ func (a *App) restore(ctx context.Context, st *storeDef) error {
 	if err := flush(); err != nil {
 		return err
 	}
-	return a.store.Update(ctx, func(tx eventstore.Txn) error { return tx.Set(marker, []byte{1}) })
+	return a.store.Update(ctx, func(tx eventstore.Txn) error { return tx.Set(sk.init, []byte{1}) })
 }
 
-// deleteIndexOf removes the index entry of the window whose key (after the
-// store prefix) is wk, if the window exists.
-func deleteIndexOf(tx eventstore.Txn, prefix, wk []byte) error {
-	v, ok, err := tx.Get(append(slices.Clone(prefix), wk...))
-	if err != nil || !ok {
+// restoreOne applies one changelog record (key and payload, nil for a
+// removal) to the state of st.
+func (a *App) restoreOne(tx eventstore.Txn, st *storeDef, kv eventstore.KV) error {
+	sk := a.stores[st]
+	if st.kind == kvStore {
+		key := sk.appendKVKey(nil, kv.Key)
+		if kv.Value == nil {
+			return tx.Delete(key)
+		}
+		return tx.Set(key, kv.Value)
+	}
+	kb, start, err := parseChangelogWindowKey(string(kv.Key), st.windows.Size)
+	if err != nil {
 		return err
 	}
-	key, start, err1 := parseWindowKey(wk)
-	part, _, err2 := parseWindowValue(v)
-	if err := errors.Join(err1, err2); err != nil {
+	key := sk.appendWindowKey(nil, kb, start)
+	if kv.Value == nil {
+		// Remove the window's index entry too, if the window exists.
+		v, ok, err := tx.Get(key)
+		if err != nil || !ok {
+			return err
+		}
+		part, _, err := parseWindowValue(v)
+		if err != nil {
+			return err
+		}
+		return errors.Join(tx.Delete(sk.indexKey(part, start, kb)), tx.Delete(key))
+	}
+	part, _, err := parseWindowValue(kv.Value)
+	if err != nil {
 		return err
 	}
-	return tx.Delete(indexKey(prefix, part, start, key))
+	return errors.Join(tx.Set(key, kv.Value), tx.Set(sk.indexKey(part, start, kb), []byte{}))
 }

@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/muninn-es/muninn/eventstore"
+	"github.com/muninn-es/muninn/keyspace"
 	"github.com/muninn-es/muninn/stream"
 )
 
@@ -32,17 +33,17 @@ func TestRestoreFromChangelog(t *testing.T) {
 
 	// A changelog record past the committed offsets: must not be restored.
 	bogus := eventstore.Event{Type: "stream.changelog", Payload: []byte{0, 0, 0, 0, 0, 0, 0x30, 0x39}}
-	if _, err := s.Append(ctx, "restore-total-changelog", "kuser-0", eventstore.Any, []eventstore.Event{bogus}); err != nil {
+	if _, err := s.Append(ctx, "restore-total-changelog", "user-0", eventstore.Any, []eventstore.Event{bogus}); err != nil {
 		t.Fatal(err)
 	}
 	// Delete both stores' state and their markers.
 	err = s.Update(ctx, func(tx eventstore.Txn) error {
 		for _, store := range []string{"total", "per-minute"} {
-			p := []byte("stream/restore/" + store + "/")
-			if err := tx.DeleteRange(p, eventstore.PrefixEnd(p)); err != nil {
+			lo, hi := keyspace.New(keyspace.Stream, "restore").String("store").String(store).Range()
+			if err := tx.DeleteRange(lo, hi); err != nil {
 				return err
 			}
-			if err := tx.Delete([]byte("stream/restore/~init/" + store)); err != nil {
+			if err := tx.Delete(keyspace.New(keyspace.Stream, "restore").String("init").String(store)); err != nil {
 				return err
 			}
 		}
@@ -74,8 +75,8 @@ func TestRestoreFromChangelog(t *testing.T) {
 		t.Errorf("after more input: %v, want %v", got.total, want)
 	}
 	var index int
-	p := []byte("stream/restore/per-minute/x")
-	for _, err := range s.Scan(ctx, p, eventstore.PrefixEnd(p), false) {
+	lo, hi := keyspace.New(keyspace.Stream, "restore").String("store").String("per-minute").String("x").Range()
+	for _, err := range s.Scan(ctx, lo, hi, false) {
 		if err != nil {
 			t.Fatal(err)
 		}

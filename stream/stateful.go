@@ -6,6 +6,7 @@ import (
 
 	"github.com/muninn-es/muninn/codec"
 	"github.com/muninn-es/muninn/eventstore"
+	"github.com/muninn-es/muninn/keyspace"
 )
 
 // Grouped is a stream grouped by key, ready for a stateful step (Count,
@@ -48,7 +49,7 @@ func Repartition[K, V any](s Stream[K, V], name string) Stream[K, V] {
 	if !s.ok() {
 		return s
 	}
-	if err := validName("repartition", name); err != nil {
+	if err := eventstore.ValidateName("stream repartition", name); err != nil {
 		s.t.errs = append(s.t.errs, err)
 	}
 	topic := name + "-repartition"
@@ -159,8 +160,7 @@ func aggregateBy[K, V, A any](g Grouped[K, V], store, label string, vc codec.Cod
 			return fmt.Errorf("stream: store %s: encode key: %w", store, err)
 		}
 		kb := sc.key
-		prefix := b.a.prefixes[st]
-		sc.state = append(append(append(sc.state[:0], prefix...), tagKV), kb...)
+		sc.state = b.a.stores[st].appendKVKey(sc.state[:0], kb)
 		sk := sc.state
 		old, ok, err := b.get(sk)
 		if err != nil {
@@ -177,7 +177,7 @@ func aggregateBy[K, V, A any](g Grouped[K, V], store, label string, vc codec.Cod
 		if err != nil {
 			return fmt.Errorf("stream: store %s: encode aggregate: %w", store, err)
 		}
-		b.put(sk, nb, st, len(prefix))
+		b.put(sk, nb, st)
 		return tb.em.emit(pc, k, agg, ts)
 	})
 	return tb
@@ -279,21 +279,24 @@ func windowed[K, V, A any](wg WindowedGrouped[K, V], store, label string, vc cod
 		tsn := ts.UnixNano()
 		part := pc.rec.Partition
 		pk := partKey{st, part}
+		keys := b.a.stores[st]
 		streamTime, ok := b.advanced[pk]
 		if !ok {
-			v, found, err := b.get(partitionKey(b.a.id, "time", store, part))
+			v, found, err := b.get(keys.time.Uint(uint64(part)))
 			if err != nil {
 				return err
 			}
 			streamTime = -1 << 63
-			if found && len(v) == 8 {
-				streamTime = readStart(v)
+			if found {
+				if streamTime, err = readTime(v); err != nil {
+					return fmt.Errorf("stream: store %s: %w", store, err)
+				}
 			}
 		}
 		if tsn > streamTime {
 			streamTime = tsn
 			b.advanced[pk] = tsn
-			b.put(partitionKey(b.a.id, "time", store, part), appendStart(nil, tsn), nil, 0)
+			b.put(keys.time.Uint(uint64(part)), keyspace.AppendTime(nil, ts), nil)
 		}
 		sc := &b.a.scratch[id]
 		var err error
@@ -302,7 +305,6 @@ func windowed[K, V, A any](wg WindowedGrouped[K, V], store, label string, vc cod
 			return fmt.Errorf("stream: store %s: encode key: %w", store, err)
 		}
 		kb := sc.key
-		prefix := b.a.prefixes[st]
 		late := 0
 		err = w.starts(tsn, func(start int64) error {
 			end := start + size
@@ -310,7 +312,7 @@ func windowed[K, V, A any](wg WindowedGrouped[K, V], store, label string, vc cod
 				late++
 				return nil
 			}
-			sc.state = appendStart(appendWindowKeyPrefix(sc.state[:0], prefix, kb), start)
+			sc.state = keys.appendWindowKey(sc.state[:0], kb, start)
 			wk := sc.state
 			old, ok, err := b.get(wk)
 			if err != nil {
@@ -326,8 +328,8 @@ func windowed[K, V, A any](wg WindowedGrouped[K, V], store, label string, vc cod
 					return fmt.Errorf("stream: store %s: decode window of %q at %s: %w", store, kb, timeOf(start), err)
 				}
 			} else {
-				ik := indexKey(prefix, part, start, kb)
-				b.put(ik, []byte{}, nil, 0)
+				ik := keys.indexKey(part, start, kb)
+				b.put(ik, []byte{}, nil)
 				b.newIndex[pk] = append(b.newIndex[pk], ik)
 			}
 			agg = fn(k, v, agg, ok)
@@ -335,9 +337,12 @@ func windowed[K, V, A any](wg WindowedGrouped[K, V], store, label string, vc cod
 			if err != nil {
 				return fmt.Errorf("stream: store %s: encode aggregate: %w", store, err)
 			}
-			b.put(wk, nb, st, len(prefix))
+			b.put(wk, nb, st)
 			return wt.em.emit(pc, Windowed[K]{Key: k, Start: timeOf(start), End: timeOf(end)}, agg, ts)
 		})
+		if err != nil {
+			return err
+		}
 		if late > 0 {
 			b.late[st]++
 			b.lateRecs = append(b.lateRecs, LateRecord{Store: store, Topic: pc.rec.Topic, Partition: part, Offset: pc.rec.Offset,

@@ -6,11 +6,11 @@ import (
 	"errors"
 	"fmt"
 	"iter"
-	"slices"
 	"time"
 
 	"github.com/muninn-es/muninn/codec"
 	"github.com/muninn-es/muninn/eventstore"
+	"github.com/muninn-es/muninn/keyspace"
 )
 
 // SourceTable reads topic as a table, materialized in the store named store:
@@ -41,9 +41,9 @@ func SourceTable[K, V any](t *Topology, topic, store string, key codec.Codec[K],
 		if err != nil {
 			return pc.bad(fmt.Errorf("decode key: %w", err))
 		}
-		prefix := pc.b.a.prefixes[st]
+		sk := pc.b.a.stores[st]
 		if rec.IsTombstone() {
-			pc.b.del(kvKey(prefix, kb), st, len(prefix))
+			pc.b.del(sk.appendKVKey(nil, kb), st)
 			return nil
 		}
 		v, err := decodeValue(value, rec)
@@ -58,7 +58,7 @@ func SourceTable[K, V any](t *Topology, topic, store string, key codec.Codec[K],
 				return fmt.Errorf("stream: table %s: encode value: %w", topic, err)
 			}
 		}
-		pc.b.put(kvKey(prefix, kb), stored, st, len(prefix))
+		pc.b.put(sk.appendKVKey(nil, kb), stored, st)
 		return tb.em.emit(pc, k, v, rec.Timestamp)
 	})
 	return tb
@@ -144,7 +144,7 @@ func join[K, V, VT, VR any](s Stream[K, V], tb Table[K, VT], label string, fn fu
 		if err != nil {
 			return fmt.Errorf("stream: join with store %s: encode key: %w", st.name, err)
 		}
-		raw, ok, err := pc.b.get(kvKey(pc.b.a.prefixes[st], kb))
+		raw, ok, err := pc.b.get(pc.b.a.stores[st].appendKVKey(nil, kb))
 		if err != nil {
 			return err
 		}
@@ -178,7 +178,7 @@ func (tb Table[K, V]) Get(ctx context.Context, app *App, key K) (V, bool, error)
 	if err != nil {
 		return zero, false, fmt.Errorf("stream: store %s: encode key: %w", tb.st.name, err)
 	}
-	raw, ok, err := app.store.Get(ctx, kvKey(app.prefixes[tb.st], kb))
+	raw, ok, err := app.store.Get(ctx, app.stores[tb.st].appendKVKey(nil, kb))
 	if err != nil || !ok {
 		return zero, false, err
 	}
@@ -196,8 +196,8 @@ func (tb Table[K, V]) All(ctx context.Context, app *App) iter.Seq2[KeyValue[K, V
 			yield(KeyValue[K, V]{}, ErrWrongApp)
 			return
 		}
-		lo := kvKey(app.prefixes[tb.st], nil)
-		for kv, err := range app.store.Scan(ctx, lo, eventstore.PrefixEnd(lo), false) {
+		lo := app.stores[tb.st].kv
+		for kv, err := range app.store.Scan(ctx, lo, keyspace.PrefixEnd(lo), false) {
 			if err != nil {
 				yield(KeyValue[K, V]{}, err)
 				return
@@ -235,9 +235,9 @@ func (wt WindowedTable[K, V]) Fetch(ctx context.Context, app *App, key K, from, 
 		if to.After(maxTime) {
 			to = maxTime
 		}
-		prefix := app.prefixes[wt.st]
-		lo := windowKey(prefix, kb, from.UnixNano())
-		hi := windowKey(prefix, kb, to.UnixNano())
+		sk := app.stores[wt.st]
+		lo := sk.appendWindowKey(nil, kb, from.UnixNano())
+		hi := sk.appendWindowKey(nil, kb, to.UnixNano())
 		hi = append(hi, 0) // include to
 		if bytes.Compare(lo, hi) > 0 {
 			return
@@ -254,20 +254,20 @@ func (wt WindowedTable[K, V]) All(ctx context.Context, app *App) iter.Seq2[KeyVa
 			yield(KeyValue[Windowed[K], V]{}, ErrWrongApp)
 			return
 		}
-		lo := append(slices.Clone(app.prefixes[wt.st]), tagWindow)
-		wt.scan(ctx, app, lo, eventstore.PrefixEnd(lo), yield)
+		lo, hi := app.stores[wt.st].win.Range()
+		wt.scan(ctx, app, lo, hi, yield)
 	}
 }
 
 func (wt WindowedTable[K, V]) scan(ctx context.Context, app *App, lo, hi []byte, yield func(KeyValue[Windowed[K], V], error) bool) {
-	prefix := app.prefixes[wt.st]
+	sk := app.stores[wt.st]
 	size := wt.st.windows.Size
 	for kv, err := range app.store.Scan(ctx, lo, hi, false) {
 		if err != nil {
 			yield(KeyValue[Windowed[K], V]{}, err)
 			return
 		}
-		kb, start, err := parseWindowKey(kv.Key[len(prefix):])
+		kb, start, err := sk.parseWindowKey(kv.Key)
 		if err != nil {
 			yield(KeyValue[Windowed[K], V]{}, err)
 			return

@@ -39,7 +39,7 @@ func (t *Topology) Err() error {
 }
 
 func (t *Topology) fail(format string, args ...any) {
-	t.errs = append(t.errs, fmt.Errorf("stream: "+format, args...))
+	t.errs = append(t.errs, invalid(format, args...))
 }
 
 type nodeKind int
@@ -111,26 +111,8 @@ type sinkDef struct {
 	eventType string
 }
 
-// validName checks a store or repartition name: it becomes part of topic
-// names, so it follows their rules.
-func validName(what, name string) error {
-	if name == "" {
-		return fmt.Errorf("stream: %s name is empty", what)
-	}
-	if len(name) > 100 {
-		return fmt.Errorf("stream: %s name %q is longer than 100 bytes", what, name)
-	}
-	for i := 0; i < len(name); i++ {
-		c := name[i]
-		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '.' || c == '_' || c == '-') {
-			return fmt.Errorf("stream: %s name %q has %q at %d; use [a-zA-Z0-9._-]", what, name, c, i)
-		}
-	}
-	return nil
-}
-
 func (t *Topology) addStore(name string, kind storeKind, w Windows) *storeDef {
-	if err := validName("store", name); err != nil {
+	if err := eventstore.ValidateName("stream store", name); err != nil {
 		t.errs = append(t.errs, err)
 	}
 	for _, s := range t.stores {
@@ -146,7 +128,7 @@ func (t *Topology) addStore(name string, kind storeKind, w Windows) *storeDef {
 func (t *Topology) addSource(topic string, internal bool, n *node, fn func(*procCtx, *eventstore.Record) error) {
 	if !internal {
 		if err := eventstore.ValidateTopicName(topic); err != nil {
-			t.fail("source topic: %v", err)
+			t.errs = append(t.errs, fmt.Errorf("stream: source topic: %w", err))
 		}
 	}
 	for _, s := range t.sources {

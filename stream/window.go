@@ -54,19 +54,19 @@ func (w Windows) WithRetention(d time.Duration) Windows { w.Retention = d; retur
 func (w Windows) Validate() error {
 	var errs []error
 	if w.Size <= 0 {
-		errs = append(errs, fmt.Errorf("stream: Windows.Size must be positive, got %s", w.Size))
+		errs = append(errs, invalid("Windows.Size must be positive, got %s", w.Size))
 	}
 	if w.Advance <= 0 || w.Advance > w.Size {
-		errs = append(errs, fmt.Errorf("stream: Windows.Advance must be in (0, Size=%s], got %s", w.Size, w.Advance))
+		errs = append(errs, invalid("Windows.Advance must be in (0, Size=%s], got %s", w.Size, w.Advance))
 	}
 	if w.Advance > 0 && w.Size/w.Advance > MaxWindowsPerRecord {
-		errs = append(errs, fmt.Errorf("stream: Windows.Advance %s puts each record in %d windows of Size %s, more than %d", w.Advance, w.Size/w.Advance, w.Size, MaxWindowsPerRecord))
+		errs = append(errs, invalid("Windows.Advance %s puts each record in %d windows of Size %s, more than %d", w.Advance, w.Size/w.Advance, w.Size, MaxWindowsPerRecord))
 	}
 	if w.Grace < 0 {
-		errs = append(errs, fmt.Errorf("stream: Windows.Grace must not be negative, got %s", w.Grace))
+		errs = append(errs, invalid("Windows.Grace must not be negative, got %s", w.Grace))
 	}
 	if w.Retention != 0 && w.Retention < w.Size+w.Grace {
-		errs = append(errs, fmt.Errorf("stream: Windows.Retention must be zero or at least Size+Grace (%s), got %s", w.Size+w.Grace, w.Retention))
+		errs = append(errs, invalid("Windows.Retention must be zero or at least Size+Grace (%s), got %s", w.Size+w.Grace, w.Retention))
 	}
 	return errors.Join(errs...)
 }

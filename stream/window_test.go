@@ -10,6 +10,7 @@ import (
 
 	"github.com/muninn-es/muninn/codec"
 	"github.com/muninn-es/muninn/eventstore"
+	"github.com/muninn-es/muninn/keyspace"
 	"github.com/muninn-es/muninn/stream"
 )
 
@@ -219,8 +220,8 @@ func TestWindowRetention(t *testing.T) {
 		t.Errorf("windows = %q, want %q", got, want)
 	}
 	var index int
-	prefix := []byte("stream/retention/c/x")
-	for _, err := range s.Scan(context.Background(), prefix, eventstore.PrefixEnd(prefix), false) {
+	lo, hi := keyspace.New(keyspace.Stream, "retention").String("store").String("c").String("x").Range()
+	for _, err := range s.Scan(context.Background(), lo, hi, false) {
 		if err != nil {
 			t.Fatal(err)
 		}
