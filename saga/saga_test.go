@@ -11,12 +11,13 @@ import (
 	"time"
 
 	"github.com/muninn-es/muninn/aggregate"
+	"github.com/muninn-es/muninn/clock"
 	"github.com/muninn-es/muninn/codec"
 	"github.com/muninn-es/muninn/command"
+	"github.com/muninn-es/muninn/consume"
 	"github.com/muninn-es/muninn/eventstore"
 	"github.com/muninn-es/muninn/examples/fulfillment"
 	"github.com/muninn-es/muninn/saga"
-	"github.com/muninn-es/muninn/saga/sagatest"
 )
 
 // The test domain: jobs, whose events the sagas under test react to, and a
@@ -160,7 +161,7 @@ type env struct {
 	bus    *command.Bus
 	jobs   *command.Handler[job, jobCommand, jobEvent]
 	ledger *command.Handler[account, ledgerCommand, ledgerEvent]
-	clock  *sagatest.Clock
+	clock  *clock.Manual
 }
 
 func newEnv(t *testing.T) *env {
@@ -170,7 +171,7 @@ func newEnv(t *testing.T) *env {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { store.Close() })
-	e := &env{t: t, store: store, clock: sagatest.NewClock(t0)}
+	e := &env{t: t, store: store, clock: clock.NewManual(t0)}
 	ctx := t.Context()
 	jobEvents, err := aggregate.NewEvents[jobEvent](
 		aggregate.Type[jobOpened]("job.opened"),
@@ -292,7 +293,8 @@ type running[S any] struct {
 	stop func() error
 }
 
-func tinyBackoff(int) time.Duration { return time.Millisecond }
+// tinyBackoff is the back-off of the tests' sagas: one millisecond on their clock.
+var tinyBackoff = clock.Constant(time.Millisecond)
 
 // start runs def on e's store with dispatcher d, on e's clock and with a
 // tiny backoff, until the test ends or stop is called.
@@ -720,7 +722,7 @@ func TestHandlerErrors(t *testing.T) {
 			return errors.New("boom")
 		case "permanent":
 			attempt(s.Key())
-			return saga.Permanent(errors.New("bad input"))
+			return consume.Permanent(errors.New("bad input"))
 		case "panic":
 			attempt(s.Key())
 			panic("kaboom")
@@ -736,7 +738,10 @@ func TestHandlerErrors(t *testing.T) {
 		return nil
 	})
 	saga.OnTimeout(d, "tick", func(*saga.Step[jobState], tick) error { return nil })
-	s := start(e, e.bus, d, saga.WithRetries(2))
+	// The retries wait out their back-off, a millisecond, on the saga's
+	// clock: here the system's, as no deadline of this test is moved
+	// (TestRetriesWaitOnTheSagaClock moves a manual one).
+	s := start(e, e.bus, d, saga.WithRetries(2), saga.WithClock(clock.System()))
 
 	cases := []struct {
 		key, mode string
@@ -892,12 +897,12 @@ func TestNewReportsEveryProblem(t *testing.T) {
 
 	d := saga.Define[jobState]("", "jobs", "jobs", "bad topic!")
 	_, err := saga.New(nil, nil, d, saga.WithBatchSize(0), saga.WithConcurrency(0), saga.WithRetries(-1),
-		saga.WithRetention(0), saga.WithPurgeInterval(-time.Second), saga.WithBackoff(nil), saga.WithClock(nil),
+		saga.WithRetention(0), saga.WithPurgeInterval(-time.Second), saga.WithBackoff(clock.Backoff{Initial: -time.Second}), saga.WithClock(nil),
 		saga.WithCodec(nil), saga.WithLogger(nil), nil)
 	wantInvalid(t, err, "nil store", "nil dispatcher",
-		"empty saga name", `topic "jobs" is listed twice`, `topic "bad topic!"`, "no event starts it (StartOn)",
-		"WithBatchSize: 0, want at least 1", "WithConcurrency: 0, want at least 1", "WithRetries: -1, want at least 0",
-		"WithRetention: 0s", "WithPurgeInterval: -1s", "WithBackoff: nil function", "WithClock: nil clock",
+		"saga: name is empty", `topic "jobs" is listed twice`, `topic "bad topic!"`, "no event starts it (StartOn)",
+		"WithBatchSize: 0, want 1 to 1000000", "WithConcurrency: 0, want at least 1", "WithRetries: -1, want at least 0",
+		"WithRetention: 0s", "WithPurgeInterval: -1s", "WithBackoff: Backoff.Initial is negative", "WithClock: nil clock",
 		"WithCodec: nil codec", "WithLogger: nil logger", "nil option")
 
 	_, err = saga.New(e.store, e.bus, saga.Define[jobState]("no-topics"))
@@ -981,6 +986,30 @@ func (g *gate) set(open, lose bool) {
 	g.mu.Unlock()
 }
 
+// retried waits until the gate has refused n dispatches more: the first,
+// then each retry after the saga's clock has passed its back-off.
+func (g *gate) retried(t *testing.T, e *env, n int) {
+	t.Helper()
+	g.waitRefused(t, 1)
+	for range n - 1 {
+		e.passBackoff(t)
+		g.waitRefused(t, 1)
+	}
+}
+
+// passBackoff moves the clock past the back-off of a command's retry,
+// once the saga waits for it: then it waits twice, for the retry and for
+// its next deadline or purge.
+func (e *env) passBackoff(t *testing.T) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(t.Context(), waitTime)
+	defer cancel()
+	if err := e.clock.BlockUntil(ctx, 2); err != nil {
+		t.Fatalf("the saga does not wait to retry its command: %v", err)
+	}
+	e.clock.Advance(tinyBackoff.Initial)
+}
+
 // waitRefused waits until the gate has refused n dispatches more.
 func (g *gate) waitRefused(t *testing.T, n int) {
 	t.Helper()
@@ -1021,7 +1050,7 @@ func TestTransientDispatchErrorsAreRetried(t *testing.T) {
 	// The ledger is down: the credit waits in the outbox, retried, and the
 	// instance neither fails nor compensates.
 	e.open("j", "acct", 5, "")
-	g.waitRefused(t, 3)
+	g.retried(t, e, 3)
 	in, err := s.Get(t.Context(), "j")
 	if err != nil || in.Status != saga.StatusRunning || in.PendingCommands != 1 || in.Failure != nil || in.LastError != "" {
 		t.Errorf("instance while the ledger is down: %+v, %v", in, err)
@@ -1033,6 +1062,9 @@ func TestTransientDispatchErrorsAreRetried(t *testing.T) {
 	// lost: the saga sends it again, with the same ID, and the bus says it
 	// is a duplicate.
 	g.set(true, true)
+	e.passBackoff(t)
+	g.waitRefused(t, 1) // applied, but its reply lost
+	e.passBackoff(t)
 	waitInstance(t, s.Saga, "j", pokes(0))
 	wantEntries(t, e, "acct", "credited 5 open j")
 	st := waitStats(t, s.Saga, "the dispatch", func(st saga.Stats) bool { return st.Commands == 1 })
@@ -1046,7 +1078,7 @@ func TestRestart(t *testing.T) {
 	g := newGate(e.bus)
 	first := start(e, g, restartSaga())
 	e.open("j", "acct", 5, "")
-	g.waitRefused(t, 2)
+	g.retried(t, e, 2)
 
 	// Stopped while its credit is still in the outbox: the instance is as
 	// it was, its command and deadlines still pending.
@@ -1100,7 +1132,7 @@ func TestStopDuringCompensation(t *testing.T) {
 	// in the outbox, and stopping the saga leaves it there.
 	g.set(false, false)
 	e.poke("j", "fail")
-	g.waitRefused(t, 2)
+	g.retried(t, e, 2)
 	if err := first.stop(); err != nil {
 		t.Fatal(err)
 	}
