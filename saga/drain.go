@@ -155,6 +155,7 @@ func (d *dispatcher[S]) finisher() {
 			d.mu.finishing -= n
 			d.mu.Unlock()
 			d.s.endWrite(ticket)
+			d.s.notify()
 		}
 		if stopping {
 			return

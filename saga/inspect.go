@@ -259,7 +259,13 @@ func (s *Saga[S]) WaitFor(ctx context.Context, key string, cond func(Instance[S]
 func (s *Saga[S]) waitWrites(ctx context.Context, key string, in Instance[S]) error {
 	s.mu.Lock()
 	next := s.mu.nextTicket
+	s.mu.ticketWaiters++
 	s.mu.Unlock()
+	defer func() {
+		s.mu.Lock()
+		s.mu.ticketWaiters--
+		s.mu.Unlock()
+	}()
 	for {
 		open, changed := s.writesBefore(next)
 		if !open {

@@ -68,6 +68,9 @@ type Saga[S any] struct {
 		// never waits for WaitFor.
 		nextTicket uint64
 		open       map[uint64]struct{}
+		// ticketWaiters counts the WaitFor calls waiting for tickets:
+		// endWrite wakes them.
+		ticketWaiters int
 	}
 
 	// r is the state of the Run in progress. The loop calls the handler
@@ -294,8 +297,10 @@ func (s *Saga[S]) beginWrite() uint64 {
 func (s *Saga[S]) endWrite(t uint64) {
 	s.mu.Lock()
 	delete(s.mu.open, t)
+	if s.mu.ticketWaiters > 0 {
+		s.notifyLocked()
+	}
 	s.mu.Unlock()
-	s.notify()
 }
 
 // writesBefore reports whether a write that took a ticket before next is
@@ -440,7 +445,11 @@ func (s *Saga[S]) committed(b *batch[S], a *applied) {
 // notify wakes WaitFor calls.
 func (s *Saga[S]) notify() {
 	s.mu.Lock()
+	s.notifyLocked()
+	s.mu.Unlock()
+}
+
+func (s *Saga[S]) notifyLocked() {
 	close(s.mu.changed)
 	s.mu.changed = make(chan struct{})
-	s.mu.Unlock()
 }

@@ -2,9 +2,11 @@ package saga_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -1342,5 +1344,144 @@ func TestManyWorkflowsAtOnce(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// --- One clock ---
+
+// A handler's retry waits out its back-off on the saga's clock: the step
+// runs again only once the clock has passed it.
+func TestRetriesWaitOnTheSagaClock(t *testing.T) {
+	e := newEnv(t)
+	ran := make(chan int, 10)
+	n := 0
+	d := jobSaga("retry-clock", nil, func(s *saga.Step[jobState], mode string) error {
+		n++
+		ran <- n
+		if n == 1 {
+			return errors.New("not yet")
+		}
+		return nil
+	})
+	s := start(e, e.bus, d, saga.WithBackoff(clock.Constant(time.Minute)))
+	e.open("j", "acct", 1, "")
+	waitInstance(t, s.Saga, "j", pokes(0))
+	e.poke("j", "retry")
+	<-ran
+	ctx, cancel := context.WithTimeout(t.Context(), waitTime)
+	defer cancel()
+	// The loop waits for its retry only: it does not poll meanwhile.
+	if err := e.clock.BlockUntil(ctx, 1); err != nil {
+		t.Fatal(err)
+	}
+	if next, ok := e.clock.Next(); !ok || !next.Equal(e.clock.Now().Add(time.Minute)) {
+		t.Fatalf("the saga waits until %v (%t), want the back-off's end %v", next, ok, e.clock.Now().Add(time.Minute))
+	}
+	select {
+	case <-ran:
+		t.Fatal("the step ran again before the clock passed its back-off")
+	default:
+	}
+	e.clock.Advance(time.Minute)
+	in := waitInstance(t, s.Saga, "j", pokes(1))
+	if in.Status != saga.StatusRunning || in.Failure != nil {
+		t.Errorf("instance after the retry %+v", in)
+	}
+	if got := <-ran; got != 2 {
+		t.Errorf("the step ran %d times", got)
+	}
+}
+
+// --- Failure ---
+
+// A rejected command's failure carries the rejection's kind and message,
+// in the instance as in JSON.
+func TestRejectionKindAndMessage(t *testing.T) {
+	e := newEnv(t)
+	d := jobSaga("overdraw", func(s *saga.Step[jobState]) error {
+		s.Send(s.State.Account, debit{Amount: s.State.Amount, Ref: "overdraw " + s.Key()})
+		return nil
+	}, func(s *saga.Step[jobState], mode string) error {
+		s.Fail("given up")
+		return nil
+	})
+	s := start(e, e.bus, d)
+	e.open("j", "empty", 10, "")
+	in := waitInstance(t, s.Saga, "j", func(in saga.Instance[jobState]) bool { return in.Status == saga.StatusFailed })
+	f := in.Failure
+	if f == nil || f.Kind != command.KindFailedPrecondition || f.Message != "debit of 10: the balance is 0" ||
+		f.Command != "ledger.debit" || f.AggregateID != "empty" || !strings.Contains(f.Reason, "rejected") {
+		t.Fatalf("failure %+v", f)
+	}
+	b, err := json.Marshal(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := `{"reason":` + strconv.Quote(f.Reason) + `,"command":"ledger.debit","aggregate_id":"empty","kind":"failed precondition","message":"debit of 10: the balance is 0"}`; string(b) != want {
+		t.Errorf("JSON %s, want %s", b, want)
+	}
+	var back saga.Failure
+	if err := json.Unmarshal(b, &back); err != nil || back != *f {
+		t.Errorf("JSON reads back as %+v, %v", back, err)
+	}
+
+	// A failure no command caused has no kind.
+	e.open("k", "acct", 0, "")
+	e.poke("k", "fail")
+	in = waitInstance(t, s.Saga, "k", func(in saga.Instance[jobState]) bool { return in.Status == saga.StatusFailed })
+	if in.Failure == nil || in.Failure.Kind != 0 || in.Failure.Message != "" {
+		t.Errorf("failure of a step %+v", in.Failure)
+	}
+}
+
+// --- Status ---
+
+func TestStatus(t *testing.T) {
+	e := newEnv(t)
+	s := start(e, e.bus, reminderSaga())
+	st, err := s.Status(t.Context())
+	if err != nil || st.Name != "reminder" || st.Group != "saga.reminder" || st.Loop.Name != "saga.reminder" {
+		t.Fatalf("status before anything: %+v, %v", st, err)
+	}
+	e.open("j", "acct", 5, "")
+	waitInstance(t, s.Saga, "j", pokes(0))
+	st, err = s.Status(t.Context())
+	if err != nil || st.State != saga.RunRunning || st.Counters.Started != 1 || st.Deadlines != 1 || len(st.Loop.Partitions) != 4 {
+		t.Fatalf("status %+v, %v", st, err)
+	}
+	b, err := json.Marshal(st)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{`"state":"running"`, `"deadlines":1`, `"started":1`, `"pending_commands":0`, `"loop":{"name":"saga.reminder"`, `"lag_seconds":`} {
+		if !strings.Contains(string(b), want) {
+			t.Errorf("JSON %s does not have %s", b, want)
+		}
+	}
+	e.clock.Advance(time.Hour)
+	waitStats(t, s.Saga, "the reminder", fired(1))
+	if st, err := s.Status(t.Context()); err != nil || st.Deadlines != 0 || st.Counters.DeadlinesFired != 1 || st.Counters.Commands != 1 {
+		t.Errorf("status after the reminder: %+v, %v", st, err)
+	}
+	if err := s.stop(); err != nil {
+		t.Fatal(err)
+	}
+	if st, err := s.Status(t.Context()); err != nil || st.State != saga.RunStopped || st.Error != "" {
+		t.Errorf("status after the stop: %+v, %v", st, err)
+	}
+}
+
+// A saga's name must leave room for its group's prefix.
+func TestNameTooLongForItsGroup(t *testing.T) {
+	e := newEnv(t)
+	name := strings.Repeat("n", eventstore.MaxNameLen-len("saga.")+1)
+	d := saga.Define[jobState](name, "jobs")
+	saga.StartOn(d, "job.opened", saga.RecordKey[jobOpened], func(*saga.Step[jobState], jobOpened) error { return nil })
+	_, err := saga.New(e.store, e.bus, d)
+	wantInvalid(t, err, fmt.Sprintf("its consumer group %q+name would be %d bytes, longer than %d", "saga.", eventstore.MaxNameLen+1, eventstore.MaxNameLen))
+	ok := saga.Define[jobState](name[1:], "jobs")
+	saga.StartOn(ok, "job.opened", saga.RecordKey[jobOpened], func(*saga.Step[jobState], jobOpened) error { return nil })
+	if _, err := saga.New(e.store, e.bus, ok); err != nil {
+		t.Errorf("a name whose group fits: %v", err)
 	}
 }
