@@ -355,7 +355,7 @@ func ExampleDefinePolicy() {
 	// trip.confirmed caused by room.booked: true
 }
 
-// A deadline fires by the saga's clock: with a sagatest.Clock, a test moves
+// A deadline fires by the saga's clock: with a clock.Manual, a test moves
 // time on instead of sleeping. The trip is not paid in time, so the saga
 // fails, cancels the room it booked (its compensation) and then the trip
 // (its OnFailure handler).
