@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -1483,5 +1484,62 @@ func TestNameTooLongForItsGroup(t *testing.T) {
 	saga.StartOn(ok, "job.opened", saga.RecordKey[jobOpened], func(*saga.Step[jobState], jobOpened) error { return nil })
 	if _, err := saga.New(e.store, e.bus, ok); err != nil {
 		t.Errorf("a name whose group fits: %v", err)
+	}
+}
+
+// --- Rebalance ---
+
+// A second runner of a saga joins its group while the first has polled
+// records of every partition and not yet written them: the first's batch
+// is void (its commit is fenced), and it reads again, from the committed
+// offsets, the partitions it keeps. Every record then starts its instance
+// once: none is lost, none applied twice.
+func TestRebalanceVoidsABatch(t *testing.T) {
+	e := newEnv(t)
+	parts := map[int]bool{}
+	var keys []string
+	for i := 0; len(parts) < 4 || len(keys) < 8; i++ {
+		key := fmt.Sprintf("j-%d", i)
+		res, err := e.jobs.Dispatch(t.Context(), key, openJob{Account: "acct", Amount: 1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		parts[res.Position().Partition] = true
+		keys = append(keys, key)
+	}
+	blocked, unblock := make(chan struct{}), make(chan struct{})
+	var first atomic.Bool
+	def := func() *saga.Definition[jobState] {
+		d := saga.Define[jobState]("rebalance", "jobs")
+		saga.StartOn(d, "job.opened", func(rec eventstore.Record, _ jobOpened) string {
+			// The first runner's first poll waits here, before its batch.
+			if first.CompareAndSwap(false, true) {
+				close(blocked)
+				<-unblock
+			}
+			return rec.Key
+		}, func(s *saga.Step[jobState], _ jobOpened) error {
+			rec, _ := s.Event()
+			s.State.Offsets = append(s.State.Offsets, rec.Offset)
+			return nil
+		})
+		return d
+	}
+	one := start(e, e.bus, def())
+	<-blocked
+	two := start(e, e.bus, def())
+	// The second runner has joined once it has started an instance of
+	// the partitions the rebalance gave it.
+	waitStats(t, two.Saga, "the second runner's first instance", func(st saga.Stats) bool { return st.Started > 0 })
+	close(unblock)
+	for _, key := range keys {
+		in := waitInstance(t, one.Saga, key, func(in saga.Instance[jobState]) bool { return in.Status == saga.StatusRunning })
+		if len(in.State.Offsets) != 1 || in.Steps != 1 {
+			t.Errorf("instance %s: steps %d, offsets %v; want one step", key, in.Steps, in.State.Offsets)
+		}
+	}
+	a, b := one.Stats(), two.Stats()
+	if a.Started+b.Started != len(keys) || a.Steps+b.Steps != len(keys) {
+		t.Errorf("the runners started %d and %d instances in %d and %d steps, want %d in all", a.Started, b.Started, a.Steps, b.Steps, len(keys))
 	}
 }
