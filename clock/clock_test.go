@@ -121,7 +121,7 @@ func TestSystemAndScaled(t *testing.T) {
 	s := clock.System()
 	ch, stop := s.At(time.Now().Add(-time.Second))
 	defer stop()
-	<-ch // a past time fires at once
+	<-ch                       // a past time fires at once
 	fast := clock.Scaled(3600) // an hour a second
 	start := fast.Now()
 	ch, stop = fast.At(start.Add(time.Hour / 100)) // 10 ms of real time
