@@ -210,11 +210,17 @@ func (m *Manual) BlockUntil(ctx context.Context, n int) error {
 // factor times as fast: with a factor of 60, a minute passes every second.
 // Demos and crash tests use it to reach deadlines quickly on real timers.
 // A factor of zero or less is taken as 1.
-func Scaled(factor float64) Clock {
+func Scaled(factor float64) Clock { return ScaledFrom(time.Now(), factor) }
+
+// ScaledFrom returns a clock that reads epoch plus factor times the system
+// time elapsed since epoch. Processes given the same epoch and factor read
+// the same time, so a crash test's successive processes see time move on
+// across their restarts. A factor of zero or less is taken as 1.
+func ScaledFrom(epoch time.Time, factor float64) Clock {
 	if factor <= 0 {
 		factor = 1
 	}
-	return &scaled{start: time.Now(), factor: factor}
+	return &scaled{start: epoch, factor: factor}
 }
 
 type scaled struct {

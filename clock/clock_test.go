@@ -163,3 +163,30 @@ func TestBackoff(t *testing.T) {
 		t.Fatal("Validate accepted Initial > Max")
 	}
 }
+
+// Two clocks scaled from one epoch read the same time line: the later
+// one reads no earlier than the first, and both run factor times faster
+// than the system clock since the epoch.
+func TestScaledFrom(t *testing.T) {
+	epoch := time.Now().Add(-time.Second)
+	a := clock.ScaledFrom(epoch, 60)
+	first := a.Now()
+	if first.Sub(epoch) < time.Minute {
+		t.Errorf("a second after the epoch, a 60-fold clock reads epoch+%s, want at least a minute", first.Sub(epoch))
+	}
+	b := clock.ScaledFrom(epoch, 60)
+	if second := b.Now(); second.Before(first) {
+		t.Errorf("a clock made later from the same epoch reads %s, before the first's %s", second, first)
+	}
+	// A wait for a time already passed fires at once.
+	ch, stop := b.At(epoch)
+	defer stop()
+	select {
+	case <-ch:
+	default:
+		t.Error("At of a past time did not fire at once")
+	}
+	if c := clock.ScaledFrom(epoch, 0); c.Now().Sub(epoch) > time.Hour {
+		t.Errorf("a factor of 0 is taken as 1, but the clock reads epoch+%s", c.Now().Sub(epoch))
+	}
+}

@@ -64,6 +64,26 @@ func (k Kind) String() string {
 	return fmt.Sprintf("kind(%d)", int(k))
 }
 
+// MarshalText returns the kind's name, so that a Kind reads as
+// "failed precondition" in JSON.
+func (k Kind) MarshalText() ([]byte, error) {
+	if k < 0 || int(k) >= len(kindNames) {
+		return nil, fmt.Errorf("command: cannot marshal unknown kind %d", int(k))
+	}
+	return []byte(kindNames[k]), nil
+}
+
+// UnmarshalText parses a kind's name, as MarshalText writes it.
+func (k *Kind) UnmarshalText(b []byte) error {
+	for i, n := range kindNames {
+		if n == string(b) {
+			*k = Kind(i)
+			return nil
+		}
+	}
+	return fmt.Errorf("%w: command kind: unknown name %q", eventstore.ErrInvalidArgument, b)
+}
+
 // Sentinels, one per kind a caller commonly branches on. An *Error matches
 // the sentinel of its kind with errors.Is.
 var (

@@ -5,10 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"strings"
 	"time"
 
 	"github.com/muninn-es/muninn/aggregate"
+	"github.com/muninn-es/muninn/consume"
 	"github.com/muninn-es/muninn/eventstore"
 )
 
@@ -25,7 +25,10 @@ type batch[S any] struct {
 	outbox []keyedItem
 	timers []timerOp
 	drops  map[string]seqRange
-	stats  counters
+	stats  tally
+	// r is the run whose loop applies the batch (nil for the writes of
+	// the dispatcher).
+	r *run[S]
 
 	// queued returns the sequence number of the first command of an
 	// instance still in the dispatcher's queue (not being sent: the run
@@ -115,15 +118,65 @@ func (b *batch[S]) touch(in *instance[S]) {
 	}
 }
 
-// checkKey refuses instance keys the key space cannot hold.
+// checkKey refuses instance keys longer than the store's keys.
 func checkKey(key string) error {
-	switch {
-	case strings.IndexByte(key, 0) >= 0:
-		return fmt.Errorf("instance key %q contains a NUL byte", key)
-	case len(key) > eventstore.MaxKeyBytes:
+	if len(key) > eventstore.MaxKeyBytes {
 		return fmt.Errorf("instance key of %d bytes is longer than %d", len(key), eventstore.MaxKeyBytes)
 	}
 	return nil
+}
+
+// Handle handles a record of the poll Prepare saw (a step of the instance
+// it concerns) or a due deadline. A handler's error fails the record (the
+// loop retries it alone, then hands it to Fail); so does an error that
+// concerns no instance, such as a store error.
+func (b *batch[S]) Handle(rec *eventstore.Record) error {
+	herr, err := b.handle(rec, nil)
+	if err == nil {
+		err = herr
+	}
+	if err != nil {
+		// The loop aborts the batch.
+		b.r.release()
+	}
+	return err
+}
+
+func (b *batch[S]) handle(rec *eventstore.Record, failWith error) (herr, err error) {
+	if rec.Topic == "" {
+		herr, err = b.fire(timerOf(rec), failWith)
+	} else if i, ok := b.r.index[recPos{rec.Topic, rec.Partition, rec.Offset}]; !ok {
+		err = fmt.Errorf("%s: not prepared", describe(rec))
+	} else if w := b.r.works[i]; w.routed {
+		herr, err = b.event(*rec, w.start, w.key, w.run, failWith)
+	}
+	return herr, err
+}
+
+// Fail fails the instance of a record whose handler kept failing: its
+// step fails with the handler's last error, and the instance compensates.
+// An error that concerns no instance stops Run.
+func (b *batch[S]) Fail(rec *eventstore.Record, he *consume.HandlerError) error {
+	_, err := b.handle(rec, fmt.Errorf("handler failed after %d attempts: %w", he.Attempts, he.Err))
+	if err != nil {
+		b.r.release()
+	}
+	return err
+}
+
+// Flush writes the batch's instances.
+func (b *batch[S]) Flush() error {
+	if err := b.flush(); err != nil {
+		b.r.release()
+		return err
+	}
+	return nil
+}
+
+// Committed takes what the durable batch did into the run's memory.
+func (b *batch[S]) Committed() {
+	b.r.s.committed(b, b.r.a)
+	b.r.release()
 }
 
 // event handles rec, which prepare correlated to instance key ("" for
@@ -219,7 +272,7 @@ func (b *batch[S]) step(in *instance[S], trigger string) *Step[S] {
 func call[S any](run func(*Step[S]) error, st *Step[S]) (err error) {
 	defer func() {
 		if v := recover(); v != nil {
-			err = Permanent(fmt.Errorf("handler panicked: %v", v))
+			err = consume.Permanent(fmt.Errorf("handler panicked: %v", v))
 		}
 	}()
 	return run(st)

@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/muninn-es/muninn/clock"
 	"github.com/muninn-es/muninn/command"
 	"github.com/muninn-es/muninn/eventstore"
 	"github.com/muninn-es/muninn/examples/fulfillment"
@@ -40,9 +41,9 @@ import (
 // kind must, with nothing pending; every payment timeout that was pending
 // at a kill fired in a later life.
 //
-// Processes cannot share a sagatest.Clock, so the saga runs on crashClock,
-// a clock crashSpeed times faster than real time from an epoch the parent
-// chooses: PaymentTimeout passes in a few real seconds, and time moves on
+// Processes cannot share a manual clock, so the saga runs on
+// clock.ScaledFrom, a clock crashSpeed times faster than real time from an
+// epoch the parent chooses, the same in every process given the epoch: PaymentTimeout passes in a few real seconds, and time moves on
 // across restarts, so that deadlines pending when a child is killed fall
 // due in the next life.
 
@@ -54,17 +55,6 @@ const (
 	crashSpeed  = 300
 	crashRounds = 12
 )
-
-// crashClock is a saga.Clock that runs crashSpeed times faster than the
-// system clock from epoch, the same in every process given the same epoch.
-type crashClock struct{ epoch time.Time }
-
-func (c crashClock) Now() time.Time { return c.epoch.Add(time.Since(c.epoch) * crashSpeed) }
-
-func (c crashClock) At(t time.Time) <-chan time.Time {
-	d := t.Sub(c.Now())
-	return time.After((d + crashSpeed - 1) / crashSpeed)
-}
 
 type crashKind string
 
@@ -142,7 +132,7 @@ func crashWorld(ctx context.Context, dir string, epoch time.Time) (eventstore.St
 	h, err := fulfillment.Register(ctx, bus)
 	if err == nil {
 		var sg *saga.Saga[fulfillment.Fulfillment]
-		if sg, err = saga.New(s, bus, fulfillment.Saga(), saga.WithClock(crashClock{epoch})); err == nil {
+		if sg, err = saga.New(s, bus, fulfillment.Saga(), saga.WithClock(clock.ScaledFrom(epoch, crashSpeed))); err == nil {
 			return s, bus, h, sg, nil
 		}
 	}

@@ -6,10 +6,11 @@ import (
 	"maps"
 	"reflect"
 	"slices"
-	"strings"
 
 	"github.com/muninn-es/muninn/aggregate"
 	"github.com/muninn-es/muninn/codec"
+	"github.com/muninn-es/muninn/command"
+	"github.com/muninn-es/muninn/consume"
 	"github.com/muninn-es/muninn/eventstore"
 )
 
@@ -151,17 +152,15 @@ func DefinePolicy(name string, topics ...string) *Policy {
 	return d
 }
 
-// checkName refuses saga names that cannot name a consumer group or that
-// would mix up state keys.
+// checkName checks a saga's name with eventstore.ValidateName, and that
+// its consumer group's name, "saga.<name>", fits eventstore.MaxNameLen.
 func checkName(name string) error {
-	if name == "" {
-		return errors.New("empty saga name")
+	if err := eventstore.ValidateName("saga", name); err != nil {
+		return err
 	}
-	if err := eventstore.ValidateGroupName(groupPrefix + name); err != nil {
-		return fmt.Errorf("saga name %q: %w", name, err)
-	}
-	if strings.ContainsRune(name, '/') {
-		return fmt.Errorf("saga name %q: contains '/'", name)
+	if n := len(groupPrefix) + len(name); n > eventstore.MaxNameLen {
+		return fmt.Errorf("%w: saga: name is %d bytes: its consumer group %q+name would be %d bytes, longer than %d",
+			eventstore.ErrInvalidArgument, len(name), groupPrefix, n, eventstore.MaxNameLen)
 	}
 	return nil
 }
@@ -445,7 +444,7 @@ func OnTimeout[S, M any](d *Definition[S], name string, handle func(s *Step[S], 
 		d.timeouts[name] = timeout[S]{msgType: reflect.TypeFor[M](), run: func(f codec.Format, payload []byte, st *Step[S]) error {
 			m, err := codec.Unmarshal[M](f, payload)
 			if err != nil {
-				return Permanent(fmt.Errorf("decode timeout %q message: %w", name, err))
+				return consume.Permanent(fmt.Errorf("decode timeout %q message: %w", name, err))
 			}
 			return handle(st, m)
 		}}
@@ -500,12 +499,22 @@ func OnFailure[S any](d *Definition[S], handle func(s *Step[S], f Failure) error
 	d.onFailure = handle
 }
 
-// Failure describes a failed step, as OnFailure receives it.
+// Failure describes a failed step, as OnFailure receives it and
+// Instance.Failure shows it.
 type Failure struct {
 	// Reason says what failed: the reason given to Step.Fail, the last
 	// handler error, or the rejection of a command.
-	Reason string
+	Reason string `json:"reason"`
 	// Command is the rejected command's type name and AggregateID its
 	// aggregate, when a rejected command caused the failure.
-	Command, AggregateID string
+	Command     string `json:"command,omitempty"`
+	AggregateID string `json:"aggregate_id,omitempty"`
+	// Kind and Message are the kind (command.KindOf) and the message of
+	// the error that rejected the command, when one did: the Kind tells a
+	// rule the aggregate enforces (command.KindFailedPrecondition) from a
+	// malformed command (command.KindInvalidArgument) or a missing
+	// aggregate (command.KindNotFound) without reading Reason. Kind
+	// marshals as its name.
+	Kind    command.Kind `json:"kind,omitempty"`
+	Message string       `json:"message,omitempty"`
 }

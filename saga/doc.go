@@ -56,17 +56,19 @@
 // # Deadlines
 //
 // A deadline is stored with its instance and in a time index, and fires at
-// its time by the saga's Clock: a timeout message handled by OnTimeout's
-// handler as a step, or a command (ScheduleCommand). Firing removes it in
-// the same write as the step it runs, so it fires once, across restarts.
-// Cancel, Complete and failure cancel deadlines. Tests pass a
-// sagatest.Clock (WithClock) and move time with Advance instead of
-// sleeping.
+// its time by the saga's clock (WithClock): a timeout message handled by
+// OnTimeout's handler as a step, or a command (ScheduleCommand). Firing
+// removes it in the same write as the step it runs, so it fires once,
+// across restarts. Cancel, Complete and failure cancel deadlines. Every
+// wait of the saga is on its one clock: for the next deadline, for the
+// next purge, and the back-offs before a handler or a command is retried.
+// Tests pass a *clock.Manual and move time with Advance (after BlockUntil,
+// to know the saga waits) instead of sleeping.
 //
 // # Failure and compensation
 //
 // A step fails when its handler calls Fail, keeps returning an error
-// (WithRetries; a PermanentError or a panic at once) or misuses its Step
+// (WithRetries; a consume.PermanentError or a panic at once) or misuses its Step
 // (sends a command type not declared with Command, schedules a timeout
 // without an OnTimeout handler), or when a command it sent is rejected (an
 // InvalidArgument, FailedPrecondition, NotFound or PermissionDenied error
@@ -84,10 +86,33 @@
 // that panics or returns a key the saga cannot store) stop Run, with the
 // checkpoint before the record at fault.
 //
+// # Built on package consume
+//
+// Run is a consume.Loop over the consumer group "saga.<name>": the loop
+// polls, applies each batch in one Update with the group's offsets, splits
+// a batch at a failing record, retries it (WithRetries, WithBackoff, on
+// the saga's clock) and then hands it to the saga, which fails its
+// instance (the consume.HandOff policy). The saga's source adds the due
+// deadlines to the group's records, as records without a topic, and
+// rewinds both after a rebalance voids a batch.
+//
+// # State space
+//
+// A saga keeps its state under the keyspace tuple (keyspace.Saga, name):
+//
+//	("saga", name, "i", key)                 the instance record (JSON)
+//	("saga", name, "o", key, seq:uint)       a command in the outbox (JSON)
+//	("saga", name, "d", at:time, key, dname) a pending deadline (value: its ID)
+//	("saga", name, "e", at:time, key)        an ended instance, by end time (for purging)
+//
+// Times are keyspace Time elements: UTC, clamped to the years 1678 to 2262,
+// sorting as times. The consume loop keeps nothing of its own (the
+// HandOff policy parks nothing).
+//
 // # Inspection
 //
-// Get, Instances (filtered with WithStatus, paged with After), Deadlines
-// and Stats show the running sagas with their state, pending commands and
+// Get, Instances (filtered with WithStatus, paged with After), Deadlines,
+// Stats and Status (JSON-ready, with the loop's lag) show the running sagas with their state, pending commands and
 // deadlines, and last error; WaitFor waits, without polling, until an
 // instance reaches a condition. Ended instances are kept for
 // WithRetention, so late events for them are recognized and ignored.

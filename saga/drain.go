@@ -2,11 +2,13 @@ package saga
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"sync"
 	"time"
 
+	"github.com/muninn-es/muninn/clock"
 	"github.com/muninn-es/muninn/command"
 	"github.com/muninn-es/muninn/eventstore"
 )
@@ -54,6 +56,9 @@ type dispatcher[S any] struct {
 		items []sent
 	}
 	unwatch func() bool
+	// retries are the goroutines waiting out back-offs; done ends them.
+	retries sync.WaitGroup
+	done    chan struct{}
 	finWake chan struct{}
 	finDone chan struct{}
 	finStop chan struct{}
@@ -61,7 +66,7 @@ type dispatcher[S any] struct {
 
 func newDispatcher[S any](s *Saga[S], ctx context.Context, fatal func(error)) *dispatcher[S] {
 	d := &dispatcher[S]{s: s, ctx: ctx, fatal: fatal,
-		finWake: make(chan struct{}, 1), finDone: make(chan struct{}), finStop: make(chan struct{})}
+		done: make(chan struct{}), finWake: make(chan struct{}, 1), finDone: make(chan struct{}), finStop: make(chan struct{})}
 	d.mu.cond = sync.NewCond(&d.mu)
 	d.mu.queues = map[string][]outboxItem{}
 	d.mu.busy = map[string]int{}
@@ -115,6 +120,8 @@ func (d *dispatcher[S]) stop() {
 	d.mu.Unlock()
 	d.wg.Wait()
 	d.unwatch()
+	close(d.done)
+	d.retries.Wait()
 	close(d.finStop)
 	<-d.finDone
 }
@@ -136,7 +143,7 @@ func (d *dispatcher[S]) finisher() {
 		d.fin.Unlock()
 		if len(items) > 0 {
 			// Record what was sent, even when the run is stopping.
-			d.s.applying.RLock()
+			ticket := d.s.beginWrite()
 			if err := d.s.finish(context.WithoutCancel(d.ctx), d, items); err != nil && d.ctx.Err() == nil {
 				d.fatal(err)
 			}
@@ -147,7 +154,7 @@ func (d *dispatcher[S]) finisher() {
 			d.mu.Lock()
 			d.mu.finishing -= n
 			d.mu.Unlock()
-			d.s.applying.RUnlock()
+			d.s.endWrite(ticket)
 			d.s.notify()
 		}
 		if stopping {
@@ -287,7 +294,7 @@ func (d *dispatcher[S]) work() {
 			return
 		}
 		// Stats count what the worker did before WaitFor can see it.
-		d.s.applying.RLock()
+		ticket := d.s.beginWrite()
 		r := d.s.sendQueue(d.ctx, key, queue)
 		d.s.updateStats(func(st *Stats) { st.add(r.stats) })
 		d.mu.Lock()
@@ -304,16 +311,10 @@ func (d *dispatcher[S]) work() {
 			// that batches touching the instance need not wait for it.
 			d.mu.attempts[key]++
 			d.mu.waiting[key] = true
-			wait := d.s.opts.backoff(d.mu.attempts[key])
+			wait := d.s.opts.backoff.Delay(d.mu.attempts[key])
 			d.s.opts.logger.Warn("saga command failed; retrying", "saga", d.s.def.name, "instance", key,
 				"attempt", d.mu.attempts[key], "wait", wait, "err", r.retry)
-			time.AfterFunc(wait, func() {
-				d.mu.Lock()
-				delete(d.mu.waiting, key)
-				d.mu.ready = append(d.mu.ready, key)
-				d.mu.cond.Broadcast()
-				d.mu.Unlock()
-			})
+			d.retryAfter(key, wait)
 		} else {
 			delete(d.mu.attempts, key)
 		}
@@ -322,7 +323,7 @@ func (d *dispatcher[S]) work() {
 		if r.retry != nil {
 			d.s.updateStats(func(st *Stats) { st.LastError = r.retry.Error() })
 		}
-		d.s.applying.RUnlock()
+		d.s.endWrite(ticket)
 		if len(r.done) > 0 || len(r.compErrs) > 0 {
 			r.key = key
 			d.fin.Lock()
@@ -341,6 +342,26 @@ func (d *dispatcher[S]) work() {
 	}
 }
 
+// retryAfter makes key's queue ready again once wait has passed on the
+// saga's clock, or forgets it when the dispatcher stops. The caller holds
+// d.mu.
+func (d *dispatcher[S]) retryAfter(key string, wait time.Duration) {
+	due, stop := clock.After(d.s.opts.clock, wait)
+	d.retries.Go(func() {
+		defer stop()
+		select {
+		case <-due:
+		case <-d.done:
+			return
+		}
+		d.mu.Lock()
+		delete(d.mu.waiting, key)
+		d.mu.ready = append(d.mu.ready, key)
+		d.mu.cond.Broadcast()
+		d.mu.Unlock()
+	})
+}
+
 // sent is what sending one instance's queue did.
 type sent struct {
 	key      string
@@ -352,7 +373,7 @@ type sent struct {
 	// compensated is set when the queue held compensations: the instance
 	// ends when they are all sent.
 	compensated bool
-	stats       counters
+	stats       tally
 	err         error
 }
 
@@ -385,7 +406,7 @@ func (s *Saga[S]) sendQueue(ctx context.Context, key string, queue []outboxItem)
 			// rest of its queue is dropped, and what the failure enqueues
 			// (compensations) takes its place.
 			f := Failure{Reason: fmt.Sprintf("command %s to %q rejected: %v", it.cmd.Type, it.cmd.AggregateID, err),
-				Command: it.cmd.Type, AggregateID: it.cmd.AggregateID}
+				Command: it.cmd.Type, AggregateID: it.cmd.AggregateID, Kind: command.KindOf(err), Message: rejectionMessage(err)}
 			next, stats, ferr := s.failOnRejection(ctx, key, it, f)
 			if ferr != nil {
 				r.err, r.left = ferr, queue
@@ -401,7 +422,7 @@ func (s *Saga[S]) sendQueue(ctx context.Context, key string, queue []outboxItem)
 
 // dispatch sends cmd once. A command that cannot be decoded is a
 // rejection: sending it again cannot help.
-func (s *Saga[S]) dispatch(ctx context.Context, sc storedCommand, c *counters) error {
+func (s *Saga[S]) dispatch(ctx context.Context, sc storedCommand, c *tally) error {
 	decode := s.def.commands[sc.Type]
 	if decode == nil {
 		return &command.Error{Kind: command.KindInvalidArgument, Msg: fmt.Sprintf("command type %q is no longer declared", sc.Type)}
@@ -439,9 +460,26 @@ func rejection(err error) bool {
 	return false
 }
 
+// rejectionMessage is what a rejecting error says, without the command
+// and the kind that a *command.Error adds to its Error.
+func rejectionMessage(err error) string {
+	var ce *command.Error
+	if !errors.As(err, &ce) {
+		return err.Error()
+	}
+	msg := ce.Msg
+	if ce.Err != nil {
+		if msg != "" {
+			msg += ": "
+		}
+		msg += ce.Err.Error()
+	}
+	return msg
+}
+
 // failOnRejection fails instance key because its command it was rejected,
 // and returns the instance's new queue: what the failure enqueued.
-func (s *Saga[S]) failOnRejection(ctx context.Context, key string, it outboxItem, f Failure) ([]outboxItem, counters, error) {
+func (s *Saga[S]) failOnRejection(ctx context.Context, key string, it outboxItem, f Failure) ([]outboxItem, tally, error) {
 	var b *batch[S]
 	err := s.store.Update(context.WithoutCancel(ctx), func(txn eventstore.Txn) error {
 		// The commands before it were sent (the queue runs in order); it
@@ -460,7 +498,7 @@ func (s *Saga[S]) failOnRejection(ctx context.Context, key string, it outboxItem
 		return b.flush()
 	})
 	if err != nil {
-		return nil, counters{}, fmt.Errorf("fail instance %q: %w", key, err)
+		return nil, tally{}, fmt.Errorf("fail instance %q: %w", key, err)
 	}
 	s.opts.logger.Warn("saga instance failed", "saga", s.def.name, "instance", key, "reason", f.Reason)
 	var next []outboxItem

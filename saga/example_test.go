@@ -8,10 +8,10 @@ import (
 	"time"
 
 	"github.com/muninn-es/muninn/aggregate"
+	"github.com/muninn-es/muninn/clock"
 	"github.com/muninn-es/muninn/command"
 	"github.com/muninn-es/muninn/eventstore"
 	"github.com/muninn-es/muninn/saga"
-	"github.com/muninn-es/muninn/saga/sagatest"
 )
 
 // The examples' two bounded contexts: trips (a traveller plans a trip and
@@ -355,7 +355,7 @@ func ExampleDefinePolicy() {
 	// trip.confirmed caused by room.booked: true
 }
 
-// A deadline fires by the saga's clock: with a sagatest.Clock, a test moves
+// A deadline fires by the saga's clock: with a clock.Manual, a test moves
 // time on instead of sleeping. The trip is not paid in time, so the saga
 // fails, cancels the room it booked (its compensation) and then the trip
 // (its OnFailure handler).
@@ -364,7 +364,7 @@ func ExampleOnTimeout() {
 	t := openTravel(ctx)
 	defer t.Close()
 
-	clock := sagatest.NewClock(time.Date(2026, 6, 1, 12, 0, 0, 0, time.UTC))
+	clock := clock.NewManual(time.Date(2026, 6, 1, 12, 0, 0, 0, time.UTC))
 	s, err := saga.New(t.store, t.bus, bookingSaga(), saga.WithClock(clock))
 	if err != nil {
 		log.Fatal(err)
@@ -414,7 +414,7 @@ func ExampleSaga_Instances() {
 	defer t.Close()
 
 	start := time.Date(2026, 6, 1, 12, 0, 0, 0, time.UTC)
-	s, err := saga.New(t.store, t.bus, bookingSaga(), saga.WithClock(sagatest.NewClock(start)))
+	s, err := saga.New(t.store, t.bus, bookingSaga(), saga.WithClock(clock.NewManual(start)))
 	if err != nil {
 		log.Fatal(err)
 	}

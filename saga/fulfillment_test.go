@@ -9,11 +9,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/muninn-es/muninn/clock"
 	"github.com/muninn-es/muninn/command"
 	"github.com/muninn-es/muninn/eventstore"
 	"github.com/muninn-es/muninn/examples/fulfillment"
 	"github.com/muninn-es/muninn/saga"
-	"github.com/muninn-es/muninn/saga/sagatest"
 )
 
 var t0 = time.Date(2026, 11, 25, 9, 0, 0, 0, time.UTC)
@@ -25,7 +25,7 @@ type world struct {
 	store eventstore.Store
 	bus   *command.Bus
 	h     *fulfillment.Handlers
-	clock *sagatest.Clock
+	clock *clock.Manual
 	saga  *saga.Saga[fulfillment.Fulfillment]
 	stop  func() error
 
@@ -40,7 +40,7 @@ func newWorld(t *testing.T, opts ...saga.Option) *world {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { store.Close() })
-	w := &world{t: t, store: store, clock: sagatest.NewClock(t0)}
+	w := &world{t: t, store: store, clock: clock.NewManual(t0)}
 	w.start(opts...)
 	return w
 }
@@ -63,7 +63,7 @@ func (w *world) start(opts ...saga.Option) {
 	if w.h, err = fulfillment.Register(ctx, bus); err != nil {
 		w.t.Fatal(err)
 	}
-	opts = append([]saga.Option{saga.WithClock(w.clock), saga.WithBackoff(func(int) time.Duration { return time.Millisecond })}, opts...)
+	opts = append([]saga.Option{saga.WithClock(w.clock), saga.WithBackoff(clock.Constant(time.Millisecond))}, opts...)
 	s, err := saga.New(w.store, bus, fulfillment.Saga(), opts...)
 	if err != nil {
 		w.t.Fatal(err)

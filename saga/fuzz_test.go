@@ -4,9 +4,14 @@ import (
 	"bytes"
 	"encoding/json"
 	"math"
+	"slices"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/muninn-es/muninn/command"
+	"github.com/muninn-es/muninn/eventstore"
+	"github.com/muninn-es/muninn/keyspace"
 )
 
 // Run one at a time, for example:
@@ -24,7 +29,8 @@ func sampleInstance() instanceRecord {
 			{Name: "t", ID: "d-1", At: at.Add(time.Hour), Message: []byte(`{}`)},
 			{Name: "c", ID: "d-2", At: at.Add(2 * time.Hour), Command: &cmd},
 		},
-		LastError: "boom", Failure: &Failure{Reason: "rejected", Command: "payment.capture", AggregateID: "o-1"},
+		LastError: "boom", Failure: &Failure{Reason: "rejected", Command: "payment.capture", AggregateID: "o-1",
+			Kind: command.KindFailedPrecondition, Message: "card declined"},
 		CompErrors: []string{"compensation rejected"},
 	}
 }
@@ -41,6 +47,9 @@ func FuzzDecodeInstance(f *testing.F) {
 	f.Add([]byte(`{"status":"paused"}`))
 	f.Add([]byte(`null`))
 	f.Add([]byte(`{"deadlines":[{"at":"0001-01-01T00:00:00Z"}]}`))
+	f.Add([]byte(`{"status":"failed","failure":{"reason":"r","kind":"not found","message":"m"}}`))
+	f.Add([]byte(`{"status":"failed","failure":{"reason":"r","kind":"no such kind"}}`))
+	f.Add([]byte(`{"status":"failed","failure":{"reason":"r","kind":3}}`))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		r, err := decodeInstance(b)
 		if err != nil {
@@ -99,56 +108,62 @@ func FuzzDecodeCommand(f *testing.F) {
 	})
 }
 
-// FuzzParseOutboxKey feeds arbitrary bytes to parseOutboxKey: it never
-// panics, and what it accepts is exactly the key keyspace.outbox builds
-// from what it returns.
+// FuzzParseOutboxKey feeds arbitrary bytes, under the outbox prefix, to
+// parseOutboxKey: it never panics, and what it accepts is exactly the key
+// outbox builds from what it returns.
 func FuzzParseOutboxKey(f *testing.F) {
-	ks := newKeyspace("s")
-	f.Add(ks.outbox("order-1", 7)[len(ks.outboxes()):])
-	f.Add([]byte("k\x00\x00\x00\x00\x00\x00\x00\x00"))
-	f.Add([]byte("k\x00\x00\x00\x00\x00\x00\x00\x00\x00"))
+	ks := newKeys("s")
+	prefix := []byte(ks.outboxes())
+	f.Add(ks.outbox("order-1", 7)[len(prefix):])
+	f.Add(ks.outbox("a\x00b", 0)[len(prefix):])
+	f.Add([]byte("\x02k\x00\x15\x00\x00\x00\x00\x00\x00\x00"))
+	f.Add([]byte("\x02k\x00\x15\x00\x00\x00\x00\x00\x00\x00\x00\x00"))
 	f.Add([]byte("\x00"))
 	f.Add([]byte{})
 	f.Fuzz(func(t *testing.T, rest []byte) {
-		key, seq, err := parseOutboxKey(rest)
+		k := append(slices.Clip(prefix), rest...)
+		key, seq, err := ks.parseOutboxKey(k)
 		if err != nil {
 			return
 		}
-		if again := ks.outbox(key, seq)[len(ks.outboxes()):]; !bytes.Equal(again, rest) {
-			t.Fatalf("%q parses as (%q, %d), which encodes as %q", rest, key, seq, again)
+		if again := ks.outbox(key, seq); !bytes.Equal(again, k) {
+			t.Fatalf("%q parses as (%q, %d), which encodes as %q", k, key, seq, again)
 		}
 	})
 }
 
-// FuzzParseDeadlineKey feeds arbitrary bytes to parseDeadlineKey: it
-// never panics, and what it accepts is exactly the key keyspace.deadline
-// builds from what it returns.
+// FuzzParseDeadlineKey feeds arbitrary bytes, under the deadline prefix,
+// to parseDeadlineKey: it never panics, and what it accepts is exactly the
+// key deadline builds from what it returns.
 func FuzzParseDeadlineKey(f *testing.F) {
-	ks := newKeyspace("s")
-	f.Add(ks.deadline(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC), "order-1", "payment-timeout")[len(ks.deadlines()):])
-	f.Add([]byte("\x80\x00\x00\x00\x00\x00\x00\x00k\x00n\x00n"))
-	f.Add([]byte("\x80\x00\x00\x00\x00\x00\x00\x00\x00"))
-	f.Add([]byte("\x80\x00\x00\x00\x00\x00\x00\x00k"))
+	ks := newKeys("s")
+	prefix := []byte(ks.deadlines())
+	f.Add(ks.deadline(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC), "order-1", "payment-timeout")[len(prefix):])
+	f.Add(ks.deadline(time.Unix(0, math.MaxInt64), "", "")[len(prefix):])
+	f.Add([]byte("\x17\x80\x00\x00\x00\x00\x00\x00\x00\x02k\x00\x02n\x00"))
+	f.Add([]byte("\x17\x80\x00\x00\x00\x00\x00\x00\x00\x02k\x00"))
+	f.Add([]byte("\x17\x80\x00\x00\x00\x00\x00\x00\x00"))
 	f.Add([]byte{})
 	f.Fuzz(func(t *testing.T, rest []byte) {
-		at, key, name, err := parseDeadlineKey(rest)
+		k := append(slices.Clip(prefix), rest...)
+		at, key, name, err := ks.parseDeadlineKey(k)
 		if err != nil {
 			return
 		}
 		if at.Location() != time.UTC {
-			t.Fatalf("%q parses to a time in %s, want UTC", rest, at.Location())
+			t.Fatalf("%q parses to a time in %s, want UTC", k, at.Location())
 		}
-		if again := ks.deadline(at, key, name)[len(ks.deadlines()):]; !bytes.Equal(again, rest) {
-			t.Fatalf("%q parses as (%v, %q, %q), which encodes as %q", rest, at, key, name, again)
+		if again := ks.deadline(at, key, name); !bytes.Equal(again, k) {
+			t.Fatalf("%q parses as (%v, %q, %q), which encodes as %q", k, at, key, name, again)
 		}
 	})
 }
 
-// FuzzTimeKey checks the encoding of times in keys: keys sort as their
-// times do, every time representable in int64 Unix nanoseconds comes back
-// as itself (in UTC), and one outside that range comes back as the
-// nearest time inside it, so a deadline set far in the future or the
-// past sorts and reloads where it belongs.
+// FuzzTimeKey checks the times of deadline keys: keys sort as their times
+// do, every time representable in int64 Unix nanoseconds comes back as
+// itself (in UTC), and one outside that range comes back as the nearest
+// time inside it, so a deadline set far in the future or the past sorts
+// and reloads where it belongs.
 func FuzzTimeKey(f *testing.F) {
 	f.Add(int64(0), int64(0), int64(1), int64(0))
 	f.Add(int64(-1), int64(999_999_999), int64(0), int64(0))
@@ -156,6 +171,8 @@ func FuzzTimeKey(f *testing.F) {
 	f.Add(int64(-62_135_596_800), int64(0), int64(0), int64(0)) // time.Time{}
 	f.Add(int64(32_503_680_000), int64(0), int64(9_223_372_036), int64(854_775_807))
 	f.Add(int64(-1<<62), int64(0), int64(1<<62), int64(0))
+	minKeyTime, maxKeyTime := time.Unix(0, math.MinInt64).UTC(), time.Unix(0, math.MaxInt64).UTC()
+	ks := newKeys("s")
 	f.Fuzz(func(t *testing.T, sa, na, sb, nb int64) {
 		// Seconds that time.Time itself can hold without overflow.
 		const bound = 1 << 62
@@ -163,14 +180,14 @@ func FuzzTimeKey(f *testing.F) {
 			return
 		}
 		a, b := time.Unix(sa, na), time.Unix(sb, nb)
-		ka, kb := timeKey(a), timeKey(b)
-		if len(ka) != 8 {
-			t.Fatalf("timeKey(%v) has %d bytes", a, len(ka))
-		}
+		ka, kb := ks.deadline(a, "k", "n"), ks.deadline(b, "k", "n")
 		if c := bytes.Compare(ka, kb); c != 0 && c != a.Compare(b) {
-			t.Fatalf("timeKey(%v) = %x and timeKey(%v) = %x sort the other way round", a, ka, b, kb)
+			t.Fatalf("deadline keys at %v = %x and at %v = %x sort the other way round", a, ka, b, kb)
 		}
-		got := parseTimeKey(ka)
+		got, _, _, err := ks.parseDeadlineKey(ka)
+		if err != nil {
+			t.Fatalf("deadline key at %v: %v", a, err)
+		}
 		want := a.UTC()
 		switch {
 		case a.Before(minKeyTime):
@@ -178,64 +195,70 @@ func FuzzTimeKey(f *testing.F) {
 		case a.After(maxKeyTime):
 			want = maxKeyTime
 		}
-		if !got.Equal(want) || got.Location() != time.UTC {
-			t.Fatalf("timeKey(%v) parses as %v, want %v", a, got, want)
+		if !got.Equal(want) || got.Location() != time.UTC || !keyTime(a).Equal(want) {
+			t.Fatalf("deadline key at %v parses as %v (keyTime %v), want %v", a, got, keyTime(a), want)
 		}
-		if again := timeKey(got); !bytes.Equal(again, ka) {
-			t.Fatalf("timeKey(%v) = %x, but timeKey of its parse %v = %x", a, ka, got, again)
+		if again := ks.deadline(got, "k", "n"); !bytes.Equal(again, ka) {
+			t.Fatalf("deadline key at %v = %x, but at its parse %v = %x", a, ka, got, again)
 		}
 	})
 }
 
 // FuzzKeyspace checks that every key of a saga's state space parses back
-// to what built it, for any instance key without a NUL byte (checkKey
-// refuses those), and that it lies under its kind's prefix.
+// to what built it, for any instance key and deadline name, and that it
+// lies in its kind's range and in no other kind's.
 func FuzzKeyspace(f *testing.F) {
 	f.Add("order-fulfillment", "order-1", "payment-timeout", uint64(3), int64(1_795_000_000_000_000_000))
 	f.Add("p", "", "", uint64(0), int64(0))
 	f.Add("s", "a/b", "n\x00m", uint64(math.MaxUint64), int64(math.MinInt64))
 	f.Add("s", "\xff\xff", "\xff", uint64(1)<<56, int64(-1))
+	f.Add("s", "a\x00", "\x00\xff", uint64(1), int64(1))
 	f.Fuzz(func(t *testing.T, name, key, dname string, seq uint64, nanos int64) {
-		if checkKey(key) != nil {
-			return
-		}
-		ks := newKeyspace(name)
+		ks := newKeys(name)
 		at := time.Unix(0, nanos).UTC()
-		under := func(what string, k, prefix []byte) []byte {
+		kinds := map[string]keyspace.Key{"instance": ks.instances(), "outbox": ks.outboxes(), "deadline": ks.deadlines(), "ended": ks.endeds()}
+		in := func(what string, k []byte) {
 			t.Helper()
-			if !bytes.HasPrefix(k, prefix) {
-				t.Fatalf("%s key %q is not under %q", what, k, prefix)
+			for kind, prefix := range kinds {
+				lower, upper := prefix.Range()
+				inside := bytes.Compare(k, lower) >= 0 && bytes.Compare(k, upper) < 0
+				if inside != (kind == what) {
+					t.Fatalf("%s key %s: in the range of %s keys: %t", what, keyspace.Format(k), kind, inside)
+				}
 			}
-			return k[len(prefix):]
 		}
 
-		if rest := under("instance", ks.instance(key), ks.instances()); string(rest) != key {
-			t.Fatalf("instance key %q: rest %q", key, rest)
+		in("instance", ks.instance(key))
+		if k, err := ks.parseInstanceKey(ks.instance(key)); err != nil || k != key {
+			t.Fatalf("instance key %q parses as %q, %v", key, k, err)
 		}
-		k, s, err := parseOutboxKey(under("outbox", ks.outbox(key, seq), ks.outboxes()))
+		in("outbox", ks.outbox(key, seq))
+		k, s, err := ks.parseOutboxKey(ks.outbox(key, seq))
 		if err != nil || k != key || s != seq {
 			t.Fatalf("outbox (%q, %d) parses as (%q, %d), %v", key, seq, k, s, err)
 		}
-		gotAt, k, n, err := parseDeadlineKey(under("deadline", ks.deadline(at, key, dname), ks.deadlines()))
+		in("deadline", ks.deadline(at, key, dname))
+		gotAt, k, n, err := ks.parseDeadlineKey(ks.deadline(at, key, dname))
 		if err != nil || !gotAt.Equal(at) || k != key || n != dname {
 			t.Fatalf("deadline (%v, %q, %q) parses as (%v, %q, %q), %v", at, key, dname, gotAt, k, n, err)
 		}
-		// Purge reads an ended key as time (8 bytes) and instance key.
-		rest := under("ended", ks.ended(at, key), ks.endeds())
-		if len(rest) < 8 || !parseTimeKey(rest[:8]).Equal(at) || string(rest[8:]) != key {
-			t.Fatalf("ended (%v, %q): rest %q", at, key, rest)
+		in("ended", ks.ended(at, key))
+		gotAt, k, err = ks.parseEndedKey(ks.ended(at, key))
+		if err != nil || !gotAt.Equal(at) || k != key {
+			t.Fatalf("ended (%v, %q) parses as (%v, %q), %v", at, key, gotAt, k, err)
 		}
-		// The kinds' prefixes are apart.
-		for _, p := range [][]byte{ks.outboxes(), ks.deadlines(), ks.endeds()} {
-			if bytes.HasPrefix(ks.instance(key), p) {
-				t.Fatalf("instance key %q is under %q", ks.instance(key), p)
-			}
+		// An instance's outbox range holds its commands and no other
+		// instance's.
+		lower, upper := ks.outboxOf(key).Range()
+		other := ks.outbox(key+"\x00", seq)
+		if bytes.Compare(other, lower) >= 0 && bytes.Compare(other, upper) < 0 {
+			t.Fatalf("the outbox of %q holds a command of %q", key, key+"\x00")
 		}
 	})
 }
 
 // FuzzSagaNames checks that two sagas with different valid names have
-// state spaces apart: neither's base is a prefix of the other's, so one
+// state spaces apart: neither's range holds a key of the other's, so one
 // saga's scans never see the other's keys.
 func FuzzSagaNames(f *testing.F) {
 	f.Add("order", "order-fulfillment")
@@ -248,9 +271,13 @@ func FuzzSagaNames(f *testing.F) {
 		if strings.Contains(a, "/") || strings.Contains(b, "/") {
 			t.Fatalf("checkName accepted a name with '/': %q, %q", a, b)
 		}
-		ka, kb := newKeyspace(a).base, newKeyspace(b).base
-		if bytes.HasPrefix(ka, kb) || bytes.HasPrefix(kb, ka) {
-			t.Fatalf("saga %q's keys %q and saga %q's keys %q overlap", a, ka, b, kb)
+		if len(groupPrefix+a) > eventstore.MaxNameLen {
+			t.Fatalf("checkName accepted %q, whose group name is too long", a)
+		}
+		ka, kb := newKeys(a), newKeys(b)
+		lower, upper := ka.base.Range()
+		if k := kb.instance("x"); bytes.Compare(k, lower) >= 0 && bytes.Compare(k, upper) < 0 {
+			t.Fatalf("saga %q's key %s is in saga %q's range", b, keyspace.Format(k), a)
 		}
 	})
 }

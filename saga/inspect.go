@@ -8,6 +8,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/muninn-es/muninn/consume"
 	"github.com/muninn-es/muninn/eventstore"
 )
 
@@ -122,9 +123,9 @@ func (s *Saga[S]) inspect(ctx context.Context, key string, v []byte) (Instance[S
 
 // pendingOf counts the commands of instance key in the outbox.
 func (s *Saga[S]) pendingOf(ctx context.Context, key string) (int, error) {
-	prefix := append(s.keys.with('o', []byte(key)), 0)
+	lower, upper := s.keys.outboxOf(key).Range()
 	n := 0
-	for _, err := range s.store.Scan(ctx, prefix, eventstore.PrefixEnd(prefix), false) {
+	for _, err := range s.store.Scan(ctx, lower, upper, false) {
 		if err != nil {
 			return 0, fmt.Errorf("saga %q: count the outbox of %q: %w", s.def.name, key, err)
 		}
@@ -170,17 +171,25 @@ func (s *Saga[S]) Instances(ctx context.Context, opts ...ListOption) iter.Seq2[I
 		}
 	}
 	return func(yield func(Instance[S], error) bool) {
-		prefix := s.keys.instances()
-		lower := prefix
+		lower, upper := s.keys.instances().Range()
 		if o.after != "" {
+			// The smallest key after the instance's: no encoded key lies
+			// between them.
 			lower = append(s.keys.instance(o.after), 0)
 		}
-		for kv, err := range s.store.Scan(ctx, lower, eventstore.PrefixEnd(prefix), false) {
+		for kv, err := range s.store.Scan(ctx, lower, upper, false) {
 			if err != nil {
 				yield(Instance[S]{}, fmt.Errorf("saga %q: list instances: %w", s.def.name, err))
 				return
 			}
-			in, err := s.inspect(ctx, string(kv.Key[len(prefix):]), kv.Value)
+			key, err := s.keys.parseInstanceKey(kv.Key)
+			if err != nil {
+				if !yield(Instance[S]{}, fmt.Errorf("saga %q: list instances: %w", s.def.name, err)) {
+					return
+				}
+				continue
+			}
+			in, err := s.inspect(ctx, key, kv.Value)
 			if err != nil {
 				if !yield(Instance[S]{}, err) {
 					return
@@ -201,16 +210,16 @@ func (s *Saga[S]) Instances(ctx context.Context, opts ...ListOption) iter.Seq2[I
 // time index (so without their Command; Get and Instances have it).
 func (s *Saga[S]) Deadlines(ctx context.Context) iter.Seq2[Deadline, error] {
 	return func(yield func(Deadline, error) bool) {
-		prefix := s.keys.deadlines()
-		for kv, err := range s.store.Scan(ctx, prefix, eventstore.PrefixEnd(prefix), false) {
+		lower, upper := s.keys.deadlines().Range()
+		for kv, err := range s.store.Scan(ctx, lower, upper, false) {
 			if err != nil {
 				yield(Deadline{}, fmt.Errorf("saga %q: list deadlines: %w", s.def.name, err))
 				return
 			}
-			at, key, name, err := parseDeadlineKey(kv.Key[len(prefix):])
+			at, key, name, err := s.keys.parseDeadlineKey(kv.Key)
 			d := Deadline{Key: key, Name: name, ID: string(kv.Value), At: at}
 			if err != nil {
-				err = fmt.Errorf("saga %q: list deadlines: %q: %w", s.def.name, kv.Key, err)
+				err = fmt.Errorf("saga %q: list deadlines: %w", s.def.name, err)
 			}
 			if !yield(d, err) {
 				return
@@ -235,9 +244,7 @@ func (s *Saga[S]) WaitFor(ctx context.Context, key string, cond func(Instance[S]
 		}
 		if cond(in) {
 			// Let the writes in progress reach the Stats.
-			s.applying.Lock()
-			s.applying.Unlock() //nolint:staticcheck // an empty critical section is the point
-			return in, nil
+			return in, s.waitWrites(ctx, key, in)
 		}
 		select {
 		case <-changed:
@@ -247,29 +254,56 @@ func (s *Saga[S]) WaitFor(ctx context.Context, key string, cond func(Instance[S]
 	}
 }
 
+// waitWrites waits until every write that began before it is counted in
+// the Stats.
+func (s *Saga[S]) waitWrites(ctx context.Context, key string, in Instance[S]) error {
+	s.mu.Lock()
+	next := s.mu.nextTicket
+	s.mu.ticketWaiters++
+	s.mu.Unlock()
+	defer func() {
+		s.mu.Lock()
+		s.mu.ticketWaiters--
+		s.mu.Unlock()
+	}()
+	for {
+		open, changed := s.writesBefore(next)
+		if !open {
+			return nil
+		}
+		select {
+		case <-changed:
+		case <-ctx.Done():
+			return fmt.Errorf("saga %q: wait for %q: %w (status %q, last error %q)", s.def.name, key, ctx.Err(), in.Status, in.LastError)
+		}
+	}
+}
+
 // Purge deletes the instances that ended longer ago than the retention
 // (WithRetention); Run calls it every purge interval. It returns how many
 // it deleted.
 func (s *Saga[S]) Purge(ctx context.Context) (int, error) {
-	prefix := s.keys.endeds()
-	upper := append(slices.Clip(prefix), timeKey(s.opts.clock.Now().Add(-s.opts.retention))...)
+	// The ended index sorts by end time: everything below the key of the
+	// cut-off time ended before it.
+	lower, _ := s.keys.endeds().Range()
+	upper := []byte(s.keys.endeds().Time(s.opts.clock.Now().Add(-s.opts.retention)))
 	n := 0
 	err := s.store.Update(ctx, func(txn eventstore.Txn) error {
 		n = 0
-		for kv, err := range txn.Scan(prefix, upper, false) {
+		for kv, err := range txn.Scan(lower, upper, false) {
 			if err != nil {
 				return err
 			}
-			if len(kv.Key) < len(prefix)+8 {
-				continue
+			_, key, err := s.keys.parseEndedKey(kv.Key)
+			if err != nil {
+				continue // not an index entry: deleted with the range
 			}
-			key := string(kv.Key[len(prefix)+8:])
 			if err := txn.Delete(s.keys.instance(key)); err != nil {
 				return err
 			}
 			n++
 		}
-		return txn.DeleteRange(prefix, upper)
+		return txn.DeleteRange(lower, upper)
 	}, eventstore.UpdateNoSync())
 	if err != nil {
 		return 0, fmt.Errorf("saga %q: purge: %w", s.def.name, err)
@@ -292,28 +326,37 @@ const (
 	RunFailed RunState = "failed"
 )
 
+// Counters count what a Saga has done since it was created.
+type Counters struct {
+	// Started, Completed and Failed count instances.
+	Started   int `json:"started"`
+	Completed int `json:"completed"`
+	Failed    int `json:"failed"`
+	// Steps counts the steps taken (events and timeouts handled).
+	Steps int `json:"steps"`
+	// Ignored counts events that concerned no running instance.
+	Ignored int `json:"ignored"`
+	// Commands counts dispatched commands, and Duplicates those of them the
+	// bus had already applied (redelivered after a crash).
+	Commands   int `json:"commands"`
+	Duplicates int `json:"duplicates"`
+	// Compensations counts compensating commands enqueued.
+	Compensations int `json:"compensations"`
+	// DeadlinesFired counts deadlines that fired.
+	DeadlinesFired int `json:"deadlines_fired"`
+}
+
 // Stats is what a Saga has done since it was created (they are not
 // stored: a new Saga on the same store counts from zero). Run counts work
 // just after the write that does it; WaitFor returns only once the writes
 // it may have seen are counted, so Stats read after it count the change
-// that met its condition.
+// that met its condition. Status has the same facts, ready for JSON, with
+// the loop's.
 type Stats struct {
 	// State is Run's state, and Err its error once it has failed.
 	State RunState
 	Err   error
-	// Started, Completed and Failed count instances.
-	Started, Completed, Failed int
-	// Steps counts the steps taken (events and timeouts handled).
-	Steps int
-	// Ignored counts events that concerned no running instance.
-	Ignored int
-	// Commands counts dispatched commands, and Duplicates those of them the
-	// bus had already applied (redelivered after a crash).
-	Commands, Duplicates int
-	// Compensations counts compensating commands enqueued.
-	Compensations int
-	// DeadlinesFired counts deadlines that fired.
-	DeadlinesFired int
+	Counters
 	// PendingCommands counts the commands waiting to be sent, or sent and
 	// not yet recorded as sent (while Run runs; as Run left them after).
 	PendingCommands int
@@ -322,18 +365,14 @@ type Stats struct {
 	LastError string
 }
 
-// counters are what a batch counts as it runs; add adds them to the
-// saga's Stats once the batch is durable.
-type counters struct {
-	Started, Completed, Failed int
-	Steps, Ignored             int
-	Commands, Duplicates       int
-	Compensations              int
-	DeadlinesFired             int
-	lastError                  string
+// tally is what a batch, or a dispatch, counts as it runs; add adds it to
+// the saga's Stats once it is durable.
+type tally struct {
+	Counters
+	lastError string
 }
 
-func (st *Stats) add(c counters) {
+func (st *Stats) add(c tally) {
 	st.Started += c.Started
 	st.Completed += c.Completed
 	st.Failed += c.Failed
@@ -361,6 +400,49 @@ func (s *Saga[S]) Stats() Stats {
 		st.PendingCommands = d.pending() + int(s.unreleased.Load())
 	}
 	return st
+}
+
+// RunStatus is a snapshot of a saga's runner, as Status returns it. It
+// marshals to readable JSON: the state as its name, errors as strings,
+// and the consume loop's status with the group's lag.
+type RunStatus struct {
+	// Name is the saga's name and Group its consumer group.
+	Name  string `json:"name"`
+	Group string `json:"group"`
+	// State is Run's state, and Error why it failed.
+	State RunState `json:"state"`
+	Error string   `json:"error,omitempty"`
+	// LastError is the last failure, rejected compensation or retried
+	// dispatch error.
+	LastError string   `json:"last_error,omitempty"`
+	Counters  Counters `json:"counters"`
+	// PendingCommands counts the commands waiting to be sent.
+	PendingCommands int `json:"pending_commands"`
+	// Deadlines counts the pending deadlines, as the last Run knew them
+	// (0 before a Run has loaded them).
+	Deadlines int `json:"deadlines"`
+	// Loop is the status of the consume loop that reads the saga's
+	// topics: its position and lag on each partition.
+	Loop consume.Status `json:"loop"`
+}
+
+// Status returns the saga's state, counters, pending commands and
+// deadlines, and its consume loop's status (positions and lag, read from
+// the store). It is safe to call at any time.
+func (s *Saga[S]) Status(ctx context.Context) (RunStatus, error) {
+	st := s.Stats()
+	ls, err := s.loop.Status(ctx)
+	if err != nil {
+		return RunStatus{}, fmt.Errorf("saga %q: status: %w", s.def.name, err)
+	}
+	out := RunStatus{
+		Name: s.def.name, Group: s.group, State: st.State, LastError: st.LastError, Counters: st.Counters,
+		PendingCommands: st.PendingCommands, Deadlines: int(s.deadlines.Load()), Loop: ls,
+	}
+	if st.Err != nil {
+		out.Error = st.Err.Error()
+	}
+	return out, nil
 }
 
 func (s *Saga[S]) updateStats(f func(*Stats)) {

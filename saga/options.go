@@ -4,13 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
-	"math/rand/v2"
 	"time"
 
+	"github.com/muninn-es/muninn/clock"
 	"github.com/muninn-es/muninn/codec"
 	"github.com/muninn-es/muninn/command"
+	"github.com/muninn-es/muninn/consume"
 )
 
 // Dispatcher sends commands: a *command.Bus is one. A saga dispatches each
@@ -22,28 +22,11 @@ type Dispatcher interface {
 	Dispatch(ctx context.Context, aggregateID string, cmd any, opts ...command.DispatchOption) (command.Result, error)
 }
 
-// Clock tells the time and waits for it. Deadlines are due by the clock,
-// and steps see its time (Step.Now). The default is the system clock;
-// tests use sagatest.Clock, which moves only when told to.
-type Clock interface {
-	// Now returns the current time.
-	Now() time.Time
-	// At returns a channel that receives once the clock reads t or later
-	// (at once if it already does). Waiting for a time, not a duration,
-	// keeps a wait from missing a clock that moves between Now and At.
-	At(t time.Time) <-chan time.Time
-}
-
-type systemClock struct{}
-
-func (systemClock) Now() time.Time                  { return time.Now() }
-func (systemClock) At(t time.Time) <-chan time.Time { return time.After(time.Until(t)) }
-
 // Defaults of the options.
 const (
 	DefaultBatchSize     = 256
 	DefaultConcurrency   = 64
-	DefaultRetries       = 3
+	DefaultRetries       = consume.DefaultRetries
 	DefaultRetention     = 7 * 24 * time.Hour
 	DefaultPurgeInterval = time.Hour
 )
@@ -53,11 +36,11 @@ type Option func(*options)
 
 type options struct {
 	codec       codec.Format
-	clock       Clock
+	clock       clock.Clock
 	batch       int
 	concurrency int
 	retries     int
-	backoff     func(attempt int) time.Duration
+	backoff     clock.Backoff
 	retention   time.Duration
 	purge       time.Duration
 	logger      *slog.Logger
@@ -72,9 +55,12 @@ type options struct {
 // aggregates wrote them.
 func WithCodec(f codec.Format) Option { return func(o *options) { o.codec = f } }
 
-// WithClock sets the clock deadlines are due by, whose time steps see
-// (Step.Now) and instances record. Default: the system clock.
-func WithClock(c Clock) Option { return func(o *options) { o.clock = c } }
+// WithClock sets the saga's one clock: deadlines are due by it, steps see
+// its time (Step.Now) and instances record it, and every wait of the saga
+// (for the next deadline or purge, the back-off before a handler or a
+// command is retried) waits on it. Default: clock.System(). Tests pass a
+// *clock.Manual and move it with Advance instead of sleeping.
+func WithClock(c clock.Clock) Option { return func(o *options) { o.clock = c } }
 
 // WithBatchSize sets how many records, or due deadlines, one batch (one
 // durable write with the checkpoint) handles at most. Default:
@@ -90,11 +76,11 @@ func WithConcurrency(n int) Option { return func(o *options) { o.concurrency = n
 // run before its step counts as failed. Default: DefaultRetries.
 func WithRetries(n int) Option { return func(o *options) { o.retries = n } }
 
-// WithBackoff sets the wait before retry number attempt (from 1), both of
-// failing handlers and of commands that fail for reasons other than a
-// rejection (the store closing, a dispatcher that is down). Default:
-// exponential from 10 ms to 5 s, with jitter.
-func WithBackoff(f func(attempt int) time.Duration) Option { return func(o *options) { o.backoff = f } }
+// WithBackoff sets the back-off before each retry, both of failing
+// handlers and of commands that fail for reasons other than a rejection
+// (the store closing, a dispatcher that is down), waited for on the
+// saga's clock. Default: clock.DefaultBackoff.
+func WithBackoff(b clock.Backoff) Option { return func(o *options) { o.backoff = b } }
 
 // WithRetention sets how long ended instances are kept, so that their
 // late events are recognized and ignored and they can be inspected.
@@ -108,23 +94,17 @@ func WithPurgeInterval(d time.Duration) Option { return func(o *options) { o.pur
 // WithLogger sets the logger of failures and retries. Default: discard.
 func WithLogger(l *slog.Logger) Option { return func(o *options) { o.logger = l } }
 
-func defaultBackoff(attempt int) time.Duration {
-	d := 10 * time.Millisecond << min(attempt-1, 9)
-	d = min(d, 5*time.Second)
-	return d/2 + rand.N(d/2+1)
-}
-
 func newOptions(opts []Option) (options, error) {
 	o := options{
 		codec:       codec.DefaultFormat,
-		clock:       systemClock{},
+		clock:       clock.System(),
 		batch:       DefaultBatchSize,
 		concurrency: DefaultConcurrency,
 		retries:     DefaultRetries,
-		backoff:     defaultBackoff,
+		backoff:     clock.DefaultBackoff,
 		retention:   DefaultRetention,
 		purge:       DefaultPurgeInterval,
-		logger:      slog.New(slog.NewTextHandler(io.Discard, nil)),
+		logger:      slog.New(slog.DiscardHandler),
 	}
 	for _, opt := range opts {
 		if opt == nil {
@@ -141,10 +121,13 @@ func newOptions(opts []Option) (options, error) {
 	}
 	check(o.codec == nil, "WithCodec: nil codec")
 	check(o.clock == nil, "WithClock: nil clock")
-	check(o.batch < 1, "WithBatchSize: %d, want at least 1", o.batch)
+	check(o.batch < 1 || o.batch > consume.MaxBatchSize, "WithBatchSize: %d, want 1 to %d", o.batch, consume.MaxBatchSize)
 	check(o.concurrency < 1, "WithConcurrency: %d, want at least 1", o.concurrency)
 	check(o.retries < 0, "WithRetries: %d, want at least 0", o.retries)
-	check(o.backoff == nil, "WithBackoff: nil function")
+	if err := o.backoff.Validate(); err != nil {
+		errs = append(errs, fmt.Errorf("WithBackoff: %w", err))
+	}
+	o.backoff = o.backoff.WithDefaults()
 	check(o.retention <= 0, "WithRetention: %s, want more than 0", o.retention)
 	check(o.purge <= 0, "WithPurgeInterval: %s, want more than 0", o.purge)
 	check(o.logger == nil, "WithLogger: nil logger")

@@ -1,110 +1,117 @@
 package saga
 
 import (
-	"bytes"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"math"
 	"slices"
 	"time"
 
 	"github.com/google/uuid"
+
+	"github.com/muninn-es/muninn/keyspace"
 )
 
-// The saga's state space layout, under "saga/<name>/":
-//
-//	i/<key>                       the instance record (JSON)
-//	o/<key> 0x00 <seq:8>          a command in the outbox (JSON)
-//	d/<at:8> <key> 0x00 <name>    a pending deadline (value: its ID)
-//	e/<at:8> <key>                an ended instance, by end time (for purging)
-//
-// Times are Unix nanoseconds with the sign bit flipped, big-endian, so
-// that they sort; a time outside the range of int64 nanoseconds (before
-// 1677-09-21 or after 2262-04-11) is stored as the nearest end of it.
-// Instance keys may not contain 0x00.
+// The saga's keys, in the state space, are keyspace tuples under
+// (keyspace.Saga, <name>); see the package documentation for the layout.
 const (
 	groupPrefix     = "saga."
 	maxDeadlineName = 256
 )
 
-type keyspace struct{ base []byte }
+// sagaKeys builds the keys of one saga's state.
+type sagaKeys struct{ base keyspace.Key }
 
-func newKeyspace(name string) keyspace { return keyspace{base: []byte("saga/" + name + "/")} }
+func newKeys(name string) sagaKeys { return sagaKeys{base: keyspace.New(keyspace.Saga, name)} }
 
-func (k keyspace) with(kind byte, parts ...[]byte) []byte {
-	n := len(k.base) + 2
-	for _, p := range parts {
-		n += len(p)
-	}
-	b := make([]byte, 0, n)
-	b = append(append(b, k.base...), kind, '/')
-	for _, p := range parts {
-		b = append(b, p...)
-	}
-	return b
+func (k sagaKeys) instances() keyspace.Key    { return k.base.String("i") }
+func (k sagaKeys) instance(key string) []byte { return k.instances().String(key) }
+func (k sagaKeys) outboxes() keyspace.Key     { return k.base.String("o") }
+func (k sagaKeys) outboxOf(key string) keyspace.Key {
+	return k.outboxes().String(key)
 }
-
-func (k keyspace) instance(key string) []byte { return k.with('i', []byte(key)) }
-func (k keyspace) instances() []byte          { return k.with('i') }
-func (k keyspace) outbox(key string, seq uint64) []byte {
-	return k.with('o', []byte(key), []byte{0}, binary.BigEndian.AppendUint64(nil, seq))
+func (k sagaKeys) outbox(key string, seq uint64) []byte { return k.outboxOf(key).Uint(seq) }
+func (k sagaKeys) deadlines() keyspace.Key              { return k.base.String("d") }
+func (k sagaKeys) deadline(at time.Time, key, name string) []byte {
+	return k.deadlines().Time(at).String(key).String(name)
 }
-func (k keyspace) outboxes() []byte { return k.with('o') }
-func (k keyspace) deadline(at time.Time, key, name string) []byte {
-	return k.with('d', timeKey(at), []byte(key), []byte{0}, []byte(name))
+func (k sagaKeys) endeds() keyspace.Key { return k.base.String("e") }
+func (k sagaKeys) ended(at time.Time, key string) []byte {
+	return k.endeds().Time(at).String(key)
 }
-func (k keyspace) deadlines() []byte { return k.with('d') }
-func (k keyspace) ended(at time.Time, key string) []byte {
-	return k.with('e', timeKey(at), []byte(key))
-}
-func (k keyspace) endeds() []byte { return k.with('e') }
-
-// The range of times that keys hold: that of int64 Unix nanoseconds.
-var (
-	minKeyTime = time.Unix(0, math.MinInt64).UTC()
-	maxKeyTime = time.Unix(0, math.MaxInt64).UTC()
-)
 
 // keyTime returns t in UTC, moved into the range of times keys hold.
-func keyTime(t time.Time) time.Time {
-	switch {
-	case t.Before(minKeyTime):
-		return minKeyTime
-	case t.After(maxKeyTime):
-		return maxKeyTime
+func keyTime(t time.Time) time.Time { return keyspace.ClampTime(t) }
+
+// parseInstanceKey reads the instance key of an instance record's key.
+func (k sagaKeys) parseInstanceKey(b []byte) (string, error) {
+	r, err := keyspace.Read(b, k.instances())
+	if err != nil {
+		return "", err
 	}
-	return t.UTC()
+	key, err := r.String()
+	if err == nil && !r.Done() {
+		err = fmt.Errorf("%w: instance key %s has more elements", keyspace.ErrMalformed, keyspace.Format(b))
+	}
+	return key, err
 }
 
-func timeKey(t time.Time) []byte {
-	return binary.BigEndian.AppendUint64(nil, uint64(keyTime(t).UnixNano())^(1<<63))
+// parseOutboxKey reads an outbox key.
+func (k sagaKeys) parseOutboxKey(b []byte) (key string, seq uint64, err error) {
+	r, err := keyspace.Read(b, k.outboxes())
+	if err != nil {
+		return "", 0, err
+	}
+	if key, err = r.String(); err != nil {
+		return "", 0, err
+	}
+	if seq, err = r.Uint(); err != nil {
+		return "", 0, err
+	}
+	if !r.Done() {
+		return "", 0, fmt.Errorf("%w: outbox key %s has more elements", keyspace.ErrMalformed, keyspace.Format(b))
+	}
+	return key, seq, nil
 }
 
-func parseTimeKey(b []byte) time.Time {
-	return time.Unix(0, int64(binary.BigEndian.Uint64(b)^(1<<63))).UTC()
+// parseDeadlineKey reads a deadline key.
+func (k sagaKeys) parseDeadlineKey(b []byte) (at time.Time, key, name string, err error) {
+	r, err := keyspace.Read(b, k.deadlines())
+	if err != nil {
+		return time.Time{}, "", "", err
+	}
+	if at, err = r.Time(); err != nil {
+		return time.Time{}, "", "", err
+	}
+	if key, err = r.String(); err != nil {
+		return time.Time{}, "", "", err
+	}
+	if name, err = r.String(); err != nil {
+		return time.Time{}, "", "", err
+	}
+	if !r.Done() {
+		return time.Time{}, "", "", fmt.Errorf("%w: deadline key %s has more elements", keyspace.ErrMalformed, keyspace.Format(b))
+	}
+	return at, key, name, nil
 }
 
-// parseOutboxKey splits the part of an outbox key after its prefix.
-func parseOutboxKey(rest []byte) (key string, seq uint64, err error) {
-	i := bytes.IndexByte(rest, 0)
-	if i < 0 || len(rest)-i-1 != 8 {
-		return "", 0, errors.New("malformed outbox key")
+// parseEndedKey reads the key of an ended instance's index entry.
+func (k sagaKeys) parseEndedKey(b []byte) (at time.Time, key string, err error) {
+	r, err := keyspace.Read(b, k.endeds())
+	if err != nil {
+		return time.Time{}, "", err
 	}
-	return string(rest[:i]), binary.BigEndian.Uint64(rest[i+1:]), nil
-}
-
-// parseDeadlineKey splits the part of a deadline key after its prefix.
-func parseDeadlineKey(rest []byte) (at time.Time, key, name string, err error) {
-	if len(rest) < 9 {
-		return time.Time{}, "", "", errors.New("malformed deadline key")
+	if at, err = r.Time(); err != nil {
+		return time.Time{}, "", err
 	}
-	i := bytes.IndexByte(rest[8:], 0)
-	if i < 0 {
-		return time.Time{}, "", "", errors.New("malformed deadline key")
+	if key, err = r.String(); err != nil {
+		return time.Time{}, "", err
 	}
-	return parseTimeKey(rest[:8]), string(rest[8 : 8+i]), string(rest[8+i+1:]), nil
+	if !r.Done() {
+		return time.Time{}, "", fmt.Errorf("%w: ended key %s has more elements", keyspace.ErrMalformed, keyspace.Format(b))
+	}
+	return at, key, nil
 }
 
 // storedCommand is a command as the outbox, a deadline or a compensation

@@ -9,15 +9,12 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/muninn-es/muninn/aggregate"
+	"github.com/muninn-es/muninn/consume"
 	"github.com/muninn-es/muninn/eventstore"
 )
 
 // Errors callers branch on.
 var (
-	// ErrRunning is returned by Run while another Run of the same Saga is
-	// running.
-	ErrRunning = errors.New("saga: already running")
 	// ErrNotFound is returned by Get for a key with no instance.
 	ErrNotFound = errors.New("saga: instance not found")
 	// ErrInvalidArgument wraps the errors of New. It is the framework's one
@@ -25,59 +22,60 @@ var (
 	ErrInvalidArgument = eventstore.ErrInvalidArgument
 )
 
-// PermanentError marks a handler error that retrying cannot fix: its step
-// fails at once.
-type PermanentError struct{ Err error }
-
-// Error returns the wrapped error's message.
-func (e *PermanentError) Error() string { return e.Err.Error() }
-
-// Unwrap returns the wrapped error.
-func (e *PermanentError) Unwrap() error { return e.Err }
-
-// Permanent marks err as permanent: a handler returning it is not retried.
-func Permanent(err error) error { return &PermanentError{Err: err} }
-
 // Saga runs a Definition on a store: it reads the saga's topics as the
 // consumer group "saga.<name>", moves each instance's state forward in the
 // same durable batch as the group's offsets, and dispatches the commands
 // its steps send through a Dispatcher (a *command.Bus), each with an ID
 // derived from its instance and trigger, so that no crash repeats or loses
 // a step and no command is applied twice. Deadlines are kept in the store
-// and fire once, at their time by the saga's Clock, across restarts.
+// and fire once, at their time by the saga's clock, across restarts.
 //
-// Run it once per process (a second concurrent Run returns ErrRunning).
-// Get, Instances, Deadlines, Stats and WaitFor inspect it at any time.
+// A Saga is a handler of package consume: its Run is a consume.Loop over
+// the group, whose source also delivers the due deadlines, with the
+// HandOff error policy (a step that keeps failing fails its instance).
+//
+// Run it once per process (a second concurrent Run returns an error
+// wrapping consume.ErrRunning). Get, Instances, Deadlines, Stats, Status
+// and WaitFor inspect it at any time.
 type Saga[S any] struct {
 	store eventstore.Store
 	bus   Dispatcher
 	def   *Definition[S]
 	opts  options
-	keys  keyspace
+	keys  sagaKeys
 	group string
+	loop  *consume.Loop
 
 	running atomic.Bool
 
-	// applying is read-locked by Run from each write to the store until
-	// its Stats count it; WaitFor passes through it before it returns, so
-	// that Stats read after WaitFor count the write that met its
-	// condition.
-	applying sync.RWMutex
 	// disp is the running dispatcher, and unreleased counts the commands
 	// that committed batches enqueued and that are not in it yet: with it,
 	// they are Stats.PendingCommands.
 	disp       atomic.Pointer[dispatcher[S]]
 	unreleased atomic.Int64
+	// deadlines counts the pending deadlines, as the last Run knew them.
+	deadlines atomic.Int64
 
 	mu struct {
 		sync.Mutex
 		changed chan struct{}
 		stats   Stats
+		// Every write of Run to the store takes a ticket (beginWrite)
+		// before it commits and gives it back once its Stats count it
+		// (endWrite); WaitFor waits for the tickets taken before its
+		// condition held, so that Stats read after WaitFor count the
+		// write that met it. Taking a ticket never blocks, so a write
+		// never waits for WaitFor.
+		nextTicket uint64
+		open       map[uint64]struct{}
+		// ticketWaiters counts the WaitFor calls waiting for tickets:
+		// endWrite wakes them.
+		ticketWaiters int
 	}
 
-	// Owned by Run.
-	timers  deadlineHeap
-	purgeAt time.Time
+	// r is the state of the Run in progress. The loop calls the handler
+	// and the source from Run's goroutine, the only one that uses it.
+	r *run[S]
 }
 
 // outboxItem is one command waiting in the outbox.
@@ -118,8 +116,20 @@ func New[S any](store eventstore.Store, bus Dispatcher, def *Definition[S], opts
 	if err := errors.Join(errs...); err != nil {
 		return nil, fmt.Errorf("%w: saga %q: %w", ErrInvalidArgument, name, err)
 	}
-	s := &Saga[S]{store: store, bus: bus, def: def, opts: o, keys: newKeyspace(def.name), group: groupPrefix + def.name}
+	s := &Saga[S]{store: store, bus: bus, def: def, opts: o, keys: newKeys(def.name), group: groupPrefix + def.name}
 	s.mu.changed = make(chan struct{})
+	s.mu.open = map[uint64]struct{}{}
+	s.loop, err = consume.New(store, s.group, def.topics, loopHandler[S]{s},
+		consume.WithBatchSize(o.batch),
+		consume.WithRetries(o.retries),
+		consume.WithBackoff(o.backoff),
+		consume.WithClock(o.clock),
+		consume.WithLogger(o.logger),
+		consume.WithErrorPolicy(consume.HandOff()),
+		consume.WithSourceWrapper(func(g *consume.GroupSource) consume.Source { return &source[S]{g: g, r: s.r} }))
+	if err != nil {
+		return nil, fmt.Errorf("%w: saga %q: %w", ErrInvalidArgument, name, err)
+	}
 	return s, nil
 }
 
@@ -135,14 +145,14 @@ func (s *Saga[S]) Group() string { return s.group }
 // left too) are sent in the background, each instance's in order, up to
 // WithConcurrency instances at once. A batch waits for the commands in
 // flight of the instances it touches, and the run stops reading events
-// while too many commands wait. A failing handler fails its instance, not the saga; Run
-// fails on errors that concern no instance (a payload that does not
-// decode, a key function that panics or returns a key the saga cannot
-// store, with a NUL byte or longer than eventstore.MaxKeyBytes, the store
-// closing), leaving the checkpoint before the record at fault.
+// while too many commands wait. A failing handler fails its instance, not
+// the saga; Run fails on errors that concern no instance (a payload that
+// does not decode, a key function that panics or returns a key longer than
+// eventstore.MaxKeyBytes, the store closing), leaving the checkpoint
+// before the record at fault.
 func (s *Saga[S]) Run(ctx context.Context) error {
 	if !s.running.CompareAndSwap(false, true) {
-		return fmt.Errorf("saga %q: Run: %w", s.def.name, ErrRunning)
+		return fmt.Errorf("saga %q: Run: %w", s.def.name, consume.ErrRunning)
 	}
 	defer s.running.Store(false)
 	err := s.run(ctx)
@@ -158,386 +168,288 @@ func (s *Saga[S]) Run(ctx context.Context) error {
 func (s *Saga[S]) run(parent context.Context) error {
 	ctx, cancel := context.WithCancel(parent)
 	defer cancel()
-	c, err := s.store.JoinGroup(ctx, s.group, s.def.topics)
-	if err != nil {
-		return fmt.Errorf("join group: %w", err)
-	}
-	defer c.Close()
 	var fatalErr atomic.Pointer[error]
 	d := newDispatcher(s, ctx, func(err error) {
 		fatalErr.CompareAndSwap(nil, &err)
 		cancel()
 	})
-	if err := s.recover(ctx, d); err != nil {
+	r := &run[S]{s: s, d: d, inflight: map[string]timer{}, index: map[recPos]int{}}
+	if err := r.recover(ctx); err != nil {
 		return err
 	}
+	s.r = r
 	d.start()
 	s.disp.Store(d)
 	defer func() {
+		r.release()
 		d.stop()
 		n := d.pending() + int(s.unreleased.Load())
 		s.disp.Store(nil)
+		s.r = nil
 		s.updateStats(func(st *Stats) { st.PendingCommands = n })
 	}()
 	s.setRunState(RunRunning, nil)
-	s.purgeAt = s.opts.clock.Now()
-	err = s.loop(ctx, c, d)
+	r.purgeAt = s.opts.clock.Now()
+	err := s.loop.Run(ctx)
 	if e := fatalErr.Load(); e != nil {
 		return *e
+	}
+	if err == nil && ctx.Err() == nil {
+		err = errors.New("consume loop returned early")
 	}
 	return err
 }
 
-// loop handles due deadlines and polled records until an error or ctx's
-// end, while the dispatcher sends the commands.
-func (s *Saga[S]) loop(ctx context.Context, c eventstore.Consumer, d *dispatcher[S]) error {
-	for {
-		fired, err := s.fireDue(ctx, c, d)
-		if err != nil {
-			return err
-		}
-		if fired {
-			continue
-		}
-		if now := s.opts.clock.Now(); !now.Before(s.purgeAt) {
-			if _, err := s.Purge(ctx); err != nil {
-				return err
-			}
-			s.purgeAt = now.Add(s.opts.purge)
-		}
-		if err := d.waitRoom(); err != nil {
-			return err
-		}
-		recs, woke, err := s.poll(ctx, c)
-		if err != nil {
-			return fmt.Errorf("poll: %w", err)
-		}
-		if woke {
-			continue
-		}
-		items := make([]work[S], len(recs))
-		for i := range recs {
-			items[i] = work[S]{rec: &recs[i]}
-		}
-		if err := s.apply(ctx, c, d, items); err != nil {
-			return err
-		}
-	}
+// run is the state of one Run: its dispatcher, its pending deadlines, and
+// what the loop's current poll prepared.
+type run[S any] struct {
+	s *Saga[S]
+	d *dispatcher[S]
+
+	timers deadlineHeap
+	// inflight holds the deadlines the source delivered whose batch has
+	// not committed, by ID: Rewind puts them back.
+	inflight map[string]timer
+	purgeAt  time.Time
+	// ticket is the write ticket of the batch being applied, from its
+	// Begin to its Committed (or its abort); holding says there is one.
+	ticket  uint64
+	holding bool
+
+	// What Prepare found for the records of the poll being applied, by
+	// position, and what its committed batches enqueued and dropped.
+	works []work[S]
+	index map[recPos]int
+	a     *applied
+}
+
+// recPos is where a polled record is.
+type recPos struct {
+	topic     string
+	partition int
+	offset    int64
 }
 
 // recover loads what the store holds for this run: the commands waiting in
 // the outbox (into the dispatcher, before it starts) and the pending
 // deadlines.
-func (s *Saga[S]) recover(ctx context.Context, d *dispatcher[S]) error {
-	s.timers = deadlineHeap{}
-	prefix := s.keys.outboxes()
-	for kv, err := range s.store.Scan(ctx, prefix, eventstore.PrefixEnd(prefix), false) {
+func (r *run[S]) recover(ctx context.Context) error {
+	s := r.s
+	lower, upper := s.keys.outboxes().Range()
+	for kv, err := range s.store.Scan(ctx, lower, upper, false) {
 		if err != nil {
 			return fmt.Errorf("load outbox: %w", err)
 		}
-		key, seq, err := parseOutboxKey(kv.Key[len(prefix):])
+		key, seq, err := s.keys.parseOutboxKey(kv.Key)
 		if err != nil {
-			return fmt.Errorf("load outbox: %q: %w", kv.Key, err)
+			return fmt.Errorf("load outbox: %w", err)
 		}
 		cmd, err := decodeCommand(kv.Value)
 		if err != nil {
 			return fmt.Errorf("load outbox: instance %q: %w", key, err)
 		}
-		d.addLocked(key, outboxItem{seq: seq, cmd: cmd, maybeSent: true})
+		r.d.addLocked(key, outboxItem{seq: seq, cmd: cmd, maybeSent: true})
 	}
-	prefix = s.keys.deadlines()
-	for kv, err := range s.store.Scan(ctx, prefix, eventstore.PrefixEnd(prefix), false) {
+	lower, upper = s.keys.deadlines().Range()
+	for kv, err := range s.store.Scan(ctx, lower, upper, false) {
 		if err != nil {
 			return fmt.Errorf("load deadlines: %w", err)
 		}
-		at, key, name, err := parseDeadlineKey(kv.Key[len(prefix):])
+		at, key, name, err := s.keys.parseDeadlineKey(kv.Key)
 		if err != nil {
-			return fmt.Errorf("load deadlines: %q: %w", kv.Key, err)
+			return fmt.Errorf("load deadlines: %w", err)
 		}
-		s.timers.push(timer{at: at, key: key, name: name, id: string(kv.Value)})
+		r.timers.push(timer{at: at, key: key, name: name, id: string(kv.Value)})
 	}
+	r.countDeadlines()
 	return nil
 }
 
-// poll reads the next batch of records, waking early (woke) when the
-// earliest deadline, or the next purge, falls due.
-func (s *Saga[S]) poll(ctx context.Context, c eventstore.Consumer) (recs []eventstore.Record, woke bool, err error) {
-	wake := s.purgeAt
-	if next, ok := s.timers.peek(); ok && next.at.Before(wake) {
-		wake = next.at
+func (r *run[S]) countDeadlines() { r.s.deadlines.Store(int64(r.timers.len())) }
+
+// acquire takes a write ticket for a batch, release gives it back.
+func (r *run[S]) acquire() {
+	if !r.holding {
+		r.ticket = r.s.beginWrite()
+		r.holding = true
 	}
-	if !wake.After(s.opts.clock.Now()) {
-		return nil, true, nil
-	}
-	pctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	stop := make(chan struct{})
-	defer close(stop)
-	due := s.opts.clock.At(wake)
-	go func() {
-		select {
-		case <-due:
-			cancel()
-		case <-stop:
-		}
-	}()
-	recs, err = c.Poll(pctx, s.opts.batch)
-	if err != nil && ctx.Err() == nil && pctx.Err() != nil {
-		return nil, true, nil
-	}
-	return recs, false, err
 }
 
-// work is one thing a batch handles: a record, or a due deadline.
-type work[S any] struct {
-	rec *eventstore.Record
-	dl  *timer
+func (r *run[S]) release() {
+	if r.holding {
+		r.holding = false
+		r.s.endWrite(r.ticket)
+	}
+}
 
-	// What prepare found for a record: whether the saga routes its type,
-	// the instance key ("" for none), and the handler bound to its decoded
-	// event.
+// beginWrite takes a ticket for a write about to commit.
+func (s *Saga[S]) beginWrite() uint64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	t := s.mu.nextTicket
+	s.mu.nextTicket++
+	s.mu.open[t] = struct{}{}
+	return t
+}
+
+// endWrite gives back the ticket of a write that is counted (or did not
+// happen), and wakes WaitFor.
+func (s *Saga[S]) endWrite(t uint64) {
+	s.mu.Lock()
+	delete(s.mu.open, t)
+	if s.mu.ticketWaiters > 0 {
+		s.notifyLocked()
+	}
+	s.mu.Unlock()
+}
+
+// writesBefore reports whether a write that took a ticket before next is
+// still uncounted, and returns the channel notify closes next.
+func (s *Saga[S]) writesBefore(next uint64) (bool, <-chan struct{}) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for t := range s.mu.open {
+		if t < next {
+			return true, s.mu.changed
+		}
+	}
+	return false, s.mu.changed
+}
+
+// work is what Prepare found for a record: whether the saga routes its
+// type, whether it starts an instance, the instance key ("" for none), and
+// the handler bound to its decoded event.
+type work[S any] struct {
 	routed bool
 	start  bool
 	key    string
 	run    func(*Step[S]) error
 }
 
-func (w *work[S]) String() string {
-	if w.rec != nil {
-		return fmt.Sprintf("%s/%d@%d (%s)", w.rec.Topic, w.rec.Partition, w.rec.Offset, w.rec.Type)
+func describe(rec *eventstore.Record) string {
+	if rec.Topic == "" {
+		return fmt.Sprintf("deadline %q of instance %q", rec.Type, rec.Key)
 	}
-	return fmt.Sprintf("deadline %q of instance %q", w.dl.name, w.dl.key)
+	return fmt.Sprintf("%s/%d@%d (%s)", rec.Topic, rec.Partition, rec.Offset, rec.Type)
 }
 
 // prepare decodes a record's event and computes its instance key, outside
 // any write: both are pure.
-func (s *Saga[S]) prepare(w *work[S]) error {
-	if w.rec == nil {
-		w.key = w.dl.key
-		return nil
+func (s *Saga[S]) prepare(rec *eventstore.Record) (work[S], error) {
+	if rec.Topic == "" {
+		return work[S]{key: rec.Key}, nil
 	}
-	r, ok := s.def.routes[w.rec.Type]
+	rt, ok := s.def.routes[rec.Type]
 	if !ok {
-		return nil
+		return work[S]{}, nil
 	}
-	m, err := r.prepare(s.opts.codec, *w.rec)
+	m, err := rt.prepare(s.opts.codec, *rec)
 	if err != nil {
-		return fmt.Errorf("%s: %w", w, err)
+		return work[S]{}, fmt.Errorf("%s: %w", describe(rec), err)
 	}
 	if !m.routed {
-		return nil
+		return work[S]{}, nil
 	}
 	if err := checkKey(m.key); err != nil {
-		return fmt.Errorf("%s: %w", w, err)
+		return work[S]{}, fmt.Errorf("%s: %w", describe(rec), err)
 	}
-	w.routed, w.start, w.key, w.run = true, m.start, m.key, m.run
-	return nil
+	return work[S]{routed: true, start: m.start, key: m.key, run: m.run}, nil
 }
 
-// apply handles items: it holds their instances in the dispatcher, then
-// handles them in batches that each commit with their offsets; a failing
-// handler is retried alone, and its step then fails its instance.
-func (s *Saga[S]) apply(ctx context.Context, c eventstore.Consumer, d *dispatcher[S], items []work[S]) error {
-	keys := map[string]bool{}
-	for i := range items {
-		if err := s.prepare(&items[i]); err != nil {
-			return err
-		}
-		if items[i].key != "" {
-			keys[items[i].key] = true
-		}
-	}
-	d.hold(keys)
-	a := &applied{drops: map[string]seqRange{}}
-	defer func() {
-		d.release(keys, a.outbox, a.drops)
-		s.unreleased.Add(-int64(len(a.outbox)))
-	}()
-	for len(items) > 0 {
-		n, herr, err := s.tryBatch(ctx, c, d, items, nil, a)
-		if err != nil {
-			return err
-		}
-		items = items[n:]
-		if herr == nil {
-			continue
-		}
-		if err := s.retry(ctx, c, d, items[0], herr, a); err != nil {
-			return err
-		}
-		items = items[1:]
-	}
-	return nil
-}
-
-// applied collects what the committed batches of one apply enqueued and
+// applied collects what the committed batches of one poll enqueued and
 // dropped, for the dispatcher.
 type applied struct {
 	outbox []keyedItem
 	drops  map[string]seqRange
 }
 
-// retry runs item's handler again, alone, after backoffs; if it keeps
-// failing, the step fails its instance.
-func (s *Saga[S]) retry(ctx context.Context, c eventstore.Consumer, d *dispatcher[S], item work[S], herr error, a *applied) error {
-	var perm *PermanentError
-	attempts := 1
-	for attempts <= s.opts.retries && !errors.As(herr, &perm) {
-		s.opts.logger.Warn("saga handler failed; retrying", "saga", s.def.name, "work", item.String(), "attempt", attempts, "err", herr)
-		if err := sleep(ctx, s.opts.backoff(attempts)); err != nil {
-			return err
+// loopHandler is the saga as a consume.Handler and consume.Preparer.
+type loopHandler[S any] struct{ s *Saga[S] }
+
+// Prepare decodes the poll's records and computes their instances, then
+// holds those instances in the dispatcher (no command of theirs starts,
+// and it waits for those in flight) until release, which hands the
+// dispatcher what the poll's batches enqueued and dropped. A record that
+// does not decode, or whose key cannot be stored, stops Run before any
+// record of the poll is applied.
+func (h loopHandler[S]) Prepare(_ context.Context, recs []eventstore.Record) (func(), error) {
+	s, r := h.s, h.s.r
+	r.release()
+	r.works = r.works[:0]
+	clear(r.index)
+	keys := map[string]bool{}
+	for i := range recs {
+		rec := &recs[i]
+		w, err := s.prepare(rec)
+		if err != nil {
+			return nil, err
 		}
-		attempts++
-		_, e, err := s.tryBatch(ctx, c, d, []work[S]{item}, nil, a)
-		if err != nil || e == nil {
-			return err
+		if rec.Topic != "" {
+			r.index[recPos{rec.Topic, rec.Partition, rec.Offset}] = len(r.works)
+			r.works = append(r.works, w)
 		}
-		herr = e
+		if w.key != "" {
+			keys[w.key] = true
+		}
 	}
-	s.opts.logger.Error("saga step failed", "saga", s.def.name, "work", item.String(), "attempts", attempts, "err", herr)
-	_, e, err := s.tryBatch(ctx, c, d, []work[S]{item}, fmt.Errorf("handler failed after %d attempts: %w", attempts, herr), a)
-	if err == nil && e != nil {
-		err = fmt.Errorf("%s: fail the instance: %w", item.String(), e)
-	}
-	return err
+	r.d.hold(keys)
+	a := &applied{drops: map[string]seqRange{}}
+	r.a = a
+	return func() {
+		r.d.release(keys, a.outbox, a.drops)
+		s.unreleased.Add(-int64(len(a.outbox)))
+	}, nil
 }
 
-func sleep(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-}
-
-var errAbort = errors.New("saga: batch aborted")
-
-// tryBatch handles items in one Update with the offsets of its records. If
-// a handler fails on items[i], it handles items[:i] alone and returns i and
-// the handler's error. With failWith, the (single) item's step fails its
-// instance with failWith instead of running the handler. The caller holds
-// the items' instances in d.
-func (s *Saga[S]) tryBatch(ctx context.Context, c eventstore.Consumer, d *dispatcher[S], items []work[S], failWith error, a *applied) (int, error, error) {
-	failed := -1
-	var herr error
-	var b *batch[S]
-	offsets := map[eventstore.TopicPartition]int64{}
-	s.applying.RLock()
-	defer s.applying.RUnlock()
-	err := s.store.Update(ctx, func(txn eventstore.Txn) error {
-		clear(offsets)
-		b = s.newBatch(txn, func(key string) (uint64, bool) {
-			// Commands enqueued by earlier batches of this apply are not in
-			// the dispatcher yet.
-			if seq, ok := d.first(key); ok {
-				return seq, true
-			}
-			for _, o := range a.outbox {
-				if o.key == key {
-					return o.item.seq, true
-				}
-			}
-			return 0, false
-		})
-		for i := range items {
-			item := &items[i]
-			var e, err error
-			if item.rec != nil {
-				if item.routed {
-					e, err = b.event(*item.rec, item.start, item.key, item.run, failWith)
-				}
-				tp := eventstore.TopicPartition{Topic: item.rec.Topic, Partition: item.rec.Partition}
-				offsets[tp] = item.rec.Offset + 1
-			} else {
-				e, err = b.fire(*item.dl, failWith)
-			}
-			if err != nil {
-				return fmt.Errorf("%s: %w", item.String(), err)
-			}
-			if e != nil {
-				failed, herr = i, e
-				return errAbort
+// Begin opens a batch in tx.
+func (h loopHandler[S]) Begin(_ context.Context, tx eventstore.Txn) (consume.Batch, error) {
+	s, r := h.s, h.s.r
+	r.release()
+	r.acquire()
+	a, d := r.a, r.d
+	b := s.newBatch(tx, func(key string) (uint64, bool) {
+		// Commands enqueued by earlier batches of this poll are not in
+		// the dispatcher yet.
+		if seq, ok := d.first(key); ok {
+			return seq, true
+		}
+		for _, o := range a.outbox {
+			if o.key == key {
+				return o.item.seq, true
 			}
 		}
-		if err := b.flush(); err != nil {
-			return err
-		}
-		if len(offsets) == 0 {
-			return nil
-		}
-		return txn.CommitOffsets(c, offsets)
+		return 0, false
 	})
-	if errors.Is(err, errAbort) {
-		if failed == 0 {
-			return 0, herr, nil
-		}
-		n, herr2, err := s.tryBatch(ctx, c, d, items[:failed], nil, a)
-		if err != nil || herr2 != nil {
-			return n, herr2, err
-		}
-		return failed, herr, nil
-	}
-	if errors.Is(err, eventstore.ErrNotAssigned) {
-		// A rebalance took a partition away: nothing was written, and its
-		// records are read again by whoever owns it. The deadlines of the
-		// batch go back to the heap.
-		for _, item := range items {
-			if item.dl != nil {
-				s.timers.push(*item.dl)
-			}
-		}
-		return len(items), nil, nil
-	}
-	if err != nil {
-		return 0, nil, err
-	}
-	s.committed(b, a)
-	return len(items), nil, nil
+	b.r = r
+	return b, nil
 }
 
 // committed takes what a durable batch did into the run's memory.
 func (s *Saga[S]) committed(b *batch[S], a *applied) {
+	r := b.r
 	before := len(a.outbox)
 	a.outbox = append(a.outbox, b.outbox...)
-	for key, r := range b.drops {
-		a.drops[key] = r
-		a.outbox = slices.DeleteFunc(a.outbox, func(o keyedItem) bool { return o.key == key && r.has(o.item.seq) })
+	for key, rg := range b.drops {
+		a.drops[key] = rg
+		a.outbox = slices.DeleteFunc(a.outbox, func(o keyedItem) bool { return o.key == key && rg.has(o.item.seq) })
 	}
 	s.unreleased.Add(int64(len(a.outbox) - before))
 	for _, op := range b.timers {
-		s.timers.apply(op)
+		r.timers.apply(op)
 	}
+	r.countDeadlines()
 	s.updateStats(func(st *Stats) { st.add(b.stats) })
 	s.notify()
-}
-
-// fireDue handles the deadlines due by now, if any.
-func (s *Saga[S]) fireDue(ctx context.Context, c eventstore.Consumer, d *dispatcher[S]) (bool, error) {
-	now := s.opts.clock.Now()
-	var items []work[S]
-	for len(items) < s.opts.batch {
-		t, ok := s.timers.peek()
-		if !ok || t.at.After(now) {
-			break
-		}
-		s.timers.pop()
-		items = append(items, work[S]{dl: &t})
-	}
-	if len(items) == 0 {
-		return false, nil
-	}
-	return true, s.apply(ctx, c, d, items)
 }
 
 // notify wakes WaitFor calls.
 func (s *Saga[S]) notify() {
 	s.mu.Lock()
-	close(s.mu.changed)
-	s.mu.changed = make(chan struct{})
+	s.notifyLocked()
 	s.mu.Unlock()
 }
 
-func (s *Saga[S]) codec() aggregate.Codec { return s.opts.codec }
+func (s *Saga[S]) notifyLocked() {
+	close(s.mu.changed)
+	s.mu.changed = make(chan struct{})
+}

@@ -2,21 +2,25 @@ package saga_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/muninn-es/muninn/aggregate"
+	"github.com/muninn-es/muninn/clock"
 	"github.com/muninn-es/muninn/codec"
 	"github.com/muninn-es/muninn/command"
+	"github.com/muninn-es/muninn/consume"
 	"github.com/muninn-es/muninn/eventstore"
 	"github.com/muninn-es/muninn/examples/fulfillment"
 	"github.com/muninn-es/muninn/saga"
-	"github.com/muninn-es/muninn/saga/sagatest"
 )
 
 // The test domain: jobs, whose events the sagas under test react to, and a
@@ -160,7 +164,7 @@ type env struct {
 	bus    *command.Bus
 	jobs   *command.Handler[job, jobCommand, jobEvent]
 	ledger *command.Handler[account, ledgerCommand, ledgerEvent]
-	clock  *sagatest.Clock
+	clock  *clock.Manual
 }
 
 func newEnv(t *testing.T) *env {
@@ -170,7 +174,7 @@ func newEnv(t *testing.T) *env {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { store.Close() })
-	e := &env{t: t, store: store, clock: sagatest.NewClock(t0)}
+	e := &env{t: t, store: store, clock: clock.NewManual(t0)}
 	ctx := t.Context()
 	jobEvents, err := aggregate.NewEvents[jobEvent](
 		aggregate.Type[jobOpened]("job.opened"),
@@ -292,7 +296,8 @@ type running[S any] struct {
 	stop func() error
 }
 
-func tinyBackoff(int) time.Duration { return time.Millisecond }
+// tinyBackoff is the back-off of the tests' sagas: one millisecond on their clock.
+var tinyBackoff = clock.Constant(time.Millisecond)
 
 // start runs def on e's store with dispatcher d, on e's clock and with a
 // tiny backoff, until the test ends or stop is called.
@@ -720,7 +725,7 @@ func TestHandlerErrors(t *testing.T) {
 			return errors.New("boom")
 		case "permanent":
 			attempt(s.Key())
-			return saga.Permanent(errors.New("bad input"))
+			return consume.Permanent(errors.New("bad input"))
 		case "panic":
 			attempt(s.Key())
 			panic("kaboom")
@@ -736,7 +741,10 @@ func TestHandlerErrors(t *testing.T) {
 		return nil
 	})
 	saga.OnTimeout(d, "tick", func(*saga.Step[jobState], tick) error { return nil })
-	s := start(e, e.bus, d, saga.WithRetries(2))
+	// The retries wait out their back-off, a millisecond, on the saga's
+	// clock: here the system's, as no deadline of this test is moved
+	// (TestRetriesWaitOnTheSagaClock moves a manual one).
+	s := start(e, e.bus, d, saga.WithRetries(2), saga.WithClock(clock.System()))
 
 	cases := []struct {
 		key, mode string
@@ -892,12 +900,12 @@ func TestNewReportsEveryProblem(t *testing.T) {
 
 	d := saga.Define[jobState]("", "jobs", "jobs", "bad topic!")
 	_, err := saga.New(nil, nil, d, saga.WithBatchSize(0), saga.WithConcurrency(0), saga.WithRetries(-1),
-		saga.WithRetention(0), saga.WithPurgeInterval(-time.Second), saga.WithBackoff(nil), saga.WithClock(nil),
+		saga.WithRetention(0), saga.WithPurgeInterval(-time.Second), saga.WithBackoff(clock.Backoff{Initial: -time.Second}), saga.WithClock(nil),
 		saga.WithCodec(nil), saga.WithLogger(nil), nil)
 	wantInvalid(t, err, "nil store", "nil dispatcher",
-		"empty saga name", `topic "jobs" is listed twice`, `topic "bad topic!"`, "no event starts it (StartOn)",
-		"WithBatchSize: 0, want at least 1", "WithConcurrency: 0, want at least 1", "WithRetries: -1, want at least 0",
-		"WithRetention: 0s", "WithPurgeInterval: -1s", "WithBackoff: nil function", "WithClock: nil clock",
+		"saga: name is empty", `topic "jobs" is listed twice`, `topic "bad topic!"`, "no event starts it (StartOn)",
+		"WithBatchSize: 0, want 1 to 1000000", "WithConcurrency: 0, want at least 1", "WithRetries: -1, want at least 0",
+		"WithRetention: 0s", "WithPurgeInterval: -1s", "WithBackoff: Backoff.Initial is negative", "WithClock: nil clock",
 		"WithCodec: nil codec", "WithLogger: nil logger", "nil option")
 
 	_, err = saga.New(e.store, e.bus, saga.Define[jobState]("no-topics"))
@@ -981,6 +989,30 @@ func (g *gate) set(open, lose bool) {
 	g.mu.Unlock()
 }
 
+// retried waits until the gate has refused n dispatches more: the first,
+// then each retry after the saga's clock has passed its back-off.
+func (g *gate) retried(t *testing.T, e *env, n int) {
+	t.Helper()
+	g.waitRefused(t, 1)
+	for range n - 1 {
+		e.passBackoff(t)
+		g.waitRefused(t, 1)
+	}
+}
+
+// passBackoff moves the clock past the back-off of a command's retry,
+// once the saga waits for it: then it waits twice, for the retry and for
+// its next deadline or purge.
+func (e *env) passBackoff(t *testing.T) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(t.Context(), waitTime)
+	defer cancel()
+	if err := e.clock.BlockUntil(ctx, 2); err != nil {
+		t.Fatalf("the saga does not wait to retry its command: %v", err)
+	}
+	e.clock.Advance(tinyBackoff.Initial)
+}
+
 // waitRefused waits until the gate has refused n dispatches more.
 func (g *gate) waitRefused(t *testing.T, n int) {
 	t.Helper()
@@ -1021,7 +1053,7 @@ func TestTransientDispatchErrorsAreRetried(t *testing.T) {
 	// The ledger is down: the credit waits in the outbox, retried, and the
 	// instance neither fails nor compensates.
 	e.open("j", "acct", 5, "")
-	g.waitRefused(t, 3)
+	g.retried(t, e, 3)
 	in, err := s.Get(t.Context(), "j")
 	if err != nil || in.Status != saga.StatusRunning || in.PendingCommands != 1 || in.Failure != nil || in.LastError != "" {
 		t.Errorf("instance while the ledger is down: %+v, %v", in, err)
@@ -1033,6 +1065,9 @@ func TestTransientDispatchErrorsAreRetried(t *testing.T) {
 	// lost: the saga sends it again, with the same ID, and the bus says it
 	// is a duplicate.
 	g.set(true, true)
+	e.passBackoff(t)
+	g.waitRefused(t, 1) // applied, but its reply lost
+	e.passBackoff(t)
 	waitInstance(t, s.Saga, "j", pokes(0))
 	wantEntries(t, e, "acct", "credited 5 open j")
 	st := waitStats(t, s.Saga, "the dispatch", func(st saga.Stats) bool { return st.Commands == 1 })
@@ -1046,7 +1081,7 @@ func TestRestart(t *testing.T) {
 	g := newGate(e.bus)
 	first := start(e, g, restartSaga())
 	e.open("j", "acct", 5, "")
-	g.waitRefused(t, 2)
+	g.retried(t, e, 2)
 
 	// Stopped while its credit is still in the outbox: the instance is as
 	// it was, its command and deadlines still pending.
@@ -1100,7 +1135,7 @@ func TestStopDuringCompensation(t *testing.T) {
 	// in the outbox, and stopping the saga leaves it there.
 	g.set(false, false)
 	e.poke("j", "fail")
-	g.waitRefused(t, 2)
+	g.retried(t, e, 2)
 	if err := first.stop(); err != nil {
 		t.Fatal(err)
 	}
@@ -1310,5 +1345,201 @@ func TestManyWorkflowsAtOnce(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// --- One clock ---
+
+// A handler's retry waits out its back-off on the saga's clock: the step
+// runs again only once the clock has passed it.
+func TestRetriesWaitOnTheSagaClock(t *testing.T) {
+	e := newEnv(t)
+	ran := make(chan int, 10)
+	n := 0
+	d := jobSaga("retry-clock", nil, func(s *saga.Step[jobState], mode string) error {
+		n++
+		ran <- n
+		if n == 1 {
+			return errors.New("not yet")
+		}
+		return nil
+	})
+	s := start(e, e.bus, d, saga.WithBackoff(clock.Constant(time.Minute)))
+	e.open("j", "acct", 1, "")
+	waitInstance(t, s.Saga, "j", pokes(0))
+	e.poke("j", "retry")
+	<-ran
+	ctx, cancel := context.WithTimeout(t.Context(), waitTime)
+	defer cancel()
+	// The loop waits for its retry only: it does not poll meanwhile.
+	if err := e.clock.BlockUntil(ctx, 1); err != nil {
+		t.Fatal(err)
+	}
+	if next, ok := e.clock.Next(); !ok || !next.Equal(e.clock.Now().Add(time.Minute)) {
+		t.Fatalf("the saga waits until %v (%t), want the back-off's end %v", next, ok, e.clock.Now().Add(time.Minute))
+	}
+	select {
+	case <-ran:
+		t.Fatal("the step ran again before the clock passed its back-off")
+	default:
+	}
+	e.clock.Advance(time.Minute)
+	in := waitInstance(t, s.Saga, "j", pokes(1))
+	if in.Status != saga.StatusRunning || in.Failure != nil {
+		t.Errorf("instance after the retry %+v", in)
+	}
+	if got := <-ran; got != 2 {
+		t.Errorf("the step ran %d times", got)
+	}
+}
+
+// --- Failure ---
+
+// A rejected command's failure carries the rejection's kind and message,
+// in the instance as in JSON.
+func TestRejectionKindAndMessage(t *testing.T) {
+	e := newEnv(t)
+	d := jobSaga("overdraw", func(s *saga.Step[jobState]) error {
+		s.Send(s.State.Account, debit{Amount: s.State.Amount, Ref: "overdraw " + s.Key()})
+		return nil
+	}, func(s *saga.Step[jobState], mode string) error {
+		s.Fail("given up")
+		return nil
+	})
+	s := start(e, e.bus, d)
+	e.open("j", "empty", 10, "")
+	in := waitInstance(t, s.Saga, "j", func(in saga.Instance[jobState]) bool { return in.Status == saga.StatusFailed })
+	f := in.Failure
+	if f == nil || f.Kind != command.KindFailedPrecondition || f.Message != "debit of 10: the balance is 0" ||
+		f.Command != "ledger.debit" || f.AggregateID != "empty" || !strings.Contains(f.Reason, "rejected") {
+		t.Fatalf("failure %+v", f)
+	}
+	b, err := json.Marshal(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := `{"reason":` + strconv.Quote(f.Reason) + `,"command":"ledger.debit","aggregate_id":"empty","kind":"failed precondition","message":"debit of 10: the balance is 0"}`; string(b) != want {
+		t.Errorf("JSON %s, want %s", b, want)
+	}
+	var back saga.Failure
+	if err := json.Unmarshal(b, &back); err != nil || back != *f {
+		t.Errorf("JSON reads back as %+v, %v", back, err)
+	}
+
+	// A failure no command caused has no kind.
+	e.open("k", "acct", 0, "")
+	e.poke("k", "fail")
+	in = waitInstance(t, s.Saga, "k", func(in saga.Instance[jobState]) bool { return in.Status == saga.StatusFailed })
+	if in.Failure == nil || in.Failure.Kind != 0 || in.Failure.Message != "" {
+		t.Errorf("failure of a step %+v", in.Failure)
+	}
+}
+
+// --- Status ---
+
+func TestStatus(t *testing.T) {
+	e := newEnv(t)
+	s := start(e, e.bus, reminderSaga())
+	st, err := s.Status(t.Context())
+	if err != nil || st.Name != "reminder" || st.Group != "saga.reminder" || st.Loop.Name != "saga.reminder" {
+		t.Fatalf("status before anything: %+v, %v", st, err)
+	}
+	e.open("j", "acct", 5, "")
+	waitInstance(t, s.Saga, "j", pokes(0))
+	st, err = s.Status(t.Context())
+	if err != nil || st.State != saga.RunRunning || st.Counters.Started != 1 || st.Deadlines != 1 || len(st.Loop.Partitions) != 4 {
+		t.Fatalf("status %+v, %v", st, err)
+	}
+	b, err := json.Marshal(st)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{`"state":"running"`, `"deadlines":1`, `"started":1`, `"pending_commands":0`, `"loop":{"name":"saga.reminder"`, `"lag_seconds":`} {
+		if !strings.Contains(string(b), want) {
+			t.Errorf("JSON %s does not have %s", b, want)
+		}
+	}
+	e.clock.Advance(time.Hour)
+	waitStats(t, s.Saga, "the reminder", fired(1))
+	if st, err := s.Status(t.Context()); err != nil || st.Deadlines != 0 || st.Counters.DeadlinesFired != 1 || st.Counters.Commands != 1 {
+		t.Errorf("status after the reminder: %+v, %v", st, err)
+	}
+	if err := s.stop(); err != nil {
+		t.Fatal(err)
+	}
+	if st, err := s.Status(t.Context()); err != nil || st.State != saga.RunStopped || st.Error != "" {
+		t.Errorf("status after the stop: %+v, %v", st, err)
+	}
+}
+
+// A saga's name must leave room for its group's prefix.
+func TestNameTooLongForItsGroup(t *testing.T) {
+	e := newEnv(t)
+	name := strings.Repeat("n", eventstore.MaxNameLen-len("saga.")+1)
+	d := saga.Define[jobState](name, "jobs")
+	saga.StartOn(d, "job.opened", saga.RecordKey[jobOpened], func(*saga.Step[jobState], jobOpened) error { return nil })
+	_, err := saga.New(e.store, e.bus, d)
+	wantInvalid(t, err, fmt.Sprintf("its consumer group %q+name would be %d bytes, longer than %d", "saga.", eventstore.MaxNameLen+1, eventstore.MaxNameLen))
+	ok := saga.Define[jobState](name[1:], "jobs")
+	saga.StartOn(ok, "job.opened", saga.RecordKey[jobOpened], func(*saga.Step[jobState], jobOpened) error { return nil })
+	if _, err := saga.New(e.store, e.bus, ok); err != nil {
+		t.Errorf("a name whose group fits: %v", err)
+	}
+}
+
+// --- Rebalance ---
+
+// A second runner of a saga joins its group while the first has polled
+// records of every partition and not yet written them: the first's batch
+// is void (its commit is fenced), and it reads again, from the committed
+// offsets, the partitions it keeps. Every record then starts its instance
+// once: none is lost, none applied twice.
+func TestRebalanceVoidsABatch(t *testing.T) {
+	e := newEnv(t)
+	parts := map[int]bool{}
+	var keys []string
+	for i := 0; len(parts) < 4 || len(keys) < 8; i++ {
+		key := fmt.Sprintf("j-%d", i)
+		res, err := e.jobs.Dispatch(t.Context(), key, openJob{Account: "acct", Amount: 1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		parts[res.Position().Partition] = true
+		keys = append(keys, key)
+	}
+	blocked, unblock := make(chan struct{}), make(chan struct{})
+	var first atomic.Bool
+	def := func() *saga.Definition[jobState] {
+		d := saga.Define[jobState]("rebalance", "jobs")
+		saga.StartOn(d, "job.opened", func(rec eventstore.Record, _ jobOpened) string {
+			// The first runner's first poll waits here, before its batch.
+			if first.CompareAndSwap(false, true) {
+				close(blocked)
+				<-unblock
+			}
+			return rec.Key
+		}, func(s *saga.Step[jobState], _ jobOpened) error {
+			rec, _ := s.Event()
+			s.State.Offsets = append(s.State.Offsets, rec.Offset)
+			return nil
+		})
+		return d
+	}
+	one := start(e, e.bus, def())
+	<-blocked
+	two := start(e, e.bus, def())
+	// The second runner has joined once it has started an instance of
+	// the partitions the rebalance gave it.
+	waitStats(t, two.Saga, "the second runner's first instance", func(st saga.Stats) bool { return st.Started > 0 })
+	close(unblock)
+	for _, key := range keys {
+		in := waitInstance(t, one.Saga, key, func(in saga.Instance[jobState]) bool { return in.Status == saga.StatusRunning })
+		if len(in.State.Offsets) != 1 || in.Steps != 1 {
+			t.Errorf("instance %s: steps %d, offsets %v; want one step", key, in.Steps, in.State.Offsets)
+		}
+	}
+	a, b := one.Stats(), two.Stats()
+	if a.Started+b.Started != len(keys) || a.Steps+b.Steps != len(keys) {
+		t.Errorf("the runners started %d and %d instances in %d and %d steps, want %d in all", a.Started, b.Started, a.Steps, b.Steps, len(keys))
 	}
 }

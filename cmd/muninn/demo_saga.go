@@ -64,7 +64,7 @@ func (d *demo) fulfillmentSaga(ctx context.Context) error {
 	// A manual clock, so that the payment deadline (15 minutes) passes
 	// when the demo says.
 	clk := clock.NewManual(d.clock.Now())
-	s, err := saga.New(store, bus, fulfillment.Saga(), saga.WithClock(sagaClock{clk}))
+	s, err := saga.New(store, bus, fulfillment.Saga(), saga.WithClock(clk))
 	if err != nil {
 		return err
 	}
@@ -171,15 +171,4 @@ func (d *demo) fulfillmentSaga(ctx context.Context) error {
 	d.printf("\n  Stats: %d started, %d completed, %d failed, %d steps, %d commands, %d compensations, %d deadline fired\n",
 		st.Started, st.Completed, st.Failed, st.Steps, st.Commands, st.Compensations, st.DeadlinesFired)
 	return nil
-}
-
-// sagaClock lets a clock.Clock serve as a saga.Clock, whose At has no stop
-// function: a wait the saga gives up stays with the clock until its time
-// passes, as it would with a timer.
-type sagaClock struct{ clock.Clock }
-
-// At returns a channel that receives once the clock reads t or later.
-func (c sagaClock) At(t time.Time) <-chan time.Time {
-	ch, _ := c.Clock.At(t)
-	return ch
 }
