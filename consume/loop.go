@@ -156,12 +156,12 @@ func (l *Loop) run(ctx context.Context, untilCaughtUp bool) (err error) {
 		l.st.Lock()
 		l.st.topics, l.st.group = p.Topics(), p.Group()
 		l.st.Unlock()
-		if err := l.loadPositions(ctx, p.Group(), p.Topics()); err != nil {
-			return fmt.Errorf("%s: load committed offsets: %w", l.name, err)
-		}
+	}
+	r := &runner{l: l, src: src, firstSeen: map[eventstore.TopicPartition]bool{}, parked: map[eventstore.TopicPartition]int64{}}
+	if err := r.refreshPositions(ctx, true); err != nil {
+		return err
 	}
 	l.opts.logger.Info("consume: started", "consumer", l.name, "policy", l.opts.policy.String())
-	r := &runner{l: l, src: src, firstSeen: map[eventstore.TopicPartition]bool{}, parked: map[eventstore.TopicPartition]int64{}}
 	try, canTry := src.(TryPoller)
 	for {
 		var recs []eventstore.Record
@@ -172,10 +172,8 @@ func (l *Loop) run(ctx context.Context, untilCaughtUp bool) (err error) {
 			if recs, err = try.TryPoll(ctx, l.opts.batch); err == nil && len(recs) == 0 {
 				// Caught up. A partition gained in a rebalance with nothing
 				// left to read shows its committed offset only here.
-				if p, ok := src.(Partitioned); ok {
-					if err := l.loadPositions(ctx, p.Group(), p.Topics()); err != nil {
-						return fmt.Errorf("%s: load committed offsets: %w", l.name, err)
-					}
+				if err := r.refreshPositions(ctx, false); err != nil {
+					return err
 				}
 				l.setState(StateLive, nil)
 				if untilCaughtUp {
@@ -192,10 +190,8 @@ func (l *Loop) run(ctx context.Context, untilCaughtUp bool) (err error) {
 		if len(recs) == 0 {
 			// The assignment changed: learn what the group committed on the
 			// partitions gained, for WaitFor and Status.
-			if p, ok := src.(Partitioned); ok {
-				if err := l.loadPositions(ctx, p.Group(), p.Topics()); err != nil {
-					return fmt.Errorf("%s: load committed offsets: %w", l.name, err)
-				}
+			if err := r.refreshPositions(ctx, false); err != nil {
+				return err
 			}
 			continue
 		}
@@ -233,6 +229,27 @@ type runner struct {
 	// committing past it leaves it, and only it, parked but not committed.
 	firstSeen map[eventstore.TopicPartition]bool
 	parked    map[eventstore.TopicPartition]int64
+	// assigned is the member's assignment when positions were last loaded.
+	assigned []eventstore.TopicPartition
+}
+
+// refreshPositions loads the group's committed offsets into the loop's
+// positions when the member's assignment changed since the last load (or
+// always, with force), for a Partitioned source.
+func (r *runner) refreshPositions(ctx context.Context, force bool) error {
+	p, ok := r.src.(Partitioned)
+	if !ok {
+		return nil
+	}
+	a := p.Assignment()
+	if !force && slices.Equal(a, r.assigned) {
+		return nil
+	}
+	if err := r.l.loadPositions(ctx, p.Group(), p.Topics()); err != nil {
+		return fmt.Errorf("%s: load committed offsets: %w", r.l.name, err)
+	}
+	r.assigned = slices.Clone(a)
+	return nil
 }
 
 // applyPoll applies one poll's records.

@@ -44,11 +44,13 @@ type TryPoller interface {
 }
 
 // Partitioned is the optional ability of a Source to name the topics whose
-// partitions it reads and the consumer group that commits them, so that
-// Status can report positions and lag.
+// partitions it reads, the consumer group that commits them and the
+// partitions the member holds now, so that Status and WaitFor know the
+// group's positions, also on partitions gained in a rebalance.
 type Partitioned interface {
 	Topics() []string
 	Group() string
+	Assignment() []eventstore.TopicPartition
 }
 
 // GroupSource is a Source on a consumer group of the store: Poll reads the
@@ -79,6 +81,9 @@ func (g *GroupSource) Topics() []string { return append([]string(nil), g.topics.
 
 // Group returns the group's name.
 func (g *GroupSource) Group() string { return g.c.Group() }
+
+// Assignment returns the partitions the member holds now.
+func (g *GroupSource) Assignment() []eventstore.TopicPartition { return g.c.Assignment() }
 
 // Poll polls the member.
 func (g *GroupSource) Poll(ctx context.Context, max int) ([]eventstore.Record, error) {

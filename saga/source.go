@@ -22,6 +22,9 @@ type source[S any] struct {
 // Topics returns the group's topics, for the loop's Status.
 func (src *source[S]) Topics() []string { return src.g.Topics() }
 
+// Assignment returns the partitions the group member holds now.
+func (src *source[S]) Assignment() []eventstore.TopicPartition { return src.g.Assignment() }
+
 // Group returns the group's name.
 func (src *source[S]) Group() string { return src.g.Group() }
 

@@ -307,6 +307,9 @@ func (s *inboxSource) Topics() []string { return s.g.Topics() }
 // Group returns the group's name, the application ID.
 func (s *inboxSource) Group() string { return s.g.Group() }
 
+// Assignment returns the partitions the group member holds now.
+func (s *inboxSource) Assignment() []eventstore.TopicPartition { return s.g.Assignment() }
+
 // queueHeap orders queues by the event time of their first record, then by
 // partition for a stable order.
 type queueHeap []*queue
