@@ -488,3 +488,21 @@ func TestStatusLagAge(t *testing.T) {
 		t.Fatalf("status JSON %s", b)
 	}
 }
+
+// TestLiveWithTheCommitThatCatchesUp checks that a WaitFor woken by the
+// commit of the last records there were sees the loop live at once.
+func TestLiveWithTheCommitThatCatchesUp(t *testing.T) {
+	s := openStore(t)
+	if err := s.CreateTopic(t.Context(), "t", eventstore.TopicConfig{Partitions: 2}); err != nil {
+		t.Fatal(err)
+	}
+	l, _ := consume.New(s, "g", []string{"t"}, counter(nil))
+	run(t, l)
+	for round := range 20 {
+		last := appendN(t, s, "t", 3, 2)
+		waitFor(t, l, last...)
+		if st := l.State(); st != consume.StateLive {
+			t.Fatalf("round %d: state %s right after WaitFor, want live", round, st)
+		}
+	}
+}

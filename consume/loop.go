@@ -196,6 +196,7 @@ func (l *Loop) run(ctx context.Context, untilCaughtUp bool) (err error) {
 			continue
 		}
 		caughtUp := len(recs) < l.opts.batch
+		r.caughtUp = caughtUp
 		err = r.applyPoll(ctx, recs)
 		if errors.Is(err, eventstore.ErrNotAssigned) {
 			l.opts.logger.Info("consume: batch void after a rebalance; reading again from the committed offsets", "consumer", l.name)
@@ -231,6 +232,10 @@ type runner struct {
 	parked    map[eventstore.TopicPartition]int64
 	// assigned is the member's assignment when positions were last loaded.
 	assigned []eventstore.TopicPartition
+	// caughtUp is set while the loop applies a poll that read all there
+	// was: its commits make the loop live in the same step as they move
+	// its positions, so a WaitFor woken by them sees it live.
+	caughtUp bool
 }
 
 // refreshPositions loads the group's committed offsets into the loop's
@@ -418,7 +423,7 @@ func committedCall(b Batch) {
 func (r *runner) committed(b Batch, recs []eventstore.Record, applied, parked int64) {
 	committedCall(b)
 	r.src.Committed(recs)
-	r.l.advance(recs, func(c *Counters) {
+	r.l.advance(recs, r.caughtUp, func(c *Counters) {
 		c.Applied += applied
 		c.Parked += parked
 	})

@@ -130,9 +130,12 @@ func (l *Loop) count(f func(*Counters)) {
 
 // advance records the positions a durable batch committed and wakes
 // WaitFor.
-func (l *Loop) advance(recs []eventstore.Record, f func(*Counters)) {
+func (l *Loop) advance(recs []eventstore.Record, live bool, f func(*Counters)) {
 	l.st.Lock()
 	defer l.st.Unlock()
+	if live && l.st.state == StateCatchingUp {
+		l.st.state = StateLive
+	}
 	for i := range recs {
 		if recs[i].Topic == "" {
 			continue

@@ -398,6 +398,10 @@ func (h loopHandler[S]) Prepare(_ context.Context, recs []eventstore.Record) (fu
 	return func() {
 		r.d.release(keys, a.outbox, a.drops)
 		s.unreleased.Add(-int64(len(a.outbox)))
+		// The dispatcher may have sent the released commands, and its
+		// finisher woken WaitFor, before they left unreleased: wake it
+		// again, or a wait for PendingCommands to reach 0 would miss it.
+		s.notify()
 	}, nil
 }
 
