@@ -10,9 +10,11 @@
 // concurrency) and writes a batch of events atomically.
 //
 // Durability: an Append returns only after its events are fsynced. Appends
-// from many goroutines share fsyncs (group commit): one writer goroutine
-// gathers every waiting append into one Pebble batch, applies it, and lets
-// the next batch form while the last one syncs. Readers see a record only
+// from many goroutines share fsyncs (group commit): each append takes its
+// partition's lock only to check its expected version, assign offsets and
+// hand its batch to Pebble's commit pipeline, then waits for the fsync
+// without the lock, so every batch that arrives while one fsync runs goes
+// behind the next one. Readers see a record only
 // once it is acknowledged, so no reader sees what a crash could take back.
 //
 // Reads are iterators (iter.Seq2): ReadStream reads one key's events forward
