@@ -132,7 +132,6 @@ func newOptions(name string, opts []Option) (options, error) {
 	if o.prefix == nil {
 		o.prefix = keyspace.New(keyspace.Consume, name)
 	}
-	errs = append(errs, o.errs...)
 	return o, errors.Join(errs...)
 }
 

@@ -153,19 +153,6 @@ func (k Key) Range() (lower, upper []byte) {
 	return lower, upper
 }
 
-// PrefixEnd returns the smallest key greater than every key that starts
-// with prefix: the upper bound of a prefix scan (nil if there is none).
-func PrefixEnd(prefix []byte) []byte {
-	end := bytes.Clone(prefix)
-	for i := len(end) - 1; i >= 0; i-- {
-		if end[i] < 0xff {
-			end[i]++
-			return end[:i+1]
-		}
-	}
-	return nil
-}
-
 // AppendString appends the encoding of a string element to dst.
 func AppendString(dst []byte, s string) []byte {
 	dst = append(dst, tagString)

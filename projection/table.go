@@ -462,13 +462,13 @@ func (t *Table[K, V]) ScanPrefix(ctx context.Context, prefix K, opts ...QueryOpt
 	if err != nil {
 		return Page[K, V]{}, err
 	}
-	return t.scan(ctx, b, keyspace.PrefixEnd(b), true, opts)
+	return t.scan(ctx, b, eventstore.PrefixEnd(b), true, opts)
 }
 
 // ScanPrefixBytes returns a page of the rows whose encoded key starts with
 // prefix (see PairPrefix).
 func (t *Table[K, V]) ScanPrefixBytes(ctx context.Context, prefix []byte, opts ...QueryOption) (Page[K, V], error) {
-	return t.scan(ctx, prefix, keyspace.PrefixEnd(prefix), true, opts)
+	return t.scan(ctx, prefix, eventstore.PrefixEnd(prefix), true, opts)
 }
 
 // ScanRange returns a page of the rows with from <= key < to.
@@ -497,7 +497,7 @@ func (t *Table[K, V]) scan(ctx context.Context, lo, hi []byte, bounded bool, opt
 	defer unlock()
 	prefix := t.rowPrefix(t.p.genPrefix(gen))
 	lower := append(slices.Clip(prefix), lo...)
-	upper := keyspace.PrefixEnd(prefix)
+	upper := eventstore.PrefixEnd(prefix)
 	if bounded && hi != nil {
 		upper = append(slices.Clip(prefix), hi...)
 	}
@@ -593,7 +593,7 @@ func (x *Index[K, V, IK]) Lookup(ctx context.Context, ik IK, opts ...QueryOption
 		return Page[K, V]{}, fmt.Errorf("projection: index %q: encode key: %w: %w", x.name, ErrInvalidArgument, err)
 	}
 	lo := AppendOrdered(nil, b)
-	return x.scan(ctx, lo, keyspace.PrefixEnd(lo), opts)
+	return x.scan(ctx, lo, eventstore.PrefixEnd(lo), opts)
 }
 
 // ScanRange returns a page of the rows with an index key in [from, to), in
