@@ -218,7 +218,7 @@ type run[S any] struct {
 
 	// What Prepare found for the records of the poll being applied, by
 	// position, and what its committed batches enqueued and dropped.
-	works []work[S]
+	works []prepared[S]
 	index map[recPos]int
 	a     *applied
 }
@@ -316,16 +316,6 @@ func (s *Saga[S]) writesBefore(next uint64) (bool, <-chan struct{}) {
 	return false, s.mu.changed
 }
 
-// work is what Prepare found for a record: whether the saga routes its
-// type, whether it starts an instance, the instance key ("" for none), and
-// the handler bound to its decoded event.
-type work[S any] struct {
-	routed bool
-	start  bool
-	key    string
-	run    func(*Step[S]) error
-}
-
 func describe(rec *eventstore.Record) string {
 	if rec.Topic == "" {
 		return fmt.Sprintf("deadline %q of instance %q", rec.Type, rec.Key)
@@ -334,26 +324,23 @@ func describe(rec *eventstore.Record) string {
 }
 
 // prepare decodes a record's event and computes its instance key, outside
-// any write: both are pure.
-func (s *Saga[S]) prepare(rec *eventstore.Record) (work[S], error) {
+// any write: both are pure. A due deadline has only its instance's key.
+func (s *Saga[S]) prepare(rec *eventstore.Record) (prepared[S], error) {
 	if rec.Topic == "" {
-		return work[S]{key: rec.Key}, nil
+		return prepared[S]{key: rec.Key}, nil
 	}
 	rt, ok := s.def.routes[rec.Type]
 	if !ok {
-		return work[S]{}, nil
+		return prepared[S]{}, nil
 	}
-	m, err := rt.prepare(s.opts.codec, *rec)
+	p, err := rt.prepare(s.opts.codec, *rec)
 	if err != nil {
-		return work[S]{}, fmt.Errorf("%s: %w", describe(rec), err)
+		return prepared[S]{}, fmt.Errorf("%s: %w", describe(rec), err)
 	}
-	if !m.routed {
-		return work[S]{}, nil
+	if err := checkKey(p.key); err != nil {
+		return prepared[S]{}, fmt.Errorf("%s: %w", describe(rec), err)
 	}
-	if err := checkKey(m.key); err != nil {
-		return work[S]{}, fmt.Errorf("%s: %w", describe(rec), err)
-	}
-	return work[S]{routed: true, start: m.start, key: m.key, run: m.run}, nil
+	return p, nil
 }
 
 // applied collects what the committed batches of one poll enqueued and
