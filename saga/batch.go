@@ -145,9 +145,9 @@ func (b *batch[S]) Handle(rec *eventstore.Record) error {
 func (b *batch[S]) handle(rec *eventstore.Record, failWith error) (herr, err error) {
 	if rec.Topic == "" {
 		herr, err = b.fire(timerOf(rec), failWith)
-	} else if i, ok := b.r.index[recPos{rec.Topic, rec.Partition, rec.Offset}]; !ok {
+	} else if w, ok := b.r.works[recPos{rec.Topic, rec.Partition, rec.Offset}]; !ok {
 		err = fmt.Errorf("%s: not prepared", describe(rec))
-	} else if w := b.r.works[i]; w.routed {
+	} else if w.routed {
 		herr, err = b.event(*rec, w.start, w.key, w.run, failWith)
 	}
 	return herr, err

@@ -173,7 +173,7 @@ func (s *Saga[S]) run(parent context.Context) error {
 		fatalErr.CompareAndSwap(nil, &err)
 		cancel()
 	})
-	r := &run[S]{s: s, d: d, inflight: map[string]timer{}, index: map[recPos]int{}}
+	r := &run[S]{s: s, d: d, inflight: map[string]timer{}, works: map[recPos]prepared[S]{}}
 	if err := r.recover(ctx); err != nil {
 		return err
 	}
@@ -218,8 +218,7 @@ type run[S any] struct {
 
 	// What Prepare found for the records of the poll being applied, by
 	// position, and what its committed batches enqueued and dropped.
-	works []prepared[S]
-	index map[recPos]int
+	works map[recPos]prepared[S]
 	a     *applied
 }
 
@@ -362,8 +361,7 @@ type loopHandler[S any] struct{ s *Saga[S] }
 func (h loopHandler[S]) Prepare(_ context.Context, recs []eventstore.Record) (func(), error) {
 	s, r := h.s, h.s.r
 	r.release()
-	r.works = r.works[:0]
-	clear(r.index)
+	clear(r.works)
 	keys := map[string]bool{}
 	for i := range recs {
 		rec := &recs[i]
@@ -372,8 +370,7 @@ func (h loopHandler[S]) Prepare(_ context.Context, recs []eventstore.Record) (fu
 			return nil, err
 		}
 		if rec.Topic != "" {
-			r.index[recPos{rec.Topic, rec.Partition, rec.Offset}] = len(r.works)
-			r.works = append(r.works, w)
+			r.works[recPos{rec.Topic, rec.Partition, rec.Offset}] = w
 		}
 		if w.key != "" {
 			keys[w.key] = true
