@@ -175,7 +175,7 @@ func (b *batch[S]) Flush() error {
 
 // Committed takes what the durable batch did into the run's memory.
 func (b *batch[S]) Committed() {
-	b.r.s.committed(b, b.r.a)
+	b.r.committed(b)
 	b.r.release()
 }
 

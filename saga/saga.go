@@ -413,8 +413,8 @@ func (h loopHandler[S]) Begin(_ context.Context, tx eventstore.Txn) (consume.Bat
 }
 
 // committed takes what a durable batch did into the run's memory.
-func (s *Saga[S]) committed(b *batch[S], a *applied) {
-	r := b.r
+func (r *run[S]) committed(b *batch[S]) {
+	s, a := r.s, r.a
 	before := len(a.outbox)
 	a.outbox = append(a.outbox, b.outbox...)
 	for key, rg := range b.drops {
