@@ -360,7 +360,6 @@ type loopHandler[S any] struct{ s *Saga[S] }
 // record of the poll is applied.
 func (h loopHandler[S]) Prepare(_ context.Context, recs []eventstore.Record) (func(), error) {
 	s, r := h.s, h.s.r
-	r.release()
 	clear(r.works)
 	keys := map[string]bool{}
 	for i := range recs {
