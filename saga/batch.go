@@ -131,10 +131,7 @@ func checkKey(key string) error {
 // loop retries it alone, then hands it to Fail); so does an error that
 // concerns no instance, such as a store error.
 func (b *batch[S]) Handle(rec *eventstore.Record) error {
-	herr, err := b.handle(rec, nil)
-	if err == nil {
-		err = herr
-	}
+	err := b.handle(rec, nil)
 	if err != nil {
 		// The loop aborts the batch.
 		b.r.release()
@@ -142,22 +139,25 @@ func (b *batch[S]) Handle(rec *eventstore.Record) error {
 	return err
 }
 
-func (b *batch[S]) handle(rec *eventstore.Record, failWith error) (herr, err error) {
+func (b *batch[S]) handle(rec *eventstore.Record, failWith error) error {
 	if rec.Topic == "" {
-		herr, err = b.fire(timerOf(rec), failWith)
-	} else if i, ok := b.r.index[recPos{rec.Topic, rec.Partition, rec.Offset}]; !ok {
-		err = fmt.Errorf("%s: not prepared", describe(rec))
-	} else if w := b.r.works[i]; w.routed {
-		herr, err = b.event(*rec, w.start, w.key, w.run, failWith)
+		return b.fire(timerOf(rec), failWith)
 	}
-	return herr, err
+	w, ok := b.r.works[recPos{rec.Topic, rec.Partition, rec.Offset}]
+	if !ok {
+		return fmt.Errorf("%s: not prepared", describe(rec))
+	}
+	if !w.routed {
+		return nil
+	}
+	return b.event(*rec, w.start, w.key, w.run, failWith)
 }
 
 // Fail fails the instance of a record whose handler kept failing: its
 // step fails with the handler's last error, and the instance compensates.
 // An error that concerns no instance stops Run.
 func (b *batch[S]) Fail(rec *eventstore.Record, he *consume.HandlerError) error {
-	_, err := b.handle(rec, fmt.Errorf("handler failed after %d attempts: %w", he.Attempts, he.Err))
+	err := b.handle(rec, fmt.Errorf("handler failed after %d attempts: %w", he.Attempts, he.Err))
 	if err != nil {
 		b.r.release()
 	}
@@ -175,26 +175,27 @@ func (b *batch[S]) Flush() error {
 
 // Committed takes what the durable batch did into the run's memory.
 func (b *batch[S]) Committed() {
-	b.r.s.committed(b, b.r.a)
+	b.r.committed(b)
 	b.r.release()
 }
 
 // event handles rec, which prepare correlated to instance key ("" for
-// none) and bound to run: it returns the handler's error (herr), or an
-// error that concerns no instance (err), which stops the saga.
-func (b *batch[S]) event(rec eventstore.Record, start bool, key string, run func(*Step[S]) error, failWith error) (herr, err error) {
+// none) and bound to run; with failWith, its step fails with it instead of
+// running the handler. It returns the handler's error, or one that
+// concerns no instance (a store error): either fails the record.
+func (b *batch[S]) event(rec eventstore.Record, start bool, key string, run func(*Step[S]) error, failWith error) error {
 	if key == "" {
 		b.stats.Ignored++
-		return nil, nil
+		return nil
 	}
 	in, err := b.load(key)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	switch {
 	case in == nil && !start:
 		b.stats.Ignored++
-		return nil, nil
+		return nil
 	case in == nil:
 		corr := rec.CorrelationID
 		if corr == "" {
@@ -204,54 +205,54 @@ func (b *batch[S]) event(rec eventstore.Record, start bool, key string, run func
 	case in.rec.Status != StatusRunning:
 		// Ended, or failed and compensating: it reacts to nothing more.
 		b.stats.Ignored++
-		return nil, nil
+		return nil
 	}
 	st := b.step(in, rec.ID.String())
 	st.event = &rec
 	if failWith != nil {
-		return nil, b.failStep(in, failWith.Error(), st.trigger)
+		return b.failStep(in, failWith.Error(), st.trigger)
 	}
-	if herr := call(run, st); herr != nil {
-		return herr, nil
+	if err := call(run, st); err != nil {
+		return err
 	}
-	return nil, b.commitStep(in, st)
+	return b.commitStep(in, st)
 }
 
-// fire handles the due deadline t.
-func (b *batch[S]) fire(t timer, failWith error) (herr, err error) {
+// fire handles the due deadline t, as event handles a record.
+func (b *batch[S]) fire(t timer, failWith error) error {
 	b.timers = append(b.timers, timerOp{t: t})
 	in, err := b.load(t.key)
 	if err != nil || in == nil {
-		return nil, err
+		return err
 	}
 	d, ok := in.rec.deadline(t.name)
 	if !ok || d.ID != t.id || in.rec.Status != StatusRunning {
-		return nil, nil // cancelled or replaced since
+		return nil // cancelled or replaced since
 	}
 	b.touch(in)
 	b.stats.DeadlinesFired++
 	in.rec.removeDeadline(t.name)
 	if err := b.txn.Delete(b.s.keys.deadline(d.At, t.key, d.Name)); err != nil {
-		return nil, err
+		return err
 	}
 	if d.Command != nil {
 		cmd := *d.Command
 		cmd.Causation = d.ID
-		return nil, b.enqueue(in, cmd)
+		return b.enqueue(in, cmd)
 	}
 	st := b.step(in, d.ID)
 	st.timeout = d.Name
 	if failWith != nil {
-		return nil, b.failStep(in, failWith.Error(), st.trigger)
+		return b.failStep(in, failWith.Error(), st.trigger)
 	}
 	to, ok := b.s.def.timeouts[d.Name]
 	if !ok {
-		return nil, b.failStep(in, fmt.Sprintf("timeout %q has no OnTimeout handler", d.Name), st.trigger)
+		return b.failStep(in, fmt.Sprintf("timeout %q has no OnTimeout handler", d.Name), st.trigger)
 	}
-	if herr := call(func(st *Step[S]) error { return to.run(b.s.opts.codec, d.Message, st) }, st); herr != nil {
-		return herr, nil
+	if err := call(func(st *Step[S]) error { return to.run(b.s.opts.codec, d.Message, st) }, st); err != nil {
+		return err
 	}
-	return nil, b.commitStep(in, st)
+	return b.commitStep(in, st)
 }
 
 // step returns a step of in, triggered by trigger.

@@ -51,10 +51,11 @@ type route[S any] struct {
 	prepare func(format codec.Format, rec eventstore.Record) (prepared[S], error)
 }
 
-// prepared is what route.prepare found: whether a handler takes the
-// record (a record of a registry's type may resolve to one no handler
-// takes), whether it starts an instance, the instance key, and the
-// handler call bound to the decoded event.
+// prepared is what route.prepare (and the runner's Prepare) found for a
+// record: whether a handler takes the record (a record of a registry's
+// type may resolve to one no handler takes), whether it starts an
+// instance, the instance key ("" for none), and the handler call bound to
+// the decoded event.
 type prepared[S any] struct {
 	routed bool
 	start  bool

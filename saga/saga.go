@@ -173,7 +173,7 @@ func (s *Saga[S]) run(parent context.Context) error {
 		fatalErr.CompareAndSwap(nil, &err)
 		cancel()
 	})
-	r := &run[S]{s: s, d: d, inflight: map[string]timer{}, index: map[recPos]int{}}
+	r := &run[S]{s: s, d: d, inflight: map[string]timer{}, works: map[recPos]prepared[S]{}}
 	if err := r.recover(ctx); err != nil {
 		return err
 	}
@@ -218,8 +218,7 @@ type run[S any] struct {
 
 	// What Prepare found for the records of the poll being applied, by
 	// position, and what its committed batches enqueued and dropped.
-	works []work[S]
-	index map[recPos]int
+	works map[recPos]prepared[S]
 	a     *applied
 }
 
@@ -316,16 +315,6 @@ func (s *Saga[S]) writesBefore(next uint64) (bool, <-chan struct{}) {
 	return false, s.mu.changed
 }
 
-// work is what Prepare found for a record: whether the saga routes its
-// type, whether it starts an instance, the instance key ("" for none), and
-// the handler bound to its decoded event.
-type work[S any] struct {
-	routed bool
-	start  bool
-	key    string
-	run    func(*Step[S]) error
-}
-
 func describe(rec *eventstore.Record) string {
 	if rec.Topic == "" {
 		return fmt.Sprintf("deadline %q of instance %q", rec.Type, rec.Key)
@@ -334,26 +323,23 @@ func describe(rec *eventstore.Record) string {
 }
 
 // prepare decodes a record's event and computes its instance key, outside
-// any write: both are pure.
-func (s *Saga[S]) prepare(rec *eventstore.Record) (work[S], error) {
+// any write: both are pure. A due deadline has only its instance's key.
+func (s *Saga[S]) prepare(rec *eventstore.Record) (prepared[S], error) {
 	if rec.Topic == "" {
-		return work[S]{key: rec.Key}, nil
+		return prepared[S]{key: rec.Key}, nil
 	}
 	rt, ok := s.def.routes[rec.Type]
 	if !ok {
-		return work[S]{}, nil
+		return prepared[S]{}, nil
 	}
-	m, err := rt.prepare(s.opts.codec, *rec)
+	p, err := rt.prepare(s.opts.codec, *rec)
 	if err != nil {
-		return work[S]{}, fmt.Errorf("%s: %w", describe(rec), err)
+		return prepared[S]{}, fmt.Errorf("%s: %w", describe(rec), err)
 	}
-	if !m.routed {
-		return work[S]{}, nil
+	if err := checkKey(p.key); err != nil {
+		return prepared[S]{}, fmt.Errorf("%s: %w", describe(rec), err)
 	}
-	if err := checkKey(m.key); err != nil {
-		return work[S]{}, fmt.Errorf("%s: %w", describe(rec), err)
-	}
-	return work[S]{routed: true, start: m.start, key: m.key, run: m.run}, nil
+	return p, nil
 }
 
 // applied collects what the committed batches of one poll enqueued and
@@ -374,9 +360,7 @@ type loopHandler[S any] struct{ s *Saga[S] }
 // record of the poll is applied.
 func (h loopHandler[S]) Prepare(_ context.Context, recs []eventstore.Record) (func(), error) {
 	s, r := h.s, h.s.r
-	r.release()
-	r.works = r.works[:0]
-	clear(r.index)
+	clear(r.works)
 	keys := map[string]bool{}
 	for i := range recs {
 		rec := &recs[i]
@@ -385,8 +369,7 @@ func (h loopHandler[S]) Prepare(_ context.Context, recs []eventstore.Record) (fu
 			return nil, err
 		}
 		if rec.Topic != "" {
-			r.index[recPos{rec.Topic, rec.Partition, rec.Offset}] = len(r.works)
-			r.works = append(r.works, w)
+			r.works[recPos{rec.Topic, rec.Partition, rec.Offset}] = w
 		}
 		if w.key != "" {
 			keys[w.key] = true
@@ -429,8 +412,8 @@ func (h loopHandler[S]) Begin(_ context.Context, tx eventstore.Txn) (consume.Bat
 }
 
 // committed takes what a durable batch did into the run's memory.
-func (s *Saga[S]) committed(b *batch[S], a *applied) {
-	r := b.r
+func (r *run[S]) committed(b *batch[S]) {
+	s, a := r.s, r.a
 	before := len(a.outbox)
 	a.outbox = append(a.outbox, b.outbox...)
 	for key, rg := range b.drops {

@@ -44,7 +44,7 @@ func TestSourceRewind(t *testing.T) {
 	}
 	dctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	r := &run[struct{}]{s: s, d: newDispatcher(s, dctx, func(error) {}), inflight: map[string]timer{}, index: map[recPos]int{}, purgeAt: t0.Add(time.Hour)}
+	r := &run[struct{}]{s: s, d: newDispatcher(s, dctx, func(error) {}), inflight: map[string]timer{}, works: map[recPos]prepared[struct{}]{}, purgeAt: t0.Add(time.Hour)}
 	r.timers.push(timer{at: t0.Add(-time.Minute), key: "a", name: "remind", id: "d-1"})
 	r.timers.push(timer{at: t0.Add(time.Minute), key: "b", name: "remind", id: "d-2"})
 	g, err := consume.JoinGroup(ctx, store, s.group, def.topics)
