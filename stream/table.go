@@ -10,7 +10,6 @@ import (
 
 	"github.com/muninn-es/muninn/codec"
 	"github.com/muninn-es/muninn/eventstore"
-	"github.com/muninn-es/muninn/keyspace"
 )
 
 // SourceTable reads topic as a table, materialized in the store named store:
@@ -197,7 +196,7 @@ func (tb Table[K, V]) All(ctx context.Context, app *App) iter.Seq2[KeyValue[K, V
 			return
 		}
 		lo := app.stores[tb.st].kv
-		for kv, err := range app.store.Scan(ctx, lo, keyspace.PrefixEnd(lo), false) {
+		for kv, err := range app.store.Scan(ctx, lo, eventstore.PrefixEnd(lo), false) {
 			if err != nil {
 				yield(KeyValue[K, V]{}, err)
 				return
