@@ -1,6 +1,7 @@
 package eventstore
 
 import (
+	"cmp"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -476,16 +477,9 @@ func (g *openGuard) checkManifest(name string, f vfs.File) (vfs.File, error) {
 		"manifest record damaged (%s) and followed by records that verify (at byte %d): the store's file list is lost from there; restore the directory from a backup",
 		scan.Reason, scan.After)}
 	g.mu.Lock()
-	g.mu.err = cmpOr(g.mu.err, err)
+	g.mu.err = cmp.Or(g.mu.err, err)
 	g.mu.Unlock()
 	return nil, err
-}
-
-func cmpOr(a, b error) error {
-	if a != nil {
-		return a
-	}
-	return b
 }
 
 func (g *openGuard) checkWAL(name string, num uint64, f vfs.File) (vfs.File, error) {
@@ -536,7 +530,7 @@ func (g *openGuard) checkWAL(name string, num uint64, f vfs.File) (vfs.File, err
 		f.Close()
 		err := &CorruptFileError{Path: name, Offset: scan.Bad, Reason: why +
 			": the writes logged from there on would be lost; open with WithRecoverCorruptWAL or run `muninn repair` to drop them and see which"}
-		g.mu.err = cmpOr(g.mu.err, err)
+		g.mu.err = cmp.Or[error](g.mu.err, err)
 		return nil, err
 	}
 	rec := &walRecovery{wal: name, scan: scan}
