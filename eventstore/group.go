@@ -790,12 +790,7 @@ func (s *PebbleStore) DescribeGroup(ctx context.Context, group string) (GroupInf
 	if err != nil {
 		return GroupInfo{}, s.engineErr(err)
 	}
-	s.topicsMu.RLock()
-	byID := map[uint32]*topicState{}
-	for _, t := range s.topicsMu.byName {
-		byID[t.meta.ID] = t
-	}
-	s.topicsMu.RUnlock()
+	byID := s.topicsByID()
 	for it.First(); it.Valid(); it.Next() {
 		k := it.Key()[len(prefix):]
 		if len(k) != 8 || len(it.Value()) != 8 {

@@ -777,6 +777,17 @@ func (s *PebbleStore) topic(name string) (*topicState, error) {
 	return t, nil
 }
 
+// topicsByID returns the topics by their IDs, as keys hold them.
+func (s *PebbleStore) topicsByID() map[uint32]*topicState {
+	s.topicsMu.RLock()
+	defer s.topicsMu.RUnlock()
+	byID := make(map[uint32]*topicState, len(s.topicsMu.byName))
+	for _, t := range s.topicsMu.byName {
+		byID[t.meta.ID] = t
+	}
+	return byID
+}
+
 // ListTopics returns the names of all topics, sorted.
 func (s *PebbleStore) ListTopics(ctx context.Context) ([]string, error) {
 	if err := ctx.Err(); err != nil {
