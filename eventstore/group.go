@@ -51,15 +51,7 @@ type ConsumerOptions struct {
 type ConsumerOption func(*ConsumerOptions)
 
 // NewConsumerOptions applies opts to a zero ConsumerOptions.
-func NewConsumerOptions(opts ...ConsumerOption) ConsumerOptions {
-	var o ConsumerOptions
-	for _, f := range opts {
-		if f != nil {
-			f(&o)
-		}
-	}
-	return o
-}
+func NewConsumerOptions(opts ...ConsumerOption) ConsumerOptions { return applyOptions(opts) }
 
 type consumerOptions struct {
 	ConsumerOptions

@@ -156,15 +156,7 @@ type UpdateOptions struct {
 type UpdateOption func(*UpdateOptions)
 
 // NewUpdateOptions applies opts to a zero UpdateOptions.
-func NewUpdateOptions(opts ...UpdateOption) UpdateOptions {
-	var o UpdateOptions
-	for _, f := range opts {
-		if f != nil {
-			f(&o)
-		}
-	}
-	return o
-}
+func NewUpdateOptions(opts ...UpdateOption) UpdateOptions { return applyOptions(opts) }
 
 // UpdateNoSync makes an Update non-durable: it returns once its writes are
 // visible, without waiting for fsync. A crash may lose it and every later
