@@ -97,7 +97,7 @@ func Open(dir string, opts ...Option) (s *PebbleStore, err error) {
 	defer cache.Unref()
 	h := newHealth(o.logger)
 	gate := newCompactionGate(h)
-	guard := &openGuard{fs: o.fs, recovering: o.recoverWAL != nil, now: o.clock.Now}
+	guard := &openGuard{recovering: o.recoverWAL != nil, now: o.clock.Now}
 	listener := h.eventListener()
 	popts := &pebble.Options{
 		FS:       o.fs,
@@ -120,7 +120,6 @@ func Open(dir string, opts ...Option) (s *PebbleStore, err error) {
 		o.internalPebble(popts)
 	}
 	guardPebbleOptions(popts, h, gate, guard, listener)
-	guard.fs = popts.FS.(guardFS).FS
 	guard.active.Store(true)
 	db, err := openPebble(dir, popts, h)
 	guard.active.Store(false)
@@ -226,6 +225,7 @@ func guardPebbleOptions(popts *pebble.Options, h *health, gate *compactionGate, 
 	if popts.FS == nil {
 		popts.FS = vfs.Default
 	}
+	guard.fs = popts.FS
 	popts.FS = guardFS{FS: popts.FS, g: guard}
 	if _, ok := popts.Logger.(pebbleLogger); !ok && popts.Logger != nil {
 		popts.Logger = guardedLogger{popts.Logger, h}
