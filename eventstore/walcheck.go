@@ -504,7 +504,14 @@ func (g *openGuard) checkWAL(name string, num uint64, f vfs.File) (vfs.File, err
 		rec.tail.readable += scanReadable(scan)
 		return &limitedFile{File: f, limit: 0}, nil
 	}
-	scan, err := g.scanFile(name, uint32(num), true, nil)
+	// When recovering, the scan also decodes what the damage would drop,
+	// so that the log is read once.
+	rec := &walRecovery{wal: name}
+	var tail func([]byte)
+	if g.recovering {
+		tail = rec.tail.addBatch
+	}
+	scan, err := g.scanFile(name, uint32(num), true, tail)
 	if err != nil {
 		f.Close()
 		return nil, fmt.Errorf("eventstore: check %s: %w", name, err)
@@ -533,22 +540,17 @@ func (g *openGuard) checkWAL(name string, num uint64, f vfs.File) (vfs.File, err
 		g.mu.err = cmp.Or[error](g.mu.err, err)
 		return nil, err
 	}
-	rec := &walRecovery{wal: name, scan: scan}
 	if err := g.backupLocked(name); err != nil {
 		f.Close()
 		return nil, fmt.Errorf("eventstore: recover %s: %w", name, err)
 	}
-	rescan, err := g.scanFile(name, uint32(num), true, rec.tail.addBatch)
-	if err != nil {
-		f.Close()
-		return nil, fmt.Errorf("eventstore: recover %s: %w", name, err)
-	}
+	rec.scan = scan
 	rec.tail.reason = scan.Reason
 	if scan.After < 0 {
 		rec.tail.reason += ", though a newer log follows it"
 	}
 	rec.dropped = scan.Size - scan.Cut
-	rec.tail.readable += rescan.Readable
+	rec.tail.readable += scan.Readable
 	g.mu.rec = rec
 	return &limitedFile{File: f, limit: scan.Cut}, nil
 }
