@@ -114,10 +114,10 @@ type groupState struct {
 	changed chan struct{}
 }
 
-// Consumer is a member of a consumer group. The partitions of the topics it
-// subscribes to are spread over the group's members in this process and
-// rebalanced when a member joins or leaves. Read with Records; commit with
-// Commit or CommitOffsets.
+// pebbleConsumer is PebbleStore's Consumer, a member of a consumer group.
+// The partitions of the topics it subscribes to are spread over the group's
+// members in this process and rebalanced when a member joins or leaves.
+// Read with Records; commit with Commit or CommitOffsets.
 type pebbleConsumer struct {
 	s      *PebbleStore
 	g      *groupState

@@ -163,9 +163,10 @@ func NewUpdateOptions(opts ...UpdateOption) UpdateOptions { return applyOptions(
 // non-durable write, never a part of it. Store.Sync makes it durable.
 func UpdateNoSync() UpdateOption { return func(o *UpdateOptions) { o.NoSync = true } }
 
-// Txn is the transaction of one Update: its reads see the committed state
-// plus the Txn's own writes, and its writes and offset commits are applied
-// together when the Update's function returns nil.
+// pebbleTxn is PebbleStore's Txn, the transaction of one Update: its reads
+// see the committed state plus the Txn's own writes, and its writes and
+// offset commits are applied together when the Update's function returns
+// nil.
 type pebbleTxn struct {
 	s       *PebbleStore
 	ctx     context.Context

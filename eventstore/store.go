@@ -24,8 +24,8 @@ import (
 // storeFormat is the on-disk format version this code reads and writes.
 const storeFormat = 1
 
-// Store is a durable, partitioned, compacting log on Pebble. All methods are
-// safe for concurrent use.
+// PebbleStore is the Store on Pebble: a durable, partitioned, compacting
+// log. All methods are safe for concurrent use.
 type PebbleStore struct {
 	db        *pebble.DB
 	unlockDir func()
