@@ -778,7 +778,7 @@ func (s *PebbleStore) DescribeGroup(ctx context.Context, group string) (GroupInf
 	}
 	committed := map[TopicPartition]int64{}
 	prefix := appendGroupPrefix(nil, group)
-	it, err := s.db.NewIterWithContext(ctx, &pebble.IterOptions{LowerBound: prefix, UpperBound: prefixEnd(prefix)})
+	it, err := s.db.NewIterWithContext(ctx, &pebble.IterOptions{LowerBound: prefix, UpperBound: PrefixEnd(prefix)})
 	if err != nil {
 		return GroupInfo{}, s.engineErr(err)
 	}
@@ -866,7 +866,7 @@ func (s *PebbleStore) ListGroups(ctx context.Context) ([]string, error) {
 		}
 		name := string(k[w : w+int(n)])
 		names[name] = true
-		ok = it.SeekGE(prefixEnd(appendGroupPrefix(nil, name)))
+		ok = it.SeekGE(PrefixEnd(appendGroupPrefix(nil, name)))
 	}
 	if err := errors.Join(it.Error(), it.Close()); err != nil {
 		return nil, fmt.Errorf("eventstore: list groups: %w", s.engineErr(err))

@@ -736,7 +736,7 @@ func (s *PebbleStore) DeleteTopic(ctx context.Context, name string) error {
 	_ = b.Delete(topicKey(name), nil)
 	for _, kind := range []byte{kindPartition, kindLog, kindStream, kindHead} {
 		prefix := append([]byte{kind}, id...)
-		_ = b.DeleteRange(prefix, prefixEnd(prefix), nil)
+		_ = b.DeleteRange(prefix, PrefixEnd(prefix), nil)
 	}
 	it, err := s.db.NewIterWithContext(ctx, &pebble.IterOptions{LowerBound: []byte{kindGroup}, UpperBound: []byte{kindGroup + 1}})
 	if err != nil {
