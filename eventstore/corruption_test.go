@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/cockroachdb/pebble/v2"
+	"github.com/cockroachdb/pebble/v2/vfs"
 	"github.com/muninn-es/muninn/eventstore"
 )
 
@@ -415,6 +416,102 @@ func TestWALRecovery(t *testing.T) {
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// flushHold holds every flush (the creation of a table) until release is
+// closed, so that the WAL of each memtable filled meanwhile stays live.
+type flushHold struct {
+	vfs.FS
+	release chan struct{}
+}
+
+func (fs flushHold) Create(name string, c vfs.DiskWriteCategory) (vfs.File, error) {
+	if strings.HasSuffix(name, ".sst") {
+		<-fs.release
+	}
+	return fs.FS.Create(name, c)
+}
+
+// TestWALRecoveryDropsNewerLogs damages the oldest of several live WALs:
+// recovery drops the newer logs whole, and the report names their records
+// too, not only those of the damaged log.
+func TestWALRecoveryDropsNewerLogs(t *testing.T) {
+	ctx := context.Background()
+	mem := vfs.NewCrashableMem()
+	hold := flushHold{FS: mem, release: make(chan struct{})}
+	smallMemtables := eventstore.WithPebbleOptions(func(o *pebble.Options) {
+		o.MemTableSize = 256 << 10
+		o.MemTableStopWritesThreshold = 16
+	})
+	s, err := eventstore.Open("db", eventstore.WithFS(hold), eventstore.WithCleanupInterval(0), smallMemtables)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.CreateTopic(ctx, corruptTopic, eventstore.TopicConfig{Partitions: 3}); err != nil {
+		t.Fatal(err)
+	}
+	// About 1 MiB of records, twice (log and stream index): several
+	// memtables, each with its WAL, none flushed.
+	rng := rand.New(rand.NewPCG(8, 8))
+	exp := &expected{parts: make([][]eventstore.Record, 3), streams: map[string][]eventstore.Record{}}
+	heads := map[string]uint64{}
+	for range 1000 {
+		key := fmt.Sprintf("s%02d", rng.IntN(12))
+		ev := eventstore.Event{Type: "corrupt.test", Payload: bytes.Repeat([]byte{byte('a' + rng.IntN(26))}, 1000)}
+		res, err := s.Append(ctx, corruptTopic, key, eventstore.Exact(heads[key]), []eventstore.Event{ev}, eventstore.NoSync())
+		if err != nil {
+			t.Fatal(err)
+		}
+		heads[key] = res.LastVersion
+		r := eventstore.Record{ID: res.EventIDs[0], Topic: corruptTopic, Partition: res.Partition, Offset: res.FirstOffset,
+			Key: key, Version: res.FirstVersion, Type: ev.Type, Payload: ev.Payload}
+		exp.parts[r.Partition] = append(exp.parts[r.Partition], r)
+		exp.streams[key] = append(exp.streams[key], r)
+	}
+	if err := s.Sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	// What a crash now leaves: every acknowledged append, in the WALs only.
+	crashed := mem.CrashClone(vfs.CrashCloneCfg{})
+	close(hold.release)
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	names, err := crashed.List("db")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var logs []string
+	for _, n := range names {
+		if strings.HasSuffix(n, ".log") {
+			logs = append(logs, crashed.PathJoin("db", n))
+		}
+	}
+	slices.Sort(logs)
+	if len(logs) < 3 {
+		t.Fatalf("WALs %v: want at least 3 live ones for the test", logs)
+	}
+	oldest, err := crashed.UnsafeGetFileDataBuffer(logs[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	oldest[len(oldest)/2] ^= 0x10
+
+	var reports []eventstore.RecoveryReport
+	s, err = eventstore.Open("db", eventstore.WithFS(crashed), eventstore.WithCleanupInterval(0),
+		eventstore.WithRecoverCorruptWAL(func(r eventstore.RecoveryReport) { reports = append(reports, r) }))
+	if err != nil {
+		t.Fatalf("Open with recovery: %v", err)
+	}
+	defer s.Close()
+	if len(reports) != 1 {
+		t.Fatalf("%d reports, want 1", len(reports))
+	}
+	rep := reports[0]
+	if rep.WAL != logs[0] || !slices.Equal(rep.LaterWALs, logs[1:]) {
+		t.Errorf("report: damaged WAL %s, later %v; want %s, later %v", rep.WAL, rep.LaterWALs, logs[0], logs[1:])
+	}
+	checkRecovered(t, s, exp, rep, true)
 }
 
 // checkRecovered checks a recovered store against what was appended and

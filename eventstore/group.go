@@ -51,15 +51,7 @@ type ConsumerOptions struct {
 type ConsumerOption func(*ConsumerOptions)
 
 // NewConsumerOptions applies opts to a zero ConsumerOptions.
-func NewConsumerOptions(opts ...ConsumerOption) ConsumerOptions {
-	var o ConsumerOptions
-	for _, f := range opts {
-		if f != nil {
-			f(&o)
-		}
-	}
-	return o
-}
+func NewConsumerOptions(opts ...ConsumerOption) ConsumerOptions { return applyOptions(opts) }
 
 type consumerOptions struct {
 	ConsumerOptions
@@ -122,10 +114,10 @@ type groupState struct {
 	changed chan struct{}
 }
 
-// Consumer is a member of a consumer group. The partitions of the topics it
-// subscribes to are spread over the group's members in this process and
-// rebalanced when a member joins or leaves. Read with Records; commit with
-// Commit or CommitOffsets.
+// pebbleConsumer is PebbleStore's Consumer, a member of a consumer group.
+// The partitions of the topics it subscribes to are spread over the group's
+// members in this process and rebalanced when a member joins or leaves.
+// Read with Records; commit with Commit or CommitOffsets.
 type pebbleConsumer struct {
 	s      *PebbleStore
 	g      *groupState
@@ -786,16 +778,11 @@ func (s *PebbleStore) DescribeGroup(ctx context.Context, group string) (GroupInf
 	}
 	committed := map[TopicPartition]int64{}
 	prefix := appendGroupPrefix(nil, group)
-	it, err := s.db.NewIterWithContext(ctx, &pebble.IterOptions{LowerBound: prefix, UpperBound: prefixEnd(prefix)})
+	it, err := s.db.NewIterWithContext(ctx, &pebble.IterOptions{LowerBound: prefix, UpperBound: PrefixEnd(prefix)})
 	if err != nil {
 		return GroupInfo{}, s.engineErr(err)
 	}
-	s.topicsMu.RLock()
-	byID := map[uint32]*topicState{}
-	for _, t := range s.topicsMu.byName {
-		byID[t.meta.ID] = t
-	}
-	s.topicsMu.RUnlock()
+	byID := s.topicsByID()
 	for it.First(); it.Valid(); it.Next() {
 		k := it.Key()[len(prefix):]
 		if len(k) != 8 || len(it.Value()) != 8 {
@@ -879,7 +866,7 @@ func (s *PebbleStore) ListGroups(ctx context.Context) ([]string, error) {
 		}
 		name := string(k[w : w+int(n)])
 		names[name] = true
-		ok = it.SeekGE(prefixEnd(appendGroupPrefix(nil, name)))
+		ok = it.SeekGE(PrefixEnd(appendGroupPrefix(nil, name)))
 	}
 	if err := errors.Join(it.Error(), it.Close()); err != nil {
 		return nil, fmt.Errorf("eventstore: list groups: %w", s.engineErr(err))

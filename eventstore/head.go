@@ -24,7 +24,7 @@ func (s *PebbleStore) streamHead(t *topicState, key string, end int64) (uint64, 
 		return 0, err
 	}
 	prefix := appendStreamPrefix(nil, t.meta.ID, key)
-	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: prefix, UpperBound: prefixEnd(prefix)})
+	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: prefix, UpperBound: PrefixEnd(prefix)})
 	if err != nil {
 		return 0, fmt.Errorf("eventstore: head of %s/%q: %w", t.meta.Name, key, s.engineErr(err))
 	}

@@ -90,15 +90,3 @@ func appendGroupKey(dst []byte, group string, topicID uint32, partition int) []b
 	dst = binary.BigEndian.AppendUint32(dst, topicID)
 	return binary.BigEndian.AppendUint32(dst, uint32(partition))
 }
-
-// prefixEnd returns the smallest key greater than every key with prefix p.
-func prefixEnd(p []byte) []byte {
-	end := append([]byte(nil), p...)
-	for i := len(end) - 1; i >= 0; i-- {
-		end[i]++
-		if end[i] != 0 {
-			return end[:i+1]
-		}
-	}
-	return nil // p is all 0xff: no upper bound
-}

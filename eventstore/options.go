@@ -135,8 +135,12 @@ type AppendOptions struct {
 type AppendOption func(*AppendOptions)
 
 // NewAppendOptions applies opts to a zero AppendOptions.
-func NewAppendOptions(opts ...AppendOption) AppendOptions {
-	var o AppendOptions
+func NewAppendOptions(opts ...AppendOption) AppendOptions { return applyOptions(opts) }
+
+// applyOptions applies opts to a zero T, skipping nil ones: the body of
+// every NewXxxOptions.
+func applyOptions[T any, O ~func(*T)](opts []O) T {
+	var o T
 	for _, f := range opts {
 		if f != nil {
 			f(&o)
@@ -165,15 +169,7 @@ type ReadOptions struct {
 type ReadOption func(*ReadOptions)
 
 // NewReadOptions applies opts to a zero ReadOptions.
-func NewReadOptions(opts ...ReadOption) ReadOptions {
-	var o ReadOptions
-	for _, f := range opts {
-		if f != nil {
-			f(&o)
-		}
-	}
-	return o
-}
+func NewReadOptions(opts ...ReadOption) ReadOptions { return applyOptions(opts) }
 
 // Backward reads a stream from the given version down to version 1. A from
 // version of 0 starts at the newest event.

@@ -153,7 +153,7 @@ func (s *PebbleStore) ReadStream(ctx context.Context, topic, key string, from ui
 		partition := PartitionFor(key, len(t.parts))
 		end := t.parts[partition].end.Load()
 		prefix := appendStreamPrefix(nil, t.meta.ID, key)
-		upper := prefixEnd(prefix)
+		upper := PrefixEnd(prefix)
 		it, err := s.db.NewIterWithContext(ctx, &pebble.IterOptions{LowerBound: prefix, UpperBound: upper})
 		if err != nil {
 			yield(Record{}, fmt.Errorf("eventstore: read stream %s/%q: %w", topic, key, s.engineErr(err)))

@@ -546,12 +546,12 @@ func TestKeyPrefixEnd(t *testing.T) {
 		{[]byte{0xfe, 0xff}, []byte{0xff}},
 	} {
 		in := slices.Clone(tc.in)
-		got := prefixEnd(in)
+		got := PrefixEnd(in)
 		if !bytes.Equal(got, tc.want) || (got == nil) != (tc.want == nil) {
-			t.Errorf("prefixEnd(%x) = %x, want %x", tc.in, got, tc.want)
+			t.Errorf("PrefixEnd(%x) = %x, want %x", tc.in, got, tc.want)
 		}
 		if !bytes.Equal(in, tc.in) {
-			t.Errorf("prefixEnd(%x) modified its argument to %x", tc.in, in)
+			t.Errorf("PrefixEnd(%x) modified its argument to %x", tc.in, in)
 		}
 	}
 }
@@ -563,15 +563,15 @@ func TestKeyPrefixEndBounds(t *testing.T) {
 	suffixes := [][]byte{{}, {0x00}, {0xff}, {0xff, 0xff, 0xff}, bytes.Repeat([]byte{0xff}, 40), {0x80}}
 	prefixes := [][]byte{{0x00}, {0x04, 0, 0, 0, 1, 1, 'a'}, {0x04, 0xff}, {0x7f, 0xff, 0xff}, {0x06, 0x00, 0xff, 0x00}}
 	for _, p := range prefixes {
-		end := prefixEnd(p)
+		end := PrefixEnd(p)
 		if end == nil {
-			t.Fatalf("prefixEnd(%x) = nil", p)
+			t.Fatalf("PrefixEnd(%x) = nil", p)
 		}
 		if bytes.Compare(end, p) <= 0 {
-			t.Errorf("prefixEnd(%x) = %x, not above the prefix", p, end)
+			t.Errorf("PrefixEnd(%x) = %x, not above the prefix", p, end)
 		}
 		if bytes.HasPrefix(end, p) {
-			t.Errorf("prefixEnd(%x) = %x has the prefix itself", p, end)
+			t.Errorf("PrefixEnd(%x) = %x has the prefix itself", p, end)
 		}
 		for _, s := range suffixes {
 			k := slices.Concat(p, s)
@@ -596,7 +596,7 @@ func TestKeyStreamPrefixesDoNotOverlap(t *testing.T) {
 	for _, topic := range []uint32{0, 1, 0xff, 0x100, math.MaxUint32} {
 		for i, a := range keyTestKeys {
 			pa := appendStreamPrefix(nil, topic, a)
-			end := prefixEnd(pa)
+			end := PrefixEnd(pa)
 			for _, other := range []uint32{topic, topic + 1, topic - 1} {
 				for j, b := range keyTestKeys {
 					same := i == j && other == topic
@@ -625,7 +625,7 @@ func TestKeyStreamPrefixesDoNotOverlap(t *testing.T) {
 func TestKeyGroupPrefixesDoNotOverlap(t *testing.T) {
 	for i, a := range keyTestKeys {
 		pa := appendGroupPrefix(nil, a)
-		end := prefixEnd(pa)
+		end := PrefixEnd(pa)
 		for j, b := range keyTestKeys {
 			if i != j {
 				pb := appendGroupPrefix(nil, b)

@@ -227,12 +227,7 @@ func (s *PebbleStore) recoveryReport(g *openGuard) (RecoveryReport, error) {
 		StateWrites: rec.tail.state, OtherWrites: rec.tail.other,
 	}
 	rep.UnreadableBytes = max(rep.DroppedBytes-rec.tail.readable, 0)
-	s.topicsMu.RLock()
-	byID := map[uint32]*topicState{}
-	for _, t := range s.topicsMu.byName {
-		byID[t.meta.ID] = t
-	}
-	s.topicsMu.RUnlock()
+	byID := s.topicsByID()
 	name := func(id uint32) string {
 		if t := byID[id]; t != nil {
 			return t.meta.Name
@@ -362,12 +357,7 @@ func (s *PebbleStore) verify(rep *RepairReport) error {
 		return s.engineErr(err)
 	}
 	defer it.Close()
-	s.topicsMu.RLock()
-	byID := map[uint32]*topicState{}
-	for _, t := range s.topicsMu.byName {
-		byID[t.meta.ID] = t
-	}
-	s.topicsMu.RUnlock()
+	byID := s.topicsByID()
 	var errs []error
 	for it.First(); it.Valid() && len(errs) < maxProblems; it.Next() {
 		rep.Keys++

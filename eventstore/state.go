@@ -156,24 +156,17 @@ type UpdateOptions struct {
 type UpdateOption func(*UpdateOptions)
 
 // NewUpdateOptions applies opts to a zero UpdateOptions.
-func NewUpdateOptions(opts ...UpdateOption) UpdateOptions {
-	var o UpdateOptions
-	for _, f := range opts {
-		if f != nil {
-			f(&o)
-		}
-	}
-	return o
-}
+func NewUpdateOptions(opts ...UpdateOption) UpdateOptions { return applyOptions(opts) }
 
 // UpdateNoSync makes an Update non-durable: it returns once its writes are
 // visible, without waiting for fsync. A crash may lose it and every later
 // non-durable write, never a part of it. Store.Sync makes it durable.
 func UpdateNoSync() UpdateOption { return func(o *UpdateOptions) { o.NoSync = true } }
 
-// Txn is the transaction of one Update: its reads see the committed state
-// plus the Txn's own writes, and its writes and offset commits are applied
-// together when the Update's function returns nil.
+// pebbleTxn is PebbleStore's Txn, the transaction of one Update: its reads
+// see the committed state plus the Txn's own writes, and its writes and
+// offset commits are applied together when the Update's function returns
+// nil.
 type pebbleTxn struct {
 	s       *PebbleStore
 	ctx     context.Context

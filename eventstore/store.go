@@ -24,8 +24,8 @@ import (
 // storeFormat is the on-disk format version this code reads and writes.
 const storeFormat = 1
 
-// Store is a durable, partitioned, compacting log on Pebble. All methods are
-// safe for concurrent use.
+// PebbleStore is the Store on Pebble: a durable, partitioned, compacting
+// log. All methods are safe for concurrent use.
 type PebbleStore struct {
 	db        *pebble.DB
 	unlockDir func()
@@ -97,7 +97,7 @@ func Open(dir string, opts ...Option) (s *PebbleStore, err error) {
 	defer cache.Unref()
 	h := newHealth(o.logger)
 	gate := newCompactionGate(h)
-	guard := &openGuard{fs: o.fs, recovering: o.recoverWAL != nil, now: o.clock.Now}
+	guard := &openGuard{recovering: o.recoverWAL != nil, now: o.clock.Now}
 	listener := h.eventListener()
 	popts := &pebble.Options{
 		FS:       o.fs,
@@ -120,7 +120,6 @@ func Open(dir string, opts ...Option) (s *PebbleStore, err error) {
 		o.internalPebble(popts)
 	}
 	guardPebbleOptions(popts, h, gate, guard, listener)
-	guard.fs = popts.FS.(guardFS).FS
 	guard.active.Store(true)
 	db, err := openPebble(dir, popts, h)
 	guard.active.Store(false)
@@ -226,6 +225,7 @@ func guardPebbleOptions(popts *pebble.Options, h *health, gate *compactionGate, 
 	if popts.FS == nil {
 		popts.FS = vfs.Default
 	}
+	guard.fs = popts.FS
 	popts.FS = guardFS{FS: popts.FS, g: guard}
 	if _, ok := popts.Logger.(pebbleLogger); !ok && popts.Logger != nil {
 		popts.Logger = guardedLogger{popts.Logger, h}
@@ -736,7 +736,7 @@ func (s *PebbleStore) DeleteTopic(ctx context.Context, name string) error {
 	_ = b.Delete(topicKey(name), nil)
 	for _, kind := range []byte{kindPartition, kindLog, kindStream, kindHead} {
 		prefix := append([]byte{kind}, id...)
-		_ = b.DeleteRange(prefix, prefixEnd(prefix), nil)
+		_ = b.DeleteRange(prefix, PrefixEnd(prefix), nil)
 	}
 	it, err := s.db.NewIterWithContext(ctx, &pebble.IterOptions{LowerBound: []byte{kindGroup}, UpperBound: []byte{kindGroup + 1}})
 	if err != nil {
@@ -775,6 +775,17 @@ func (s *PebbleStore) topic(name string) (*topicState, error) {
 		return nil, fmt.Errorf("%w: %q", ErrTopicNotFound, name)
 	}
 	return t, nil
+}
+
+// topicsByID returns the topics by their IDs, as keys hold them.
+func (s *PebbleStore) topicsByID() map[uint32]*topicState {
+	s.topicsMu.RLock()
+	defer s.topicsMu.RUnlock()
+	byID := make(map[uint32]*topicState, len(s.topicsMu.byName))
+	for _, t := range s.topicsMu.byName {
+		byID[t.meta.ID] = t
+	}
+	return byID
 }
 
 // ListTopics returns the names of all topics, sorted.

@@ -1,6 +1,7 @@
 package eventstore
 
 import (
+	"cmp"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -290,6 +291,13 @@ type logScan struct {
 // record that verifies after the damage, in order (it must copy what it
 // keeps).
 func scanLog(r io.Reader, logNum uint32, wal bool, tail func(rec []byte)) (logScan, error) {
+	return scanLogRecords(r, logNum, wal, nil, tail)
+}
+
+// scanLogRecords is scanLog that also hands head, if not nil, every whole
+// record that verifies before the damage: given the same function twice,
+// it sees every record of a log that is dropped whole.
+func scanLogRecords(r io.Reader, logNum uint32, wal bool, head, tail func(rec []byte)) (logScan, error) {
 	sc := newLogScanner(r, logNum, wal)
 	res := logScan{Bad: -1, Cut: -1, After: -1}
 	var rec []byte
@@ -322,6 +330,9 @@ func scanLog(r io.Reader, logNum uint32, wal bool, tail func(rec []byte)) (logSc
 						}
 					} else {
 						res.Records++
+						if head != nil {
+							head(rec)
+						}
 					}
 				}
 				continue
@@ -444,13 +455,13 @@ func (fs guardFS) Open(name string, opts ...vfs.OpenOption) (vfs.File, error) {
 // Unwrap returns the store's filesystem.
 func (fs guardFS) Unwrap() vfs.FS { return fs.FS }
 
-func (g *openGuard) scanFile(name string, num uint32, wal bool, tail func([]byte)) (logScan, error) {
+func (g *openGuard) scanFile(name string, num uint32, wal bool, head, tail func([]byte)) (logScan, error) {
 	f, err := g.fs.Open(name)
 	if err != nil {
 		return logScan{}, err
 	}
 	defer f.Close()
-	res, err := scanLog(f, num, wal, tail)
+	res, err := scanLogRecords(f, num, wal, head, tail)
 	if err != nil {
 		return res, err
 	}
@@ -463,7 +474,7 @@ func (g *openGuard) scanFile(name string, num uint32, wal bool, tail func([]byte
 }
 
 func (g *openGuard) checkManifest(name string, f vfs.File) (vfs.File, error) {
-	scan, err := g.scanFile(name, 0, false, nil)
+	scan, err := g.scanFile(name, 0, false, nil, nil)
 	if err != nil {
 		f.Close()
 		return nil, fmt.Errorf("eventstore: check %s: %w", name, err)
@@ -476,16 +487,9 @@ func (g *openGuard) checkManifest(name string, f vfs.File) (vfs.File, error) {
 		"manifest record damaged (%s) and followed by records that verify (at byte %d): the store's file list is lost from there; restore the directory from a backup",
 		scan.Reason, scan.After)}
 	g.mu.Lock()
-	g.mu.err = cmpOr(g.mu.err, err)
+	g.mu.err = cmp.Or(g.mu.err, err)
 	g.mu.Unlock()
 	return nil, err
-}
-
-func cmpOr(a, b error) error {
-	if a != nil {
-		return a
-	}
-	return b
 }
 
 func (g *openGuard) checkWAL(name string, num uint64, f vfs.File) (vfs.File, error) {
@@ -493,13 +497,10 @@ func (g *openGuard) checkWAL(name string, num uint64, f vfs.File) (vfs.File, err
 	defer g.mu.Unlock()
 	if rec := g.mu.rec; rec != nil {
 		// A newer log than the damaged one: its writes came after the
-		// damage, and go with it.
-		scan, err := g.scanFile(name, uint32(num), true, nil)
+		// damage, and go with it, every one.
+		scan, err := g.scanFile(name, uint32(num), true, rec.tail.addBatch, rec.tail.addBatch)
 		if err == nil {
 			err = g.backupLocked(name)
-		}
-		if err == nil {
-			_, err = g.scanFile(name, uint32(num), true, rec.tail.addBatch)
 		}
 		if err != nil {
 			f.Close()
@@ -510,7 +511,14 @@ func (g *openGuard) checkWAL(name string, num uint64, f vfs.File) (vfs.File, err
 		rec.tail.readable += scanReadable(scan)
 		return &limitedFile{File: f, limit: 0}, nil
 	}
-	scan, err := g.scanFile(name, uint32(num), true, nil)
+	// When recovering, the scan also decodes what the damage would drop,
+	// so that the log is read once.
+	rec := &walRecovery{wal: name}
+	var tail func([]byte)
+	if g.recovering {
+		tail = rec.tail.addBatch
+	}
+	scan, err := g.scanFile(name, uint32(num), true, nil, tail)
 	if err != nil {
 		f.Close()
 		return nil, fmt.Errorf("eventstore: check %s: %w", name, err)
@@ -536,25 +544,20 @@ func (g *openGuard) checkWAL(name string, num uint64, f vfs.File) (vfs.File, err
 		f.Close()
 		err := &CorruptFileError{Path: name, Offset: scan.Bad, Reason: why +
 			": the writes logged from there on would be lost; open with WithRecoverCorruptWAL or run `muninn repair` to drop them and see which"}
-		g.mu.err = cmpOr(g.mu.err, err)
+		g.mu.err = cmp.Or[error](g.mu.err, err)
 		return nil, err
 	}
-	rec := &walRecovery{wal: name, scan: scan}
 	if err := g.backupLocked(name); err != nil {
 		f.Close()
 		return nil, fmt.Errorf("eventstore: recover %s: %w", name, err)
 	}
-	rescan, err := g.scanFile(name, uint32(num), true, rec.tail.addBatch)
-	if err != nil {
-		f.Close()
-		return nil, fmt.Errorf("eventstore: recover %s: %w", name, err)
-	}
+	rec.scan = scan
 	rec.tail.reason = scan.Reason
 	if scan.After < 0 {
 		rec.tail.reason += ", though a newer log follows it"
 	}
 	rec.dropped = scan.Size - scan.Cut
-	rec.tail.readable += rescan.Readable
+	rec.tail.readable += scan.Readable
 	g.mu.rec = rec
 	return &limitedFile{File: f, limit: scan.Cut}, nil
 }

@@ -59,14 +59,15 @@ backup. With --json it prints one JSON object for scripts.`,
 
 // writeRepairTable prints a repair's report for people. A failed repair
 // prints what it dropped before it failed, if anything.
-func writeRepairTable(w io.Writer, rep eventstore.RepairReport, err error) error {
+func writeRepairTable(out io.Writer, rep eventstore.RepairReport, err error) error {
 	if err != nil && rep.WAL == nil {
 		return nil // nothing was done; the error says why
 	}
+	w := &errWriter{w: out}
 	if rep.Intact() {
-		_, err := fmt.Fprintf(w, "The store in %s is intact: %d keys read back, %d records verified; nothing was dropped.\n",
+		fmt.Fprintf(w, "The store in %s is intact: %d keys read back, %d records verified; nothing was dropped.\n",
 			rep.Dir, rep.Keys, rep.Records)
-		return err
+		return w.err
 	}
 	r := rep.WAL
 	fmt.Fprintf(w, "The write-ahead log %s is damaged at byte %d (%s).\n", r.WAL, r.Offset, r.Reason)
@@ -92,9 +93,7 @@ func writeRepairTable(w io.Writer, rep eventstore.RepairReport, err error) error
 			fmt.Fprintf(tw, "%s\t%s\t%d\t%d\n", c.Group, c.Topic, c.Partition, c.Offset)
 		}
 	}
-	if err := tw.Flush(); err != nil {
-		return err
-	}
+	tw.Flush()
 	for _, t := range r.Topics {
 		fmt.Fprintf(w, "Topic %s was created in the dropped part: it no longer exists.\n", t)
 	}
@@ -103,10 +102,10 @@ func writeRepairTable(w io.Writer, rep eventstore.RepairReport, err error) error
 	}
 	fmt.Fprintf(w, "Also dropped: %d state-space write(s), %d other write(s) of the store's own.\n", r.StateWrites, r.OtherWrites)
 	if err != nil {
-		return nil
+		return nil // the repair's error is what the command reports
 	}
-	_, werr := fmt.Fprintf(w, "The store opens again: %d keys read back, %d records verified.\n", rep.Keys, rep.Records)
-	return werr
+	fmt.Fprintf(w, "The store opens again: %d keys read back, %d records verified.\n", rep.Keys, rep.Records)
+	return w.err
 }
 
 // repairJSON is the --json output: snake_case keys, stable for scripts.
