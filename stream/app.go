@@ -164,9 +164,6 @@ type App struct {
 	topics  []string
 	// scratch has buffers per topology node, used by the Run goroutine only.
 	scratch []scratch
-	// partitions is the partition count of internal topics: the largest
-	// source topic's.
-	partitions int
 
 	running atomic.Bool
 	mu      struct {
@@ -279,10 +276,10 @@ func changelogTopic(appID string, st *storeDef) string { return appID + "-" + st
 func (a *App) changelogTopic(st *storeDef) string { return changelogTopic(a.id, st) }
 
 // prepare checks the source topics and creates the internal and sink topics
-// that are missing.
+// that are missing, with as many partitions as the largest source topic.
 func (a *App) prepare(ctx context.Context) error {
 	var errs []error
-	a.partitions = 1
+	partitions := 1
 	for _, s := range a.topo.sources {
 		if s.internal {
 			continue
@@ -292,7 +289,7 @@ func (a *App) prepare(ctx context.Context) error {
 			errs = append(errs, fmt.Errorf("stream: source topic %q: %w", s.topic, err))
 			continue
 		}
-		a.partitions = max(a.partitions, n)
+		partitions = max(partitions, n)
 	}
 	if err := errors.Join(errs...); err != nil {
 		return err
@@ -309,18 +306,18 @@ func (a *App) prepare(ctx context.Context) error {
 	}
 	for _, s := range a.topo.sources {
 		if s.internal {
-			if err := create(topicName(a.id, s.topic, true), eventstore.TopicConfig{Partitions: a.partitions, Cleanup: eventstore.Retain}); err != nil {
+			if err := create(topicName(a.id, s.topic, true), eventstore.TopicConfig{Partitions: partitions, Cleanup: eventstore.Retain}); err != nil {
 				return err
 			}
 		}
 	}
 	for _, sk := range a.topo.sinks {
-		if err := create(topicName(a.id, sk.topic, sk.internal), eventstore.TopicConfig{Partitions: a.partitions}); err != nil {
+		if err := create(topicName(a.id, sk.topic, sk.internal), eventstore.TopicConfig{Partitions: partitions}); err != nil {
 			return err
 		}
 	}
 	for _, st := range a.topo.stores {
-		if err := create(a.changelogTopic(st), eventstore.TopicConfig{Partitions: a.partitions, Cleanup: eventstore.Compact}); err != nil {
+		if err := create(a.changelogTopic(st), eventstore.TopicConfig{Partitions: partitions, Cleanup: eventstore.Compact}); err != nil {
 			return err
 		}
 	}

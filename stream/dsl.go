@@ -71,7 +71,7 @@ func Source[K, V any](t *Topology, topic string, key codec.Codec[K], value codec
 	}
 	s := Stream[K, V]{t: t, n: t.newNode(kindSource, "KSTREAM-SOURCE"), em: &emitter[K, V]{}, key: key, value: value}
 	s.n.topic = topic
-	t.addSource(topic, false, s.n, func(pc *procCtx, rec *eventstore.Record) error {
+	t.addSource(topic, false, func(pc *procCtx, rec *eventstore.Record) error {
 		if rec.IsTombstone() {
 			pc.b.skipped++
 			return nil
@@ -319,8 +319,8 @@ func ToTopic[K, V any](s Stream[K, V], topic string, opts ...SinkOption) {
 }
 
 func addSink[K, V any](s Stream[K, V], sk *sinkDef) {
-	sk.node = s.t.newNode(kindSink, "KSTREAM-SINK", s.n)
-	sk.node.topic, sk.node.internal = sk.topic, sk.internal
+	n := s.t.newNode(kindSink, "KSTREAM-SINK", s.n)
+	n.topic, n.internal = sk.topic, sk.internal
 	s.t.sinks = append(s.t.sinks, sk)
 	key, value := s.key, s.value
 	s.em.to(func(pc *procCtx, k K, v V, ts time.Time) error {

@@ -278,7 +278,8 @@ func (s *inboxSource) fill(ctx context.Context, batchSize int) (map[eventstore.T
 			return more, nil
 		}
 		in.add(recs)
-		// The ends are read again on the next pass only for what moved.
+		// Read every topic's ends again on the next pass: the poll moved
+		// positions, and records may have been appended since.
 		clear(ends)
 	}
 }

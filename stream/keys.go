@@ -130,25 +130,20 @@ func parseIndexKey(key []byte, partPrefix keyspace.Key) (start int64, kb []byte,
 // changelogWindowKey returns the changelog key of the window of kb
 // starting at start, of the given size.
 func changelogWindowKey(kb []byte, start int64, size time.Duration) string {
-	b := make([]byte, 0, len(kb)+16)
-	b = append(b, kb...)
-	b = binary.BigEndian.AppendUint64(b, uint64(start))
-	return string(binary.BigEndian.AppendUint64(b, uint64(start+int64(size))))
+	return string(appendWindowBounds(append(make([]byte, 0, len(kb)+16), kb...), start, start+int64(size)))
 }
 
 // parseChangelogWindowKey splits a window store's changelog key into the
 // encoded key and the window's start.
 func parseChangelogWindowKey(key string, size time.Duration) (kb []byte, start int64, err error) {
-	if len(key) < 16 {
+	kb, start, end, ok := splitWindowBounds([]byte(key))
+	if !ok {
 		return nil, 0, fmt.Errorf("stream: window changelog key %q: want at least 16 bytes, got %d", key, len(key))
 	}
-	n := len(key) - 16
-	start = int64(binary.BigEndian.Uint64([]byte(key[n:])))
-	end := int64(binary.BigEndian.Uint64([]byte(key[n+8:])))
 	if end-start != int64(size) {
 		return nil, 0, fmt.Errorf("stream: window changelog key %q: window [%d, %d) is not of the store's size %s", key, start, end, size)
 	}
-	return []byte(key[:n]), start, nil
+	return kb, start, nil
 }
 
 // windowValue is partition(4) + aggregate.

@@ -57,7 +57,7 @@ func Repartition[K, V any](s Stream[K, V], name string) Stream[K, V] {
 	out := Stream[K, V]{t: s.t, n: s.t.newNode(kindSource, "KSTREAM-SOURCE"), em: &emitter[K, V]{}, key: s.key, value: s.value}
 	out.n.topic, out.n.internal = topic, true
 	key, value := s.key, s.value
-	s.t.addSource(topic, true, out.n, func(pc *procCtx, rec *eventstore.Record) error {
+	s.t.addSource(topic, true, func(pc *procCtx, rec *eventstore.Record) error {
 		dup, err := pc.b.seen(rec)
 		if err != nil || dup {
 			return err

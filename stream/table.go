@@ -34,7 +34,7 @@ func SourceTable[K, V any](t *Topology, topic, store string, key codec.Codec[K],
 	st := t.addStore(store, kvStore, Windows{})
 	tb := Table[K, V]{t: t, n: t.newNode(kindProcessor, "KTABLE-MATERIALIZE", src), st: st, key: key, value: value, em: &emitter[K, V]{}}
 	tb.n.stores = []*storeDef{st}
-	t.addSource(topic, false, src, func(pc *procCtx, rec *eventstore.Record) error {
+	t.addSource(topic, false, func(pc *procCtx, rec *eventstore.Record) error {
 		kb := []byte(rec.Key)
 		k, err := key.Decode(kb)
 		if err != nil {

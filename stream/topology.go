@@ -98,7 +98,6 @@ type storeDef struct {
 type source struct {
 	topic    string
 	internal bool
-	node     *node
 	// process decodes one record and pushes it through the topology.
 	process func(pc *procCtx, rec *eventstore.Record) error
 }
@@ -107,7 +106,6 @@ type source struct {
 type sinkDef struct {
 	topic     string
 	internal  bool
-	node      *node
 	eventType string
 }
 
@@ -125,7 +123,7 @@ func (t *Topology) addStore(name string, kind storeKind, w Windows) *storeDef {
 	return st
 }
 
-func (t *Topology) addSource(topic string, internal bool, n *node, fn func(*procCtx, *eventstore.Record) error) {
+func (t *Topology) addSource(topic string, internal bool, fn func(*procCtx, *eventstore.Record) error) {
 	if !internal {
 		if err := eventstore.ValidateTopicName(topic); err != nil {
 			t.errs = append(t.errs, fmt.Errorf("stream: source topic: %w", err))
@@ -136,7 +134,7 @@ func (t *Topology) addSource(topic string, internal bool, n *node, fn func(*proc
 			t.fail("topic %q is read by two sources; read it once and branch", topic)
 		}
 	}
-	t.sources = append(t.sources, &source{topic: topic, internal: internal, node: n, process: fn})
+	t.sources = append(t.sources, &source{topic: topic, internal: internal, process: fn})
 }
 
 // topicName returns the topic a source or sink reads or writes for app.

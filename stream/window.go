@@ -131,22 +131,38 @@ func (s windowedCodec[K]) AppendEncode(dst []byte, w Windowed[K]) ([]byte, error
 	if err != nil {
 		return dst, err
 	}
-	dst = binary.BigEndian.AppendUint64(dst, uint64(w.Start.UnixNano()))
-	return binary.BigEndian.AppendUint64(dst, uint64(w.End.UnixNano())), nil
+	return appendWindowBounds(dst, w.Start.UnixNano(), w.End.UnixNano()), nil
 }
 
 func (s windowedCodec[K]) Decode(b []byte) (Windowed[K], error) {
-	if len(b) < 16 {
+	kb, start, end, ok := splitWindowBounds(b)
+	if !ok {
 		return Windowed[K]{}, fmt.Errorf("stream: windowed key: want at least 16 bytes, got %d", len(b))
 	}
-	n := len(b) - 16
-	start, end := int64(binary.BigEndian.Uint64(b[n:])), int64(binary.BigEndian.Uint64(b[n+8:]))
 	if end <= start {
 		return Windowed[K]{}, fmt.Errorf("stream: windowed key: end %d is not after start %d", end, start)
 	}
-	k, err := s.inner.Decode(b[:n])
+	k, err := s.inner.Decode(kb)
 	if err != nil {
 		return Windowed[K]{}, err
 	}
 	return Windowed[K]{Key: k, Start: timeOf(start), End: timeOf(end)}, nil
+}
+
+// appendWindowBounds appends a window's start and end (Unix nanoseconds) as
+// 8 big-endian bytes each: the tail of a key as WindowedCodec writes it.
+func appendWindowBounds(dst []byte, start, end int64) []byte {
+	dst = binary.BigEndian.AppendUint64(dst, uint64(start))
+	return binary.BigEndian.AppendUint64(dst, uint64(end))
+}
+
+// splitWindowBounds splits a key as WindowedCodec writes it into the
+// encoded key and the window's start and end; false if b is shorter than
+// the 16 bytes of the bounds.
+func splitWindowBounds(b []byte) (kb []byte, start, end int64, ok bool) {
+	if len(b) < 16 {
+		return nil, 0, 0, false
+	}
+	n := len(b) - 16
+	return b[:n], int64(binary.BigEndian.Uint64(b[n:])), int64(binary.BigEndian.Uint64(b[n+8:])), true
 }
