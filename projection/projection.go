@@ -91,7 +91,6 @@ type Projection struct {
 		// topics); stopped is set when Run returned before the loop ran.
 		err     error
 		stopped bool
-		missing []string
 		rebuild *Progress
 		// changed is closed and replaced when the generation or the
 		// projection's own state changes, for WaitFor.
@@ -311,12 +310,6 @@ func (p *Projection) setRunState(err error, stopped bool) {
 	p.signalLocked()
 }
 
-func (p *Projection) setMissing(missing []string) {
-	p.st.Lock()
-	defer p.st.Unlock()
-	p.st.missing = missing
-}
-
 // Run consumes the projection's topics until ctx ends (then it returns
 // nil) or a record fails under the Stop policy (then it returns the
 // *consume.HandlerError). It resumes from the checkpoint of the current
@@ -392,7 +385,6 @@ var topicWait = clock.Backoff{Initial: 10 * time.Millisecond, Max: time.Second, 
 func (p *Projection) awaitTopics(ctx context.Context) error {
 	for attempt := 1; ; attempt++ {
 		missing, err := p.missingTopics()
-		p.setMissing(missing)
 		if err != nil || len(missing) == 0 {
 			return err
 		}
