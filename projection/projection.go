@@ -281,14 +281,25 @@ func (p *Projection) committed(ctx context.Context, gen uint64) (map[eventstore.
 	return out, nil
 }
 
-// current returns the current generation and its live loop.
-func (p *Projection) current(ctx context.Context) (uint64, *consume.Loop, error) {
+// hold returns the current generation and its live loop, holding the
+// generation until unlock: a rebuild's swap, which deletes the old
+// generation, waits for it.
+func (p *Projection) hold(ctx context.Context) (gen uint64, l *consume.Loop, unlock func(), err error) {
 	if err := p.load(ctx); err != nil {
-		return 0, nil, err
+		return 0, nil, nil, err
 	}
 	p.mu.RLock()
-	defer p.mu.RUnlock()
-	return p.gen, p.loop, nil
+	return p.gen, p.loop, p.mu.RUnlock, nil
+}
+
+// current returns the current generation and its live loop.
+func (p *Projection) current(ctx context.Context) (uint64, *consume.Loop, error) {
+	gen, l, unlock, err := p.hold(ctx)
+	if err != nil {
+		return 0, nil, err
+	}
+	unlock()
+	return gen, l, nil
 }
 
 // Generation returns the generation queries read.
