@@ -176,8 +176,10 @@ type Inbound struct {
 	handler Handler
 	cfg     InboundConfig
 	clock   clock.Clock
-	prefix  keyspace.Key
-	topics  []*inboundTopic
+	// ids and times are the prefixes of the marks and of their time
+	// index: see "State-space layout" in the package documentation.
+	ids, times keyspace.Key
+	topics     []*inboundTopic
 
 	running atomic.Bool
 	// subscribed is true while Run holds a subscription to every topic.
@@ -238,8 +240,9 @@ func NewInbound(store eventstore.Store, sub message.Subscriber, handler Handler,
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
 	cfg.Topics = slices.Clone(cfg.Topics)
+	prefix := keyspace.New(keyspace.Broker, cfg.Name)
 	in := &Inbound{store: store, sub: sub, handler: handler, cfg: cfg, clock: clock.OrSystem(cfg.Clock),
-		prefix: keyspace.New(keyspace.Broker, cfg.Name)}
+		ids: prefix.String("id"), times: prefix.String("t")}
 	for _, topic := range cfg.Topics {
 		t := &inboundTopic{in: in, topic: topic}
 		policy := consume.Stop()
@@ -258,16 +261,15 @@ func NewInbound(store eventstore.Store, sub message.Subscriber, handler Handler,
 	return in, nil
 }
 
-// The keys of the deduplication marks: see "State-space layout" in the
-// package documentation.
+// idKey is the key of the mark of the event ID id, and timeKey that of its
+// time-index entry.
+func (in *Inbound) idKey(id []byte) []byte { return in.ids.Bytes(id) }
 
-func (in *Inbound) idKey(id uuid.UUID) []byte { return in.prefix.String("id").Bytes(id[:]) }
-
-func (in *Inbound) timeIndex() keyspace.Key { return in.prefix.String("t") }
+func (in *Inbound) timeKey(at time.Time, id []byte) []byte { return in.times.Time(at).Bytes(id) }
 
 // Seen reports whether the event ID has an unexpired deduplication mark.
 func (in *Inbound) Seen(ctx context.Context, id uuid.UUID) (bool, error) {
-	_, ok, err := in.store.Get(ctx, in.idKey(id))
+	_, ok, err := in.store.Get(ctx, in.idKey(id[:]))
 	return ok, err
 }
 
@@ -516,7 +518,7 @@ func (b *inboundBatch) Handle(r *eventstore.Record) error {
 	if p.err != nil {
 		return consume.Permanent(fmt.Errorf("message %q on %s: %w", p.msg.UUID, b.t.topic, p.err))
 	}
-	idKey := in.idKey(p.rec.ID)
+	idKey := in.idKey(p.rec.ID[:])
 	if _, seen, err := b.tx.Get(idKey); err != nil {
 		b.err = err
 		return nil
@@ -531,7 +533,7 @@ func (b *inboundBatch) Handle(r *eventstore.Record) error {
 		b.err = err
 		return nil
 	}
-	if err := b.tx.Set(in.timeIndex().Time(b.now).Bytes(p.rec.ID[:]), nil); err != nil {
+	if err := b.tx.Set(in.timeKey(b.now, p.rec.ID[:]), nil); err != nil {
 		b.err = err
 		return nil
 	}
@@ -569,9 +571,8 @@ const purgeBatch = 1024
 // how many it removed. Run calls it every PurgeInterval.
 func (in *Inbound) Purge(ctx context.Context) (int, error) {
 	cutoff := in.clock.Now().Add(-in.cfg.Retention)
-	index := in.timeIndex()
-	lower, _ := index.Range()
-	upper := []byte(index.Time(cutoff))
+	lower, _ := in.times.Range()
+	upper := []byte(in.times.Time(cutoff))
 	total := 0
 	for {
 		n := 0
@@ -591,7 +592,7 @@ func (in *Inbound) Purge(ctx context.Context) (int, error) {
 				if err := tx.Delete(k); err != nil {
 					return err
 				}
-				r, err := keyspace.Read(k, index)
+				r, err := keyspace.Read(k, in.times)
 				if err != nil {
 					return err
 				}
@@ -602,7 +603,7 @@ func (in *Inbound) Purge(ctx context.Context) (int, error) {
 				if err != nil {
 					return err
 				}
-				if err := tx.Delete(in.prefix.String("id").Bytes(id)); err != nil {
+				if err := tx.Delete(in.idKey(id)); err != nil {
 					return err
 				}
 			}

@@ -123,7 +123,7 @@ func (d *idempotency) purge(ctx context.Context) (int, error) {
 	upper := d.byTime.Time(cutoff)
 	total := 0
 	for {
-		n := 0
+		n, scanned := 0, 0
 		err := d.store.Update(ctx, func(tx eventstore.Txn) error {
 			n = 0
 			var keys [][]byte
@@ -160,14 +160,9 @@ func (d *idempotency) purge(ctx context.Context) (int, error) {
 					n++
 				}
 			}
-			if len(keys) == 0 {
-				return errNothing
-			}
+			scanned = len(keys)
 			return nil
 		}, eventstore.UpdateNoSync())
-		if err == errNothing {
-			return total, nil
-		}
 		if err != nil {
 			return total, err
 		}
@@ -175,8 +170,8 @@ func (d *idempotency) purge(ctx context.Context) (int, error) {
 		if ctx.Err() != nil {
 			return total, ctx.Err()
 		}
+		if scanned < purgeBatch {
+			return total, nil // the scan reached the cut-off
+		}
 	}
 }
-
-// errNothing ends a purge Update that found nothing to delete.
-var errNothing = fmt.Errorf("command: nothing to purge")

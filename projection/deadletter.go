@@ -30,7 +30,7 @@ const (
 // topic, partition and offset, replayed ones included (with their
 // ReplayedAt). It is empty unless the policy is consume.Park.
 func (p *Projection) Parked(ctx context.Context) ([]consume.ParkedRecord, error) {
-	l, unlock, err := p.hold(ctx)
+	_, l, unlock, err := p.hold(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -49,7 +49,7 @@ func (p *Projection) Parked(ctx context.Context) ([]consume.ParkedRecord, error)
 // consume.ErrNotParked if no record is parked at pos or it was replayed or
 // discarded. It may run while Run runs.
 func (p *Projection) Replay(ctx context.Context, pos Position) error {
-	l, unlock, err := p.hold(ctx)
+	_, l, unlock, err := p.hold(ctx)
 	if err != nil {
 		return err
 	}
@@ -65,7 +65,7 @@ func (p *Projection) Replay(ctx context.Context, pos Position) error {
 // the dead-letter topic). It returns an error wrapping consume.ErrNotParked
 // if no record is parked at pos.
 func (p *Projection) Discard(ctx context.Context, pos Position) error {
-	l, unlock, err := p.hold(ctx)
+	_, l, unlock, err := p.hold(ctx)
 	if err != nil {
 		return err
 	}
@@ -74,14 +74,4 @@ func (p *Projection) Discard(ctx context.Context, pos Position) error {
 		return fmt.Errorf("projection %q: %w", p.name, err)
 	}
 	return nil
-}
-
-// hold returns the current generation's loop, holding the generation
-// until unlock: a swap waits for it.
-func (p *Projection) hold(ctx context.Context) (*consume.Loop, func(), error) {
-	if err := p.load(ctx); err != nil {
-		return nil, nil, err
-	}
-	p.mu.RLock()
-	return p.loop, p.mu.RUnlock, nil
 }

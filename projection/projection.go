@@ -91,7 +91,6 @@ type Projection struct {
 		// topics); stopped is set when Run returned before the loop ran.
 		err     error
 		stopped bool
-		missing []string
 		rebuild *Progress
 		// changed is closed and replaced when the generation or the
 		// projection's own state changes, for WaitFor.
@@ -282,14 +281,25 @@ func (p *Projection) committed(ctx context.Context, gen uint64) (map[eventstore.
 	return out, nil
 }
 
-// current returns the current generation and its live loop.
-func (p *Projection) current(ctx context.Context) (uint64, *consume.Loop, error) {
+// hold returns the current generation and its live loop, holding the
+// generation until unlock: a rebuild's swap, which deletes the old
+// generation, waits for it.
+func (p *Projection) hold(ctx context.Context) (gen uint64, l *consume.Loop, unlock func(), err error) {
 	if err := p.load(ctx); err != nil {
-		return 0, nil, err
+		return 0, nil, nil, err
 	}
 	p.mu.RLock()
-	defer p.mu.RUnlock()
-	return p.gen, p.loop, nil
+	return p.gen, p.loop, p.mu.RUnlock, nil
+}
+
+// current returns the current generation and its live loop.
+func (p *Projection) current(ctx context.Context) (uint64, *consume.Loop, error) {
+	gen, l, unlock, err := p.hold(ctx)
+	if err != nil {
+		return 0, nil, err
+	}
+	unlock()
+	return gen, l, nil
 }
 
 // Generation returns the generation queries read.
@@ -309,12 +319,6 @@ func (p *Projection) setRunState(err error, stopped bool) {
 	defer p.st.Unlock()
 	p.st.err, p.st.stopped = err, stopped
 	p.signalLocked()
-}
-
-func (p *Projection) setMissing(missing []string) {
-	p.st.Lock()
-	defer p.st.Unlock()
-	p.st.missing = missing
 }
 
 // Run consumes the projection's topics until ctx ends (then it returns
@@ -392,7 +396,6 @@ var topicWait = clock.Backoff{Initial: 10 * time.Millisecond, Max: time.Second, 
 func (p *Projection) awaitTopics(ctx context.Context) error {
 	for attempt := 1; ; attempt++ {
 		missing, err := p.missingTopics()
-		p.setMissing(missing)
 		if err != nil || len(missing) == 0 {
 			return err
 		}

@@ -88,18 +88,8 @@ func (t *Table[K, V]) beginQuery(ctx context.Context, opts []QueryOption) (q que
 	if err := t.p.waitQuery(ctx, q); err != nil {
 		return q, 0, nil, err
 	}
-	gen, unlock, err = t.p.readGen(ctx)
+	gen, _, unlock, err = t.p.hold(ctx)
 	return q, gen, unlock, err
-}
-
-// readGen returns the current generation, held until unlock: a rebuild's
-// swap, which deletes the old generation, waits for it.
-func (p *Projection) readGen(ctx context.Context) (uint64, func(), error) {
-	if err := p.load(ctx); err != nil {
-		return 0, nil, err
-	}
-	p.mu.RLock()
-	return p.gen, p.mu.RUnlock, nil
 }
 
 // Tokens: base64url of a version byte, a hash of the scan's scope (table
