@@ -167,3 +167,21 @@ func TestBenchBadFlags(t *testing.T) {
 		}
 	}
 }
+
+func TestVersion(t *testing.T) {
+	stdout, _, err := execute(t, "version", "--json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var v versionInfo
+	if err := json.Unmarshal([]byte(stdout), &v); err != nil {
+		t.Fatalf("version --json: %v\n%s", err, stdout)
+	}
+	if v.Version == "" || !strings.HasPrefix(v.Go, "go") || !strings.Contains(v.Platform, "/") {
+		t.Errorf("version --json = %+v", v)
+	}
+	stdout, _, err = execute(t, "version")
+	if err != nil || !strings.HasPrefix(stdout, "muninn "+v.Version) {
+		t.Errorf("version = %q, %v", stdout, err)
+	}
+}
