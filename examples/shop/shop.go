@@ -192,7 +192,9 @@ func (s *Shop) Checkout() *saga.Saga[Checkout] { return s.checkout }
 func (s *Shop) Server() shopv1.OrderServiceServer { return &orderServer{shop: s} }
 
 // RegisterGRPC registers shop.v1.OrderService with a gRPC server.
-func (s *Shop) RegisterGRPC(r grpc.ServiceRegistrar) { shopv1.RegisterOrderServiceServer(r, s.Server()) }
+func (s *Shop) RegisterGRPC(r grpc.ServiceRegistrar) {
+	shopv1.RegisterOrderServiceServer(r, s.Server())
+}
 
 // RegisterGateway registers the REST routes of shop.v1.OrderService with a
 // grpc-gateway mux, forwarding to the gRPC server at conn (so that

@@ -55,7 +55,9 @@ func NewRevenue(store eventstore.Store, opts ...stream.Option) (*Revenue, error)
 	all := stream.GroupBy(amounts, func(string, int64) string { return revenueKey }, codec.String())
 	hourly := stream.WindowedAggregate(stream.WindowedBy(all, stream.Tumbling(time.Hour)), "hourly",
 		func() revenue { return revenue{} },
-		func(_ string, cents int64, r revenue) revenue { return revenue{Orders: r.Orders + 1, Cents: r.Cents + cents} },
+		func(_ string, cents int64, r revenue) revenue {
+			return revenue{Orders: r.Orders + 1, Cents: r.Cents + cents}
+		},
 		codec.JSON[revenue]())
 	app, err := stream.NewApp(store, topo, RevenueAppID, opts...)
 	if err != nil {
