@@ -53,6 +53,7 @@ func WithLogger(l *slog.Logger) Option { return func(o *config) { o.logger = l }
 // and shop.v1.OrderService over them.
 type Shop struct {
 	cfg       config
+	store     eventstore.Store
 	bus       *command.Bus
 	orders    *command.Handler[order.Order, order.Command, order.Event]
 	details   *order.ReadModel
@@ -90,7 +91,7 @@ func New(store eventstore.Store, opts ...Option) (*Shop, error) {
 		return nil, err
 	}
 
-	s := &Shop{cfg: cfg}
+	s := &Shop{cfg: cfg, store: store}
 	var err error
 	if s.bus, err = command.New(store, command.WithName("shop"), command.WithClock(cfg.clock), command.WithLogger(cfg.logger)); err != nil {
 		return nil, fmt.Errorf("shop: %w", err)
@@ -201,4 +202,37 @@ func (s *Shop) RegisterGRPC(r grpc.ServiceRegistrar) {
 // interceptors and response headers apply to REST calls too).
 func RegisterGateway(ctx context.Context, mux *runtime.ServeMux, conn *grpc.ClientConn) error {
 	return shopv1.RegisterOrderServiceHandler(ctx, mux, conn)
+}
+
+// Settled waits until the checkout of order id has ended (completed, or
+// failed and compensated) with every command sent, and the order details
+// read model has applied the order's last event; then it returns the order
+// as the read model has it. Give ctx a timeout: an order whose payment is
+// never answered settles only at its deadline.
+func (s *Shop) Settled(ctx context.Context, id string) (order.View, error) {
+	if err := order.ValidateID("order_id", id); err != nil {
+		return order.View{}, err
+	}
+	_, err := s.checkout.WaitFor(ctx, id, func(in saga.Instance[Checkout]) bool {
+		return (in.Status == saga.StatusCompleted || in.Status == saga.StatusFailed) && in.PendingCommands == 0
+	})
+	if err != nil {
+		return order.View{}, fmt.Errorf("shop: checkout of %s: %w", id, err)
+	}
+	st, err := s.orders.Load(ctx, id)
+	if err != nil {
+		return order.View{}, fmt.Errorf("shop: order %s: %w", id, err)
+	}
+	last := eventstore.Position{Topic: order.Topic, Offset: -1}
+	for rec, err := range s.store.ReadStream(ctx, order.Topic, id, st.Version) {
+		if err != nil {
+			return order.View{}, fmt.Errorf("shop: order %s: %w", id, err)
+		}
+		last = rec.Position()
+	}
+	if err := s.details.Projection.WaitFor(ctx, last); err != nil {
+		return order.View{}, fmt.Errorf("shop: order details of %s: %w", id, err)
+	}
+	v, _, err := s.details.Get(ctx, id)
+	return v, err
 }
