@@ -11,4 +11,4 @@
 // the versions pinned in ../buf.gen.yaml: only Go is needed.
 package api
 
-//go:generate sh -c "cd .. && go run github.com/bufbuild/buf/cmd/buf@v1.75.0 generate api -o api && go run github.com/bufbuild/buf/cmd/buf@v1.75.0 generate examples/shop/api -o examples/shop/api"
+//go:generate sh -c "cd .. && go run github.com/bufbuild/buf/cmd/buf@v1.75.0 generate api -o api && go run github.com/bufbuild/buf/cmd/buf@v1.75.0 generate examples/shop/api -o examples/shop/api && go run github.com/bufbuild/buf/cmd/buf@v1.75.0 generate service/internal/testapi -o service/internal/testapi"

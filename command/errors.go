@@ -190,7 +190,8 @@ func Denied(format string, args ...any) error {
 // KindOf classifies any error: the Kind of the outermost *Error in its
 // chain, else by the store's and the context's sentinels (a version
 // conflict is KindAborted, a store's invalid argument KindInvalidArgument,
-// a closed store KindUnavailable, ...). Nil is KindOK; unknown errors are
+// a closed store KindUnavailable, a missing topic or consumer group
+// KindNotFound, ...). Nil is KindOK; unknown errors are
 // KindInternal.
 func KindOf(err error) Kind {
 	var ce *Error
@@ -207,6 +208,8 @@ func KindOf(err error) Kind {
 		return KindAborted
 	case errors.Is(err, eventstore.ErrInvalidArgument):
 		return KindInvalidArgument
+	case errors.Is(err, eventstore.ErrTopicNotFound), errors.Is(err, eventstore.ErrGroupNotFound):
+		return KindNotFound
 	case errors.Is(err, eventstore.ErrClosed), errors.Is(err, eventstore.ErrStoreFailed), errors.Is(err, ErrClosed):
 		return KindUnavailable
 	default:

@@ -3,6 +3,7 @@ package command_test
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"testing"
 
 	"github.com/muninn-es/muninn/command"
@@ -31,5 +32,25 @@ func TestKindText(t *testing.T) {
 	}
 	if _, err := json.Marshal(command.Kind(99)); err == nil {
 		t.Error("an unknown kind marshals")
+	}
+}
+
+// KindOf classifies the store's sentinels, wrapped or not.
+func TestKindOfStoreSentinels(t *testing.T) {
+	for _, tc := range []struct {
+		err  error
+		want command.Kind
+	}{
+		{eventstore.ErrVersionConflict, command.KindAborted},
+		{eventstore.ErrTopicNotFound, command.KindNotFound},
+		{eventstore.ErrGroupNotFound, command.KindNotFound},
+		{eventstore.ErrClosed, command.KindUnavailable},
+		{eventstore.ErrStoreFailed, command.KindUnavailable},
+		{eventstore.ErrInvalidArgument, command.KindInvalidArgument},
+		{errors.New("boom"), command.KindInternal},
+	} {
+		if got := command.KindOf(fmt.Errorf("reading: %w", tc.err)); got != tc.want {
+			t.Errorf("KindOf(%v) = %v, want %v", tc.err, got, tc.want)
+		}
 	}
 }

@@ -105,8 +105,8 @@ func PositionString(p eventstore.Position) string {
 	return p.String()
 }
 
-// parseCall reads the Call from incoming gRPC metadata. The error names the
-// malformed key.
+// parseCall reads the Call from incoming gRPC metadata. The error is a
+// *FieldViolation naming the malformed key.
 func parseCall(ctx context.Context) (Call, error) {
 	var c Call
 	md, ok := metadata.FromIncomingContext(ctx)
@@ -127,7 +127,7 @@ func parseCall(ctx context.Context) (Call, error) {
 	if v := first(ExpectedVersionKey); v != "" {
 		n, err := strconv.ParseUint(trimETag(v), 10, 64)
 		if err != nil {
-			return c, command.Invalid("%s %q is not a version (a non-negative integer)", ExpectedVersionKey, v)
+			return c, FieldError(ExpectedVersionKey, "%q is not a version (a non-negative integer; HTTP If-Match)", v)
 		}
 		c.ExpectedVersion, c.HasExpectedVersion = n, true
 	}

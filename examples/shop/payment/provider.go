@@ -1,0 +1,48 @@
+package payment
+
+import (
+	"github.com/muninn-es/muninn/saga"
+)
+
+// ProviderName is the name of the payment provider's policy.
+const ProviderName = "shop-payment-provider"
+
+// Provider returns the simulated payment provider: an external system,
+// here in-process and deterministic, that answers every payment request
+// by its method. MethodCard is captured (Capture), MethodCardDeclined is
+// declined (Decline, DeclineReason), and MethodCardTimeout is never
+// answered, so the checkout waits for its deadline. It is a policy (package
+// saga): whenever a payment is requested, it sends the answer as a command
+// to the Payment aggregate, once, however often the request is delivered.
+// Run it with saga.New(store, bus, payment.Provider()).
+func Provider() *saga.Policy {
+	p := saga.DefinePolicy(ProviderName, Topic)
+	saga.Command[Capture](p, "shop.payment.capture")
+	saga.Command[Decline](p, "shop.payment.decline")
+	if events, err := Events(); err == nil {
+		saga.UseEvents(p, events)
+	}
+	saga.Whenever(p, "shop.payment.requested", func(s *saga.Step[struct{}], e Requested) error {
+		rec, _ := s.Event()
+		switch e.Method {
+		case MethodCard:
+			s.Send(rec.Key, Capture{})
+		case MethodCardDeclined:
+			s.Send(rec.Key, Decline{Reason: DeclineReason})
+		}
+		// MethodCardTimeout: the provider never answers.
+		return nil
+	})
+	return p
+}
+
+// CheckoutCommands declares the Payment commands a checkout saga sends
+// (RequestPayment, and Refund to compensate), under their stable names:
+// Payment's part of the checkout's definition.
+func CheckoutCommands[S any](d *saga.Definition[S]) {
+	saga.Command[RequestPayment](d, "shop.payment.request")
+	saga.Command[Refund](d, "shop.payment.refund")
+	if events, err := Events(); err == nil {
+		saga.UseEvents(d, events)
+	}
+}

@@ -1,0 +1,238 @@
+package shop
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
+	"google.golang.org/grpc"
+
+	"github.com/muninn-es/muninn/clock"
+	"github.com/muninn-es/muninn/command"
+	"github.com/muninn-es/muninn/eventstore"
+	shopv1 "github.com/muninn-es/muninn/examples/shop/api/shop/v1"
+	"github.com/muninn-es/muninn/examples/shop/order"
+	"github.com/muninn-es/muninn/examples/shop/payment"
+	"github.com/muninn-es/muninn/examples/shop/shipping"
+	"github.com/muninn-es/muninn/projection"
+	"github.com/muninn-es/muninn/saga"
+	"github.com/muninn-es/muninn/stream"
+)
+
+// DefaultQueryTimeout bounds how long a query waits for its min_position.
+const DefaultQueryTimeout = 5 * time.Second
+
+// Option configures New.
+type Option func(*config)
+
+type config struct {
+	clock          clock.Clock
+	paymentTimeout time.Duration
+	logger         *slog.Logger
+}
+
+// WithClock sets the clock of the checkout's deadlines, retries and
+// back-offs (default clock.System()): a demo passes a clock.Scaled, tests a
+// clock.Manual to move the payment deadline.
+func WithClock(c clock.Clock) Option { return func(o *config) { o.clock = c } }
+
+// WithPaymentTimeout sets how long the checkout waits for the payment
+// provider (default DefaultPaymentTimeout).
+func WithPaymentTimeout(d time.Duration) Option { return func(o *config) { o.paymentTimeout = d } }
+
+// WithLogger sets where the runners log (default: discard).
+func WithLogger(l *slog.Logger) Option { return func(o *config) { o.logger = l } }
+
+// Shop is the whole shop service on one store: the command bus with the
+// Order, Payment, Shipment and Stock aggregates, the checkout saga, the
+// simulated payment provider, the order details and revenue read models,
+// and shop.v1.OrderService over them.
+type Shop struct {
+	cfg       config
+	store     eventstore.Store
+	bus       *command.Bus
+	orders    *command.Handler[order.Order, order.Command, order.Event]
+	details   *order.ReadModel
+	revenue   *payment.Revenue
+	checkout  *saga.Saga[Checkout]
+	provider  *saga.Saga[struct{}]
+	closeOnce sync.Once
+	closeErr  error
+}
+
+// New wires the shop on store: it registers the aggregates (creating their
+// topics if missing) and builds the runners, which Run runs. Bad options
+// are reported all at once. Close the Shop after Run has returned; the store
+// stays the caller's.
+func New(store eventstore.Store, opts ...Option) (*Shop, error) {
+	cfg := config{clock: clock.System(), paymentTimeout: DefaultPaymentTimeout,
+		logger: slog.New(slog.DiscardHandler)}
+	for _, o := range opts {
+		o(&cfg)
+	}
+	var errs []error
+	if store == nil {
+		errs = append(errs, errors.New("shop: store is nil"))
+	}
+	if cfg.clock == nil {
+		errs = append(errs, errors.New("shop: WithClock: clock is nil"))
+	}
+	if cfg.paymentTimeout <= 0 {
+		errs = append(errs, fmt.Errorf("shop: WithPaymentTimeout: %s is not positive", cfg.paymentTimeout))
+	}
+	if cfg.logger == nil {
+		errs = append(errs, errors.New("shop: WithLogger: logger is nil"))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+
+	s := &Shop{cfg: cfg, store: store}
+	var err error
+	if s.bus, err = command.New(store, command.WithName("shop"), command.WithClock(cfg.clock), command.WithLogger(cfg.logger)); err != nil {
+		return nil, fmt.Errorf("shop: %w", err)
+	}
+	if err := s.register(store); err != nil {
+		_ = s.bus.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+func (s *Shop) register(store eventstore.Store) error {
+	ctx := context.Background()
+	orders, errO := order.New()
+	payments, errP := payment.New()
+	shipments, errS := shipping.NewShipments()
+	stock, errK := shipping.NewStock()
+	if err := errors.Join(errO, errP, errS, errK); err != nil {
+		return fmt.Errorf("shop: %w", err)
+	}
+	var err error
+	if s.orders, err = command.Register(ctx, s.bus, orders); err != nil {
+		return fmt.Errorf("shop: register orders: %w", err)
+	}
+	if _, err = command.Register(ctx, s.bus, payments); err != nil {
+		return fmt.Errorf("shop: register payments: %w", err)
+	}
+	if _, err = command.Register(ctx, s.bus, shipments); err != nil {
+		return fmt.Errorf("shop: register shipments: %w", err)
+	}
+	if _, err = command.Register(ctx, s.bus, stock); err != nil {
+		return fmt.Errorf("shop: register stock: %w", err)
+	}
+	if s.details, err = order.NewReadModel(store, projection.WithClock(s.cfg.clock), projection.WithLogger(s.cfg.logger)); err != nil {
+		return fmt.Errorf("shop: order details: %w", err)
+	}
+	if s.revenue, err = payment.NewRevenue(store, stream.WithClock(s.cfg.clock), stream.WithLogger(s.cfg.logger)); err != nil {
+		return fmt.Errorf("shop: revenue: %w", err)
+	}
+	if s.checkout, err = saga.New(store, s.bus, CheckoutSaga(s.cfg.paymentTimeout), saga.WithClock(s.cfg.clock), saga.WithLogger(s.cfg.logger)); err != nil {
+		return fmt.Errorf("shop: checkout: %w", err)
+	}
+	if s.provider, err = saga.New(store, s.bus, payment.Provider(), saga.WithClock(s.cfg.clock), saga.WithLogger(s.cfg.logger)); err != nil {
+		return fmt.Errorf("shop: payment provider: %w", err)
+	}
+	return nil
+}
+
+// Run runs the shop's runners (the order details projection, the revenue
+// stream processor, the checkout saga and the payment provider) until ctx
+// ends, then returns nil; if one of them fails, it stops the others and
+// returns that error.
+func (s *Shop) Run(ctx context.Context) error {
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	runners := []struct {
+		name string
+		run  func(context.Context) error
+	}{
+		{"order details", s.details.Projection.Run},
+		{"revenue", s.revenue.App.Run},
+		{"checkout", s.checkout.Run},
+		{"payment provider", s.provider.Run},
+	}
+	var wg sync.WaitGroup
+	errs := make([]error, len(runners))
+	for i, r := range runners {
+		wg.Go(func() {
+			if err := r.run(ctx); err != nil && ctx.Err() == nil {
+				errs[i] = fmt.Errorf("shop: %s: %w", r.name, err)
+				cancel(errs[i])
+			}
+		})
+	}
+	wg.Wait()
+	return errors.Join(errs...)
+}
+
+// Close closes the shop's command bus; it is idempotent. Call it after Run
+// has returned.
+func (s *Shop) Close() error {
+	s.closeOnce.Do(func() { s.closeErr = s.bus.Close() })
+	return s.closeErr
+}
+
+// Bus returns the shop's command bus, for in-process callers and tools.
+func (s *Shop) Bus() *command.Bus { return s.bus }
+
+// OrderDetails returns the order details read model.
+func (s *Shop) OrderDetails() *order.ReadModel { return s.details }
+
+// Revenue returns the revenue per hour read model.
+func (s *Shop) Revenue() *payment.Revenue { return s.revenue }
+
+// Checkout returns the checkout saga, to inspect its instances.
+func (s *Shop) Checkout() *saga.Saga[Checkout] { return s.checkout }
+
+// Server returns the shop.v1.OrderService implementation.
+func (s *Shop) Server() shopv1.OrderServiceServer { return &orderServer{shop: s} }
+
+// RegisterGRPC registers shop.v1.OrderService with a gRPC server.
+func (s *Shop) RegisterGRPC(r grpc.ServiceRegistrar) {
+	shopv1.RegisterOrderServiceServer(r, s.Server())
+}
+
+// RegisterGateway registers the REST routes of shop.v1.OrderService with a
+// grpc-gateway mux, forwarding to the gRPC server at conn (so that
+// interceptors and response headers apply to REST calls too).
+func RegisterGateway(ctx context.Context, mux *runtime.ServeMux, conn *grpc.ClientConn) error {
+	return shopv1.RegisterOrderServiceHandler(ctx, mux, conn)
+}
+
+// Settled waits until the checkout of order id has ended (completed, or
+// failed and compensated) with every command sent, and the order details
+// read model has applied the order's last event; then it returns the order
+// as the read model has it. Give ctx a timeout: an order whose payment is
+// never answered settles only at its deadline.
+func (s *Shop) Settled(ctx context.Context, id string) (order.View, error) {
+	if err := order.ValidateID("order_id", id); err != nil {
+		return order.View{}, err
+	}
+	_, err := s.checkout.WaitFor(ctx, id, func(in saga.Instance[Checkout]) bool {
+		return (in.Status == saga.StatusCompleted || in.Status == saga.StatusFailed) && in.PendingCommands == 0
+	})
+	if err != nil {
+		return order.View{}, fmt.Errorf("shop: checkout of %s: %w", id, err)
+	}
+	st, err := s.orders.Load(ctx, id)
+	if err != nil {
+		return order.View{}, fmt.Errorf("shop: order %s: %w", id, err)
+	}
+	last := eventstore.Position{Topic: order.Topic, Offset: -1}
+	for rec, err := range s.store.ReadStream(ctx, order.Topic, id, st.Version) {
+		if err != nil {
+			return order.View{}, fmt.Errorf("shop: order %s: %w", id, err)
+		}
+		last = rec.Position()
+	}
+	if err := s.details.Projection.WaitFor(ctx, last); err != nil {
+		return order.View{}, fmt.Errorf("shop: order details of %s: %w", id, err)
+	}
+	v, _, err := s.details.Get(ctx, id)
+	return v, err
+}
