@@ -15,6 +15,6 @@ durable, partitioned, compacting log on Pebble, shaped like Apache Kafka.
   muninn bench   measure durable appends and reads on this machine's disk
   muninn repair  check a store's files, recover a damaged write-ahead log`,
 	}
-	root.AddCommand(newDemoCmd(), newBenchCmd(), newRepairCmd(), newVersionCmd())
+	root.AddCommand(newDemoCmd(), newBenchCmd(), newRepairCmd(), newVersionCmd(), newServeCmd())
 	return root
 }

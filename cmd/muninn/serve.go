@@ -1,0 +1,157 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+	"google.golang.org/grpc"
+
+	"github.com/muninn-es/muninn/clock"
+	"github.com/muninn-es/muninn/eventstore"
+	"github.com/muninn-es/muninn/examples/shop"
+	shopv1 "github.com/muninn-es/muninn/examples/shop/api/shop/v1"
+	"github.com/muninn-es/muninn/service"
+)
+
+// serveConfig is what `muninn serve` runs: the shop on the store in Data,
+// with gRPC on GRPCAddr and REST on HTTPAddr.
+type serveConfig struct {
+	Data           string
+	GRPCAddr       string
+	HTTPAddr       string
+	PaymentTimeout time.Duration
+	// TimeScale > 1 runs the shop's clock (deadlines, back-offs) that many
+	// times faster than real time, for demos.
+	TimeScale float64
+	Logger    *slog.Logger
+	// Started, if not nil, is called with the bound addresses once both
+	// servers listen.
+	Started func(grpcAddr, httpAddr string)
+}
+
+func newServeCmd() *cobra.Command {
+	cfg := serveConfig{GRPCAddr: service.DefaultGRPCAddr, HTTPAddr: service.DefaultHTTPAddr,
+		PaymentTimeout: shop.DefaultPaymentTimeout, TimeScale: 1}
+	var verbose bool
+	cmd := &cobra.Command{
+		Use:   "serve --data DIR",
+		Short: "Serve the example shop over gRPC and REST on the embedded store in DIR",
+		Long: `serve runs the example shop (examples/shop: orders, payments, shipping and the
+checkout saga) on the event store in DIR, created if missing, with
+shop.v1.OrderService over gRPC and, through the REST gateway, as JSON over
+HTTP:
+
+  POST /v1/orders                         place an order
+  GET  /v1/orders/{order_id}              an order (?min_position= to read your writes)
+  POST /v1/orders/{order_id}:cancel       cancel it
+  GET  /v1/customers/{customer_id}/orders a customer's orders
+  GET  /v1/revenue                        revenue per hour
+
+and /healthz, /readyz, /openapi.json. Both servers bind to loopback unless
+told otherwise. It prints one line with the bound addresses when it serves,
+and stops gracefully on SIGINT or SIGTERM: intake stops, in-flight calls
+finish, the runners commit, the store closes. An address with port 0 takes a
+free port (the line says which).`,
+		Example: `  muninn serve --data /var/lib/shop
+  muninn serve --data ./shop --grpc 127.0.0.1:0 --http 127.0.0.1:0`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cmd.SilenceUsage = true
+			if cfg.Data == "" {
+				return errors.New("serve: --data DIR is required (the directory of the event store)")
+			}
+			level := slog.LevelWarn
+			if verbose {
+				level = slog.LevelInfo
+			}
+			cfg.Logger = slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), &slog.HandlerOptions{Level: level}))
+			out := cmd.OutOrStdout()
+			cfg.Started = func(g, h string) {
+				fmt.Fprintf(out, "muninn serve: gRPC on %s, HTTP on http://%s (data %s)\n", g, h, cfg.Data)
+			}
+			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			return runServe(ctx, cfg)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&cfg.Data, "data", "", "directory of the event store (created if missing)")
+	f.StringVar(&cfg.GRPCAddr, "grpc", cfg.GRPCAddr, "gRPC listen address")
+	f.StringVar(&cfg.HTTPAddr, "http", cfg.HTTPAddr, "HTTP (REST gateway) listen address")
+	f.DurationVar(&cfg.PaymentTimeout, "payment-timeout", cfg.PaymentTimeout, "how long the checkout waits for the payment provider")
+	f.Float64Var(&cfg.TimeScale, "time-scale", cfg.TimeScale, "run the shop's clock this many times faster than real time (demos)")
+	f.BoolVarP(&verbose, "verbose", "v", false, "log at info level, not only warnings")
+	return cmd
+}
+
+// runServe opens the store, wires the shop and the servers, and runs them
+// until ctx ends or a part fails.
+func runServe(ctx context.Context, cfg serveConfig) error {
+	if cfg.TimeScale <= 0 {
+		return fmt.Errorf("serve: --time-scale %v must be positive", cfg.TimeScale)
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	store, err := eventstore.Open(cfg.Data)
+	if errors.Is(err, eventstore.ErrLocked) {
+		return fmt.Errorf("serve: %s is in use by another running store; stop it or choose another --data (%w)", cfg.Data, err)
+	}
+	if err != nil {
+		return fmt.Errorf("serve: open %s: %w", cfg.Data, err)
+	}
+	var clk clock.Clock = clock.System()
+	if cfg.TimeScale != 1 {
+		clk = clock.Scaled(cfg.TimeScale)
+	}
+	s, err := shop.New(store, shop.WithClock(clk), shop.WithPaymentTimeout(cfg.PaymentTimeout), shop.WithLogger(cfg.Logger))
+	if err != nil {
+		return errors.Join(err, store.Close())
+	}
+	srv, err := service.New(
+		service.WithGRPCAddr(cfg.GRPCAddr),
+		service.WithHTTPAddr(cfg.HTTPAddr),
+		service.WithLogger(cfg.Logger),
+		service.WithTitle("Muninn shop"),
+		service.WithOpenAPI(shopv1.OpenAPI),
+	)
+	if err != nil {
+		return errors.Join(err, s.Close(), store.Close())
+	}
+	srv.Register(func(g *grpc.Server) { s.RegisterGRPC(g) })
+	srv.RegisterGateway(shop.RegisterGateway)
+	for name, check := range s.ReadyChecks() {
+		srv.Ready(name, check)
+	}
+
+	var g service.Group
+	g.AddCloser("store", store)
+	g.AddCloser("shop", closerFunc(s.Close))
+	g.Add("shop", s)
+	g.AddServer(srv)
+	if cfg.Started != nil {
+		go func() {
+			select {
+			case <-srv.Started():
+				cfg.Started(srv.GRPCAddr(), srv.HTTPAddr())
+			case <-ctx.Done():
+			}
+		}()
+	}
+	return g.Run(ctx)
+}
+
+// closerFunc adapts a Close method to io.Closer.
+type closerFunc func() error
+
+func (f closerFunc) Close() error { return f() }
+
+var _ io.Closer = closerFunc(nil)
