@@ -15,6 +15,7 @@ import (
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
 )
@@ -218,7 +219,8 @@ func writeError(ctx context.Context, log *slog.Logger, w http.ResponseWriter, r 
 		return
 	}
 	s := Status(err)
-	if s.Code() == codes.Internal && s.Message() == internalMessage {
+	if _, fromServer := status.FromError(err); !fromServer && s.Code() == codes.Internal {
+		// The gRPC server logged its own; this one is the gateway's.
 		log.ErrorContext(ctx, "service: gateway error", "path", r.URL.Path, "error", err)
 	}
 	var fvs []fieldViolationJSON
