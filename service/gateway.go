@@ -128,6 +128,8 @@ func outgoingHeader(key string) (string, bool) {
 		return PositionHeader, true
 	case VersionKey:
 		return VersionHeader, true
+	case "content-type":
+		return "", false
 	}
 	return runtime.MetadataHeaderPrefix + key, true
 }
@@ -144,17 +146,28 @@ func setETag(ctx context.Context, w http.ResponseWriter, _ proto.Message) error 
 }
 
 // jsonMarshaler is runtime.JSONPb whose decoding errors say they are the
-// request body's.
+// request body's, and which refuses anything after the body's one JSON
+// value (so REST bodies are one message each: client streaming through
+// the gateway is not supported).
 type jsonMarshaler struct{ runtime.JSONPb }
 
 func (m *jsonMarshaler) NewDecoder(r io.Reader) runtime.Decoder {
-	d := m.JSONPb.NewDecoder(r)
 	return runtime.DecoderFunc(func(v any) error {
-		err := d.Decode(v)
-		if err != nil && !errors.Is(err, io.EOF) {
+		dec := json.NewDecoder(r)
+		var raw json.RawMessage
+		if err := dec.Decode(&raw); err != nil {
+			if errors.Is(err, io.EOF) {
+				return err // no body
+			}
 			return fmt.Errorf("request body: %w", err)
 		}
-		return err
+		if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+			return errors.New("request body: unexpected data after the JSON value")
+		}
+		if err := m.JSONPb.Unmarshal(raw, v); err != nil {
+			return fmt.Errorf("request body: %w", err)
+		}
+		return nil
 	})
 }
 

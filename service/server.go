@@ -54,7 +54,8 @@ type Server struct {
 		registers []func(*grpc.Server)
 		gateways  []GatewayFunc
 		checks    []readyCheck
-		started   bool
+		started   bool // Start was called
+		serving   bool // and succeeded
 		stopping  bool
 		grpcAddr  string
 		httpAddr  string
@@ -169,8 +170,8 @@ func ProjectionReady(p *projection.Projection) func(context.Context) error {
 func (s *Server) Start(ctx context.Context) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.mu.started {
-		return errors.New("service: server already started")
+	if s.mu.started || s.mu.stopping {
+		return errors.New("service: server already started or shut down")
 	}
 	s.mu.started = true
 	for _, f := range s.mu.registers {
@@ -221,6 +222,7 @@ func (s *Server) Start(ctx context.Context) error {
 			s.fail(fmt.Errorf("service: HTTP server: %w", err))
 		}
 	}()
+	s.mu.serving = true
 	close(s.started)
 	return nil
 }
@@ -284,10 +286,11 @@ func (s *Server) Shutdown(ctx context.Context) error {
 func (s *Server) shutdown(ctx context.Context) error {
 	s.mu.Lock()
 	s.mu.stopping = true
-	started, conn, cancel := s.mu.started, s.mu.conn, s.mu.cancel
+	serving, conn, cancel := s.mu.serving, s.mu.conn, s.mu.cancel
 	s.mu.Unlock()
 	s.health.Shutdown()
-	if !started {
+	if !serving {
+		s.grpc.Stop()
 		return nil
 	}
 	ctx, stop := context.WithTimeout(ctx, s.o.shutdownTimeout)

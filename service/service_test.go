@@ -143,6 +143,9 @@ func TestBadBodies(t *testing.T) {
 		{"wrong type", `{"amount":"lots"}`, 400, "amount"},
 		{"wrong type object", `{"amount":{"x":1}}`, 400, "amount"},
 		{"too large", big, 413, "limit of 1024 bytes"},
+		{"trailing data", `{"amount":1} {"amount":2}`, 400, "after the JSON value"},
+		{"trailing garbage", `{"amount":1} x`, 400, "request body"},
+		{"huge number", `{"amount":99999999999999999999}`, 400, "amount"},
 		{"unicode", `{"amount":1,"note":"ünïcødé ✓"}`, 200, ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
