@@ -32,6 +32,7 @@ type fixture struct {
 	shop   *shop.Shop
 	clock  *clock.Manual
 	client shopv1.OrderServiceClient
+	addr   string
 }
 
 // start runs a shop on the in-memory store with a manual clock, served by
@@ -74,7 +75,7 @@ func start(t *testing.T) *fixture {
 			t.Errorf("Close: %v", err)
 		}
 	})
-	return &fixture{store: store, shop: s, clock: clk, client: shopv1.NewOrderServiceClient(conn)}
+	return &fixture{store: store, shop: s, clock: clk, client: shopv1.NewOrderServiceClient(conn), addr: lis.Addr().String()}
 }
 
 func (f *fixture) place(t *testing.T, customer, method string, items ...*shopv1.Item) *shopv1.PlaceOrderResponse {
