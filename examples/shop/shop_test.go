@@ -541,3 +541,48 @@ func TestRestart(t *testing.T) {
 		t.Errorf("revenue after a restart: %+v, want 4 orders, 2000 cents", hours)
 	}
 }
+
+// TestCancelRace cancels orders while their checkout runs: whichever wins,
+// an order ends COMPLETED (and the cancellation was refused) or CANCELLED
+// with its payment voided or refunded and its stock released.
+func TestCancelRace(t *testing.T) {
+	f := start(t)
+	types := func(topic, key string) []string {
+		var ts []string
+		for rec, err := range f.store.ReadStream(t.Context(), topic, key, 1) {
+			if err != nil {
+				t.Fatal(err)
+			}
+			ts = append(ts, strings.TrimPrefix(rec.Type, "shop."))
+		}
+		return ts
+	}
+	for i := range 6 {
+		sku := "race-" + string(rune('a'+i))
+		resp := f.place(t, "kim", payment.MethodCard, &shopv1.Item{Sku: sku, Quantity: 1, UnitPriceCents: 100})
+		_, cancelErr := f.client.CancelOrder(t.Context(), &shopv1.CancelOrderRequest{OrderId: resp.OrderId})
+		v, err := f.shop.Settled(t.Context(), resp.OrderId)
+		if err != nil {
+			t.Fatal(err)
+		}
+		pay, stock := types(payment.Topic, resp.OrderId), types(shipping.StockTopic, sku)
+		switch {
+		case cancelErr == nil:
+			if v.Status != order.StatusCancelled {
+				t.Errorf("order %d: cancelled, then %s", i, v.Status)
+			}
+			if n := len(pay); n > 0 && pay[n-1] != "payment.voided" && pay[n-1] != "payment.refunded" {
+				t.Errorf("order %d cancelled with payment %v", i, pay)
+			}
+			if r := strings.Count(strings.Join(stock, ","), "stock.reserved"); r != strings.Count(strings.Join(stock, ","), "stock.released") {
+				t.Errorf("order %d cancelled with stock %v", i, stock)
+			}
+		case status.Code(cancelErr) == codes.FailedPrecondition:
+			if v.Status != order.StatusCompleted {
+				t.Errorf("order %d: cancellation refused (%v), then %s", i, cancelErr, v.Status)
+			}
+		default:
+			t.Errorf("order %d: CancelOrder: %v", i, cancelErr)
+		}
+	}
+}
