@@ -15,6 +15,7 @@ import (
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
 )
@@ -127,6 +128,8 @@ func outgoingHeader(key string) (string, bool) {
 		return PositionHeader, true
 	case VersionKey:
 		return VersionHeader, true
+	case "content-type":
+		return "", false
 	}
 	return runtime.MetadataHeaderPrefix + key, true
 }
@@ -143,17 +146,28 @@ func setETag(ctx context.Context, w http.ResponseWriter, _ proto.Message) error 
 }
 
 // jsonMarshaler is runtime.JSONPb whose decoding errors say they are the
-// request body's.
+// request body's, and which refuses anything after the body's one JSON
+// value (so REST bodies are one message each: client streaming through
+// the gateway is not supported).
 type jsonMarshaler struct{ runtime.JSONPb }
 
 func (m *jsonMarshaler) NewDecoder(r io.Reader) runtime.Decoder {
-	d := m.JSONPb.NewDecoder(r)
 	return runtime.DecoderFunc(func(v any) error {
-		err := d.Decode(v)
-		if err != nil && !errors.Is(err, io.EOF) {
+		dec := json.NewDecoder(r)
+		var raw json.RawMessage
+		if err := dec.Decode(&raw); err != nil {
+			if errors.Is(err, io.EOF) {
+				return err // no body
+			}
 			return fmt.Errorf("request body: %w", err)
 		}
-		return err
+		if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+			return errors.New("request body: unexpected data after the JSON value")
+		}
+		if err := m.JSONPb.Unmarshal(raw, v); err != nil {
+			return fmt.Errorf("request body: %w", err)
+		}
+		return nil
 	})
 }
 
@@ -218,7 +232,8 @@ func writeError(ctx context.Context, log *slog.Logger, w http.ResponseWriter, r 
 		return
 	}
 	s := Status(err)
-	if s.Code() == codes.Internal && s.Message() == internalMessage {
+	if _, fromServer := status.FromError(err); !fromServer && s.Code() == codes.Internal {
+		// The gRPC server logged its own; this one is the gateway's.
 		log.ErrorContext(ctx, "service: gateway error", "path", r.URL.Path, "error", err)
 	}
 	var fvs []fieldViolationJSON

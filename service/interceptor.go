@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"runtime/debug"
+	"sync"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -49,7 +50,9 @@ func UnaryInterceptor(opts ...Option) grpc.UnaryServerInterceptor {
 
 // StreamInterceptor is UnaryInterceptor for streaming calls: the stream's
 // context carries the Call and the await timeout, and the handler's
-// error and panics are mapped the same way.
+// error and panics are mapped the same way. In a Server, the streams'
+// contexts are cancelled when its shutdown reaches the gRPC server, since
+// subscriptions and watches do not end on their own.
 func StreamInterceptor(opts ...Option) grpc.StreamServerInterceptor {
 	o := mustOptions(opts)
 	return func(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) (err error) {
@@ -62,6 +65,11 @@ func StreamInterceptor(opts ...Option) grpc.StreamServerInterceptor {
 		ctx, err = o.callContext(ctx)
 		if err != nil {
 			return toStatusError(ctx, o.logger, info.FullMethod, err)
+		}
+		if o.streams != nil {
+			var done func()
+			ctx, done = o.streams.add(ctx)
+			defer done()
 		}
 		if err := handler(srv, &contextStream{ServerStream: ss, ctx: ctx}); err != nil {
 			return toStatusError(ctx, o.logger, info.FullMethod, err)
@@ -108,3 +116,44 @@ type contextStream struct {
 }
 
 func (s *contextStream) Context() context.Context { return s.ctx }
+
+// streamSet cancels a Server's streaming calls when it shuts down:
+// subscriptions and watches do not end on their own, so a graceful stop
+// would otherwise wait for them until its bound.
+type streamSet struct {
+	mu      sync.Mutex
+	next    int
+	cancels map[int]context.CancelFunc
+	closed  bool
+}
+
+func (s *streamSet) add(ctx context.Context) (context.Context, func()) {
+	ctx, cancel := context.WithCancel(ctx)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		cancel()
+		return ctx, func() {}
+	}
+	if s.cancels == nil {
+		s.cancels = map[int]context.CancelFunc{}
+	}
+	id := s.next
+	s.next++
+	s.cancels[id] = cancel
+	return ctx, func() {
+		s.mu.Lock()
+		delete(s.cancels, id)
+		s.mu.Unlock()
+		cancel()
+	}
+}
+
+func (s *streamSet) cancelAll() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.closed = true
+	for _, c := range s.cancels {
+		c()
+	}
+}

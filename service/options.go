@@ -35,6 +35,7 @@ type options struct {
 	openapi            [][]byte
 	title              string
 	errs               []error
+	streams            *streamSet // a Server's, to cancel at shutdown
 }
 
 func newOptions(opts []Option) (options, error) {

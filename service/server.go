@@ -41,25 +41,28 @@ type GatewayFunc func(ctx context.Context, mux *runtime.ServeMux, conn *grpc.Cli
 // Register services and readiness checks, then Start (or Run, or add the
 // Server to a Group); Shutdown stops it gracefully.
 type Server struct {
-	o      options
-	grpc   *grpc.Server
-	health *health.Server
-	mux    *runtime.ServeMux
-	http   *http.Server
-	spec   []byte
+	o       options
+	grpc    *grpc.Server
+	health  *health.Server
+	mux     *runtime.ServeMux
+	http    *http.Server
+	spec    []byte
+	streams *streamSet
 
 	mu struct {
 		sync.Mutex
 		registers []func(*grpc.Server)
 		gateways  []GatewayFunc
 		checks    []readyCheck
-		started   bool
+		started   bool // Start was called
+		serving   bool // and succeeded
 		stopping  bool
 		grpcAddr  string
 		httpAddr  string
 		conn      *grpc.ClientConn
 		cancel    context.CancelFunc
 	}
+	started  chan struct{} // closed once Start succeeded
 	failed   chan struct{} // closed when a server stops serving on its own
 	failOnce sync.Once
 	failErr  error
@@ -79,13 +82,14 @@ func New(opts ...Option) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{o: o, failed: make(chan struct{})}
+	s := &Server{o: o, started: make(chan struct{}), failed: make(chan struct{})}
 	if len(o.openapi) > 0 {
 		if s.spec, err = mergeOpenAPI(o.title, o.openapi); err != nil {
 			return nil, err
 		}
 	}
-	s.grpc = grpc.NewServer(ServerOptions(opts...)...)
+	s.streams = &streamSet{}
+	s.grpc = grpc.NewServer(ServerOptions(append(opts[:len(opts):len(opts)], withStreams(s.streams))...)...)
 	s.health = health.NewServer()
 	healthpb.RegisterHealthServer(s.grpc, s.health)
 	reflection.Register(s.grpc)
@@ -136,6 +140,8 @@ func (s *Server) Ready(name string, check func(ctx context.Context) error) {
 	s.mu.checks = append(s.mu.checks, readyCheck{name, check})
 }
 
+func withStreams(ss *streamSet) Option { return func(o *options) { o.streams = ss } }
+
 // ProjectionReady returns a readiness check that passes while p is live:
 // running and caught up with its topics (not idle, catching up, stopped,
 // failed or waiting for its topics).
@@ -164,8 +170,8 @@ func ProjectionReady(p *projection.Projection) func(context.Context) error {
 func (s *Server) Start(ctx context.Context) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.mu.started {
-		return errors.New("service: server already started")
+	if s.mu.started || s.mu.stopping {
+		return errors.New("service: server already started or shut down")
 	}
 	s.mu.started = true
 	for _, f := range s.mu.registers {
@@ -216,8 +222,14 @@ func (s *Server) Start(ctx context.Context) error {
 			s.fail(fmt.Errorf("service: HTTP server: %w", err))
 		}
 	}()
+	s.mu.serving = true
+	close(s.started)
 	return nil
 }
+
+// Started returns a channel closed once Start has succeeded: the
+// addresses are bound and the servers serve.
+func (s *Server) Started() <-chan struct{} { return s.started }
 
 func (s *Server) fail(err error) {
 	s.failOnce.Do(func() {
@@ -261,7 +273,8 @@ func (s *Server) Run(ctx context.Context) error {
 
 // Shutdown stops the server gracefully: it stops intake (the gRPC health
 // service says NOT_SERVING and /readyz 503), lets the HTTP server finish
-// its requests, then the gRPC server its calls, each within the shutdown
+// its requests, then cancels the streaming calls (subscriptions do not
+// end on their own) and lets the gRPC server finish its calls, all within the shutdown
 // timeout (WithShutdownTimeout) or ctx, whichever ends first, and cuts off
 // what is left. It is idempotent; a server never started is only marked
 // stopped.
@@ -273,10 +286,11 @@ func (s *Server) Shutdown(ctx context.Context) error {
 func (s *Server) shutdown(ctx context.Context) error {
 	s.mu.Lock()
 	s.mu.stopping = true
-	started, conn, cancel := s.mu.started, s.mu.conn, s.mu.cancel
+	serving, conn, cancel := s.mu.serving, s.mu.conn, s.mu.cancel
 	s.mu.Unlock()
 	s.health.Shutdown()
-	if !started {
+	if !serving {
+		s.grpc.Stop()
 		return nil
 	}
 	ctx, stop := context.WithTimeout(ctx, s.o.shutdownTimeout)
@@ -286,6 +300,7 @@ func (s *Server) shutdown(ctx context.Context) error {
 		errs = append(errs, fmt.Errorf("service: HTTP shutdown: %w", err))
 		s.http.Close()
 	}
+	s.streams.cancelAll()
 	done := make(chan struct{})
 	go func() {
 		s.grpc.GracefulStop()

@@ -41,10 +41,10 @@ type PaymentTimedOut struct {
 // each instance keyed by the order ID:
 //
 //   - shop.order.placed starts it: the stock of every line is reserved
-//     (each compensated by its release) and the payment requested, with
+//     (each compensated by its release) and the payment requested
+//     (compensated by voiding it, or refunding it once captured), with
 //     timeout to answer;
-//   - shop.payment.captured: the order is marked paid (the payment is
-//     compensated by a refund);
+//   - shop.payment.captured: the order is marked paid;
 //   - shop.order.paid: the order is shipped;
 //   - shop.shipment.shipped: the order is marked shipped;
 //   - shop.order.shipped: the order is completed;
@@ -68,14 +68,13 @@ func CheckoutSaga(timeout time.Duration) *saga.Definition[Checkout] {
 		}
 		s.State = Checkout{OrderID: id, Lines: lines, AmountCents: e.TotalCents}
 		shipping.ReserveLines(s, id, lines)
-		s.Send(id, payment.RequestPayment{AmountCents: e.TotalCents, Method: e.PaymentMethod})
+		payment.RequestFrom(s, id, e.TotalCents, e.PaymentMethod)
 		s.Schedule("payment-timeout", s.Now().Add(timeout), PaymentTimedOut{OrderID: id})
 		return nil
 	})
 	saga.On(d, "shop.payment.captured", saga.RecordKey[payment.Captured], func(s *saga.Step[Checkout], _ payment.Captured) error {
 		s.Cancel("payment-timeout")
 		s.State.Paid = true
-		s.RegisterCompensation(s.Key(), payment.Refund{Reason: "order cancelled"})
 		s.Send(s.Key(), order.MarkPaid{})
 		return nil
 	})

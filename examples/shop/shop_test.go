@@ -20,6 +20,7 @@ import (
 	shopv1 "github.com/muninn-es/muninn/examples/shop/api/shop/v1"
 	"github.com/muninn-es/muninn/examples/shop/order"
 	"github.com/muninn-es/muninn/examples/shop/payment"
+	"github.com/muninn-es/muninn/examples/shop/shipping"
 	"github.com/muninn-es/muninn/saga"
 	"github.com/muninn-es/muninn/service"
 )
@@ -31,6 +32,7 @@ type fixture struct {
 	shop   *shop.Shop
 	clock  *clock.Manual
 	client shopv1.OrderServiceClient
+	addr   string
 }
 
 // start runs a shop on the in-memory store with a manual clock, served by
@@ -73,7 +75,7 @@ func start(t *testing.T) *fixture {
 			t.Errorf("Close: %v", err)
 		}
 	})
-	return &fixture{store: store, shop: s, clock: clk, client: shopv1.NewOrderServiceClient(conn)}
+	return &fixture{store: store, shop: s, clock: clk, client: shopv1.NewOrderServiceClient(conn), addr: lis.Addr().String()}
 }
 
 func (f *fixture) place(t *testing.T, customer, method string, items ...*shopv1.Item) *shopv1.PlaceOrderResponse {
@@ -203,6 +205,18 @@ func TestCancelByCustomer(t *testing.T) {
 	o := f.settle(t, resp.OrderId, saga.StatusFailed)
 	if o.Status != string(order.StatusCancelled) || o.CancelReason != "changed my mind" {
 		t.Errorf("cancelled order: %v", o)
+	}
+	// The checkout compensated: whatever stock it reserved is released (it
+	// reserved none if the cancellation came before it sent the command).
+	var stock []string
+	for rec, err := range f.store.ReadStream(t.Context(), shipping.StockTopic, "sku-1", 1) {
+		if err != nil {
+			t.Fatal(err)
+		}
+		stock = append(stock, rec.Type)
+	}
+	if got := strings.Join(stock, ","); got != "" && got != "shop.stock.reserved,shop.stock.released" {
+		t.Errorf("stock events of a cancelled order: %v", stock)
 	}
 	_, err = f.client.CancelOrder(t.Context(), &shopv1.CancelOrderRequest{OrderId: resp.OrderId})
 	if status.Code(err) != codes.FailedPrecondition {
@@ -403,5 +417,172 @@ func TestNewOptions(t *testing.T) {
 	}
 	if _, err := shop.New(nil); err == nil {
 		t.Error("New(nil) succeeded")
+	}
+}
+
+func TestDuplicateKeysInParallel(t *testing.T) {
+	f := start(t)
+	ctx := metadata.AppendToOutgoingContext(t.Context(), service.IdempotencyKey, "same-key")
+	req := &shopv1.PlaceOrderRequest{CustomerId: "ivy", Items: []*shopv1.Item{{Sku: "s", Quantity: 1, UnitPriceCents: 100}}, PaymentMethod: "card"}
+	const n = 8
+	results := make(chan *shopv1.PlaceOrderResponse, n)
+	errs := make(chan error, n)
+	for range n {
+		go func() {
+			resp, err := f.client.PlaceOrder(ctx, req)
+			results <- resp
+			errs <- err
+		}()
+	}
+	ids := map[string]bool{}
+	for range n {
+		if err := <-errs; err != nil {
+			t.Errorf("PlaceOrder: %v", err)
+		}
+		if resp := <-results; resp != nil {
+			ids[resp.OrderId] = true
+			if resp.Version != 1 {
+				t.Errorf("PlaceOrder with a duplicate key: version %d, want 1", resp.Version)
+			}
+		}
+	}
+	if len(ids) != 1 {
+		t.Fatalf("%d order IDs for one idempotency key: %v", len(ids), ids)
+	}
+	for id := range ids {
+		if v, err := f.shop.Settled(t.Context(), id); err != nil || v.Status != order.StatusCompleted || v.Version != 4 {
+			t.Errorf("Settled(%s) = %+v, %v", id, v, err)
+		}
+	}
+}
+
+// TestRestart stops the shop while checkouts are under way and starts it
+// again on the same directory: every order still settles, and revenue
+// counts each paid one once.
+func TestRestart(t *testing.T) {
+	dir := t.TempDir()
+	ctx := t.Context()
+	var ids []string
+	methods := []string{"card", "card_declined", "card", "card", "card_declined", "card"}
+	func() {
+		store, err := eventstore.Open(dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer store.Close()
+		s, err := shop.New(store)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer s.Close()
+		runCtx, stop := context.WithCancel(ctx)
+		done := make(chan error, 1)
+		go func() { done <- s.Run(runCtx) }()
+		srv := s.Server()
+		for _, m := range methods {
+			resp, err := srv.PlaceOrder(ctx, &shopv1.PlaceOrderRequest{CustomerId: "jo", Items: []*shopv1.Item{{Sku: "s", Quantity: 1, UnitPriceCents: 500}}, PaymentMethod: m})
+			if err != nil {
+				t.Fatal(err)
+			}
+			ids = append(ids, resp.OrderId)
+		}
+		stop() // mid-flight
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+	}()
+
+	store, err := eventstore.Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	s, err := shop.New(store)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	runCtx, stop := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- s.Run(runCtx) }()
+	defer func() {
+		stop()
+		if err := <-done; err != nil {
+			t.Error(err)
+		}
+	}()
+	wctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+	defer cancel()
+	for i, id := range ids {
+		v, err := s.Settled(wctx, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := order.StatusCompleted
+		if methods[i] == "card_declined" {
+			want = order.StatusCancelled
+		}
+		if v.Status != want {
+			t.Errorf("order %d (%s): %s, want %s", i, methods[i], v.Status, want)
+		}
+	}
+	if err := s.Revenue().App.WaitCaughtUp(wctx); err != nil {
+		t.Fatal(err)
+	}
+	hours, err := s.Revenue().Hours(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var orders, cents int64
+	for _, h := range hours {
+		orders, cents = orders+h.Orders, cents+h.Cents
+	}
+	if orders != 4 || cents != 2000 {
+		t.Errorf("revenue after a restart: %+v, want 4 orders, 2000 cents", hours)
+	}
+}
+
+// TestCancelRace cancels orders while their checkout runs: whichever wins,
+// an order ends COMPLETED (and the cancellation was refused) or CANCELLED
+// with its payment voided or refunded and its stock released.
+func TestCancelRace(t *testing.T) {
+	f := start(t)
+	types := func(topic, key string) []string {
+		var ts []string
+		for rec, err := range f.store.ReadStream(t.Context(), topic, key, 1) {
+			if err != nil {
+				t.Fatal(err)
+			}
+			ts = append(ts, strings.TrimPrefix(rec.Type, "shop."))
+		}
+		return ts
+	}
+	for i := range 6 {
+		sku := "race-" + string(rune('a'+i))
+		resp := f.place(t, "kim", payment.MethodCard, &shopv1.Item{Sku: sku, Quantity: 1, UnitPriceCents: 100})
+		_, cancelErr := f.client.CancelOrder(t.Context(), &shopv1.CancelOrderRequest{OrderId: resp.OrderId})
+		v, err := f.shop.Settled(t.Context(), resp.OrderId)
+		if err != nil {
+			t.Fatal(err)
+		}
+		pay, stock := types(payment.Topic, resp.OrderId), types(shipping.StockTopic, sku)
+		switch {
+		case cancelErr == nil:
+			if v.Status != order.StatusCancelled {
+				t.Errorf("order %d: cancelled, then %s", i, v.Status)
+			}
+			if n := len(pay); n > 0 && pay[n-1] != "payment.voided" && pay[n-1] != "payment.refunded" {
+				t.Errorf("order %d cancelled with payment %v", i, pay)
+			}
+			if r := strings.Count(strings.Join(stock, ","), "stock.reserved"); r != strings.Count(strings.Join(stock, ","), "stock.released") {
+				t.Errorf("order %d cancelled with stock %v", i, stock)
+			}
+		case status.Code(cancelErr) == codes.FailedPrecondition:
+			if v.Status != order.StatusCompleted {
+				t.Errorf("order %d: cancellation refused (%v), then %s", i, cancelErr, v.Status)
+			}
+		default:
+			t.Errorf("order %d: CancelOrder: %v", i, cancelErr)
+		}
 	}
 }

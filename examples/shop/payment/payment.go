@@ -45,6 +45,7 @@ const (
 	StatusCaptured  Status = "CAPTURED"
 	StatusDeclined  Status = "DECLINED"
 	StatusRefunded  Status = "REFUNDED"
+	StatusVoided    Status = "VOIDED"
 )
 
 // Payment is the state of one order's payment.
@@ -56,8 +57,8 @@ type Payment struct {
 }
 
 // Command is a command to the Payment aggregate: RequestPayment (the
-// checkout asks), Capture or Decline (the provider answers), Refund (the
-// checkout compensates).
+// checkout asks), Capture or Decline (the provider answers), Void (the
+// checkout compensates) or Refund.
 type Command interface{ isPaymentCommand() }
 
 // RequestPayment asks the provider to capture AmountCents with Method. It
@@ -78,7 +79,14 @@ type Decline struct{ Reason string }
 // captured.
 type Refund struct{ Reason string }
 
+// Void undoes a payment, whatever the provider did or will do: a request
+// not yet answered is voided (the provider's late answer is then refused),
+// a captured payment is refunded, and a declined, voided or refunded one
+// needs nothing. It is the checkout's compensation of RequestPayment.
+type Void struct{ Reason string }
+
 func (RequestPayment) isPaymentCommand() {}
+func (Void) isPaymentCommand()           {}
 func (Capture) isPaymentCommand()        {}
 func (Decline) isPaymentCommand()        {}
 func (Refund) isPaymentCommand()         {}
@@ -108,6 +116,13 @@ type Refunded struct {
 	Reason      string `json:"reason"`
 }
 
+// Voided records that a payment request was voided before the provider
+// answered ("shop.payment.voided").
+type Voided struct {
+	Reason string `json:"reason"`
+}
+
+func (Voided) isPaymentEvent()    {}
 func (Requested) isPaymentEvent() {}
 func (Captured) isPaymentEvent()  {}
 func (Declined) isPaymentEvent()  {}
@@ -120,6 +135,7 @@ func Events() (*aggregate.Events[Event], error) {
 		aggregate.Type[Captured]("shop.payment.captured"),
 		aggregate.Type[Declined]("shop.payment.declined"),
 		aggregate.Type[Refunded]("shop.payment.refunded"),
+		aggregate.Type[Voided]("shop.payment.voided"),
 	)
 }
 
@@ -160,6 +176,16 @@ func decide(p Payment, cmd Command) ([]Event, error) {
 			return nil, err
 		}
 		return []Event{Declined{Reason: cmd.Reason}}, nil
+	case Void:
+		switch p.Status {
+		case StatusNone:
+			return nil, command.NotFound("no payment requested")
+		case StatusRequested:
+			return []Event{Voided{Reason: cmd.Reason}}, nil
+		case StatusCaptured:
+			return []Event{Refunded{AmountCents: p.AmountCents, Reason: cmd.Reason}}, nil
+		}
+		return nil, nil
 	case Refund:
 		if err := need(p, StatusCaptured); err != nil {
 			return nil, err
@@ -189,6 +215,8 @@ func evolve(p Payment, e Event) Payment {
 		p.Status, p.DeclineReason = StatusDeclined, e.Reason
 	case Refunded:
 		p.Status = StatusRefunded
+	case Voided:
+		p.Status = StatusVoided
 	}
 	return p
 }

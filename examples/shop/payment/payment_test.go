@@ -48,3 +48,20 @@ func TestValidateMethod(t *testing.T) {
 		}
 	}
 }
+
+func TestVoid(t *testing.T) {
+	agg, err := payment.New(aggregate.WithSnapshots(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := aggregatetest.For(t, agg)
+	requested := payment.Requested{AmountCents: 2500, Method: payment.MethodCard}
+	f.Given(requested).When(payment.Void{Reason: "x"}).Then(payment.Voided{Reason: "x"})
+	// The provider's late answer is refused.
+	f.Given(requested, payment.Voided{Reason: "x"}).When(payment.Capture{}).ThenError(command.ErrRejected)
+	f.Given(requested, payment.Captured{AmountCents: 2500}).When(payment.Void{Reason: "x"}).
+		Then(payment.Refunded{AmountCents: 2500, Reason: "x"})
+	f.Given(requested, payment.Declined{Reason: "no"}).When(payment.Void{}).ThenNothing()
+	f.Given(requested, payment.Voided{}).When(payment.Void{}).ThenNothing()
+	f.Given().When(payment.Void{}).ThenError(command.ErrNotFound)
+}
