@@ -14,23 +14,38 @@ import (
 )
 
 func newDemoCmd() *cobra.Command {
-	return &cobra.Command{
+	var library bool
+	cmd := &cobra.Command{
 		Use:   "demo",
-		Short: "Show the event log at work, in memory, in a few seconds",
-		Long: `demo walks through Muninn's event store on an in-memory store: appends to a
-partitioned topic, a version conflict, a compacted topic cleaned up, a
-consumer group with its lag, a live subscription, and then commands through
-the command bus to an aggregate, projected into a read model that a query
-reads its own writes from, and last a saga that carries orders across
-payment, shipping and stock, with compensation and a deadline. Read its
-source (cmd/muninn/demo.go, demo_cqrs.go and demo_saga.go) next to its
-output.`,
+		Short: "Serve the example shop and drive it over HTTP, in a few seconds",
+		Long: `demo starts the example shop (what muninn serve runs) in-process on a
+temporary directory, with gRPC and the REST gateway on free loopback ports,
+and then talks to it only over HTTP, as any client would: it places a dozen
+orders (payments captured, declined and never answered, the last hitting the
+checkout's deadline on a clock that runs 600 times fast), retries one with
+the same Idempotency-Key, sends bad input, waits for every checkout to end,
+and prints the read models (orders, a customer's orders, revenue per hour)
+and the lineage of one order: every command and event its correlation ID
+caused, as a tree. Read its source (cmd/muninn/demo_shop.go and
+examples/shop) next to its output.
+
+With --library it walks through the library instead, in memory: appends to
+a partitioned topic, a version conflict, a compacted topic cleaned up, a
+consumer group with its lag, a live subscription, commands through the
+command bus to an aggregate projected into a read model, and a saga with
+compensation and a deadline (cmd/muninn/demo.go, demo_cqrs.go and
+demo_saga.go).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cmd.SilenceUsage = true
-			return runDemo(cmd.Context(), cmd.OutOrStdout())
+			if library {
+				return runDemo(cmd.Context(), cmd.OutOrStdout())
+			}
+			return runShopDemo(cmd.Context(), cmd.OutOrStdout())
 		},
 	}
+	cmd.Flags().BoolVar(&library, "library", false, "walk through the library in memory instead of serving the shop")
+	return cmd
 }
 
 // demo holds what the steps of the walk-through share.

@@ -77,7 +77,7 @@ func TestDemo(t *testing.T) {
 }
 
 func TestDemoCommand(t *testing.T) {
-	stdout, _, err := execute(t, "demo")
+	stdout, _, err := execute(t, "demo", "--library")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -183,5 +183,37 @@ func TestVersion(t *testing.T) {
 	stdout, _, err = execute(t, "version")
 	if err != nil || !strings.HasPrefix(stdout, "muninn "+v.Version) {
 		t.Errorf("version = %q, %v", stdout, err)
+	}
+}
+
+// TestShopDemo runs `muninn demo`: the shop served in-process and driven
+// over real HTTP.
+func TestShopDemo(t *testing.T) {
+	stdout, stderr, err := execute(t, "demo")
+	if err != nil {
+		t.Fatalf("demo: %v\nstdout:\n%s\nstderr:\n%s", err, stdout, stderr)
+	}
+	for _, want := range []string{
+		"REST on http://127.0.0.1:",
+		"Muninn-Position shop.orders/",
+		"same Idempotency-Key -> 200 order ord-",
+		"quantity 0         -> 400 ",
+		"items[0].quantity",
+		"an empty cart      -> 400 ",
+		"payment by cheque  -> 400 ",
+		"malformed JSON     -> 400 ",
+		"payment declined",
+		"payment not answered within 15m0s",
+		"8 completed, 4 cancelled",
+		"GET /v1/customers/grace/orders: 2 orders:",
+		"8 orders  €208.87",
+		"The server stopped gracefully.",
+	} {
+		if !strings.Contains(stdout, want) {
+			t.Errorf("demo output lacks %q", want)
+		}
+	}
+	if t.Failed() {
+		t.Logf("demo output:\n%s", stdout)
 	}
 }
