@@ -577,6 +577,9 @@ func TestCancelRace(t *testing.T) {
 			if r := strings.Count(strings.Join(stock, ","), "stock.reserved"); r != strings.Count(strings.Join(stock, ","), "stock.released") {
 				t.Errorf("order %d cancelled with stock %v", i, stock)
 			}
+			if ship := strings.Join(types(shipping.ShipmentsTopic, resp.OrderId), ","); ship != "" && ship != "shipment.shipped,shipment.recalled" {
+				t.Errorf("order %d cancelled with shipment %s", i, ship)
+			}
 		case status.Code(cancelErr) == codes.FailedPrecondition:
 			if v.Status != order.StatusCompleted {
 				t.Errorf("order %d: cancellation refused (%v), then %s", i, cancelErr, v.Status)
