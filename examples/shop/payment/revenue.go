@@ -34,7 +34,9 @@ type revenue struct {
 
 // Revenue is the revenue per hour read model: a stream processor (package
 // stream) that sums the captured payments in tumbling one-hour windows of
-// event time, exactly once with respect to the log.
+// event time (the capture's record timestamp), exactly once with respect
+// to the log, so each paid order counts once however often anything is
+// redelivered. Refunds are not deducted: it is the revenue taken.
 type Revenue struct {
 	// App runs it: call Run.
 	App    *stream.App
