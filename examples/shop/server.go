@@ -51,7 +51,15 @@ func setResult(ctx context.Context, res command.Result) {
 	_ = service.SetResult(ctx, res)
 }
 
+// withCall returns ctx carrying its call's metadata (service.WithCall), so
+// that the command takes the call's correlation ID on a server without the
+// service package's interceptor too; with it, it changes nothing.
+func withCall(ctx context.Context) context.Context {
+	return service.WithCall(ctx, service.CallFrom(ctx))
+}
+
 func (s *orderServer) PlaceOrder(ctx context.Context, req *shopv1.PlaceOrderRequest) (*shopv1.PlaceOrderResponse, error) {
+	ctx = withCall(ctx)
 	id, err := orderID(ctx)
 	if err != nil {
 		return nil, err
@@ -91,6 +99,7 @@ func (s *orderServer) GetOrder(ctx context.Context, req *shopv1.GetOrderRequest)
 }
 
 func (s *orderServer) CancelOrder(ctx context.Context, req *shopv1.CancelOrderRequest) (*shopv1.CancelOrderResponse, error) {
+	ctx = withCall(ctx)
 	if err := order.ValidateID("order_id", req.GetOrderId()); err != nil {
 		return nil, grpcError(err)
 	}

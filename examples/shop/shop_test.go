@@ -126,7 +126,8 @@ func (f *fixture) get(t *testing.T, id string) *shopv1.Order {
 func TestCheckoutCaptured(t *testing.T) {
 	f := start(t)
 	var header metadata.MD
-	resp, err := f.client.PlaceOrder(t.Context(), &shopv1.PlaceOrderRequest{
+	ctx := metadata.AppendToOutgoingContext(t.Context(), service.CorrelationKey, "corr-ada-1")
+	resp, err := f.client.PlaceOrder(ctx, &shopv1.PlaceOrderRequest{
 		CustomerId:    "ada",
 		Items:         []*shopv1.Item{{Sku: "sku-1", Quantity: 2, UnitPriceCents: 1250}, {Sku: "sku-2", Quantity: 1, UnitPriceCents: 99}},
 		PaymentMethod: payment.MethodCard,
@@ -151,6 +152,22 @@ func TestCheckoutCaptured(t *testing.T) {
 	o = f.settle(t, resp.OrderId, saga.StatusCompleted)
 	if o.Status != string(order.StatusCompleted) || o.CancelReason != "" || o.Version != 4 {
 		t.Errorf("order after checkout: %v, want COMPLETED at version 4", o)
+	}
+	// Every event of the checkout carries the request's correlation ID.
+	for _, tk := range [][2]string{{order.Topic, resp.OrderId}, {payment.Topic, resp.OrderId}, {shipping.ShipmentsTopic, resp.OrderId}, {shipping.StockTopic, "sku-2"}} {
+		n := 0
+		for rec, err := range f.store.ReadStream(t.Context(), tk[0], tk[1], 1) {
+			if err != nil {
+				t.Fatal(err)
+			}
+			n++
+			if rec.CorrelationID != "corr-ada-1" {
+				t.Errorf("%s %s: correlation ID %q, want corr-ada-1", tk[0], rec.Type, rec.CorrelationID)
+			}
+		}
+		if n == 0 {
+			t.Errorf("no events in %s/%s", tk[0], tk[1])
+		}
 	}
 	// A completed (shipped) order can no longer be cancelled.
 	_, err = f.client.CancelOrder(t.Context(), &shopv1.CancelOrderRequest{OrderId: resp.OrderId})
