@@ -247,6 +247,8 @@ func CheckoutCommands[S any](d *saga.Definition[S]) {
 	saga.Command[Release](d, "shop.stock.release")
 	saga.Command[Ship](d, "shop.shipment.ship")
 	saga.Command[Recall](d, "shop.shipment.recall")
+	// The registry fails only if its type list is wrong, and then so does
+	// the aggregate's definition, which the service builds first.
 	if events, err := ShipmentEvents(); err == nil {
 		saga.UseEvents(d, events)
 	}
