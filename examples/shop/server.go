@@ -12,7 +12,6 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/muninn-es/muninn/command"
-	"github.com/muninn-es/muninn/eventstore"
 	shopv1 "github.com/muninn-es/muninn/examples/shop/api/shop/v1"
 	"github.com/muninn-es/muninn/examples/shop/order"
 	"github.com/muninn-es/muninn/service"
@@ -147,10 +146,7 @@ func (s *orderServer) ListCustomerOrders(ctx context.Context, req *shopv1.ListCu
 }
 
 func (s *orderServer) GetRevenue(ctx context.Context, req *shopv1.GetRevenueRequest) (*shopv1.GetRevenueResponse, error) {
-	app := s.shop.revenue.App
-	err := waitPosition(ctx, DefaultQueryTimeout, req.GetMinPosition(), func(ctx context.Context, pos eventstore.Position) error {
-		return app.WaitFor(ctx, pos)
-	})
+	err := waitPosition(ctx, DefaultQueryTimeout, req.GetMinPosition(), s.shop.revenue.WaitFor)
 	if err != nil {
 		return nil, grpcError(err)
 	}

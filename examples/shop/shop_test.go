@@ -327,6 +327,12 @@ func TestBadInput(t *testing.T) {
 	if _, err := f.client.GetOrder(t.Context(), &shopv1.GetOrderRequest{OrderId: "x", MinPosition: "nonsense"}); violation(t, err) != "min_position" {
 		t.Errorf("GetOrder with a bad min_position: %v", err)
 	}
+	if _, err := f.client.GetRevenue(t.Context(), &shopv1.GetRevenueRequest{MinPosition: "shop.orders/0@0"}); violation(t, err) != "min_position" {
+		t.Errorf("GetRevenue with a position of another topic: %v", err)
+	}
+	if _, err := f.client.GetOrder(t.Context(), &shopv1.GetOrderRequest{OrderId: "x", MinPosition: "shop.payments/0@0"}); violation(t, err) != "min_position" {
+		t.Errorf("GetOrder with a position of another topic: %v", err)
+	}
 	if _, err := f.client.ListCustomerOrders(t.Context(), &shopv1.ListCustomerOrdersRequest{CustomerId: "a", PageSize: -1}); violation(t, err) != "page_size" {
 		t.Errorf("ListCustomerOrders with page_size -1: %v", err)
 	}
@@ -364,7 +370,7 @@ func TestReadModels(t *testing.T) {
 	for _, m := range []string{"card", "card", "card_declined", "card", "card_timeout"} {
 		ids = append(ids, f.place(t, "gus", m, &shopv1.Item{Sku: "sku-9", Quantity: 3, UnitPriceCents: 1000}).OrderId)
 	}
-	f.place(t, "hal", "card") // another customer's
+	hal := f.place(t, "hal", "card").OrderId // another customer's
 	for i, id := range ids[:4] {
 		want := saga.StatusCompleted
 		if i == 2 {
@@ -402,11 +408,30 @@ func TestReadModels(t *testing.T) {
 	}
 
 	// Revenue: the paid orders of this hour (gus's three and hal's), each
-	// once, though the provider's answers are delivered at least once.
-	if err := f.shop.Revenue().App.WaitCaughtUp(t.Context()); err != nil {
+	// once, though the provider's answers are delivered at least once. The
+	// query waits for the capture given as min_position.
+	// Wait for the last capture: its payment's last event.
+	var last eventstore.Record
+	for rec, err := range f.store.ReadStream(t.Context(), payment.Topic, ids[3], 1) {
+		if err != nil {
+			t.Fatal(err)
+		}
+		last = rec
+	}
+	if _, err := f.shop.Settled(t.Context(), hal); err != nil {
 		t.Fatal(err)
 	}
-	rev, err := f.client.GetRevenue(t.Context(), &shopv1.GetRevenueRequest{})
+	var halLast eventstore.Record
+	for rec, err := range f.store.ReadStream(t.Context(), payment.Topic, hal, 1) {
+		if err != nil {
+			t.Fatal(err)
+		}
+		halLast = rec
+	}
+	if _, err := f.client.GetRevenue(t.Context(), &shopv1.GetRevenueRequest{MinPosition: halLast.Position().String()}); err != nil {
+		t.Fatal(err)
+	}
+	rev, err := f.client.GetRevenue(t.Context(), &shopv1.GetRevenueRequest{MinPosition: last.Position().String()})
 	if err != nil {
 		t.Fatal(err)
 	}
