@@ -2,7 +2,8 @@
 // (muninn/v1) and the Go code generated from them, which is committed so that
 // building needs no protoc.
 //
-// Regenerate everything (these services and the shop example's) with
+// Regenerate everything (these services, the shop example's and the
+// service package's test service) with
 //
 //	go generate ./api
 //

@@ -45,7 +45,7 @@ type PaymentTimedOut struct {
 //     (compensated by voiding it, or refunding it once captured), with
 //     timeout to answer;
 //   - shop.payment.captured: the order is marked paid;
-//   - shop.order.paid: the order is shipped;
+//   - shop.order.paid: the order is shipped (compensated by a recall);
 //   - shop.shipment.shipped: the order is marked shipped;
 //   - shop.order.shipped: the order is completed;
 //   - shop.order.completed: the checkout is complete.
@@ -87,7 +87,7 @@ func CheckoutSaga(timeout time.Duration) *saga.Definition[Checkout] {
 		return nil
 	})
 	saga.On(d, "shop.order.paid", saga.RecordKey[order.Paid], func(s *saga.Step[Checkout], _ order.Paid) error {
-		s.Send(s.Key(), shipping.Ship{Lines: s.State.Lines})
+		shipping.ShipFrom(s, s.Key(), s.State.Lines)
 		return nil
 	})
 	saga.On(d, "shop.shipment.shipped", saga.RecordKey[shipping.Shipped], func(s *saga.Step[Checkout], _ shipping.Shipped) error {

@@ -12,7 +12,6 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/muninn-es/muninn/command"
-	"github.com/muninn-es/muninn/eventstore"
 	shopv1 "github.com/muninn-es/muninn/examples/shop/api/shop/v1"
 	"github.com/muninn-es/muninn/examples/shop/order"
 	"github.com/muninn-es/muninn/service"
@@ -51,7 +50,15 @@ func setResult(ctx context.Context, res command.Result) {
 	_ = service.SetResult(ctx, res)
 }
 
+// withCall returns ctx carrying its call's metadata (service.WithCall), so
+// that the command takes the call's correlation ID on a server without the
+// service package's interceptor too; with it, it changes nothing.
+func withCall(ctx context.Context) context.Context {
+	return service.WithCall(ctx, service.CallFrom(ctx))
+}
+
 func (s *orderServer) PlaceOrder(ctx context.Context, req *shopv1.PlaceOrderRequest) (*shopv1.PlaceOrderResponse, error) {
+	ctx = withCall(ctx)
 	id, err := orderID(ctx)
 	if err != nil {
 		return nil, err
@@ -91,6 +98,7 @@ func (s *orderServer) GetOrder(ctx context.Context, req *shopv1.GetOrderRequest)
 }
 
 func (s *orderServer) CancelOrder(ctx context.Context, req *shopv1.CancelOrderRequest) (*shopv1.CancelOrderResponse, error) {
+	ctx = withCall(ctx)
 	if err := order.ValidateID("order_id", req.GetOrderId()); err != nil {
 		return nil, grpcError(err)
 	}
@@ -138,10 +146,7 @@ func (s *orderServer) ListCustomerOrders(ctx context.Context, req *shopv1.ListCu
 }
 
 func (s *orderServer) GetRevenue(ctx context.Context, req *shopv1.GetRevenueRequest) (*shopv1.GetRevenueResponse, error) {
-	app := s.shop.revenue.App
-	err := waitPosition(ctx, DefaultQueryTimeout, req.GetMinPosition(), func(ctx context.Context, pos eventstore.Position) error {
-		return app.WaitFor(ctx, pos)
-	})
+	err := waitPosition(ctx, DefaultQueryTimeout, req.GetMinPosition(), s.shop.revenue.WaitFor)
 	if err != nil {
 		return nil, grpcError(err)
 	}

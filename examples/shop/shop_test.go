@@ -126,7 +126,8 @@ func (f *fixture) get(t *testing.T, id string) *shopv1.Order {
 func TestCheckoutCaptured(t *testing.T) {
 	f := start(t)
 	var header metadata.MD
-	resp, err := f.client.PlaceOrder(t.Context(), &shopv1.PlaceOrderRequest{
+	ctx := metadata.AppendToOutgoingContext(t.Context(), service.CorrelationKey, "corr-ada-1")
+	resp, err := f.client.PlaceOrder(ctx, &shopv1.PlaceOrderRequest{
 		CustomerId:    "ada",
 		Items:         []*shopv1.Item{{Sku: "sku-1", Quantity: 2, UnitPriceCents: 1250}, {Sku: "sku-2", Quantity: 1, UnitPriceCents: 99}},
 		PaymentMethod: payment.MethodCard,
@@ -151,6 +152,22 @@ func TestCheckoutCaptured(t *testing.T) {
 	o = f.settle(t, resp.OrderId, saga.StatusCompleted)
 	if o.Status != string(order.StatusCompleted) || o.CancelReason != "" || o.Version != 4 {
 		t.Errorf("order after checkout: %v, want COMPLETED at version 4", o)
+	}
+	// Every event of the checkout carries the request's correlation ID.
+	for _, tk := range [][2]string{{order.Topic, resp.OrderId}, {payment.Topic, resp.OrderId}, {shipping.ShipmentsTopic, resp.OrderId}, {shipping.StockTopic, "sku-2"}} {
+		n := 0
+		for rec, err := range f.store.ReadStream(t.Context(), tk[0], tk[1], 1) {
+			if err != nil {
+				t.Fatal(err)
+			}
+			n++
+			if rec.CorrelationID != "corr-ada-1" {
+				t.Errorf("%s %s: correlation ID %q, want corr-ada-1", tk[0], rec.Type, rec.CorrelationID)
+			}
+		}
+		if n == 0 {
+			t.Errorf("no events in %s/%s", tk[0], tk[1])
+		}
 	}
 	// A completed (shipped) order can no longer be cancelled.
 	_, err = f.client.CancelOrder(t.Context(), &shopv1.CancelOrderRequest{OrderId: resp.OrderId})
@@ -310,6 +327,12 @@ func TestBadInput(t *testing.T) {
 	if _, err := f.client.GetOrder(t.Context(), &shopv1.GetOrderRequest{OrderId: "x", MinPosition: "nonsense"}); violation(t, err) != "min_position" {
 		t.Errorf("GetOrder with a bad min_position: %v", err)
 	}
+	if _, err := f.client.GetRevenue(t.Context(), &shopv1.GetRevenueRequest{MinPosition: "shop.orders/0@0"}); violation(t, err) != "min_position" {
+		t.Errorf("GetRevenue with a position of another topic: %v", err)
+	}
+	if _, err := f.client.GetOrder(t.Context(), &shopv1.GetOrderRequest{OrderId: "x", MinPosition: "shop.payments/0@0"}); violation(t, err) != "min_position" {
+		t.Errorf("GetOrder with a position of another topic: %v", err)
+	}
 	if _, err := f.client.ListCustomerOrders(t.Context(), &shopv1.ListCustomerOrdersRequest{CustomerId: "a", PageSize: -1}); violation(t, err) != "page_size" {
 		t.Errorf("ListCustomerOrders with page_size -1: %v", err)
 	}
@@ -347,7 +370,7 @@ func TestReadModels(t *testing.T) {
 	for _, m := range []string{"card", "card", "card_declined", "card", "card_timeout"} {
 		ids = append(ids, f.place(t, "gus", m, &shopv1.Item{Sku: "sku-9", Quantity: 3, UnitPriceCents: 1000}).OrderId)
 	}
-	f.place(t, "hal", "card") // another customer's
+	hal := f.place(t, "hal", "card").OrderId // another customer's
 	for i, id := range ids[:4] {
 		want := saga.StatusCompleted
 		if i == 2 {
@@ -385,11 +408,30 @@ func TestReadModels(t *testing.T) {
 	}
 
 	// Revenue: the paid orders of this hour (gus's three and hal's), each
-	// once, though the provider's answers are delivered at least once.
-	if err := f.shop.Revenue().App.WaitCaughtUp(t.Context()); err != nil {
+	// once, though the provider's answers are delivered at least once. The
+	// query waits for the capture given as min_position.
+	// Wait for the last capture: its payment's last event.
+	var last eventstore.Record
+	for rec, err := range f.store.ReadStream(t.Context(), payment.Topic, ids[3], 1) {
+		if err != nil {
+			t.Fatal(err)
+		}
+		last = rec
+	}
+	if _, err := f.shop.Settled(t.Context(), hal); err != nil {
 		t.Fatal(err)
 	}
-	rev, err := f.client.GetRevenue(t.Context(), &shopv1.GetRevenueRequest{})
+	var halLast eventstore.Record
+	for rec, err := range f.store.ReadStream(t.Context(), payment.Topic, hal, 1) {
+		if err != nil {
+			t.Fatal(err)
+		}
+		halLast = rec
+	}
+	if _, err := f.client.GetRevenue(t.Context(), &shopv1.GetRevenueRequest{MinPosition: halLast.Position().String()}); err != nil {
+		t.Fatal(err)
+	}
+	rev, err := f.client.GetRevenue(t.Context(), &shopv1.GetRevenueRequest{MinPosition: last.Position().String()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -576,6 +618,9 @@ func TestCancelRace(t *testing.T) {
 			}
 			if r := strings.Count(strings.Join(stock, ","), "stock.reserved"); r != strings.Count(strings.Join(stock, ","), "stock.released") {
 				t.Errorf("order %d cancelled with stock %v", i, stock)
+			}
+			if ship := strings.Join(types(shipping.ShipmentsTopic, resp.OrderId), ","); ship != "" && ship != "shipment.shipped,shipment.recalled" {
+				t.Errorf("order %d cancelled with shipment %s", i, ship)
 			}
 		case status.Code(cancelErr) == codes.FailedPrecondition:
 			if v.Status != order.StatusCompleted {

@@ -277,6 +277,8 @@ func CheckoutCommands[S any](d *saga.Definition[S]) {
 	saga.Command[MarkShipped](d, "shop.order.mark-shipped")
 	saga.Command[CompleteOrder](d, "shop.order.complete")
 	saga.Command[CancelOrder](d, "shop.order.cancel")
+	// The registry fails only if its type list is wrong, and then so does
+	// the aggregate's definition, which the service builds first.
 	if events, err := Events(); err == nil {
 		saga.UseEvents(d, events)
 	}

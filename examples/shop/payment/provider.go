@@ -19,6 +19,8 @@ func Provider() *saga.Policy {
 	p := saga.DefinePolicy(ProviderName, Topic)
 	saga.Command[Capture](p, "shop.payment.capture")
 	saga.Command[Decline](p, "shop.payment.decline")
+	// The registry fails only if its type list is wrong, and then so does
+	// the aggregate's definition, which the service builds first.
 	if events, err := Events(); err == nil {
 		saga.UseEvents(p, events)
 	}
@@ -52,6 +54,8 @@ func RequestFrom[S any](s *saga.Step[S], orderID string, amountCents int64, meth
 func CheckoutCommands[S any](d *saga.Definition[S]) {
 	saga.Command[RequestPayment](d, "shop.payment.request")
 	saga.Command[Void](d, "shop.payment.void")
+	// The registry fails only if its type list is wrong, and then so does
+	// the aggregate's definition, which the service builds first.
 	if events, err := Events(); err == nil {
 		saga.UseEvents(d, events)
 	}

@@ -2,6 +2,7 @@ package payment
 
 import (
 	"context"
+	"fmt"
 	"time"
 
 	"github.com/muninn-es/muninn/codec"
@@ -34,12 +35,19 @@ type revenue struct {
 
 // Revenue is the revenue per hour read model: a stream processor (package
 // stream) that sums the captured payments in tumbling one-hour windows of
-// event time, exactly once with respect to the log.
+// event time (the capture's record timestamp), exactly once with respect
+// to the log, so each paid order counts once however often anything is
+// redelivered. Refunds are not deducted: it is the revenue taken.
 type Revenue struct {
 	// App runs it: call Run.
 	App    *stream.App
+	store  eventstore.Store
 	hourly stream.WindowedTable[string, revenue]
 }
+
+// repartitionTopic is the topic the App re-keys the captures through
+// ("<appID>-<store>-repartition").
+const repartitionTopic = RevenueAppID + "-hourly-repartition"
 
 // NewRevenue returns the revenue stream processor over store. opts are the
 // App's.
@@ -63,7 +71,33 @@ func NewRevenue(store eventstore.Store, opts ...stream.Option) (*Revenue, error)
 	if err != nil {
 		return nil, err
 	}
-	return &Revenue{App: app, hourly: hourly}, nil
+	return &Revenue{App: app, store: store, hourly: hourly}, nil
+}
+
+// WaitFor returns once the revenue includes every record up to pos, a
+// position in Topic: the App has applied pos, and then everything its
+// re-keying step had written by then (the captures are summed after a
+// repartition, so applying pos alone only forwards it). A position of
+// another topic is an error wrapping eventstore.ErrInvalidArgument;
+// otherwise it fails like stream.App.WaitFor. Give ctx a timeout.
+func (r *Revenue) WaitFor(ctx context.Context, pos eventstore.Position) error {
+	if pos.Topic != Topic {
+		return fmt.Errorf("%w: position %s is not in topic %s, which revenue is computed from", eventstore.ErrInvalidArgument, pos, Topic)
+	}
+	if err := r.App.WaitFor(ctx, pos); err != nil {
+		return err
+	}
+	info, err := r.store.DescribeTopic(ctx, repartitionTopic)
+	if err != nil {
+		return err
+	}
+	var ends []eventstore.Position
+	for _, p := range info.Partitions {
+		if p.EndOffset > 0 {
+			ends = append(ends, eventstore.Position{Topic: repartitionTopic, Partition: p.Partition, Offset: p.EndOffset - 1})
+		}
+	}
+	return r.App.WaitFor(ctx, ends...)
 }
 
 // Hours returns the revenue of every hour with some, oldest first, within

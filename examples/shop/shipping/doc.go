@@ -2,5 +2,5 @@
 // aggregate (topic StockTopic, keyed by SKU: reservations per order) and
 // the Shipment aggregate (topic ShipmentsTopic, keyed by order ID), and
 // their part of the checkout: ReserveLines (each reservation compensated by
-// its release) and CheckoutCommands.
+// its release), ShipFrom (compensated by a recall) and CheckoutCommands.
 package shipping

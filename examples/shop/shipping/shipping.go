@@ -28,10 +28,12 @@ type Line struct {
 type Shipment struct {
 	// Shipped is true once the order's lines were shipped.
 	Shipped bool
-	Lines   []Line
+	// Recalled is true once a shipped shipment was recalled.
+	Recalled bool
+	Lines    []Line
 }
 
-// ShipmentCommand is a command to the Shipment aggregate: Ship.
+// ShipmentCommand is a command to the Shipment aggregate: Ship or Recall.
 type ShipmentCommand interface{ isShipmentCommand() }
 
 // Ship ships an order's lines. It is invalid without lines and rejected
@@ -40,7 +42,13 @@ type Ship struct {
 	Lines []Line
 }
 
-func (Ship) isShipmentCommand() {}
+// Recall recalls a shipment (the parcel comes back): the checkout's
+// compensation of Ship, when the order was cancelled while it was being
+// shipped. A shipment never shipped, or recalled already, needs nothing.
+type Recall struct{}
+
+func (Ship) isShipmentCommand()   {}
+func (Recall) isShipmentCommand() {}
 
 // ShipmentEvent is an event of the Shipment aggregate.
 type ShipmentEvent interface{ isShipmentEvent() }
@@ -50,11 +58,18 @@ type Shipped struct {
 	Lines []Line `json:"lines"`
 }
 
-func (Shipped) isShipmentEvent() {}
+// Recalled records a recalled shipment ("shop.shipment.recalled").
+type Recalled struct{}
+
+func (Shipped) isShipmentEvent()  {}
+func (Recalled) isShipmentEvent() {}
 
 // ShipmentEvents returns the registry of the Shipment aggregate's events.
 func ShipmentEvents() (*aggregate.Events[ShipmentEvent], error) {
-	return aggregate.NewEvents[ShipmentEvent](aggregate.Type[Shipped]("shop.shipment.shipped"))
+	return aggregate.NewEvents[ShipmentEvent](
+		aggregate.Type[Shipped]("shop.shipment.shipped"),
+		aggregate.Type[Recalled]("shop.shipment.recalled"),
+	)
 }
 
 // NewShipments defines the Shipment aggregate, on ShipmentsTopic unless
@@ -75,12 +90,20 @@ func NewShipments(opts ...aggregate.Option) (*aggregate.Aggregate[Shipment, Ship
 					return nil, command.Rejected("order is already shipped")
 				}
 				return []ShipmentEvent{Shipped{Lines: cmd.Lines}}, nil
+			case Recall:
+				if !s.Shipped || s.Recalled {
+					return nil, nil
+				}
+				return []ShipmentEvent{Recalled{}}, nil
 			}
 			return nil, command.Invalid("unknown shipment command %T", cmd)
 		},
 		Evolve: func(s Shipment, e ShipmentEvent) Shipment {
-			if e, ok := e.(Shipped); ok {
+			switch e := e.(type) {
+			case Shipped:
 				s.Shipped, s.Lines = true, e.Lines
+			case Recalled:
+				s.Recalled = true
 			}
 			return s
 		},
@@ -201,6 +224,12 @@ func evolveStock(s Stock, e StockEvent) Stock {
 	return s
 }
 
+// ShipFrom sends the shipment of an order's lines from a checkout step,
+// compensated by its recall.
+func ShipFrom[S any](s *saga.Step[S], orderID string, lines []Line) {
+	s.Send(orderID, Ship{Lines: lines}, saga.CompensateWith(orderID, Recall{}))
+}
+
 // ReserveLines sends the reservation of each line's stock from a checkout
 // step for orderID, each compensated by its release: Shipping's part of a
 // checkout's first step.
@@ -211,12 +240,15 @@ func ReserveLines[S any](s *saga.Step[S], orderID string, lines []Line) {
 }
 
 // CheckoutCommands declares the Shipping commands a checkout saga sends
-// (Ship; Reserve and Release of stock) under their stable names, and has
+// (Ship and Recall; Reserve and Release of stock) under their stable names, and has
 // the saga decode the Shipment events as the aggregate does.
 func CheckoutCommands[S any](d *saga.Definition[S]) {
 	saga.Command[Reserve](d, "shop.stock.reserve")
 	saga.Command[Release](d, "shop.stock.release")
 	saga.Command[Ship](d, "shop.shipment.ship")
+	saga.Command[Recall](d, "shop.shipment.recall")
+	// The registry fails only if its type list is wrong, and then so does
+	// the aggregate's definition, which the service builds first.
 	if events, err := ShipmentEvents(); err == nil {
 		saga.UseEvents(d, events)
 	}

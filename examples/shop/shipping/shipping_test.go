@@ -37,4 +37,8 @@ func TestShipment(t *testing.T) {
 		ThenState(shipping.Shipment{Shipped: true, Lines: lines})
 	f.Given(shipping.Shipped{Lines: lines}).When(shipping.Ship{Lines: lines}).ThenError(command.ErrRejected)
 	f.Given().When(shipping.Ship{}).ThenError(command.ErrInvalidArgument)
+	f.Given(shipping.Shipped{Lines: lines}).When(shipping.Recall{}).Then(shipping.Recalled{}).
+		ThenState(shipping.Shipment{Shipped: true, Recalled: true, Lines: lines})
+	f.Given(shipping.Shipped{Lines: lines}, shipping.Recalled{}).When(shipping.Recall{}).ThenNothing()
+	f.Given().When(shipping.Recall{}).ThenNothing()
 }
