@@ -10,19 +10,10 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/muninn-es/muninn/eventstore"
-	"github.com/muninn-es/muninn/projection"
 )
 
-// await waits until p has applied minPosition ("" waits for nothing), at
-// most DefaultQueryTimeout. It stands in for service.Await (being written
-// in package service, with this signature): the lead swaps it for that one.
-func await(ctx context.Context, p *projection.Projection, minPosition string) error {
-	return waitPosition(ctx, DefaultQueryTimeout, minPosition, func(ctx context.Context, pos eventstore.Position) error {
-		return p.WaitFor(ctx, pos)
-	})
-}
-
-// waitPosition parses minPosition ("" waits for nothing) and waits with
+// waitPosition waits for the revenue stream processor, which is not a
+// projection (service.Await waits for those): it parses minPosition ("" waits for nothing) and waits with
 // wait, at most timeout. A malformed position is InvalidArgument naming
 // min_position; a position not reached in time is FailedPrecondition.
 func waitPosition(ctx context.Context, timeout time.Duration, minPosition string, wait func(context.Context, eventstore.Position) error) error {

@@ -84,7 +84,7 @@ func (s *orderServer) GetOrder(ctx context.Context, req *shopv1.GetOrderRequest)
 	if err := order.ValidateID("order_id", req.GetOrderId()); err != nil {
 		return nil, grpcError(err)
 	}
-	if err := await(ctx, s.shop.details.Projection, req.GetMinPosition()); err != nil {
+	if err := service.Await(ctx, s.shop.details.Projection, req.GetMinPosition()); err != nil {
 		return nil, grpcError(err)
 	}
 	v, ok, err := s.shop.details.Get(ctx, req.GetOrderId())
@@ -128,7 +128,7 @@ func (s *orderServer) ListCustomerOrders(ctx context.Context, req *shopv1.ListCu
 	case size < 0 || size > MaxPageSize:
 		return nil, fieldViolation("page_size", fmt.Sprintf("page_size: must be 1 to %d, got %d", MaxPageSize, size))
 	}
-	if err := await(ctx, s.shop.details.Projection, req.GetMinPosition()); err != nil {
+	if err := service.Await(ctx, s.shop.details.Projection, req.GetMinPosition()); err != nil {
 		return nil, grpcError(err)
 	}
 	views, next, err := s.shop.details.CustomerOrders(ctx, req.GetCustomerId(), size, req.GetPageToken())
