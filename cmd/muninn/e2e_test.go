@@ -154,7 +154,7 @@ func (r *rest) do(method, path, body string, headers ...string) answer {
 	return a
 }
 
-func order(customer, method string, qty int) string {
+func orderJSONBody(customer, method string, qty int) string {
 	b, err := json.Marshal(map[string]any{"customer_id": customer, "payment_method": method,
 		"items": []map[string]any{{"sku": "sku-1", "quantity": qty, "unit_price_cents": 1250}}})
 	if err != nil {
@@ -186,15 +186,15 @@ func TestServeEndToEnd(t *testing.T) {
 		{"wrong type", "POST", "/v1/orders", `{"customer_id": 7, "items": [], "payment_method": "card"}`, 400, "customer"},
 		{"wrong item type", "POST", "/v1/orders", `{"customer_id": "ada", "items": "many", "payment_method": "card"}`, 400, `\"many\"`},
 		{"unknown field", "POST", "/v1/orders", `{"customer_id": "ada", "colour": "red", "items": [], "payment_method": "card"}`, 400, "colour"},
-		{"negative quantity", "POST", "/v1/orders", order("ada", "card", -2), 400, "quantity"},
-		{"zero quantity", "POST", "/v1/orders", order("ada", "card", 0), 400, "quantity"},
-		{"huge quantity", "POST", "/v1/orders", order("ada", "card", 1<<62), 400, "quantity"},
+		{"negative quantity", "POST", "/v1/orders", orderJSONBody("ada", "card", -2), 400, "quantity"},
+		{"zero quantity", "POST", "/v1/orders", orderJSONBody("ada", "card", 0), 400, "quantity"},
+		{"huge quantity", "POST", "/v1/orders", orderJSONBody("ada", "card", 1<<62), 400, "quantity"},
 		{"empty cart", "POST", "/v1/orders", `{"customer_id": "ada", "items": [], "payment_method": "card"}`, 400, "items"},
-		{"unknown payment method", "POST", "/v1/orders", order("ada", "cheque", 1), 400, "payment_method"},
-		{"missing customer", "POST", "/v1/orders", order("", "card", 1), 400, "customer_id"},
+		{"unknown payment method", "POST", "/v1/orders", orderJSONBody("ada", "cheque", 1), 400, "payment_method"},
+		{"missing customer", "POST", "/v1/orders", orderJSONBody("", "card", 1), 400, "customer_id"},
 		{"10 MB body", "POST", "/v1/orders", `{"customer_id": "` + huge + `"}`, 413, ""},
-		{"path traversal customer", "POST", "/v1/orders", order("../../etc/passwd", "card", 1), 400, "customer_id"},
-		{"control characters", "POST", "/v1/orders", order("ada\u0000\n", "card", 1), 400, "customer_id"},
+		{"path traversal customer", "POST", "/v1/orders", orderJSONBody("../../etc/passwd", "card", 1), 400, "customer_id"},
+		{"control characters", "POST", "/v1/orders", orderJSONBody("ada\u0000\n", "card", 1), 400, "customer_id"},
 		{"unknown order", "GET", "/v1/orders/ord-does-not-exist", "", 404, ""},
 		{"traversal order ID", "GET", "/v1/orders/..%2F..%2Fetc%2Fpasswd", "", 404, "no route"},
 		{"traversal order ID in a segment", "GET", "/v1/orders/..", "", 404, ""},
@@ -216,7 +216,7 @@ func TestServeEndToEnd(t *testing.T) {
 	}
 
 	// A unicode customer ID is a customer like any other.
-	if a := r.do("POST", "/v1/orders", order("Zoë-東京", "card", 1)); a.status != 200 {
+	if a := r.do("POST", "/v1/orders", orderJSONBody("Zoë-東京", "card", 1)); a.status != 200 {
 		t.Errorf("unicode customer -> %d: %s", a.status, a.raw)
 	}
 
@@ -225,7 +225,7 @@ func TestServeEndToEnd(t *testing.T) {
 	ids := make([]string, 8)
 	for i := range ids {
 		wg.Go(func() {
-			a := r.do("POST", "/v1/orders", order("dup", "card", 1), "Idempotency-Key", "e2e-dup-1")
+			a := r.do("POST", "/v1/orders", orderJSONBody("dup", "card", 1), "Idempotency-Key", "e2e-dup-1")
 			if a.status == 200 {
 				ids[i], _ = a.body["order_id"].(string)
 			} else {
@@ -282,7 +282,7 @@ func TestServeEndToEnd(t *testing.T) {
 	for i := range 40 {
 		m := methods[i%len(methods)]
 		cust := fmt.Sprintf("cust-%d", i%5)
-		a := r.do("POST", "/v1/orders", order(cust, m, 1+i%3), "Idempotency-Key", fmt.Sprintf("e2e-order-%d", i))
+		a := r.do("POST", "/v1/orders", orderJSONBody(cust, m, 1+i%3), "Idempotency-Key", fmt.Sprintf("e2e-order-%d", i))
 		if a.status != 200 {
 			t.Fatalf("order %d -> %d: %s", i, a.status, a.raw)
 		}
@@ -294,7 +294,7 @@ func TestServeEndToEnd(t *testing.T) {
 	srv = startServe(t, dir)
 	r.base = "http://" + srv.http
 	// A retry after the restart is still the first result.
-	if a := r.do("POST", "/v1/orders", order("cust-0", "card", 1), "Idempotency-Key", "e2e-order-0"); a.status != 200 || accepted[fmt.Sprint(a.body["order_id"])] == "" {
+	if a := r.do("POST", "/v1/orders", orderJSONBody("cust-0", "card", 1), "Idempotency-Key", "e2e-order-0"); a.status != 200 || accepted[fmt.Sprint(a.body["order_id"])] == "" {
 		t.Errorf("retry after restart -> %d %v, want an order placed before", a.status, a.body["order_id"])
 	}
 	completed, revenue := 0, int64(0)

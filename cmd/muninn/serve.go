@@ -19,6 +19,7 @@ import (
 	"github.com/muninn-es/muninn/examples/shop"
 	shopv1 "github.com/muninn-es/muninn/examples/shop/api/shop/v1"
 	"github.com/muninn-es/muninn/service"
+	"github.com/muninn-es/muninn/service/admin"
 )
 
 // serveConfig is what `muninn serve` runs: the shop on the store in Data,
@@ -55,7 +56,10 @@ HTTP:
   GET  /v1/customers/{customer_id}/orders a customer's orders
   GET  /v1/revenue                        revenue per hour
 
-and /healthz, /readyz, /openapi.json. Both servers bind to loopback unless
+the framework's services (muninn.v1: topics, streams, subscriptions, consumer
+groups, traces, projections, sagas; what the operator commands use) under
+/v1/topics, /v1/streams, /v1/groups, /v1/traces, /v1/projections and
+/v1/sagas, and /healthz, /readyz, /openapi.json. Both servers bind to loopback unless
 told otherwise. It prints one line with the bound addresses when it serves,
 and stops gracefully on SIGINT or SIGTERM: intake stops, in-flight calls
 finish, the runners commit, the store closes. An address with port 0 takes a
@@ -116,18 +120,26 @@ func runServe(ctx context.Context, cfg serveConfig) error {
 	if err != nil {
 		return errors.Join(err, store.Close())
 	}
+	a, err := admin.New(store, admin.WithProjections(s.OrderDetails().Projection), admin.WithSagas(admin.SagaOf(s.Checkout())))
+	if err != nil {
+		return errors.Join(err, s.Close(), store.Close())
+	}
 	srv, err := service.New(
 		service.WithGRPCAddr(cfg.GRPCAddr),
 		service.WithHTTPAddr(cfg.HTTPAddr),
 		service.WithLogger(cfg.Logger),
 		service.WithTitle("Muninn shop"),
-		service.WithOpenAPI(shopv1.OpenAPI),
+		service.WithOpenAPI(append(admin.OpenAPI(), shopv1.OpenAPI)...),
 	)
 	if err != nil {
 		return errors.Join(err, s.Close(), store.Close())
 	}
-	srv.Register(func(g *grpc.Server) { s.RegisterGRPC(g) })
+	srv.Register(func(g *grpc.Server) {
+		s.RegisterGRPC(g)
+		a.Register(g)
+	})
 	srv.RegisterGateway(shop.RegisterGateway)
+	srv.RegisterGateway(a.RegisterGateway)
 	for name, check := range s.ReadyChecks() {
 		srv.Ready(name, check)
 	}
