@@ -12,6 +12,10 @@ import (
 	"strings"
 	"text/tabwriter"
 	"time"
+
+	"google.golang.org/protobuf/encoding/protojson"
+
+	muninnv1 "github.com/muninn-es/muninn/api/muninn/v1"
 )
 
 // The shop demo: `muninn serve` in-process on a temporary directory, and a
@@ -254,9 +258,12 @@ func runShopDemo(ctx context.Context, w io.Writer) error {
 		return fmt.Errorf("demo: revenue: %w", err)
 	}
 	p("\nGET /v1/revenue (a tumbling one-hour window over captured payments):\n")
+	var revOrders, revCents int64
 	for _, h := range rev.Hours {
 		p("  %s  %d orders  %s\n", h.HourStart, h.Orders, cents(h.RevenueCents))
+		revOrders, revCents = revOrders+h.Orders, revCents+h.RevenueCents
 	}
+	p("  in all: %d orders  %s\n", revOrders, cents(revCents))
 
 	if err := demoLineage(ctx, c, out, corr[0]); err != nil {
 		return err
@@ -321,8 +328,17 @@ func awaitSettled(ctx context.Context, c *shopClient, id string, d time.Duration
 func cents(c int64) string { return fmt.Sprintf("€%d.%02d", c/100, c%100) }
 
 // demoLineage prints the lineage of one checkout: every command and event
-// its correlation ID caused, as a tree by causation (TraceService over
-// REST).
+// its correlation ID caused, as a tree by causation, from the framework's
+// TraceService over REST (GET /v1/traces/{correlation_id}).
 func demoLineage(ctx context.Context, c *shopClient, out io.Writer, correlationID string) error {
-	return nil
+	var raw json.RawMessage
+	if _, err := c.call(ctx, "GET", "/v1/traces/"+correlationID, nil, nil, &raw); err != nil {
+		return fmt.Errorf("demo: trace %s: %w", correlationID, err)
+	}
+	var tr muninnv1.TraceResponse
+	if err := protojson.Unmarshal(raw, &tr); err != nil {
+		return fmt.Errorf("demo: trace %s: %w", correlationID, err)
+	}
+	fmt.Fprintf(out, "\nGET /v1/traces/%s: the lineage of the first order, by causation:\n", correlationID)
+	return writeTrace(out, &tr)
 }

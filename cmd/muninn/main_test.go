@@ -206,7 +206,10 @@ func TestShopDemo(t *testing.T) {
 		"payment not answered within 15m0s",
 		"8 completed, 4 cancelled",
 		"GET /v1/customers/grace/orders: 2 orders:",
-		"8 orders  €208.87",
+		"in all: 8 orders  €208.87",
+		"the lineage of the first order, by causation:",
+		"shop.order.placed",
+		"shop.order.completed",
 		"The server stopped gracefully.",
 	} {
 		if !strings.Contains(stdout, want) {
