@@ -34,7 +34,7 @@
 // carries), and are ignored when there is none. A step changes Step.State,
 // and sends commands (Send), schedules and cancels deadlines (Schedule,
 // ScheduleCommand, Cancel), completes the instance (Complete) or fails it
-// (Fail). See examples/fulfillment for a whole workflow over four contexts.
+// (Fail). See internal/fulfillment for a whole workflow over four contexts.
 //
 // # Exactly once
 //

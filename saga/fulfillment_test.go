@@ -12,7 +12,7 @@ import (
 	"github.com/muninn-es/muninn/clock"
 	"github.com/muninn-es/muninn/command"
 	"github.com/muninn-es/muninn/eventstore"
-	"github.com/muninn-es/muninn/examples/fulfillment"
+	"github.com/muninn-es/muninn/internal/fulfillment"
 	"github.com/muninn-es/muninn/saga"
 )
 

@@ -4,7 +4,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/muninn-es/muninn/examples/fulfillment"
+	"github.com/muninn-es/muninn/internal/fulfillment"
 	"github.com/muninn-es/muninn/saga"
 )
 

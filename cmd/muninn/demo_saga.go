@@ -12,13 +12,13 @@ import (
 	"github.com/muninn-es/muninn/clock"
 	"github.com/muninn-es/muninn/command"
 	"github.com/muninn-es/muninn/eventstore"
-	"github.com/muninn-es/muninn/examples/fulfillment"
+	"github.com/muninn-es/muninn/internal/fulfillment"
 	"github.com/muninn-es/muninn/saga"
 )
 
 // 7. A saga carries orders across four bounded contexts: the happy path, a
 // declined payment, and a payment that never answers until a deadline
-// gives up. The workflow is examples/fulfillment's Saga.
+// gives up. The workflow is internal/fulfillment's Saga.
 func (d *demo) fulfillmentSaga(ctx context.Context) error {
 	d.section("7. A saga: order fulfillment across Order, Payment, Shipment and Stock")
 	// The contexts have topics of their own ("orders" among them), so the

@@ -45,7 +45,7 @@ type Result struct {
 	Load1000EventsSnapshotUs float64 `json:"load_1000_events_snapshot_us" label:"  the same, snapshot every 100 events, µs (median)"`
 	// Projections (package projection).
 	ProjectionCatchupEventsPerS float64 `json:"projection_catchup_events_per_s" label:"projection catch-up into counters, events/s"`
-	// Workflows (package saga): the fulfillment saga of examples/fulfillment.
+	// Workflows (package saga): the fulfillment saga of internal/fulfillment.
 	SagaStepsPerS     float64 `json:"saga_steps_per_s" label:"saga, three-step durable workflow, 16 clients placing orders, steps/s"`
 	SagaWorkflowsPerS float64 `json:"saga_workflows_per_s" label:"  the same, completed workflows/s (4 steps and 3 commands each)"`
 	// broker: the outbox relay to GoChannel and to embedded NATS JetStream,

@@ -10,7 +10,7 @@ import (
 	"github.com/muninn-es/muninn/aggregate"
 	"github.com/muninn-es/muninn/command"
 	"github.com/muninn-es/muninn/eventstore"
-	"github.com/muninn-es/muninn/examples/fulfillment"
+	"github.com/muninn-es/muninn/internal/fulfillment"
 	"github.com/muninn-es/muninn/saga"
 )
 
@@ -27,7 +27,7 @@ const (
 	sagaCommandsPerOrder = 3
 )
 
-// sagaThroughput measures the fulfillment saga (examples/fulfillment) on a
+// sagaThroughput measures the fulfillment saga (internal/fulfillment) on a
 // durable store of its own: sagaClients goroutines place cfg.SagaOrders
 // orders through the command bus while the saga runs, and it is timed from
 // the first order placed until every instance has completed and no

@@ -1,11 +1,14 @@
-// Package fulfillment is Muninn's example domain, written the way users
-// should write theirs: four bounded contexts, each one aggregate, and a
-// saga that ties them into one workflow. An order is placed, its payment
+// Package fulfillment is the workflow the framework's own tests and
+// benchmarks run: four small bounded contexts, each one aggregate, and a
+// saga that ties them into one workflow. The example domain for users is
+// examples/shop, which grew out of this one; this package stays, small and
+// fixed, as the fixture of the saga package's tests and crash test, the
+// saga benchmark (so that saga_steps_per_s stays comparable across
+// releases) and muninn demo --library. An order is placed, its payment
 // captured, its shipment scheduled, and the order completed. When a step
 // fails, the steps before it are compensated (the payment refunded, the
 // stock released) and the order cancelled; a payment that never answers is
-// given up by a deadline. The demo (go run ./cmd/muninn demo), the saga
-// package's tests and crash test, and the saga benchmark all run it.
+// given up by a deadline.
 //
 // The contexts, each a decider (package aggregate) with a sealed command
 // interface and a sealed event interface, pure functions and no framework
@@ -34,7 +37,5 @@
 // events, when a command, then events or an error (package
 // aggregate/aggregatetest).
 //
-// The package is importable (github.com/muninn-es/muninn/examples/fulfillment)
-// so that a program can run the example, but it is an example: copy its
-// shape, not its types.
+// The package is internal: copy the shape of examples/shop, not this.
 package fulfillment

@@ -8,7 +8,7 @@ import (
 	"github.com/muninn-es/muninn/aggregate/aggregatetest"
 	"github.com/muninn-es/muninn/command"
 	"github.com/muninn-es/muninn/eventstore"
-	f "github.com/muninn-es/muninn/examples/fulfillment"
+	f "github.com/muninn-es/muninn/internal/fulfillment"
 )
 
 // must takes a call's results and returns a function that returns v, or
