@@ -333,6 +333,21 @@ func TestServeEndToEnd(t *testing.T) {
 		}
 	}
 
+	// Cancelling a completed (shipped) order is a precondition failure, and
+	// a write with a stale If-Match a conflict.
+	for id, m := range accepted {
+		if m != "card" {
+			continue
+		}
+		if a := r.do("POST", "/v1/orders/"+id+":cancel", `{"reason": "too late"}`); a.status != http.StatusPreconditionFailed {
+			t.Errorf("cancel of completed order %s -> %d, want 412: %s", id, a.status, a.raw)
+		}
+		if a := r.do("POST", "/v1/orders/"+id+":cancel", `{}`, "If-Match", `"1"`); a.status != http.StatusConflict {
+			t.Errorf("cancel of order %s with a stale If-Match -> %d, want 409: %s", id, a.status, a.raw)
+		}
+		break
+	}
+
 	// No read model counts anything twice: each customer's orders once, and
 	// revenue = the orders captured before the kill (the unicode, duplicate
 	// and gRPC orders were captured too).
