@@ -654,3 +654,55 @@ func TestNewRefusesDuplicates(t *testing.T) {
 		t.Error("New(nil) succeeded")
 	}
 }
+
+func TestGatewayEscapedPath(t *testing.T) {
+	w := newWorld(t)
+	ctx := context.Background()
+	if err := w.store.CreateTopic(ctx, "ext", eventstore.TopicConfig{Partitions: 1}); err != nil {
+		t.Fatal(err)
+	}
+	a, err := admin.New(w.store, admin.WithProjections(w.proj))
+	if err != nil {
+		t.Fatal(err)
+	}
+	mux := runtime.NewServeMux(runtime.WithUnescapingMode(runtime.UnescapingModeAllExceptReserved))
+	if err := a.RegisterGateway(ctx, mux, w.conn); err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(mux)
+	defer srv.Close()
+	// A key with a slash and unicode, escaped in the path.
+	resp, err := http.Post(srv.URL+"/v1/streams/ext/a%2Fb%C3%A9", "application/json",
+		strings.NewReader(`{"events":[{"type":"t","data":{"x":1}}],"expected_version":"0"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Fatalf("append: %d %s", resp.StatusCode, b)
+	}
+	rs, err := w.es.ReadStream(ctx, &muninnv1.ReadStreamRequest{Topic: "ext", Key: "a/bé"})
+	if err != nil || len(rs.Events) != 1 {
+		t.Fatalf("the key did not arrive unescaped: %v, %v (%s)", rs, err, b)
+	}
+	resp, err = http.Post(srv.URL+"/v1/streams/ext/a%2Fb%C3%A9", "application/json",
+		strings.NewReader(`{"events":[{"type":"t"}],"expected_version":"0"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusConflict {
+		t.Errorf("conflicting append: %d, want 409", resp.StatusCode)
+	}
+	// A position (with its slash) escaped in the path: not parked, 404.
+	resp, err = http.Post(srv.URL+"/v1/projections/orders-seen/dead-letters/orders%2F0%4099:discard", "application/json", strings.NewReader(`{}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ = io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusNotFound {
+		t.Errorf("discard of an escaped position: %d %s, want 404", resp.StatusCode, b)
+	}
+}
