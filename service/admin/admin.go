@@ -131,6 +131,12 @@ func (a *Admin) Register(s grpc.ServiceRegistrar) {
 
 // RegisterGateway registers the REST routes of the five services with mux,
 // forwarding to the gRPC server at the other end of conn.
+//
+// Stream keys and log positions ("orders/0@12") may hold a slash: a client
+// escapes it in the path (%2F), and the mux must then be made with
+// runtime.WithUnescapingMode(runtime.UnescapingModeAllExceptReserved) (or
+// another mode but the legacy default), which matches escaped segments and
+// unescapes the parameter; the legacy mode answers 404.
 func (a *Admin) RegisterGateway(ctx context.Context, mux *runtime.ServeMux, conn *grpc.ClientConn) error {
 	for _, reg := range []func(context.Context, *runtime.ServeMux, *grpc.ClientConn) error{
 		muninnv1.RegisterEventStoreServiceHandler,

@@ -149,7 +149,6 @@ func (s *eventStoreServer) ReadStream(ctx context.Context, req *muninnv1.ReadStr
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	last := uint64(0)
 	for rec, err := range s.a.store.ReadStream(ctx, req.GetTopic(), req.GetKey(), from, opts...) {
 		if err != nil {
 			return nil, toStatus(err)
@@ -159,9 +158,7 @@ func (s *eventStoreServer) ReadStream(ctx context.Context, req *muninnv1.ReadStr
 			break
 		}
 		resp.Events = append(resp.Events, eventProto(rec))
-		last = rec.Version
 	}
-	_ = last
 	return resp, nil
 }
 
