@@ -53,6 +53,9 @@ func NewGatewayMux(opts ...Option) *runtime.ServeMux {
 	}}}
 	return runtime.NewServeMux(
 		runtime.WithMarshalerOption(runtime.MIMEWildcard, m),
+		// Path parameters may hold an escaped slash (stream keys, positions
+		// "orders/0@12"): match escaped segments and unescape the value.
+		runtime.WithUnescapingMode(runtime.UnescapingModeAllExceptReserved),
 		runtime.WithIncomingHeaderMatcher(incomingHeader),
 		runtime.WithOutgoingHeaderMatcher(outgoingHeader),
 		runtime.WithForwardResponseOption(setETag),

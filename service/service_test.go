@@ -322,11 +322,11 @@ func TestAwait(t *testing.T) {
 // /healthz, /readyz (checks), /openapi.json (merged), gRPC health and
 // reflection.
 func TestHealthReadyOpenAPI(t *testing.T) {
-	ping, err := os.ReadFile("../api/muninn/v1/ping.swagger.json")
+	trace, err := os.ReadFile("../api/muninn/v1/trace.swagger.json")
 	if err != nil {
 		t.Fatal(err)
 	}
-	e := newEnv(t, service.WithOpenAPI(ping), service.WithTitle("counters"))
+	e := newEnv(t, service.WithOpenAPI(trace), service.WithTitle("counters"))
 	if res, body := e.do(t, "GET", "/healthz", ""); res.StatusCode != 200 {
 		t.Fatalf("healthz %d %s", res.StatusCode, body)
 	}
@@ -350,7 +350,7 @@ func TestHealthReadyOpenAPI(t *testing.T) {
 	if res.StatusCode != 200 || json.Unmarshal([]byte(body), &doc) != nil {
 		t.Fatalf("openapi %d %s", res.StatusCode, body)
 	}
-	for _, p := range []string{"/v1/counters/{counter_id}:add", "/v1/counters/{counter_id}", "/v1/ping"} {
+	for _, p := range []string{"/v1/counters/{counter_id}:add", "/v1/counters/{counter_id}", "/v1/traces/{correlation_id}"} {
 		if doc.Paths[p] == nil {
 			t.Errorf("path %s missing from %v", p, doc.Paths)
 		}

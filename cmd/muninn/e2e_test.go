@@ -196,7 +196,7 @@ func TestServeEndToEnd(t *testing.T) {
 		{"path traversal customer", "POST", "/v1/orders", orderJSONBody("../../etc/passwd", "card", 1), 400, "customer_id"},
 		{"control characters", "POST", "/v1/orders", orderJSONBody("ada\u0000\n", "card", 1), 400, "customer_id"},
 		{"unknown order", "GET", "/v1/orders/ord-does-not-exist", "", 404, ""},
-		{"traversal order ID", "GET", "/v1/orders/..%2F..%2Fetc%2Fpasswd", "", 404, "no route"},
+		{"traversal order ID", "GET", "/v1/orders/..%2F..%2Fetc%2Fpasswd", "", 400, "order_id"},
 		{"traversal order ID in a segment", "GET", "/v1/orders/..", "", 404, ""},
 		{"bad min_position", "GET", "/v1/revenue?min_position=nowhere", "", 400, "min_position"},
 		{"bad If-Match", "POST", "/v1/orders/ord-x:cancel", `{}`, 400, "expected-version"},

@@ -23,7 +23,7 @@ import (
 	"github.com/muninn-es/muninn/command"
 	"github.com/muninn-es/muninn/consume"
 	"github.com/muninn-es/muninn/eventstore"
-	"github.com/muninn-es/muninn/examples/fulfillment"
+	"github.com/muninn-es/muninn/internal/fulfillment"
 	"github.com/muninn-es/muninn/projection"
 	"github.com/muninn-es/muninn/saga"
 	"github.com/muninn-es/muninn/service/admin"
