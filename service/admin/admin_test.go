@@ -11,6 +11,7 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
 	"google.golang.org/grpc"
@@ -20,6 +21,7 @@ import (
 	"google.golang.org/protobuf/types/known/structpb"
 
 	muninnv1 "github.com/muninn-es/muninn/api/muninn/v1"
+	"github.com/muninn-es/muninn/clock"
 	"github.com/muninn-es/muninn/command"
 	"github.com/muninn-es/muninn/consume"
 	"github.com/muninn-es/muninn/eventstore"
@@ -46,7 +48,7 @@ type world struct {
 	applied atomic.Int64
 }
 
-func newWorld(t *testing.T) *world {
+func newWorld(t *testing.T, sagaOpts ...saga.Option) *world {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	w := &world{}
@@ -63,7 +65,7 @@ func newWorld(t *testing.T) *world {
 	if w.h, err = fulfillment.Register(ctx, bus); err != nil {
 		t.Fatal(err)
 	}
-	if w.saga, err = saga.New(s, bus, fulfillment.Saga()); err != nil {
+	if w.saga, err = saga.New(s, bus, fulfillment.Saga(), sagaOpts...); err != nil {
 		t.Fatal(err)
 	}
 	w.proj, err = projection.New(s, "orders-seen", []string{fulfillment.OrdersTopic},
@@ -704,5 +706,43 @@ func TestGatewayEscapedPath(t *testing.T) {
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusNotFound {
 		t.Errorf("discard of an escaped position: %d %s, want 404", resp.StatusCode, b)
+	}
+}
+
+// A payment that never answers: the saga's deadline fires and cancels the
+// order; the commands it sends hang under a deadline node.
+func TestTraceDeadline(t *testing.T) {
+	m := clock.NewManual(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
+	w := newWorld(t, saga.WithClock(m))
+	ctx := context.Background()
+	cctx := command.WithCorrelationID(ctx, "request-late")
+	if _, err := w.h.Orders.Dispatch(cctx, "late", fulfillment.PlaceOrder{Customer: "c", Total: fulfillment.NeverAnswer, SKU: "sku-1", Qty: 1, Address: "x"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.saga.WaitFor(ctx, "late", func(in saga.Instance[fulfillment.Fulfillment]) bool { return len(in.Deadlines) > 0 }); err != nil {
+		t.Fatal(err)
+	}
+	in, err := w.sagas.GetInstance(ctx, &muninnv1.GetInstanceRequest{Saga: fulfillment.SagaName, Key: "late"})
+	if err != nil || in.Status != "running" || len(in.Deadlines) != 1 || in.Deadlines[0].Id == "" || in.Deadlines[0].At == nil {
+		t.Fatalf("instance waiting for its deadline: %v, %v", in, err)
+	}
+	m.Advance(fulfillment.PaymentTimeout + time.Second)
+	if _, err := w.saga.WaitFor(ctx, "late", func(in saga.Instance[fulfillment.Fulfillment]) bool {
+		return in.Status == saga.StatusFailed && in.PendingCommands == 0
+	}); err != nil {
+		t.Fatal(err)
+	}
+	in, err = w.sagas.GetInstance(ctx, &muninnv1.GetInstanceRequest{Saga: fulfillment.SagaName, Key: "late"})
+	if err != nil || in.FailureReason == "" || len(in.Deadlines) != 0 {
+		t.Fatalf("failed instance: %v, %v", in, err)
+	}
+	tr, err := w.trace.Trace(ctx, &muninnv1.TraceRequest{CorrelationId: "request-late"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dl := find(tr.Roots, func(n *muninnv1.TraceNode) bool { return n.Kind == muninnv1.TraceNode_KIND_DEADLINE })
+	if dl == nil || find(dl.Children, eventOf("order.cancelled")) == nil {
+		b, _ := json.MarshalIndent(tr.Roots, "", "  ")
+		t.Fatalf("no deadline node leading to the cancellation:\n%s", b)
 	}
 }
