@@ -362,6 +362,9 @@ func TestSubscribe(t *testing.T) {
 		{"bad partition", "from_offsets[0].partition", &muninnv1.SubscribeRequest{Topic: "ext", FromOffsets: []*muninnv1.PartitionOffset{{Partition: 5}}}, codes.InvalidArgument},
 		{"negative offset", "from_offsets[0].offset", &muninnv1.SubscribeRequest{Topic: "ext", FromOffsets: []*muninnv1.PartitionOffset{{Offset: -1}}}, codes.InvalidArgument},
 		{"unknown topic", "nope", &muninnv1.SubscribeRequest{Topic: "nope"}, codes.NotFound},
+		{"negative from_offset", "from_offset", &muninnv1.SubscribeRequest{Topic: "ext", FromOffset: -1}, codes.InvalidArgument},
+		{"from_offset with group", "from_offset", &muninnv1.SubscribeRequest{Topic: "ext", Group: "g1", FromOffset: 1}, codes.InvalidArgument},
+		{"bad group", "group", &muninnv1.SubscribeRequest{Topic: "ext", Group: "bad group\x00"}, codes.InvalidArgument},
 	} {
 		s, err := w.es.Subscribe(ctx, c.req)
 		if err == nil {
@@ -744,5 +747,52 @@ func TestTraceDeadline(t *testing.T) {
 	if dl == nil || find(dl.Children, eventOf("order.cancelled")) == nil {
 		b, _ := json.MarshalIndent(tr.Roots, "", "  ")
 		t.Fatalf("no deadline node leading to the cancellation:\n%s", b)
+	}
+}
+
+// A REST client tails a topic from an offset: the gateway streams
+// newline-delimited JSON.
+func TestGatewaySubscribe(t *testing.T) {
+	w := newWorld(t)
+	ctx := context.Background()
+	if err := w.store.CreateTopic(ctx, "ext", eventstore.TopicConfig{Partitions: 1}); err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range []string{"a", "b"} {
+		if _, err := w.store.Append(ctx, "ext", k, eventstore.Any, []eventstore.Event{{Type: "t", Payload: []byte(`{"k":"` + k + `"}`)}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	a, err := admin.New(w.store)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mux := runtime.NewServeMux()
+	if err := a.RegisterGateway(ctx, mux, w.conn); err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(mux)
+	defer srv.Close()
+	rctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	req, _ := http.NewRequestWithContext(rctx, http.MethodGet, srv.URL+"/v1/topics/ext:subscribe?from_offset=1", nil)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var msg struct {
+		Result struct {
+			Event struct {
+				Key  string         `json:"key"`
+				Data map[string]any `json:"data"`
+			} `json:"event"`
+		} `json:"result"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&msg); err != nil {
+		t.Fatal(err)
+	}
+	if resp.StatusCode != 200 || msg.Result.Event.Key != "b" || msg.Result.Event.Data["k"] != "b" {
+		t.Fatalf("first message: %d %+v", resp.StatusCode, msg)
 	}
 }

@@ -322,12 +322,24 @@ func (s *eventStoreServer) Subscribe(req *muninnv1.SubscribeRequest, stream muni
 		if len(req.GetFromOffsets()) > 0 {
 			return invalid("from_offsets", "not allowed with a group: a group reads from its committed offsets")
 		}
+		if req.GetFromOffset() != 0 {
+			return invalid("from_offset", "not allowed with a group: a group reads from its committed offsets")
+		}
 		return s.subscribeGroup(req, stream)
 	}
 	if req.GetMemberId() != "" {
 		return invalid("member_id", "only with a group")
 	}
+	if req.GetFromOffset() < 0 {
+		return invalid("from_offset", "must not be negative, got %d", req.GetFromOffset())
+	}
+	if req.GetStart() != muninnv1.StartPosition_START_POSITION_UNSPECIFIED {
+		return invalid("start", "only with a group")
+	}
 	from := make([]int64, n)
+	for p := range from {
+		from[p] = req.GetFromOffset()
+	}
 	for i, po := range req.GetFromOffsets() {
 		field := fmt.Sprintf("from_offsets[%d]", i)
 		if po.GetTopic() != "" && po.GetTopic() != req.GetTopic() {

@@ -230,8 +230,8 @@ type ListInstancesRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// saga is the saga's name.
 	Saga string `protobuf:"bytes,1,opt,name=saga,proto3" json:"saga,omitempty"`
-	// statuses keeps the instances of these statuses ("running", "completed",
-	// "failed"); empty keeps all.
+	// statuses keeps the instances of these statuses ("running",
+	// "compensating", "completed", "failed"); empty keeps all.
 	Statuses []string `protobuf:"bytes,2,rep,name=statuses,proto3" json:"statuses,omitempty"`
 	// page_size is the most instances to return: 0 means 100, at most 1000.
 	PageSize int32 `protobuf:"varint,3,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
@@ -416,7 +416,7 @@ type SagaInstance struct {
 	Saga string `protobuf:"bytes,1,opt,name=saga,proto3" json:"saga,omitempty"`
 	// key is the instance's correlation key.
 	Key string `protobuf:"bytes,2,opt,name=key,proto3" json:"key,omitempty"`
-	// status is "running", "completed" or "failed".
+	// status is "running", "compensating", "completed" or "failed".
 	Status string `protobuf:"bytes,3,opt,name=status,proto3" json:"status,omitempty"`
 	// state is its state after its last step, as JSON.
 	State *structpb.Value `protobuf:"bytes,4,opt,name=state,proto3" json:"state,omitempty"`
