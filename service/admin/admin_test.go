@@ -343,15 +343,34 @@ func TestSubscribe(t *testing.T) {
 	wantCode(t, "negative offset", err, codes.InvalidArgument, "offsets[0].offset")
 	cancel()
 
-	// A new member (the old one may not have left yet: it then gets the
-	// partition by the rebalance when it does) resumes from the commit.
-	sub, err = w.es.Subscribe(ctx, &muninnv1.SubscribeRequest{Topic: "ext", Group: "g1", MemberId: "m2"})
+	// The member reconnects at once, with its ID (the server may not have
+	// seen the old call end: the new one takes the ID over), and resumes
+	// from its commit.
+	sctx, cancel = context.WithCancel(ctx)
+	sub, err = w.es.Subscribe(sctx, &muninnv1.SubscribeRequest{Topic: "ext", Group: "g1", MemberId: "m1"})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if e := nextEvent(t, sub); e.Key != "c" || e.Offset != 2 {
 		t.Fatalf("resumed at %v, want the third record", e)
 	}
+
+	// A second call with the same ID takes it over: the first one ends
+	// with Aborted, the second reads on from the commit.
+	sub2, err := w.es.Subscribe(ctx, &muninnv1.SubscribeRequest{Topic: "ext", Group: "g1", MemberId: "m1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if e := nextEvent(t, sub2); e.Key != "c" {
+		t.Fatalf("taken over at %v, want the third record", e)
+	}
+	for {
+		if _, err = sub.Recv(); err != nil {
+			break
+		}
+	}
+	wantCode(t, "the old call", err, codes.Aborted, "taken over")
+	cancel()
 
 	for _, c := range []struct {
 		name, field string
