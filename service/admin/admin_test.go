@@ -50,6 +50,14 @@ type world struct {
 
 func newWorld(t *testing.T, sagaOpts ...saga.Option) *world {
 	t.Helper()
+	return newWorldWith(t, false, sagaOpts...)
+}
+
+// newWorldWith is newWorld; with closedSagaBus the saga dispatches through
+// a bus that is closed, so its commands stay in its outbox (retried on its
+// clock).
+func newWorldWith(t *testing.T, closedSagaBus bool, sagaOpts ...saga.Option) *world {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	w := &world{}
 	w.poison.Store(true)
@@ -65,7 +73,19 @@ func newWorld(t *testing.T, sagaOpts ...saga.Option) *world {
 	if w.h, err = fulfillment.Register(ctx, bus); err != nil {
 		t.Fatal(err)
 	}
-	if w.saga, err = saga.New(s, bus, fulfillment.Saga(), sagaOpts...); err != nil {
+	var sagaBus saga.Dispatcher = bus
+	if closedSagaBus {
+		closed, err := command.New(s, command.WithName("closed"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := fulfillment.Register(ctx, closed); err != nil {
+			t.Fatal(err)
+		}
+		closed.Close()
+		sagaBus = closed
+	}
+	if w.saga, err = saga.New(s, sagaBus, fulfillment.Saga(), sagaOpts...); err != nil {
 		t.Fatal(err)
 	}
 	w.proj, err = projection.New(s, "orders-seen", []string{fulfillment.OrdersTopic},
@@ -813,5 +833,32 @@ func TestGatewaySubscribe(t *testing.T) {
 	}
 	if resp.StatusCode != 200 || msg.Result.Event.Key != "b" || msg.Result.Event.Data["k"] != "b" {
 		t.Fatalf("first message: %d %+v", resp.StatusCode, msg)
+	}
+}
+
+// A saga whose commands cannot be sent (its bus is closed: a transient
+// error, retried on its clock) shows them as pending.
+func TestSagaPendingCommands(t *testing.T) {
+	m := clock.NewManual(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
+	w := newWorldWith(t, true, saga.WithClock(m))
+	ctx := context.Background()
+	placed, err := w.h.Orders.Dispatch(ctx, "stuck", fulfillment.PlaceOrder{Customer: "c", Total: 1000, SKU: "sku-1", Qty: 1, Address: "x"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.saga.WaitFor(ctx, "stuck", func(in saga.Instance[fulfillment.Fulfillment]) bool { return in.PendingCommands > 0 }); err != nil {
+		t.Fatal(err)
+	}
+	in, err := w.sagas.GetInstance(ctx, &muninnv1.GetInstanceRequest{Saga: fulfillment.SagaName, Key: "stuck"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(in.Pending) == 0 || int64(len(in.Pending)) != in.PendingCommands {
+		t.Fatalf("pending: %d listed, %d counted", len(in.Pending), in.PendingCommands)
+	}
+	for _, c := range in.Pending {
+		if c.Id == "" || c.Type == "" || c.AggregateId == "" || c.CausationId != placed.EventIDs[0].String() {
+			t.Errorf("pending command: %v (want causation %s)", c, placed.EventIDs[0])
+		}
 	}
 }
