@@ -59,6 +59,8 @@ type Instance[S any] struct {
 	// PendingCommands counts the commands in its outbox, not yet known to
 	// be dispatched.
 	PendingCommands int
+	// Pending are those commands, in the order they are sent.
+	Pending []PendingCommand
 	// Deadlines are its pending deadlines, soonest first.
 	Deadlines []Deadline
 	// LastError is the last failure or rejected compensation, or "".
@@ -68,6 +70,19 @@ type Instance[S any] struct {
 	// CompensationErrors lists the compensations, and the commands of the
 	// OnFailure handler, that were rejected.
 	CompensationErrors []string
+}
+
+// PendingCommand is a command in an instance's outbox.
+type PendingCommand struct {
+	// ID is the command's ID (derived from the saga, the instance and its
+	// trigger), Type its type name and AggregateID its aggregate.
+	ID, Type, AggregateID string
+	// CausationID is the ID of what triggered the step that sent it: an
+	// event or a deadline.
+	CausationID string
+	// Compensation marks a compensating command, or one of the OnFailure
+	// handler's.
+	Compensation bool
 }
 
 // Deadline is a pending deadline.
@@ -111,7 +126,7 @@ func (s *Saga[S]) inspect(ctx context.Context, key string, v []byte) (Instance[S
 	r := in.rec
 	out := Instance[S]{
 		Key: key, Status: r.Status, State: in.state, CorrelationID: r.Correlation,
-		Started: r.Started, Updated: r.Updated, Ended: r.Ended, Steps: r.Steps, PendingCommands: pending,
+		Started: r.Started, Updated: r.Updated, Ended: r.Ended, Steps: r.Steps, PendingCommands: len(pending), Pending: pending,
 		LastError: r.LastError, Failure: r.Failure, CompensationErrors: r.CompErrors,
 	}
 	for _, d := range r.Deadlines {
@@ -121,17 +136,21 @@ func (s *Saga[S]) inspect(ctx context.Context, key string, v []byte) (Instance[S
 	return out, nil
 }
 
-// pendingOf counts the commands of instance key in the outbox.
-func (s *Saga[S]) pendingOf(ctx context.Context, key string) (int, error) {
+// pendingOf returns the commands of instance key in the outbox.
+func (s *Saga[S]) pendingOf(ctx context.Context, key string) ([]PendingCommand, error) {
 	lower, upper := s.keys.outboxOf(key).Range()
-	n := 0
-	for _, err := range s.store.Scan(ctx, lower, upper, false) {
+	var out []PendingCommand
+	for kv, err := range s.store.Scan(ctx, lower, upper, false) {
 		if err != nil {
-			return 0, fmt.Errorf("saga %q: count the outbox of %q: %w", s.def.name, key, err)
+			return nil, fmt.Errorf("saga %q: read the outbox of %q: %w", s.def.name, key, err)
 		}
-		n++
+		c, err := decodeCommand(kv.Value)
+		if err != nil {
+			return nil, fmt.Errorf("saga %q: outbox of %q: %w", s.def.name, key, err)
+		}
+		out = append(out, PendingCommand{ID: c.ID, Type: c.Type, AggregateID: c.AggregateID, CausationID: c.Causation, Compensation: c.Compensation})
 	}
-	return n, nil
+	return out, nil
 }
 
 func deadlineOf(key string, d deadlineRecord) Deadline {

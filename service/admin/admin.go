@@ -9,6 +9,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
@@ -44,7 +45,7 @@ type Admin struct {
 		sync.Mutex
 		// members are the consumer-group members of open Subscribe calls,
 		// by group and member ID.
-		members map[memberKey]eventstore.Consumer
+		members map[memberKey]*member
 	}
 
 	es    *eventStoreServer
@@ -55,6 +56,14 @@ type Admin struct {
 }
 
 type memberKey struct{ group, member string }
+
+// member is the consumer of an open Subscribe; done is closed when the
+// Subscribe has ended and left the group.
+type member struct {
+	c       eventstore.Consumer
+	done    chan struct{}
+	evicted atomic.Bool
+}
 
 // Option configures an Admin.
 type Option func(*options)
@@ -111,7 +120,7 @@ func New(store eventstore.Store, opts ...Option) (*Admin, error) {
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
 	}
-	a.mu.members = map[memberKey]eventstore.Consumer{}
+	a.mu.members = map[memberKey]*member{}
 	a.es = &eventStoreServer{a: a}
 	a.group = &groupServer{a: a}
 	a.trace = &traceServer{a: a}

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
 	"google.golang.org/grpc"
@@ -20,6 +21,7 @@ import (
 	"google.golang.org/protobuf/types/known/structpb"
 
 	muninnv1 "github.com/muninn-es/muninn/api/muninn/v1"
+	"github.com/muninn-es/muninn/clock"
 	"github.com/muninn-es/muninn/command"
 	"github.com/muninn-es/muninn/consume"
 	"github.com/muninn-es/muninn/eventstore"
@@ -46,7 +48,15 @@ type world struct {
 	applied atomic.Int64
 }
 
-func newWorld(t *testing.T) *world {
+func newWorld(t *testing.T, sagaOpts ...saga.Option) *world {
+	t.Helper()
+	return newWorldWith(t, false, sagaOpts...)
+}
+
+// newWorldWith is newWorld; with closedSagaBus the saga dispatches through
+// a bus that is closed, so its commands stay in its outbox (retried on its
+// clock).
+func newWorldWith(t *testing.T, closedSagaBus bool, sagaOpts ...saga.Option) *world {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	w := &world{}
@@ -63,7 +73,19 @@ func newWorld(t *testing.T) *world {
 	if w.h, err = fulfillment.Register(ctx, bus); err != nil {
 		t.Fatal(err)
 	}
-	if w.saga, err = saga.New(s, bus, fulfillment.Saga()); err != nil {
+	var sagaBus saga.Dispatcher = bus
+	if closedSagaBus {
+		closed, err := command.New(s, command.WithName("closed"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := fulfillment.Register(ctx, closed); err != nil {
+			t.Fatal(err)
+		}
+		closed.Close()
+		sagaBus = closed
+	}
+	if w.saga, err = saga.New(s, sagaBus, fulfillment.Saga(), sagaOpts...); err != nil {
 		t.Fatal(err)
 	}
 	w.proj, err = projection.New(s, "orders-seen", []string{fulfillment.OrdersTopic},
@@ -341,15 +363,34 @@ func TestSubscribe(t *testing.T) {
 	wantCode(t, "negative offset", err, codes.InvalidArgument, "offsets[0].offset")
 	cancel()
 
-	// A new member (the old one may not have left yet: it then gets the
-	// partition by the rebalance when it does) resumes from the commit.
-	sub, err = w.es.Subscribe(ctx, &muninnv1.SubscribeRequest{Topic: "ext", Group: "g1", MemberId: "m2"})
+	// The member reconnects at once, with its ID (the server may not have
+	// seen the old call end: the new one takes the ID over), and resumes
+	// from its commit.
+	sctx, cancel = context.WithCancel(ctx)
+	sub, err = w.es.Subscribe(sctx, &muninnv1.SubscribeRequest{Topic: "ext", Group: "g1", MemberId: "m1"})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if e := nextEvent(t, sub); e.Key != "c" || e.Offset != 2 {
 		t.Fatalf("resumed at %v, want the third record", e)
 	}
+
+	// A second call with the same ID takes it over: the first one ends
+	// with Aborted, the second reads on from the commit.
+	sub2, err := w.es.Subscribe(ctx, &muninnv1.SubscribeRequest{Topic: "ext", Group: "g1", MemberId: "m1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if e := nextEvent(t, sub2); e.Key != "c" {
+		t.Fatalf("taken over at %v, want the third record", e)
+	}
+	for {
+		if _, err = sub.Recv(); err != nil {
+			break
+		}
+	}
+	wantCode(t, "the old call", err, codes.Aborted, "taken over")
+	cancel()
 
 	for _, c := range []struct {
 		name, field string
@@ -360,6 +401,9 @@ func TestSubscribe(t *testing.T) {
 		{"bad partition", "from_offsets[0].partition", &muninnv1.SubscribeRequest{Topic: "ext", FromOffsets: []*muninnv1.PartitionOffset{{Partition: 5}}}, codes.InvalidArgument},
 		{"negative offset", "from_offsets[0].offset", &muninnv1.SubscribeRequest{Topic: "ext", FromOffsets: []*muninnv1.PartitionOffset{{Offset: -1}}}, codes.InvalidArgument},
 		{"unknown topic", "nope", &muninnv1.SubscribeRequest{Topic: "nope"}, codes.NotFound},
+		{"negative from_offset", "from_offset", &muninnv1.SubscribeRequest{Topic: "ext", FromOffset: -1}, codes.InvalidArgument},
+		{"from_offset with group", "from_offset", &muninnv1.SubscribeRequest{Topic: "ext", Group: "g1", FromOffset: 1}, codes.InvalidArgument},
+		{"bad group", "group", &muninnv1.SubscribeRequest{Topic: "ext", Group: "bad group\x00"}, codes.InvalidArgument},
 	} {
 		s, err := w.es.Subscribe(ctx, c.req)
 		if err == nil {
@@ -704,5 +748,117 @@ func TestGatewayEscapedPath(t *testing.T) {
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusNotFound {
 		t.Errorf("discard of an escaped position: %d %s, want 404", resp.StatusCode, b)
+	}
+}
+
+// A payment that never answers: the saga's deadline fires and cancels the
+// order; the commands it sends hang under a deadline node.
+func TestTraceDeadline(t *testing.T) {
+	m := clock.NewManual(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
+	w := newWorld(t, saga.WithClock(m))
+	ctx := context.Background()
+	cctx := command.WithCorrelationID(ctx, "request-late")
+	if _, err := w.h.Orders.Dispatch(cctx, "late", fulfillment.PlaceOrder{Customer: "c", Total: fulfillment.NeverAnswer, SKU: "sku-1", Qty: 1, Address: "x"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.saga.WaitFor(ctx, "late", func(in saga.Instance[fulfillment.Fulfillment]) bool { return len(in.Deadlines) > 0 }); err != nil {
+		t.Fatal(err)
+	}
+	in, err := w.sagas.GetInstance(ctx, &muninnv1.GetInstanceRequest{Saga: fulfillment.SagaName, Key: "late"})
+	if err != nil || in.Status != "running" || len(in.Deadlines) != 1 || in.Deadlines[0].Id == "" || in.Deadlines[0].At == nil {
+		t.Fatalf("instance waiting for its deadline: %v, %v", in, err)
+	}
+	m.Advance(fulfillment.PaymentTimeout + time.Second)
+	if _, err := w.saga.WaitFor(ctx, "late", func(in saga.Instance[fulfillment.Fulfillment]) bool {
+		return in.Status == saga.StatusFailed && in.PendingCommands == 0
+	}); err != nil {
+		t.Fatal(err)
+	}
+	in, err = w.sagas.GetInstance(ctx, &muninnv1.GetInstanceRequest{Saga: fulfillment.SagaName, Key: "late"})
+	if err != nil || in.FailureReason == "" || len(in.Deadlines) != 0 {
+		t.Fatalf("failed instance: %v, %v", in, err)
+	}
+	tr, err := w.trace.Trace(ctx, &muninnv1.TraceRequest{CorrelationId: "request-late"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dl := find(tr.Roots, func(n *muninnv1.TraceNode) bool { return n.Kind == muninnv1.TraceNode_KIND_DEADLINE })
+	if dl == nil || find(dl.Children, eventOf("order.cancelled")) == nil {
+		b, _ := json.MarshalIndent(tr.Roots, "", "  ")
+		t.Fatalf("no deadline node leading to the cancellation:\n%s", b)
+	}
+}
+
+// A REST client tails a topic from an offset: the gateway streams
+// newline-delimited JSON.
+func TestGatewaySubscribe(t *testing.T) {
+	w := newWorld(t)
+	ctx := context.Background()
+	if err := w.store.CreateTopic(ctx, "ext", eventstore.TopicConfig{Partitions: 1}); err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range []string{"a", "b"} {
+		if _, err := w.store.Append(ctx, "ext", k, eventstore.Any, []eventstore.Event{{Type: "t", Payload: []byte(`{"k":"` + k + `"}`)}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	a, err := admin.New(w.store)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mux := runtime.NewServeMux()
+	if err := a.RegisterGateway(ctx, mux, w.conn); err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(mux)
+	defer srv.Close()
+	rctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	req, _ := http.NewRequestWithContext(rctx, http.MethodGet, srv.URL+"/v1/topics/ext:subscribe?from_offset=1", nil)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var msg struct {
+		Result struct {
+			Event struct {
+				Key  string         `json:"key"`
+				Data map[string]any `json:"data"`
+			} `json:"event"`
+		} `json:"result"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&msg); err != nil {
+		t.Fatal(err)
+	}
+	if resp.StatusCode != 200 || msg.Result.Event.Key != "b" || msg.Result.Event.Data["k"] != "b" {
+		t.Fatalf("first message: %d %+v", resp.StatusCode, msg)
+	}
+}
+
+// A saga whose commands cannot be sent (its bus is closed: a transient
+// error, retried on its clock) shows them as pending.
+func TestSagaPendingCommands(t *testing.T) {
+	m := clock.NewManual(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
+	w := newWorldWith(t, true, saga.WithClock(m))
+	ctx := context.Background()
+	placed, err := w.h.Orders.Dispatch(ctx, "stuck", fulfillment.PlaceOrder{Customer: "c", Total: 1000, SKU: "sku-1", Qty: 1, Address: "x"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.saga.WaitFor(ctx, "stuck", func(in saga.Instance[fulfillment.Fulfillment]) bool { return in.PendingCommands > 0 }); err != nil {
+		t.Fatal(err)
+	}
+	in, err := w.sagas.GetInstance(ctx, &muninnv1.GetInstanceRequest{Saga: fulfillment.SagaName, Key: "stuck"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(in.Pending) == 0 || int64(len(in.Pending)) != in.PendingCommands {
+		t.Fatalf("pending: %d listed, %d counted", len(in.Pending), in.PendingCommands)
+	}
+	for _, c := range in.Pending {
+		if c.Id == "" || c.Type == "" || c.AggregateId == "" || c.CausationId != placed.EventIDs[0].String() {
+			t.Errorf("pending command: %v (want causation %s)", c, placed.EventIDs[0])
+		}
 	}
 }

@@ -24,7 +24,10 @@
 // member: the server commits through the member's own consumer, fenced by its
 // assignment, so a member that lost a partition cannot commit it. A member
 // that reconnects resumes from what it committed; what it read and did not
-// commit is delivered again (at least once).
+// commit is delivered again (at least once). A Subscribe naming the member ID
+// of a call still open (a client reconnecting before the server has seen its
+// old call end) takes the ID over: the old call leaves the group and ends
+// with Aborted. Commits go to the server that holds the member's call.
 //
 // # Traces
 //

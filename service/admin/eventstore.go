@@ -322,12 +322,24 @@ func (s *eventStoreServer) Subscribe(req *muninnv1.SubscribeRequest, stream muni
 		if len(req.GetFromOffsets()) > 0 {
 			return invalid("from_offsets", "not allowed with a group: a group reads from its committed offsets")
 		}
+		if req.GetFromOffset() != 0 {
+			return invalid("from_offset", "not allowed with a group: a group reads from its committed offsets")
+		}
 		return s.subscribeGroup(req, stream)
 	}
 	if req.GetMemberId() != "" {
 		return invalid("member_id", "only with a group")
 	}
+	if req.GetFromOffset() < 0 {
+		return invalid("from_offset", "must not be negative, got %d", req.GetFromOffset())
+	}
+	if req.GetStart() != muninnv1.StartPosition_START_POSITION_UNSPECIFIED {
+		return invalid("start", "only with a group")
+	}
 	from := make([]int64, n)
+	for p := range from {
+		from[p] = req.GetFromOffset()
+	}
 	for i, po := range req.GetFromOffsets() {
 		field := fmt.Sprintf("from_offsets[%d]", i)
 		if po.GetTopic() != "" && po.GetTopic() != req.GetTopic() {
@@ -396,29 +408,33 @@ func (s *eventStoreServer) subscribeGroup(req *muninnv1.SubscribeRequest, stream
 	ctx := stream.Context()
 	key := memberKey{req.GetGroup(), req.GetMemberId()}
 	if key.member != "" {
-		s.a.mu.Lock()
-		_, taken := s.a.mu.members[key]
-		s.a.mu.Unlock()
-		if taken {
-			return status.Errorf(codes.AlreadyExists, "member %q of group %q is subscribed already", key.member, key.group)
+		// A client that reconnects with its member ID takes it over from
+		// its old call, which the server may not have seen end yet: the
+		// old member leaves the group first.
+		if err := s.a.evict(ctx, key); err != nil {
+			return err
 		}
 	}
 	c, err := s.a.store.JoinGroup(ctx, req.GetGroup(), []string{req.GetTopic()}, opts...)
 	if err != nil {
 		return toStatus(err)
 	}
+	m := &member{c: c, done: make(chan struct{})}
+	defer close(m.done)
 	defer c.Close()
 	key.member = c.ID()
 	s.a.mu.Lock()
 	if _, taken := s.a.mu.members[key]; taken {
 		s.a.mu.Unlock()
-		return status.Errorf(codes.AlreadyExists, "member %q of group %q is subscribed already", key.member, key.group)
+		return status.Errorf(codes.AlreadyExists, "member %q of group %q was taken over by another call", key.member, key.group)
 	}
-	s.a.mu.members[key] = c
+	s.a.mu.members[key] = m
 	s.a.mu.Unlock()
 	defer func() {
 		s.a.mu.Lock()
-		delete(s.a.mu.members, key)
+		if s.a.mu.members[key] == m {
+			delete(s.a.mu.members, key)
+		}
 		s.a.mu.Unlock()
 	}()
 
@@ -444,6 +460,9 @@ func (s *eventStoreServer) subscribeGroup(req *muninnv1.SubscribeRequest, stream
 	}
 	for {
 		recs, err := c.Poll(ctx, subscribeBuffer)
+		if err != nil && m.evicted.Load() {
+			return status.Errorf(codes.Aborted, "member %q of group %q was taken over by a new Subscribe", key.member, key.group)
+		}
 		if errors.Is(err, eventstore.ErrNotAssigned) {
 			if err := c.Rewind(ctx); err != nil {
 				return toStatus(err)
@@ -489,15 +508,35 @@ func (s *eventStoreServer) Commit(ctx context.Context, req *muninnv1.CommitReque
 		offsets[eventstore.TopicPartition{Topic: po.GetTopic(), Partition: int(po.GetPartition())}] = po.GetOffset()
 	}
 	s.a.mu.Lock()
-	c := s.a.mu.members[memberKey{req.GetGroup(), req.GetMemberId()}]
+	m := s.a.mu.members[memberKey{req.GetGroup(), req.GetMemberId()}]
 	s.a.mu.Unlock()
-	if c == nil {
+	if m == nil {
 		return nil, notFound("member %q of group %q has no open Subscribe on this server", req.GetMemberId(), req.GetGroup())
 	}
-	if err := c.CommitOffsets(ctx, offsets); err != nil {
+	if err := m.c.CommitOffsets(ctx, offsets); err != nil {
 		return nil, toStatus(err)
 	}
 	return &muninnv1.CommitResponse{}, nil
+}
+
+// evict makes the member key of an open Subscribe, if there is one, leave
+// its group, and waits until its call has ended.
+func (a *Admin) evict(ctx context.Context, key memberKey) error {
+	for {
+		a.mu.Lock()
+		m := a.mu.members[key]
+		a.mu.Unlock()
+		if m == nil {
+			return nil
+		}
+		m.evicted.Store(true)
+		m.c.Close() // its Poll ends, and so does its call
+		select {
+		case <-m.done:
+		case <-ctx.Done():
+			return toStatus(ctx.Err())
+		}
+	}
 }
 
 // since returns the seconds from t to now, 0 for the zero time.

@@ -69,7 +69,7 @@ func rawInstance[S any](in saga.Instance[S]) (saga.Instance[json.RawMessage], er
 	return saga.Instance[json.RawMessage]{
 		Key: in.Key, Status: in.Status, State: b, CorrelationID: in.CorrelationID,
 		Started: in.Started, Updated: in.Updated, Ended: in.Ended, Steps: in.Steps,
-		PendingCommands: in.PendingCommands, Deadlines: in.Deadlines, LastError: in.LastError,
+		PendingCommands: in.PendingCommands, Pending: in.Pending, Deadlines: in.Deadlines, LastError: in.LastError,
 		Failure: in.Failure, CompensationErrors: in.CompensationErrors,
 	}, nil
 }
@@ -182,6 +182,9 @@ func instanceProto(name string, in saga.Instance[json.RawMessage]) *muninnv1.Sag
 	var v structpb.Value
 	if err := protojson.Unmarshal(in.State, &v); err == nil {
 		p.State = &v
+	}
+	for _, c := range in.Pending {
+		p.Pending = append(p.Pending, &muninnv1.SagaPendingCommand{Id: c.ID, Type: c.Type, AggregateId: c.AggregateID, CausationId: c.CausationID, Compensation: c.Compensation})
 	}
 	for _, d := range in.Deadlines {
 		p.Deadlines = append(p.Deadlines, &muninnv1.SagaDeadline{Name: d.Name, Id: d.ID, At: timestamppb.New(d.At), Command: d.Command})

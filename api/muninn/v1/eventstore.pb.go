@@ -487,7 +487,8 @@ type ReadStreamRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// topic is the stream's topic.
 	Topic string `protobuf:"bytes,1,opt,name=topic,proto3" json:"topic,omitempty"`
-	// key is the stream's key (the aggregate ID).
+	// key is the stream's key (the aggregate ID). In a REST path, escape a
+	// slash as %2F.
 	Key string `protobuf:"bytes,2,opt,name=key,proto3" json:"key,omitempty"`
 	// direction is forward (the default) or backward.
 	Direction Direction `protobuf:"varint,3,opt,name=direction,proto3,enum=muninn.v1.Direction" json:"direction,omitempty"`
@@ -1021,7 +1022,9 @@ type SubscribeRequest struct {
 	// topic is the topic to follow.
 	Topic string `protobuf:"bytes,1,opt,name=topic,proto3" json:"topic,omitempty"`
 	// from_offsets, without a group, are where to start per partition;
-	// partitions not named start at 0. Not allowed with a group.
+	// partitions not named start at from_offset. Not allowed with a group.
+	// (Over REST, where a repeated message cannot be a query parameter, use
+	// from_offset.)
 	FromOffsets []*PartitionOffset `protobuf:"bytes,2,rep,name=from_offsets,json=fromOffsets,proto3" json:"from_offsets,omitempty"`
 	// group, if set, makes the call a member of this consumer group: it gets
 	// the partitions assigned to it, from the group's committed offsets.
@@ -1029,7 +1032,10 @@ type SubscribeRequest struct {
 	// member_id is the member's ID in the group; empty means a generated one.
 	MemberId string `protobuf:"bytes,4,opt,name=member_id,json=memberId,proto3" json:"member_id,omitempty"`
 	// start is where the group starts on partitions it never committed.
-	Start         StartPosition `protobuf:"varint,5,opt,name=start,proto3,enum=muninn.v1.StartPosition" json:"start,omitempty"`
+	Start StartPosition `protobuf:"varint,5,opt,name=start,proto3,enum=muninn.v1.StartPosition" json:"start,omitempty"`
+	// from_offset, without a group, is where to start on the partitions
+	// from_offsets does not name (default 0). Not allowed with a group.
+	FromOffset    int64 `protobuf:"varint,6,opt,name=from_offset,json=fromOffset,proto3" json:"from_offset,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1097,6 +1103,13 @@ func (x *SubscribeRequest) GetStart() StartPosition {
 		return x.Start
 	}
 	return StartPosition_START_POSITION_UNSPECIFIED
+}
+
+func (x *SubscribeRequest) GetFromOffset() int64 {
+	if x != nil {
+		return x.FromOffset
+	}
+	return 0
 }
 
 // SubscribeResponse is one message of a subscription: the member's
@@ -1727,13 +1740,15 @@ const file_muninn_v1_eventstore_proto_rawDesc = "" +
 	"\x0fPartitionOffset\x12\x14\n" +
 	"\x05topic\x18\x01 \x01(\tR\x05topic\x12\x1c\n" +
 	"\tpartition\x18\x02 \x01(\x05R\tpartition\x12\x16\n" +
-	"\x06offset\x18\x03 \x01(\x03R\x06offset\"\xca\x01\n" +
+	"\x06offset\x18\x03 \x01(\x03R\x06offset\"\xeb\x01\n" +
 	"\x10SubscribeRequest\x12\x14\n" +
 	"\x05topic\x18\x01 \x01(\tR\x05topic\x12=\n" +
 	"\ffrom_offsets\x18\x02 \x03(\v2\x1a.muninn.v1.PartitionOffsetR\vfromOffsets\x12\x14\n" +
 	"\x05group\x18\x03 \x01(\tR\x05group\x12\x1b\n" +
 	"\tmember_id\x18\x04 \x01(\tR\bmemberId\x12.\n" +
-	"\x05start\x18\x05 \x01(\x0e2\x18.muninn.v1.StartPositionR\x05start\"\x81\x01\n" +
+	"\x05start\x18\x05 \x01(\x0e2\x18.muninn.v1.StartPositionR\x05start\x12\x1f\n" +
+	"\vfrom_offset\x18\x06 \x01(\x03R\n" +
+	"fromOffset\"\x81\x01\n" +
 	"\x11SubscribeResponse\x127\n" +
 	"\n" +
 	"assignment\x18\x01 \x01(\v2\x15.muninn.v1.AssignmentH\x00R\n" +

@@ -721,7 +721,9 @@ type DeadLetterRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// projection is the projection's name.
 	Projection string `protobuf:"bytes,1,opt,name=projection,proto3" json:"projection,omitempty"`
-	// position is the record's original position, "topic/partition@offset".
+	// position is the record's original position, "topic/partition@offset"
+	// (the event's position in ListDeadLetters). In a REST path, escape the
+	// slash as %2F.
 	Position      string `protobuf:"bytes,2,opt,name=position,proto3" json:"position,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache

@@ -230,8 +230,8 @@ type ListInstancesRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// saga is the saga's name.
 	Saga string `protobuf:"bytes,1,opt,name=saga,proto3" json:"saga,omitempty"`
-	// statuses keeps the instances of these statuses ("running", "completed",
-	// "failed"); empty keeps all.
+	// statuses keeps the instances of these statuses ("running",
+	// "compensating", "completed", "failed"); empty keeps all.
 	Statuses []string `protobuf:"bytes,2,rep,name=statuses,proto3" json:"statuses,omitempty"`
 	// page_size is the most instances to return: 0 means 100, at most 1000.
 	PageSize int32 `protobuf:"varint,3,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
@@ -416,7 +416,7 @@ type SagaInstance struct {
 	Saga string `protobuf:"bytes,1,opt,name=saga,proto3" json:"saga,omitempty"`
 	// key is the instance's correlation key.
 	Key string `protobuf:"bytes,2,opt,name=key,proto3" json:"key,omitempty"`
-	// status is "running", "completed" or "failed".
+	// status is "running", "compensating", "completed" or "failed".
 	Status string `protobuf:"bytes,3,opt,name=status,proto3" json:"status,omitempty"`
 	// state is its state after its last step, as JSON.
 	State *structpb.Value `protobuf:"bytes,4,opt,name=state,proto3" json:"state,omitempty"`
@@ -441,8 +441,10 @@ type SagaInstance struct {
 	FailureReason string `protobuf:"bytes,13,opt,name=failure_reason,json=failureReason,proto3" json:"failure_reason,omitempty"`
 	// compensation_errors lists the compensations that were rejected.
 	CompensationErrors []string `protobuf:"bytes,14,rep,name=compensation_errors,json=compensationErrors,proto3" json:"compensation_errors,omitempty"`
-	unknownFields      protoimpl.UnknownFields
-	sizeCache          protoimpl.SizeCache
+	// pending are the commands in its outbox, in the order they are sent.
+	Pending       []*SagaPendingCommand `protobuf:"bytes,15,rep,name=pending,proto3" json:"pending,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *SagaInstance) Reset() {
@@ -573,6 +575,99 @@ func (x *SagaInstance) GetCompensationErrors() []string {
 	return nil
 }
 
+func (x *SagaInstance) GetPending() []*SagaPendingCommand {
+	if x != nil {
+		return x.Pending
+	}
+	return nil
+}
+
+// SagaPendingCommand is a command a saga instance has yet to send (or has
+// sent without knowing yet that it was applied).
+type SagaPendingCommand struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// id is the command's ID, derived from the saga, instance and trigger, so
+	// that a command sent again is recognized by the bus.
+	Id string `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	// type is the command's type name.
+	Type string `protobuf:"bytes,2,opt,name=type,proto3" json:"type,omitempty"`
+	// aggregate_id is the aggregate it goes to.
+	AggregateId string `protobuf:"bytes,3,opt,name=aggregate_id,json=aggregateId,proto3" json:"aggregate_id,omitempty"`
+	// causation_id is the event or deadline that triggered the step that sent
+	// it.
+	CausationId string `protobuf:"bytes,4,opt,name=causation_id,json=causationId,proto3" json:"causation_id,omitempty"`
+	// compensation is set for a compensating command, or one of the failure
+	// handler's.
+	Compensation  bool `protobuf:"varint,5,opt,name=compensation,proto3" json:"compensation,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SagaPendingCommand) Reset() {
+	*x = SagaPendingCommand{}
+	mi := &file_muninn_v1_saga_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SagaPendingCommand) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SagaPendingCommand) ProtoMessage() {}
+
+func (x *SagaPendingCommand) ProtoReflect() protoreflect.Message {
+	mi := &file_muninn_v1_saga_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SagaPendingCommand.ProtoReflect.Descriptor instead.
+func (*SagaPendingCommand) Descriptor() ([]byte, []int) {
+	return file_muninn_v1_saga_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *SagaPendingCommand) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *SagaPendingCommand) GetType() string {
+	if x != nil {
+		return x.Type
+	}
+	return ""
+}
+
+func (x *SagaPendingCommand) GetAggregateId() string {
+	if x != nil {
+		return x.AggregateId
+	}
+	return ""
+}
+
+func (x *SagaPendingCommand) GetCausationId() string {
+	if x != nil {
+		return x.CausationId
+	}
+	return ""
+}
+
+func (x *SagaPendingCommand) GetCompensation() bool {
+	if x != nil {
+		return x.Compensation
+	}
+	return false
+}
+
 // SagaDeadline is a pending deadline of an instance.
 type SagaDeadline struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -591,7 +686,7 @@ type SagaDeadline struct {
 
 func (x *SagaDeadline) Reset() {
 	*x = SagaDeadline{}
-	mi := &file_muninn_v1_saga_proto_msgTypes[7]
+	mi := &file_muninn_v1_saga_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -603,7 +698,7 @@ func (x *SagaDeadline) String() string {
 func (*SagaDeadline) ProtoMessage() {}
 
 func (x *SagaDeadline) ProtoReflect() protoreflect.Message {
-	mi := &file_muninn_v1_saga_proto_msgTypes[7]
+	mi := &file_muninn_v1_saga_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -616,7 +711,7 @@ func (x *SagaDeadline) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SagaDeadline.ProtoReflect.Descriptor instead.
 func (*SagaDeadline) Descriptor() ([]byte, []int) {
-	return file_muninn_v1_saga_proto_rawDescGZIP(), []int{7}
+	return file_muninn_v1_saga_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *SagaDeadline) GetName() string {
@@ -679,7 +774,7 @@ const file_muninn_v1_saga_proto_rawDesc = "" +
 	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\":\n" +
 	"\x12GetInstanceRequest\x12\x12\n" +
 	"\x04saga\x18\x01 \x01(\tR\x04saga\x12\x10\n" +
-	"\x03key\x18\x02 \x01(\tR\x03key\"\xae\x04\n" +
+	"\x03key\x18\x02 \x01(\tR\x03key\"\xe7\x04\n" +
 	"\fSagaInstance\x12\x12\n" +
 	"\x04saga\x18\x01 \x01(\tR\x04saga\x12\x10\n" +
 	"\x03key\x18\x02 \x01(\tR\x03key\x12\x16\n" +
@@ -696,7 +791,14 @@ const file_muninn_v1_saga_proto_rawDesc = "" +
 	"\n" +
 	"last_error\x18\f \x01(\tR\tlastError\x12%\n" +
 	"\x0efailure_reason\x18\r \x01(\tR\rfailureReason\x12/\n" +
-	"\x13compensation_errors\x18\x0e \x03(\tR\x12compensationErrors\"x\n" +
+	"\x13compensation_errors\x18\x0e \x03(\tR\x12compensationErrors\x127\n" +
+	"\apending\x18\x0f \x03(\v2\x1d.muninn.v1.SagaPendingCommandR\apending\"\xa2\x01\n" +
+	"\x12SagaPendingCommand\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
+	"\x04type\x18\x02 \x01(\tR\x04type\x12!\n" +
+	"\faggregate_id\x18\x03 \x01(\tR\vaggregateId\x12!\n" +
+	"\fcausation_id\x18\x04 \x01(\tR\vcausationId\x12\"\n" +
+	"\fcompensation\x18\x05 \x01(\bR\fcompensation\"x\n" +
 	"\fSagaDeadline\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x0e\n" +
 	"\x02id\x18\x02 \x01(\tR\x02id\x12*\n" +
@@ -719,7 +821,7 @@ func file_muninn_v1_saga_proto_rawDescGZIP() []byte {
 	return file_muninn_v1_saga_proto_rawDescData
 }
 
-var file_muninn_v1_saga_proto_msgTypes = make([]protoimpl.MessageInfo, 8)
+var file_muninn_v1_saga_proto_msgTypes = make([]protoimpl.MessageInfo, 9)
 var file_muninn_v1_saga_proto_goTypes = []any{
 	(*ListSagasRequest)(nil),      // 0: muninn.v1.ListSagasRequest
 	(*ListSagasResponse)(nil),     // 1: muninn.v1.ListSagasResponse
@@ -728,30 +830,32 @@ var file_muninn_v1_saga_proto_goTypes = []any{
 	(*ListInstancesResponse)(nil), // 4: muninn.v1.ListInstancesResponse
 	(*GetInstanceRequest)(nil),    // 5: muninn.v1.GetInstanceRequest
 	(*SagaInstance)(nil),          // 6: muninn.v1.SagaInstance
-	(*SagaDeadline)(nil),          // 7: muninn.v1.SagaDeadline
-	(*structpb.Value)(nil),        // 8: google.protobuf.Value
-	(*timestamppb.Timestamp)(nil), // 9: google.protobuf.Timestamp
+	(*SagaPendingCommand)(nil),    // 7: muninn.v1.SagaPendingCommand
+	(*SagaDeadline)(nil),          // 8: muninn.v1.SagaDeadline
+	(*structpb.Value)(nil),        // 9: google.protobuf.Value
+	(*timestamppb.Timestamp)(nil), // 10: google.protobuf.Timestamp
 }
 var file_muninn_v1_saga_proto_depIdxs = []int32{
 	2,  // 0: muninn.v1.ListSagasResponse.sagas:type_name -> muninn.v1.SagaStatus
 	6,  // 1: muninn.v1.ListInstancesResponse.instances:type_name -> muninn.v1.SagaInstance
-	8,  // 2: muninn.v1.SagaInstance.state:type_name -> google.protobuf.Value
-	9,  // 3: muninn.v1.SagaInstance.started:type_name -> google.protobuf.Timestamp
-	9,  // 4: muninn.v1.SagaInstance.updated:type_name -> google.protobuf.Timestamp
-	9,  // 5: muninn.v1.SagaInstance.ended:type_name -> google.protobuf.Timestamp
-	7,  // 6: muninn.v1.SagaInstance.deadlines:type_name -> muninn.v1.SagaDeadline
-	9,  // 7: muninn.v1.SagaDeadline.at:type_name -> google.protobuf.Timestamp
-	0,  // 8: muninn.v1.SagaService.ListSagas:input_type -> muninn.v1.ListSagasRequest
-	3,  // 9: muninn.v1.SagaService.ListInstances:input_type -> muninn.v1.ListInstancesRequest
-	5,  // 10: muninn.v1.SagaService.GetInstance:input_type -> muninn.v1.GetInstanceRequest
-	1,  // 11: muninn.v1.SagaService.ListSagas:output_type -> muninn.v1.ListSagasResponse
-	4,  // 12: muninn.v1.SagaService.ListInstances:output_type -> muninn.v1.ListInstancesResponse
-	6,  // 13: muninn.v1.SagaService.GetInstance:output_type -> muninn.v1.SagaInstance
-	11, // [11:14] is the sub-list for method output_type
-	8,  // [8:11] is the sub-list for method input_type
-	8,  // [8:8] is the sub-list for extension type_name
-	8,  // [8:8] is the sub-list for extension extendee
-	0,  // [0:8] is the sub-list for field type_name
+	9,  // 2: muninn.v1.SagaInstance.state:type_name -> google.protobuf.Value
+	10, // 3: muninn.v1.SagaInstance.started:type_name -> google.protobuf.Timestamp
+	10, // 4: muninn.v1.SagaInstance.updated:type_name -> google.protobuf.Timestamp
+	10, // 5: muninn.v1.SagaInstance.ended:type_name -> google.protobuf.Timestamp
+	8,  // 6: muninn.v1.SagaInstance.deadlines:type_name -> muninn.v1.SagaDeadline
+	7,  // 7: muninn.v1.SagaInstance.pending:type_name -> muninn.v1.SagaPendingCommand
+	10, // 8: muninn.v1.SagaDeadline.at:type_name -> google.protobuf.Timestamp
+	0,  // 9: muninn.v1.SagaService.ListSagas:input_type -> muninn.v1.ListSagasRequest
+	3,  // 10: muninn.v1.SagaService.ListInstances:input_type -> muninn.v1.ListInstancesRequest
+	5,  // 11: muninn.v1.SagaService.GetInstance:input_type -> muninn.v1.GetInstanceRequest
+	1,  // 12: muninn.v1.SagaService.ListSagas:output_type -> muninn.v1.ListSagasResponse
+	4,  // 13: muninn.v1.SagaService.ListInstances:output_type -> muninn.v1.ListInstancesResponse
+	6,  // 14: muninn.v1.SagaService.GetInstance:output_type -> muninn.v1.SagaInstance
+	12, // [12:15] is the sub-list for method output_type
+	9,  // [9:12] is the sub-list for method input_type
+	9,  // [9:9] is the sub-list for extension type_name
+	9,  // [9:9] is the sub-list for extension extendee
+	0,  // [0:9] is the sub-list for field type_name
 }
 
 func init() { file_muninn_v1_saga_proto_init() }
@@ -765,7 +869,7 @@ func file_muninn_v1_saga_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_muninn_v1_saga_proto_rawDesc), len(file_muninn_v1_saga_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   8,
+			NumMessages:   9,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
