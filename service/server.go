@@ -272,7 +272,7 @@ func (s *Server) Run(ctx context.Context) error {
 }
 
 // Shutdown stops the server gracefully: it stops intake (the gRPC health
-// service says NOT_SERVING and /readyz 503), lets the HTTP server finish
+// service says NOT_SERVING and /readyz 503; see WithDrainDelay), lets the HTTP server finish
 // its requests, then cancels the streaming calls (subscriptions do not
 // end on their own) and lets the gRPC server finish its calls, all within the shutdown
 // timeout (WithShutdownTimeout) or ctx, whichever ends first, and cuts off
@@ -296,6 +296,14 @@ func (s *Server) shutdown(ctx context.Context) error {
 	ctx, stop := context.WithTimeout(ctx, s.o.shutdownTimeout)
 	defer stop()
 	var errs []error
+	if s.o.drainDelay > 0 {
+		t := time.NewTimer(s.o.drainDelay)
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+		}
+	}
 	if err := s.http.Shutdown(ctx); err != nil {
 		errs = append(errs, fmt.Errorf("service: HTTP shutdown: %w", err))
 		s.http.Close()
