@@ -12,7 +12,9 @@ import (
 )
 
 // acceptAll answers every call; the fuzz target is the gateway's decoding.
-type acceptAll struct{ testv1.UnimplementedCounterServiceServer }
+type acceptAll struct {
+	testv1.UnimplementedCounterServiceServer
+}
 
 func (acceptAll) Add(_ context.Context, req *testv1.AddRequest) (*testv1.AddResponse, error) {
 	return &testv1.AddResponse{CounterId: req.GetCounterId()}, nil

@@ -3,10 +3,12 @@ package service_test
 import (
 	"context"
 	"encoding/json"
+	"io"
 	"net/http"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/muninn-es/muninn/service"
 )
@@ -109,5 +111,56 @@ func TestServerRun(t *testing.T) {
 	}
 	if err := srv.Start(context.Background()); err == nil {
 		t.Error("a shut down server starts again")
+	}
+}
+
+// With a drain delay, /readyz says 503 while the listeners still accept;
+// the shutdown context ends the delay.
+func TestDrainDelay(t *testing.T) {
+	srv, err := service.New(service.WithGRPCAddr("127.0.0.1:0"), service.WithHTTPAddr("127.0.0.1:0"),
+		service.WithDrainDelay(time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	base := "http://" + srv.HTTPAddr()
+	get := func(path string) (int, string) {
+		res, err := http.Get(base + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer res.Body.Close()
+		b, _ := io.ReadAll(res.Body)
+		return res.StatusCode, string(b)
+	}
+	if code, body := get("/readyz"); code != 200 {
+		t.Fatalf("readyz %d %s", code, body)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- srv.Shutdown(ctx) }()
+	tick := time.NewTicker(2 * time.Millisecond)
+	defer tick.Stop()
+	deadline := time.After(10 * time.Second)
+	for {
+		code, body := get("/readyz")
+		if code == 503 && strings.Contains(body, "shutting down") {
+			break
+		}
+		select {
+		case <-tick.C:
+		case <-deadline:
+			t.Fatalf("readyz stays %d %s while draining", code, body)
+		}
+	}
+	if code, _ := get("/healthz"); code != 200 {
+		t.Errorf("healthz %d while draining: the process is up", code)
+	}
+	cancel()
+	<-done // cut short by ctx: its error says so, or nil if nothing was in flight
+	if _, err := http.Get(base + "/healthz"); err == nil {
+		t.Error("HTTP still serves after shutdown")
 	}
 }

@@ -31,6 +31,7 @@ type options struct {
 	maxBody            int64
 	awaitTimeout       time.Duration
 	shutdownTimeout    time.Duration
+	drainDelay         time.Duration
 	logger             *slog.Logger
 	openapi            [][]byte
 	title              string
@@ -143,4 +144,18 @@ func WithOpenAPI(docs ...[]byte) Option {
 // "Muninn service").
 func WithTitle(title string) Option {
 	return func(o *options) { o.title = title }
+}
+
+// WithDrainDelay makes a shutdown wait d after it stopped intake (health
+// NOT_SERVING, /readyz 503) before it closes the listeners (Server;
+// default 0), so that load balancers polling them stop sending calls
+// first. The shutdown context (and the shutdown timeout, which the delay
+// counts against) ends the wait early.
+func WithDrainDelay(d time.Duration) Option {
+	return func(o *options) {
+		if d < 0 {
+			o.fail("drain delay must not be negative, got %v", d)
+		}
+		o.drainDelay = d
+	}
 }

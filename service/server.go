@@ -115,7 +115,8 @@ func New(opts ...Option) (*Server, error) {
 
 // Register adds a function that registers gRPC services with the server,
 // such as func(g *grpc.Server) { shopv1.RegisterOrderServiceServer(g, h) };
-// it runs at Start. Call it before Start.
+// it runs at Start and must not call the Server's methods. Call it
+// before Start.
 func (s *Server) Register(f func(*grpc.Server)) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -124,7 +125,8 @@ func (s *Server) Register(f func(*grpc.Server)) {
 
 // RegisterGateway adds a function that registers REST handlers with the
 // gateway, such as shopv1.RegisterOrderServiceHandler; it runs at Start
-// with the loopback connection to the gRPC server. Call it before Start.
+// with the loopback connection to the gRPC server, and must not call the
+// Server's methods. Call it before Start.
 func (s *Server) RegisterGateway(f GatewayFunc) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -272,7 +274,7 @@ func (s *Server) Run(ctx context.Context) error {
 }
 
 // Shutdown stops the server gracefully: it stops intake (the gRPC health
-// service says NOT_SERVING and /readyz 503), lets the HTTP server finish
+// service says NOT_SERVING and /readyz 503; see WithDrainDelay), lets the HTTP server finish
 // its requests, then cancels the streaming calls (subscriptions do not
 // end on their own) and lets the gRPC server finish its calls, all within the shutdown
 // timeout (WithShutdownTimeout) or ctx, whichever ends first, and cuts off
@@ -296,6 +298,14 @@ func (s *Server) shutdown(ctx context.Context) error {
 	ctx, stop := context.WithTimeout(ctx, s.o.shutdownTimeout)
 	defer stop()
 	var errs []error
+	if s.o.drainDelay > 0 {
+		t := time.NewTimer(s.o.drainDelay)
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+		}
+	}
 	if err := s.http.Shutdown(ctx); err != nil {
 		errs = append(errs, fmt.Errorf("service: HTTP shutdown: %w", err))
 		s.http.Close()

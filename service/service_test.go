@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"os"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -299,7 +300,7 @@ func TestAwait(t *testing.T) {
 	res, body = e.do(t, "GET", "/v1/counters/a?min_position="+far, "")
 	eb := decodeError(t, body)
 	if res.StatusCode != 412 || eb.Code != "FAILED_PRECONDITION" || !strings.Contains(eb.Message, far) ||
-		!strings.Contains(eb.Message, "it is at "+pos) {
+		!strings.Contains(eb.Message, "it is at "+pos) || !strings.Contains(eb.Message, "within 50ms") {
 		t.Fatalf("HTTP %d %s (wrote %s)", res.StatusCode, body, pos)
 	}
 	// Several positions, comma-separated.
@@ -420,6 +421,9 @@ func TestGracefulShutdown(t *testing.T) {
 		res.Body.Close()
 		done <- result{res.StatusCode, string(b)}
 	}()
+	var once sync.Once
+	release := func() { once.Do(func() { close(e.svc.release) }) }
+	t.Cleanup(release) // runs before the env's cleanup: a failure does not hang the shutdown
 	if id := <-e.svc.entered; id != "b-1" {
 		t.Fatalf("entered %q", id)
 	}
@@ -434,6 +438,7 @@ func TestGracefulShutdown(t *testing.T) {
 	}
 	tick := time.NewTicker(2 * time.Millisecond)
 	defer tick.Stop()
+	deadline := time.After(10 * time.Second)
 	for {
 		r, err := health.Check(context.Background(), &healthpb.HealthCheckRequest{})
 		if err != nil {
@@ -442,14 +447,18 @@ func TestGracefulShutdown(t *testing.T) {
 		if r.GetStatus() == healthpb.HealthCheckResponse_NOT_SERVING {
 			break
 		}
-		<-tick.C
+		select {
+		case <-tick.C:
+		case <-deadline:
+			t.Fatal("health still SERVING during shutdown")
+		}
 	}
 	select {
 	case err := <-shut:
 		t.Fatalf("shutdown returned with a call in flight: %v", err)
 	default:
 	}
-	close(e.svc.release)
+	release()
 	if r := <-done; r.status != 200 || !strings.Contains(r.body, "b-1") {
 		t.Fatalf("in-flight call: %d %s", r.status, r.body)
 	}
