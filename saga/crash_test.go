@@ -18,8 +18,8 @@ import (
 	"github.com/muninn-es/muninn/clock"
 	"github.com/muninn-es/muninn/command"
 	"github.com/muninn-es/muninn/eventstore"
-	"github.com/muninn-es/muninn/internal/fulfillment"
 	"github.com/muninn-es/muninn/internal/crashtest"
+	"github.com/muninn-es/muninn/internal/fulfillment"
 	"github.com/muninn-es/muninn/saga"
 )
 
