@@ -155,6 +155,10 @@ func (e *env) plan() []step {
 		}},
 		// Stream processing (package stream).
 		one("windowed_count_events_per_s", e.windowedCount),
+		// The service surface, last: the checkout saga it leaves behind
+		// stops with it, and the next round's shop picks it up.
+		{keys: []string{"grpc_commands_16_per_s", "rest_commands_16_per_s", "shop_commands_16_per_s",
+			"query_min_position_p50_ms", "query_min_position_p99_ms"}, run: e.serviceSurface},
 	}
 }
 
@@ -179,6 +183,8 @@ func (e *env) round(ctx context.Context) (Result, error) {
 	r.AppendDurable16Ratio = ratio(r.AppendDurable16PerS, r.PebbleRawSync16PerS)
 	r.AppendDurable64Ratio = ratio(r.AppendDurable64PerS, r.PebbleRawSync64PerS)
 	r.CommandBus16Ratio = ratio(r.CommandBus16PerS, r.CommandBusAppend16PerS)
+	r.GRPCCommands16Ratio = ratio(r.GRPCCommands16PerS, r.ShopCommands16PerS)
+	r.RESTCommands16Ratio = ratio(r.RESTCommands16PerS, r.ShopCommands16PerS)
 	return r, nil
 }
 
