@@ -19,6 +19,7 @@ import (
 
 	"github.com/muninn-es/muninn/examples/shop"
 	shopv1 "github.com/muninn-es/muninn/examples/shop/api/shop/v1"
+	"github.com/muninn-es/muninn/saga"
 	"github.com/muninn-es/muninn/service"
 )
 
@@ -198,7 +199,7 @@ func (e *env) serviceSurface(ctx context.Context) (_ []float64, err error) {
 		if i == 0 {
 			warmup = e.cfg.Warmup
 		}
-		for _, m := range []struct {
+		sides := []struct {
 			rate *float64
 			name string
 			op   func(w int) error
@@ -206,7 +207,11 @@ func (e *env) serviceSurface(ctx context.Context) (_ []float64, err error) {
 			{&localRate, "in process", placeInProcess},
 			{&grpcRate, "gRPC", func(w int) error { _, _, err := placeGRPC(w); return err }},
 			{&restRate, "REST", placeREST},
-		} {
+		}
+		// Each slice starts with another side: the saga's backlog grows
+		// during a slice, and no side should always come first.
+		for j := range sides {
+			m := sides[(i+j)%len(sides)]
 			if err := e.store.Flush(mctx); err != nil {
 				return nil, errors.Join(err, context.Cause(mctx))
 			}
@@ -224,7 +229,45 @@ func (e *env) serviceSurface(ctx context.Context) (_ []float64, err error) {
 	if err != nil {
 		return nil, errors.Join(err, causeIfDone(mctx))
 	}
+	placed := 0
+	for _, side := range seqs {
+		for _, n := range side {
+			placed += int(n)
+		}
+	}
+	if err := e.settle(mctx, s, placed); err != nil {
+		return nil, errors.Join(err, causeIfDone(mctx))
+	}
 	return []float64{grpcRate, restRate, localRate, p50, p99}, nil
+}
+
+// settleTimeout bounds how long settle waits for the checkouts.
+const settleTimeout = 10 * time.Minute
+
+// settle waits, untimed, until the shop's checkout saga has taken every
+// one of the placed orders (all paid by "card") to completion and sent
+// every command, so that the next round's shop, on the same store, starts
+// with no backlog; it fails if a checkout failed.
+func (e *env) settle(ctx context.Context, s *shop.Shop, placed int) error {
+	start := time.Now()
+	ctx, cancel := context.WithTimeout(ctx, settleTimeout)
+	defer cancel()
+	checkout := s.Checkout()
+	// WaitFor is woken by every step and dispatch; the condition is on the
+	// saga's counters, the key only names an instance to watch.
+	_, err := checkout.WaitFor(ctx, "settle", func(saga.Instance[shop.Checkout]) bool {
+		st := checkout.Stats()
+		return st.Started >= placed && st.Completed+st.Failed >= st.Started && st.PendingCommands == 0
+	})
+	st := checkout.Stats()
+	if err != nil {
+		return fmt.Errorf("checkouts of %d orders not settled: %w; saga stats %+v", placed, err, st)
+	}
+	if st.Failed != 0 || st.Completed < placed {
+		return fmt.Errorf("checkouts of %d orders: %d completed, %d failed, want all completed; last error %q", placed, st.Completed, st.Failed, st.LastError)
+	}
+	e.progress("      %s checkouts completed; the saga finished %s after the last measurement\n", thousands(float64(placed)), time.Since(start).Round(time.Millisecond))
+	return nil
 }
 
 // causeIfDone returns ctx's cause once it has ended, else nil.
