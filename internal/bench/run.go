@@ -9,6 +9,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"reflect"
 	"runtime"
 	"runtime/metrics"
 	"strings"
@@ -176,7 +177,7 @@ func (e *env) round(ctx context.Context) (Result, error) {
 			if err := r.set(key, roundValue(key, vs[j])); err != nil {
 				return Result{}, err
 			}
-			e.progress("      %s = %s\n", key, thousands(vs[j]))
+			e.progress("      %s = %s\n", key, formatValue(key, reflect.ValueOf(vs[j])))
 		}
 	}
 	r.AppendDurable1Ratio = ratio(r.AppendDurable1PerS, r.PebbleRawSync1PerS)
