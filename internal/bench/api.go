@@ -47,7 +47,10 @@ const (
 // then the p50 and p99 latency in ms of GetOrder over gRPC with the
 // min_position of an order the same client has just placed over gRPC, from
 // apiClients clients at once. Every order has a SKU of its own, so that
-// no Stock aggregate grows with the run.
+// no Stock aggregate grows with the run. Before it returns, it waits,
+// untimed, until the checkout saga has completed every order placed
+// (settle), so that the next round's shop on the same store starts with no
+// backlog.
 func (e *env) serviceSurface(ctx context.Context) (_ []float64, err error) {
 	e.seq++
 	run := e.seq
