@@ -39,6 +39,8 @@ var wantKeys = []string{
 	"relay_gochannel_per_s", "relay_nats_per_s", "relay_latency_p50_ms", "relay_latency_p99_ms",
 	"windowed_count_events_per_s", "stream_events",
 	"saga_steps_per_s", "saga_workflows_per_s", "saga_orders",
+	"grpc_commands_16_per_s", "rest_commands_16_per_s", "shop_commands_16_per_s", "grpc_commands_16_ratio", "rest_commands_16_ratio",
+	"query_min_position_p50_ms", "query_min_position_p99_ms",
 }
 
 func TestRunReportsEveryKey(t *testing.T) {

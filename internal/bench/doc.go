@@ -10,6 +10,10 @@
 //     concurrency, and the ratio store / raw;
 //   - reading every stream of a loaded topic with ReadStream, and scanning
 //     every partition with ReadPartition, in events per second;
+//   - the service surface: the example shop's PlaceOrder end to end over
+//     loopback gRPC and over the REST gateway, 16 clients each, in slices
+//     alternating with the same handler called in process, and the latency
+//     of a GetOrder that waits for the min_position of an order just placed;
 //   - the peak of the Go heap during the run.
 //
 // The Result's JSON keys are an interface that scripts and CI compare across

@@ -56,6 +56,17 @@ type Result struct {
 	RelayLatencyP99Ms  float64 `json:"relay_latency_p99_ms" label:"append -> NATS -> inbound handler, p99 ms"`
 	// Stream processing (package stream).
 	WindowedCountEventsPerS float64 `json:"windowed_count_events_per_s" label:"windowed count topology, input events/s"`
+	// The service surface (package service, examples/shop): PlaceOrder
+	// end to end over loopback gRPC and REST while the shop's projection,
+	// saga and revenue run, beside the same handler called in process, in
+	// alternating slices; and read-your-writes queries.
+	GRPCCommands16PerS    float64 `json:"grpc_commands_16_per_s" label:"shop PlaceOrder over gRPC, loopback, 16 clients, commands/s"`
+	RESTCommands16PerS    float64 `json:"rest_commands_16_per_s" label:"  the same over REST (POST /v1/orders), 16 clients, commands/s"`
+	ShopCommands16PerS    float64 `json:"shop_commands_16_per_s" label:"  the same handler in process, no transport, in slices alternating with them"`
+	GRPCCommands16Ratio   float64 `json:"grpc_commands_16_ratio" label:"  gRPC / in process (floor 0.5)"`
+	RESTCommands16Ratio   float64 `json:"rest_commands_16_ratio" label:"  REST / in process"`
+	QueryMinPositionP50Ms float64 `json:"query_min_position_p50_ms" label:"GetOrder over gRPC with min_position of an order just placed, 16 clients, p50 ms"`
+	QueryMinPositionP99Ms float64 `json:"query_min_position_p99_ms" label:"  the same, p99 ms"`
 
 	// PeakHeapBytes is the largest Go heap (live and unswept objects) seen
 	// during the whole run, sampled every 10 ms. Pebble's block cache and
