@@ -11,6 +11,7 @@ import (
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
 	"google.golang.org/grpc"
 
+	"github.com/muninn-es/muninn/aggregate"
 	"github.com/muninn-es/muninn/clock"
 	"github.com/muninn-es/muninn/command"
 	"github.com/muninn-es/muninn/eventstore"
@@ -103,12 +104,20 @@ func New(store eventstore.Store, opts ...Option) (*Shop, error) {
 	return s, nil
 }
 
+// aggregateCache is how many aggregates of each type the shop keeps in
+// memory (aggregate.WithCache).
+const aggregateCache = 4096
+
 func (s *Shop) register(store eventstore.Store) error {
 	ctx := context.Background()
-	orders, errO := order.New()
-	payments, errP := payment.New()
-	shipments, errS := shipping.NewShipments()
-	stock, errK := shipping.NewStock()
+	// Every checkout step loads its aggregate: keep the busy ones in memory,
+	// as a production service would, so that a step reads only the events
+	// after the cached state instead of replaying the stream from disk.
+	cache := aggregate.WithCache(aggregateCache)
+	orders, errO := order.New(cache)
+	payments, errP := payment.New(cache)
+	shipments, errS := shipping.NewShipments(cache)
+	stock, errK := shipping.NewStock(cache)
 	if err := errors.Join(errO, errP, errS, errK); err != nil {
 		return fmt.Errorf("shop: %w", err)
 	}
