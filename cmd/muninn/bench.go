@@ -14,7 +14,7 @@ func newBenchCmd() *cobra.Command {
 	var quick, asJSON bool
 	cmd := &cobra.Command{
 		Use:   "bench",
-		Short: "Measure durable appends against raw Pebble, and reads, on this disk",
+		Short: "Measure durable appends against raw Pebble, the layers above and the API, on this disk",
 		Long: `bench measures the event store on a fresh store in a temporary directory
 (removed at the end) and prints one table, or with --json one JSON object.
 
@@ -30,8 +30,13 @@ every workflow has completed: saga steps/s and workflows/s.
 Then the outbox relay (package broker): records/s relayed to watermill's
 GoChannel and to an embedded NATS JetStream server, and the p50/p99 latency
 from append to an inbound handler through NATS at a steady 200 appends/s.
-Last, a stream topology counts --stream-events events per key in tumbling
+Then a stream topology counts --stream-events events per key in tumbling
 one-minute windows, timed from its start to caught up.
+Last, the service surface: the example shop served as muninn serve serves it
+(gRPC and the REST gateway on loopback ports, its runners running), with 16
+clients placing orders over gRPC, over REST and through the handler in
+process, in alternating slices (commands/s and the ratios to in process), and
+the p50/p99 latency of a GetOrder whose min_position is the order just placed.
 
 Progress goes to stderr, results to stdout.`,
 		Example: `  muninn bench --quick
