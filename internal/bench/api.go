@@ -194,6 +194,16 @@ func (e *env) serviceSurface(ctx context.Context) (_ []float64, err error) {
 		return checkPlaced(resp)
 	}
 
+	// placedSoFar counts the orders the sides have placed in this round.
+	placedSoFar := func() int {
+		placed := 0
+		for _, side := range seqs {
+			for _, n := range side {
+				placed += int(n)
+			}
+		}
+		return placed
+	}
 	e.progress("      the shop behind gRPC on %s and REST on %s; %d clients each, in alternating slices\n", srv.GRPCAddr(), srv.HTTPAddr(), apiClients)
 	slice := max(e.cfg.Duration/slicesPerPair, 50*time.Millisecond)
 	var grpcRate, restRate, localRate float64
@@ -211,8 +221,10 @@ func (e *env) serviceSurface(ctx context.Context) (_ []float64, err error) {
 			{&grpcRate, "gRPC", func(w int) error { _, _, err := placeGRPC(w); return err }},
 			{&restRate, "REST", placeREST},
 		}
-		// Each slice starts with another side: the saga's backlog grows
-		// during a slice, and no side should always come first.
+		// Each slice starts with another side, and with no backlog: the
+		// checkouts a slice starts are settled (untimed) before the next
+		// slice, or a fast side would leave the side after it the saga's
+		// work to compete with.
 		for j := range sides {
 			m := sides[(i+j)%len(sides)]
 			if err := e.store.Flush(mctx); err != nil {
@@ -225,6 +237,9 @@ func (e *env) serviceSurface(ctx context.Context) (_ []float64, err error) {
 				return nil, fmt.Errorf("%s: %w", m.name, errors.Join(err, causeIfDone(mctx)))
 			}
 			*m.rate += r / slicesPerPair
+			if err := e.settle(mctx, s, placedSoFar(), false); err != nil {
+				return nil, fmt.Errorf("after a %s slice: %w", m.name, errors.Join(err, causeIfDone(mctx)))
+			}
 		}
 	}
 
@@ -232,13 +247,7 @@ func (e *env) serviceSurface(ctx context.Context) (_ []float64, err error) {
 	if err != nil {
 		return nil, errors.Join(err, causeIfDone(mctx))
 	}
-	placed := 0
-	for _, side := range seqs {
-		for _, n := range side {
-			placed += int(n)
-		}
-	}
-	if err := e.settle(mctx, s, placed); err != nil {
+	if err := e.settle(mctx, s, placedSoFar(), true); err != nil {
 		return nil, errors.Join(err, causeIfDone(mctx))
 	}
 	return []float64{grpcRate, restRate, localRate, p50, p99}, nil
@@ -251,7 +260,9 @@ const settleTimeout = 10 * time.Minute
 // one of the placed orders (all paid by "card") to completion and sent
 // every command, so that the next round's shop, on the same store, starts
 // with no backlog; it fails if a checkout failed.
-func (e *env) settle(ctx context.Context, s *shop.Shop, placed int) error {
+// It reports on the progress writer when report is set (the round's last
+// settle), and is quiet between slices.
+func (e *env) settle(ctx context.Context, s *shop.Shop, placed int, report bool) error {
 	start := time.Now()
 	ctx, cancel := context.WithTimeout(ctx, settleTimeout)
 	defer cancel()
@@ -268,6 +279,9 @@ func (e *env) settle(ctx context.Context, s *shop.Shop, placed int) error {
 	}
 	if st.Failed != 0 || st.Completed < placed {
 		return fmt.Errorf("checkouts of %d orders: %d completed, %d failed, want all completed; last error %q", placed, st.Completed, st.Failed, st.LastError)
+	}
+	if !report {
+		return nil
 	}
 	e.progress("      %s checkouts completed; the saga finished %s after the last measurement\n", thousands(float64(placed)), time.Since(start).Round(time.Millisecond))
 	return nil
