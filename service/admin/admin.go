@@ -239,6 +239,20 @@ func toStatus(err error) error {
 }
 
 // pageSize checks a request's page size (or limit) and applies the default.
+// readPage reads a list request's page_size and page_token: the page's size
+// and the key the page starts after.
+func readPage(size int32, token string) (int, string, error) {
+	n, err := pageSize("page_size", size)
+	if err != nil {
+		return 0, "", err
+	}
+	after, err := decodeToken(token)
+	if err != nil {
+		return 0, "", err
+	}
+	return n, after, nil
+}
+
 func pageSize(field string, n int32) (int, error) {
 	switch {
 	case n < 0:

@@ -29,11 +29,7 @@ type eventStoreServer struct {
 }
 
 func (s *eventStoreServer) ListTopics(ctx context.Context, req *muninnv1.ListTopicsRequest) (*muninnv1.ListTopicsResponse, error) {
-	size, err := pageSize("page_size", req.GetPageSize())
-	if err != nil {
-		return nil, err
-	}
-	after, err := decodeToken(req.GetPageToken())
+	size, after, err := readPage(req.GetPageSize(), req.GetPageToken())
 	if err != nil {
 		return nil, err
 	}

@@ -14,11 +14,7 @@ type groupServer struct {
 }
 
 func (s *groupServer) ListGroups(ctx context.Context, req *muninnv1.ListGroupsRequest) (*muninnv1.ListGroupsResponse, error) {
-	size, err := pageSize("page_size", req.GetPageSize())
-	if err != nil {
-		return nil, err
-	}
-	after, err := decodeToken(req.GetPageToken())
+	size, after, err := readPage(req.GetPageSize(), req.GetPageToken())
 	if err != nil {
 		return nil, err
 	}

@@ -137,11 +137,7 @@ func (s *projectionServer) ListDeadLetters(ctx context.Context, req *muninnv1.Li
 	if err != nil {
 		return nil, err
 	}
-	size, err := pageSize("page_size", req.GetPageSize())
-	if err != nil {
-		return nil, err
-	}
-	after, err := decodeToken(req.GetPageToken())
+	size, after, err := readPage(req.GetPageSize(), req.GetPageToken())
 	if err != nil {
 		return nil, err
 	}
