@@ -187,7 +187,7 @@ func newTailCmd() *cobra.Command {
 	var follow bool
 	var from string
 	var last int
-	cmd, tgt := opCommand("tail TOPIC", "Print a topic's newest records, and with --follow the ones that come", `tail prints the last records of every partition of TOPIC (--last, default 10),
+	cmd, _ := opCommand("tail TOPIC", "Print a topic's newest records, and with --follow the ones that come", `tail prints the last records of every partition of TOPIC (--last, default 10),
 or those from --from (an offset, applied to every partition, or "beginning").
 With --follow it goes on printing records as they are appended, until
 interrupted.`, cobra.ExactArgs(1),
@@ -257,7 +257,6 @@ interrupted.`, cobra.ExactArgs(1),
 	cmd.Flags().BoolVarP(&follow, "follow", "f", false, "keep printing records as they are appended")
 	cmd.Flags().StringVar(&from, "from", "", `start at this offset in every partition, or "beginning"`)
 	cmd.Flags().IntVarP(&last, "last", "n", 10, "without --from, print this many of each partition's newest records")
-	_ = tgt
 	return cmd
 }
 

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"os"
 	"os/signal"
@@ -165,5 +164,3 @@ func runServe(ctx context.Context, cfg serveConfig) error {
 type closerFunc func() error
 
 func (f closerFunc) Close() error { return f() }
-
-var _ io.Closer = closerFunc(nil)
