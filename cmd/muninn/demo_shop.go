@@ -69,15 +69,7 @@ func (c *shopClient) call(ctx context.Context, method, path string, body any, he
 		}
 		rd = bytes.NewReader(b)
 	}
-	req, err := http.NewRequestWithContext(ctx, method, c.base+path, rd)
-	if err != nil {
-		return nil, err
-	}
-	req.Header.Set("Content-Type", "application/json")
-	for k, v := range headers {
-		req.Header.Set(k, v)
-	}
-	resp, err := c.http.Do(req)
+	resp, err := c.send(ctx, method, path, rd, headers)
 	if err != nil {
 		return nil, err
 	}
@@ -99,6 +91,19 @@ func (c *shopClient) call(ctx context.Context, method, path string, body any, he
 		}
 	}
 	return resp.Header, nil
+}
+
+// send sends a request with a JSON body (rd, or none if nil) and headers.
+func (c *shopClient) send(ctx context.Context, method, path string, rd io.Reader, headers map[string]string) (*http.Response, error) {
+	req, err := http.NewRequestWithContext(ctx, method, c.base+path, rd)
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	for k, v := range headers {
+		req.Header.Set(k, v)
+	}
+	return c.http.Do(req)
 }
 
 // httpError is an answer other than 200 OK.
@@ -280,12 +285,7 @@ func runShopDemo(ctx context.Context, w io.Writer) error {
 // rawPost posts body as it is and returns the status and the error
 // message of the answer.
 func rawPost(ctx context.Context, c *shopClient, path, body string) (int, string, error) {
-	req, err := http.NewRequestWithContext(ctx, "POST", c.base+path, strings.NewReader(body))
-	if err != nil {
-		return 0, "", err
-	}
-	req.Header.Set("Content-Type", "application/json")
-	resp, err := c.http.Do(req)
+	resp, err := c.send(ctx, "POST", path, strings.NewReader(body), nil)
 	if err != nil {
 		return 0, "", err
 	}
