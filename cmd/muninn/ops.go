@@ -147,23 +147,36 @@ func printJSON(w io.Writer, m proto.Message) error {
 	return err
 }
 
+// allPages calls fetch with each page's token, from the first page ("")
+// until a page has no next token, and returns every item.
+func allPages[T any](fetch func(token string) ([]T, string, error)) ([]T, error) {
+	var all []T
+	token := ""
+	for {
+		items, next, err := fetch(token)
+		if err != nil {
+			return nil, err
+		}
+		all = append(all, items...)
+		if next == "" {
+			return all, nil
+		}
+		token = next
+	}
+}
+
 func table(w io.Writer) *tabwriter.Writer { return tabwriter.NewWriter(w, 0, 0, 2, ' ', 0) }
 
 func newTopicsCmd() *cobra.Command {
 	cmd, _ := opCommand("topics", "List the topics with their partitions, records and cleanup policy", `topics lists every topic of the store: its partitions, records, end offsets
 and cleanup policy.`, cobra.NoArgs,
 		func(ctx context.Context, t *target, c *client, out io.Writer, _ []string) error {
-			var topics []*muninnv1.Topic
-			token := ""
-			for {
+			topics, err := allPages(func(token string) ([]*muninnv1.Topic, string, error) {
 				resp, err := c.store.ListTopics(ctx, &muninnv1.ListTopicsRequest{PageToken: token})
-				if err != nil {
-					return t.callError("list topics", err)
-				}
-				topics = append(topics, resp.GetTopics()...)
-				if token = resp.GetNextPageToken(); token == "" {
-					break
-				}
+				return resp.GetTopics(), resp.GetNextPageToken(), err
+			})
+			if err != nil {
+				return t.callError("list topics", err)
 			}
 			if t.asJSON {
 				for _, tp := range topics {
@@ -303,17 +316,14 @@ end offset and lag.`, cobra.MaximumNArgs(1),
 				}
 				groups = append(groups, g)
 			} else {
-				token := ""
-				for {
+				all, err := allPages(func(token string) ([]*muninnv1.Group, string, error) {
 					resp, err := c.groups.ListGroups(ctx, &muninnv1.ListGroupsRequest{PageToken: token})
-					if err != nil {
-						return t.callError("list groups", err)
-					}
-					groups = append(groups, resp.GetGroups()...)
-					if token = resp.GetNextPageToken(); token == "" {
-						break
-					}
+					return resp.GetGroups(), resp.GetNextPageToken(), err
+				})
+				if err != nil {
+					return t.callError("list groups", err)
 				}
+				groups = all
 			}
 			if t.asJSON {
 				for _, g := range groups {
@@ -481,17 +491,12 @@ that the projection parked to go on with the rest.`,
 	}
 	list, _ := opCommand("list PROJECTION", "List a projection's parked records", "list prints every record PROJECTION parked, with its error.", cobra.ExactArgs(1),
 		func(ctx context.Context, t *target, c *client, out io.Writer, args []string) error {
-			var dls []*muninnv1.DeadLetter
-			token := ""
-			for {
+			dls, err := allPages(func(token string) ([]*muninnv1.DeadLetter, string, error) {
 				resp, err := c.projections.ListDeadLetters(ctx, &muninnv1.ListDeadLettersRequest{Projection: args[0], PageToken: token})
-				if err != nil {
-					return t.callError("list dead letters of "+args[0], err)
-				}
-				dls = append(dls, resp.GetDeadLetters()...)
-				if token = resp.GetNextPageToken(); token == "" {
-					break
-				}
+				return resp.GetDeadLetters(), resp.GetNextPageToken(), err
+			})
+			if err != nil {
+				return t.callError("list dead letters of "+args[0], err)
 			}
 			if t.asJSON {
 				for _, d := range dls {
