@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"sync"
 	"testing"
 	"time"
 
@@ -168,10 +169,25 @@ func runSubscribe(t *testing.T, h Harness) {
 		mustCreate(t, s, "orders", eventstore.TopicConfig{Partitions: 1})
 		c, cancel := context.WithCancel(ctx(t))
 		defer cancel()
+		// Wait until the subscription runs (it has delivered a record) before
+		// cancelling: one started with a context already done reports it
+		// (the Context subtest), and only a running one ends silently.
+		mustAppend(t, s, "orders", "o", eventstore.NoStream, ev("e", "0"))
+		running := make(chan struct{})
 		done := make(chan error, 1)
-		go func() { done <- firstErr(s.Subscribe(c, "orders", 0, 0)) }()
-		letRun()
-		cancel() // whether the subscription waits already or not, it ends cleanly
+		go func() {
+			var once sync.Once
+			for _, err := range s.Subscribe(c, "orders", 0, 0) {
+				once.Do(func() { close(running) })
+				if err != nil {
+					done <- err
+					return
+				}
+			}
+			done <- nil
+		}()
+		within(t, running, "first record")
+		cancel() // the subscription waits for the next record, or is about to: it ends cleanly
 		if err := within(t, done, "subscription after cancel"); err != nil {
 			t.Fatalf("subscription ended with %v after its context ended; want no error", err)
 		}
