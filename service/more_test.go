@@ -164,3 +164,49 @@ func TestDrainDelay(t *testing.T) {
 		t.Error("HTTP still serves after shutdown")
 	}
 }
+
+// WithHandler serves extra routes beside the gateway; a pattern that clashes
+// with the server's own routes, a malformed one or a nil handler fails New.
+func TestWithHandler(t *testing.T) {
+	srv, err := service.New(service.WithGRPCAddr("127.0.0.1:0"), service.WithHTTPAddr("127.0.0.1:0"),
+		service.WithHandler("GET /metrics", http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+			_, _ = w.Write([]byte("up 1\n"))
+		})))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- srv.Run(ctx) }()
+	<-srv.Started()
+	res, err := http.Get("http://" + srv.HTTPAddr() + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	if res.StatusCode != 200 || string(b) != "up 1\n" {
+		t.Errorf("/metrics: %d %q", res.StatusCode, b)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+
+	ok := http.NotFoundHandler()
+	for _, c := range []struct {
+		pattern string
+		h       http.Handler
+		want    string
+	}{
+		{"GET /healthz", ok, `"GET /healthz"`},
+		{"BAD PATTERN HERE", ok, `"BAD PATTERN HERE"`},
+		{"", ok, "pattern is empty"},
+		{"/ui/", nil, `"/ui/" is nil`},
+	} {
+		_, err := service.New(service.WithHandler(c.pattern, c.h))
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("WithHandler(%q): %v, want an error naming %s", c.pattern, err, c.want)
+		}
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"time"
 )
 
@@ -35,6 +36,7 @@ type options struct {
 	logger             *slog.Logger
 	openapi            [][]byte
 	title              string
+	handlers           []handler
 	errs               []error
 	streams            *streamSet // a Server's, to cancel at shutdown
 }
@@ -157,5 +159,31 @@ func WithDrainDelay(d time.Duration) Option {
 			o.fail("drain delay must not be negative, got %v", d)
 		}
 		o.drainDelay = d
+	}
+}
+
+// handler is one WithHandler route.
+type handler struct {
+	pattern string
+	h       http.Handler
+}
+
+// WithHandler serves h at pattern on the server's HTTP listener beside the
+// REST gateway, /healthz, /readyz and /openapi.json (Server), with
+// net/http.ServeMux's pattern syntax ("GET /metrics", "/ui/"): for a metrics
+// endpoint, a web UI or a debug page. A pattern that ServeMux refuses, that is
+// taken by the server's own routes or given twice, or a nil handler makes New
+// fail, naming the pattern.
+func WithHandler(pattern string, h http.Handler) Option {
+	return func(o *options) {
+		if pattern == "" {
+			o.fail("handler pattern is empty")
+			return
+		}
+		if h == nil {
+			o.fail("handler for %q is nil", pattern)
+			return
+		}
+		o.handlers = append(o.handlers, handler{pattern, h})
 	}
 }

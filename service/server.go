@@ -38,6 +38,8 @@ type GatewayFunc func(ctx context.Context, mux *runtime.ServeMux, conn *grpc.Cli
 //	                   503 with the failing checks; 503 once shutting down
 //	GET /openapi.json  the merged OpenAPI documents (WithOpenAPI)
 //
+// and the handlers given with WithHandler.
+//
 // Register services and readiness checks, then Start (or Run, or add the
 // Server to a Group); Shutdown stops it gracefully.
 type Server struct {
@@ -109,6 +111,11 @@ func New(opts ...Option) (*Server, error) {
 		_, _ = w.Write(s.spec)
 	})
 	hm.Handle("/", LimitBody(s.mux, o.maxBody))
+	for _, h := range o.handlers {
+		if err := handle(hm, h.pattern, h.h); err != nil {
+			return nil, err
+		}
+	}
 	s.http = &http.Server{Handler: hm, ReadHeaderTimeout: 10 * time.Second}
 	return s, nil
 }
@@ -358,4 +365,16 @@ func (s *Server) serveReady(w http.ResponseWriter, r *http.Request) {
 	}
 	b, _ := json.Marshal(res)
 	_, _ = w.Write(append(b, '\n'))
+}
+
+// handle registers h at pattern on mux, turning ServeMux's panic for a bad
+// or conflicting pattern into an error that names it.
+func handle(mux *http.ServeMux, pattern string, h http.Handler) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("service: handler pattern %q: %v", pattern, r)
+		}
+	}()
+	mux.Handle(pattern, h)
+	return nil
 }
