@@ -1,7 +1,9 @@
 package model
 
 import (
+	"flag"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -158,5 +160,48 @@ func TestParseType(t *testing.T) {
 		if typ, err := ParseType(in); err == nil {
 			t.Errorf("ParseType(%q) = %s, want an error", in, typ)
 		}
+	}
+}
+
+func TestShopIsValid(t *testing.T) {
+	m := mustParse(t, "testdata/shop.yaml")
+	if ps := Validate(m); len(ps) > 0 {
+		t.Fatalf("Validate(shop):\n%v", ps)
+	}
+	if ps := Warnings(m); len(ps) > 0 {
+		t.Fatalf("Warnings(shop):\n%v", ps)
+	}
+}
+
+var update = flag.Bool("update", false, "rewrite the golden files")
+
+// golden compares got with testdata/name, or rewrites it with -update.
+func golden(t *testing.T, name string, got []byte) {
+	t.Helper()
+	path := filepath.Join("testdata", name)
+	if *update {
+		if err := os.WriteFile(path, got, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("%v (run go test -update to create it)", err)
+	}
+	if string(got) != string(want) {
+		t.Errorf("%s differs from the golden file (go test -update rewrites it):\n--- got\n%s\n--- want\n%s", name, got, want)
+	}
+}
+
+func TestValidateReportsEveryProblem(t *testing.T) {
+	m := mustParse(t, "testdata/bad.yaml")
+	ps := Validate(m)
+	golden(t, "bad.problems", []byte(ps.Error()+"\n"))
+	if ps.Err() == nil {
+		t.Fatal("Err() is nil")
+	}
+	if ws := Warnings(m); len(ws) != 1 || ws[0].String() != `testdata/bad.yaml:100: unresolved item 42: unknown colour "#123456" ("refund?")` {
+		t.Errorf("Warnings = %v", ws)
 	}
 }
