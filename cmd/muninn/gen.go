@@ -10,6 +10,8 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/muninn-es/muninn/gen/asyncapi"
+	"github.com/muninn-es/muninn/gen/mermaid"
 	"github.com/muninn-es/muninn/gen/miro"
 	"github.com/muninn-es/muninn/gen/model"
 )
@@ -27,9 +29,12 @@ schema prints its JSON Schema).
   muninn gen init [FILE]                 write a commented starter model
   muninn gen import miro BOARD.json      a Miro board export as a model, on stdout
   muninn gen check [FILE]                every problem of a model, with file:line
+  muninn gen asyncapi [FILE]             AsyncAPI 3 of the public events, on stdout
+  muninn gen mermaid [FILE]              a Mermaid flowchart of the model, on stdout
   muninn gen schema                      the JSON Schema of the model file`,
 	}
-	gen.AddCommand(newGenInitCmd(), newGenImportCmd(), newGenCheckCmd(), newGenSchemaCmd())
+	gen.AddCommand(newGenInitCmd(), newGenImportCmd(), newGenCheckCmd(), newGenSchemaCmd(),
+		newGenAsyncAPICmd(), newGenMermaidCmd())
 	return gen
 }
 
@@ -223,6 +228,50 @@ func newGenSchemaCmd() *cobra.Command {
 			}
 			_, err := cmd.OutOrStdout().Write(s)
 			return err
+		},
+	}
+}
+
+func newGenAsyncAPICmd() *cobra.Command {
+	var only string
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:   "asyncapi [FILE]",
+		Short: "Print the AsyncAPI 3.0 document of the model's public events (YAML, or --json)",
+		Args:  cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			cmd.SilenceUsage = true
+			m, err := loadModel(modelFile(args))
+			if err != nil {
+				return err
+			}
+			d, err := asyncapi.Build(m, only)
+			if err != nil {
+				return err
+			}
+			if asJSON {
+				return asyncapi.WriteJSON(cmd.OutOrStdout(), d)
+			}
+			return asyncapi.WriteYAML(cmd.OutOrStdout(), d)
+		},
+	}
+	cmd.Flags().StringVar(&only, "context", "", "only the public events of this bounded context")
+	cmd.Flags().BoolVar(&asJSON, "json", false, "write JSON instead of YAML")
+	return cmd
+}
+
+func newGenMermaidCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "mermaid [FILE]",
+		Short: "Print the model as a Mermaid flowchart, for docs",
+		Args:  cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			cmd.SilenceUsage = true
+			m, err := loadModel(modelFile(args))
+			if err != nil {
+				return err
+			}
+			return mermaid.Write(cmd.OutOrStdout(), m)
 		},
 	}
 }

@@ -116,3 +116,39 @@ func TestGenSchema(t *testing.T) {
 		t.Fatalf("gen schema printed no JSON Schema: %v\n%s", err, out)
 	}
 }
+
+const shopModel = "../../gen/model/testdata/shop.yaml"
+
+func TestGenAsyncAPIAndMermaid(t *testing.T) {
+	out, _, err := execute(t, "gen", "asyncapi", shopModel)
+	if err != nil {
+		t.Fatal(err)
+	}
+	golden, err := os.ReadFile("../../gen/asyncapi/testdata/shop.asyncapi.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out != string(golden) {
+		t.Errorf("gen asyncapi differs from gen/asyncapi/testdata/shop.asyncapi.yaml")
+	}
+	out, _, err = execute(t, "gen", "asyncapi", "--json", "--context", "Shipping", shopModel)
+	var doc map[string]any
+	if err != nil || json.Unmarshal([]byte(out), &doc) != nil || len(doc["channels"].(map[string]any)) != 1 {
+		t.Errorf("gen asyncapi --json --context Shipping: %v\n%s", err, out)
+	}
+	if _, _, err := execute(t, "gen", "asyncapi", "--context", "Nope", shopModel); err == nil {
+		t.Error("gen asyncapi --context Nope succeeded")
+	}
+
+	out, _, err = execute(t, "gen", "mermaid", shopModel)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if golden, _ := os.ReadFile("../../gen/mermaid/testdata/shop.mmd"); out != string(golden) {
+		t.Errorf("gen mermaid differs from gen/mermaid/testdata/shop.mmd")
+	}
+	// A model with problems is refused, naming them.
+	if _, _, err := execute(t, "gen", "mermaid", "../../gen/model/testdata/bad.yaml"); err == nil || !strings.Contains(err.Error(), "bad.yaml:7: type Loop") {
+		t.Errorf("gen mermaid of a bad model: %v", err)
+	}
+}
