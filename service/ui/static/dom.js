@@ -97,7 +97,7 @@ export function fmtTime(ts) {
   if (!ts) return "";
   const d = new Date(ts);
   if (Number.isNaN(d.getTime()) || d.getTime() <= 0) return "";
-  return d.toISOString().replace("T", " ").replace(/\.\d+Z$/, "Z");
+  return d.toISOString().replace("T", " ");
 }
 
 // pretty prints a JSON value indented, for payloads and saga state.
