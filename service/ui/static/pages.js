@@ -173,7 +173,7 @@ export async function group(el, [name], _q, ctx) {
       h("h2", {}, "Partitions"),
       table(["Topic", "Partition", "Member", "Committed", "End offset", "Lag"],
         (g.partitions || []).map((p) => [h("a", {href: `#/topic/${enc(p.topic)}`}, p.topic), String(p.partition),
-          p.member_id || "—", fmtInt(p.committed), fmtInt(p.end_offset), lagCell(p.lag, p.lag_seconds)]), {class: "grid"}));
+          p.member_id || "—", num(p.committed) < 0 ? "none yet" : fmtInt(p.committed), fmtInt(p.end_offset), lagCell(p.lag, p.lag_seconds)]), {class: "grid"}));
   };
   await draw();
   ctx.every(draw, 1000);
