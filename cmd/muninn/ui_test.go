@@ -334,6 +334,26 @@ func TestUIInBrowser(t *testing.T) {
 	b.noErrors("lineage of a declined payment")
 	b.shot("09-lineage-declined")
 
+	// Record data is text, never markup: an event whose type, payload,
+	// header and correlation ID are HTML shows them as they are and runs
+	// nothing. (The muninn.v1 Append takes any type; a key of a snapshot
+	// topic that no aggregate has is read by nobody else.)
+	hostile := `<img src=x onerror="window.__pwned=1">`
+	if _, err := c.call(ctx, "POST", "/v1/streams/shop.stock.snapshots/ui-hostile", map[string]any{"events": []map[string]any{{
+		"type": "x.<b>bold</b>", "data": map[string]any{"html": hostile}, "correlation_id": "ui-<script>window.__pwned=2</script>",
+		"headers": map[string]string{"note": `<svg onload="window.__pwned=3">`},
+	}}}, nil, nil); err != nil {
+		t.Fatalf("append the hostile event: %v", err)
+	}
+	text = b.open("/stream/shop.stock.snapshots/ui-hostile", "stream")
+	wantText(t, "hostile stream", text, "x.<b>bold</b>", `onerror=\"window.__pwned=1\"`, `<svg onload="window.__pwned=3">`, "ui-<script>")
+	b.do("follow the hostile correlation ID", chromedp.Click(chromedp.CSS(`article.event a.corr`)),
+		chromedp.WaitVisible(chromedp.CSS(`section.page-lineage[data-ready] svg.graph`)))
+	wantText(t, "hostile lineage", eval[string](b, `[...document.querySelectorAll("svg.graph g.node text")].map((t) => t.textContent).join(" ")`), "x.<b>bold</b>")
+	if n := eval[int](b, `(window.__pwned || 0) + document.querySelectorAll("#main img, #main script, #main b, #main svg[onload]").length`); n != 0 {
+		t.Errorf("record data became markup or ran: %d", n)
+	}
+
 	// A correlation ID nobody used says so.
 	text = b.open("/lineage/no-such-request", "lineage")
 	wantText(t, "lineage of nothing", text, `No record carries the correlation ID "no-such-request"`)

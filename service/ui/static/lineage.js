@@ -87,7 +87,7 @@ function display(trace, corr, projections, instances) {
   const rest = roots.filter((r) => !fromOutside.includes(r));
   const out = [];
   if (fromOutside.length) {
-    out.push({kind: "request", title: "request", sub: `correlation ${short(corr, 20)}`, href: `#/lineage/${enc(corr)}`,
+    out.push({kind: "request", title: "request", sub: `correlation ${short(corr, 20)}`,
       tip: `the request with correlation ID ${corr}`, children: fromOutside.map(conv)});
   }
   out.push(...rest.map(conv));
