@@ -33,6 +33,23 @@ type demoOrder struct {
 	items            []demoItem
 }
 
+// demoOrders are the orders the shop demo places (and the UI's browser test):
+// cards that pay, that are declined and that never answer.
+var demoOrders = []demoOrder{
+	{"ada", "card", []demoItem{{"sku-book", 2, 1250}}},
+	{"ada", "card", []demoItem{{"sku-pen", 10, 199}, {"sku-ink", 1, 650}}},
+	{"grace", "card", []demoItem{{"sku-lamp", 1, 4900}}},
+	{"grace", "card_declined", []demoItem{{"sku-desk", 1, 25900}}},
+	{"linus", "card", []demoItem{{"sku-mug", 4, 850}}},
+	{"linus", "card_timeout", []demoItem{{"sku-chair", 1, 13900}}},
+	{"barbara", "card", []demoItem{{"sku-book", 1, 1250}}},
+	{"barbara", "card", []demoItem{{"sku-cable", 3, 999}}},
+	{"edsger", "card_declined", []demoItem{{"sku-pen", 1, 199}}},
+	{"edsger", "card", []demoItem{{"sku-notebook", 5, 300}}},
+	{"margaret", "card_timeout", []demoItem{{"sku-rocket", 1, 99900}}},
+	{"margaret", "card", []demoItem{{"sku-mug", 2, 850}}},
+}
+
 type demoItem struct {
 	SKU            string `json:"sku"`
 	Quantity       int64  `json:"quantity,string"`
@@ -152,20 +169,7 @@ func runShopDemo(ctx context.Context, w io.Writer) error {
 	p("so a payment that never answers hits its 15-minute deadline in 1.5 s.\n")
 
 	c := &shopClient{base: "http://" + httpAddr, http: &http.Client{Timeout: 10 * time.Second}}
-	orders := []demoOrder{
-		{"ada", "card", []demoItem{{"sku-book", 2, 1250}}},
-		{"ada", "card", []demoItem{{"sku-pen", 10, 199}, {"sku-ink", 1, 650}}},
-		{"grace", "card", []demoItem{{"sku-lamp", 1, 4900}}},
-		{"grace", "card_declined", []demoItem{{"sku-desk", 1, 25900}}},
-		{"linus", "card", []demoItem{{"sku-mug", 4, 850}}},
-		{"linus", "card_timeout", []demoItem{{"sku-chair", 1, 13900}}},
-		{"barbara", "card", []demoItem{{"sku-book", 1, 1250}}},
-		{"barbara", "card", []demoItem{{"sku-cable", 3, 999}}},
-		{"edsger", "card_declined", []demoItem{{"sku-pen", 1, 199}}},
-		{"edsger", "card", []demoItem{{"sku-notebook", 5, 300}}},
-		{"margaret", "card_timeout", []demoItem{{"sku-rocket", 1, 99900}}},
-		{"margaret", "card", []demoItem{{"sku-mug", 2, 850}}},
-	}
+	orders := demoOrders
 
 	p("\nPOST /v1/orders, a dozen times (each with an Idempotency-Key and an X-Correlation-ID):\n")
 	ids := make([]string, len(orders))

@@ -58,7 +58,9 @@ HTTP:
 the framework's services (muninn.v1: topics, streams, subscriptions, consumer
 groups, traces, projections, sagas; what the operator commands use) under
 /v1/topics, /v1/streams, /v1/groups, /v1/traces, /v1/projections and
-/v1/sagas, and /healthz, /readyz, /openapi.json. Both servers bind to loopback unless
+/v1/sagas, the admin web UI at /ui/ (topics, streams, groups, projections,
+sagas and the lineage graph of a correlation ID), and /healthz, /readyz,
+/openapi.json. Both servers bind to loopback unless
 told otherwise. It prints one line with the bound addresses when it serves,
 and stops gracefully on SIGINT or SIGTERM: intake stops, in-flight calls
 finish, the runners commit, the store closes. An address with port 0 takes a
@@ -129,6 +131,7 @@ func runServe(ctx context.Context, cfg serveConfig) error {
 		service.WithLogger(cfg.Logger),
 		service.WithTitle("Muninn shop"),
 		service.WithOpenAPI(append(admin.OpenAPI(), shopv1.OpenAPI)...),
+		uiOption(),
 	)
 	if err != nil {
 		return errors.Join(err, s.Close(), store.Close())
