@@ -121,6 +121,9 @@ func (b *uiBrowser) open(fragment, page string) string {
 		js, _ := json.Marshal("#" + fragment)
 		b.do("open "+fragment, chromedp.Evaluate[chromedp.Void](`document.getElementById("main").replaceChildren(); location.hash = `+string(js)+`; undefined`), ready)
 	}
+	if n := eval[int](b, `document.querySelectorAll("#main .error").length`); n > 0 {
+		b.t.Fatalf("%s shows an error: %s", fragment, b.text("#main .error"))
+	}
 	return b.text("section.page-" + page)
 }
 
@@ -299,6 +302,7 @@ func TestUIInBrowser(t *testing.T) {
 	// Lineage: pick a recent request, see its causal tree, follow a node.
 	text = b.open("/lineage", "lineage")
 	wantText(t, "lineage", text, "Recent requests", "ui-checkout-01")
+	b.shot("08-lineage-recent")
 	b.do("pick a request", chromedp.Evaluate[chromedp.Void](`document.getElementById("main").firstChild.removeAttribute("data-ready"); undefined`),
 		chromedp.Click(chromedp.CSS(`#recent-table a.corr[href="#/lineage/ui-checkout-01"]`)),
 		chromedp.WaitVisible(chromedp.CSS(`section.page-lineage[data-ready] svg.graph`)))
@@ -322,7 +326,7 @@ func TestUIInBrowser(t *testing.T) {
 		t.Errorf("lineage: nodes by kind %v, want 1 request, >= 7 commands, >= 8 events, >= 5 policies, >= 1 read model", kinds)
 	}
 	b.noErrors("lineage")
-	b.shot("08-lineage")
+	b.shot("08-lineage-completed")
 
 	// A node links to its record in the stream browser.
 	b.do("follow a node", chromedp.Click(chromedp.CSS(`svg.graph a[href^="#/stream/shop.orders/"] g[data-kind="event"]`)),

@@ -61,15 +61,20 @@ export async function topic(el, [name]) {
   el.append(h("h2", {}, "Latest records"), latest);
   const per = 10;
   const events = [];
+  const failed = [];
   for (const p of parts) {
     const end = num(p.end_offset);
-    if (end === 0) continue;
+    if (end <= num(p.start_offset)) continue;
     const from = Math.max(num(p.start_offset), end - per);
-    const r = await api(`/v1/topics/${enc(t.name)}/partitions/${p.partition}?from_offset=${from}&limit=${per}`);
-    events.push(...(r.events || []));
+    try {
+      const r = await api(`/v1/topics/${enc(t.name)}/partitions/${p.partition}?from_offset=${from}&limit=${per}`);
+      events.push(...(r.events || []));
+    } catch (e) {
+      failed.push(h("li", {}, `partition ${p.partition}: ${e.message}`));
+    }
   }
   events.sort((a, b) => String(b.timestamp).localeCompare(String(a.timestamp)));
-  latest.replaceChildren(table(["Position", "Key", "Version", "Type", "Time", "Correlation"],
+  latest.replaceChildren(failed.length ? h("div", {class: "note"}, "Some partitions could not be read:", h("ul", {}, failed)) : "", table(["Position", "Key", "Version", "Type", "Time", "Correlation"],
     events.slice(0, 30).map((e) => [e.position, streamLink(e.topic, e.key, e.version), fmtInt(e.version), e.type,
       fmtTime(e.timestamp), lineageLink(e.correlation_id, short(e.correlation_id, 20))]), {class: "grid"}));
 }
