@@ -9,10 +9,18 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/chromedp/chromedp"
+	"google.golang.org/grpc"
+
+	"github.com/muninn-es/muninn/consume"
+	"github.com/muninn-es/muninn/eventstore"
+	"github.com/muninn-es/muninn/projection"
+	"github.com/muninn-es/muninn/service"
+	"github.com/muninn-es/muninn/service/admin"
 )
 
 // chromiumPath is the browser the UI test drives: $MUNINN_CHROMIUM, else
@@ -112,6 +120,9 @@ func (b *uiBrowser) open(fragment, page string) string {
 	} else {
 		js, _ := json.Marshal("#" + fragment)
 		b.do("open "+fragment, chromedp.Evaluate[chromedp.Void](`document.getElementById("main").replaceChildren(); location.hash = `+string(js)+`; undefined`), ready)
+	}
+	if n := eval[int](b, `document.querySelectorAll("#main .error").length`); n > 0 {
+		b.t.Fatalf("%s shows an error: %s", fragment, b.text("#main .error"))
 	}
 	return b.text("section.page-" + page)
 }
@@ -291,6 +302,7 @@ func TestUIInBrowser(t *testing.T) {
 	// Lineage: pick a recent request, see its causal tree, follow a node.
 	text = b.open("/lineage", "lineage")
 	wantText(t, "lineage", text, "Recent requests", "ui-checkout-01")
+	b.shot("08-lineage-recent")
 	b.do("pick a request", chromedp.Evaluate[chromedp.Void](`document.getElementById("main").firstChild.removeAttribute("data-ready"); undefined`),
 		chromedp.Click(chromedp.CSS(`#recent-table a.corr[href="#/lineage/ui-checkout-01"]`)),
 		chromedp.WaitVisible(chromedp.CSS(`section.page-lineage[data-ready] svg.graph`)))
@@ -314,7 +326,7 @@ func TestUIInBrowser(t *testing.T) {
 		t.Errorf("lineage: nodes by kind %v, want 1 request, >= 7 commands, >= 8 events, >= 5 policies, >= 1 read model", kinds)
 	}
 	b.noErrors("lineage")
-	b.shot("08-lineage")
+	b.shot("08-lineage-completed")
 
 	// A node links to its record in the stream browser.
 	b.do("follow a node", chromedp.Click(chromedp.CSS(`svg.graph a[href^="#/stream/shop.orders/"] g[data-kind="event"]`)),
@@ -358,4 +370,109 @@ func TestUIInBrowser(t *testing.T) {
 	text = b.open("/lineage/no-such-request", "lineage")
 	wantText(t, "lineage of nothing", text, `No record carries the correlation ID "no-such-request"`)
 	b.noErrors("lineage of nothing")
+}
+
+// TestUIDeadLetters drives the projections page's dead letters in headless
+// Chromium: a projection parks the records it cannot apply, the page lists
+// them with their errors, Replay applies one (now that it can) and Discard
+// forgets another, each through the muninn.v1 REST API.
+func TestUIDeadLetters(t *testing.T) {
+	chromiumPath(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
+	defer cancel()
+	store, err := eventstore.OpenMem()
+	if err != nil {
+		t.Fatal(err)
+	}
+	const topic = "ui.letters"
+	if err := store.CreateTopic(ctx, topic, eventstore.TopicConfig{Partitions: 2}); err != nil {
+		t.Fatal(err)
+	}
+	var poison atomic.Bool
+	poison.Store(true)
+	var mu sync.Mutex
+	applied := map[string]bool{}
+	p, err := projection.New(store, "ui-letters", []string{topic},
+		projection.HandlerFunc(func(_ *projection.Tx, rec eventstore.Record) error {
+			if poison.Load() && strings.HasPrefix(rec.Key, "poison") {
+				return consume.Permanent(fmt.Errorf("cannot apply %s yet", rec.Key))
+			}
+			mu.Lock()
+			applied[rec.Key] = true
+			mu.Unlock()
+			return nil
+		}),
+		projection.WithRetries(0), projection.WithErrorPolicy(consume.Park("ui-letters.dlq")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err := admin.New(store, admin.WithProjections(p))
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, err := service.New(service.WithGRPCAddr("127.0.0.1:0"), service.WithHTTPAddr("127.0.0.1:0"), uiOption())
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv.Register(func(g *grpc.Server) { a.Register(g) })
+	srv.RegisterGateway(a.RegisterGateway)
+	var g service.Group
+	g.AddCloser("store", store)
+	g.Add("projection", p)
+	g.AddServer(srv)
+	gctx, stop := context.WithCancel(ctx)
+	ran := make(chan error, 1)
+	go func() { ran <- g.Run(gctx) }()
+	defer func() {
+		stop()
+		if err := <-ran; err != nil {
+			t.Errorf("run: %v", err)
+		}
+	}()
+	select {
+	case <-srv.Started():
+	case err := <-ran:
+		t.Fatalf("the server did not start: %v", err)
+	}
+
+	var positions []eventstore.Position
+	for _, key := range []string{"fine-1", "poison-1", "poison-2"} {
+		res, err := store.Append(ctx, topic, key, eventstore.Any, []eventstore.Event{{Type: "ui.letter", Payload: []byte(`{"key":"` + key + `"}`)}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		positions = append(positions, res.Position())
+	}
+	if err := p.WaitFor(ctx, positions...); err != nil {
+		t.Fatal(err)
+	}
+
+	b := newUIBrowser(t, ctx, "http://"+srv.HTTPAddr())
+	text := b.open("/projections", "projections")
+	wantText(t, "dead letters", text, "ui-letters", "Dead letters", "ui-letters.dlq", "poison-1", "poison-2", "cannot apply poison-1 yet")
+	if strings.Contains(b.text("table.dead-letters"), "fine-1") {
+		t.Errorf("dead letters: fine-1 was applied, yet it is listed")
+	}
+	b.shot("10-dead-letters")
+
+	poison.Store(false)
+	b.do("replay poison-1", chromedp.Click(chromedp.CSS(`table.dead-letters tr[data-key="poison-1"] button.replay`)),
+		chromedp.Poll[chromedp.Void](`document.querySelector('table.dead-letters tr[data-key="poison-1"] .replayed, #main .error') !== null`, chromedp.WithPollingMutation(), chromedp.WithPollingTimeout(0)))
+	b.noErrors("replay")
+	mu.Lock()
+	replayed := applied["poison-1"]
+	mu.Unlock()
+	if !replayed {
+		t.Errorf("Replay in the UI did not apply poison-1")
+	}
+	b.do("discard poison-2", chromedp.Click(chromedp.CSS(`table.dead-letters tr[data-key="poison-2"] button.discard`)),
+		chromedp.Poll[chromedp.Void](`document.querySelector("#main .error") !== null || (document.querySelector('table.dead-letters tr[data-key="poison-2"]') === null && document.querySelector("table.dead-letters") !== null)`, chromedp.WithPollingMutation(), chromedp.WithPollingTimeout(0)))
+	mu.Lock()
+	discarded := !applied["poison-2"]
+	mu.Unlock()
+	if !discarded {
+		t.Errorf("Discard in the UI applied poison-2")
+	}
+	b.noErrors("dead letters")
+	b.shot("11-dead-letters-handled")
 }

@@ -3,7 +3,7 @@
 // board: the request (an external actor) pink, commands blue, events orange,
 // policies and saga steps lilac, read models green. Every node links to its
 // record or page.
-import {h, s, api, allPages, enc, num, fmtTime, fmtInt, short, table, streamLink, lineageLink} from "./dom.js";
+import {h, s, api, allPages, enc, num, fmtTime, fmtInt, short, table, badge, streamLink, lineageLink} from "./dom.js";
 
 const W = 200; // node width
 const H = 46; // node height
@@ -155,13 +155,63 @@ function legend() {
     h("li", {}, h("span", {class: `swatch kind-${k}`}), label)));
 }
 
-// recent lists the correlation IDs of the sagas' instances, newest first.
+// TAIL is how many of the latest records of each partition the list of
+// recent requests reads.
+const TAIL = 25;
+
+// recent lists the correlation IDs of the latest records in the log (the
+// last TAIL of every partition of the topics that are not compacted) and of
+// the sagas' instances, latest first,
+// with what the page knows of each.
 async function recent() {
+  const topics = await allPages("/v1/topics", "topics");
+  const reads = [];
+  // Compacted topics hold state (snapshots, changelogs), not the flow of a
+  // request: they are skipped.
+  for (const t of topics.filter((t) => t.cleanup_policy !== "compact")) {
+    for (const p of t.partitions || []) {
+      const start = num(p.start_offset);
+      const end = num(p.end_offset);
+      if (end <= start) continue;
+      const from = Math.max(start, end - TAIL);
+      // A partition the server cannot read (it answers 500 for a record
+      // whose key is not UTF-8, such as a stream app's changelog) is left
+      // out, not the whole list.
+      reads.push(api(`/v1/topics/${enc(t.name)}/partitions/${p.partition}?from_offset=${from}&limit=${TAIL}`)
+        .then((r) => r.events || [], (e) => { console.warn(String(e)); return []; }));
+    }
+  }
+  const byID = new Map();
+  const entry = (id, ts) => {
+    let c = byID.get(id);
+    if (!c) {
+      c = {id, records: 0, contexts: new Set(), first: ts, firstType: "", last: ts, instance: null};
+      byID.set(id, c);
+    }
+    return c;
+  };
+  for (const events of await Promise.all(reads)) {
+    for (const e of events) {
+      if (!e.correlation_id) continue;
+      const c = entry(e.correlation_id, e.timestamp);
+      c.records++;
+      c.contexts.add(context(e.topic));
+      if (String(e.timestamp) <= String(c.first) || !c.firstType) {
+        c.first = e.timestamp;
+        c.firstType = e.type;
+      }
+      if (String(e.timestamp) > String(c.last)) c.last = e.timestamp;
+    }
+  }
   const sagas = (await api("/v1/sagas")).sagas || [];
-  const all = [];
-  for (const sg of sagas) all.push(...await allPages(`/v1/sagas/${enc(sg.name)}/instances`, "instances"));
-  all.sort((a, b) => String(b.started).localeCompare(String(a.started)));
-  return all.filter((i) => i.correlation_id);
+  for (const sg of sagas) {
+    for (const i of await allPages(`/v1/sagas/${enc(sg.name)}/instances`, "instances")) {
+      if (!i.correlation_id) continue;
+      const c = entry(i.correlation_id, i.updated || i.started);
+      c.instance = i;
+    }
+  }
+  return [...byID.values()].sort((a, b) => String(b.last).localeCompare(String(a.last)));
 }
 
 // lineage is the page: a correlation ID to type, recent ones to click, and
@@ -177,11 +227,12 @@ export async function lineage(el, [corr]) {
   }}, input, h("button", {type: "submit"}, "Show lineage")));
   if (!corr) {
     const list = await recent();
-    el.append(h("h2", {}, "Recent requests"),
-      list.length ? table(["Correlation ID", "Saga", "Instance", "Status", "Started"], list.slice(0, 50).map((i) =>
-        [lineageLink(i.correlation_id), i.saga, h("a", {href: `#/saga/${enc(i.saga)}/${enc(i.key)}`}, i.key),
-          h("span", {class: `badge badge-${i.status}`}, i.status), fmtTime(i.started)]), {class: "grid", id: "recent-table"})
-        : h("p", {class: "muted"}, "No saga instances yet. Any correlation ID in the stream browser links here too."));
+    el.append(h("h2", {}, "Recent requests ", h("span", {class: "muted"}, `(in the latest ${TAIL} records of each partition of the topics not compacted, and the sagas' instances)`)),
+      list.length ? table(["Correlation ID", "First event", "Records", "Contexts", "Saga", "Last seen"], list.slice(0, 50).map((c) =>
+        [lineageLink(c.id), c.firstType || "—", fmtInt(c.records), [...c.contexts].sort().join(", ") || "—",
+          c.instance ? [h("a", {href: `#/saga/${enc(c.instance.saga)}/${enc(c.instance.key)}`}, c.instance.saga), " ", badge(c.instance.status)] : "—",
+          fmtTime(c.last)]), {class: "grid", id: "recent-table"})
+        : h("p", {class: "muted"}, "No record carries a correlation ID yet. Any correlation ID in the stream browser links here too."));
     return;
   }
   const [trace, projections, instances] = await Promise.all([

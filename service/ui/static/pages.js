@@ -61,15 +61,20 @@ export async function topic(el, [name]) {
   el.append(h("h2", {}, "Latest records"), latest);
   const per = 10;
   const events = [];
+  const failed = [];
   for (const p of parts) {
     const end = num(p.end_offset);
-    if (end === 0) continue;
+    if (end <= num(p.start_offset)) continue;
     const from = Math.max(num(p.start_offset), end - per);
-    const r = await api(`/v1/topics/${enc(t.name)}/partitions/${p.partition}?from_offset=${from}&limit=${per}`);
-    events.push(...(r.events || []));
+    try {
+      const r = await api(`/v1/topics/${enc(t.name)}/partitions/${p.partition}?from_offset=${from}&limit=${per}`);
+      events.push(...(r.events || []));
+    } catch (e) {
+      failed.push(h("li", {}, `partition ${p.partition}: ${e.message}`));
+    }
   }
   events.sort((a, b) => String(b.timestamp).localeCompare(String(a.timestamp)));
-  latest.replaceChildren(table(["Position", "Key", "Version", "Type", "Time", "Correlation"],
+  latest.replaceChildren(failed.length ? h("div", {class: "note"}, "Some partitions could not be read:", h("ul", {}, failed)) : "", table(["Position", "Key", "Version", "Type", "Time", "Correlation"],
     events.slice(0, 30).map((e) => [e.position, streamLink(e.topic, e.key, e.version), fmtInt(e.version), e.type,
       fmtTime(e.timestamp), lineageLink(e.correlation_id, short(e.correlation_id, 20))]), {class: "grid"}));
 }
@@ -250,7 +255,8 @@ async function projectionCard(p, redraw) {
   const act = (dl, verb) => h("button", {class: `small ${verb}`, onclick: async (e) => {
     e.target.disabled = true;
     try {
-      await post(`/v1/projections/${enc(p.name)}/dead-letters/${enc(dl.dead_letter_position)}:${verb}`, {});
+      // By the record's original position (the event's), not its copy's.
+      await post(`/v1/projections/${enc(p.name)}/dead-letters/${enc((dl.event || {}).position)}:${verb}`, {});
       await redraw();
     } catch (err) {
       e.target.replaceWith(errorBox(err));
@@ -260,7 +266,7 @@ async function projectionCard(p, redraw) {
     h("header", {}, h("h2", {}, p.name), badge(p.state), h("span", {class: "spacer"}), btn),
     p.error ? h("div", {class: "error"}, p.error) : "",
     h("div", {class: "stats"}, stat("lag (records)", fmtInt(p.lag)), stat("lag (time)", fmtSeconds(p.lag_seconds)),
-      stat("generation", fmtInt(p.generation)), stat("policy", p.policy || "—"), stat("dead letters", fmtInt(dls.length))),
+      stat("generation", fmtInt(p.generation)), stat("policy", p.policy || "—"), stat("dead letters", fmtInt(dls.filter((d) => !d.replayed_at).length))),
     h("p", {}, "Reads ", (p.topics || []).map((t, i) => [i ? ", " : "", h("a", {href: `#/topic/${enc(t)}`}, t)]),
       " as group ", h("a", {href: `#/group/${enc(p.group)}`}, p.group),
       (p.missing_topics || []).length ? h("span", {class: "warn"}, ` · missing topics: ${p.missing_topics.join(", ")}`) : ""),
@@ -271,9 +277,10 @@ async function projectionCard(p, redraw) {
     p.dead_letter_topic ? [h("h3", {}, "Dead letters ", h("span", {class: "muted"}, `in ${p.dead_letter_topic}`)),
       table(["Record", "Type", "Error", "Attempts", "Parked", ""], dls.map((d) => {
         const e = d.event || {};
-        return [streamLink(e.topic, e.key, e.version, `${e.topic}/${e.key} v${e.version}`), e.type, h("code", {}, d.error),
-          fmtInt(d.attempts), fmtTime(d.parked_at) + (d.replayed_at ? ` (replayed ${fmtTime(d.replayed_at)})` : ""),
-          h("span", {class: "actions"}, act(d, "replay"), act(d, "discard"))];
+        return {attrs: {"data-key": e.key || ""}, cells: [streamLink(e.topic, e.key, e.version, `${e.topic}/${e.key} v${e.version}`), e.type, h("code", {}, d.error),
+          fmtInt(d.attempts), fmtTime(d.parked_at),
+          d.replayed_at ? h("span", {class: "replayed"}, badge("replayed"), " ", fmtTime(d.replayed_at))
+            : h("span", {class: "actions"}, act(d, "replay"), act(d, "discard"))]};
       }), {class: "grid dead-letters"})] : "");
 }
 
