@@ -103,12 +103,31 @@ func TestShopGeometry(t *testing.T) {
 	}
 }
 
-func TestStarterGeometry(t *testing.T) {
+func TestStarterAndImportedGeometry(t *testing.T) {
 	m, err := model.Parse("starter.yaml", model.Starter())
 	if err != nil {
 		t.Fatal(err)
 	}
 	checkGeometry(t, layout(m))
+	// The shop as imported from the Miro board: policies, not a saga.
+	data, err := os.ReadFile("../miro/testdata/shop-board.golden.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m, err = model.Parse("shop-board.golden.yaml", data); err != nil {
+		t.Fatal(err)
+	}
+	s := layout(m)
+	checkGeometry(t, s)
+	policies := 0
+	for _, b := range s.boxes {
+		if b.kind == "policy" {
+			policies++
+		}
+	}
+	if policies != 6 {
+		t.Errorf("%d policy stickies, want 6", policies)
+	}
 }
 
 func TestSVGIsWellFormed(t *testing.T) {
