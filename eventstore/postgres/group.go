@@ -391,8 +391,8 @@ type consumer struct {
 	opts   eventstore.ConsumerOptions
 	closed chan struct{}
 	once   sync.Once
-	leftMu sync.Mutex
-	left   bool
+	leftMu sync.Mutex // serializes leave
+	left   atomic.Bool
 
 	// Owned by the goroutine that polls: the group's cache version and
 	// generation the member last looked at, its partitions and positions.
@@ -513,10 +513,10 @@ func (s *Store) join(ctx context.Context, c *consumer, fresh bool) error {
 func (c *consumer) leave(ctx context.Context) error {
 	c.leftMu.Lock()
 	defer c.leftMu.Unlock()
-	if c.left {
+	if c.left.Load() {
 		return nil
 	}
-	c.left = true
+	c.left.Store(true)
 	c.s.groupsMu.Lock()
 	delete(c.s.groupsMu.consumers, c)
 	c.s.groupsMu.Unlock()
@@ -598,7 +598,7 @@ func (c *consumer) refresh(ctx context.Context) error {
 		return err
 	}
 	assigned := slices.Clone(a.members[c.id])
-	if c.left {
+	if c.left.Load() {
 		assigned = nil
 	}
 	c.epochsMu.Lock()
@@ -1174,10 +1174,19 @@ func (s *Store) runLeases() {
 		<-s.closing
 		cancel()
 	}()
+	renewAt := s.clk.Now()
 	for {
-		next, active := s.leaseRound(ctx)
+		now := s.clk.Now()
+		renew := !now.Before(renewAt)
+		next, active := s.leaseRound(ctx, renew)
 		if ctx.Err() != nil {
 			return
+		}
+		if renew {
+			renewAt = now.Add(s.opts.leaseTimeout / 3)
+		}
+		if renewAt.Before(next) {
+			next = renewAt
 		}
 		var due <-chan time.Time
 		stop := func() {}
@@ -1195,9 +1204,12 @@ func (s *Store) runLeases() {
 	}
 }
 
-// leaseRound does one round of runLeases and returns when the next is due,
+// leaseRound does one round of runLeases: renewing (when renew is set:
+// only on the store's own clock, never because another Store's news woke
+// it, so that a paused Store stays paused) and rebalancing groups with
+// members whose leases ran out. It returns when the next lease runs out,
 // and false if this Store has no members.
-func (s *Store) leaseRound(ctx context.Context) (time.Time, bool) {
+func (s *Store) leaseRound(ctx context.Context, renew bool) (time.Time, bool) {
 	s.groupsMu.Lock()
 	live := map[[2]string]*consumer{}
 	var groups []string
@@ -1209,17 +1221,26 @@ func (s *Store) leaseRound(ctx context.Context) (time.Time, bool) {
 	}
 	s.groupsMu.Unlock()
 	now := s.clk.Now()
-	next := now.Add(s.opts.leaseTimeout / 3)
+	next := now.Add(s.opts.leaseTimeout)
 	if len(live) == 0 {
 		return next, false
 	}
+	if renew {
+		s.renew(ctx, now, live)
+	}
+	return s.expire(ctx, now, next, groups), true
+}
+
+// renew renews the leases of this Store's members and makes those that lost
+// their group while the Store was away join again.
+func (s *Store) renew(ctx context.Context, now time.Time, live map[[2]string]*consumer) {
 	rows, err := s.pool.Query(ctx, s.q(`UPDATE {s}.group_members SET lease_until = $2 WHERE store_id = $1 RETURNING group_name, member_id`),
 		s.id, now.Add(s.opts.leaseTimeout).UnixNano())
 	if err != nil {
 		if ctx.Err() == nil {
 			s.log.Warn("postgres: renewing leases failed", "err", err)
 		}
-		return next, true
+		return
 	}
 	var g, m string
 	renewed := map[[2]string]bool{}
@@ -1230,16 +1251,13 @@ func (s *Store) leaseRound(ctx context.Context) (time.Time, bool) {
 		if ctx.Err() == nil {
 			s.log.Warn("postgres: renewing leases failed", "err", err)
 		}
-		return next, true
+		return
 	}
 	for k, c := range live {
 		if renewed[k] {
 			continue
 		}
-		c.leftMu.Lock()
-		left := c.left
-		c.leftMu.Unlock()
-		if left {
+		if c.left.Load() {
 			continue
 		}
 		// Removed while this Store was away: join again.
@@ -1248,11 +1266,17 @@ func (s *Store) leaseRound(ctx context.Context) (time.Time, bool) {
 			s.log.Warn("postgres: joining again failed", "group", k[0], "member", k[1], "err", err)
 		}
 	}
-	rows, err = s.pool.Query(ctx, s.q(`SELECT group_name, min(lease_until), bool_or(lease_until < $3) FROM {s}.group_members
+}
+
+// expire rebalances the groups in which a member of another Store let its
+// lease run out, and returns when the next such lease runs out (or next).
+func (s *Store) expire(ctx context.Context, now, next time.Time, groups []string) time.Time {
+	rows, err := s.pool.Query(ctx, s.q(`SELECT group_name, min(lease_until), bool_or(lease_until < $3) FROM {s}.group_members
 		WHERE group_name = ANY($1) AND store_id <> $2 GROUP BY group_name`), groups, s.id, now.UnixNano())
 	if err != nil {
-		return next, true
+		return next
 	}
+	var g string
 	var until int64
 	var expired bool
 	var due []string
@@ -1264,12 +1288,12 @@ func (s *Store) leaseRound(ctx context.Context) (time.Time, bool) {
 		}
 		return nil
 	}); err != nil {
-		return next, true
+		return next
 	}
 	for _, g := range due {
 		if _, err := s.runRebalance(ctx, g, nil); err != nil && ctx.Err() == nil {
 			s.log.Warn("postgres: rebalancing after a lease ran out failed", "group", g, "err", err)
 		}
 	}
-	return next, true
+	return next
 }
