@@ -778,6 +778,9 @@ func (c *consumer) poll(ctx context.Context, max int, wait bool) ([]eventstore.R
 	defer c.s.release()
 	startGen := int64(math.MinInt64)
 	for {
+		if c.s.isClosing() {
+			return nil, eventstore.ErrClosed
+		}
 		select {
 		case <-c.closed:
 			return nil, fmt.Errorf("postgres: poll by member %q of group %q: %w", c.id, c.g.name, eventstore.ErrConsumerClosed)
@@ -804,6 +807,9 @@ func (c *consumer) poll(ctx context.Context, max int, wait bool) ([]eventstore.R
 				c.positions[f.k] = f.rec.Offset + 1
 			}
 			return out, nil
+		}
+		if c.s.isClosing() {
+			return nil, eventstore.ErrClosed
 		}
 		if !wait || c.gen != startGen {
 			return nil, nil
@@ -842,6 +848,10 @@ func (c *consumer) Records(ctx context.Context) iter.Seq2[eventstore.Record, err
 			case <-c.closed:
 				return
 			default:
+			}
+			if c.s.isClosing() {
+				yield(eventstore.Record{}, eventstore.ErrClosed)
+				return
 			}
 			cases := c.waitCases(ctx)
 			err := c.refresh(ctx)

@@ -114,6 +114,20 @@ func (s *Store) migrate(ctx context.Context) error {
 	h := fnv.New64a()
 	h.Write([]byte("muninn/migrate/" + s.opts.schema))
 	lock := int64(h.Sum64())
+	// The common case, a schema already at this version, takes no lock.
+	var have int
+	err := s.pool.QueryRow(ctx, `SELECT CASE WHEN to_regclass($1) IS NULL THEN -1 ELSE 0 END`, s.schema+".schema_migrations").Scan(&have)
+	if err != nil {
+		return fmt.Errorf("look for schema %s: %w", s.schema, err)
+	}
+	if have == 0 {
+		if err := s.pool.QueryRow(ctx, s.q(`SELECT coalesce(max(version), 0) FROM {s}.schema_migrations`)).Scan(&have); err != nil {
+			return fmt.Errorf("read schema version: %w", err)
+		}
+		if have == len(migrations) {
+			return nil
+		}
+	}
 	return pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1)`, lock); err != nil {
 			return fmt.Errorf("migration lock: %w", err)
@@ -133,7 +147,7 @@ func (s *Store) migrate(ctx context.Context) error {
 			return fmt.Errorf("schema %s is at version %d, newer than this program knows (%d)", s.schema, have, len(migrations))
 		}
 		for v := have + 1; v <= len(migrations); v++ {
-			if _, err := tx.Exec(ctx, s.q(migrations[v-1])); err != nil {
+			if _, err := tx.Exec(ctx, s.q(migrations[v-1]), pgx.QueryExecModeSimpleProtocol); err != nil {
 				return fmt.Errorf("migration %d: %w", v, err)
 			}
 			if _, err := tx.Exec(ctx, s.q(`INSERT INTO {s}.schema_migrations (version, applied) VALUES ($1, $2)`), v, time.Now().UnixNano()); err != nil {
