@@ -456,3 +456,37 @@ func TestLeaseExpiryOfPausedMember(t *testing.T) {
 		t.Fatalf("b commits after reading again: %v", err)
 	}
 }
+
+// TestSameMemberIDInTwoStores: member IDs need be unique only within a
+// Store, so every replica can run a consumer with a fixed ID (as a
+// projection's "live" member is).
+func TestSameMemberIDInTwoStores(t *testing.T) {
+	schema := pgtest.Schema(t)
+	a, b := openOn(t, schema), openOn(t, schema)
+	if err := a.CreateTopic(t.Context(), "orders", eventstore.TopicConfig{Partitions: 4}); err != nil {
+		t.Fatal(err)
+	}
+	var ms []eventstore.Consumer
+	for _, s := range []*postgres.Store{a, b} {
+		m, err := s.JoinGroup(t.Context(), "g", []string{"orders"}, eventstore.WithMemberID("live"))
+		if err != nil {
+			t.Fatalf("JoinGroup as live: %v", err)
+		}
+		t.Cleanup(func() { _ = m.Close() })
+		ms = append(ms, m)
+	}
+	if _, err := a.JoinGroup(t.Context(), "g", []string{"orders"}, eventstore.WithMemberID("live")); !errors.Is(err, eventstore.ErrInvalidArgument) {
+		t.Errorf("a second live member in one Store: %v, want ErrInvalidArgument", err)
+	}
+	eventually(t, "the two live members share the partitions", func() bool {
+		as := assignments(ms...)
+		return spread("orders", 4, as) && len(as[0]) == 2
+	})
+	info, err := b.DescribeGroup(t.Context(), "g")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(info.Members) != 2 || info.Members[0].ID != "live" || info.Members[1].ID != "live" || len(info.Members[0].Assignment) != 2 {
+		t.Errorf("DescribeGroup: %+v", info.Members)
+	}
+}

@@ -73,21 +73,25 @@ CREATE TABLE {s}.groups (
 	name       text PRIMARY KEY,
 	generation bigint NOT NULL DEFAULT 0
 );
+-- A member is named by member_key, "<store id>/<member id>": member IDs
+-- need be unique only within a Store, so that every replica of a service
+-- can run a consumer whose member ID is fixed (a projection's "live").
 CREATE TABLE {s}.group_members (
 	group_name  text NOT NULL REFERENCES {s}.groups (name) ON DELETE CASCADE,
+	member_key  text NOT NULL,
 	member_id   text NOT NULL,
 	topic_ids   bigint[] NOT NULL,
 	store_id    uuid NOT NULL,
 	lease_until bigint NOT NULL,
-	PRIMARY KEY (group_name, member_id)
+	PRIMARY KEY (group_name, member_key)
 );
--- Each partition's owner in a group (NULL: none) and owner epoch, which
--- grows with every change of owner and is never reset.
+-- Each partition's owner (a member_key; NULL: none) in a group and owner
+-- epoch, which grows with every change of owner and is never reset.
 CREATE TABLE {s}.group_partitions (
 	group_name text NOT NULL REFERENCES {s}.groups (name) ON DELETE CASCADE,
 	topic_id   bigint NOT NULL REFERENCES {s}.topics (id) ON DELETE CASCADE,
 	part       int NOT NULL,
-	member_id  text,
+	owner      text,
 	epoch      bigint NOT NULL,
 	end_at     bigint NOT NULL,
 	PRIMARY KEY (group_name, topic_id, part)
