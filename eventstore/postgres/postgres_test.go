@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -57,7 +58,7 @@ func TestConcurrentAppendersNeverSkip(t *testing.T) {
 	ctx, cancel := context.WithCancel(t.Context())
 	defer cancel()
 	var readers sync.WaitGroup
-	seen := make([]int64, parts)
+	seen := make([]atomic.Int64, parts)
 	for p := range parts {
 		readers.Go(func() {
 			next := int64(0)
@@ -71,7 +72,7 @@ func TestConcurrentAppendersNeverSkip(t *testing.T) {
 					return
 				}
 				next++
-				seen[p] = next
+				seen[p].Store(next)
 			}
 		})
 	}
@@ -137,7 +138,7 @@ func TestConcurrentAppendersNeverSkip(t *testing.T) {
 	}
 	eventually(t, "subscribers see every record", func() bool {
 		for p := range parts {
-			if seen[p] != info.Partitions[p].EndOffset {
+			if seen[p].Load() != info.Partitions[p].EndOffset {
 				return false
 			}
 		}
