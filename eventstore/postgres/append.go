@@ -34,7 +34,9 @@ func keyHash[T string | []byte](key T) []byte {
 // it, checks the head, inserts the records and updates the head and the
 // partition's counters, so that offsets are gapless and appends to one
 // partition become visible in offset order. WithState writes go into the
-// same transaction.
+// same transaction. The appends of this Store to one partition that arrive
+// while a transaction runs share the next one (group commit); each still
+// succeeds or fails on its own.
 //
 // ctx is checked before the append starts; once it has started the append
 // runs to its end, so that the result is never in doubt.
