@@ -491,3 +491,62 @@ func TestSameMemberIDInTwoStores(t *testing.T) {
 		t.Errorf("DescribeGroup: %+v", info.Members)
 	}
 }
+
+// TestListenerReconnects: when a Store's LISTEN connection breaks (here the
+// server terminates it), the Store connects again and wakes its waiters,
+// so a subscription on it still sees what another Store appends, including
+// what was appended while no one listened.
+func TestListenerReconnects(t *testing.T) {
+	schema := pgtest.Schema(t)
+	a, b := openOn(t, schema), openOn(t, schema)
+	if err := a.CreateTopic(t.Context(), "orders", eventstore.TopicConfig{Partitions: 1}); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	got := make(chan int64, 10)
+	go func() {
+		for rec, err := range a.Subscribe(ctx, "orders", 0, 0) {
+			if err != nil {
+				return
+			}
+			got <- rec.Offset
+		}
+	}()
+	appendB := func() {
+		if _, err := b.Append(t.Context(), "orders", "k", eventstore.Any, []eventstore.Event{{Type: "e", Payload: []byte("x")}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	next := func(want int64) {
+		t.Helper()
+		select {
+		case off := <-got:
+			if off != want {
+				t.Fatalf("subscriber saw offset %d, want %d", off, want)
+			}
+		case <-time.After(30 * time.Second):
+			t.Fatalf("subscriber did not see offset %d", want)
+		}
+	}
+	appendB()
+	next(0)
+	conn, err := pgx.Connect(t.Context(), pgtest.URL(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(context.Background())
+	// Every Store on the schema has one listener; terminate them all.
+	var n int
+	if err := conn.QueryRow(t.Context(), `SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE query = $1`,
+		"LISTEN "+pgx.Identifier{"muninn." + schema}.Sanitize()).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	if n != 2 {
+		t.Fatalf("terminated %d listeners, want 2", n)
+	}
+	appendB()
+	next(1)
+	appendB()
+	next(2)
+}
