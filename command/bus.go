@@ -582,19 +582,44 @@ func (b *Bus) core(ctx context.Context, cmd *Command) (Result, error) {
 		return Result{}, err
 	}
 	defer unlock()
-	prev, ok, err := b.idem.lookup(ctx, cmd.ID)
-	if err != nil {
-		return Result{}, err
-	}
-	if ok {
-		if prev.AggregateType != cmd.AggregateType || prev.AggregateID != cmd.AggregateID {
-			return Result{}, &Error{Kind: KindInvalidArgument,
-				Msg: fmt.Sprintf("command ID was already used for %s/%s", prev.AggregateType, prev.AggregateID)}
-		}
-		prev.Duplicate = true
-		return prev, nil
+	if prev, ok, err := b.previous(ctx, cmd); ok || err != nil {
+		return prev, err
 	}
 	return b.handleSerialized(ctx, r, cmd)
+}
+
+// previous returns the first result of an idempotent command whose ID is
+// recorded, marked Duplicate, and true; or an error if the ID was recorded
+// for another aggregate.
+func (b *Bus) previous(ctx context.Context, cmd *Command) (Result, bool, error) {
+	prev, ok, err := b.idem.lookup(ctx, cmd.ID)
+	if err != nil || !ok {
+		return Result{}, false, err
+	}
+	if prev.AggregateType != cmd.AggregateType || prev.AggregateID != cmd.AggregateID {
+		return Result{}, false, &Error{Kind: KindInvalidArgument,
+			Msg: fmt.Sprintf("command ID was already used for %s/%s", prev.AggregateType, prev.AggregateID)}
+	}
+	prev.Duplicate = true
+	return prev, true, nil
+}
+
+// sharedDuplicate is previous for a command the bus is about to handle
+// again, or to answer without an append of its own, on a store that other
+// processes write too: a replica may have applied the same command ID
+// since this bus looked (the other's append made this one's conflict, or
+// its events made the aggregate refuse the command). The lock on the
+// command ID only serializes duplicates in this process. On an exclusive
+// store it finds nothing new and does not look.
+func (b *Bus) sharedDuplicate(ctx context.Context, cmd *Command) (Result, bool, error) {
+	if !cmd.idempotent || b.idem.exclusive {
+		return Result{}, false, nil
+	}
+	res, ok, err := b.previous(ctx, cmd)
+	if err != nil {
+		return Result{}, false, classify(err, KindInternal, cmd)
+	}
+	return res, ok, nil
 }
 
 // handleSerialized runs the route's handler, under the aggregate's lock if
@@ -616,6 +641,11 @@ func (h *Handler[S, C, E]) handle(ctx context.Context, b *Bus, cmd *Command) (Re
 	agg := h.repo.Aggregate()
 	policy := b.cfg.retry
 	for attempt := 1; ; attempt++ {
+		if attempt > 1 {
+			if prev, ok, err := b.sharedDuplicate(ctx, cmd); ok || err != nil {
+				return prev, err
+			}
+		}
 		// A cached state is trusted without reading the stream: an append
 		// on a stale one conflicts. Outcomes that append nothing are
 		// confirmed against the stream first.
@@ -629,6 +659,9 @@ func (h *Handler[S, C, E]) handle(ctx context.Context, b *Bus, cmd *Command) (Re
 			}
 		}
 		if cmd.ExpectedVersion != nil && st.Version != *cmd.ExpectedVersion {
+			if prev, ok, err := b.sharedDuplicate(ctx, cmd); ok || err != nil {
+				return prev, err
+			}
 			return Result{}, &Error{Kind: KindAborted, Err: &eventstore.VersionConflictError{
 				Topic: agg.Topic(), Key: cmd.AggregateID, Expected: eventstore.Exact(*cmd.ExpectedVersion), Actual: st.Version}}
 		}
@@ -640,6 +673,14 @@ func (h *Handler[S, C, E]) handle(ctx context.Context, b *Bus, cmd *Command) (Re
 			}
 			if moved {
 				events, err = agg.Decide(st.State, c)
+			}
+		}
+		if err != nil || len(events) == 0 {
+			// The state was read after the stream's newest events (or
+			// confirmed against it): a replica's record of this command
+			// ID, committed with those events, is visible now.
+			if prev, ok, derr := b.sharedDuplicate(ctx, cmd); ok || derr != nil {
+				return prev, derr
 			}
 		}
 		if err != nil {
@@ -676,6 +717,11 @@ func (h *Handler[S, C, E]) handle(ctx context.Context, b *Bus, cmd *Command) (Re
 		ar, err := h.repo.Save(ctx, st, events, saveOpts...)
 		if err == nil {
 			return fill(res, ar), nil
+		}
+		if errors.Is(err, eventstore.ErrVersionConflict) && cmd.ExpectedVersion != nil {
+			if prev, ok, derr := b.sharedDuplicate(ctx, cmd); ok || derr != nil {
+				return prev, derr
+			}
 		}
 		if !errors.Is(err, eventstore.ErrVersionConflict) || cmd.ExpectedVersion != nil {
 			return Result{}, classify(err, KindInternal, cmd)
