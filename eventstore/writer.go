@@ -47,7 +47,7 @@ func (s *PebbleStore) Append(ctx context.Context, topic, key string, expected Ex
 	if err != nil {
 		return AppendResult{}, err
 	}
-	if err := s.validateAppend(topic, key, expected, events); err != nil {
+	if err := validateAppend(topic, key, expected, events, s.opts.maxEventBytes, s.opts.maxAppendBytes); err != nil {
 		return AppendResult{}, err
 	}
 	if err := ctx.Err(); err != nil {
@@ -163,27 +163,7 @@ func stageEvents(b *pebble.Batch, enc *encBuf, topicID uint32, partition int, ke
 			Type: ev.Type, SchemaVersion: ev.SchemaVersion, Payload: ev.Payload, Timestamp: ev.Timestamp,
 			CorrelationID: ev.CorrelationID, CausationID: ev.CausationID, Headers: ev.Headers,
 		}
-		if rec.ID == uuid.Nil {
-			rec.ID = newEventID()
-		}
-		if rec.SchemaVersion == 0 {
-			rec.SchemaVersion = 1
-		}
-		if rec.Timestamp.IsZero() {
-			rec.Timestamp = now
-		}
-		if rec.CorrelationID == "" {
-			// Default: the first event's correlation ID, or its own ID.
-			if i == 0 {
-				correlation = rec.ID.String()
-			}
-			rec.CorrelationID = correlation
-		} else if i == 0 {
-			correlation = rec.CorrelationID
-		}
-		if rec.CausationID == "" {
-			rec.CausationID = rec.CorrelationID
-		}
+		applyDefaults(&rec, i, &correlation, now)
 		ids[i] = rec.ID
 		enc.val = appendRecord(enc.val[:0], &rec)
 		enc.key = appendLogKey(enc.key[:0], topicID, partition, rec.Offset)
@@ -205,7 +185,7 @@ func newEventID() uuid.UUID {
 	return id
 }
 
-func (s *PebbleStore) validateAppend(topic, key string, expected ExpectedVersion, events []Event) error {
+func validateAppend(topic, key string, expected ExpectedVersion, events []Event, maxEventBytes, maxAppendBytes int) error {
 	var errs []error
 	if key == "" {
 		errs = append(errs, invalid("key", "is empty"))
@@ -243,13 +223,13 @@ func (s *PebbleStore) validateAppend(topic, key string, expected ExpectedVersion
 			}
 			size += len(k) + len(v) + 4
 		}
-		if size > s.opts.maxEventBytes {
-			errs = append(errs, invalid(fmt.Sprintf("events[%d]", i), "is %d bytes encoded, more than the limit of %d", size, s.opts.maxEventBytes))
+		if size > maxEventBytes {
+			errs = append(errs, invalid(fmt.Sprintf("events[%d]", i), "is %d bytes encoded, more than the limit of %d", size, maxEventBytes))
 		}
 		total += size
 	}
-	if total > s.opts.maxAppendBytes {
-		errs = append(errs, invalid("events", "total %d bytes, more than the limit of %d per append", total, s.opts.maxAppendBytes))
+	if total > maxAppendBytes {
+		errs = append(errs, invalid("events", "total %d bytes, more than the limit of %d per append", total, maxAppendBytes))
 	}
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("eventstore: append to %s/%q: %w", topic, key, err)
