@@ -604,13 +604,12 @@ func (b *Bus) previous(ctx context.Context, cmd *Command) (Result, bool, error) 
 	return prev, true, nil
 }
 
-// sharedDuplicate is previous for a command the bus is about to handle
-// again, or to answer without an append of its own, on a store that other
-// processes write too: a replica may have applied the same command ID
-// since this bus looked (the other's append made this one's conflict, or
-// its events made the aggregate refuse the command). The lock on the
-// command ID only serializes duplicates in this process. On an exclusive
-// store it finds nothing new and does not look.
+// sharedDuplicate is previous for a command the bus is handling, on a
+// store that other processes write too: a replica may have applied the
+// same command ID since this bus looked (its append made this one's
+// conflict, or its events made the aggregate refuse the command). The lock
+// on the command ID serializes duplicates in this process only. On an
+// exclusive store it finds nothing new and does not look.
 func (b *Bus) sharedDuplicate(ctx context.Context, cmd *Command) (Result, bool, error) {
 	if !cmd.idempotent || b.idem.exclusive {
 		return Result{}, false, nil
@@ -641,17 +640,19 @@ func (h *Handler[S, C, E]) handle(ctx context.Context, b *Bus, cmd *Command) (Re
 	agg := h.repo.Aggregate()
 	policy := b.cfg.retry
 	for attempt := 1; ; attempt++ {
-		if attempt > 1 {
-			if prev, ok, err := b.sharedDuplicate(ctx, cmd); ok || err != nil {
-				return prev, err
-			}
-		}
 		// A cached state is trusted without reading the stream: an append
 		// on a stale one conflicts. Outcomes that append nothing are
 		// confirmed against the stream first.
 		st, err := h.repo.Load(ctx, cmd.AggregateID, aggregate.TrustCache())
 		if err != nil {
 			return Result{}, classify(err, KindInternal, cmd)
+		}
+		// After the load, not before it: a replica's record of this
+		// command ID commits with its events, so either the load saw those
+		// events and the record is there now, or this attempt's append
+		// conflicts with them and the next attempt finds it.
+		if prev, ok, err := b.sharedDuplicate(ctx, cmd); ok || err != nil {
+			return prev, err
 		}
 		if cmd.ExpectedVersion != nil && st.Version != *cmd.ExpectedVersion && st.Unverified {
 			if _, err := h.repo.CatchUp(ctx, st); err != nil {

@@ -1027,3 +1027,69 @@ func testIdempotencyFilterAcrossRestart(t *testing.T, backend backends.Backend) 
 		t.Fatalf("o-0 has %d events, want 1", got)
 	}
 }
+
+// Two replicas of a service, each with its bus, on one shared store: a
+// command applied by one returns its first result at the other, and
+// duplicates sent to both at once are applied once. (The embedded store is
+// one process's, so only shared backends run this.)
+func TestIdempotencyAcrossReplicas(t *testing.T) {
+	backends.Run(t, testIdempotencyAcrossReplicas)
+}
+
+func testIdempotencyAcrossReplicas(t *testing.T, backend backends.Backend) {
+	stores := backend.Replicas(t, 2)
+	ctx := t.Context()
+	busA, busB := newBus(t, stores[0]), newBus(t, stores[1])
+	command.WaitFilterLoaded(busA)
+	command.WaitFilterLoaded(busB)
+	a, b := register(t, busA), register(t, busB)
+
+	// Applied at a, retried at b (a client whose answer from a was lost).
+	first, err := a.Dispatch(ctx, "o-1", PlaceOrder{"ada"}, command.WithCommandID("place-1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	again, err := b.Dispatch(ctx, "o-1", PlaceOrder{"ada"}, command.WithCommandID("place-1"))
+	if err != nil || !again.Duplicate || again.Version != first.Version || !slices.Equal(again.EventIDs, first.EventIDs) {
+		t.Fatalf("the retry at the other replica = %+v, %v; want the first result %+v", again, err, first)
+	}
+
+	// The same command to both replicas at once, many times over.
+	const perReplica = 6
+	var wg sync.WaitGroup
+	results := make([]command.Result, 2*perReplica)
+	errs := make([]error, 2*perReplica)
+	for i := range results {
+		h := a
+		if i%2 == 1 {
+			h = b
+		}
+		wg.Go(func() {
+			results[i], errs[i] = h.Dispatch(ctx, "o-1", AddItem{"sku", 1}, command.WithCommandID("add-once"))
+		})
+	}
+	wg.Wait()
+	dups := 0
+	for i := range results {
+		if errs[i] != nil {
+			t.Fatalf("dispatch %d: %v", i, errs[i])
+		}
+		if !slices.Equal(results[i].EventIDs, results[0].EventIDs) || results[i].Version != 2 {
+			t.Errorf("dispatch %d: %+v differs from %+v", i, results[i], results[0])
+		}
+		if results[i].Duplicate {
+			dups++
+		} else {
+			t.Logf("dispatch %d applied it: %+v", i, results[i])
+		}
+	}
+	if dups != len(results)-1 {
+		t.Errorf("%d duplicates of %d dispatches, want %d", dups, len(results), len(results)-1)
+	}
+	if n := len(records(t, stores[0], "order", "o-1")); n != 2 {
+		t.Errorf("o-1 has %d events, want 2 (placed, one item added)", n)
+	}
+	if st, err := b.Load(ctx, "o-1"); err != nil || st.State.Items["sku"] != 1 {
+		t.Errorf("state %+v, %v: the command was applied more than once", st.State, err)
+	}
+}

@@ -1297,10 +1297,6 @@ func testInspection(t *testing.T, backend backends.Backend) {
 // --- Many instances ---
 
 func TestManyWorkflowsAtOnce(t *testing.T) {
-	backends.Run(t, testManyWorkflowsAtOnce)
-}
-
-func testManyWorkflowsAtOnce(t *testing.T, backend backends.Backend) {
 	for _, c := range []struct {
 		name string
 		n    int
@@ -1310,7 +1306,7 @@ func testManyWorkflowsAtOnce(t *testing.T, backend backends.Backend) {
 		{"concurrency 1", 40, []saga.Option{saga.WithConcurrency(1)}},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			w := newWorldOn(t, backend.Open(t), c.opts...)
+			w := newWorld(t, c.opts...)
 			// Four outcomes in turn: completed, payment declined, shipment
 			// rejected (no address), payment timed out.
 			id := func(i int) string { return fmt.Sprintf("o-%03d", i) }

@@ -13,6 +13,9 @@ import (
 type Backend struct {
 	// Name names the backend and its subtest: "pebble" or "postgres".
 	Name string
+	// shared is set for a backend that several processes (here: several
+	// stores) may hold open at once.
+	shared bool
 	// open opens a fresh, empty store; reopen, given the last store of the
 	// same place, closes it and opens that place again.
 	open func(t testing.TB) (s eventstore.Store, reopen func(t testing.TB) eventstore.Store)
@@ -33,7 +36,7 @@ func (b Backend) Open(t testing.TB) eventstore.Store {
 // in-memory filesystem, a PostgreSQL schema) each time it is called: the
 // first call opens it empty; every later call opens it again, as a process
 // that restarts does. The caller closes each store before it calls the
-// function again; the last one is closed when the test ends.
+// function again; every store is closed when the test ends.
 func (b Backend) Reopener(t testing.TB) func() eventstore.Store {
 	t.Helper()
 	var reopen func(t testing.TB) eventstore.Store
@@ -48,11 +51,28 @@ func (b Backend) Reopener(t testing.TB) func() eventstore.Store {
 	}
 }
 
+// Replicas returns n stores of one fresh place of the backend, open at the
+// same time, as n replicas of a service sharing one store are; each is
+// closed when the test ends. A backend that one process holds alone (the
+// embedded Pebble store, whose directory is locked) skips the test.
+func (b Backend) Replicas(t testing.TB, n int) []eventstore.Store {
+	t.Helper()
+	if !b.shared {
+		t.Skipf("backends: a %s store is held by one process; replicas need a shared backend", b.Name)
+	}
+	s, reopen := b.open(t)
+	out := []eventstore.Store{s}
+	for len(out) < n {
+		out = append(out, reopen(t))
+	}
+	return out
+}
+
 // All returns every backend, Pebble first. Opening a PostgreSQL store skips
 // the test when no server is configured (see package internal/pgtest).
 func All() []Backend { return all }
 
-// all is filled in here and by the backends' own files.
+// all is filled in here and by the init functions of the backends' files.
 var all = []Backend{pebbleBackend}
 
 // Run runs fn as a subtest for each backend of All, named after it.
