@@ -18,6 +18,7 @@ import (
 	"github.com/muninn-es/muninn/clock"
 	"github.com/muninn-es/muninn/consume"
 	"github.com/muninn-es/muninn/eventstore"
+	"github.com/muninn-es/muninn/internal/backends"
 )
 
 func newGoChannel(t *testing.T) *gochannel.GoChannel {
@@ -58,7 +59,11 @@ func record(key string, version uint64) eventstore.Record {
 // TestInboundDeduplicates delivers each event three times: the handler's
 // effect happens once, and later copies are Acked as duplicates.
 func TestInboundDeduplicates(t *testing.T) {
-	store := openStore(t)
+	backends.Run(t, testInboundDeduplicates)
+}
+
+func testInboundDeduplicates(t *testing.T, backend backends.Backend) {
+	store := backend.Open(t)
 	ch := newGoChannel(t)
 	// AfterCommit runs once per applied record (never for a duplicate),
 	// after the transaction: the handler's effect is already visible.
@@ -109,7 +114,11 @@ func TestInboundDeduplicates(t *testing.T) {
 // dead-letter topic with the error, and is Acked; the next message is
 // handled.
 func TestInboundRetriesThenDeadLetters(t *testing.T) {
-	store := openStore(t)
+	backends.Run(t, testInboundRetriesThenDeadLetters)
+}
+
+func testInboundRetriesThenDeadLetters(t *testing.T, backend backends.Backend) {
+	store := backend.Open(t)
 	ch := newGoChannel(t)
 	clk := newClock()
 	bad := record("a", 1)
@@ -191,7 +200,11 @@ func TestInboundRetriesThenDeadLetters(t *testing.T) {
 // given up stops Run with a *consume.HandlerError and is Nacked, not lost.
 // An error is retried, a panic is not.
 func TestInboundStopsWithoutDeadLetter(t *testing.T) {
-	store := openStore(t)
+	backends.Run(t, testInboundStopsWithoutDeadLetter)
+}
+
+func testInboundStopsWithoutDeadLetter(t *testing.T, backend backends.Backend) {
+	store := backend.Open(t)
 	ch := newGoChannel(t)
 	clk := newClock()
 	in, err := broker.NewInbound(store, ch, func(context.Context, eventstore.Txn, eventstore.Record) error { return errors.New("handler bug") },
@@ -264,7 +277,11 @@ func TestInboundStopsWithoutDeadLetter(t *testing.T) {
 // TestInboundPurge: marks older than the retention window are purged, after
 // which a late duplicate is handled again (the documented limit).
 func TestInboundPurge(t *testing.T) {
-	store := openStore(t)
+	backends.Run(t, testInboundPurge)
+}
+
+func testInboundPurge(t *testing.T, backend backends.Backend) {
+	store := backend.Open(t)
 	ch := newGoChannel(t)
 	clk := newClock()
 	// The background purge (every PurgeInterval on the clock) stays out of

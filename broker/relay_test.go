@@ -15,6 +15,7 @@ import (
 	"github.com/muninn-es/muninn/clock"
 	"github.com/muninn-es/muninn/consume"
 	"github.com/muninn-es/muninn/eventstore"
+	"github.com/muninn-es/muninn/internal/backends"
 )
 
 // flaky fails every Publish while failing is set, and otherwise passes the
@@ -42,8 +43,12 @@ func (f *flaky) Publish(topic string, msgs ...*message.Message) error {
 // log's Publisher and checks that every record arrives with its fields, in
 // stream order, while publishes fail now and then.
 func TestRelayToLog(t *testing.T) {
+	backends.Run(t, testRelayToLog)
+}
+
+func testRelayToLog(t *testing.T, backend backends.Backend) {
 	ctx := context.Background()
-	src, dst := openStore(t), openStore(t)
+	src, dst := backend.Open(t), backend.Open(t)
 	if err := src.CreateTopic(ctx, "orders", eventstore.TopicConfig{Partitions: 3}); err != nil {
 		t.Fatal(err)
 	}
@@ -151,13 +156,14 @@ func srcVersion(ctx context.Context, s eventstore.Store, key string, v uint64) (
 // another relay of the same group: it resumes from the committed offsets,
 // so nothing is published twice after a clean stop and nothing is missed.
 func TestRelayResumes(t *testing.T) {
+	backends.Run(t, testRelayResumes)
+}
+
+func testRelayResumes(t *testing.T, backend backends.Backend) {
 	ctx := context.Background()
-	dir := t.TempDir()
-	src, err := eventstore.Open(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	dst := openStore(t)
+	open := backend.Reopener(t)
+	src := open()
+	dst := backend.Open(t)
 	if err := src.CreateTopic(ctx, "t", eventstore.TopicConfig{Partitions: 2}); err != nil {
 		t.Fatal(err)
 	}
@@ -195,11 +201,7 @@ func TestRelayResumes(t *testing.T) {
 	if err := src.Close(); err != nil {
 		t.Fatal(err)
 	}
-	src, err = eventstore.Open(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { src.Close() })
+	src = open()
 	r2, _ := broker.NewRelay(src, pub, broker.RelayConfig{Group: "g", Topics: []string{"t"}})
 	runBG(t, r2.Run)
 	waitFor(t, "20", func() bool { return count() >= 20 })

@@ -582,19 +582,43 @@ func (b *Bus) core(ctx context.Context, cmd *Command) (Result, error) {
 		return Result{}, err
 	}
 	defer unlock()
-	prev, ok, err := b.idem.lookup(ctx, cmd.ID)
-	if err != nil {
-		return Result{}, err
-	}
-	if ok {
-		if prev.AggregateType != cmd.AggregateType || prev.AggregateID != cmd.AggregateID {
-			return Result{}, &Error{Kind: KindInvalidArgument,
-				Msg: fmt.Sprintf("command ID was already used for %s/%s", prev.AggregateType, prev.AggregateID)}
-		}
-		prev.Duplicate = true
-		return prev, nil
+	if prev, ok, err := b.previous(ctx, cmd); ok || err != nil {
+		return prev, err
 	}
 	return b.handleSerialized(ctx, r, cmd)
+}
+
+// previous returns the first result of an idempotent command whose ID is
+// recorded, marked Duplicate, and true; or an error if the ID was recorded
+// for another aggregate.
+func (b *Bus) previous(ctx context.Context, cmd *Command) (Result, bool, error) {
+	prev, ok, err := b.idem.lookup(ctx, cmd.ID)
+	if err != nil || !ok {
+		return Result{}, false, err
+	}
+	if prev.AggregateType != cmd.AggregateType || prev.AggregateID != cmd.AggregateID {
+		return Result{}, false, &Error{Kind: KindInvalidArgument,
+			Msg: fmt.Sprintf("command ID was already used for %s/%s", prev.AggregateType, prev.AggregateID)}
+	}
+	prev.Duplicate = true
+	return prev, true, nil
+}
+
+// sharedDuplicate is previous for a command the bus is handling, on a
+// store that other processes write too: a replica may have applied the
+// same command ID since this bus looked (its append made this one's
+// conflict, or its events made the aggregate refuse the command). The lock
+// on the command ID serializes duplicates in this process only. On an
+// exclusive store it finds nothing new and does not look.
+func (b *Bus) sharedDuplicate(ctx context.Context, cmd *Command) (Result, bool, error) {
+	if !cmd.idempotent || b.idem.exclusive {
+		return Result{}, false, nil
+	}
+	res, ok, err := b.previous(ctx, cmd)
+	if err != nil {
+		return Result{}, false, classify(err, KindInternal, cmd)
+	}
+	return res, ok, nil
 }
 
 // handleSerialized runs the route's handler, under the aggregate's lock if
@@ -623,12 +647,22 @@ func (h *Handler[S, C, E]) handle(ctx context.Context, b *Bus, cmd *Command) (Re
 		if err != nil {
 			return Result{}, classify(err, KindInternal, cmd)
 		}
+		// After the load, not before it: a replica's record of this
+		// command ID commits with its events, so either the load saw those
+		// events and the record is there now, or this attempt's append
+		// conflicts with them and the next attempt finds it.
+		if prev, ok, err := b.sharedDuplicate(ctx, cmd); ok || err != nil {
+			return prev, err
+		}
 		if cmd.ExpectedVersion != nil && st.Version != *cmd.ExpectedVersion && st.Unverified {
 			if _, err := h.repo.CatchUp(ctx, st); err != nil {
 				return Result{}, classify(err, KindInternal, cmd)
 			}
 		}
 		if cmd.ExpectedVersion != nil && st.Version != *cmd.ExpectedVersion {
+			if prev, ok, err := b.sharedDuplicate(ctx, cmd); ok || err != nil {
+				return prev, err
+			}
 			return Result{}, &Error{Kind: KindAborted, Err: &eventstore.VersionConflictError{
 				Topic: agg.Topic(), Key: cmd.AggregateID, Expected: eventstore.Exact(*cmd.ExpectedVersion), Actual: st.Version}}
 		}
@@ -640,6 +674,14 @@ func (h *Handler[S, C, E]) handle(ctx context.Context, b *Bus, cmd *Command) (Re
 			}
 			if moved {
 				events, err = agg.Decide(st.State, c)
+			}
+		}
+		if err != nil || len(events) == 0 {
+			// The state was read after the stream's newest events (or
+			// confirmed against it): a replica's record of this command
+			// ID, committed with those events, is visible now.
+			if prev, ok, derr := b.sharedDuplicate(ctx, cmd); ok || derr != nil {
+				return prev, derr
 			}
 		}
 		if err != nil {
@@ -676,6 +718,11 @@ func (h *Handler[S, C, E]) handle(ctx context.Context, b *Bus, cmd *Command) (Re
 		ar, err := h.repo.Save(ctx, st, events, saveOpts...)
 		if err == nil {
 			return fill(res, ar), nil
+		}
+		if errors.Is(err, eventstore.ErrVersionConflict) && cmd.ExpectedVersion != nil {
+			if prev, ok, derr := b.sharedDuplicate(ctx, cmd); ok || derr != nil {
+				return prev, derr
+			}
 		}
 		if !errors.Is(err, eventstore.ErrVersionConflict) || cmd.ExpectedVersion != nil {
 			return Result{}, classify(err, KindInternal, cmd)

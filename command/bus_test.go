@@ -16,11 +16,11 @@ import (
 	"testing/synctest"
 	"time"
 
-	"github.com/cockroachdb/pebble/v2/vfs"
 	"github.com/muninn-es/muninn/aggregate"
 	"github.com/muninn-es/muninn/clock"
 	"github.com/muninn-es/muninn/command"
 	"github.com/muninn-es/muninn/eventstore"
+	"github.com/muninn-es/muninn/internal/backends"
 	"github.com/muninn-es/muninn/keyspace"
 )
 
@@ -77,20 +77,6 @@ func openMem(t testing.TB, opts ...eventstore.Option) eventstore.Store {
 	}
 	t.Cleanup(func() { _ = s.Close() })
 	return s
-}
-
-// memReopener returns a function that opens the same in-memory store
-// again each time it is called (after the last one was closed): a restart.
-func memReopener(t testing.TB) func() eventstore.Store {
-	fs := vfs.NewMem()
-	return func() eventstore.Store {
-		t.Helper()
-		s, err := eventstore.Open("db", eventstore.WithFS(fs))
-		if err != nil {
-			t.Fatal(err)
-		}
-		return s
-	}
 }
 
 func newBus(t testing.TB, s eventstore.Store, opts ...command.Option) *command.Bus {
@@ -182,12 +168,14 @@ func TestDispatchResultAndLineage(t *testing.T) {
 // ones (no lost update). Optimistic, the commands conflict and retry;
 // serialized (the default), they queue and all apply.
 func TestConcurrentCommandsOnOneAggregate(t *testing.T) {
-	t.Run("optimistic", func(t *testing.T) { concurrentCommands(t, false) })
-	t.Run("serialized", func(t *testing.T) { concurrentCommands(t, true) })
+	backends.Run(t, func(t *testing.T, backend backends.Backend) {
+		t.Run("optimistic", func(t *testing.T) { concurrentCommands(t, backend, false) })
+		t.Run("serialized", func(t *testing.T) { concurrentCommands(t, backend, true) })
+	})
 }
 
-func concurrentCommands(t *testing.T, serialized bool) {
-	s := openMem(t)
+func concurrentCommands(t *testing.T, backend backends.Backend, serialized bool) {
+	s := backend.Open(t)
 	counters := &command.Counters{}
 	b := newBus(t, s, command.WithRetry(command.RetryPolicy{Retries: 5, Backoff: clock.Backoff{Initial: 100 * time.Microsecond, Max: 2 * time.Millisecond, Jitter: 1}}),
 		command.WithMiddleware(command.Metrics(counters)), command.WithSerializedAggregates(serialized))
@@ -261,8 +249,10 @@ func concurrentCommands(t *testing.T, serialized bool) {
 	t.Logf("%d applied, %d rejected after retries, %d retries", n, rejected.Load(), c.Retries)
 }
 
-func TestRetryAfterConflict(t *testing.T) {
-	s := openMem(t)
+func TestRetryAfterConflict(t *testing.T) { backends.Run(t, testRetryAfterConflict) }
+
+func testRetryAfterConflict(t *testing.T, backend backends.Backend) {
+	s := backend.Open(t)
 	ctx := t.Context()
 	// A decider that, while conflicts > 0, makes another writer append to
 	// the same stream behind the bus's back: a real version conflict.
@@ -367,8 +357,10 @@ func TestRetryAfterConflict(t *testing.T) {
 	}
 }
 
-func TestIdempotencyAcrossRestart(t *testing.T) {
-	open := memReopener(t)
+func TestIdempotencyAcrossRestart(t *testing.T) { backends.Run(t, testIdempotencyAcrossRestart) }
+
+func testIdempotencyAcrossRestart(t *testing.T, backend backends.Backend) {
+	open := backend.Reopener(t)
 	ctx := t.Context()
 	s := open()
 	b, err := command.New(s)
@@ -412,7 +404,11 @@ func TestIdempotencyAcrossRestart(t *testing.T) {
 }
 
 func TestConcurrentDuplicatesApplyOnce(t *testing.T) {
-	s := openMem(t)
+	backends.Run(t, testConcurrentDuplicatesApplyOnce)
+}
+
+func testConcurrentDuplicatesApplyOnce(t *testing.T, backend backends.Backend) {
+	s := backend.Open(t)
 	orders := register(t, newBus(t, s))
 	ctx := t.Context()
 	if _, err := orders.Dispatch(ctx, "o-1", PlaceOrder{"ada"}); err != nil {
@@ -449,7 +445,11 @@ func TestConcurrentDuplicatesApplyOnce(t *testing.T) {
 }
 
 func TestIdempotencyOfCommandsWithoutEvents(t *testing.T) {
-	s := openMem(t)
+	backends.Run(t, testIdempotencyOfCommandsWithoutEvents)
+}
+
+func testIdempotencyOfCommandsWithoutEvents(t *testing.T, backend backends.Backend) {
+	s := backend.Open(t)
 	ctx := t.Context()
 	// A command that changes nothing still records its result durably.
 	events, _ := aggregate.NewEvents[OrderEvent](aggregate.Type[OrderPlaced]("order.placed"))
@@ -479,8 +479,10 @@ func TestIdempotencyOfCommandsWithoutEvents(t *testing.T) {
 	}
 }
 
-func TestIdempotencyWindowAndPurge(t *testing.T) {
-	s := openMem(t)
+func TestIdempotencyWindowAndPurge(t *testing.T) { backends.Run(t, testIdempotencyWindowAndPurge) }
+
+func testIdempotencyWindowAndPurge(t *testing.T, backend backends.Backend) {
+	s := backend.Open(t)
 	ctx := t.Context()
 	clk := clock.NewManual(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
 	advance := clk.Advance
@@ -984,7 +986,11 @@ func TestStaleCacheAppendRetries(t *testing.T) {
 // still finds every recorded command ID (no false negative), and lets a
 // new ID through.
 func TestIdempotencyFilterAcrossRestart(t *testing.T) {
-	open := memReopener(t)
+	backends.Run(t, testIdempotencyFilterAcrossRestart)
+}
+
+func testIdempotencyFilterAcrossRestart(t *testing.T, backend backends.Backend) {
+	open := backend.Reopener(t)
 	ctx := t.Context()
 	s := open()
 	b, err := command.New(s)
@@ -1019,5 +1025,71 @@ func TestIdempotencyFilterAcrossRestart(t *testing.T) {
 	}
 	if got := len(records(t, s, "order", "o-0")); got != 1 {
 		t.Fatalf("o-0 has %d events, want 1", got)
+	}
+}
+
+// Two replicas of a service, each with its bus, on one shared store: a
+// command applied by one returns its first result at the other, and
+// duplicates sent to both at once are applied once. (The embedded store is
+// one process's, so only shared backends run this.)
+func TestIdempotencyAcrossReplicas(t *testing.T) {
+	backends.Run(t, testIdempotencyAcrossReplicas)
+}
+
+func testIdempotencyAcrossReplicas(t *testing.T, backend backends.Backend) {
+	stores := backend.Replicas(t, 2)
+	ctx := t.Context()
+	busA, busB := newBus(t, stores[0]), newBus(t, stores[1])
+	command.WaitFilterLoaded(busA)
+	command.WaitFilterLoaded(busB)
+	a, b := register(t, busA), register(t, busB)
+
+	// Applied at a, retried at b (a client whose answer from a was lost).
+	first, err := a.Dispatch(ctx, "o-1", PlaceOrder{"ada"}, command.WithCommandID("place-1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	again, err := b.Dispatch(ctx, "o-1", PlaceOrder{"ada"}, command.WithCommandID("place-1"))
+	if err != nil || !again.Duplicate || again.Version != first.Version || !slices.Equal(again.EventIDs, first.EventIDs) {
+		t.Fatalf("the retry at the other replica = %+v, %v; want the first result %+v", again, err, first)
+	}
+
+	// The same command to both replicas at once, many times over.
+	const perReplica = 6
+	var wg sync.WaitGroup
+	results := make([]command.Result, 2*perReplica)
+	errs := make([]error, 2*perReplica)
+	for i := range results {
+		h := a
+		if i%2 == 1 {
+			h = b
+		}
+		wg.Go(func() {
+			results[i], errs[i] = h.Dispatch(ctx, "o-1", AddItem{"sku", 1}, command.WithCommandID("add-once"))
+		})
+	}
+	wg.Wait()
+	dups := 0
+	for i := range results {
+		if errs[i] != nil {
+			t.Fatalf("dispatch %d: %v", i, errs[i])
+		}
+		if !slices.Equal(results[i].EventIDs, results[0].EventIDs) || results[i].Version != 2 {
+			t.Errorf("dispatch %d: %+v differs from %+v", i, results[i], results[0])
+		}
+		if results[i].Duplicate {
+			dups++
+		} else {
+			t.Logf("dispatch %d applied it: %+v", i, results[i])
+		}
+	}
+	if dups != len(results)-1 {
+		t.Errorf("%d duplicates of %d dispatches, want %d", dups, len(results), len(results)-1)
+	}
+	if n := len(records(t, stores[0], "order", "o-1")); n != 2 {
+		t.Errorf("o-1 has %d events, want 2 (placed, one item added)", n)
+	}
+	if st, err := b.Load(ctx, "o-1"); err != nil || st.State.Items["sku"] != 1 {
+		t.Errorf("state %+v, %v: the command was applied more than once", st.State, err)
 	}
 }

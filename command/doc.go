@@ -21,7 +21,13 @@
 // within the window (loaded in the background when the bus starts, from the
 // records' time index) answers for a new command ID without reading the store;
 // only its rare false positives, and lookups before it has loaded, read the
-// record.
+// record. The filter is trusted only on a store no other process writes
+// (eventstore.PebbleStore.Exclusive). On a store that several replicas
+// share (the PostgreSQL backend) every command ID is read from the store,
+// and a command whose append conflicts, or that its aggregate refuses or
+// leaves unchanged, looks again before it answers: a duplicate sent to two
+// replicas at once, or retried at one after the other applied it, returns
+// the first result and is applied once.
 // Run purges expired records, every purge interval on the bus's clock;
 // expired ones are never returned.
 //

@@ -26,8 +26,22 @@ type idempotency struct {
 	byID   keyspace.Key // ("command", bus, "c"): the records
 	byTime keyspace.Key // ("command", bus, "t"): the time index
 	// filter answers "certainly never recorded" without reading the
-	// store, once loadFilter has run.
+	// store, once loadFilter has run, and only on an exclusive store.
 	filter *idFilter
+	// exclusive is set when no other process writes the store (see
+	// eventstore.PebbleStore.Exclusive): only then is what this process
+	// recorded all there is, and the filter may answer for new IDs.
+	exclusive bool
+}
+
+// exclusiveStore is the optional ability of a backend that no other process
+// writes while it is open.
+type exclusiveStore interface{ Exclusive() bool }
+
+// isExclusive reports whether store says that it is exclusive.
+func isExclusive(store eventstore.Store) bool {
+	x, ok := store.(exclusiveStore)
+	return ok && x.Exclusive()
 }
 
 func newIdempotency(store eventstore.Store, bus string, window time.Duration, c clock.Clock) *idempotency {
@@ -35,7 +49,8 @@ func newIdempotency(store eventstore.Store, bus string, window time.Duration, c 
 	return &idempotency{
 		store: store, window: window, clock: c,
 		byID: prefix.String("c"), byTime: prefix.String("t"),
-		filter: newIDFilter(window, defaultFilterMaxIDs, c.Now()),
+		filter:    newIDFilter(window, defaultFilterMaxIDs, c.Now()),
+		exclusive: isExclusive(store),
 	}
 }
 
@@ -43,8 +58,13 @@ func (d *idempotency) now() time.Time { return d.clock.Now() }
 
 // loadFilter adds the IDs of the records within the window to the filter,
 // then makes it authoritative. Until it has, every lookup reads the store.
-// IDs recorded meanwhile are added by stage, so none is missed.
+// IDs recorded meanwhile are added by stage, so none is missed. On a store
+// that other processes write too it does nothing: the filter would miss
+// the IDs they record, so it never becomes authoritative there.
 func (d *idempotency) loadFilter(ctx context.Context) error {
+	if !d.exclusive {
+		return nil
+	}
 	cutoff := d.now().Add(-d.window)
 	_, upper := d.byTime.Range()
 	for kv, err := range d.store.Scan(ctx, d.byTime.Time(cutoff), upper, false) {
@@ -78,6 +98,8 @@ func (d *idempotency) readTimeKey(k []byte) (time.Time, string, error) {
 }
 
 // lookup returns the result recorded for id, if it is within the window.
+// The filter answers for an ID it has never seen; on a shared store it
+// never becomes ready, so every lookup reads the store.
 func (d *idempotency) lookup(ctx context.Context, id string) (Result, bool, error) {
 	if !d.filter.mayContain(id, d.now()) {
 		return Result{}, false, nil

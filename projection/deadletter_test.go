@@ -14,6 +14,7 @@ import (
 	"github.com/muninn-es/muninn/codec"
 	"github.com/muninn-es/muninn/consume"
 	"github.com/muninn-es/muninn/eventstore"
+	"github.com/muninn-es/muninn/internal/backends"
 	"github.com/muninn-es/muninn/projection"
 )
 
@@ -67,8 +68,12 @@ func appendTyped(t *testing.T, s eventstore.Store, key, typ string) eventstore.A
 }
 
 func TestParkAndReplay(t *testing.T) {
+	backends.Run(t, testParkAndReplay)
+}
+
+func testParkAndReplay(t *testing.T, backend backends.Backend) {
 	ctx := context.Background()
-	s := openOrders(t, 1)
+	s := openOrdersOn(t, backend.Open(t), 1)
 	clk := newRetryClock(t)
 	p, f := newFlaky(t, s, "parking", projection.WithErrorPolicy(consume.Park("parking.dlq")), projection.WithRetries(2),
 		projection.WithClock(clk), projection.WithBackoff(clock.Backoff{Initial: 100 * time.Millisecond, Multiplier: 2}))
@@ -158,8 +163,12 @@ func TestParkAndReplay(t *testing.T) {
 // Discard of a record that was never replayed: it is never applied, not
 // even by a restart.
 func TestDiscard(t *testing.T) {
+	backends.Run(t, testDiscard)
+}
+
+func testDiscard(t *testing.T, backend backends.Backend) {
 	ctx := context.Background()
-	s := openOrders(t, 1)
+	s := openOrdersOn(t, backend.Open(t), 1)
 	opts := []projection.Option{projection.WithErrorPolicy(consume.Park("discarding.dlq")), projection.WithRetries(0)}
 	p, f := newFlaky(t, s, "discarding", opts...)
 	bad := appendTyped(t, s, "b", "bad")
@@ -190,8 +199,12 @@ func TestDiscard(t *testing.T) {
 // parked (its marker written with the dead letter) but the checkpoint is
 // still at it. On restart it must be skipped, not applied.
 func TestParkedBeforeCommitIsNotApplied(t *testing.T) {
+	backends.Run(t, testParkedBeforeCommitIsNotApplied)
+}
+
+func testParkedBeforeCommitIsNotApplied(t *testing.T, backend backends.Backend) {
 	ctx := context.Background()
-	s := openOrders(t, 1)
+	s := openOrdersOn(t, backend.Open(t), 1)
 	opts := []projection.Option{projection.WithErrorPolicy(consume.Park("crashpark.dlq")), projection.WithRetries(0)}
 	p, f := newFlaky(t, s, "crashpark", opts...)
 	appendTyped(t, s, "a", "good")
@@ -242,8 +255,12 @@ func TestParkedBeforeCommitIsNotApplied(t *testing.T) {
 }
 
 func TestStopPolicy(t *testing.T) {
+	backends.Run(t, testStopPolicy)
+}
+
+func testStopPolicy(t *testing.T, backend backends.Backend) {
 	ctx := context.Background()
-	s := openOrders(t, 1)
+	s := openOrdersOn(t, backend.Open(t), 1)
 	clk := newRetryClock(t)
 	p, f := newFlaky(t, s, "stopping", projection.WithRetries(3), projection.WithClock(clk),
 		projection.WithBackoff(clock.Backoff{Initial: time.Second, Multiplier: 2}))
@@ -341,8 +358,12 @@ func TestPermanentErrorsAndPanicsAreNotRetried(t *testing.T) {
 // (same generation number, markers wiped) finds the parked copy and lists
 // it again, without a second copy.
 func TestParkDuringInterruptedRebuild(t *testing.T) {
+	backends.Run(t, testParkDuringInterruptedRebuild)
+}
+
+func testParkDuringInterruptedRebuild(t *testing.T, backend backends.Backend) {
 	ctx := context.Background()
-	s := openOrders(t, 1)
+	s := openOrdersOn(t, backend.Open(t), 1)
 	p, _ := newFlaky(t, s, "reparking", projection.WithErrorPolicy(consume.Park("reparking.dlq")), projection.WithRetries(0),
 		projection.WithBatchSize(10), projection.WithProgressInterval(0))
 	appendTyped(t, s, "b", "bad")

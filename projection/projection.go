@@ -11,6 +11,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/google/uuid"
+
 	"github.com/muninn-es/muninn/clock"
 	"github.com/muninn-es/muninn/consume"
 	"github.com/muninn-es/muninn/eventstore"
@@ -216,9 +218,14 @@ func (p *Projection) newLoop(gen uint64) (*consume.Loop, error) {
 	return p.newLoopIn(p.groupName(gen), gen)
 }
 
+// newLoopIn returns the live loop of generation gen in group. Its member ID
+// is "live-" and a random suffix: several replicas of a service on one
+// shared store run the same projection as members of one group, each
+// needing an ID of its own.
 func (p *Projection) newLoopIn(group string, gen uint64) (*consume.Loop, error) {
+	member := "live-" + uuid.NewString()[:8]
 	return consume.New(p.s, group, p.topics, &genHandler{p: p, gen: gen, live: true},
-		append(p.loopOptions(gen), consume.WithConsumerOptions(eventstore.WithMemberID("live")))...)
+		append(p.loopOptions(gen), consume.WithConsumerOptions(eventstore.WithMemberID(member)))...)
 }
 
 // load reads the current generation and its checkpoint once.

@@ -8,14 +8,19 @@ import (
 
 	"github.com/muninn-es/muninn/codec"
 	"github.com/muninn-es/muninn/eventstore"
+	"github.com/muninn-es/muninn/internal/backends"
 	"github.com/muninn-es/muninn/projection"
 )
 
 // One projection over two topics: both feed one table, read-your-writes
 // waits on positions of either, and a rebuild covers both.
 func TestTwoTopics(t *testing.T) {
+	backends.Run(t, testTwoTopics)
+}
+
+func testTwoTopics(t *testing.T, backend backends.Backend) {
 	ctx := context.Background()
-	s := openOrders(t, 2)
+	s := openOrdersOn(t, backend.Open(t), 2)
 	if err := s.CreateTopic(ctx, "payments", eventstore.TopicConfig{Partitions: 3}); err != nil {
 		t.Fatal(err)
 	}
@@ -92,8 +97,12 @@ func TestTwoTopics(t *testing.T) {
 
 // A Tx kept past its handler refuses to be used: its writes would be lost.
 func TestTxAfterHandler(t *testing.T) {
+	backends.Run(t, testTxAfterHandler)
+}
+
+func testTxAfterHandler(t *testing.T, backend backends.Backend) {
 	ctx := context.Background()
-	s := openOrders(t, 1)
+	s := openOrdersOn(t, backend.Open(t), 1)
 	tbl, err := projection.NewTable("t", projection.StringKey(), codec.Int64())
 	if err != nil {
 		t.Fatal(err)

@@ -12,6 +12,7 @@ import (
 	"github.com/muninn-es/muninn/codec"
 	"github.com/muninn-es/muninn/consume"
 	"github.com/muninn-es/muninn/eventstore"
+	"github.com/muninn-es/muninn/internal/backends"
 	"github.com/muninn-es/muninn/projection"
 )
 
@@ -49,6 +50,13 @@ func openOrders(t *testing.T, partitions int) eventstore.Store {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { s.Close() })
+	return openOrdersOn(t, s, partitions)
+}
+
+// openOrdersOn creates the topic "orders" on a store of the test's (see
+// package internal/backends) and returns the store.
+func openOrdersOn(t *testing.T, s eventstore.Store, partitions int) eventstore.Store {
+	t.Helper()
 	if err := s.CreateTopic(context.Background(), "orders", eventstore.TopicConfig{Partitions: partitions}); err != nil {
 		t.Fatal(err)
 	}
@@ -100,8 +108,12 @@ func startRun(t *testing.T, p *projection.Projection) (stop func()) {
 }
 
 func TestRebuildWhileQuerying(t *testing.T) {
+	backends.Run(t, testRebuildWhileQuerying)
+}
+
+func testRebuildWhileQuerying(t *testing.T, backend backends.Backend) {
 	ctx := context.Background()
-	s := openOrders(t, 3)
+	s := openOrdersOn(t, backend.Open(t), 3)
 	p, tbl := newCounter(t, s, "counter", projection.WithBatchSize(50), projection.WithProgressInterval(0))
 	last := appendN(t, s, 1200, 20, "order.placed")
 
@@ -197,8 +209,12 @@ func TestRebuildWhileQuerying(t *testing.T) {
 // A rebuild without a running projection, then a second one: the
 // alternating consumer groups start from zero each time.
 func TestRebuildTwiceWithoutRun(t *testing.T) {
+	backends.Run(t, testRebuildTwiceWithoutRun)
+}
+
+func testRebuildTwiceWithoutRun(t *testing.T, backend backends.Backend) {
 	ctx := context.Background()
-	s := openOrders(t, 2)
+	s := openOrdersOn(t, backend.Open(t), 2)
 	p, tbl := newCounter(t, s, "twice")
 	appendN(t, s, 300, 7, "x")
 	catchUp(t, s, p, "orders")
@@ -225,8 +241,12 @@ func TestRebuildTwiceWithoutRun(t *testing.T) {
 // An interrupted rebuild leaves the current generation serving, and the
 // next rebuild starts over.
 func TestRebuildInterrupted(t *testing.T) {
+	backends.Run(t, testRebuildInterrupted)
+}
+
+func testRebuildInterrupted(t *testing.T, backend backends.Backend) {
 	ctx := context.Background()
-	s := openOrders(t, 2)
+	s := openOrdersOn(t, backend.Open(t), 2)
 	p, tbl := newCounter(t, s, "interrupted", projection.WithBatchSize(10), projection.WithProgressInterval(0))
 	appendN(t, s, 200, 5, "x")
 	catchUp(t, s, p, "orders")

@@ -15,6 +15,7 @@ import (
 	"github.com/muninn-es/muninn/command"
 	"github.com/muninn-es/muninn/consume"
 	"github.com/muninn-es/muninn/eventstore"
+	"github.com/muninn-es/muninn/internal/backends"
 	"github.com/muninn-es/muninn/projection"
 )
 
@@ -263,8 +264,12 @@ func TestStatusJSON(t *testing.T) {
 // has left its group before Rebuild returns, so the next rebuild finds it
 // empty, and Run follows each new generation.
 func TestRebuildTwiceWhileRunning(t *testing.T) {
+	backends.Run(t, testRebuildTwiceWhileRunning)
+}
+
+func testRebuildTwiceWhileRunning(t *testing.T, backend backends.Backend) {
 	ctx := t.Context()
-	s := openOrders(t, 3)
+	s := openOrdersOn(t, backend.Open(t), 3)
 	p, tbl := newCounter(t, s, "twice-live", projection.WithBatchSize(20))
 	last := appendN(t, s, 200, 10, "x")
 	stop := startRun(t, p)

@@ -18,6 +18,7 @@ import (
 	"github.com/muninn-es/muninn/codec"
 	"github.com/muninn-es/muninn/consume"
 	"github.com/muninn-es/muninn/eventstore"
+	"github.com/muninn-es/muninn/internal/backends"
 	"github.com/muninn-es/muninn/projection"
 )
 
@@ -79,8 +80,12 @@ func keys[V any](p projection.Page[string, V]) []string {
 }
 
 func TestTableAndIndexes(t *testing.T) {
+	backends.Run(t, testTableAndIndexes)
+}
+
+func testTableAndIndexes(t *testing.T, backend backends.Backend) {
 	ctx := context.Background()
-	s := openOrders(t, 2)
+	s := openOrdersOn(t, backend.Open(t), 2)
 	m := newUserModel(t, s)
 	stop := startRun(t, m.p)
 	defer stop()
@@ -131,8 +136,12 @@ func TestTableAndIndexes(t *testing.T) {
 }
 
 func TestPagination(t *testing.T) {
+	backends.Run(t, testPagination)
+}
+
+func testPagination(t *testing.T, backend backends.Backend) {
 	ctx := context.Background()
-	s := openOrders(t, 3)
+	s := openOrdersOn(t, backend.Open(t), 3)
 	m := newUserModel(t, s)
 	var res eventstore.AppendResult
 	var all []string
@@ -233,8 +242,12 @@ func TestPagination(t *testing.T) {
 }
 
 func TestWaitForTimeoutAndStatus(t *testing.T) {
+	backends.Run(t, testWaitForTimeoutAndStatus)
+}
+
+func testWaitForTimeoutAndStatus(t *testing.T, backend backends.Backend) {
 	ctx := context.Background()
-	s := openOrders(t, 2)
+	s := openOrdersOn(t, backend.Open(t), 2)
 	p, tbl := newCounter(t, s, "waiting")
 	res := appendN(t, s, 10, 3, "x")
 

@@ -12,6 +12,7 @@ import (
 	"github.com/muninn-es/muninn/clock"
 	"github.com/muninn-es/muninn/command"
 	"github.com/muninn-es/muninn/eventstore"
+	"github.com/muninn-es/muninn/internal/backends"
 	"github.com/muninn-es/muninn/internal/fulfillment"
 	"github.com/muninn-es/muninn/saga"
 )
@@ -40,6 +41,13 @@ func newWorld(t *testing.T, opts ...saga.Option) *world {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { store.Close() })
+	return newWorldOn(t, store, opts...)
+}
+
+// newWorldOn is newWorld on a store of the test's (see package
+// internal/backends).
+func newWorldOn(t *testing.T, store eventstore.Store, opts ...saga.Option) *world {
+	t.Helper()
 	w := &world{t: t, store: store, clock: clock.NewManual(t0)}
 	w.start(opts...)
 	return w
@@ -132,7 +140,11 @@ func wantTypes(t *testing.T, what string, got []string, want ...string) {
 }
 
 func TestHappyPath(t *testing.T) {
-	w := newWorld(t)
+	backends.Run(t, testHappyPath)
+}
+
+func testHappyPath(t *testing.T, backend backends.Backend) {
+	w := newWorldOn(t, backend.Open(t))
 	w.place("o-1", fulfillment.PlaceOrder{Customer: "ada", Total: 4200, SKU: "sku-1", Qty: 2, Address: "1 Main St"})
 	in := w.settle("o-1", saga.StatusCompleted)
 	if !in.State.Paid || !in.State.Shipped || in.State.Outcome != "completed" || in.Steps != 4 || len(in.Deadlines) != 0 {
@@ -189,7 +201,11 @@ func (w *world) read(topic, key string) []eventstore.Record {
 }
 
 func TestPaymentDeclinedCancelsOrder(t *testing.T) {
-	w := newWorld(t)
+	backends.Run(t, testPaymentDeclinedCancelsOrder)
+}
+
+func testPaymentDeclinedCancelsOrder(t *testing.T, backend backends.Backend) {
+	w := newWorldOn(t, backend.Open(t))
 	w.place("o-2", fulfillment.PlaceOrder{Customer: "bob", Total: fulfillment.DeclineAbove + 1, SKU: "sku-2", Qty: 1, Address: "2 Main St"})
 	in := w.settle("o-2", saga.StatusFailed)
 	if !strings.Contains(in.State.Outcome, "payment declined") || in.Failure == nil || in.LastError == "" {
@@ -206,7 +222,11 @@ func TestPaymentDeclinedCancelsOrder(t *testing.T) {
 }
 
 func TestPaymentTimeoutCancelsOrder(t *testing.T) {
-	w := newWorld(t)
+	backends.Run(t, testPaymentTimeoutCancelsOrder)
+}
+
+func testPaymentTimeoutCancelsOrder(t *testing.T, backend backends.Backend) {
+	w := newWorldOn(t, backend.Open(t))
 	w.place("o-3", fulfillment.PlaceOrder{Customer: "cy", Total: fulfillment.NeverAnswer, SKU: "sku-3", Qty: 1, Address: "3 Main St"})
 	in := w.settle("o-3", saga.StatusRunning)
 	if len(in.Deadlines) != 1 || in.Deadlines[0].Name != "payment-timeout" || !in.Deadlines[0].At.Equal(t0.Add(fulfillment.PaymentTimeout)) {
@@ -242,7 +262,11 @@ func TestPaymentTimeoutCancelsOrder(t *testing.T) {
 }
 
 func TestRejectedShipmentCompensatesInReverse(t *testing.T) {
-	w := newWorld(t)
+	backends.Run(t, testRejectedShipmentCompensatesInReverse)
+}
+
+func testRejectedShipmentCompensatesInReverse(t *testing.T, backend backends.Backend) {
+	w := newWorldOn(t, backend.Open(t))
 	w.place("o-4", fulfillment.PlaceOrder{Customer: "di", Total: 1000, SKU: "sku-4", Qty: 3}) // no address
 	in := w.settle("o-4", saga.StatusFailed)
 	if in.Failure == nil || in.Failure.Command != "shipment.schedule" || !strings.Contains(in.Failure.Reason, "no shipping address") {
@@ -270,7 +294,11 @@ func TestRejectedShipmentCompensatesInReverse(t *testing.T) {
 }
 
 func TestLateEventsAreIgnored(t *testing.T) {
-	w := newWorld(t)
+	backends.Run(t, testLateEventsAreIgnored)
+}
+
+func testLateEventsAreIgnored(t *testing.T, backend backends.Backend) {
+	w := newWorldOn(t, backend.Open(t))
 	w.place("o-5", fulfillment.PlaceOrder{Customer: "ed", Total: fulfillment.NeverAnswer, SKU: "sku-5", Qty: 1, Address: "5 Main St"})
 	w.settle("o-5", saga.StatusRunning)
 	w.clock.Advance(fulfillment.PaymentTimeout)

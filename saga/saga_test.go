@@ -19,6 +19,7 @@ import (
 	"github.com/muninn-es/muninn/command"
 	"github.com/muninn-es/muninn/consume"
 	"github.com/muninn-es/muninn/eventstore"
+	"github.com/muninn-es/muninn/internal/backends"
 	"github.com/muninn-es/muninn/internal/fulfillment"
 	"github.com/muninn-es/muninn/saga"
 )
@@ -174,6 +175,13 @@ func newEnv(t *testing.T) *env {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { store.Close() })
+	return newEnvOn(t, store)
+}
+
+// newEnvOn is newEnv on a store of the test's (see package
+// internal/backends).
+func newEnvOn(t *testing.T, store eventstore.Store) *env {
+	t.Helper()
 	e := &env{t: t, store: store, clock: clock.NewManual(t0)}
 	ctx := t.Context()
 	jobEvents, err := aggregate.NewEvents[jobEvent](
@@ -438,7 +446,11 @@ func bonusPolicy() *saga.Policy {
 }
 
 func TestPolicySendsOnceForEveryEvent(t *testing.T) {
-	e := newEnv(t)
+	backends.Run(t, testPolicySendsOnceForEveryEvent)
+}
+
+func testPolicySendsOnceForEveryEvent(t *testing.T, backend backends.Backend) {
+	e := newEnvOn(t, backend.Open(t))
 	p := start(e, e.bus, bonusPolicy())
 	var eventIDs []string
 	for i := range 5 {
@@ -585,8 +597,12 @@ func fired(n int) func(saga.Stats) bool {
 }
 
 func TestScheduleCommand(t *testing.T) {
+	backends.Run(t, testScheduleCommand)
+}
+
+func testScheduleCommand(t *testing.T, backend backends.Backend) {
 	t.Run("fires at its time, once", func(t *testing.T) {
-		e := newEnv(t)
+		e := newEnvOn(t, backend.Open(t))
 		s := start(e, e.bus, reminderSaga())
 		e.open("j", "acct", 5, "")
 		in := waitInstance(t, s.Saga, "j", pokes(0))
@@ -621,7 +637,7 @@ func TestScheduleCommand(t *testing.T) {
 	})
 
 	t.Run("cancelled before its time", func(t *testing.T) {
-		e := newEnv(t)
+		e := newEnvOn(t, backend.Open(t))
 		s := start(e, e.bus, reminderSaga())
 		e.open("j", "acct", 5, "")
 		e.poke("j", "cancel")
@@ -640,7 +656,7 @@ func TestScheduleCommand(t *testing.T) {
 	})
 
 	t.Run("rescheduled under the same name", func(t *testing.T) {
-		e := newEnv(t)
+		e := newEnvOn(t, backend.Open(t))
 		s := start(e, e.bus, reminderSaga())
 		e.open("j", "acct", 5, "")
 		e.poke("j", "later")
@@ -665,7 +681,7 @@ func TestScheduleCommand(t *testing.T) {
 	})
 
 	t.Run("completion cancels it", func(t *testing.T) {
-		e := newEnv(t)
+		e := newEnvOn(t, backend.Open(t))
 		s := start(e, e.bus, reminderSaga())
 		e.open("j", "acct", 5, "")
 		e.poke("j", "complete")
@@ -682,7 +698,7 @@ func TestScheduleCommand(t *testing.T) {
 	})
 
 	t.Run("a time in the past fires at once", func(t *testing.T) {
-		e := newEnv(t)
+		e := newEnvOn(t, backend.Open(t))
 		s := start(e, e.bus, reminderSaga())
 		e.open("j", "acct", 5, "")
 		e.poke("j", "past")
@@ -1077,7 +1093,11 @@ func TestTransientDispatchErrorsAreRetried(t *testing.T) {
 }
 
 func TestRestart(t *testing.T) {
-	e := newEnv(t)
+	backends.Run(t, testRestart)
+}
+
+func testRestart(t *testing.T, backend backends.Backend) {
+	e := newEnvOn(t, backend.Open(t))
 	g := newGate(e.bus)
 	first := start(e, g, restartSaga())
 	e.open("j", "acct", 5, "")
@@ -1117,7 +1137,11 @@ func TestRestart(t *testing.T) {
 }
 
 func TestStopDuringCompensation(t *testing.T) {
-	e := newEnv(t)
+	backends.Run(t, testStopDuringCompensation)
+}
+
+func testStopDuringCompensation(t *testing.T, backend backends.Backend) {
+	e := newEnvOn(t, backend.Open(t))
 	g := newGate(e.bus)
 	g.set(true, false)
 	d := jobSaga("compensate", func(s *saga.Step[jobState]) error {
@@ -1156,7 +1180,11 @@ func TestStopDuringCompensation(t *testing.T) {
 // --- Inspection ---
 
 func TestInspection(t *testing.T) {
-	e := newEnv(t)
+	backends.Run(t, testInspection)
+}
+
+func testInspection(t *testing.T, backend backends.Backend) {
+	e := newEnvOn(t, backend.Open(t))
 	// Each instance schedules two deadlines, the later one first.
 	d := jobSaga("inspect", func(s *saga.Step[jobState]) error {
 		at := func(n int) time.Time { return s.Now().Add(time.Duration(n*s.State.Amount) * time.Minute) }
@@ -1495,7 +1523,11 @@ func TestNameTooLongForItsGroup(t *testing.T) {
 // offsets, the partitions it keeps. Every record then starts its instance
 // once: none is lost, none applied twice.
 func TestRebalanceVoidsABatch(t *testing.T) {
-	e := newEnv(t)
+	backends.Run(t, testRebalanceVoidsABatch)
+}
+
+func testRebalanceVoidsABatch(t *testing.T, backend backends.Backend) {
+	e := newEnvOn(t, backend.Open(t))
 	parts := map[int]bool{}
 	var keys []string
 	for i := 0; len(parts) < 4 || len(keys) < 8; i++ {

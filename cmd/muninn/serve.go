@@ -15,16 +15,26 @@ import (
 
 	"github.com/muninn-es/muninn/clock"
 	"github.com/muninn-es/muninn/eventstore"
+	"github.com/muninn-es/muninn/eventstore/postgres"
 	"github.com/muninn-es/muninn/examples/shop"
 	shopv1 "github.com/muninn-es/muninn/examples/shop/api/shop/v1"
 	"github.com/muninn-es/muninn/service"
 	"github.com/muninn-es/muninn/service/admin"
 )
 
-// serveConfig is what `muninn serve` runs: the shop on the store in Data,
-// with gRPC on GRPCAddr and REST on HTTPAddr.
+// serveConfig is what `muninn serve` runs: the shop on the store in Data
+// or, with Postgres set, on the PostgreSQL store at that URL, with gRPC on
+// GRPCAddr and REST on HTTPAddr.
 type serveConfig struct {
-	Data           string
+	Data string
+	// Postgres is the URL of a PostgreSQL server to keep the store in
+	// instead of Data; Schema is the schema the store lives in
+	// (postgres.WithSchema) and LeaseTimeout its consumer-group lease
+	// (postgres.WithLeaseTimeout). Several serve processes on one schema
+	// are replicas of one shop.
+	Postgres       string
+	Schema         string
+	LeaseTimeout   time.Duration
 	GRPCAddr       string
 	HTTPAddr       string
 	PaymentTimeout time.Duration
@@ -37,17 +47,25 @@ type serveConfig struct {
 	Started func(grpcAddr, httpAddr string)
 }
 
+// The defaults of --schema and --lease-timeout: those of postgres.Open.
+const (
+	defaultPGSchema       = "muninn"
+	defaultPGLeaseTimeout = 10 * time.Second
+)
+
 func newServeCmd() *cobra.Command {
 	cfg := serveConfig{GRPCAddr: service.DefaultGRPCAddr, HTTPAddr: service.DefaultHTTPAddr,
-		PaymentTimeout: shop.DefaultPaymentTimeout, TimeScale: 1}
+		PaymentTimeout: shop.DefaultPaymentTimeout, TimeScale: 1,
+		Schema: defaultPGSchema, LeaseTimeout: defaultPGLeaseTimeout}
 	var verbose bool
 	cmd := &cobra.Command{
-		Use:   "serve --data DIR",
-		Short: "Serve the example shop over gRPC and REST on the embedded store in DIR",
+		Use:   "serve --data DIR | --postgres URL [--schema NAME]",
+		Short: "Serve the example shop over gRPC and REST on the embedded store in DIR, or on PostgreSQL",
 		Long: `serve runs the example shop (examples/shop: orders, payments, shipping and the
-checkout saga) on the event store in DIR, created if missing, with
-shop.v1.OrderService over gRPC and, through the REST gateway, as JSON over
-HTTP:
+checkout saga) on the event store in DIR, created if missing, or with
+--postgres on a PostgreSQL store in the schema --schema of that server
+(created and migrated if missing), with shop.v1.OrderService over gRPC and,
+through the REST gateway, as JSON over HTTP:
 
   POST /v1/orders                         place an order
   GET  /v1/orders/{order_id}              an order (?min_position= to read your writes)
@@ -64,14 +82,27 @@ sagas and the lineage graph of a correlation ID), and /healthz, /readyz,
 told otherwise. It prints one line with the bound addresses when it serves,
 and stops gracefully on SIGINT or SIGTERM: intake stops, in-flight calls
 finish, the runners commit, the store closes. An address with port 0 takes a
-free port (the line says which).`,
+free port (the line says which).
+
+On PostgreSQL, several serve processes on one schema are replicas of one
+shop: each takes commands, and the projections, the stream processor and
+the sagas of all of them run as one consumer group per runner, the
+partitions split among the replicas. A replica that stops (or is killed)
+leaves its partitions to the others at the latest when its lease runs out
+(--lease-timeout).`,
 		Example: `  muninn serve --data /var/lib/shop
-  muninn serve --data ./shop --grpc 127.0.0.1:0 --http 127.0.0.1:0`,
+  muninn serve --data ./shop --grpc 127.0.0.1:0 --http 127.0.0.1:0
+  muninn serve --postgres 'postgres://shop@db.internal/shop' --schema shop --http 127.0.0.1:8081 --grpc 127.0.0.1:7071`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cmd.SilenceUsage = true
-			if cfg.Data == "" {
-				return errors.New("serve: --data DIR is required (the directory of the event store)")
+			switch {
+			case cfg.Data == "" && cfg.Postgres == "":
+				return errors.New("serve: --data DIR or --postgres URL is required (where the event store is)")
+			case cfg.Data != "" && cfg.Postgres != "":
+				return errors.New("serve: --data and --postgres exclude each other: the store is in one place")
+			case cfg.Postgres == "" && (cmd.Flags().Changed("schema") || cmd.Flags().Changed("lease-timeout")):
+				return errors.New("serve: --schema and --lease-timeout apply to a PostgreSQL store only (--postgres URL)")
 			}
 			level := slog.LevelWarn
 			if verbose {
@@ -79,8 +110,12 @@ free port (the line says which).`,
 			}
 			cfg.Logger = slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), &slog.HandlerOptions{Level: level}))
 			out := cmd.OutOrStdout()
+			where := "data " + cfg.Data
+			if cfg.Postgres != "" {
+				where = "postgres schema " + cfg.Schema // not the URL: it may hold a password
+			}
 			cfg.Started = func(g, h string) {
-				fmt.Fprintf(out, "muninn serve: gRPC on %s, HTTP on http://%s (data %s)\n", g, h, cfg.Data)
+				fmt.Fprintf(out, "muninn serve: gRPC on %s, HTTP on http://%s (%s)\n", g, h, where)
 			}
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
@@ -89,6 +124,9 @@ free port (the line says which).`,
 	}
 	f := cmd.Flags()
 	f.StringVar(&cfg.Data, "data", "", "directory of the event store (created if missing)")
+	f.StringVar(&cfg.Postgres, "postgres", "", "URL of a PostgreSQL server to keep the event store in, instead of --data (postgres://user@host/db, or postgres:///db?host=/socket/dir)")
+	f.StringVar(&cfg.Schema, "schema", cfg.Schema, "with --postgres: the schema of the store (replicas of one shop share it)")
+	f.DurationVar(&cfg.LeaseTimeout, "lease-timeout", cfg.LeaseTimeout, "with --postgres: how long a replica that stopped renewing keeps its consumer-group partitions")
 	f.StringVar(&cfg.GRPCAddr, "grpc", cfg.GRPCAddr, "gRPC listen address")
 	f.StringVar(&cfg.HTTPAddr, "http", cfg.HTTPAddr, "HTTP (REST gateway) listen address")
 	f.DurationVar(&cfg.PaymentTimeout, "payment-timeout", cfg.PaymentTimeout, "how long the checkout waits for the payment provider")
@@ -106,12 +144,9 @@ func runServe(ctx context.Context, cfg serveConfig) error {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	store, err := eventstore.Open(cfg.Data)
-	if errors.Is(err, eventstore.ErrLocked) {
-		return fmt.Errorf("serve: %s is in use by another running store; stop it or choose another --data (%w)", cfg.Data, err)
-	}
+	store, err := openServeStore(ctx, cfg)
 	if err != nil {
-		return fmt.Errorf("serve: open %s: %w", cfg.Data, err)
+		return err
 	}
 	var clk clock.Clock = clock.System()
 	if cfg.TimeScale != 1 {
@@ -161,6 +196,28 @@ func runServe(ctx context.Context, cfg serveConfig) error {
 		}()
 	}
 	return g.Run(ctx)
+}
+
+// openServeStore opens the store cfg names: PostgreSQL if cfg.Postgres is
+// set, else the embedded store in cfg.Data.
+func openServeStore(ctx context.Context, cfg serveConfig) (eventstore.Store, error) {
+	if cfg.Postgres != "" {
+		store, err := postgres.Open(ctx, cfg.Postgres, postgres.WithSchema(cfg.Schema),
+			postgres.WithLeaseTimeout(cfg.LeaseTimeout), postgres.WithLogger(cfg.Logger))
+		if err != nil {
+			// pgx's errors do not repeat the password of the URL.
+			return nil, fmt.Errorf("serve: open the PostgreSQL store (schema %s): %w", cfg.Schema, err)
+		}
+		return store, nil
+	}
+	store, err := eventstore.Open(cfg.Data)
+	if errors.Is(err, eventstore.ErrLocked) {
+		return nil, fmt.Errorf("serve: %s is in use by another running store; stop it or choose another --data (%w)", cfg.Data, err)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("serve: open %s: %w", cfg.Data, err)
+	}
+	return store, nil
 }
 
 // closerFunc adapts a Close method to io.Closer.
