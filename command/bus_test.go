@@ -188,7 +188,7 @@ func TestConcurrentCommandsOnOneAggregate(t *testing.T) {
 
 func concurrentCommands(t *testing.T, serialized bool) {
 	s := openMem(t)
-	counters := &command.Counters{}
+	counters := &observations{}
 	b := newBus(t, s, command.WithRetry(command.RetryPolicy{Retries: 5, Backoff: clock.Backoff{Initial: 100 * time.Microsecond, Max: 2 * time.Millisecond, Jitter: 1}}),
 		command.WithMiddleware(command.Metrics(counters)), command.WithSerializedAggregates(serialized))
 	orders := register(t, b, aggregate.WithSnapshots(16), aggregate.WithCache(16))
@@ -251,7 +251,7 @@ func concurrentCommands(t *testing.T, serialized bool) {
 	if n+int(rejected.Load()) != goroutines*perG {
 		t.Errorf("%d applied + %d rejected != %d sent", n, rejected.Load(), goroutines*perG)
 	}
-	c := counters.Snapshot()
+	c := counters.sum()
 	switch {
 	case !serialized && c.Retries == 0:
 		t.Errorf("no retries counted: the test did not make conflicts")
@@ -779,7 +779,7 @@ func TestRegisterAndNewValidation(t *testing.T) {
 func TestMiddleware(t *testing.T) {
 	s := openMem(t)
 	var logs bytes.Buffer
-	counters := &command.Counters{}
+	counters := &observations{}
 	var order []string
 	trace := func(name string) command.Middleware {
 		return func(next command.HandlerFunc) command.HandlerFunc {
@@ -823,7 +823,7 @@ func TestMiddleware(t *testing.T) {
 	if !slices.Equal(order, []string{"outer", "inner", "outer", "inner", "outer", "outer", "inner"}) {
 		t.Errorf("middleware order %v", order)
 	}
-	c := counters.Snapshot()
+	c := counters.sum()
 	if c.Applied != 2 || c.Duplicates != 1 || c.Events != 1 || c.Failed[command.KindPermissionDenied] != 1 || c.Failed[command.KindFailedPrecondition] != 1 {
 		t.Errorf("counters %+v", c)
 	}
@@ -1020,4 +1020,41 @@ func TestIdempotencyFilterAcrossRestart(t *testing.T) {
 	if got := len(records(t, s, "order", "o-0")); got != 1 {
 		t.Fatalf("o-0 has %d events, want 1", got)
 	}
+}
+
+// observations is a MetricsRecorder that keeps what the Metrics middleware
+// reports.
+type observations struct {
+	mu  sync.Mutex
+	obs []command.Observation
+}
+
+func (o *observations) ObserveCommand(_ context.Context, ob command.Observation) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.obs = append(o.obs, ob)
+}
+
+type observed struct {
+	Applied, Duplicates, Events, Retries int
+	Failed                               map[command.Kind]int
+}
+
+func (o *observations) sum() observed {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	s := observed{Failed: map[command.Kind]int{}}
+	for _, ob := range o.obs {
+		if ob.Err != nil {
+			s.Failed[ob.Kind]++
+		} else {
+			s.Applied++
+			if ob.Duplicate {
+				s.Duplicates++
+			}
+		}
+		s.Events += ob.Events
+		s.Retries += max(ob.Attempts-1, 0)
+	}
+	return s
 }
