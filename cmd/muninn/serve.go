@@ -31,6 +31,11 @@ type serveConfig struct {
 	// TimeScale > 1 runs the shop's clock (deadlines, back-offs) that many
 	// times faster than real time, for demos.
 	TimeScale float64
+	// Clock, if not nil, is the shop's clock instead (tests pass a
+	// clock.Manual).
+	Clock clock.Clock
+	// NoMetrics turns /metrics off (metrics.go).
+	NoMetrics bool
 	Logger    *slog.Logger
 	// Started, if not nil, is called with the bound addresses once both
 	// servers listen.
@@ -41,6 +46,7 @@ func newServeCmd() *cobra.Command {
 	cfg := serveConfig{GRPCAddr: service.DefaultGRPCAddr, HTTPAddr: service.DefaultHTTPAddr,
 		PaymentTimeout: shop.DefaultPaymentTimeout, TimeScale: 1}
 	var verbose bool
+	metricsOn := true
 	cmd := &cobra.Command{
 		Use:   "serve --data DIR",
 		Short: "Serve the example shop over gRPC and REST on the embedded store in DIR",
@@ -58,7 +64,8 @@ HTTP:
 the framework's services (muninn.v1: topics, streams, subscriptions, consumer
 groups, traces, projections, sagas; what the operator commands use) under
 /v1/topics, /v1/streams, /v1/groups, /v1/traces, /v1/projections and
-/v1/sagas, and /healthz, /readyz, /openapi.json. Both servers bind to loopback unless
+/v1/sagas, and /healthz, /readyz, /openapi.json, and /metrics (Prometheus;
+--metrics=false turns it off). Both servers bind to loopback unless
 told otherwise. It prints one line with the bound addresses when it serves,
 and stops gracefully on SIGINT or SIGTERM: intake stops, in-flight calls
 finish, the runners commit, the store closes. An address with port 0 takes a
@@ -76,6 +83,7 @@ free port (the line says which).`,
 				level = slog.LevelInfo
 			}
 			cfg.Logger = slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), &slog.HandlerOptions{Level: level}))
+			cfg.NoMetrics = !metricsOn
 			out := cmd.OutOrStdout()
 			cfg.Started = func(g, h string) {
 				fmt.Fprintf(out, "muninn serve: gRPC on %s, HTTP on http://%s (data %s)\n", g, h, cfg.Data)
@@ -92,6 +100,7 @@ free port (the line says which).`,
 	f.DurationVar(&cfg.PaymentTimeout, "payment-timeout", cfg.PaymentTimeout, "how long the checkout waits for the payment provider")
 	f.Float64Var(&cfg.TimeScale, "time-scale", cfg.TimeScale, "run the shop's clock this many times faster than real time (demos)")
 	f.BoolVarP(&verbose, "verbose", "v", false, "log at info level, not only warnings")
+	f.BoolVar(&metricsOn, "metrics", metricsOn, "serve Prometheus metrics at /metrics on the HTTP address")
 	return cmd
 }
 
@@ -104,7 +113,12 @@ func runServe(ctx context.Context, cfg serveConfig) error {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	store, err := eventstore.Open(cfg.Data)
+	m, err := newServeMetrics(!cfg.NoMetrics)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = m.shutdown(context.Background()) }()
+	store, err := eventstore.Open(cfg.Data, m.storeOptions()...)
 	if errors.Is(err, eventstore.ErrLocked) {
 		return fmt.Errorf("serve: %s is in use by another running store; stop it or choose another --data (%w)", cfg.Data, err)
 	}
@@ -115,7 +129,10 @@ func runServe(ctx context.Context, cfg serveConfig) error {
 	if cfg.TimeScale != 1 {
 		clk = clock.Scaled(cfg.TimeScale)
 	}
-	s, err := shop.New(store, shop.WithClock(clk), shop.WithPaymentTimeout(cfg.PaymentTimeout), shop.WithLogger(cfg.Logger))
+	if cfg.Clock != nil {
+		clk = cfg.Clock
+	}
+	s, err := shop.New(store, append(m.shopOptions(), shop.WithClock(clk), shop.WithPaymentTimeout(cfg.PaymentTimeout), shop.WithLogger(cfg.Logger))...)
 	if err != nil {
 		return errors.Join(err, store.Close())
 	}
@@ -123,13 +140,13 @@ func runServe(ctx context.Context, cfg serveConfig) error {
 	if err != nil {
 		return errors.Join(err, s.Close(), store.Close())
 	}
-	srv, err := service.New(
+	srv, err := service.New(append(m.serviceOptions(),
 		service.WithGRPCAddr(cfg.GRPCAddr),
 		service.WithHTTPAddr(cfg.HTTPAddr),
 		service.WithLogger(cfg.Logger),
 		service.WithTitle("Muninn shop"),
 		service.WithOpenAPI(append(admin.OpenAPI(), shopv1.OpenAPI)...),
-	)
+	)...)
 	if err != nil {
 		return errors.Join(err, s.Close(), store.Close())
 	}
