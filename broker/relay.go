@@ -13,6 +13,7 @@ import (
 	"github.com/muninn-es/muninn/clock"
 	"github.com/muninn-es/muninn/consume"
 	"github.com/muninn-es/muninn/eventstore"
+	"go.opentelemetry.io/otel/metric"
 )
 
 // DefaultRelayBatch is how many records the relay reads and publishes at a
@@ -46,6 +47,13 @@ type RelayConfig struct {
 	Clock clock.Clock
 	// Logger receives a warning for each failed publish. Default: discard.
 	Logger *slog.Logger
+	// MeterProvider is where the relay reports its metrics, read when they
+	// are collected: muninn_relay_published_total{relay} (relay is the
+	// Group) and the group's lag (muninn_consumer_lag_records and
+	// muninn_consumer_lag_seconds). Default otel.GetMeterProvider(), a
+	// no-op until a program sets one. They stay registered as long as the
+	// provider lives.
+	MeterProvider metric.MeterProvider
 }
 
 // Validate reports every problem with c at once.
@@ -140,11 +148,14 @@ func NewRelay(store eventstore.Store, pub message.Publisher, cfg RelayConfig) (*
 	r := &Relay{pub: pub, cfg: cfg, clock: clock.OrSystem(cfg.Clock)}
 	loop, err := consume.New(store, cfg.Group, cfg.Topics, relayHandler{r}, consume.WithBatchSize(cfg.BatchSize),
 		consume.WithClock(r.clock), consume.WithLogger(cfg.Logger),
-		consume.WithConsumerOptions(eventstore.WithStartPosition(cfg.StartPosition)))
+		consume.WithConsumerOptions(eventstore.WithStartPosition(cfg.StartPosition)), cfg.loopMeters())
 	if err != nil {
 		return nil, fmt.Errorf("broker: NewRelay: %w", err)
 	}
 	r.loop = loop
+	if err := r.registerMetrics(); err != nil {
+		return nil, fmt.Errorf("broker: NewRelay: metrics: %w", err)
+	}
 	return r, nil
 }
 

@@ -16,6 +16,7 @@ import (
 	"github.com/muninn-es/muninn/aggregate"
 	"github.com/muninn-es/muninn/clock"
 	"github.com/muninn-es/muninn/eventstore"
+	"go.opentelemetry.io/otel/metric"
 )
 
 // Defaults of a Bus.
@@ -169,6 +170,7 @@ type config struct {
 	logger        *slog.Logger
 	middleware    []Middleware
 	serialize     bool
+	meters        metric.MeterProvider
 	errs          []error
 }
 
@@ -313,6 +315,10 @@ func New(store eventstore.Store, opts ...Option) (*Bus, error) {
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
+	bm, err := newBusMetrics(cfg.meters)
+	if err != nil {
+		return nil, fmt.Errorf("command: metrics: %w", err)
+	}
 	b := &Bus{store: store, cfg: cfg, byType: make(map[reflect.Type]route), done: make(chan struct{}),
 		cmdLocks: newKeyLocks(), aggLocks: newKeyLocks()}
 	b.idem = newIdempotency(store, cfg.name, cfg.window, cfg.clock)
@@ -332,7 +338,8 @@ func New(store eventstore.Store, opts ...Option) (*Bus, error) {
 	for i := len(cfg.middleware) - 1; i >= 0; i-- {
 		h = cfg.middleware[i](h)
 	}
-	b.chain = h
+	// The bus's own metrics, outside every middleware.
+	b.chain = Metrics(bm)(h)
 	return b, nil
 }
 

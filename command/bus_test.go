@@ -176,7 +176,7 @@ func TestConcurrentCommandsOnOneAggregate(t *testing.T) {
 
 func concurrentCommands(t *testing.T, backend backends.Backend, serialized bool) {
 	s := backend.Open(t)
-	counters := &command.Counters{}
+	counters := &observations{}
 	b := newBus(t, s, command.WithRetry(command.RetryPolicy{Retries: 5, Backoff: clock.Backoff{Initial: 100 * time.Microsecond, Max: 2 * time.Millisecond, Jitter: 1}}),
 		command.WithMiddleware(command.Metrics(counters)), command.WithSerializedAggregates(serialized))
 	orders := register(t, b, aggregate.WithSnapshots(16), aggregate.WithCache(16))
@@ -239,7 +239,7 @@ func concurrentCommands(t *testing.T, backend backends.Backend, serialized bool)
 	if n+int(rejected.Load()) != goroutines*perG {
 		t.Errorf("%d applied + %d rejected != %d sent", n, rejected.Load(), goroutines*perG)
 	}
-	c := counters.Snapshot()
+	c := counters.sum()
 	switch {
 	case !serialized && c.Retries == 0:
 		t.Errorf("no retries counted: the test did not make conflicts")
@@ -781,7 +781,7 @@ func TestRegisterAndNewValidation(t *testing.T) {
 func TestMiddleware(t *testing.T) {
 	s := openMem(t)
 	var logs bytes.Buffer
-	counters := &command.Counters{}
+	counters := &observations{}
 	var order []string
 	trace := func(name string) command.Middleware {
 		return func(next command.HandlerFunc) command.HandlerFunc {
@@ -825,7 +825,7 @@ func TestMiddleware(t *testing.T) {
 	if !slices.Equal(order, []string{"outer", "inner", "outer", "inner", "outer", "outer", "inner"}) {
 		t.Errorf("middleware order %v", order)
 	}
-	c := counters.Snapshot()
+	c := counters.sum()
 	if c.Applied != 2 || c.Duplicates != 1 || c.Events != 1 || c.Failed[command.KindPermissionDenied] != 1 || c.Failed[command.KindFailedPrecondition] != 1 {
 		t.Errorf("counters %+v", c)
 	}
@@ -1092,4 +1092,41 @@ func testIdempotencyAcrossReplicas(t *testing.T, backend backends.Backend) {
 	if st, err := b.Load(ctx, "o-1"); err != nil || st.State.Items["sku"] != 1 {
 		t.Errorf("state %+v, %v: the command was applied more than once", st.State, err)
 	}
+}
+
+// observations is a MetricsRecorder that keeps what the Metrics middleware
+// reports.
+type observations struct {
+	mu  sync.Mutex
+	obs []command.Observation
+}
+
+func (o *observations) ObserveCommand(_ context.Context, ob command.Observation) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.obs = append(o.obs, ob)
+}
+
+type observed struct {
+	Applied, Duplicates, Events, Retries int
+	Failed                               map[command.Kind]int
+}
+
+func (o *observations) sum() observed {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	s := observed{Failed: map[command.Kind]int{}}
+	for _, ob := range o.obs {
+		if ob.Err != nil {
+			s.Failed[ob.Kind]++
+		} else {
+			s.Applied++
+			if ob.Duplicate {
+				s.Duplicates++
+			}
+		}
+		s.Events += ob.Events
+		s.Retries += max(ob.Attempts-1, 0)
+	}
+	return s
 }

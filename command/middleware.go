@@ -3,7 +3,6 @@ package command
 import (
 	"context"
 	"log/slog"
-	"sync"
 	"time"
 )
 
@@ -57,9 +56,9 @@ type Observation struct {
 	Duplicate bool
 }
 
-// MetricsRecorder receives an Observation per command. Implementations
-// adapt it to Prometheus, OpenTelemetry or anything else; Counters is a
-// simple one. It must be safe for concurrent use and quick.
+// MetricsRecorder receives an Observation per command, for a recorder of
+// one's own. The bus's OpenTelemetry metrics (WithMeterProvider) need no
+// middleware. It must be safe for concurrent use and quick.
 type MetricsRecorder interface {
 	ObserveCommand(ctx context.Context, o Observation)
 }
@@ -82,57 +81,6 @@ func Metrics(rec MetricsRecorder) Middleware {
 			return res, err
 		}
 	}
-}
-
-// Counters is a MetricsRecorder that counts commands in memory.
-type Counters struct {
-	mu sync.Mutex
-	s  CounterSnapshot
-}
-
-// CounterSnapshot is a copy of Counters' counts.
-type CounterSnapshot struct {
-	// Applied counts commands that succeeded (duplicates included);
-	// Duplicates those answered from the idempotency record.
-	Applied, Duplicates int64
-	// Failed counts failed commands by Kind.
-	Failed map[Kind]int64
-	// Events counts appended events; Retries the attempts beyond the first.
-	Events, Retries int64
-	// Duration is the total time spent in dispatch.
-	Duration time.Duration
-}
-
-// ObserveCommand counts o.
-func (c *Counters) ObserveCommand(_ context.Context, o Observation) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if o.Err != nil {
-		if c.s.Failed == nil {
-			c.s.Failed = make(map[Kind]int64)
-		}
-		c.s.Failed[o.Kind]++
-	} else {
-		c.s.Applied++
-		if o.Duplicate {
-			c.s.Duplicates++
-		}
-	}
-	c.s.Events += int64(o.Events)
-	c.s.Retries += int64(max(o.Attempts-1, 0))
-	c.s.Duration += o.Duration
-}
-
-// Snapshot returns a copy of the counts.
-func (c *Counters) Snapshot() CounterSnapshot {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	s := c.s
-	s.Failed = make(map[Kind]int64, len(c.s.Failed))
-	for k, v := range c.s.Failed {
-		s.Failed[k] = v
-	}
-	return s
 }
 
 // Authorize runs allow before every command: a non-nil error refuses the

@@ -7,8 +7,8 @@ import (
 
 // Status is a snapshot of a Bus: its settings, its idempotency filter and
 // the purges of expired idempotency records. It marshals to readable JSON.
-// Counts of dispatched commands are the Metrics middleware's (Counters, or
-// a recorder of yours), not the bus's.
+// Counts of dispatched commands are the bus's metrics (WithMeterProvider:
+// muninn_commands_total), not its Status.
 type Status struct {
 	// Name is the bus's name (WithName).
 	Name string `json:"name"`

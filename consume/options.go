@@ -9,6 +9,7 @@ import (
 	"github.com/muninn-es/muninn/clock"
 	"github.com/muninn-es/muninn/eventstore"
 	"github.com/muninn-es/muninn/keyspace"
+	"go.opentelemetry.io/otel/metric"
 )
 
 // Defaults of the options.
@@ -37,6 +38,7 @@ type options struct {
 	prefix  keyspace.Key
 	headers map[string]string
 	wrap    func(*GroupSource) Source
+	meters  metric.MeterProvider
 	errs    []error
 }
 
@@ -104,7 +106,7 @@ func newOptions(name string, opts []Option) (options, error) {
 			opt(&o)
 		}
 	}
-	var errs []error
+	errs := o.errs
 	if o.batch < 1 || o.batch > MaxBatchSize {
 		errs = append(errs, invalid("WithBatchSize", "must be between 1 and %d, got %d", MaxBatchSize, o.batch))
 	}

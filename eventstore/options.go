@@ -8,6 +8,7 @@ import (
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/cockroachdb/pebble/v2/vfs"
 	"github.com/muninn-es/muninn/clock"
+	"go.opentelemetry.io/otel/metric"
 )
 
 // Option configures Open.
@@ -29,6 +30,10 @@ type options struct {
 	// recoverWAL, if set, makes Open recover a damaged WAL and report what
 	// it dropped (WithRecoverCorruptWAL).
 	recoverWAL func(RecoveryReport)
+	// meters is where the store reports its metrics (metrics.go);
+	// metersSet tells a nil one given from none.
+	meters    metric.MeterProvider
+	metersSet bool
 }
 
 func defaultOptions() options {
@@ -114,6 +119,9 @@ func (o *options) validate() error {
 	}
 	if o.maxAppendBytes < o.maxEventBytes {
 		errs = append(errs, invalid("WithMaxAppendBytes", "must be at least WithMaxEventBytes (%d), got %d", o.maxEventBytes, o.maxAppendBytes))
+	}
+	if o.metersSet && o.meters == nil {
+		errs = append(errs, invalid("WithMeterProvider", "nil meter provider"))
 	}
 	if o.cacheBytes < 0 {
 		errs = append(errs, invalid("WithCacheSize", "must not be negative, got %d", o.cacheBytes))

@@ -8,6 +8,7 @@ import (
 	"iter"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/cockroachdb/pebble/v2"
 )
@@ -310,7 +311,10 @@ func (s *PebbleStore) Update(ctx context.Context, fn func(tx Txn) error, opts ..
 		return fmt.Errorf("eventstore: update: %w", err)
 	}
 	if !uo.NoSync {
-		if err := b.SyncWait(); err != nil {
+		start := time.Now()
+		err := b.SyncWait()
+		s.metrics.synced(start)
+		if err != nil {
 			s.failed.CompareAndSwap(nil, &err)
 			s.log.Error("eventstore: WAL sync failed; the store accepts no more writes", "err", err)
 			return fmt.Errorf("%w: sync of update: %v", ErrStoreFailed, err)

@@ -59,6 +59,8 @@ type PebbleStore struct {
 	closed      chan struct{} // closed when Close has finished
 	closeErr    error
 	closeCalled bool
+	// metrics are the store's instruments (metrics.go).
+	metrics *storeMetrics
 }
 
 // Open opens (creating if needed) the store in directory dir. Only one Store
@@ -179,6 +181,12 @@ func Open(dir string, opts ...Option) (s *PebbleStore, err error) {
 			"wal", rep.WAL, "offset", rep.Offset, "reason", rep.Reason, "dropped_bytes", rep.DroppedBytes,
 			"partitions", len(rep.Partitions), "streams", len(rep.Streams), "backup", rep.Backup)
 		o.recoverWAL(rep)
+	}
+	if s.metrics, err = newStoreMetrics(o.meters, s); err != nil {
+		_ = closeDB(db)
+		gate.stopTicker()
+		s = nil
+		return nil, fmt.Errorf("eventstore: open %s: metrics: %w", dir, err)
 	}
 	// The first deadline is taken now, not when the goroutine starts, so
 	// that a clock moved right after Open is not missed.
@@ -497,6 +505,7 @@ func (s *PebbleStore) Close() error {
 	s.closedFlag.Store(true)
 	close(s.closing)
 	s.closeMu.Unlock()
+	merr := s.metrics.close()
 
 	<-s.bgDone
 	for s.inflight.Load() != 0 {
@@ -514,7 +523,7 @@ func (s *PebbleStore) Close() error {
 		// (with its directory lock) until the process exits.
 		err = errors.Join(err, errors.New("eventstore: the storage engine failed and was left open: restart the process to open the store again"))
 	}
-	err = errors.Join(s.health.report(), s.syncFailure(), err)
+	err = errors.Join(s.health.report(), s.syncFailure(), err, merr)
 	if err != nil {
 		err = fmt.Errorf("eventstore: close: %w", err)
 	}

@@ -128,7 +128,10 @@ func (s *PebbleStore) Append(ctx context.Context, topic, key string, expected Ex
 	p.mu.Unlock()
 
 	if durable {
-		if err := b.SyncWait(); err != nil {
+		start := time.Now()
+		err := b.SyncWait()
+		s.metrics.synced(start)
+		if err != nil {
 			s.failed.CompareAndSwap(nil, &err)
 			s.log.Error("eventstore: WAL sync failed; the store accepts no more writes", "err", err)
 			return AppendResult{}, fmt.Errorf("%w: sync of append to %s/%q: %v", ErrStoreFailed, topic, key, err)
@@ -137,6 +140,7 @@ func (s *PebbleStore) Append(ctx context.Context, topic, key string, expected Ex
 	if p.publishEnd(res.LastOffset + 1) {
 		t.wake()
 	}
+	s.metrics.appended(topic, len(events))
 	return res, nil
 }
 

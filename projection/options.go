@@ -6,6 +6,7 @@ import (
 
 	"github.com/muninn-es/muninn/clock"
 	"github.com/muninn-es/muninn/consume"
+	"go.opentelemetry.io/otel/metric"
 )
 
 // Option configures New.
@@ -20,6 +21,10 @@ type options struct {
 	policy   consume.ErrorPolicy
 	tables   []AnyTable
 	progress time.Duration
+	// meters is where the projection reports its metrics (metrics.go);
+	// metersSet tells a nil one given from none.
+	meters    metric.MeterProvider
+	metersSet bool
 }
 
 // DefaultProgressInterval is how often a rebuild reports its progress at

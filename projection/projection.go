@@ -141,6 +141,9 @@ func New(s eventstore.Store, name string, topics []string, handler Handler, opts
 		}
 		errs = append(errs, err)
 	}
+	if o.metersSet && o.meters == nil {
+		errs = append(errs, invalid("WithMeterProvider", "nil meter provider"))
+	}
 	seen := map[string]bool{}
 	for _, t := range o.tables {
 		if t == nil {
@@ -159,6 +162,9 @@ func New(s eventstore.Store, name string, topics []string, handler Handler, opts
 	}
 	if err := errors.Join(errs...); err != nil {
 		return nil, fmt.Errorf("projection: new %q: %w", name, err)
+	}
+	if err := p.registerMetrics(); err != nil {
+		return nil, fmt.Errorf("projection: new %q: metrics: %w", name, err)
 	}
 	return p, nil
 }
@@ -206,6 +212,7 @@ func (p *Projection) loopOptions(gen uint64) []consume.Option {
 		// A generation's park marks are the generation's: a rebuild starts
 		// without them, and the swap deletes them with the old generation.
 		consume.WithStatePrefix(p.genPrefix(gen)),
+		consume.WithMeterProvider(noMeters),
 		consume.WithDeadLetterHeaders(map[string]string{
 			HeaderProjection: p.name,
 			HeaderGeneration: strconv.FormatUint(gen, 10),

@@ -11,6 +11,7 @@ import (
 	"github.com/muninn-es/muninn/codec"
 	"github.com/muninn-es/muninn/command"
 	"github.com/muninn-es/muninn/consume"
+	"go.opentelemetry.io/otel/metric"
 )
 
 // Dispatcher sends commands: a *command.Bus is one. A saga dispatches each
@@ -44,6 +45,7 @@ type options struct {
 	retention   time.Duration
 	purge       time.Duration
 	logger      *slog.Logger
+	meters      metric.MeterProvider
 	errs        []error
 }
 

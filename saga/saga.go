@@ -126,9 +126,13 @@ func New[S any](store eventstore.Store, bus Dispatcher, def *Definition[S], opts
 		consume.WithClock(o.clock),
 		consume.WithLogger(o.logger),
 		consume.WithErrorPolicy(consume.HandOff()),
-		consume.WithSourceWrapper(func(g *consume.GroupSource) consume.Source { return &source[S]{g: g, r: s.r} }))
+		consume.WithSourceWrapper(func(g *consume.GroupSource) consume.Source { return &source[S]{g: g, r: s.r} }),
+		o.loopMeters())
 	if err != nil {
 		return nil, fmt.Errorf("%w: saga %q: %w", ErrInvalidArgument, name, err)
+	}
+	if err := s.registerMetrics(); err != nil {
+		return nil, fmt.Errorf("saga %q: metrics: %w", name, err)
 	}
 	return s, nil
 }

@@ -41,6 +41,11 @@ type serveConfig struct {
 	// TimeScale > 1 runs the shop's clock (deadlines, back-offs) that many
 	// times faster than real time, for demos.
 	TimeScale float64
+	// Clock, if not nil, is the shop's clock instead (tests pass a
+	// clock.Manual).
+	Clock clock.Clock
+	// NoMetrics turns /metrics off (metrics.go).
+	NoMetrics bool
 	Logger    *slog.Logger
 	// Started, if not nil, is called with the bound addresses once both
 	// servers listen.
@@ -58,6 +63,7 @@ func newServeCmd() *cobra.Command {
 		PaymentTimeout: shop.DefaultPaymentTimeout, TimeScale: 1,
 		Schema: defaultPGSchema, LeaseTimeout: defaultPGLeaseTimeout}
 	var verbose bool
+	metricsOn := true
 	cmd := &cobra.Command{
 		Use:   "serve --data DIR | --postgres URL [--schema NAME]",
 		Short: "Serve the example shop over gRPC and REST on the embedded store in DIR, or on PostgreSQL",
@@ -77,8 +83,9 @@ the framework's services (muninn.v1: topics, streams, subscriptions, consumer
 groups, traces, projections, sagas; what the operator commands use) under
 /v1/topics, /v1/streams, /v1/groups, /v1/traces, /v1/projections and
 /v1/sagas, the admin web UI at /ui/ (topics, streams, groups, projections,
-sagas and the lineage graph of a correlation ID), and /healthz, /readyz,
-/openapi.json. Both servers bind to loopback unless
+sagas and the lineage graph of a correlation ID), /healthz, /readyz,
+/openapi.json, and /metrics (Prometheus; --metrics=false turns it off).
+Both servers bind to loopback unless
 told otherwise. It prints one line with the bound addresses when it serves,
 and stops gracefully on SIGINT or SIGTERM: intake stops, in-flight calls
 finish, the runners commit, the store closes. An address with port 0 takes a
@@ -109,6 +116,7 @@ leaves its partitions to the others at the latest when its lease runs out
 				level = slog.LevelInfo
 			}
 			cfg.Logger = slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), &slog.HandlerOptions{Level: level}))
+			cfg.NoMetrics = !metricsOn
 			out := cmd.OutOrStdout()
 			where := "data " + cfg.Data
 			if cfg.Postgres != "" {
@@ -132,6 +140,7 @@ leaves its partitions to the others at the latest when its lease runs out
 	f.DurationVar(&cfg.PaymentTimeout, "payment-timeout", cfg.PaymentTimeout, "how long the checkout waits for the payment provider")
 	f.Float64Var(&cfg.TimeScale, "time-scale", cfg.TimeScale, "run the shop's clock this many times faster than real time (demos)")
 	f.BoolVarP(&verbose, "verbose", "v", false, "log at info level, not only warnings")
+	f.BoolVar(&metricsOn, "metrics", metricsOn, "serve Prometheus metrics at /metrics on the HTTP address")
 	return cmd
 }
 
@@ -144,7 +153,12 @@ func runServe(ctx context.Context, cfg serveConfig) error {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	store, err := openServeStore(ctx, cfg)
+	m, err := newServeMetrics(!cfg.NoMetrics)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = m.shutdown(context.Background()) }()
+	store, err := openServeStore(ctx, cfg, m)
 	if err != nil {
 		return err
 	}
@@ -152,7 +166,10 @@ func runServe(ctx context.Context, cfg serveConfig) error {
 	if cfg.TimeScale != 1 {
 		clk = clock.Scaled(cfg.TimeScale)
 	}
-	s, err := shop.New(store, shop.WithClock(clk), shop.WithPaymentTimeout(cfg.PaymentTimeout), shop.WithLogger(cfg.Logger))
+	if cfg.Clock != nil {
+		clk = cfg.Clock
+	}
+	s, err := shop.New(store, append(m.shopOptions(), shop.WithClock(clk), shop.WithPaymentTimeout(cfg.PaymentTimeout), shop.WithLogger(cfg.Logger))...)
 	if err != nil {
 		return errors.Join(err, store.Close())
 	}
@@ -160,14 +177,14 @@ func runServe(ctx context.Context, cfg serveConfig) error {
 	if err != nil {
 		return errors.Join(err, s.Close(), store.Close())
 	}
-	srv, err := service.New(
+	srv, err := service.New(append(m.serviceOptions(),
 		service.WithGRPCAddr(cfg.GRPCAddr),
 		service.WithHTTPAddr(cfg.HTTPAddr),
 		service.WithLogger(cfg.Logger),
 		service.WithTitle("Muninn shop"),
 		service.WithOpenAPI(append(admin.OpenAPI(), shopv1.OpenAPI)...),
 		uiOption(),
-	)
+	)...)
 	if err != nil {
 		return errors.Join(err, s.Close(), store.Close())
 	}
@@ -200,7 +217,7 @@ func runServe(ctx context.Context, cfg serveConfig) error {
 
 // openServeStore opens the store cfg names: PostgreSQL if cfg.Postgres is
 // set, else the embedded store in cfg.Data.
-func openServeStore(ctx context.Context, cfg serveConfig) (eventstore.Store, error) {
+func openServeStore(ctx context.Context, cfg serveConfig, m *serveMetrics) (eventstore.Store, error) {
 	if cfg.Postgres != "" {
 		store, err := postgres.Open(ctx, cfg.Postgres, postgres.WithSchema(cfg.Schema),
 			postgres.WithLeaseTimeout(cfg.LeaseTimeout), postgres.WithLogger(cfg.Logger))
@@ -210,7 +227,7 @@ func openServeStore(ctx context.Context, cfg serveConfig) (eventstore.Store, err
 		}
 		return store, nil
 	}
-	store, err := eventstore.Open(cfg.Data)
+	store, err := eventstore.Open(cfg.Data, m.storeOptions()...)
 	if errors.Is(err, eventstore.ErrLocked) {
 		return nil, fmt.Errorf("serve: %s is in use by another running store; stop it or choose another --data (%w)", cfg.Data, err)
 	}

@@ -22,6 +22,8 @@ import (
 	"github.com/muninn-es/muninn/projection"
 	"github.com/muninn-es/muninn/saga"
 	"github.com/muninn-es/muninn/stream"
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/metric"
 )
 
 // DefaultQueryTimeout bounds how long a query waits for its min_position.
@@ -34,6 +36,7 @@ type config struct {
 	clock          clock.Clock
 	paymentTimeout time.Duration
 	logger         *slog.Logger
+	meters         metric.MeterProvider
 }
 
 // WithClock sets the clock of the checkout's deadlines, retries and
@@ -71,7 +74,7 @@ type Shop struct {
 // stays the caller's.
 func New(store eventstore.Store, opts ...Option) (*Shop, error) {
 	cfg := config{clock: clock.System(), paymentTimeout: DefaultPaymentTimeout,
-		logger: slog.New(slog.DiscardHandler)}
+		logger: slog.New(slog.DiscardHandler), meters: otel.GetMeterProvider()}
 	for _, o := range opts {
 		o(&cfg)
 	}
@@ -88,13 +91,17 @@ func New(store eventstore.Store, opts ...Option) (*Shop, error) {
 	if cfg.logger == nil {
 		errs = append(errs, errors.New("shop: WithLogger: logger is nil"))
 	}
+	if cfg.meters == nil {
+		errs = append(errs, errors.New("shop: WithMeterProvider: meter provider is nil"))
+	}
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
 	}
 
 	s := &Shop{cfg: cfg, store: store}
 	var err error
-	if s.bus, err = command.New(store, command.WithName("shop"), command.WithClock(cfg.clock), command.WithLogger(cfg.logger)); err != nil {
+	if s.bus, err = command.New(store, command.WithName("shop"), command.WithClock(cfg.clock), command.WithLogger(cfg.logger),
+		command.WithMeterProvider(cfg.meters)); err != nil {
 		return nil, fmt.Errorf("shop: %w", err)
 	}
 	if err := s.register(store); err != nil {
@@ -134,16 +141,19 @@ func (s *Shop) register(store eventstore.Store) error {
 	if _, err = command.Register(ctx, s.bus, stock); err != nil {
 		return fmt.Errorf("shop: register stock: %w", err)
 	}
-	if s.details, err = order.NewReadModel(store, projection.WithClock(s.cfg.clock), projection.WithLogger(s.cfg.logger)); err != nil {
+	if s.details, err = order.NewReadModel(store, projection.WithClock(s.cfg.clock), projection.WithLogger(s.cfg.logger),
+		projection.WithMeterProvider(s.cfg.meters)); err != nil {
 		return fmt.Errorf("shop: order details: %w", err)
 	}
 	if s.revenue, err = payment.NewRevenue(store, stream.WithClock(s.cfg.clock), stream.WithLogger(s.cfg.logger)); err != nil {
 		return fmt.Errorf("shop: revenue: %w", err)
 	}
-	if s.checkout, err = saga.New(store, s.bus, CheckoutSaga(s.cfg.paymentTimeout), saga.WithClock(s.cfg.clock), saga.WithLogger(s.cfg.logger)); err != nil {
+	if s.checkout, err = saga.New(store, s.bus, CheckoutSaga(s.cfg.paymentTimeout), saga.WithClock(s.cfg.clock), saga.WithLogger(s.cfg.logger),
+		saga.WithMeterProvider(s.cfg.meters)); err != nil {
 		return fmt.Errorf("shop: checkout: %w", err)
 	}
-	if s.provider, err = saga.New(store, s.bus, payment.Provider(), saga.WithClock(s.cfg.clock), saga.WithLogger(s.cfg.logger)); err != nil {
+	if s.provider, err = saga.New(store, s.bus, payment.Provider(), saga.WithClock(s.cfg.clock), saga.WithLogger(s.cfg.logger),
+		saga.WithMeterProvider(s.cfg.meters)); err != nil {
 		return fmt.Errorf("shop: payment provider: %w", err)
 	}
 	return nil

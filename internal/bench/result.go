@@ -68,6 +68,16 @@ type Result struct {
 	QueryMinPositionP50Ms float64 `json:"query_min_position_p50_ms" label:"GetOrder over gRPC with min_position of an order just placed, 16 clients, p50 ms"`
 	QueryMinPositionP99Ms float64 `json:"query_min_position_p99_ms" label:"  the same, p99 ms"`
 
+	// Telemetry (telemetry.go): durable appends and commands, 16 clients,
+	// with the OpenTelemetry SDK's meter provider (collected after every
+	// slice, readings discarded) beside a no-op one, in alternating slices.
+	TelemetryOffAppendEventsPerS float64 `json:"telemetry_off_append_events_per_s" label:"durable appends/s, 16 goroutines, metrics off (no-op provider)"`
+	TelemetryAppendEventsPerS    float64 `json:"telemetry_append_events_per_s" label:"  the same, metrics on (SDK provider), in slices alternating with it"`
+	TelemetryAppendRatio         float64 `json:"telemetry_append_ratio" label:"  metrics on / off"`
+	TelemetryOffCommandPerS      float64 `json:"telemetry_off_command_per_s" label:"command bus, durable, 16 clients, commands/s, metrics off"`
+	TelemetryCommandPerS         float64 `json:"telemetry_command_per_s" label:"  the same, metrics on, in slices alternating with it"`
+	TelemetryCommandRatio        float64 `json:"telemetry_command_ratio" label:"  metrics on / off"`
+
 	// PeakHeapBytes is the largest Go heap (live and unswept objects) seen
 	// during the whole run, sampled every 10 ms. Pebble's block cache and
 	// memtables live outside the Go heap and are not counted.

@@ -90,7 +90,9 @@ func Run(ctx context.Context, cfg Config) (res Result, err error) {
 // env is the state of one Run: the store, the raw Pebble database beside
 // it, and the data the measurements share.
 type env struct {
-	cfg      Config
+	cfg Config
+	// root is the run's temporary directory.
+	root     string
 	store    *eventstore.PebbleStore
 	raw      *pebble.DB
 	payloads [][]byte
@@ -142,6 +144,9 @@ func (e *env) plan() []step {
 		pair(64),
 		{keys: []string{"command_bus_16_per_s", "command_bus_append_16_per_s"}, run: e.commandBus},
 		{keys: []string{"load_1000_events_us", "load_1000_events_snapshot_us"}, run: e.loadTimes},
+		// The cost of metrics (telemetry.go).
+		{keys: []string{"telemetry_off_append_events_per_s", "telemetry_append_events_per_s",
+			"telemetry_off_command_per_s", "telemetry_command_per_s"}, run: e.telemetry},
 		one("projection_catchup_events_per_s", e.projectionCatchup),
 		{keys: []string{"saga_steps_per_s", "saga_workflows_per_s"}, run: func(ctx context.Context) ([]float64, error) {
 			steps, workflows, err := e.sagaThroughput(ctx)
@@ -186,6 +191,8 @@ func (e *env) round(ctx context.Context) (Result, error) {
 	r.CommandBus16Ratio = ratio(r.CommandBus16PerS, r.CommandBusAppend16PerS)
 	r.GRPCCommands16Ratio = ratio(r.GRPCCommands16PerS, r.ShopCommands16PerS)
 	r.RESTCommands16Ratio = ratio(r.RESTCommands16PerS, r.ShopCommands16PerS)
+	r.TelemetryAppendRatio = ratio(r.TelemetryAppendEventsPerS, r.TelemetryOffAppendEventsPerS)
+	r.TelemetryCommandRatio = ratio(r.TelemetryCommandPerS, r.TelemetryOffCommandPerS)
 	return r, nil
 }
 
@@ -207,7 +214,7 @@ func openEnv(ctx context.Context, cfg Config, root string) (*env, error) {
 	if cfg.Progress == nil {
 		cfg.Progress = io.Discard
 	}
-	e := &env{cfg: cfg}
+	e := &env{cfg: cfg, root: root}
 	rng := rand.New(rand.NewPCG(1, 2))
 	e.payloads = make([][]byte, payloadPool)
 	for i := range e.payloads {

@@ -1,0 +1,189 @@
+package bench
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"strconv"
+	"time"
+
+	"go.opentelemetry.io/otel/metric"
+	"go.opentelemetry.io/otel/metric/noop"
+	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
+	"go.opentelemetry.io/otel/sdk/metric/metricdata"
+
+	"github.com/muninn-es/muninn/aggregate"
+	"github.com/muninn-es/muninn/command"
+	"github.com/muninn-es/muninn/eventstore"
+)
+
+// telemetryClients is the concurrency of the telemetry measurement.
+const telemetryClients = 16
+
+// telemetrySide is one side of the telemetry measurement: a store and a
+// command bus on it, with telemetry on or off.
+type telemetrySide struct {
+	store *eventstore.PebbleStore
+	bus   *command.Bus
+	h     *command.Handler[benchState, benchCommand, benchEvent]
+	// collect reads the metrics, as a scrape does (nil when off).
+	collect func(context.Context) error
+	seqs    []uint64 // per client, across slices
+}
+
+// telemetryOn is what the "on" side runs with: the OpenTelemetry SDK's
+// meter provider with a reader that is collected after every slice (a
+// scrape) and whose readings are discarded. Tracing is not wired here yet:
+// the tracer provider of the trace work goes next to the meter provider.
+func telemetryOn() (metric.MeterProvider, func(context.Context) error, func(context.Context) error) {
+	reader := sdkmetric.NewManualReader()
+	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader))
+	collect := func(ctx context.Context) error {
+		var rm metricdata.ResourceMetrics
+		return reader.Collect(ctx, &rm)
+	}
+	return mp, collect, mp.Shutdown
+}
+
+// telemetry measures the cost of metrics: durable appends (16 goroutines,
+// one event each, exact expected version) and durable commands through the
+// command bus (16 clients on aggregates of their own), each on a store and
+// a bus with the SDK's meter provider (telemetryOn) and on a store and a bus
+// with a no-op one, in alternating slices (off, on, off, on, ...), so that
+// the disk's drift affects both sides alike. Both stores are in the run's
+// directory, opened for this measurement.
+func (e *env) telemetry(ctx context.Context) (_ []float64, err error) {
+	e.seq++
+	run := e.seq
+	mp, collect, shutdown := telemetryOn()
+	defer func() { err = errors.Join(err, shutdown(context.Background())) }()
+	off, err := e.openTelemetrySide(ctx, filepath.Join(e.root, "telemetry-off-"+strconv.Itoa(run)), noop.NewMeterProvider(), nil)
+	if err != nil {
+		return nil, err
+	}
+	defer func() { err = errors.Join(err, off.close()) }()
+	on, err := e.openTelemetrySide(ctx, filepath.Join(e.root, "telemetry-on-"+strconv.Itoa(run)), mp, collect)
+	if err != nil {
+		return nil, err
+	}
+	defer func() { err = errors.Join(err, on.close()) }()
+
+	slice := max(e.cfg.Duration/slicesPerPair, 50*time.Millisecond)
+	var rates [4]float64 // appends off, on; commands off, on
+	for i := range slicesPerPair {
+		warmup := time.Duration(0)
+		if i == 0 {
+			warmup = e.cfg.Warmup
+		}
+		for j, side := range []*telemetrySide{off, on} {
+			a, err := e.telemetryAppends(ctx, side, run, warmup, slice)
+			if err != nil {
+				return nil, fmt.Errorf("appends: %w", err)
+			}
+			rates[j] += a / slicesPerPair
+		}
+		for j, side := range []*telemetrySide{off, on} {
+			c, err := e.telemetryCommands(ctx, side, run, warmup, slice)
+			if err != nil {
+				return nil, fmt.Errorf("commands: %w", err)
+			}
+			rates[2+j] += c / slicesPerPair
+		}
+	}
+	return []float64{rates[0], rates[1], rates[2], rates[3]}, nil
+}
+
+func (e *env) openTelemetrySide(ctx context.Context, dir string, mp metric.MeterProvider, collect func(context.Context) error) (*telemetrySide, error) {
+	store, err := eventstore.Open(dir, eventstore.WithMeterProvider(mp))
+	if err != nil {
+		return nil, err
+	}
+	side := &telemetrySide{store: store, collect: collect, seqs: make([]uint64, telemetryClients)}
+	fail := func(err error) (*telemetrySide, error) { return nil, errors.Join(err, side.close()) }
+	if err := store.CreateTopic(ctx, appendTopic, eventstore.TopicConfig{Partitions: e.cfg.Partitions}); err != nil {
+		return fail(err)
+	}
+	agg, err := benchAggregate(busAggregate, e.cfg.Partitions, aggregate.WithCache(4096), aggregate.WithSnapshots(loadSnapshotEvery))
+	if err != nil {
+		return fail(err)
+	}
+	if side.bus, err = command.New(store, command.WithMeterProvider(mp)); err != nil {
+		return fail(err)
+	}
+	if side.h, err = command.Register(ctx, side.bus, agg); err != nil {
+		return fail(err)
+	}
+	return side, nil
+}
+
+func (s *telemetrySide) close() error {
+	var err error
+	if s.bus != nil {
+		err = s.bus.Close()
+	}
+	return errors.Join(err, s.store.Close())
+}
+
+// slice runs one timed slice of f on side, after flushing its store, and
+// collects side's metrics after it.
+func (s *telemetrySide) slice(ctx context.Context, f func() (float64, error)) (float64, error) {
+	if err := s.store.Flush(ctx); err != nil {
+		return 0, err
+	}
+	rate, err := f()
+	if err != nil {
+		return 0, err
+	}
+	if s.collect != nil {
+		if err := s.collect(ctx); err != nil {
+			return 0, fmt.Errorf("collect metrics: %w", err)
+		}
+	}
+	return rate, nil
+}
+
+// telemetryAppends is appendDurable on side's store.
+func (e *env) telemetryAppends(ctx context.Context, side *telemetrySide, run int, warmup, d time.Duration) (float64, error) {
+	e.seq++
+	part := e.seq
+	return side.slice(ctx, func() (float64, error) {
+		return e.closedLoopFor(ctx, telemetryClients, warmup, d, func(w int) func() error {
+			key := fmt.Sprintf("writer-%d-%d-%d", run, part, w)
+			var version uint64
+			events := make([]eventstore.Event, 1)
+			return func() error {
+				events[0] = eventstore.Event{Type: "bench.appended", Payload: e.payload(uint64(w)*7919 + version)}
+				res, err := side.store.Append(ctx, appendTopic, key, eventstore.Exact(version), events)
+				if err != nil {
+					return err
+				}
+				version = res.LastVersion
+				return nil
+			}
+		})
+	})
+}
+
+// telemetryCommands is commandBus's bus side on side's bus.
+func (e *env) telemetryCommands(ctx context.Context, side *telemetrySide, run int, warmup, d time.Duration) (float64, error) {
+	return side.slice(ctx, func() (float64, error) {
+		return e.closedLoopFor(ctx, telemetryClients, warmup, d, func(w int) func() error {
+			id := fmt.Sprintf("agg-%d-%d", run, w)
+			prefix := id + "-cmd-"
+			return func() error {
+				side.seqs[w]++
+				seq := side.seqs[w]
+				res, err := side.h.Dispatch(ctx, id, benchCommand{Data: e.data(uint64(w)*7919 + seq)},
+					command.WithCommandID(prefix+strconv.FormatUint(seq, 10)))
+				if err != nil {
+					return err
+				}
+				if res.Version != seq {
+					return fmt.Errorf("command %d on %s: version %d", seq, id, res.Version)
+				}
+				return nil
+			}
+		})
+	})
+}
