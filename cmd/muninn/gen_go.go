@@ -16,7 +16,7 @@ import (
 // gen/golang), registered under `muninn gen`.
 func genGoCmd() *cobra.Command {
 	var out, module, replace string
-	var dryRun bool
+	var dryRun, noBuf bool
 	cmd := &cobra.Command{
 		Use:   "go [FILE]",
 		Short: "generate Go code from an event model (default eventmodel.yaml)",
@@ -26,8 +26,12 @@ a test per scenario (*_gen.go and *_gen_test.go, rewritten on every run), and,
 once, rules.go with a stub per business rule to fill in (never overwritten).
 The model must pass 'muninn gen check'.
 
-With --module, a go.mod is written too (once); --replace points it at a local
-checkout of the muninn module.`,
+With --module, the module is a service: a go.mod (written once; --replace
+points it at a local checkout of the muninn module), a .proto per context with
+routed commands (grpc-gateway HTTP annotations from the route hints), the gRPC
+and gateway code generated from it by buf (run as a Go module: the first run
+compiles buf, which takes minutes), a server per context, the serve wiring and
+a main.go (written once) that serves it all over gRPC and REST.`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			file := "eventmodel.yaml"
@@ -48,7 +52,7 @@ checkout of the muninn module.`,
 			if ps := model.Validate(m); len(ps) > 0 {
 				return fmt.Errorf("gen go: %s is not valid (muninn gen check says the same):\n%w", file, ps)
 			}
-			rep, err := golang.Generate(m, out, golang.Options{Module: module, Replace: replace, DryRun: dryRun})
+			rep, err := golang.Generate(m, out, golang.Options{Module: module, Replace: replace, DryRun: dryRun, Service: module != ""})
 			if err != nil {
 				return fmt.Errorf("gen go: %w", err)
 			}
@@ -61,12 +65,19 @@ checkout of the muninn module.`,
 					fmt.Fprintf(w, "%-9s %s\n", l.what, filepath.Join(out, f))
 				}
 			}
+			if module != "" && !noBuf && !dryRun {
+				fmt.Fprintf(w, "running buf in %s (the gRPC and gateway code) ...\n", out)
+				if err := golang.RunBuf(cmd.Context(), out); err != nil {
+					return fmt.Errorf("gen go: %w", err)
+				}
+			}
 			return nil
 		},
 	}
 	cmd.Flags().StringVar(&out, "out", "", "the directory to generate into (required)")
 	cmd.Flags().StringVar(&module, "module", "", "the Go module path: write DIR/go.mod if missing")
 	cmd.Flags().StringVar(&replace, "replace", "", "a local muninn checkout for go.mod's replace directive")
+	cmd.Flags().BoolVar(&noBuf, "no-buf", false, "with --module: do not run buf (the module does not build until it has run)")
 	cmd.Flags().BoolVar(&dryRun, "dry-run", false, "say what would be written, write nothing")
 	return cmd
 }

@@ -146,6 +146,13 @@ func aggregatePlan(pc *pctx, a *model.Aggregate, only bool, ctxTopic string, top
 		}
 		cm.wire = prefix + strings.Join(ws, "-")
 		cm.rule = "decide" + cm.goName
+		if c.HTTP != nil && c.HTTP.Method != "" {
+			if err := checkRoute(pa, cm, c.HTTP.Method, c.HTTP.Path); err != nil {
+				bad(c.HTTP.Pos, "command %s: %v", c.Name, err)
+			} else {
+				cm.route = &proute{method: c.HTTP.Method, path: c.HTTP.Path}
+			}
+		}
 		pa.commands = append(pa.commands, cm)
 	}
 	for _, e := range a.Events {

@@ -25,6 +25,16 @@ type Options struct {
 	Replace string
 	// DryRun reports what Generate would write without writing.
 	DryRun bool
+	// Service also generates the service surface, for the contexts with
+	// routed commands (a route hint, "POST /v1/orders"): a .proto per
+	// context under api/<context>/v1 with grpc-gateway HTTP annotations,
+	// a server per context (server_gen.go) dispatching each call as its
+	// command, the module's wiring (serve_gen.go, package main), a main.go
+	// written once, and buf's configuration, the google/api protos
+	// under third_party/ included. Run RunBuf next to generate the gRPC and
+	// gateway code. It needs Module, the import path of the generated
+	// packages.
+	Service bool
 }
 
 // Report says what Generate did, by path relative to its directory.
@@ -111,6 +121,40 @@ func Generate(m *model.Model, dir string, opts Options) (Report, error) {
 		// removed below with the other stale generated files.
 		if tests != nil {
 			files = append(files, file{filepath.Join(c.pkg, "scenarios_gen_test.go"), tests, true})
+		}
+	}
+	if opts.Service {
+		if opts.Module == "" {
+			return rep, errors.New("golang: Generate: Options.Service needs Options.Module, the generated packages' import path")
+		}
+		for _, c := range pm.contexts {
+			if p := protoFile(pm, c, opts.Module); p != nil {
+				files = append(files, file{protoPath(c), p, true})
+			}
+			srv, err := serverGen(pm, c, opts.Module)
+			if err != nil {
+				return rep, err
+			}
+			if srv != nil {
+				files = append(files, file{filepath.Join(c.pkg, "server_gen.go"), srv, true})
+			}
+		}
+		serve, err := serveGen(pm, opts.Module)
+		if err != nil {
+			return rep, err
+		}
+		main, err := mainFile(pm)
+		if err != nil {
+			return rep, err
+		}
+		files = append(files, file{"serve_gen.go", serve, true}, file{"main.go", main, false},
+			file{"buf.yaml", []byte(bufYAML), false}, file{"buf.gen.yaml", []byte(bufGenYAML), false})
+		for _, name := range []string{"LICENSE", "google/api/annotations.proto", "google/api/http.proto"} {
+			data, err := googleAPI.ReadFile("third_party/" + name)
+			if err != nil {
+				return rep, fmt.Errorf("golang: %w", err)
+			}
+			files = append(files, file{filepath.Join("third_party", name), data, false})
 		}
 	}
 	if opts.Module != "" {

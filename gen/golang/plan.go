@@ -114,7 +114,11 @@ type pmsg struct {
 	version int    // events: schema version
 	rule    string // commands: decide<Name>; events: evolve<Name>
 	emits   []string
+	route   *proute // commands: the HTTP route hint, if any
 }
+
+// proute is a command's HTTP route hint.
+type proute struct{ method, path string }
 
 func (m *pmsg) field(name string) *pfield {
 	for _, f := range m.fields {
