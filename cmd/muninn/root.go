@@ -13,6 +13,7 @@ durable, partitioned, compacting log on Pebble, shaped like Apache Kafka.
 
   muninn demo         serve the example shop and drive it over HTTP, in seconds
   muninn serve        serve the example shop over gRPC and REST on a data directory
+  muninn gen          from an event-storming model (or a Miro board) to code and pictures
 
 Operators, against a running server (--server ADDR) or a data directory
 (--data DIR), as a table or --json:
@@ -32,5 +33,6 @@ Operators, against a running server (--server ADDR) or a data directory
 	}
 	root.AddCommand(newDemoCmd(), newBenchCmd(), newRepairCmd(), newVersionCmd(), newServeCmd(),
 		newTopicsCmd(), newTailCmd(), newGroupsCmd(), newTraceCmd(), newProjectionsCmd(), newRebuildCmd(), newDLQCmd(), newSagasCmd())
+	root.AddCommand(newGenCmd())
 	return root
 }
