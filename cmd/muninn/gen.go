@@ -31,10 +31,11 @@ schema prints its JSON Schema).
   muninn gen check [FILE]                every problem of a model, with file:line
   muninn gen asyncapi [FILE]             AsyncAPI 3 of the public events, on stdout
   muninn gen mermaid [FILE]              a Mermaid flowchart of the model, on stdout
+  muninn gen go --out DIR [FILE]         the Go code of a model (--module: a service)
   muninn gen schema                      the JSON Schema of the model file`,
 	}
 	gen.AddCommand(newGenInitCmd(), newGenImportCmd(), newGenCheckCmd(), newGenSchemaCmd(),
-		newGenAsyncAPICmd(), newGenMermaidCmd())
+		newGenAsyncAPICmd(), newGenMermaidCmd(), genGoCmd())
 	return gen
 }
 
