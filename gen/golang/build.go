@@ -50,6 +50,11 @@ func build(m *model.Model) (*pmodel, error) {
 		for _, a := range c.Aggregates {
 			pc.aggs = append(pc.aggs, aggregatePlan(pc, a, len(c.Aggregates) == 1, m.Topic(c), c.Topic != "", bad))
 		}
+		if isKeyword(pc.pkg) || pc.pkg == "main" {
+			bad(c.Pos, "context %q: its Go package would be %s, which Go does not allow", c.Name, pc.pkg)
+			continue
+		}
+		checkNames(pc, c, bad)
 		pm.contexts = append(pm.contexts, pc)
 	}
 	// Scenarios after every aggregate of the context is planned.
@@ -242,4 +247,60 @@ func scenarioPlan(pc *pctx, pa *pagg, a *model.Aggregate, s *model.Scenario, bad
 func validTimestamp(s string) error {
 	_, err := time.Parse(time.RFC3339Nano, s)
 	return err
+}
+
+// generatedNames are the package-level names the generated files of every
+// context declare besides the model's.
+var generatedNames = []string{"ErrRuleNotWritten", "stubsRun", "ruleError", "notWritten",
+	"Server", "NewServer", "RegisterGateway", "newID", "convertList", "waitingFor", "mustTime"}
+
+// checkNames reports the model's elements whose Go names would collide in
+// their context's package (a type and a command of the same name, two
+// fields that are both CustomerID), which would not compile.
+func checkNames(pc *pctx, c *model.Context, bad func(model.Pos, string, ...any)) {
+	seen := map[string]string{}
+	for _, n := range generatedNames {
+		seen[n] = "a name the generator declares"
+	}
+	declare := func(pos model.Pos, goName, what string) {
+		if prev, ok := seen[goName]; ok {
+			bad(pos, "%s: its Go name %s is also %s", what, goName, prev)
+			return
+		}
+		seen[goName] = what
+	}
+	fieldsOf := func(pos model.Pos, what string, fs []*pfield) {
+		names := map[string]string{}
+		for _, f := range fs {
+			if prev, ok := names[f.goName]; ok {
+				bad(pos, "%s: fields %s and %s are both %s in Go", what, prev, f.name, f.goName)
+			}
+			names[f.goName] = f.name
+		}
+	}
+	for i, t := range pc.types {
+		what := "type " + t.name
+		declare(c.Types[i].Pos, t.goName, what)
+		fieldsOf(c.Types[i].Pos, what, t.fields)
+	}
+	for i, a := range pc.aggs {
+		ma := c.Aggregates[i]
+		what := "aggregate " + a.name
+		for _, n := range []string{a.goName, a.topicConst, a.commandIface, a.eventIface, a.eventsFunc, a.newFunc,
+			a.deciderFunc, a.initialFunc, a.decideFunc, a.evolveFunc} {
+			declare(ma.Pos, n, what)
+		}
+		for j, cmd := range a.commands {
+			what := "command " + cmd.name
+			declare(ma.Commands[j].Pos, cmd.goName, what)
+			declare(ma.Commands[j].Pos, cmd.rule, what+"'s rule")
+			fieldsOf(ma.Commands[j].Pos, what, cmd.fields)
+		}
+		for j, ev := range a.events {
+			what := "event " + ev.name
+			declare(ma.Events[j].Pos, ev.goName, what)
+			declare(ma.Events[j].Pos, ev.rule, what+"'s rule")
+			fieldsOf(ma.Events[j].Pos, what, ev.fields)
+		}
+	}
 }

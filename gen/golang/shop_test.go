@@ -5,6 +5,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/muninn-es/muninn/gen/golang"
@@ -117,5 +118,99 @@ func TestUserFileInTheWay(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(dir, "order")); !os.IsNotExist(err) {
 		t.Errorf("order/ was written although Generate failed: %v", err)
+	}
+}
+
+// TestBadModels: what the generator cannot get past is an error naming
+// the element and its line, never a panic or code that does not compile.
+func TestBadModels(t *testing.T) {
+	for _, tc := range []struct {
+		name, src, want string
+	}{
+		{"type named like a command", `
+name: x
+contexts:
+  - name: Order
+    types:
+      - name: PlaceOrder
+        fields: {a: string}
+    aggregates:
+      - name: Order
+        id: order_id
+        commands:
+          - name: PlaceOrder
+            emits: [Placed]
+        events:
+          - name: Placed
+`, "eventmodel.yaml:12: command PlaceOrder: its Go name PlaceOrder is also type PlaceOrder"},
+		{"fields alike in Go", `
+name: x
+contexts:
+  - name: Order
+    aggregates:
+      - name: Order
+        id: order_id
+        commands:
+          - name: PlaceOrder
+            fields: {customer_id: string, customerID: string}
+            emits: [Placed]
+        events:
+          - name: Placed
+`, "fields customer_id and customerID are both CustomerID in Go"},
+		{"context that is a keyword", `
+name: x
+contexts:
+  - name: Type
+    aggregates:
+      - name: Order
+        id: order_id
+        commands:
+          - name: PlaceOrder
+            emits: [Placed]
+        events:
+          - name: Placed
+`, "its Go package would be type"},
+		{"unknown field in a scenario", `
+name: x
+contexts:
+  - name: Order
+    aggregates:
+      - name: Order
+        id: order_id
+        commands:
+          - name: PlaceOrder
+            emits: [Placed]
+        events:
+          - name: Placed
+        scenarios:
+          - name: s
+            when: {PlaceOrder: {nope: 1}}
+            then: [{Placed: {}}]
+`, `scenario "s": command PlaceOrder: PlaceOrder has no field "nope"`},
+		{"route on an unknown field", `
+name: x
+contexts:
+  - name: Order
+    aggregates:
+      - name: Order
+        id: order_id
+        commands:
+          - name: PlaceOrder
+            emits: [Placed]
+            http: "POST /v1/{shop}/orders"
+        events:
+          - name: Placed
+`, "{shop} is neither the aggregate's ID (order_id) nor a string field of PlaceOrder"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			m, err := model.Parse("eventmodel.yaml", []byte(tc.src))
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, err = golang.Generate(m, t.TempDir(), golang.Options{})
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("Generate = %v, want an error containing %q", err, tc.want)
+			}
+		})
 	}
 }
