@@ -22,6 +22,7 @@ func build(m *model.Model) (*pmodel, error) {
 	if service == "" {
 		service = "app"
 	}
+	pm.service = service
 	var errs []string
 	bad := func(pos model.Pos, format string, args ...any) {
 		errs = append(errs, pos.String()+": "+fmt.Sprintf(format, args...))
@@ -68,6 +69,15 @@ func build(m *model.Model) (*pmodel, error) {
 			for _, s := range a.Scenarios {
 				if ps := scenarioPlan(pc, pa, a, s, bad); ps != nil {
 					pa.scenarios = append(pa.scenarios, ps)
+				}
+			}
+		}
+	}
+	if len(errs) == 0 {
+		for _, c := range m.Contexts {
+			for _, p := range c.Policies {
+				if pp := policyPlan(m, pm, c, p, bad); pp != nil {
+					pm.policies = append(pm.policies, pp)
 				}
 			}
 		}

@@ -139,6 +139,13 @@ func Generate(m *model.Model, dir string, opts Options) (Report, error) {
 				files = append(files, file{filepath.Join(c.pkg, "server_gen.go"), srv, true})
 			}
 		}
+		pol, err := policiesGen(pm, opts.Module)
+		if err != nil {
+			return rep, err
+		}
+		if pol != nil {
+			files = append(files, file{filepath.Join("policies", "policies_gen.go"), pol, true})
+		}
 		serve, err := serveGen(pm, opts.Module)
 		if err != nil {
 			return rep, err

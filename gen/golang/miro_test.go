@@ -1,17 +1,22 @@
 package golang_test
 
 import (
+	"context"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/muninn-es/muninn/gen/golang"
 	"github.com/muninn-es/muninn/gen/miro"
 	"github.com/muninn-es/muninn/gen/model"
 )
 
 // TestMiroRoundTrip is the proof: the Miro board fixture of the
 // shop, imported (package gen/miro), with a scenario per aggregate added
-// (a board has none), generated as a module of its own
+// (a board has none), generated as a module of its own with its service
+// surface and policies
 // (with a replace to this checkout) builds and vets, and go test passes
 // but for the scenario tests waiting for a rule, each failing with the
 // message naming it.
@@ -54,7 +59,20 @@ func TestMiroRoundTrip(t *testing.T) {
 	if ps := model.Validate(m); len(ps) > 0 {
 		t.Fatalf("the board with its scenarios is not valid:\n%v", ps)
 	}
-	dir := generateModule(t, m)
+	dir := t.TempDir()
+	if _, err := golang.Generate(m, dir, golang.Options{Module: "example.com/gen", Replace: repoRoot, Service: true}); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	defer cancel()
+	if err := golang.RunBuf(ctx, dir); err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range []string{"api/order/v1/order.pb.gw.go", "policies/policies_gen.go", "serve_gen.go", "main.go"} {
+		if _, err := os.Stat(filepath.Join(dir, f)); err != nil {
+			t.Errorf("not generated: %v", err)
+		}
+	}
 	for _, args := range [][]string{{"build", "./..."}, {"vet", "./..."}} {
 		if out, err := goCmd(t, dir, args...); err != nil {
 			t.Fatalf("go %s: %v\n%s", strings.Join(args, " "), err, out)

@@ -209,4 +209,6 @@ type pmodel struct {
 	name     string
 	file     string // the model file's base name, for headers
 	contexts []*pctx
+	service  string
+	policies []*ppolicy
 }

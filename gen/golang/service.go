@@ -423,12 +423,16 @@ func serveGen(pm *pmodel, module string) ([]byte, error) {
 	w.p("\t\"github.com/muninn-es/muninn/command\"")
 	w.p("\t\"github.com/muninn-es/muninn/eventstore\"")
 	w.p("\t\"github.com/muninn-es/muninn/service\"")
+	if len(pm.policies) > 0 {
+		w.p("\t\"github.com/muninn-es/muninn/saga\"")
+		w.p("\t%q", module+"/policies")
+	}
 	var served []*pctx
 	for _, c := range pm.contexts {
 		if len(routed(c)) > 0 {
 			served = append(served, c)
-			w.p("\t%q", module+"/"+c.pkg)
 		}
+		w.p("\t%q", module+"/"+c.pkg)
 	}
 	w.p(")")
 	w.p("")
@@ -454,6 +458,23 @@ func serveGen(pm *pmodel, module string) ([]byte, error) {
 	w.p("\tif err != nil {")
 	w.p("\t\treturn errors.Join(err, bus.Close(), store.Close())")
 	w.p("\t}")
+	// The aggregates of the contexts without a service take commands
+	// from policies and sagas: they are on the bus too.
+	for _, c := range pm.contexts {
+		if len(routed(c)) > 0 {
+			continue
+		}
+		for _, a := range c.aggs {
+			v := unexported(c.pkg) + exported(a.name)
+			w.p("	%s, err := %s.%s()", v, c.pkg, a.newFunc)
+			w.p("	if err != nil {")
+			w.p("		return errors.Join(err, bus.Close(), store.Close())")
+			w.p("	}")
+			w.p("	if _, err := command.Register(ctx, bus, %s); err != nil {", v)
+			w.p("		return errors.Join(err, bus.Close(), store.Close())")
+			w.p("	}")
+		}
+	}
 	for _, c := range served {
 		v := unexported(c.pkg) + "Server"
 		w.p("\t%s, err := %s.NewServer(ctx, bus)", v, c.pkg)
@@ -462,6 +483,16 @@ func serveGen(pm *pmodel, module string) ([]byte, error) {
 		w.p("\t}")
 		w.p("\tsrv.Register(func(g *grpc.Server) { %s.Register(g) })", v)
 		w.p("\tsrv.RegisterGateway(%s.RegisterGateway)", c.pkg)
+	}
+	w.p("\tvar g service.Group")
+	if len(pm.policies) > 0 {
+		w.p("\tfor _, p := range policies.All() {")
+		w.p("\t\tpolicy, err := saga.New(store, bus, p, saga.WithLogger(cfg.Logger))")
+		w.p("\t\tif err != nil {")
+		w.p("\t\t\treturn errors.Join(err, bus.Close(), store.Close())")
+		w.p("\t\t}")
+		w.p("\t\tg.Add(policy.Name(), policy)")
+		w.p("\t}")
 	}
 	w.p("\tif cfg.Started != nil {")
 	w.p("\t\tgo func() {")
@@ -472,7 +503,6 @@ func serveGen(pm *pmodel, module string) ([]byte, error) {
 	w.p("\t\t\t}")
 	w.p("\t\t}()")
 	w.p("\t}")
-	w.p("\tvar g service.Group")
 	w.p("\tg.AddCloser(\"store\", store)")
 	w.p("\tg.AddCloser(\"bus\", bus)")
 	w.p("\tg.AddServer(srv)")
