@@ -36,5 +36,13 @@
 // ("shop.order.mark-paid" for MarkPaid, "shop.order.complete" for
 // CompleteOrder).
 //
-// examples/shop is generated this way from examples/shop/eventmodel.yaml.
+// With Options.Service (muninn gen go --module) the module is a service:
+// a .proto per context with routed commands and grpc-gateway annotations
+// from the route hints (RunBuf generates their Go code with buf), a Server
+// per context dispatching each call as its command, the model's policies
+// (package policies, saga.DefinePolicy), and the wiring and main that
+// serve it all over gRPC and REST.
+//
+// The order, payment and shipping packages of examples/shop are generated
+// (without Options.Service) from examples/shop/eventmodel.yaml.
 package golang
