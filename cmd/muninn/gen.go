@@ -33,10 +33,11 @@ schema prints its JSON Schema).
   muninn gen board [FILE]                the model as an SVG event-storming board, on stdout
   muninn gen asyncapi [FILE]             AsyncAPI 3 of the public events, on stdout
   muninn gen mermaid [FILE]              a Mermaid flowchart of the model, on stdout
+  muninn gen go --out DIR [FILE]         the Go code of a model (--module: a service)
   muninn gen schema                      the JSON Schema of the model file`,
 	}
 	gen.AddCommand(newGenInitCmd(), newGenImportCmd(), newGenCheckCmd(), newGenSchemaCmd(),
-		newGenBoardCmd(), newGenAsyncAPICmd(), newGenMermaidCmd())
+		newGenBoardCmd(), newGenAsyncAPICmd(), newGenMermaidCmd(), genGoCmd())
 	return gen
 }
 

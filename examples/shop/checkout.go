@@ -55,7 +55,7 @@ type PaymentTimedOut struct {
 // reason. A customer's cancellation (shop.order.cancelled while the checkout
 // runs) fails it too, compensating, without cancelling the order again.
 func CheckoutSaga(timeout time.Duration) *saga.Definition[Checkout] {
-	d := saga.Define[Checkout](CheckoutName, order.Topic, payment.Topic, shipping.ShipmentsTopic)
+	d := saga.Define[Checkout](CheckoutName, order.Topic, payment.Topic, shipping.ShipmentTopic)
 	order.CheckoutCommands(d)
 	payment.CheckoutCommands(d)
 	shipping.CheckoutCommands(d)

@@ -123,7 +123,7 @@ func (s *Shop) register(store eventstore.Store) error {
 	cache := aggregate.WithCache(aggregateCache)
 	orders, errO := order.New(cache)
 	payments, errP := payment.New(cache)
-	shipments, errS := shipping.NewShipments(cache)
+	shipments, errS := shipping.NewShipment(cache)
 	stock, errK := shipping.NewStock(cache)
 	if err := errors.Join(errO, errP, errS, errK); err != nil {
 		return fmt.Errorf("shop: %w", err)

@@ -154,7 +154,7 @@ func TestCheckoutCaptured(t *testing.T) {
 		t.Errorf("order after checkout: %v, want COMPLETED at version 4", o)
 	}
 	// Every event of the checkout carries the request's correlation ID.
-	for _, tk := range [][2]string{{order.Topic, resp.OrderId}, {payment.Topic, resp.OrderId}, {shipping.ShipmentsTopic, resp.OrderId}, {shipping.StockTopic, "sku-2"}} {
+	for _, tk := range [][2]string{{order.Topic, resp.OrderId}, {payment.Topic, resp.OrderId}, {shipping.ShipmentTopic, resp.OrderId}, {shipping.StockTopic, "sku-2"}} {
 		n := 0
 		for rec, err := range f.store.ReadStream(t.Context(), tk[0], tk[1], 1) {
 			if err != nil {
@@ -619,7 +619,7 @@ func TestCancelRace(t *testing.T) {
 			if r := strings.Count(strings.Join(stock, ","), "stock.reserved"); r != strings.Count(strings.Join(stock, ","), "stock.released") {
 				t.Errorf("order %d cancelled with stock %v", i, stock)
 			}
-			if ship := strings.Join(types(shipping.ShipmentsTopic, resp.OrderId), ","); ship != "" && ship != "shipment.shipped,shipment.recalled" {
+			if ship := strings.Join(types(shipping.ShipmentTopic, resp.OrderId), ","); ship != "" && ship != "shipment.shipped,shipment.recalled" {
 				t.Errorf("order %d cancelled with shipment %s", i, ship)
 			}
 		case status.Code(cancelErr) == codes.FailedPrecondition:

@@ -27,7 +27,7 @@ func TestStock(t *testing.T) {
 }
 
 func TestShipment(t *testing.T) {
-	agg, err := shipping.NewShipments(aggregate.WithSnapshots(1))
+	agg, err := shipping.NewShipment(aggregate.WithSnapshots(1))
 	if err != nil {
 		t.Fatal(err)
 	}

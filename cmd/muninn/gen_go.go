@@ -1,0 +1,83 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+
+	"github.com/spf13/cobra"
+
+	"github.com/muninn-es/muninn/gen/golang"
+	"github.com/muninn-es/muninn/gen/model"
+)
+
+// genGoCmd returns `muninn gen go`: the Go code of a model (package
+// gen/golang), registered under `muninn gen`.
+func genGoCmd() *cobra.Command {
+	var out, module, replace string
+	var dryRun, noBuf bool
+	cmd := &cobra.Command{
+		Use:   "go [FILE]",
+		Short: "generate Go code from an event model (default eventmodel.yaml)",
+		Long: `Generate the Go code of an event model into --out, one package per bounded
+context: the event and command types, the event registries, the deciders, and
+a test per scenario (*_gen.go and *_gen_test.go, rewritten on every run), and,
+once, rules.go with a stub per business rule to fill in (never overwritten).
+The model must pass 'muninn gen check'.
+
+With --module, the module is a service: a go.mod (written once; --replace
+points it at a local checkout of the muninn module), a .proto per context with
+routed commands (grpc-gateway HTTP annotations from the route hints), the gRPC
+and gateway code generated from it by buf (run as a Go module: the first run
+compiles buf, which takes minutes), a server per context, the serve wiring and
+a main.go (written once) that serves it all over gRPC and REST.`,
+		Args: cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			file := "eventmodel.yaml"
+			if len(args) == 1 {
+				file = args[0]
+			}
+			if out == "" {
+				return errors.New("gen go: --out is required: the directory to generate into")
+			}
+			data, err := os.ReadFile(file)
+			if err != nil {
+				return fmt.Errorf("gen go: %w", err)
+			}
+			m, err := model.Parse(file, data)
+			if err != nil {
+				return fmt.Errorf("gen go: %w", err)
+			}
+			if ps := model.Validate(m); len(ps) > 0 {
+				return fmt.Errorf("gen go: %s is not valid (muninn gen check says the same):\n%w", file, ps)
+			}
+			rep, err := golang.Generate(m, out, golang.Options{Module: module, Replace: replace, DryRun: dryRun, Service: module != ""})
+			if err != nil {
+				return fmt.Errorf("gen go: %w", err)
+			}
+			w := cmd.OutOrStdout()
+			for _, l := range []struct {
+				what  string
+				files []string
+			}{{"generated", rep.Written}, {"created", rep.Created}, {"kept", rep.Kept}, {"removed", rep.Removed}} {
+				for _, f := range l.files {
+					fmt.Fprintf(w, "%-9s %s\n", l.what, filepath.Join(out, f))
+				}
+			}
+			if module != "" && !noBuf && !dryRun {
+				fmt.Fprintf(w, "running buf in %s (the gRPC and gateway code) ...\n", out)
+				if err := golang.RunBuf(cmd.Context(), out); err != nil {
+					return fmt.Errorf("gen go: %w", err)
+				}
+			}
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&out, "out", "", "the directory to generate into (required)")
+	cmd.Flags().StringVar(&module, "module", "", "the Go module path: write DIR/go.mod if missing")
+	cmd.Flags().StringVar(&replace, "replace", "", "a local muninn checkout for go.mod's replace directive")
+	cmd.Flags().BoolVar(&noBuf, "no-buf", false, "with --module: do not run buf (the module does not build until it has run)")
+	cmd.Flags().BoolVar(&dryRun, "dry-run", false, "say what would be written, write nothing")
+	return cmd
+}
