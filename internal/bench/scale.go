@@ -16,9 +16,11 @@ import (
 	"path/filepath"
 	"reflect"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"text/tabwriter"
 	"time"
@@ -68,6 +70,10 @@ type ScaleConfig struct {
 	// StoreOptions are passed to eventstore.Open for the big and the small
 	// store (none by default: the defaults are what is measured).
 	StoreOptions []eventstore.Option
+	// PebbleOptions, if set, adjusts the stores' Pebble options, as
+	// eventstore.WithPebbleOptions does (RunScale sets that option itself,
+	// to watch the stores' compactions): for experiments with tuning.
+	PebbleOptions func(*pebble.Options)
 	// ChildCommand returns the command of the child process that loads the
 	// store in dir until it is killed: a process that calls ScaleChild.
 	// Nil means this executable with the arguments "bench --scale-child
@@ -127,6 +133,8 @@ type ScaleResult struct {
 	LongestStream  float64 `json:"scale_longest_stream_events" label:"  events in the longest stream"`
 	LoadStoreS     float64 `json:"scale_load_store_s" label:"bulk load of the store, s (NoSync appends, one Sync, Flush)"`
 	LoadRawS       float64 `json:"scale_load_raw_s" label:"bulk load of raw Pebble, s (NoSync batches, Flush)"`
+	SettleStoreS   float64 `json:"scale_settle_store_s" label:"store: wait after the load until no compaction runs, s"`
+	SettleRawS     float64 `json:"scale_settle_raw_s" label:"raw Pebble: the same, s"`
 	DiskBytesEvent float64 `json:"scale_disk_bytes_per_event" label:"store: bytes on disk per event"`
 	RawDiskBytes   float64 `json:"scale_raw_disk_bytes_per_event" label:"raw Pebble: bytes on disk per event"`
 	DiskRatio      float64 `json:"scale_disk_ratio" label:"  store / raw (target <= 1.5)"`
@@ -303,6 +311,52 @@ type scaleEnv struct {
 	// bench reuses the closed loop of Run.
 	bench *env
 	rss   *rssSampler
+	// busy counts the stores' flushes and compactions in progress.
+	busy atomic.Int64
+}
+
+// storeOptions returns the options of the stores: the config's, and a
+// listener that counts flushes and compactions.
+func (e *scaleEnv) storeOptions() []eventstore.Option {
+	inc := func() { e.busy.Add(1) }
+	dec := func() { e.busy.Add(-1) }
+	return append(slices.Clip(e.cfg.StoreOptions), eventstore.WithPebbleOptions(func(o *pebble.Options) {
+		if e.cfg.PebbleOptions != nil {
+			e.cfg.PebbleOptions(o)
+		}
+		o.EventListener = &pebble.EventListener{
+			FlushBegin:      func(pebble.FlushInfo) { inc() },
+			FlushEnd:        func(pebble.FlushInfo) { dec() },
+			CompactionBegin: func(pebble.CompactionInfo) { inc() },
+			CompactionEnd:   func(pebble.CompactionInfo) { dec() },
+		}
+	}))
+}
+
+// settleEvery is how often settle looks; settleMax bounds its wait.
+const (
+	settleEvery = 200 * time.Millisecond
+	settleMax   = 30 * time.Minute
+)
+
+// settle waits until busy reports no flush or compaction at two looks in
+// a row (Pebble starts the next compaction as one ends), and returns the
+// seconds it waited. The reads then measure the shape of the LSM that the
+// data size makes, not a backlog the bulk load left.
+func settle(ctx context.Context, busy func() bool) (float64, error) {
+	t0 := time.Now()
+	idle := 0
+	for idle < 2 && time.Since(t0) < settleMax {
+		if busy() {
+			idle = 0
+		} else {
+			idle++
+		}
+		if !sleep(ctx, settleEvery) {
+			return 0, ctx.Err()
+		}
+	}
+	return roundTo(time.Since(t0).Seconds(), 1), nil
 }
 
 // RunScale loads a store and raw Pebble with cfg.Events events in
@@ -376,7 +430,15 @@ func (e *scaleEnv) run(ctx context.Context, res *ScaleResult) error {
 		return err
 	}
 	res.LoadRawS = roundTo(time.Since(t0).Seconds(), 1)
-	e.progress("raw Pebble loaded in %.1f s\n", res.LoadRawS)
+	e.progress("raw Pebble loaded in %.1f s; waiting for its compactions\n", res.LoadRawS)
+	if res.SettleRawS, err = settle(ctx, func() bool {
+		m := raw.Metrics()
+		return m.Compact.NumInProgress > 0 || m.Flush.NumInProgress > 0
+	}); err != nil {
+		_ = raw.Close()
+		return err
+	}
+	e.progress("raw Pebble settled in %.1f s\n", res.SettleRawS)
 	if err := raw.Close(); err != nil {
 		return fmt.Errorf("close raw Pebble: %w", err)
 	}
@@ -387,7 +449,7 @@ func (e *scaleEnv) run(ctx context.Context, res *ScaleResult) error {
 	res.RawDiskBytes = roundTo(float64(rawBytes)/res.Events, 1)
 
 	e.rss = startRSSSampler(10 * time.Millisecond)
-	store, err := eventstore.Open(storeDir, e.cfg.StoreOptions...)
+	store, err := eventstore.Open(storeDir, e.storeOptions()...)
 	if err != nil {
 		e.rss.stop()
 		return err
@@ -396,7 +458,11 @@ func (e *scaleEnv) run(ctx context.Context, res *ScaleResult) error {
 	err = e.loadStore(ctx, store)
 	res.LoadStoreS = roundTo(time.Since(t0).Seconds(), 1)
 	if err == nil {
-		e.progress("store loaded in %.1f s\n", res.LoadStoreS)
+		e.progress("store loaded in %.1f s; waiting for its compactions\n", res.LoadStoreS)
+		res.SettleStoreS, err = settle(ctx, func() bool { return e.busy.Load() > 0 })
+	}
+	if err == nil {
+		e.progress("store settled in %.1f s\n", res.SettleStoreS)
 		err = store.Close() // the bytes of a closed store: no WAL beyond the checkpoint
 	} else {
 		_ = store.Close()
@@ -414,7 +480,7 @@ func (e *scaleEnv) run(ctx context.Context, res *ScaleResult) error {
 	res.DiskRatio = ratio(res.DiskBytesEvent, res.RawDiskBytes)
 	e.progress("bytes per event: store %.1f, raw %.1f (%.2f)\n", res.DiskBytesEvent, res.RawDiskBytes, res.DiskRatio)
 
-	if store, err = eventstore.Open(storeDir, e.cfg.StoreOptions...); err != nil {
+	if store, err = eventstore.Open(storeDir, e.storeOptions()...); err != nil {
 		e.rss.stop()
 		return err
 	}
@@ -614,8 +680,11 @@ func (e *scaleEnv) alternate(ctx context.Context, s *eventstore.PebbleStore, raw
 			}
 			got, bytes := 0, 0
 			for ok := it.First(); ok; ok = it.Next() {
+				// Copied out, as a reader that hands values on must
+				// (the store's records own their bytes too).
+				v := slices.Clone(it.Value())
 				got++
-				bytes += len(it.Value())
+				bytes += len(v)
 			}
 			if err := errors.Join(it.Error(), it.Close()); err != nil {
 				return 0, 0, 0, err
@@ -679,7 +748,7 @@ func (e *scaleEnv) scanRaw(db *pebble.DB) (float64, error) {
 	n := 0
 	t0 := time.Now()
 	for ok := it.First(); ok; ok = it.Next() {
-		_ = append([]byte(nil), it.Value()...) // copied out, as the store's records are
+		_ = slices.Clone(it.Value()) // copied out, as the store's records are
 		if n++; n%4096 == 0 && time.Since(t0) > e.cfg.Duration {
 			break
 		}
@@ -695,7 +764,7 @@ func (e *scaleEnv) scanRaw(db *pebble.DB) (float64, error) {
 // an empty one, in alternating slices.
 func (e *scaleEnv) appends(ctx context.Context, big *eventstore.PebbleStore, res *ScaleResult) error {
 	e.progress("durable appends, 16 goroutines, big store and empty store ...\n")
-	small, err := eventstore.Open(filepath.Join(e.root, "small"), e.cfg.StoreOptions...)
+	small, err := eventstore.Open(filepath.Join(e.root, "small"), e.storeOptions()...)
 	if err != nil {
 		return err
 	}
@@ -775,7 +844,7 @@ func (e *scaleEnv) openAfterKill(ctx context.Context, dir string) (float64, erro
 		return 0, fmt.Errorf("the loading child was not killed by SIGKILL: %v; its stderr:\n%s", werr, stderr.String())
 	}
 	t0 := time.Now()
-	s, err := eventstore.Open(dir, e.cfg.StoreOptions...)
+	s, err := eventstore.Open(dir, e.storeOptions()...)
 	el := time.Since(t0)
 	if err != nil {
 		return 0, fmt.Errorf("open after SIGKILL: %w", err)
