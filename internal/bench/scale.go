@@ -148,7 +148,8 @@ type ScaleResult struct {
 	RawStreamReads      float64 `json:"scale_raw_stream_read_events_per_s" label:"  raw Pebble, the same reads, events/s"`
 	StreamReadRatio     float64 `json:"scale_stream_read_ratio" label:"  store / raw"`
 	PartitionScan       float64 `json:"scale_partition_scan_events_per_s" label:"ReadPartition, events/s (target >= 1,000,000)"`
-	RawScan             float64 `json:"scale_raw_scan_events_per_s" label:"  raw Pebble, iterating every key, events/s"`
+	RawScan             float64 `json:"scale_raw_scan_events_per_s" label:"  raw Pebble, iterating its keys in order, in alternating slices, events/s"`
+	PartitionScanRatio  float64 `json:"scale_partition_scan_ratio" label:"  store / raw"`
 
 	AppendBig16   float64 `json:"scale_append_durable_16_big_per_s" label:"durable appends, 16 goroutines, on the big store, /s"`
 	AppendSmall16 float64 `json:"scale_append_durable_16_small_per_s" label:"  the same on an empty store, in alternating slices, /s"`
@@ -429,7 +430,7 @@ func (e *scaleEnv) run(ctx context.Context, res *ScaleResult) error {
 		_ = raw.Close()
 		return err
 	}
-	res.LoadRawS = roundTo(time.Since(t0).Seconds(), 1)
+	res.LoadRawS = roundTo(time.Since(t0).Seconds(), 3)
 	e.progress("raw Pebble loaded in %.1f s; waiting for its compactions\n", res.LoadRawS)
 	if res.SettleRawS, err = settle(ctx, func() bool {
 		m := raw.Metrics()
@@ -456,7 +457,7 @@ func (e *scaleEnv) run(ctx context.Context, res *ScaleResult) error {
 	}
 	t0 = time.Now()
 	err = e.loadStore(ctx, store)
-	res.LoadStoreS = roundTo(time.Since(t0).Seconds(), 1)
+	res.LoadStoreS = roundTo(time.Since(t0).Seconds(), 3)
 	if err == nil {
 		e.progress("store loaded in %.1f s; waiting for its compactions\n", res.LoadStoreS)
 		res.SettleStoreS, err = settle(ctx, func() bool { return e.busy.Load() > 0 })
@@ -642,14 +643,12 @@ func (e *scaleEnv) reads(ctx context.Context, s *eventstore.PebbleStore, raw *pe
 	e.progress("      %s streams/s, %s events/s; raw %s events/s (%.2f)\n", thousands(reads), thousands(storeEv), thousands(rawEv), res.StreamReadRatio)
 
 	e.progress("partition scan ...\n")
-	if res.PartitionScan, err = e.scanStore(ctx, s); err != nil {
+	if res.PartitionScan, res.RawScan, err = e.scans(ctx, s, raw); err != nil {
 		return fmt.Errorf("partition scan: %w", err)
 	}
-	if res.RawScan, err = e.scanRaw(raw); err != nil {
-		return fmt.Errorf("raw scan: %w", err)
-	}
+	res.PartitionScanRatio = ratio(res.PartitionScan, res.RawScan)
 	res.RSSReadEndBytes = readRSS()
-	e.progress("      %s events/s; raw %s events/s\n", thousands(res.PartitionScan), thousands(res.RawScan))
+	e.progress("      %s events/s; raw %s events/s (%.2f)\n", thousands(res.PartitionScan), thousands(res.RawScan), res.PartitionScanRatio)
 	return nil
 }
 
@@ -715,49 +714,55 @@ func (e *scaleEnv) alternate(ctx context.Context, s *eventstore.PebbleStore, raw
 	return float64(n) / storeT.Seconds(), float64(events) / storeT.Seconds(), float64(events) / rawT.Seconds(), nil
 }
 
-// scanStore reads the partitions in turn from offset 0 for cfg.Duration
-// (or to their ends) and returns events per second.
-func (e *scaleEnv) scanStore(ctx context.Context, s *eventstore.PebbleStore) (float64, error) {
-	n := 0
-	t0 := time.Now()
-	per := e.cfg.Duration / time.Duration(e.cfg.Partitions)
-	for p := range e.cfg.Partitions {
-		start := time.Now()
-		for rec, err := range s.ReadPartition(ctx, scaleTopic, p, 0) {
+// scanSlices is how many alternating slices a scan measurement takes per
+// side.
+const scanSlices = 4
+
+// scans reads the store's partitions with ReadPartition and raw Pebble's
+// keys with one iterator, in alternating slices of cfg.Duration/scanSlices
+// each (each slice of the store's reads the next partition from offset 0),
+// and returns both sides' events per second.
+func (e *scaleEnv) scans(ctx context.Context, s *eventstore.PebbleStore, raw *pebble.DB) (store, rawRate float64, err error) {
+	it, err := raw.NewIter(nil)
+	if err != nil {
+		return 0, 0, err
+	}
+	defer it.Close()
+	per := e.cfg.Duration / scanSlices
+	var storeN, rawN int
+	var storeT, rawT time.Duration
+	ok := it.First()
+	for i := range scanSlices {
+		t0 := time.Now()
+		for rec, err := range s.ReadPartition(ctx, scaleTopic, i%e.cfg.Partitions, 0) {
 			if err != nil {
-				return 0, err
+				return 0, 0, err
 			}
 			if len(rec.Payload) != e.cfg.PayloadBytes {
-				return 0, fmt.Errorf("record %d@%d has %d payload bytes", rec.Partition, rec.Offset, len(rec.Payload))
+				return 0, 0, fmt.Errorf("record %d@%d has %d payload bytes", rec.Partition, rec.Offset, len(rec.Payload))
 			}
-			if n++; n%4096 == 0 && time.Since(start) > per {
+			if storeN++; storeN%1024 == 0 && time.Since(t0) > per {
 				break
 			}
 		}
-	}
-	return math.Round(float64(n) / time.Since(t0).Seconds()), nil
-}
-
-// scanRaw iterates raw Pebble from its first key for cfg.Duration (or to
-// its end) and returns values per second.
-func (e *scaleEnv) scanRaw(db *pebble.DB) (float64, error) {
-	it, err := db.NewIter(nil)
-	if err != nil {
-		return 0, err
-	}
-	n := 0
-	t0 := time.Now()
-	for ok := it.First(); ok; ok = it.Next() {
-		_ = slices.Clone(it.Value()) // copied out, as the store's records are
-		if n++; n%4096 == 0 && time.Since(t0) > e.cfg.Duration {
-			break
+		storeT += time.Since(t0)
+		t0 = time.Now()
+		if !ok { // at the end: start again
+			ok = it.First()
 		}
+		for ; ok; ok = it.Next() {
+			_ = slices.Clone(it.Value()) // copied out, as the store's records are
+			if rawN++; rawN%1024 == 0 && time.Since(t0) > per {
+				ok = it.Next()
+				break
+			}
+		}
+		rawT += time.Since(t0)
 	}
-	el := time.Since(t0)
-	if err := errors.Join(it.Error(), it.Close()); err != nil {
-		return 0, err
+	if err := it.Error(); err != nil {
+		return 0, 0, err
 	}
-	return math.Round(float64(n) / el.Seconds()), nil
+	return math.Round(float64(storeN) / storeT.Seconds()), math.Round(float64(rawN) / rawT.Seconds()), nil
 }
 
 // appends measures durable appends, 16 goroutines, on the big store and on
