@@ -99,3 +99,24 @@ func BenchmarkReadPartition(b *testing.B) {
 	}
 	b.ReportMetric(float64(total)/b.Elapsed().Seconds(), "events/s")
 }
+
+func BenchmarkReadStream1000(b *testing.B) {
+	s := benchStore(b, 8)
+	load(b, s, 20, 1000)
+	ctx := context.Background()
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; b.Loop(); i++ {
+		n := 0
+		for _, err := range s.ReadStream(ctx, "t", fmt.Sprint("s", i%20), 0) {
+			if err != nil {
+				b.Fatal(err)
+			}
+			n++
+		}
+		if n != 1000 {
+			b.Fatalf("read %d events", n)
+		}
+	}
+	b.ReportMetric(float64(b.N*1000)/b.Elapsed().Seconds(), "events/s")
+}

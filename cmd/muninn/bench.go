@@ -12,6 +12,8 @@ import (
 func newBenchCmd() *cobra.Command {
 	cfg := bench.DefaultConfig()
 	var quick, asJSON bool
+	var scale int
+	var scaleChild string
 	cmd := &cobra.Command{
 		Use:   "bench",
 		Short: "Measure durable appends against raw Pebble, the layers above and the API, on this disk",
@@ -38,12 +40,31 @@ clients placing orders over gRPC, over REST and through the handler in
 process, in alternating slices (commands/s and the ratios to in process), and
 the p50/p99 latency of a GetOrder whose min_position is the order just placed.
 
+With --scale[=N] it measures instead the cost as the data grows: it
+bulk-loads a store on disk with N events (default 10,000,000; 1,000,000 with
+--quick) in N/10 streams whose lengths follow a Zipf law (a few very long
+ones), and raw Pebble with the same data (one value per event, key = stream +
+version), then measures on both, in alternating slices of the same reads:
+aggregate loads (Zipf-popular streams), uniformly random stream reads and a
+scan; then durable appends with 16 goroutines on the big store against an
+empty one, bytes on disk per event, peak RSS and Go heap, and the time Open
+takes after a process loading the store is killed with SIGKILL. Its JSON
+keys are scale_*. It needs about 800 bytes of disk per event under --dir.
+
 Progress goes to stderr, results to stdout.`,
 		Example: `  muninn bench --quick
-  muninn bench --json --rounds 3 --dir /mnt/data > bench.json`,
+  muninn bench --json --rounds 3 --dir /mnt/data > bench.json
+  muninn bench --scale --quick --json
+  muninn bench --scale=100000000 --dir /mnt/data`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			flags := cmd.Flags()
+			if scaleChild != "" {
+				return bench.ScaleChild(cmd.Context(), scaleChild, cmd.OutOrStdout())
+			}
+			if flags.Changed("scale") {
+				return runScale(cmd, scale, quick, asJSON)
+			}
 			if quick {
 				q := bench.QuickConfig()
 				if !flags.Changed("duration") {
@@ -97,7 +118,49 @@ Progress goes to stderr, results to stdout.`,
 	f.IntVar(&cfg.SagaOrders, "saga-orders", cfg.SagaOrders, "orders the saga measurement takes through the fulfillment workflow")
 	f.BoolVar(&quick, "quick", false, "a run of under 30 s: 1s per measurement, 200ms warm-up, 2,000 streams, 200,000 projection and stream events, 3,000 saga orders (explicit flags win)")
 	f.BoolVar(&asJSON, "json", false, "print exactly one JSON object instead of the table")
+	f.IntVar(&scale, "scale", 0, "measure reads, appends, disk and memory on a store of this many events, beside raw Pebble (--scale alone: 10,000,000, or 1,000,000 with --quick; give a count as --scale=N)")
+	f.Lookup("scale").NoOptDefVal = "0"
+	f.StringVar(&scaleChild, "scale-child", "", "the child process of --scale (internal)")
+	_ = f.MarkHidden("scale-child")
 	return cmd
+}
+
+// runScale runs the --scale measurement; events 0 means the default count.
+func runScale(cmd *cobra.Command, events int, quick, asJSON bool) error {
+	cfg := bench.DefaultScaleConfig()
+	if quick {
+		cfg = bench.QuickScaleConfig()
+	}
+	flags := cmd.Flags()
+	if events != 0 {
+		cfg.Events = events
+	}
+	if flags.Changed("duration") {
+		cfg.Duration, _ = flags.GetDuration("duration")
+	}
+	if flags.Changed("payload-bytes") {
+		cfg.PayloadBytes, _ = flags.GetInt("payload-bytes")
+	}
+	if flags.Changed("partitions") {
+		cfg.Partitions, _ = flags.GetInt("partitions")
+	}
+	cfg.Dir, _ = flags.GetString("dir")
+	if err := cfg.Validate(); err != nil {
+		return err
+	}
+	cmd.SilenceUsage = true
+	cfg.Progress = cmd.ErrOrStderr()
+	res, err := bench.RunScale(cmd.Context(), cfg)
+	if err != nil {
+		return err
+	}
+	out := cmd.OutOrStdout()
+	if asJSON {
+		enc := json.NewEncoder(out)
+		enc.SetIndent("", "  ")
+		return enc.Encode(res)
+	}
+	return bench.WriteScaleTable(out, res)
 }
 
 // checkBenchFlags reports every bad flag value at once, by flag name.
