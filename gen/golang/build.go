@@ -136,10 +136,14 @@ func aggregatePlan(pc *pctx, a *model.Aggregate, only bool, ctxTopic string, top
 	pa.initialFunc, pa.decideFunc, pa.evolveFunc = "initial"+g, "decide"+g, "evolve"+g
 	// The topic of a context's only aggregate is the context's topic when
 	// the model names one; otherwise every aggregate has its own,
-	// "<model>.<aggregates>", as Kafka topics are usually named.
-	if only && topicSet {
+	// "<model>.<aggregates>", as Kafka topics are usually named. An
+	// aggregate's own topic comes first.
+	switch {
+	case a.Topic != "":
+		pa.topic = a.Topic
+	case only && topicSet:
 		pa.topic = ctxTopic
-	} else {
+	default:
 		pa.topic = pc.service + "." + plural(kebab(a.Name))
 	}
 	prefix := pc.service + "." + kebab(a.Name) + "."

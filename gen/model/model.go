@@ -96,6 +96,10 @@ type Aggregate struct {
 	ID string `yaml:"id"`
 	// Doc describes the aggregate.
 	Doc string `yaml:"doc,omitempty"`
+	// Topic is the log topic of the aggregate's events; empty means the
+	// context's topic for a context's only aggregate (when the context
+	// names one), else "<model>.<aggregates>".
+	Topic string `yaml:"topic,omitempty"`
 	// Commands are the commands the aggregate decides.
 	Commands []*Command `yaml:"commands,omitempty"`
 	// Events are the events it emits.

@@ -232,13 +232,17 @@ func (e *env) relayLatency(ctx context.Context) (p50, p99 float64, err error) {
 
 	tick := time.NewTicker(time.Second / relayLatencyRate)
 	defer tick.Stop()
-	sent := 0
+	sent, measured := 0, 0
 	warmupEnd := time.Now().Add(e.cfg.Warmup)
 	end := warmupEnd.Add(e.cfg.Duration)
-	for now := time.Now(); now.Before(end); now = time.Now() {
+	// At least one measured event is sent, however slow the appends are: on
+	// a loaded machine a short warmup and run can pass within one append.
+	for now := time.Now(); now.Before(end) || measured == 0; now = time.Now() {
 		var headers map[string]string
 		if now.Before(warmupEnd) {
 			headers = map[string]string{"warmup": "1"}
+		} else {
+			measured++
 		}
 		ev := eventstore.Event{Type: "bench.latency", Payload: e.payload(uint64(sent)), Timestamp: now, Headers: headers}
 		if _, err := e.store.Append(ctx, topic, e.keys[sent%len(e.keys)], eventstore.Any, []eventstore.Event{ev}); err != nil {

@@ -105,7 +105,7 @@ func evolveShipment(s Shipment, e ShipmentEvent) Shipment {
 
 // StockTopic is the name of the Stock aggregate and the topic of its events,
 // keyed by sku.
-const StockTopic = "shop.stocks"
+const StockTopic = "shop.stock"
 
 // StockCommand is a command to the Stock aggregate: Reserve or Release.
 type StockCommand interface{ isStockCommand() }
