@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/muninn-es/muninn/clock"
 	"github.com/muninn-es/muninn/eventstore"
 	"github.com/muninn-es/muninn/eventstore/postgres"
@@ -549,4 +550,29 @@ func TestListenerReconnects(t *testing.T) {
 	next(1)
 	appendB()
 	next(2)
+}
+
+// TestWithPool: a Store on the caller's pool leaves it open at Close.
+func TestWithPool(t *testing.T) {
+	pool, err := pgxpool.New(t.Context(), pgtest.URL(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pool.Close()
+	s, err := postgres.Open(t.Context(), "", postgres.WithPool(pool), postgres.WithSchema(pgtest.Schema(t)), postgres.WithCleanupInterval(0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.CreateTopic(t.Context(), "t", eventstore.TopicConfig{Partitions: 1}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.ListTopics(t.Context()); !errors.Is(err, eventstore.ErrClosed) {
+		t.Errorf("ListTopics after Close: %v, want ErrClosed", err)
+	}
+	if err := pool.Ping(t.Context()); err != nil {
+		t.Errorf("the caller's pool after Close: %v", err)
+	}
 }
