@@ -576,3 +576,49 @@ func TestWithPool(t *testing.T) {
 		t.Errorf("the caller's pool after Close: %v", err)
 	}
 }
+
+// TestDamagedRecordIsAnError: a record whose stored bytes were changed
+// behind the store's back fails its checksum on every read path, and is
+// never returned as data.
+func TestDamagedRecordIsAnError(t *testing.T) {
+	schema := pgtest.Schema(t)
+	s := openOn(t, schema)
+	if err := s.CreateTopic(t.Context(), "orders", eventstore.TopicConfig{Partitions: 1}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Append(t.Context(), "orders", "o", eventstore.NoStream, []eventstore.Event{{Type: "e", Payload: []byte("paid 12")}}); err != nil {
+		t.Fatal(err)
+	}
+	conn, err := pgx.Connect(t.Context(), pgtest.URL(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(context.Background())
+	// Flip a byte of the payload (the record's last byte).
+	if _, err := conn.Exec(t.Context(), `UPDATE `+pgx.Identifier{schema}.Sanitize()+`.records
+		SET data = set_byte(data, length(data) - 1, get_byte(data, length(data) - 1) # 1)`); err != nil {
+		t.Fatal(err)
+	}
+	check := func(what string, seq func(func(eventstore.Record, error) bool)) {
+		t.Helper()
+		for rec, err := range seq {
+			var corrupt *eventstore.CorruptRecordError
+			if !errors.Is(err, eventstore.ErrCorrupt) || !errors.As(err, &corrupt) {
+				t.Errorf("%s of a damaged record: %+v, %v; want a *CorruptRecordError", what, rec, err)
+			}
+			return
+		}
+		t.Errorf("%s of a damaged record yielded nothing", what)
+	}
+	check("ReadPartition", s.ReadPartition(t.Context(), "orders", 0, 0))
+	check("ReadStream", s.ReadStream(t.Context(), "orders", "o", 0))
+	check("Subscribe", s.Subscribe(t.Context(), "orders", 0, 0))
+	c, err := s.JoinGroup(t.Context(), "g", []string{"orders"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if recs, err := c.TryPoll(t.Context(), 10); !errors.Is(err, eventstore.ErrCorrupt) || len(recs) != 0 {
+		t.Errorf("TryPoll of a damaged record: %d records, %v; want ErrCorrupt", len(recs), err)
+	}
+}
