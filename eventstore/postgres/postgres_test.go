@@ -49,6 +49,7 @@ func eventually(t *testing.T, what string, cond func() bool) {
 // Store) and a reader (on the second) check that offsets are gapless and
 // that nobody ever sees offset n+1 before n.
 func TestConcurrentAppendersNeverSkip(t *testing.T) {
+	t.Parallel()
 	schema := pgtest.Schema(t)
 	a := openOn(t, schema)
 	b := openOn(t, schema)
@@ -167,6 +168,7 @@ func TestConcurrentAppendersNeverSkip(t *testing.T) {
 // TestConcurrentOpenMigratesOnce opens four Stores on a new schema at once:
 // all succeed, and the schema is migrated once.
 func TestConcurrentOpenMigratesOnce(t *testing.T) {
+	t.Parallel()
 	schema := pgtest.Schema(t)
 	var wg sync.WaitGroup
 	stores := make([]*postgres.Store, 4)
@@ -205,6 +207,7 @@ func TestConcurrentOpenMigratesOnce(t *testing.T) {
 }
 
 func TestOpenRejectsBadOptions(t *testing.T) {
+	t.Parallel()
 	url := pgtest.URL(t)
 	_, err := postgres.Open(t.Context(), url, postgres.WithSchema("Bad-Name"), postgres.WithLeaseTimeout(-time.Second))
 	if !errors.Is(err, eventstore.ErrInvalidArgument) {
@@ -274,6 +277,7 @@ func fill(t *testing.T, s eventstore.Store, topic string, n int) {
 // partitions, rebalance when one joins or closes, read every record once
 // between them, and a member that lost a partition can no longer commit it.
 func TestGroupAcrossThreeStores(t *testing.T) {
+	t.Parallel()
 	schema := pgtest.Schema(t)
 	stores := []*postgres.Store{openOn(t, schema), openOn(t, schema), openOn(t, schema)}
 	const parts = 6
@@ -383,6 +387,7 @@ func TestGroupAcrossThreeStores(t *testing.T) {
 // void, and when its Store runs again it joins again and reads from the
 // group's committed offset.
 func TestLeaseExpiryOfPausedMember(t *testing.T) {
+	t.Parallel()
 	schema := pgtest.Schema(t)
 	start := time.Now()
 	clkA, clkB := clock.NewManual(start), clock.NewManual(start)
@@ -463,6 +468,7 @@ func TestLeaseExpiryOfPausedMember(t *testing.T) {
 // Store, so every replica can run a consumer with a fixed ID (as a
 // projection's "live" member is).
 func TestSameMemberIDInTwoStores(t *testing.T) {
+	t.Parallel()
 	schema := pgtest.Schema(t)
 	a, b := openOn(t, schema), openOn(t, schema)
 	if err := a.CreateTopic(t.Context(), "orders", eventstore.TopicConfig{Partitions: 4}); err != nil {
@@ -498,6 +504,7 @@ func TestSameMemberIDInTwoStores(t *testing.T) {
 // so a subscription on it still sees what another Store appends, including
 // what was appended while no one listened.
 func TestListenerReconnects(t *testing.T) {
+	t.Parallel()
 	schema := pgtest.Schema(t)
 	a, b := openOn(t, schema), openOn(t, schema)
 	if err := a.CreateTopic(t.Context(), "orders", eventstore.TopicConfig{Partitions: 1}); err != nil {
@@ -554,6 +561,7 @@ func TestListenerReconnects(t *testing.T) {
 
 // TestWithPool: a Store on the caller's pool leaves it open at Close.
 func TestWithPool(t *testing.T) {
+	t.Parallel()
 	pool, err := pgxpool.New(t.Context(), pgtest.URL(t))
 	if err != nil {
 		t.Fatal(err)
@@ -581,6 +589,7 @@ func TestWithPool(t *testing.T) {
 // behind the store's back fails its checksum on every read path, and is
 // never returned as data.
 func TestDamagedRecordIsAnError(t *testing.T) {
+	t.Parallel()
 	schema := pgtest.Schema(t)
 	s := openOn(t, schema)
 	if err := s.CreateTopic(t.Context(), "orders", eventstore.TopicConfig{Partitions: 1}); err != nil {
