@@ -53,6 +53,7 @@ func (p *schemaPool) get(t *testing.T) string {
 // schema of its own, with reopening: what a store acknowledged must be there
 // after Close and Open.
 func TestConformance(t *testing.T) {
+	t.Parallel()
 	url := pgtest.URL(t)
 	conn, err := pgx.Connect(t.Context(), url)
 	if err != nil {

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/muninn-es/muninn/clock"
 	"github.com/muninn-es/muninn/eventstore"
 	"github.com/muninn-es/muninn/eventstore/postgres"
@@ -48,6 +49,7 @@ func eventually(t *testing.T, what string, cond func() bool) {
 // Store) and a reader (on the second) check that offsets are gapless and
 // that nobody ever sees offset n+1 before n.
 func TestConcurrentAppendersNeverSkip(t *testing.T) {
+	t.Parallel()
 	schema := pgtest.Schema(t)
 	a := openOn(t, schema)
 	b := openOn(t, schema)
@@ -166,6 +168,7 @@ func TestConcurrentAppendersNeverSkip(t *testing.T) {
 // TestConcurrentOpenMigratesOnce opens four Stores on a new schema at once:
 // all succeed, and the schema is migrated once.
 func TestConcurrentOpenMigratesOnce(t *testing.T) {
+	t.Parallel()
 	schema := pgtest.Schema(t)
 	var wg sync.WaitGroup
 	stores := make([]*postgres.Store, 4)
@@ -204,6 +207,7 @@ func TestConcurrentOpenMigratesOnce(t *testing.T) {
 }
 
 func TestOpenRejectsBadOptions(t *testing.T) {
+	t.Parallel()
 	url := pgtest.URL(t)
 	_, err := postgres.Open(t.Context(), url, postgres.WithSchema("Bad-Name"), postgres.WithLeaseTimeout(-time.Second))
 	if !errors.Is(err, eventstore.ErrInvalidArgument) {
@@ -273,6 +277,7 @@ func fill(t *testing.T, s eventstore.Store, topic string, n int) {
 // partitions, rebalance when one joins or closes, read every record once
 // between them, and a member that lost a partition can no longer commit it.
 func TestGroupAcrossThreeStores(t *testing.T) {
+	t.Parallel()
 	schema := pgtest.Schema(t)
 	stores := []*postgres.Store{openOn(t, schema), openOn(t, schema), openOn(t, schema)}
 	const parts = 6
@@ -382,6 +387,7 @@ func TestGroupAcrossThreeStores(t *testing.T) {
 // void, and when its Store runs again it joins again and reads from the
 // group's committed offset.
 func TestLeaseExpiryOfPausedMember(t *testing.T) {
+	t.Parallel()
 	schema := pgtest.Schema(t)
 	start := time.Now()
 	clkA, clkB := clock.NewManual(start), clock.NewManual(start)
@@ -462,6 +468,7 @@ func TestLeaseExpiryOfPausedMember(t *testing.T) {
 // Store, so every replica can run a consumer with a fixed ID (as a
 // projection's "live" member is).
 func TestSameMemberIDInTwoStores(t *testing.T) {
+	t.Parallel()
 	schema := pgtest.Schema(t)
 	a, b := openOn(t, schema), openOn(t, schema)
 	if err := a.CreateTopic(t.Context(), "orders", eventstore.TopicConfig{Partitions: 4}); err != nil {
@@ -497,6 +504,7 @@ func TestSameMemberIDInTwoStores(t *testing.T) {
 // so a subscription on it still sees what another Store appends, including
 // what was appended while no one listened.
 func TestListenerReconnects(t *testing.T) {
+	t.Parallel()
 	schema := pgtest.Schema(t)
 	a, b := openOn(t, schema), openOn(t, schema)
 	if err := a.CreateTopic(t.Context(), "orders", eventstore.TopicConfig{Partitions: 1}); err != nil {
@@ -549,4 +557,77 @@ func TestListenerReconnects(t *testing.T) {
 	next(1)
 	appendB()
 	next(2)
+}
+
+// TestWithPool: a Store on the caller's pool leaves it open at Close.
+func TestWithPool(t *testing.T) {
+	t.Parallel()
+	pool, err := pgxpool.New(t.Context(), pgtest.URL(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pool.Close()
+	s, err := postgres.Open(t.Context(), "", postgres.WithPool(pool), postgres.WithSchema(pgtest.Schema(t)), postgres.WithCleanupInterval(0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.CreateTopic(t.Context(), "t", eventstore.TopicConfig{Partitions: 1}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.ListTopics(t.Context()); !errors.Is(err, eventstore.ErrClosed) {
+		t.Errorf("ListTopics after Close: %v, want ErrClosed", err)
+	}
+	if err := pool.Ping(t.Context()); err != nil {
+		t.Errorf("the caller's pool after Close: %v", err)
+	}
+}
+
+// TestDamagedRecordIsAnError: a record whose stored bytes were changed
+// behind the store's back fails its checksum on every read path, and is
+// never returned as data.
+func TestDamagedRecordIsAnError(t *testing.T) {
+	t.Parallel()
+	schema := pgtest.Schema(t)
+	s := openOn(t, schema)
+	if err := s.CreateTopic(t.Context(), "orders", eventstore.TopicConfig{Partitions: 1}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Append(t.Context(), "orders", "o", eventstore.NoStream, []eventstore.Event{{Type: "e", Payload: []byte("paid 12")}}); err != nil {
+		t.Fatal(err)
+	}
+	conn, err := pgx.Connect(t.Context(), pgtest.URL(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(context.Background())
+	// Flip a byte of the payload (the record's last byte).
+	if _, err := conn.Exec(t.Context(), `UPDATE `+pgx.Identifier{schema}.Sanitize()+`.records
+		SET data = set_byte(data, length(data) - 1, get_byte(data, length(data) - 1) # 1)`); err != nil {
+		t.Fatal(err)
+	}
+	check := func(what string, seq func(func(eventstore.Record, error) bool)) {
+		t.Helper()
+		for rec, err := range seq {
+			var corrupt *eventstore.CorruptRecordError
+			if !errors.Is(err, eventstore.ErrCorrupt) || !errors.As(err, &corrupt) {
+				t.Errorf("%s of a damaged record: %+v, %v; want a *CorruptRecordError", what, rec, err)
+			}
+			return
+		}
+		t.Errorf("%s of a damaged record yielded nothing", what)
+	}
+	check("ReadPartition", s.ReadPartition(t.Context(), "orders", 0, 0))
+	check("ReadStream", s.ReadStream(t.Context(), "orders", "o", 0))
+	check("Subscribe", s.Subscribe(t.Context(), "orders", 0, 0))
+	c, err := s.JoinGroup(t.Context(), "g", []string{"orders"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if recs, err := c.TryPoll(t.Context(), 10); !errors.Is(err, eventstore.ErrCorrupt) || len(recs) != 0 {
+		t.Errorf("TryPoll of a damaged record: %d records, %v; want ErrCorrupt", len(recs), err)
+	}
 }
