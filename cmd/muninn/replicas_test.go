@@ -34,6 +34,9 @@ const takeoverMargin = 3 * time.Second
 // replicaKills is how many times the test kills replica A.
 const replicaKills = 3
 
+// clientPace is how often each of the test's clients places an order.
+const clientPace = 100 * time.Millisecond
+
 // TestReplicasOnPostgres is the multi-process proof of the PostgreSQL
 // backend: two `muninn serve --postgres` processes on one schema are
 // replicas of one shop. Clients send commands over REST to both, for the
@@ -58,9 +61,9 @@ func TestReplicasOnPostgres(t *testing.T) {
 	url := pgtest.URL(t)
 	schema := pgtest.Schema(t)
 	ctx := t.Context()
-	// The payment deadline is 10 s of real time at serve's time scale of
+	// The payment deadline is 5 s of real time at serve's time scale of
 	// 600 (the payment provider must answer within it, under load).
-	args := []string{"--postgres", url, "--schema", schema, "--lease-timeout", replicaLease.String(), "--payment-timeout", "100m"}
+	args := []string{"--postgres", url, "--schema", schema, "--lease-timeout", replicaLease.String(), "--payment-timeout", "50m"}
 	a := startServeWith(t, args...)
 	b := startServeWith(t, args...)
 	// The test's own view of the store: the log and the groups, read
@@ -102,11 +105,16 @@ func TestReplicasOnPostgres(t *testing.T) {
 	const clients = 4
 	for cl := range clients {
 		load.Go(func() {
+			// Pacing, not a wait for a result: each client places an
+			// order every clientPace, so that the shop's runners keep up
+			// on two loaded cores and the run stays short.
+			pace := time.NewTicker(clientPace)
+			defer pace.Stop()
 			for n := 0; ; n++ {
 				select {
 				case <-stopLoad:
 					return
-				default:
+				case <-pace.C:
 				}
 				i := n*clients + cl
 				key := fmt.Sprintf("rep-%s-%d", schema, i)
