@@ -38,9 +38,18 @@ clients placing orders over gRPC, over REST and through the handler in
 process, in alternating slices (commands/s and the ratios to in process), and
 the p50/p99 latency of a GetOrder whose min_position is the order just placed.
 
+With --postgres URL it then measures the PostgreSQL store on that server,
+in a schema of its own (dropped at the end): durable appends with 1, 16
+and 64 writers, each beside plain INSERTs into a table with a unique
+(stream, version) constraint through the same connection pool, in
+alternating slices (pg_append_durable_N_ratio is store / INSERT), and
+stream reads and partition scans of a loaded topic. --postgres-only skips
+everything else.
+
 Progress goes to stderr, results to stdout.`,
 		Example: `  muninn bench --quick
-  muninn bench --json --rounds 3 --dir /mnt/data > bench.json`,
+  muninn bench --json --rounds 3 --dir /mnt/data > bench.json
+  muninn bench --quick --postgres 'postgres:///muninn?host=/tmp/pg' --postgres-only`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			flags := cmd.Flags()
@@ -97,6 +106,8 @@ Progress goes to stderr, results to stdout.`,
 	f.IntVar(&cfg.SagaOrders, "saga-orders", cfg.SagaOrders, "orders the saga measurement takes through the fulfillment workflow")
 	f.BoolVar(&quick, "quick", false, "a run of under 30 s: 1s per measurement, 200ms warm-up, 2,000 streams, 200,000 projection and stream events, 3,000 saga orders (explicit flags win)")
 	f.BoolVar(&asJSON, "json", false, "print exactly one JSON object instead of the table")
+	f.StringVar(&cfg.PostgresURL, "postgres", "", "also measure the PostgreSQL store on this server (pg_* keys), in a schema of its own dropped at the end")
+	f.BoolVar(&cfg.PostgresOnly, "postgres-only", false, "with --postgres: measure only the PostgreSQL store")
 	return cmd
 }
 
@@ -122,6 +133,9 @@ func checkBenchFlags(c bench.Config) error {
 		if f.value < 1 {
 			bad("--%s must be at least 1, got %d", f.flag, f.value)
 		}
+	}
+	if c.PostgresOnly && c.PostgresURL == "" {
+		bad("--postgres-only needs --postgres URL")
 	}
 	if err := errors.Join(errs...); err != nil {
 		return err
