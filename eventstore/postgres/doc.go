@@ -30,7 +30,18 @@
 //     committing transaction, so a member that lost a partition, say while
 //     paused past its lease, can never commit for it (ErrNotAssigned).
 //   - Subscriptions and Consumer.Poll are woken by LISTEN/NOTIFY on one
-//     dedicated connection per Store, never by polling the database.
+//     dedicated connection per Store, never by polling the database. An
+//     append notifies just after its commit; if its process dies in
+//     between, other Stores see the records at the next notification on
+//     the topic, at a rebalance of the group, or when any Store opens
+//     (Open wakes every waiter on the schema).
+//   - Member IDs need be unique only within a Store, so every replica may
+//     join a group with the same fixed ID.
+//
+// The cost of the guarantees: appends to one partition from different
+// Stores take turns on the partition's row lock, one commit each (those of
+// one Store share a commit); and all Updates on a schema take turns on one
+// lock, held until their commit is flushed.
 //
 // Tests of packages that run on PostgreSQL get a server from
 // internal/pgtest (the URL in MUNINN_PG_URL; .ci/postgres.sh starts one).

@@ -135,7 +135,7 @@ func (s *Store) current(ctx context.Context, g *groupCache) (*assignment, error)
 }
 
 func (s *Store) loadAssignment(ctx context.Context, q *pgxpool.Pool, group string) (*assignment, error) {
-	rows, err := q.Query(ctx, s.q(`SELECT g.generation, t.name, gp.part, gp.member_id, gp.epoch, gp.end_at
+	rows, err := q.Query(ctx, s.q(`SELECT g.generation, t.name, gp.part, gp.owner, gp.epoch, gp.end_at
 		FROM {s}.groups g
 		LEFT JOIN {s}.group_partitions gp ON gp.group_name = g.name
 		LEFT JOIN {s}.topics t ON t.id = gp.topic_id
@@ -188,7 +188,7 @@ func (s *Store) rebalance(ctx context.Context, tx pgx.Tx, group string, mutate f
 	if err := tx.QueryRow(ctx, s.q(`SELECT generation FROM {s}.groups WHERE name = $1 FOR UPDATE`), group).Scan(&gen); err != nil {
 		return nil, err
 	}
-	rows, err := tx.Query(ctx, s.q(`DELETE FROM {s}.group_members WHERE group_name = $1 AND lease_until < $2 AND store_id <> $3 RETURNING member_id`),
+	rows, err := tx.Query(ctx, s.q(`DELETE FROM {s}.group_members WHERE group_name = $1 AND lease_until < $2 AND store_id <> $3 RETURNING member_key`),
 		group, s.clk.Now().UnixNano(), s.id)
 	if err != nil {
 		return nil, err
@@ -209,7 +209,7 @@ func (s *Store) rebalance(ctx context.Context, tx pgx.Tx, group string, mutate f
 		id     string
 		topics []int64
 	}
-	rows, err = tx.Query(ctx, s.q(`SELECT member_id, topic_ids FROM {s}.group_members WHERE group_name = $1`), group)
+	rows, err = tx.Query(ctx, s.q(`SELECT member_key, topic_ids FROM {s}.group_members WHERE group_name = $1`), group)
 	if err != nil {
 		return nil, err
 	}
@@ -255,7 +255,7 @@ func (s *Store) rebalance(ctx context.Context, tx pgx.Tx, group string, mutate f
 		epoch  int64
 	}
 	prev := map[[2]int64]prevRow{}
-	rows, err = tx.Query(ctx, s.q(`SELECT topic_id, part, member_id, epoch FROM {s}.group_partitions WHERE group_name = $1`), group)
+	rows, err = tx.Query(ctx, s.q(`SELECT topic_id, part, owner, epoch FROM {s}.group_partitions WHERE group_name = $1`), group)
 	if err != nil {
 		return nil, err
 	}
@@ -305,9 +305,9 @@ func (s *Store) rebalance(ctx context.Context, tx pgx.Tx, group string, mutate f
 		}
 	}
 	if len(upT) > 0 {
-		if _, err := tx.Exec(ctx, s.q(`INSERT INTO {s}.group_partitions (group_name, topic_id, part, member_id, epoch, end_at)
+		if _, err := tx.Exec(ctx, s.q(`INSERT INTO {s}.group_partitions (group_name, topic_id, part, owner, epoch, end_at)
 			SELECT $1, t, p, m, e, x FROM unnest($2::bigint[], $3::int[], $4::text[], $5::bigint[], $6::bigint[]) AS u(t, p, m, e, x)
-			ON CONFLICT (group_name, topic_id, part) DO UPDATE SET member_id = excluded.member_id, epoch = excluded.epoch, end_at = excluded.end_at`),
+			ON CONFLICT (group_name, topic_id, part) DO UPDATE SET owner = excluded.owner, epoch = excluded.epoch, end_at = excluded.end_at`),
 			group, upT, upP, upM, upE, upEnd); err != nil {
 			return nil, err
 		}
@@ -322,7 +322,7 @@ func (s *Store) rebalance(ctx context.Context, tx pgx.Tx, group string, mutate f
 		}
 	}
 	if len(freeT) > 0 {
-		if _, err := tx.Exec(ctx, s.q(`UPDATE {s}.group_partitions gp SET member_id = NULL FROM unnest($2::bigint[], $3::int[]) AS u(t, p)
+		if _, err := tx.Exec(ctx, s.q(`UPDATE {s}.group_partitions gp SET owner = NULL FROM unnest($2::bigint[], $3::int[]) AS u(t, p)
 			WHERE gp.group_name = $1 AND gp.topic_id = u.t AND gp.part = u.p`), group, freeT, freeP); err != nil {
 			return nil, err
 		}
@@ -384,15 +384,17 @@ func (s *Store) runRebalance(ctx context.Context, group string, mutate func(tx p
 // consumer is the Store's Consumer, a member of a consumer group whose
 // other members may be in other Stores.
 type consumer struct {
-	s      *Store
-	g      *groupCache
-	id     string
+	s  *Store
+	g  *groupCache
+	id string
+	// key names the member in the database: "<store id>/<id>".
+	key    string
 	topics []*topicMeta
 	opts   eventstore.ConsumerOptions
 	closed chan struct{}
 	once   sync.Once
-	leftMu sync.Mutex
-	left   bool
+	leftMu sync.Mutex // serializes leave
+	left   atomic.Bool
 
 	// Owned by the goroutine that polls: the group's cache version and
 	// generation the member last looked at, its partitions and positions.
@@ -413,7 +415,9 @@ var _ eventstore.Consumer = (*consumer)(nil)
 // JoinGroup adds a member to consumer group group, subscribed to topics, and
 // rebalances the group, whose members may be in any Store on the schema.
 // The member resumes every partition it is assigned from the group's
-// committed offset. Its Store renews its lease until it leaves (Close, or
+// committed offset. Member IDs (WithMemberID) need be unique only within
+// this Store: every replica of a service may join with the same fixed ID,
+// and DescribeGroup then lists several members of that ID. Its Store renews its lease until it leaves (Close, or
 // the Store's Close); a member whose Store stops renewing (a crash, a
 // pause) is removed from the group by the other members' Stores once its
 // lease runs out, and joins again if it comes back.
@@ -454,7 +458,7 @@ func (s *Store) JoinGroup(ctx context.Context, group string, topics []string, op
 	if o.MemberID == "" {
 		o.MemberID = group + "-" + uuid.NewString()[:8]
 	}
-	c := &consumer{s: s, g: s.group(group), id: o.MemberID, topics: ts, opts: o, closed: make(chan struct{}),
+	c := &consumer{s: s, g: s.group(group), id: o.MemberID, key: s.id.String() + "/" + o.MemberID, topics: ts, opts: o, closed: make(chan struct{}),
 		ver: math.MinInt64, gen: math.MinInt64, positions: map[tp]int64{}, epochs: map[tp]int64{}}
 	if err := s.join(ctx, c, true); err != nil {
 		return nil, err
@@ -486,7 +490,7 @@ func (s *Store) join(ctx context.Context, c *consumer, fresh bool) error {
 			return fmt.Errorf("postgres: join group %q: %w: a topic was deleted", c.g.name, eventstore.ErrTopicNotFound)
 		}
 		var exists bool
-		if err := tx.QueryRow(ctx, s.q(`SELECT EXISTS (SELECT 1 FROM {s}.group_members WHERE group_name = $1 AND member_id = $2)`), c.g.name, c.id).Scan(&exists); err != nil {
+		if err := tx.QueryRow(ctx, s.q(`SELECT EXISTS (SELECT 1 FROM {s}.group_members WHERE group_name = $1 AND member_key = $2)`), c.g.name, c.key).Scan(&exists); err != nil {
 			return err
 		}
 		if exists {
@@ -495,8 +499,8 @@ func (s *Store) join(ctx context.Context, c *consumer, fresh bool) error {
 			}
 			return nil
 		}
-		_, err := tx.Exec(ctx, s.q(`INSERT INTO {s}.group_members (group_name, member_id, topic_ids, store_id, lease_until) VALUES ($1, $2, $3, $4, $5)`),
-			c.g.name, c.id, ids, s.id, s.clk.Now().Add(s.opts.leaseTimeout).UnixNano())
+		_, err := tx.Exec(ctx, s.q(`INSERT INTO {s}.group_members (group_name, member_key, member_id, topic_ids, store_id, lease_until) VALUES ($1, $2, $3, $4, $5, $6)`),
+			c.g.name, c.key, c.id, ids, s.id, s.clk.Now().Add(s.opts.leaseTimeout).UnixNano())
 		return err
 	})
 	if err != nil {
@@ -513,16 +517,16 @@ func (s *Store) join(ctx context.Context, c *consumer, fresh bool) error {
 func (c *consumer) leave(ctx context.Context) error {
 	c.leftMu.Lock()
 	defer c.leftMu.Unlock()
-	if c.left {
+	if c.left.Load() {
 		return nil
 	}
-	c.left = true
+	c.left.Store(true)
 	c.s.groupsMu.Lock()
 	delete(c.s.groupsMu.consumers, c)
 	c.s.groupsMu.Unlock()
 	c.s.signalMembers()
 	_, err := c.s.runRebalance(ctx, c.g.name, func(tx pgx.Tx) error {
-		_, err := tx.Exec(ctx, c.s.q(`DELETE FROM {s}.group_members WHERE group_name = $1 AND member_id = $2 AND store_id = $3`), c.g.name, c.id, c.s.id)
+		_, err := tx.Exec(ctx, c.s.q(`DELETE FROM {s}.group_members WHERE group_name = $1 AND member_key = $2`), c.g.name, c.key)
 		return err
 	})
 	return err
@@ -564,7 +568,7 @@ func (c *consumer) Assignment() []tp {
 			return nil
 		}
 	}
-	return slices.Clone(a.members[c.id])
+	return slices.Clone(a.members[c.key])
 }
 
 // Close leaves the group, which rebalances its partitions over the members
@@ -597,8 +601,8 @@ func (c *consumer) refresh(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	assigned := slices.Clone(a.members[c.id])
-	if c.left {
+	assigned := slices.Clone(a.members[c.key])
+	if c.left.Load() {
 		assigned = nil
 	}
 	c.epochsMu.Lock()
@@ -778,6 +782,9 @@ func (c *consumer) poll(ctx context.Context, max int, wait bool) ([]eventstore.R
 	defer c.s.release()
 	startGen := int64(math.MinInt64)
 	for {
+		if c.s.isClosing() {
+			return nil, eventstore.ErrClosed
+		}
 		select {
 		case <-c.closed:
 			return nil, fmt.Errorf("postgres: poll by member %q of group %q: %w", c.id, c.g.name, eventstore.ErrConsumerClosed)
@@ -804,6 +811,9 @@ func (c *consumer) poll(ctx context.Context, max int, wait bool) ([]eventstore.R
 				c.positions[f.k] = f.rec.Offset + 1
 			}
 			return out, nil
+		}
+		if c.s.isClosing() {
+			return nil, eventstore.ErrClosed
 		}
 		if !wait || c.gen != startGen {
 			return nil, nil
@@ -842,6 +852,10 @@ func (c *consumer) Records(ctx context.Context) iter.Seq2[eventstore.Record, err
 			case <-c.closed:
 				return
 			default:
+			}
+			if c.s.isClosing() {
+				yield(eventstore.Record{}, eventstore.ErrClosed)
+				return
 			}
 			cases := c.waitCases(ctx)
 			err := c.refresh(ctx)
@@ -976,7 +990,7 @@ func (s *Store) stageOffsets(ctx context.Context, conn *pgxpool.Conn, b *pgx.Bat
 			}
 			ts, ps, ks = append(ts, t.id), append(ps, int32(k.Partition)), append(ks, k)
 		}
-		rows, err := conn.Query(ctx, s.q(`SELECT u.i, gp.member_id, gp.epoch, p.next_offset
+		rows, err := conn.Query(ctx, s.q(`SELECT u.i, gp.owner, gp.epoch, p.next_offset
 			FROM unnest($2::bigint[], $3::int[]) WITH ORDINALITY AS u(t, p, i)
 			LEFT JOIN {s}.partitions p ON p.topic_id = u.t AND p.part = u.p
 			LEFT JOIN {s}.group_partitions gp ON gp.group_name = $1 AND gp.topic_id = u.t AND gp.part = u.p`), c.g.name, ts, ps)
@@ -1002,7 +1016,7 @@ func (s *Store) stageOffsets(ctx context.Context, conn *pgxpool.Conn, b *pgx.Bat
 		c.epochsMu.Unlock()
 		for j, k := range ks {
 			r := got[j]
-			if r.member == nil || *r.member != c.id || r.end == nil {
+			if r.member == nil || *r.member != c.key || r.end == nil {
 				return fmt.Errorf("postgres: commit %s for group %q: %w", k, c.g.name, eventstore.ErrNotAssigned)
 			}
 			if e, read := epochs[k]; read && e != *r.epoch {
@@ -1077,43 +1091,42 @@ func (s *Store) DescribeGroup(ctx context.Context, group string) (eventstore.Gro
 	if err != nil && !errors.Is(err, pgx.ErrNoRows) {
 		return fail(err)
 	}
-	rows, err := tx.Query(ctx, s.q(`SELECT m.member_id, array(SELECT t.name FROM {s}.topics t WHERE t.id = ANY (m.topic_ids))
-		FROM {s}.group_members m WHERE m.group_name = $1`), group)
+	rows, err := tx.Query(ctx, s.q(`SELECT m.member_key, m.member_id, array(SELECT t.name FROM {s}.topics t WHERE t.id = ANY (m.topic_ids))
+		FROM {s}.group_members m WHERE m.group_name = $1 ORDER BY m.member_key`), group)
 	if err != nil {
 		return fail(err)
 	}
-	info.Members, err = pgx.CollectRows(rows, func(r pgx.CollectableRow) (eventstore.MemberInfo, error) {
-		var m eventstore.MemberInfo
-		err := r.Scan(&m.ID, &m.Topics)
-		return m, err
-	})
-	if err != nil {
+	byKey := map[string]int{}
+	var key string
+	var mi eventstore.MemberInfo
+	if _, err := pgx.ForEachRow(rows, []any{&key, &mi.ID, &mi.Topics}, func() error {
+		byKey[key] = len(info.Members)
+		info.Members = append(info.Members, eventstore.MemberInfo{ID: mi.ID, Topics: slices.Clone(mi.Topics)})
+		return nil
+	}); err != nil {
 		return fail(err)
 	}
-	slices.SortFunc(info.Members, func(a, b eventstore.MemberInfo) int { return cmp.Compare(a.ID, b.ID) })
-	rows, err = tx.Query(ctx, s.q(`SELECT t.name, p.part, gp.member_id, o.committed, p.next_offset, p.start_offset
+	rows, err = tx.Query(ctx, s.q(`SELECT t.name, p.part, gp.owner, o.committed, p.next_offset, p.start_offset
 		FROM {s}.partitions p JOIN {s}.topics t ON t.id = p.topic_id
 		LEFT JOIN {s}.group_partitions gp ON gp.group_name = $1 AND gp.topic_id = p.topic_id AND gp.part = p.part
 		LEFT JOIN {s}.group_offsets o ON o.group_name = $1 AND o.topic_id = p.topic_id AND o.part = p.part
-		WHERE gp.member_id IS NOT NULL OR o.committed IS NOT NULL`), group)
+		WHERE gp.owner IS NOT NULL OR o.committed IS NOT NULL`), group)
 	if err != nil {
 		return fail(err)
 	}
 	var name string
 	var part int32
-	var member *string
+	var owner *string
 	var committed *int64
 	var end, start int64
 	committedAny := false
-	if _, err := pgx.ForEachRow(rows, []any{&name, &part, &member, &committed, &end, &start}, func() error {
+	if _, err := pgx.ForEachRow(rows, []any{&name, &part, &owner, &committed, &end, &start}, func() error {
 		gp := eventstore.GroupPartitionInfo{TopicPartition: tp{Topic: name, Partition: int(part)}, Committed: -1, End: end}
 		pos := start
-		if member != nil {
-			gp.Member = *member
-			for i := range info.Members {
-				if info.Members[i].ID == *member {
-					info.Members[i].Assignment = append(info.Members[i].Assignment, gp.TopicPartition)
-				}
+		if owner != nil {
+			if i, ok := byKey[*owner]; ok {
+				gp.Member = info.Members[i].ID
+				info.Members[i].Assignment = append(info.Members[i].Assignment, gp.TopicPartition)
 			}
 		}
 		if committed != nil {
@@ -1127,6 +1140,9 @@ func (s *Store) DescribeGroup(ctx context.Context, group string) (eventstore.Gro
 	}); err != nil {
 		return fail(err)
 	}
+	// Members of different Stores may share an ID: the order among them is
+	// their keys'.
+	slices.SortStableFunc(info.Members, func(a, b eventstore.MemberInfo) int { return cmp.Compare(a.ID, b.ID) })
 	if len(info.Members) == 0 && !committedAny {
 		return eventstore.GroupInfo{}, fmt.Errorf("%w: %q", eventstore.ErrGroupNotFound, group)
 	}
@@ -1174,10 +1190,19 @@ func (s *Store) runLeases() {
 		<-s.closing
 		cancel()
 	}()
+	renewAt := s.clk.Now()
 	for {
-		next, active := s.leaseRound(ctx)
+		now := s.clk.Now()
+		renew := !now.Before(renewAt)
+		next, active := s.leaseRound(ctx, renew)
 		if ctx.Err() != nil {
 			return
+		}
+		if renew {
+			renewAt = now.Add(s.opts.leaseTimeout / 3)
+		}
+		if renewAt.Before(next) {
+			next = renewAt
 		}
 		var due <-chan time.Time
 		stop := func() {}
@@ -1195,31 +1220,43 @@ func (s *Store) runLeases() {
 	}
 }
 
-// leaseRound does one round of runLeases and returns when the next is due,
+// leaseRound does one round of runLeases: renewing (when renew is set:
+// only on the store's own clock, never because another Store's news woke
+// it, so that a paused Store stays paused) and rebalancing groups with
+// members whose leases ran out. It returns when the next lease runs out,
 // and false if this Store has no members.
-func (s *Store) leaseRound(ctx context.Context) (time.Time, bool) {
+func (s *Store) leaseRound(ctx context.Context, renew bool) (time.Time, bool) {
 	s.groupsMu.Lock()
 	live := map[[2]string]*consumer{}
 	var groups []string
 	for c := range s.groupsMu.consumers {
-		live[[2]string{c.g.name, c.id}] = c
+		live[[2]string{c.g.name, c.key}] = c
 		if !slices.Contains(groups, c.g.name) {
 			groups = append(groups, c.g.name)
 		}
 	}
 	s.groupsMu.Unlock()
 	now := s.clk.Now()
-	next := now.Add(s.opts.leaseTimeout / 3)
+	next := now.Add(s.opts.leaseTimeout)
 	if len(live) == 0 {
 		return next, false
 	}
-	rows, err := s.pool.Query(ctx, s.q(`UPDATE {s}.group_members SET lease_until = $2 WHERE store_id = $1 RETURNING group_name, member_id`),
+	if renew {
+		s.renew(ctx, now, live)
+	}
+	return s.expire(ctx, now, next, groups), true
+}
+
+// renew renews the leases of this Store's members and makes those that lost
+// their group while the Store was away join again.
+func (s *Store) renew(ctx context.Context, now time.Time, live map[[2]string]*consumer) {
+	rows, err := s.pool.Query(ctx, s.q(`UPDATE {s}.group_members SET lease_until = $2 WHERE store_id = $1 RETURNING group_name, member_key`),
 		s.id, now.Add(s.opts.leaseTimeout).UnixNano())
 	if err != nil {
 		if ctx.Err() == nil {
 			s.log.Warn("postgres: renewing leases failed", "err", err)
 		}
-		return next, true
+		return
 	}
 	var g, m string
 	renewed := map[[2]string]bool{}
@@ -1230,16 +1267,13 @@ func (s *Store) leaseRound(ctx context.Context) (time.Time, bool) {
 		if ctx.Err() == nil {
 			s.log.Warn("postgres: renewing leases failed", "err", err)
 		}
-		return next, true
+		return
 	}
 	for k, c := range live {
 		if renewed[k] {
 			continue
 		}
-		c.leftMu.Lock()
-		left := c.left
-		c.leftMu.Unlock()
-		if left {
+		if c.left.Load() {
 			continue
 		}
 		// Removed while this Store was away: join again.
@@ -1248,11 +1282,17 @@ func (s *Store) leaseRound(ctx context.Context) (time.Time, bool) {
 			s.log.Warn("postgres: joining again failed", "group", k[0], "member", k[1], "err", err)
 		}
 	}
-	rows, err = s.pool.Query(ctx, s.q(`SELECT group_name, min(lease_until), bool_or(lease_until < $3) FROM {s}.group_members
+}
+
+// expire rebalances the groups in which a member of another Store let its
+// lease run out, and returns when the next such lease runs out (or next).
+func (s *Store) expire(ctx context.Context, now, next time.Time, groups []string) time.Time {
+	rows, err := s.pool.Query(ctx, s.q(`SELECT group_name, min(lease_until), bool_or(lease_until < $3) FROM {s}.group_members
 		WHERE group_name = ANY($1) AND store_id <> $2 GROUP BY group_name`), groups, s.id, now.UnixNano())
 	if err != nil {
-		return next, true
+		return next
 	}
+	var g string
 	var until int64
 	var expired bool
 	var due []string
@@ -1264,12 +1304,12 @@ func (s *Store) leaseRound(ctx context.Context) (time.Time, bool) {
 		}
 		return nil
 	}); err != nil {
-		return next, true
+		return next
 	}
 	for _, g := range due {
 		if _, err := s.runRebalance(ctx, g, nil); err != nil && ctx.Err() == nil {
 			s.log.Warn("postgres: rebalancing after a lease ran out failed", "group", g, "err", err)
 		}
 	}
-	return next, true
+	return next
 }

@@ -282,6 +282,10 @@ func (s *Store) Subscribe(ctx context.Context, topic string, partition int, from
 		}
 		pos := from
 		for {
+			if s.isClosing() {
+				yield(eventstore.Record{}, eventstore.ErrClosed)
+				return
+			}
 			wake := s.wakeChan(t.id)
 			if t.deleted.Load() {
 				yield(eventstore.Record{}, fmt.Errorf("%w: %q (deleted)", eventstore.ErrTopicNotFound, topic))

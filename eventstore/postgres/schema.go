@@ -73,21 +73,25 @@ CREATE TABLE {s}.groups (
 	name       text PRIMARY KEY,
 	generation bigint NOT NULL DEFAULT 0
 );
+-- A member is named by member_key, "<store id>/<member id>": member IDs
+-- need be unique only within a Store, so that every replica of a service
+-- can run a consumer whose member ID is fixed (a projection's "live").
 CREATE TABLE {s}.group_members (
 	group_name  text NOT NULL REFERENCES {s}.groups (name) ON DELETE CASCADE,
+	member_key  text NOT NULL,
 	member_id   text NOT NULL,
 	topic_ids   bigint[] NOT NULL,
 	store_id    uuid NOT NULL,
 	lease_until bigint NOT NULL,
-	PRIMARY KEY (group_name, member_id)
+	PRIMARY KEY (group_name, member_key)
 );
--- Each partition's owner in a group (NULL: none) and owner epoch, which
--- grows with every change of owner and is never reset.
+-- Each partition's owner (a member_key; NULL: none) in a group and owner
+-- epoch, which grows with every change of owner and is never reset.
 CREATE TABLE {s}.group_partitions (
 	group_name text NOT NULL REFERENCES {s}.groups (name) ON DELETE CASCADE,
 	topic_id   bigint NOT NULL REFERENCES {s}.topics (id) ON DELETE CASCADE,
 	part       int NOT NULL,
-	member_id  text,
+	owner      text,
 	epoch      bigint NOT NULL,
 	end_at     bigint NOT NULL,
 	PRIMARY KEY (group_name, topic_id, part)
@@ -114,6 +118,20 @@ func (s *Store) migrate(ctx context.Context) error {
 	h := fnv.New64a()
 	h.Write([]byte("muninn/migrate/" + s.opts.schema))
 	lock := int64(h.Sum64())
+	// The common case, a schema already at this version, takes no lock.
+	var have int
+	err := s.pool.QueryRow(ctx, `SELECT CASE WHEN to_regclass($1) IS NULL THEN -1 ELSE 0 END`, s.schema+".schema_migrations").Scan(&have)
+	if err != nil {
+		return fmt.Errorf("look for schema %s: %w", s.schema, err)
+	}
+	if have == 0 {
+		if err := s.pool.QueryRow(ctx, s.q(`SELECT coalesce(max(version), 0) FROM {s}.schema_migrations`)).Scan(&have); err != nil {
+			return fmt.Errorf("read schema version: %w", err)
+		}
+		if have == len(migrations) {
+			return nil
+		}
+	}
 	return pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1)`, lock); err != nil {
 			return fmt.Errorf("migration lock: %w", err)
@@ -133,7 +151,7 @@ func (s *Store) migrate(ctx context.Context) error {
 			return fmt.Errorf("schema %s is at version %d, newer than this program knows (%d)", s.schema, have, len(migrations))
 		}
 		for v := have + 1; v <= len(migrations); v++ {
-			if _, err := tx.Exec(ctx, s.q(migrations[v-1])); err != nil {
+			if _, err := tx.Exec(ctx, s.q(migrations[v-1]), pgx.QueryExecModeSimpleProtocol); err != nil {
 				return fmt.Errorf("migration %d: %w", v, err)
 			}
 			if _, err := tx.Exec(ctx, s.q(`INSERT INTO {s}.schema_migrations (version, applied) VALUES ($1, $2)`), v, time.Now().UnixNano()); err != nil {

@@ -180,6 +180,10 @@ type Store struct {
 		byName    map[string]*groupCache
 		consumers map[*consumer]struct{}
 	}
+	writersMu struct {
+		sync.Mutex
+		byPart map[[2]int64]*partWriter
+	}
 	// membersChanged wakes the lease loop when members join or leave.
 	membersChanged chan struct{}
 }
@@ -227,6 +231,7 @@ func Open(ctx context.Context, url string, opts ...Option) (*Store, error) {
 	s.wakeMu.byTopic = map[int64]chan struct{}{}
 	s.notifyMu.pending = map[string]struct{}{}
 	s.groupsMu.byName = map[string]*groupCache{}
+	s.writersMu.byPart = map[[2]int64]*partWriter{}
 	s.groupsMu.consumers = map[*consumer]struct{}{}
 
 	if o.pool != nil {
