@@ -35,7 +35,7 @@ const takeoverMargin = 3 * time.Second
 const replicaKills = 3
 
 // clientPace is how often each of the test's clients places an order.
-const clientPace = 100 * time.Millisecond
+const clientPace = 200 * time.Millisecond
 
 // TestReplicasOnPostgres is the multi-process proof of the PostgreSQL
 // backend: two `muninn serve --postgres` processes on one schema are
