@@ -232,7 +232,11 @@ func (s *Store) Partitions(topic string) (int, error) {
 	if s.closedFlag.Load() {
 		return 0, eventstore.ErrClosed
 	}
-	t, err := s.topic(context.Background(), topic)
+	// A topic not yet known is looked up once; the bound keeps a call
+	// without a context from hanging on an unreachable server.
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	t, err := s.topic(ctx, topic)
 	if err != nil {
 		return 0, err
 	}
