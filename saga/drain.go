@@ -481,6 +481,7 @@ func rejectionMessage(err error) string {
 // and returns the instance's new queue: what the failure enqueued.
 func (s *Saga[S]) failOnRejection(ctx context.Context, key string, it outboxItem, f Failure) ([]outboxItem, tally, error) {
 	var b *batch[S]
+	stale := false
 	err := s.store.Update(context.WithoutCancel(ctx), func(txn eventstore.Txn) error {
 		// The commands before it were sent (the queue runs in order); it
 		// and those after it are dropped.
@@ -489,8 +490,15 @@ func (s *Saga[S]) failOnRejection(ctx context.Context, key string, it outboxItem
 		if err != nil {
 			return err
 		}
-		if in == nil {
-			return fmt.Errorf("instance %q of an outbox command is missing", key)
+		if in == nil || in.rec.Status != StatusRunning {
+			// Another runner of this saga handled the rejection first: a
+			// replica on the same shared store, whose run loaded the
+			// whole outbox when it started, sends the same commands (with
+			// the same IDs, so the bus applies them once) and is refused
+			// the same way. It failed the instance (or ended and deleted
+			// it); failing it again would compensate twice.
+			stale = true
+			return txn.Delete(s.keys.outbox(key, it.seq))
 		}
 		if err := b.fail(in, f, it.cmd.ID); err != nil {
 			return err
@@ -499,6 +507,10 @@ func (s *Saga[S]) failOnRejection(ctx context.Context, key string, it outboxItem
 	})
 	if err != nil {
 		return nil, tally{}, fmt.Errorf("fail instance %q: %w", key, err)
+	}
+	if stale {
+		s.opts.logger.Info("saga instance already failed by another runner", "saga", s.def.name, "instance", key, "reason", f.Reason)
+		return nil, tally{}, nil
 	}
 	s.opts.logger.Warn("saga instance failed", "saga", s.def.name, "instance", key, "reason", f.Reason)
 	var next []outboxItem

@@ -51,11 +51,20 @@ empty one, bytes on disk per event, peak RSS and Go heap, and the time Open
 takes after a process loading the store is killed with SIGKILL. Its JSON
 keys are scale_*. It needs about 800 bytes of disk per event under --dir.
 
+With --postgres URL it then measures the PostgreSQL store on that server,
+in a schema of its own (dropped at the end): durable appends with 1, 16
+and 64 writers, each beside plain INSERTs into a table with a unique
+(stream, version) constraint through the same connection pool, in
+alternating slices (pg_append_durable_N_ratio is store / INSERT), and
+stream reads and partition scans of a loaded topic. --postgres-only skips
+everything else.
+
 Progress goes to stderr, results to stdout.`,
 		Example: `  muninn bench --quick
   muninn bench --json --rounds 3 --dir /mnt/data > bench.json
   muninn bench --scale --quick --json
-  muninn bench --scale=100000000 --dir /mnt/data`,
+  muninn bench --scale=100000000 --dir /mnt/data
+  muninn bench --quick --postgres 'postgres:///muninn?host=/tmp/pg' --postgres-only`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			flags := cmd.Flags()
@@ -122,6 +131,8 @@ Progress goes to stderr, results to stdout.`,
 	f.Lookup("scale").NoOptDefVal = "0"
 	f.StringVar(&scaleChild, "scale-child", "", "the child process of --scale (internal)")
 	_ = f.MarkHidden("scale-child")
+	f.StringVar(&cfg.PostgresURL, "postgres", "", "also measure the PostgreSQL store on this server (pg_* keys), in a schema of its own dropped at the end")
+	f.BoolVar(&cfg.PostgresOnly, "postgres-only", false, "with --postgres: measure only the PostgreSQL store")
 	return cmd
 }
 
@@ -185,6 +196,9 @@ func checkBenchFlags(c bench.Config) error {
 		if f.value < 1 {
 			bad("--%s must be at least 1, got %d", f.flag, f.value)
 		}
+	}
+	if c.PostgresOnly && c.PostgresURL == "" {
+		bad("--postgres-only needs --postgres URL")
 	}
 	if err := errors.Join(errs...); err != nil {
 		return err

@@ -54,8 +54,16 @@ var serveLine = regexp.MustCompile(`^muninn serve: gRPC on (\S+), HTTP on http:/
 // waits until it is ready (GET /readyz answers 200).
 func startServe(t *testing.T, dir string) *server {
 	t.Helper()
-	cmd := exec.Command(os.Args[0], "serve", "--data", dir, "--grpc", "127.0.0.1:0", "--http", "127.0.0.1:0",
-		"--time-scale", "600")
+	return startServeWith(t, "--data", dir)
+}
+
+// startServeWith is startServe with the store's flags given (--data DIR,
+// or --postgres URL and its flags).
+func startServeWith(t *testing.T, storeArgs ...string) *server {
+	t.Helper()
+	args := append([]string{"serve"}, storeArgs...)
+	cmd := exec.Command(os.Args[0], append(args, "--grpc", "127.0.0.1:0", "--http", "127.0.0.1:0",
+		"--time-scale", "600")...)
 	cmd.Env = append(os.Environ(), mainEnv+"=1")
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {

@@ -88,6 +88,12 @@ type Config struct {
 	SagaOrders int
 	// Progress receives a line as each step starts and ends. Nil discards.
 	Progress io.Writer
+
+	// PostgresURL, if set, is a PostgreSQL server on which Run measures the
+	// PostgreSQL store too (the pg_* keys), in a schema of its own that it
+	// drops at the end. PostgresOnly skips every other measurement.
+	PostgresURL  string
+	PostgresOnly bool
 }
 
 // DefaultConfig returns the configuration of a full run.
@@ -153,6 +159,9 @@ func (c Config) Validate() error {
 	}
 	if c.SagaOrders < 1 || c.SagaOrders > 10_000_000 {
 		bad("SagaOrders", "must be between 1 and 10000000, got %d", c.SagaOrders)
+	}
+	if c.PostgresOnly && c.PostgresURL == "" {
+		bad("PostgresOnly", "needs PostgresURL")
 	}
 	return errors.Join(errs...)
 }

@@ -77,6 +77,24 @@ type Result struct {
 	TelemetryOffCommandPerS      float64 `json:"telemetry_off_command_per_s" label:"command bus, durable, 16 clients, commands/s, metrics off"`
 	TelemetryCommandPerS         float64 `json:"telemetry_command_per_s" label:"  the same, metrics on, in slices alternating with it"`
 	TelemetryCommandRatio        float64 `json:"telemetry_command_ratio" label:"  metrics on / off"`
+	// PostgreSQL (Config.PostgresURL; zero without it): durable appends of
+	// the PostgreSQL store against plain INSERTs into a table with a unique
+	// (stream, version) constraint, through the same pool, in alternating
+	// slices; then reads of a loaded topic.
+	PGRawInsert1PerS      float64 `json:"pg_raw_insert_1_per_s" label:"PostgreSQL: plain INSERT (unique stream, version)/s, 1 goroutine"`
+	PGAppendDurable1PerS  float64 `json:"pg_append_durable_1_per_s" label:"  PostgreSQL store durable appends/s, 1 goroutine"`
+	PGAppendDurable1Ratio float64 `json:"pg_append_durable_1_ratio" label:"  store / plain INSERT, 1 goroutine"`
+
+	PGRawInsert16PerS      float64 `json:"pg_raw_insert_16_per_s" label:"PostgreSQL: plain INSERT/s, 16 goroutines"`
+	PGAppendDurable16PerS  float64 `json:"pg_append_durable_16_per_s" label:"  PostgreSQL store durable appends/s, 16 goroutines"`
+	PGAppendDurable16Ratio float64 `json:"pg_append_durable_16_ratio" label:"  store / plain INSERT, 16 goroutines"`
+
+	PGRawInsert64PerS      float64 `json:"pg_raw_insert_64_per_s" label:"PostgreSQL: plain INSERT/s, 64 goroutines"`
+	PGAppendDurable64PerS  float64 `json:"pg_append_durable_64_per_s" label:"  PostgreSQL store durable appends/s, 64 goroutines"`
+	PGAppendDurable64Ratio float64 `json:"pg_append_durable_64_ratio" label:"  store / plain INSERT, 64 goroutines"`
+
+	PGStreamReadEventsPerS    float64 `json:"pg_stream_read_events_per_s" label:"PostgreSQL: ReadStream, every stream, events/s"`
+	PGPartitionScanEventsPerS float64 `json:"pg_partition_scan_events_per_s" label:"PostgreSQL: ReadPartition, every partition, events/s"`
 
 	// PeakHeapBytes is the largest Go heap (live and unswept objects) seen
 	// during the whole run, sampled every 10 ms. Pebble's block cache and

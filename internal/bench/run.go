@@ -103,6 +103,8 @@ type env struct {
 	streamLoaded bool
 	// seq numbers throughput runs, so that each writes new keys.
 	seq int
+	// pg is the PostgreSQL part, when Config.PostgresURL is set.
+	pg *pgEnv
 }
 
 // step is one measurement: it returns the value of one Result key.
@@ -133,10 +135,13 @@ func (e *env) plan() []step {
 			return []float64{v}, err
 		}}
 	}
+	if e.cfg.PostgresOnly {
+		return e.pgPlan()
+	}
 	// The reads run first, on the freshly loaded store: after the append
 	// measurements Pebble spends minutes compacting their million records
 	// in the background, and on two cores the reads would measure that.
-	return []step{
+	return append([]step{
 		one("stream_read_events_per_s", e.streamRead),
 		one("partition_scan_events_per_s", e.partitionScan),
 		pair(1),
@@ -165,7 +170,7 @@ func (e *env) plan() []step {
 		// stops with it, and the next round's shop picks it up.
 		{keys: []string{"grpc_commands_16_per_s", "rest_commands_16_per_s", "shop_commands_16_per_s",
 			"query_min_position_p50_ms", "query_min_position_p99_ms"}, run: e.serviceSurface},
-	}
+	}, e.pgPlan()...)
 }
 
 // round runs every step once and derives the ratios.
@@ -193,6 +198,9 @@ func (e *env) round(ctx context.Context) (Result, error) {
 	r.RESTCommands16Ratio = ratio(r.RESTCommands16PerS, r.ShopCommands16PerS)
 	r.TelemetryAppendRatio = ratio(r.TelemetryAppendEventsPerS, r.TelemetryOffAppendEventsPerS)
 	r.TelemetryCommandRatio = ratio(r.TelemetryCommandPerS, r.TelemetryOffCommandPerS)
+	r.PGAppendDurable1Ratio = ratio(r.PGAppendDurable1PerS, r.PGRawInsert1PerS)
+	r.PGAppendDurable16Ratio = ratio(r.PGAppendDurable16PerS, r.PGRawInsert16PerS)
+	r.PGAppendDurable64Ratio = ratio(r.PGAppendDurable64PerS, r.PGRawInsert64PerS)
 	return r, nil
 }
 
@@ -251,11 +259,17 @@ func openEnv(ctx context.Context, cfg Config, root string) (*env, error) {
 			return nil, fmt.Errorf("bench: %w", err)
 		}
 	}
+	if cfg.PostgresURL != "" {
+		if err := e.pgOpen(ctx); err != nil {
+			_ = e.close()
+			return nil, fmt.Errorf("bench: %w", err)
+		}
+	}
 	return e, nil
 }
 
 func (e *env) close() error {
-	if err := errors.Join(e.store.Close(), e.raw.Close()); err != nil {
+	if err := errors.Join(e.pgClose(), e.store.Close(), e.raw.Close()); err != nil {
 		return fmt.Errorf("bench: close: %w", err)
 	}
 	return nil
