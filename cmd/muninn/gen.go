@@ -36,7 +36,8 @@ schema prints its JSON Schema).
   muninn gen schema                      the JSON Schema of the model file`,
 	}
 	gen.AddCommand(newGenInitCmd(), newGenImportCmd(), newGenCheckCmd(), newGenSchemaCmd(),
-		newGenBoardCmd(), newGenAsyncAPICmd(), newGenMermaidCmd())
+		newGenAsyncAPICmd(), newGenMermaidCmd())
+	gen.AddCommand(newGenBoardCmd())
 	return gen
 }
 
