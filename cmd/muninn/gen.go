@@ -35,9 +35,9 @@ schema prints its JSON Schema).
   muninn gen mermaid [FILE]              a Mermaid flowchart of the model, on stdout
   muninn gen schema                      the JSON Schema of the model file`,
 	}
+	gen.AddCommand(newGenBoardCmd())
 	gen.AddCommand(newGenInitCmd(), newGenImportCmd(), newGenCheckCmd(), newGenSchemaCmd(),
 		newGenAsyncAPICmd(), newGenMermaidCmd())
-	gen.AddCommand(newGenBoardCmd())
 	return gen
 }
 
