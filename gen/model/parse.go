@@ -438,3 +438,19 @@ func emptyIfNil(m map[string]any) map[string]any {
 	}
 	return m
 }
+
+// MarshalYAML implements yaml.Marshaler: a scenario whose command emits
+// nothing keeps its "then: []", which is not the same as no then at all.
+func (s *Scenario) MarshalYAML() (any, error) {
+	out := struct {
+		Name  string            `yaml:"name"`
+		Given []*EventInstance  `yaml:"given,omitempty"`
+		When  *CommandInstance  `yaml:"when"`
+		Then  *[]*EventInstance `yaml:"then,omitempty"`
+		Error string            `yaml:"error,omitempty"`
+	}{Name: s.Name, Given: s.Given, When: s.When, Error: s.Error}
+	if s.Then != nil {
+		out.Then = &s.Then
+	}
+	return out, nil
+}

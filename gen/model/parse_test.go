@@ -228,3 +228,25 @@ func FuzzParse(f *testing.F) {
 		}
 	})
 }
+
+func TestScenarioThatEmitsNothingRoundTrips(t *testing.T) {
+	src := "name: x\ncontexts:\n  - name: A\n    aggregates:\n      - name: B\n        id: b\n        commands: [{name: C, emits: [E]}]\n        events: [{name: E}]\n        scenarios:\n          - {name: idempotent, given: [E], when: C, then: []}\n"
+	m, err := Parse("x.yaml", []byte(src))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ps := Validate(m); len(ps) > 0 {
+		t.Fatal(ps)
+	}
+	out, err := Marshal(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m2, err := Parse("again.yaml", out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ps := Validate(m2); len(ps) > 0 || !strings.Contains(string(out), "then: []") {
+		t.Errorf("after a round trip: %v\n%s", ps, out)
+	}
+}
