@@ -36,8 +36,9 @@ schema prints its JSON Schema).
   muninn gen go --out DIR [FILE]         the Go code of a model (--module: a service)
   muninn gen schema                      the JSON Schema of the model file`,
 	}
+	gen.AddCommand(newGenBoardCmd())
 	gen.AddCommand(newGenInitCmd(), newGenImportCmd(), newGenCheckCmd(), newGenSchemaCmd(),
-		newGenBoardCmd(), newGenAsyncAPICmd(), newGenMermaidCmd(), genGoCmd())
+		newGenAsyncAPICmd(), newGenMermaidCmd(), genGoCmd())
 	return gen
 }
 

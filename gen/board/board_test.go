@@ -164,3 +164,19 @@ func TestWrap(t *testing.T) {
 		}
 	}
 }
+
+// FuzzSVG draws whatever model parses, valid or not: never a panic.
+func FuzzSVG(f *testing.F) {
+	f.Add(model.Starter())
+	f.Add([]byte("name: x\ncontexts:\n  - name: A\n    aggregates: [{name: B, id: b, commands: [{name: C, emits: [E, E, Z], actor: Q}], events: [{name: E}]}]\n    policies: [{name: P, when: E, then: C}, {name: P, when: A.E, then: Nope}]\n    hotspots: [{text: '?', on: 'C, E, P'}]\nsagas: [{name: S, starts_on: E, reacts_to: [{on: A.E, then: [C, X.Y]}], timeout: {after: 1m, then: C}}]\nhotspots: [a, b, c, d, e, f, g, h, i]\n"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		m, err := model.Parse("fuzz.yaml", data)
+		if err != nil {
+			return
+		}
+		var buf bytes.Buffer
+		if err := SVG(m, &buf); err != nil {
+			t.Fatal(err)
+		}
+	})
+}
