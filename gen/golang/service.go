@@ -423,6 +423,10 @@ func serveGen(pm *pmodel, module string) ([]byte, error) {
 	w.p("\t\"github.com/muninn-es/muninn/command\"")
 	w.p("\t\"github.com/muninn-es/muninn/eventstore\"")
 	w.p("\t\"github.com/muninn-es/muninn/service\"")
+	if len(pm.readModels) > 0 {
+		w.p("\t\"github.com/muninn-es/muninn/projection\"")
+		w.p("\t%q", module+"/readmodels")
+	}
 	if len(pm.policies) > 0 {
 		w.p("\t\"github.com/muninn-es/muninn/saga\"")
 		w.p("\t%q", module+"/policies")
@@ -485,6 +489,15 @@ func serveGen(pm *pmodel, module string) ([]byte, error) {
 		w.p("\tsrv.RegisterGateway(%s.RegisterGateway)", c.pkg)
 	}
 	w.p("\tvar g service.Group")
+	if len(pm.readModels) > 0 {
+		w.p("\tprojections, err := readmodels.All(store, projection.WithLogger(cfg.Logger))")
+		w.p("\tif err != nil {")
+		w.p("\t\treturn errors.Join(err, bus.Close(), store.Close())")
+		w.p("\t}")
+		w.p("\tfor _, p := range projections {")
+		w.p("\t\tg.Add(p.Name(), p)")
+		w.p("\t}")
+	}
 	if len(pm.policies) > 0 {
 		w.p("\tfor _, p := range policies.All() {")
 		w.p("\t\tpolicy, err := saga.New(store, bus, p, saga.WithLogger(cfg.Logger))")
