@@ -11,6 +11,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/muninn-es/muninn/gen/asyncapi"
+	"github.com/muninn-es/muninn/gen/board"
 	"github.com/muninn-es/muninn/gen/mermaid"
 	"github.com/muninn-es/muninn/gen/miro"
 	"github.com/muninn-es/muninn/gen/model"
@@ -29,11 +30,13 @@ schema prints its JSON Schema).
   muninn gen init [FILE]                 write a commented starter model
   muninn gen import miro BOARD.json      a Miro board export as a model, on stdout
   muninn gen check [FILE]                every problem of a model, with file:line
+  muninn gen board [FILE]                the model as an SVG event-storming board, on stdout
   muninn gen asyncapi [FILE]             AsyncAPI 3 of the public events, on stdout
   muninn gen mermaid [FILE]              a Mermaid flowchart of the model, on stdout
   muninn gen go --out DIR [FILE]         the Go code of a model (--module: a service)
   muninn gen schema                      the JSON Schema of the model file`,
 	}
+	gen.AddCommand(newGenBoardCmd())
 	gen.AddCommand(newGenInitCmd(), newGenImportCmd(), newGenCheckCmd(), newGenSchemaCmd(),
 		newGenAsyncAPICmd(), newGenMermaidCmd(), genGoCmd())
 	return gen
@@ -273,6 +276,22 @@ func newGenMermaidCmd() *cobra.Command {
 				return err
 			}
 			return mermaid.Write(cmd.OutOrStdout(), m)
+		},
+	}
+}
+
+func newGenBoardCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "board [FILE]",
+		Short: "Draw the model as an event-storming board, in SVG on stdout (muninn gen board > board.svg)",
+		Args:  cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			cmd.SilenceUsage = true
+			m, err := loadModel(modelFile(args))
+			if err != nil {
+				return err
+			}
+			return board.SVG(m, cmd.OutOrStdout())
 		},
 	}
 }

@@ -152,3 +152,24 @@ func TestGenAsyncAPIAndMermaid(t *testing.T) {
 		t.Errorf("gen mermaid of a bad model: %v", err)
 	}
 }
+
+func TestGenBoard(t *testing.T) {
+	out, _, err := execute(t, "gen", "board", shopModel)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(out, "<svg ") || !strings.HasSuffix(out, "</svg>\n") || !strings.Contains(out, ">Checkout saga: on</tspan>") {
+		t.Errorf("gen board printed no board SVG:\n%.300s", out)
+	}
+	// With no file, it reads eventmodel.yaml of the current directory.
+	t.Chdir(t.TempDir())
+	if _, _, err := execute(t, "gen", "board"); err == nil || !strings.Contains(err.Error(), "eventmodel.yaml") {
+		t.Errorf("gen board without eventmodel.yaml: %v", err)
+	}
+	if _, _, err := execute(t, "gen", "init"); err != nil {
+		t.Fatal(err)
+	}
+	if out, _, err := execute(t, "gen", "board"); err != nil || !strings.Contains(out, ">Lend Book</tspan>") {
+		t.Errorf("gen board of the starter: %v\n%.300s", err, out)
+	}
+}

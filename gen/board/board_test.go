@@ -103,12 +103,31 @@ func TestShopGeometry(t *testing.T) {
 	}
 }
 
-func TestStarterGeometry(t *testing.T) {
+func TestStarterAndImportedGeometry(t *testing.T) {
 	m, err := model.Parse("starter.yaml", model.Starter())
 	if err != nil {
 		t.Fatal(err)
 	}
 	checkGeometry(t, layout(m))
+	// The shop as imported from the Miro board: policies, not a saga.
+	data, err := os.ReadFile("../miro/testdata/shop-board.golden.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m, err = model.Parse("shop-board.golden.yaml", data); err != nil {
+		t.Fatal(err)
+	}
+	s := layout(m)
+	checkGeometry(t, s)
+	policies := 0
+	for _, b := range s.boxes {
+		if b.kind == "policy" {
+			policies++
+		}
+	}
+	if policies != 6 {
+		t.Errorf("%d policy stickies, want 6", policies)
+	}
 }
 
 func TestSVGIsWellFormed(t *testing.T) {
@@ -144,4 +163,20 @@ func TestWrap(t *testing.T) {
 			}
 		}
 	}
+}
+
+// FuzzSVG draws whatever model parses, valid or not: never a panic.
+func FuzzSVG(f *testing.F) {
+	f.Add(model.Starter())
+	f.Add([]byte("name: x\ncontexts:\n  - name: A\n    aggregates: [{name: B, id: b, commands: [{name: C, emits: [E, E, Z], actor: Q}], events: [{name: E}]}]\n    policies: [{name: P, when: E, then: C}, {name: P, when: A.E, then: Nope}]\n    hotspots: [{text: '?', on: 'C, E, P'}]\nsagas: [{name: S, starts_on: E, reacts_to: [{on: A.E, then: [C, X.Y]}], timeout: {after: 1m, then: C}}]\nhotspots: [a, b, c, d, e, f, g, h, i]\n"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		m, err := model.Parse("fuzz.yaml", data)
+		if err != nil {
+			return
+		}
+		var buf bytes.Buffer
+		if err := SVG(m, &buf); err != nil {
+			t.Fatal(err)
+		}
+	})
 }

@@ -44,7 +44,9 @@ const (
 type box struct {
 	kind       legend.Kind
 	lines      []string // the text, wrapped
+	text       string   // the whole text, for a tooltip
 	x, y, w, h float64
+	lane       *lane
 }
 
 func (b *box) cx() float64 { return b.x + b.w/2 }
@@ -128,7 +130,7 @@ type laneLayout struct {
 }
 
 func (l *laneLayout) add(kind legend.Kind, text string, col, row, span int) *box {
-	b := &box{kind: kind, lines: wrap(text, stickyW(kind)-2*padX)}
+	b := &box{kind: kind, text: text, lines: wrap(text, stickyW(kind)-2*padX)}
 	l.cells = append(l.cells, &cellBox{b: b, col: col, row: row, span: span})
 	return b
 }
@@ -259,15 +261,21 @@ func (lo *layouter) policies(l *laneLayout) {
 				row = lo.eventRow[key(r.Context, r.Event.Name)]
 			}
 		}
+		var cb *box
+		if r, err := lo.m.ResolveCommand(l.c, p.Then); err == nil {
+			cb = lo.commands[key(r.Context, r.Command.Name)]
+			if eb != nil && lo.eventLane[key(l.c, p.When)] != l && lo.byCtx[r.Context] == l {
+				// Reacting to another context's event: beside the command.
+				row = lo.commandRow[key(r.Context, r.Command.Name)]
+			}
+		}
 		pb := l.add(legend.Policy, p.Name, colPolicy, l.g.place(colPolicy, row), 1)
 		lo.named[key(l.c, "policy."+p.Name)] = pb
 		if eb != nil {
 			lo.arrow(eb, pb, false, false)
 		}
-		if r, err := lo.m.ResolveCommand(l.c, p.Then); err == nil {
-			if cb := lo.commands[key(r.Context, r.Command.Name)]; cb != nil {
-				lo.arrow(pb, cb, false, false)
-			}
+		if cb != nil {
+			lo.arrow(pb, cb, false, false)
 		}
 	}
 }
@@ -423,6 +431,7 @@ func (lo *layouter) scene() *scene {
 		s.lanes = append(s.lanes, ln)
 		for _, c := range l.cells {
 			b := c.b
+			b.lane = ln
 			b.w, b.h = stickyW(b.kind), boxH+float64(c.span-1)*rowH
 			b.x = ln.x + laneInset + float64(c.col)*colW + (colW-b.w)/2
 			b.y = ln.y + laneHeader + float64(c.row)*rowH + (rowH-boxH)/2

@@ -29,6 +29,7 @@ func (s *scene) write(b *bufio.Writer) {
 	p(`<title>%s</title>`, html.EscapeString(s.title+": event-storming board"))
 	p(`<defs>`)
 	p(`<marker id="head" viewBox="0 0 10 10" refX="9" refY="5" markerWidth="8" markerHeight="8" orient="auto-start-reverse"><path d="M0,0 L10,5 L0,10 z" fill="#444"/></marker>`)
+	p(`<marker id="headx" viewBox="0 0 10 10" refX="9" refY="5" markerWidth="8" markerHeight="8" orient="auto-start-reverse"><path d="M0,0 L10,5 L0,10 z" fill="#6a3f8f"/></marker>`)
 	p(`<filter id="shadow" x="-10%%" y="-10%%" width="130%%" height="130%%"><feDropShadow dx="2" dy="3" stdDeviation="2" flood-opacity="0.25"/></filter>`)
 	p(`</defs>`)
 	p(`<rect width="100%%" height="100%%" fill="#ffffff"/>`)
@@ -58,8 +59,13 @@ func (s *scene) write(b *bufio.Writer) {
 		if a.dashed {
 			extra += ` stroke-dasharray="5 4"`
 		}
-		if a.from.kind == legend.Hotspot || a.to.kind == legend.Hotspot {
+		switch {
+		case a.from.kind == legend.Hotspot || a.to.kind == legend.Hotspot:
 			extra += ` stroke="#c0392b"`
+		case a.from.lane != a.to.lane:
+			// Between contexts: in a colour of its own.
+			extra += ` stroke="#6a3f8f" marker-end="url(#headx)"`
+			extra = strings.Replace(extra, ` marker-end="url(#head)"`, "", 1)
 		}
 		p(`<path d="%s"%s/>`, pathData(a.pts), extra)
 	}
@@ -67,6 +73,7 @@ func (s *scene) write(b *bufio.Writer) {
 	for _, x := range s.boxes {
 		c := legend.Of(x.kind)
 		p(`<g class="sticky %s">`, x.kind)
+		p(`<title>%s: %s</title>`, html.EscapeString(legend.Label(x.kind)), html.EscapeString(x.text))
 		p(`<rect x="%s" y="%s" width="%s" height="%s" rx="3" fill="%s" stroke="%s" filter="url(#shadow)"/>`, f(x.x), f(x.y), f(x.w), f(x.h), c.Fill, c.Stroke)
 		top := x.cy() - float64(len(x.lines))*lineH/2 + lineH*0.75
 		if x.h > boxH { // a tall aggregate: its name at the top

@@ -224,6 +224,7 @@ func (im *importer) run(items []item) {
 	im.readModels()
 	im.externals()
 	im.hotspots()
+	im.emptyContexts()
 
 	for _, i := range im.order {
 		im.m.Unresolved = append(im.m.Unresolved, &model.Unresolved{
@@ -529,7 +530,11 @@ func (im *importer) commands() {
 			li := im.parseLines(s, im.typeSet(f))
 			s.command = &model.Command{Name: s.name, Fields: dropID(li.fields, agg.ID), Errors: li.errors, Doc: strings.Join(li.doc, " ")}
 			if li.route != "" {
-				s.command.HTTP = model.ParseRoute(li.route)
+				if bad := unboundParams(li.route, append([]string{agg.ID}, fieldNames(s.command.Fields)...)); bad != "" {
+					im.unresolved(s.id, s.text, "route %q: {%s} is not a field of the command; the route is left out", li.route, bad)
+				} else {
+					s.command.HTTP = model.ParseRoute(li.route)
+				}
 			}
 			for _, e := range li.errors {
 				if agg.Error(e) == nil {
@@ -780,7 +785,11 @@ func (im *importer) readModels() {
 				}
 			}
 			if li.route != "" {
-				rm.HTTP = model.ParseRoute(li.route)
+				if bad := unboundParams(li.route, fieldNames(rm.Fields)); bad != "" {
+					im.unresolved(s.id, s.text, "route %q: {%s} is not a field of the read model; the route is left out", li.route, bad)
+				} else {
+					rm.HTTP = model.ParseRoute(li.route)
+				}
 			}
 			f.ctx.ReadModels = append(f.ctx.ReadModels, rm)
 		}
@@ -851,4 +860,42 @@ func article(k Kind) string {
 		return "an " + name
 	}
 	return "a " + name
+}
+
+var paramRE = regexp.MustCompile(`\{([^}]*)\}`)
+
+// unboundParams returns the first {param} of route that is not in names,
+// or "".
+func unboundParams(route string, names []string) string {
+	for _, m := range paramRE.FindAllStringSubmatch(route, -1) {
+		if !slices.Contains(names, m[1]) {
+			return m[1]
+		}
+	}
+	return ""
+}
+
+func fieldNames(l model.FieldList) []string {
+	var names []string
+	for _, f := range l {
+		names = append(names, f.Name)
+	}
+	return names
+}
+
+// emptyContexts leaves out the contexts with nothing to generate (a frame
+// of hotspots and unresolved stickies); their hotspots become the model's.
+func (im *importer) emptyContexts() {
+	im.m.Contexts = slices.DeleteFunc(im.m.Contexts, func(c *model.Context) bool {
+		if len(c.Aggregates)+len(c.ReadModels)+len(c.Policies)+len(c.Sagas) > 0 {
+			return false
+		}
+		for _, f := range im.frames {
+			if f.ctx == c {
+				im.unresolved(f.id, f.name, "frame %s holds no aggregate, read model or policy that could be imported: it is left out", f.name)
+			}
+		}
+		im.m.Hotspots = append(im.m.Hotspots, c.Hotspots...)
+		return true
+	})
 }

@@ -159,3 +159,54 @@ func TestImportBadInput(t *testing.T) {
 		t.Errorf("unresolved = %+v", m.Unresolved)
 	}
 }
+
+func TestImportLeavesOutWhatWouldNotValidate(t *testing.T) {
+	m, err := Import(strings.NewReader(`{"data": [
+		{"id": "f1", "type": "frame", "data": {"title": "Sales"}},
+		{"id": "f2", "type": "frame", "data": {"title": "Ideas"}},
+		{"id": "c", "type": "sticky_note", "data": {"content": "<p>Sell</p><p>POST /v1/sales/{nope}</p>"}, "style": {"fillColor": "light_blue"}, "parent": {"id": "f1"}},
+		{"id": "e", "type": "sticky_note", "data": {"content": "<p>Sold</p>"}, "style": {"fillColor": "orange"}, "parent": {"id": "f1"}},
+		{"id": "a", "type": "sticky_note", "data": {"content": "<p>Sale</p>"}, "style": {"fillColor": "light_yellow"}, "parent": {"id": "f1"}},
+		{"id": "h", "type": "sticky_note", "data": {"content": "<p>Loyalty?</p>"}, "style": {"fillColor": "red"}, "parent": {"id": "f2"}},
+		{"id": "x", "type": "connector", "startItem": {"id": "c"}, "endItem": {"id": "e"}}
+	]}`), Options{Name: "shop"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, _ := model.Marshal(m)
+	if ps := model.Validate(m); len(ps) > 0 {
+		t.Fatalf("problems:\n%v\n%s", ps, out)
+	}
+	ws := model.Warnings(m).Error()
+	for _, want := range []string{`route "POST /v1/sales/{nope}": {nope} is not a field`, "frame Ideas holds no aggregate"} {
+		if !strings.Contains(ws, want) {
+			t.Errorf("unresolved lacks %q:\n%s", want, ws)
+		}
+	}
+	if len(m.Contexts) != 1 || len(m.Hotspots) != 1 || m.Hotspots[0].Text != "Loyalty?" {
+		t.Errorf("model:\n%s", out)
+	}
+}
+
+// FuzzImport feeds the importer arbitrary input: it returns a model or an
+// error, never panics or hangs.
+func FuzzImport(f *testing.F) {
+	// Small seeds: the fuzzer mutates large ones slowly.
+	f.Add([]byte(`{"data": [{"id": "f", "type": "frame", "data": {"title": "Order"}, "position": {"x": 0, "y": 0}, "geometry": {"width": 900, "height": 600}},
+		{"id": "c", "type": "sticky_note", "data": {"content": "<p>Place order</p><p>total: decimal</p><p>POST /v1/orders</p>"}, "style": {"fillColor": "light_blue"}, "parent": {"id": "f"}, "position": {"x": 100, "y": 100, "relativeTo": "parent_top_left"}, "geometry": {"width": 199, "height": 228}},
+		{"id": "a", "type": "sticky_note", "data": {"content": "<p>Order</p><p>id: order_id</p>"}, "style": {"fillColor": "light_yellow"}, "position": {"x": -100, "y": -150}},
+		{"id": "e", "type": "shape", "data": {"content": "<p>Order placed</p>"}, "style": {"fillColor": "#ffa500"}, "parent": {"id": "f"}},
+		{"id": "p", "type": "sticky_note", "data": {"content": "<p>Then pay</p>"}, "style": {"fillColor": "violet"}, "parent": {"id": "f"}}]}
+		{"data": [{"id": "1", "type": "connector", "startItem": {"id": "c"}, "endItem": {"id": "e"}}, {"id": "2", "type": "connector", "startItem": {"id": "e"}, "endItem": {"id": "p"}},
+		{"id": "3", "type": "connector", "startItem": {"id": "p"}, "endItem": {"id": "c"}}, {"id": "4", "type": "connector", "startItem": {"id": "c"}, "endItem": {"id": "a"}}]}`))
+	f.Add([]byte(`{"data": [{"id": 1, "type": "frame", "data": {"title": "A"}}, {"id": 2, "type": "sticky_note", "data": {"content": "<p>X</p>"}, "style": {"fillColor": "#ff9d48"}, "parent": {"id": 1}}]}`))
+	f.Add([]byte(`[{"data": []}]`))
+	f.Fuzz(func(t *testing.T, in []byte) {
+		m, err := Import(bytes.NewReader(in), Options{})
+		if err == nil {
+			if _, err := model.Marshal(m); err != nil {
+				t.Fatalf("the model does not marshal: %v", err)
+			}
+		}
+	})
+}

@@ -26,6 +26,11 @@ func Parse(file string, data []byte) (*Model, error) {
 	if err := yaml.Unmarshal(data, &m); err != nil {
 		return nil, yamlProblems(file, err)
 	}
+	if m.Pos.Line == 0 && len(m.Contexts) == 0 && m.Name == "" {
+		// The document was not a mapping (yaml leaves m alone for a
+		// scalar or null document).
+		return nil, Problems{{Pos: Pos{File: file, Line: 1}, Message: "the model is not a mapping with name and contexts"}}
+	}
 	if m.Pos.Line == 0 {
 		m.Pos = Pos{Line: 1, Col: 1}
 	}
@@ -121,6 +126,14 @@ func decodeStrict(n *yaml.Node, v any, pos *Pos, what string) error {
 		k := n.Content[i]
 		if !slices.Contains(keys, k.Value) {
 			errs = append(errs, fmt.Sprintf("line %d: %s: unknown key %q (known: %s)", k.Line, what, k.Value, strings.Join(keys, ", ")))
+		}
+		// An empty list entry ("-" alone) would be a nil element.
+		if v := n.Content[i+1]; v.Kind == yaml.SequenceNode {
+			for _, item := range v.Content {
+				if item.Kind == yaml.ScalarNode && item.Tag == "!!null" {
+					errs = append(errs, fmt.Sprintf("line %d: %s: %s has an empty entry", item.Line, what, k.Value))
+				}
+			}
 		}
 	}
 	if err := n.Decode(v); err != nil {

@@ -205,3 +205,26 @@ func TestValidateReportsEveryProblem(t *testing.T) {
 		t.Errorf("Warnings = %v", ws)
 	}
 }
+
+// FuzzParse feeds Parse and Validate arbitrary files: a model or an
+// error, never a panic or a hang; a parsed model marshals and parses again.
+func FuzzParse(f *testing.F) {
+	f.Add([]byte(Starter()))
+	f.Add([]byte("name: x\ncontexts:\n  - name: A\n    aggregates:\n      - name: B\n        id: b\n        commands: [{name: C, emits: [E], fields: {x: 'list<T>?'}}]\n        events: [{name: E}]\n"))
+	f.Add([]byte("name: x\ncontexts: [{name: A, types: [{name: T, fields: {t: T}}]}]\nsagas: [{name: S, timeout: {after: 1h, then: A.C}}]\n"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		m, err := Parse("fuzz.yaml", data)
+		if err != nil {
+			return
+		}
+		Validate(m)
+		Warnings(m)
+		out, err := Marshal(m)
+		if err != nil {
+			t.Fatalf("a parsed model does not marshal: %v", err)
+		}
+		if _, err := Parse("again.yaml", out); err != nil {
+			t.Fatalf("a marshalled model does not parse: %v\n%s", err, out)
+		}
+	})
+}
