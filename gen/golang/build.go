@@ -74,11 +74,25 @@ func build(m *model.Model) (*pmodel, error) {
 		}
 	}
 	if len(errs) == 0 {
+		rmNames := map[string]string{}
 		for _, c := range m.Contexts {
 			for _, p := range c.Policies {
 				if pp := policyPlan(m, pm, c, p, bad); pp != nil {
 					pm.policies = append(pm.policies, pp)
 				}
+			}
+			pc, _ := pm.lookupCtx(c)
+			for _, r := range c.ReadModels {
+				pr := readModelPlan(m, pm, c, pc, r, bad)
+				if pr == nil {
+					continue
+				}
+				if prev := rmNames[pr.goName]; prev != "" {
+					bad(r.Pos, "read model %s: its Go name %s is also read model %s's (read models share package readmodels)", r.Name, pr.goName, prev)
+					continue
+				}
+				rmNames[pr.goName] = c.Name + "." + r.Name
+				pm.readModels = append(pm.readModels, pr)
 			}
 		}
 	}

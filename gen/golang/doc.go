@@ -40,8 +40,10 @@
 // a .proto per context with routed commands and grpc-gateway annotations
 // from the route hints (RunBuf generates their Go code with buf), a Server
 // per context dispatching each call as its command, the model's policies
-// (package policies, saga.DefinePolicy), and the wiring and main that
-// serve it all over gRPC and REST.
+// (package policies, saga.DefinePolicy), its read models (package
+// readmodels: a projection into a typed table each, the rules applying
+// the events written once in readmodels/rules.go), and the wiring and
+// main that serve it all over gRPC and REST.
 //
 // The order, payment and shipping packages of examples/shop are generated
 // (without Options.Service) from examples/shop/eventmodel.yaml.

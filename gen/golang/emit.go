@@ -294,7 +294,7 @@ func rulesStubAgg(w *writer, a *pagg) {
 	w.p("// %s is the state of one %s aggregate, built by its events' rules.", S, a.goName)
 	w.p("type %s struct{}", S)
 	w.p("")
-	w.p("// %s returns the state of a %s that has no events yet.", a.initialFunc, a.goName)
+	w.p("// %s returns the state of one %s aggregate before its first event.", a.initialFunc, a.goName)
 	w.p("func %s() %s { return %s{} }", a.initialFunc, S, S)
 	w.p("")
 	for _, cmd := range a.commands {

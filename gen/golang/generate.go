@@ -31,9 +31,11 @@ type Options struct {
 	// a server per context (server_gen.go) dispatching each call as its
 	// command, the module's wiring (serve_gen.go, package main), a main.go
 	// written once, and buf's configuration, the google/api protos
-	// under third_party/ included. Run RunBuf next to generate the gRPC and
-	// gateway code. It needs Module, the import path of the generated
-	// packages.
+	// under third_party/ included; and for the whole model the policies
+	// (package policies) and the read models (package readmodels, with
+	// readmodels/rules.go written once). Run RunBuf next to generate the
+	// gRPC and gateway code. It needs Module, the import path of the
+	// generated packages.
 	Service bool
 }
 
@@ -145,6 +147,18 @@ func Generate(m *model.Model, dir string, opts Options) (Report, error) {
 		}
 		if pol != nil {
 			files = append(files, file{filepath.Join("policies", "policies_gen.go"), pol, true})
+		}
+		rms, err := readModelsGen(pm, opts.Module)
+		if err != nil {
+			return rep, err
+		}
+		if rms != nil {
+			rules, err := readModelsRules(pm, opts.Module)
+			if err != nil {
+				return rep, err
+			}
+			files = append(files, file{filepath.Join("readmodels", "readmodels_gen.go"), rms, true},
+				file{filepath.Join("readmodels", "rules.go"), rules, false})
 		}
 		serve, err := serveGen(pm, opts.Module)
 		if err != nil {

@@ -2,6 +2,7 @@ package golang
 
 import (
 	"fmt"
+	"strings"
 
 	"github.com/muninn-es/muninn/gen/model"
 )
@@ -80,6 +81,9 @@ func (t *gtype) goType() string {
 	case kList:
 		return "[]" + t.elem.goType()
 	case kRef:
+		if pkg, name, ok := strings.Cut(t.ref, "."); ok {
+			return pkg + "." + exported(name) // qualified by qualify
+		}
 		return exported(t.ref)
 	}
 	return "any"
@@ -211,4 +215,6 @@ type pmodel struct {
 	contexts []*pctx
 	service  string
 	policies []*ppolicy
+	// readModels are generated only for a service (Options.Service).
+	readModels []*preadmodel
 }

@@ -213,3 +213,13 @@ func policiesGen(pm *pmodel, module string) ([]byte, error) {
 	}
 	return source("policies/policies_gen.go", w.Bytes())
 }
+
+// lookupCtx returns the plan of a model context.
+func (pm *pmodel) lookupCtx(c *model.Context) (*pctx, bool) {
+	for _, pc := range pm.contexts {
+		if pc.name == c.Name {
+			return pc, true
+		}
+	}
+	return nil, false
+}

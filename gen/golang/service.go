@@ -208,13 +208,13 @@ func protoFile(pm *pmodel, c *pctx, module string) []byte {
 		w.p("")
 	}
 	for _, r := range rs {
-		protoComment(&w, "", fmt.Sprintf("%sRequest is a %s command to the %s aggregate %s; an empty %s is a new aggregate's, chosen by the server.", r.cmd.goName, r.cmd.goName, r.agg.goName, r.agg.id, r.agg.id))
+		protoComment(&w, "", fmt.Sprintf("%sRequest is the %s command to the %s aggregate %s; an empty %s is a new aggregate's, chosen by the server.", r.cmd.goName, r.cmd.goName, r.agg.goName, r.agg.id, r.agg.id))
 		w.p("message %sRequest {", r.cmd.goName)
 		w.p("  string %s = 1;", r.agg.id)
 		protoFields(&w, r.cmd.fields, 1)
 		w.p("}")
 		w.p("")
-		protoComment(&w, "", fmt.Sprintf("%sResponse is the result of a %s command.", r.cmd.goName, r.cmd.goName))
+		protoComment(&w, "", fmt.Sprintf("%sResponse is the result of the %s command.", r.cmd.goName, r.cmd.goName))
 		w.p("message %sResponse {", r.cmd.goName)
 		w.p("  string %s = 1;", r.agg.id)
 		w.p("  // version is the aggregate's version after the command.")
@@ -337,7 +337,7 @@ func serverGen(pm *pmodel, c *pctx, module string) ([]byte, error) {
 	for _, r := range rs {
 		a, cmd := r.agg, r.cmd
 		idGet := "req.Get" + protoGo(a.id) + "()"
-		w.p("// %s dispatches a %s command.", cmd.goName, cmd.goName)
+		w.p("// %s dispatches the %s command.", cmd.goName, cmd.goName)
 		w.p("func (s *Server) %s(ctx context.Context, req *%s.%sRequest) (*%s.%sResponse, error) {", cmd.goName, api, cmd.goName, api, cmd.goName)
 		w.p("\tctx = service.WithCall(ctx, service.CallFrom(ctx))")
 		w.p("\tid := %s", idGet)
@@ -365,7 +365,7 @@ func serverGen(pm *pmodel, c *pctx, module string) ([]byte, error) {
 	}
 	usesTime := false
 	for _, t := range c.types {
-		w.p("// %sFromProto converts a %s of the API.", unexported(t.name), t.goName)
+		w.p("// %sFromProto converts the API's %s.", unexported(t.name), t.goName)
 		w.p("func %sFromProto(v *%s.%s) %s {", unexported(t.name), api, t.goName, t.goName)
 		w.p("\tif v == nil {")
 		w.p("\t\treturn %s{}", t.goName)
@@ -423,6 +423,10 @@ func serveGen(pm *pmodel, module string) ([]byte, error) {
 	w.p("\t\"github.com/muninn-es/muninn/command\"")
 	w.p("\t\"github.com/muninn-es/muninn/eventstore\"")
 	w.p("\t\"github.com/muninn-es/muninn/service\"")
+	if len(pm.readModels) > 0 {
+		w.p("\t\"github.com/muninn-es/muninn/projection\"")
+		w.p("\t%q", module+"/readmodels")
+	}
 	if len(pm.policies) > 0 {
 		w.p("\t\"github.com/muninn-es/muninn/saga\"")
 		w.p("\t%q", module+"/policies")
@@ -485,6 +489,15 @@ func serveGen(pm *pmodel, module string) ([]byte, error) {
 		w.p("\tsrv.RegisterGateway(%s.RegisterGateway)", c.pkg)
 	}
 	w.p("\tvar g service.Group")
+	if len(pm.readModels) > 0 {
+		w.p("\tprojections, err := readmodels.All(store, projection.WithLogger(cfg.Logger))")
+		w.p("\tif err != nil {")
+		w.p("\t\treturn errors.Join(err, bus.Close(), store.Close())")
+		w.p("\t}")
+		w.p("\tfor _, p := range projections {")
+		w.p("\t\tg.Add(p.Name(), p)")
+		w.p("\t}")
+	}
 	if len(pm.policies) > 0 {
 		w.p("\tfor _, p := range policies.All() {")
 		w.p("\t\tpolicy, err := saga.New(store, bus, p, saga.WithLogger(cfg.Logger))")

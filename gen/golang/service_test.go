@@ -32,7 +32,8 @@ func TestGeneratedService(t *testing.T) {
 	if _, err := golang.Generate(m, dir, opts); err != nil {
 		t.Fatal(err)
 	}
-	for _, f := range []string{"api/order/v1/order.proto", "order/server_gen.go", "serve_gen.go", "main.go", "buf.gen.yaml", "third_party/google/api/annotations.proto"} {
+	for _, f := range []string{"api/order/v1/order.proto", "order/server_gen.go", "serve_gen.go", "main.go", "buf.gen.yaml",
+		"third_party/google/api/annotations.proto", "readmodels/readmodels_gen.go", "readmodels/rules.go", "policies/policies_gen.go"} {
 		if _, err := os.Stat(filepath.Join(dir, f)); err != nil {
 			t.Fatalf("not generated: %v", err)
 		}
