@@ -311,14 +311,20 @@ async function projectionCard(p, redraw, state, detailsOpen) {
 
 const statuses = ["running", "compensating", "completed", "failed"];
 
-// sagas lists the sagas the server runs.
-export async function sagas(el) {
-  const list = (await api("/v1/sagas")).sagas || [];
-  el.append(title("Sagas", "Process managers: their runners and instances."),
-    table(["Saga", "Runner", "Group", "Pending commands", "Deadlines", "Lag", "Last error"],
+// sagas lists the sagas the server runs, refreshed every three seconds.
+export async function sagas(el, _args, _q, ctx) {
+  el.append(title("Sagas", "Process managers: their runners and instances."));
+  const body = h("div", {});
+  el.append(body);
+  const draw = async () => {
+    const list = (await api("/v1/sagas")).sagas || [];
+    body.replaceChildren(liveNote(), table(["Saga", "Runner", "Group", "Pending commands", "Deadlines", "Lag", "Last error"],
       list.map((s) => [h("a", {href: `#/saga/${enc(s.name)}`}, s.name), badge(s.state),
         h("a", {href: `#/group/${enc(s.group)}`}, s.group), fmtInt(s.pending_commands), fmtInt(s.deadlines),
         lagCell(s.lag, s.lag_seconds), s.last_error || s.error || "—"]), {class: "grid", id: "sagas-table"}));
+  };
+  await draw();
+  ctx.every(draw, 3000);
 }
 
 // saga shows a saga's instances by status, or one instance.
