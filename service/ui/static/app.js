@@ -55,6 +55,8 @@ async function render() {
     const on = a.dataset.page === page || (a.dataset.page === "topics" && page === "topic") ||
       (a.dataset.page === "groups" && page === "group") || (a.dataset.page === "sagas" && page === "saga");
     a.classList.toggle("active", on);
+    if (on) a.setAttribute("aria-current", "page");
+    else a.removeAttribute("aria-current");
   }
   const main = document.getElementById("main");
   const view = routes[page];

@@ -72,7 +72,7 @@ function display(trace, corr, projections, instances) {
       const first = n.children.find((c) => c.event);
       const e = first ? first.event : null;
       return {kind: "command", title: e ? `command to ${context(e.topic)}` : "command",
-        sub: e ? `${short(e.key, 18)} · ${short(n.id)}` : short(n.id, 20),
+        sub: e ? `key ${short(e.key, 24)}` : short(n.id, 20),
         href: e ? `#/stream/${enc(e.topic)}/${enc(e.key)}?v=${enc(e.version)}` : "",
         tip: `command ${n.id}` + (e ? `\nto ${e.topic}/${e.key}` : ""),
         children: n.children.map(conv)};

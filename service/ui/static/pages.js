@@ -221,45 +221,70 @@ async function rebuild(name, onProgress) {
 }
 
 // projections lists the projections with their lag, a rebuild button with a
-// progress bar, and their dead letters with replay and discard.
-export async function projections(el) {
+// progress bar, and their dead letters with replay and discard, refreshed
+// every three seconds while nothing is in flight.
+export async function projections(el, _args, _q, ctx) {
   el.append(title("Projections", "Read models: their state and lag, rebuilds, and dead letters."));
+  const note = h("div", {});
   const body = h("div", {class: "cards"});
-  el.append(body);
+  el.append(note, body);
+  // busy counts the rebuilds and dead-letter calls in flight (no refresh
+  // then); finished keeps each projection's last rebuild to show.
+  const state = {busy: 0, finished: new Map()};
+  let drawn = 0; // the latest draw: an older one that ends later is dropped
   const draw = async () => {
+    const mine = ++drawn;
     const list = (await api("/v1/projections")).projections || [];
+    const open = new Set([...body.querySelectorAll("article.projection details[open]")].map((d) => d.closest("article").dataset.name));
     const cards = [];
-    for (const p of list) cards.push(await projectionCard(p, draw));
+    for (const p of list) cards.push(await projectionCard(p, draw, state, open.has(p.name)));
+    if (mine !== drawn) return;
+    note.replaceChildren(liveNote());
     body.replaceChildren(...(cards.length ? cards : [h("p", {class: "muted"}, "This server registers no projections.")]));
   };
   await draw();
+  ctx.every(async () => { if (state.busy === 0) await draw(); }, 3000);
 }
 
-async function projectionCard(p, redraw) {
-  const progress = h("div", {class: "rebuild"}, p.rebuild && !p.rebuild.finished ? progressBar(p.rebuild) : "");
+async function projectionCard(p, redraw, state, detailsOpen) {
+  const progress = h("div", {class: "rebuild"});
+  if (p.rebuild && !p.rebuild.finished) {
+    progress.append(progressBar(p.rebuild));
+  } else if (state.finished.has(p.name)) {
+    progress.append(progressBar(state.finished.get(p.name)));
+    progress.dataset.finished = "true";
+  }
   const btn = h("button", {class: "rebuild-button", onclick: async () => {
     btn.disabled = true;
+    state.busy++;
     progress.replaceChildren(progressBar({done: 0, total: 0, fraction: 0}));
     try {
       let last = null;
       await rebuild(p.name, (m) => { last = m; progress.replaceChildren(progressBar(m)); });
-      if (last) progress.replaceChildren(progressBar({...last, finished: true}));
+      const done = {...(last || {fraction: 1}), finished: true};
+      state.finished.set(p.name, done);
+      progress.replaceChildren(progressBar(done));
       progress.dataset.finished = "true";
+      redraw().catch((e) => console.warn(String(e))); // the new generation
     } catch (e) {
       progress.replaceChildren(errorBox(e));
     } finally {
       btn.disabled = false;
+      state.busy--;
     }
   }}, "Rebuild");
   const dls = p.dead_letter_topic ? await allPages(`/v1/projections/${enc(p.name)}/dead-letters`, "dead_letters") : [];
   const act = (dl, verb) => h("button", {class: `small ${verb}`, onclick: async (e) => {
     e.target.disabled = true;
+    state.busy++;
     try {
       // By the record's original position (the event's), not its copy's.
       await post(`/v1/projections/${enc(p.name)}/dead-letters/${enc((dl.event || {}).position)}:${verb}`, {});
       await redraw();
     } catch (err) {
       e.target.replaceWith(errorBox(err));
+    } finally {
+      state.busy--;
     }
   }}, verb === "replay" ? "Replay" : "Discard");
   return h("article", {class: "card projection", "data-name": p.name},
@@ -271,7 +296,7 @@ async function projectionCard(p, redraw) {
       " as group ", h("a", {href: `#/group/${enc(p.group)}`}, p.group),
       (p.missing_topics || []).length ? h("span", {class: "warn"}, ` · missing topics: ${p.missing_topics.join(", ")}`) : ""),
     progress,
-    h("details", {}, h("summary", {}, "Partitions"),
+    h("details", {open: detailsOpen}, h("summary", {}, "Partitions"),
       table(["Topic", "Partition", "Position", "End offset", "Lag"], (p.partitions || []).map((q) =>
         [q.topic, String(q.partition), fmtInt(q.position), fmtInt(q.end_offset), lagCell(q.lag, q.lag_seconds)]), {class: "grid"})),
     p.dead_letter_topic ? [h("h3", {}, "Dead letters ", h("span", {class: "muted"}, `in ${p.dead_letter_topic}`)),
@@ -286,14 +311,20 @@ async function projectionCard(p, redraw) {
 
 const statuses = ["running", "compensating", "completed", "failed"];
 
-// sagas lists the sagas the server runs.
-export async function sagas(el) {
-  const list = (await api("/v1/sagas")).sagas || [];
-  el.append(title("Sagas", "Process managers: their runners and instances."),
-    table(["Saga", "Runner", "Group", "Pending commands", "Deadlines", "Lag", "Last error"],
+// sagas lists the sagas the server runs, refreshed every three seconds.
+export async function sagas(el, _args, _q, ctx) {
+  el.append(title("Sagas", "Process managers: their runners and instances."));
+  const body = h("div", {});
+  el.append(body);
+  const draw = async () => {
+    const list = (await api("/v1/sagas")).sagas || [];
+    body.replaceChildren(liveNote(), table(["Saga", "Runner", "Group", "Pending commands", "Deadlines", "Lag", "Last error"],
       list.map((s) => [h("a", {href: `#/saga/${enc(s.name)}`}, s.name), badge(s.state),
         h("a", {href: `#/group/${enc(s.group)}`}, s.group), fmtInt(s.pending_commands), fmtInt(s.deadlines),
         lagCell(s.lag, s.lag_seconds), s.last_error || s.error || "—"]), {class: "grid", id: "sagas-table"}));
+  };
+  await draw();
+  ctx.every(draw, 3000);
 }
 
 // saga shows a saga's instances by status, or one instance.
