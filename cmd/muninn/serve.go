@@ -64,7 +64,7 @@ HTTP:
 the framework's services (muninn.v1: topics, streams, subscriptions, consumer
 groups, traces, projections, sagas; what the operator commands use) under
 /v1/topics, /v1/streams, /v1/groups, /v1/traces, /v1/projections and
-/v1/sagas, and /healthz, /readyz, /openapi.json, and /metrics (Prometheus;
+/v1/sagas, and /healthz, /readyz, /openapi.json and /metrics (Prometheus;
 --metrics=false turns it off). Both servers bind to loopback unless
 told otherwise. It prints one line with the bound addresses when it serves,
 and stops gracefully on SIGINT or SIGTERM: intake stops, in-flight calls
@@ -140,13 +140,14 @@ func runServe(ctx context.Context, cfg serveConfig) error {
 	if err != nil {
 		return errors.Join(err, s.Close(), store.Close())
 	}
-	srv, err := service.New(append(m.serviceOptions(),
+	srv, err := service.New(
 		service.WithGRPCAddr(cfg.GRPCAddr),
 		service.WithHTTPAddr(cfg.HTTPAddr),
 		service.WithLogger(cfg.Logger),
 		service.WithTitle("Muninn shop"),
 		service.WithOpenAPI(append(admin.OpenAPI(), shopv1.OpenAPI)...),
-	)...)
+		m.serviceOption(),
+	)
 	if err != nil {
 		return errors.Join(err, s.Close(), store.Close())
 	}
