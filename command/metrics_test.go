@@ -8,7 +8,9 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/muninn-es/muninn/aggregate"
 	"github.com/muninn-es/muninn/command"
+	"github.com/muninn-es/muninn/eventstore"
 	"go.opentelemetry.io/otel/attribute"
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 	"go.opentelemetry.io/otel/sdk/metric/metricdata"
@@ -121,4 +123,46 @@ func BenchmarkDispatchMetrics(b *testing.B) {
 			}
 		})
 	}
+}
+
+// ExampleWithMeterProvider counts commands by outcome with the
+// OpenTelemetry SDK (here read with a manual reader; a service exports
+// them, to Prometheus for example).
+func ExampleWithMeterProvider() {
+	ctx := context.Background()
+	store, _ := eventstore.OpenMem()
+	defer store.Close()
+	events, _ := aggregate.NewEvents[OrderEvent](
+		aggregate.Type[OrderPlaced]("order.placed"),
+		aggregate.Type[ItemAdded]("order.item_added"),
+		aggregate.Type[OrderConfirmed]("order.confirmed"),
+	)
+	order, _ := aggregate.New("order", aggregate.Decider[Order, OrderCommand, OrderEvent]{Decide: decide, Evolve: evolve}, events)
+	reader := sdkmetric.NewManualReader()
+	bus, _ := command.New(store, command.WithMeterProvider(sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader))))
+	defer bus.Close()
+	orders, _ := command.Register(ctx, bus, order)
+
+	_, _ = orders.Dispatch(ctx, "order-1", PlaceOrder{"ada"}, command.WithCommandID("c1"))
+	_, _ = orders.Dispatch(ctx, "order-1", PlaceOrder{"ada"}, command.WithCommandID("c1"))
+	_, _ = orders.Dispatch(ctx, "order-1", AddItem{"sku-42", 0})
+
+	var rm metricdata.ResourceMetrics
+	_ = reader.Collect(ctx, &rm)
+	var lines []string
+	for _, sm := range rm.ScopeMetrics {
+		for _, m := range sm.Metrics {
+			if sum, ok := m.Data.(metricdata.Sum[int64]); ok && m.Name == "muninn_commands_total" {
+				for _, p := range sum.DataPoints {
+					lines = append(lines, fmt.Sprintf("%s{%s} %d", m.Name, p.Attributes.Encoded(attribute.DefaultEncoder()), p.Value))
+				}
+			}
+		}
+	}
+	slices.Sort(lines)
+	fmt.Println(strings.Join(lines, "\n"))
+	// Output:
+	// muninn_commands_total{aggregate=order,command=command_test.AddItem,outcome=invalid_argument} 1
+	// muninn_commands_total{aggregate=order,command=command_test.PlaceOrder,outcome=applied} 1
+	// muninn_commands_total{aggregate=order,command=command_test.PlaceOrder,outcome=duplicate} 1
 }
