@@ -10,24 +10,32 @@ import (
 )
 
 // registerMetrics registers muninn_relay_published_total{relay}, read from
-// the relay's count when the metrics are collected.
+// the relay's count when the metrics are collected, for as long as the
+// relay lives.
 func (r *Relay) registerMetrics() error {
+	return telemetry.ObserveWhileReachable(r, r.registerCallback)
+}
+
+func (r *Relay) registerCallback(get func() *Relay) (metric.Registration, error) {
 	m := telemetry.Meter(r.cfg.MeterProvider)
 	published, err := m.Int64ObservableCounter(telemetry.MetricRelayPublished,
 		metric.WithDescription("Records a relay published (a record published again after a failure counts again)."),
 		metric.WithUnit("{record}"))
 	if err != nil {
-		return err
+		return nil, err
 	}
 	set := metric.WithAttributeSet(attribute.NewSet(attribute.String(telemetry.LabelRelay, r.cfg.Group)))
-	_, err = m.RegisterCallback(func(_ context.Context, o metric.Observer) error {
+	return m.RegisterCallback(func(_ context.Context, o metric.Observer) error {
+		r := get()
+		if r == nil {
+			return nil
+		}
 		r.mu.Lock()
 		n := r.mu.published
 		r.mu.Unlock()
 		o.ObserveInt64(published, n, set)
 		return nil
 	}, published)
-	return err
 }
 
 // loopMeters is the consume option that gives the relay's loop its meter

@@ -75,7 +75,7 @@ func New(store eventstore.Store, group string, topics []string, h Handler, opts 
 		return g, nil
 	}
 	l.st.topics, l.st.group = topics, group
-	if _, err := ObserveLag(l.opts.meters, l.Status); err != nil {
+	if err := l.observeLag(); err != nil {
 		return nil, fmt.Errorf("consume: %q: metrics: %w", group, err)
 	}
 	return l, nil

@@ -61,3 +61,15 @@ func ObserveLag(mp metric.MeterProvider, status func(ctx context.Context) (Statu
 		return nil
 	}, records, seconds)
 }
+
+// observeLag registers the loop's lag gauges for as long as the loop lives.
+func (l *Loop) observeLag() error {
+	return telemetry.ObserveWhileReachable(l, func(get func() *Loop) (metric.Registration, error) {
+		return ObserveLag(l.opts.meters, func(ctx context.Context) (Status, error) {
+			if l := get(); l != nil {
+				return l.Status(ctx)
+			}
+			return Status{}, nil
+		})
+	})
+}

@@ -2,6 +2,7 @@ package consume_test
 
 import (
 	"context"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -75,5 +76,29 @@ func TestWithMeterProviderNil(t *testing.T) {
 	_, err := consume.New(openStore(t), "g", []string{"orders"}, counter(nil), consume.WithMeterProvider(nil))
 	if err == nil || !strings.Contains(err.Error(), "WithMeterProvider") {
 		t.Errorf("New(WithMeterProvider(nil)) = %v, want an error naming it", err)
+	}
+}
+
+// TestLagMetricsOfADroppedLoop: a loop the program no longer holds is not
+// kept alive by its meter provider, and reports nothing once collected.
+func TestLagMetricsOfADroppedLoop(t *testing.T) {
+	s := openStore(t)
+	if err := s.CreateTopic(t.Context(), "orders", eventstore.TopicConfig{Partitions: 1}); err != nil {
+		t.Fatal(err)
+	}
+	reader := sdkmetric.NewManualReader()
+	func() {
+		if _, err := consume.New(s, "dropped", []string{"orders"}, counter(nil),
+			consume.WithMeterProvider(sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader)))); err != nil {
+			t.Fatal(err)
+		}
+	}()
+	for range 3 { // the weak pointer is cleared by the first full collection
+		runtime.GC()
+	}
+	for k := range gauges(t, reader) {
+		if strings.Contains(k, "group=dropped") {
+			t.Errorf("%s reported for a loop nobody holds", k)
+		}
 	}
 }

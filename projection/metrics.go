@@ -30,26 +30,42 @@ var projectionStates = []consume.State{consume.StateIdle, consume.StateCatchingU
 // reports the lag of whichever is current itself.
 var noMeters = noop.NewMeterProvider()
 
-// registerMetrics registers the projection's gauges.
+// registerMetrics registers the projection's gauges, for as long as it
+// lives.
 func (p *Projection) registerMetrics() error {
-	if _, err := consume.ObserveLag(p.opts.meters, func(ctx context.Context) (consume.Status, error) {
-		st, err := p.Status(ctx)
-		return st.Status, err
+	if err := telemetry.ObserveWhileReachable(p, func(get func() *Projection) (metric.Registration, error) {
+		return consume.ObserveLag(p.opts.meters, func(ctx context.Context) (consume.Status, error) {
+			p := get()
+			if p == nil {
+				return consume.Status{}, nil
+			}
+			st, err := p.Status(ctx)
+			return st.Status, err
+		})
 	}); err != nil {
 		return err
 	}
+	return telemetry.ObserveWhileReachable(p, p.registerState)
+}
+
+// registerState registers muninn_projection_state.
+func (p *Projection) registerState(get func() *Projection) (metric.Registration, error) {
 	m := telemetry.Meter(p.opts.meters)
 	state, err := m.Int64ObservableGauge(telemetry.MetricProjectionState,
 		metric.WithDescription("1 for the state a projection is in, 0 for the others."))
 	if err != nil {
-		return err
+		return nil, err
 	}
 	sets := make([]metric.ObserveOption, len(projectionStates))
 	for i, s := range projectionStates {
 		sets[i] = metric.WithAttributeSet(attribute.NewSet(
 			attribute.String(telemetry.LabelProjection, p.name), attribute.String(telemetry.LabelState, s.String())))
 	}
-	_, err = m.RegisterCallback(func(ctx context.Context, o metric.Observer) error {
+	return m.RegisterCallback(func(ctx context.Context, o metric.Observer) error {
+		p := get()
+		if p == nil {
+			return nil
+		}
 		st, err := p.Status(ctx)
 		if err != nil {
 			return nil // a closed store: nothing to report
@@ -63,5 +79,4 @@ func (p *Projection) registerMetrics() error {
 		}
 		return nil
 	}, state)
-	return err
 }

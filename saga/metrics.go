@@ -32,23 +32,28 @@ func WithMeterProvider(mp metric.MeterProvider) Option {
 // instanceStatuses are the values of the status label.
 var instanceStatuses = []Status{StatusRunning, StatusCompleted, StatusCompensating, StatusFailed}
 
-// registerMetrics registers the saga's instruments and their callback.
+// registerMetrics registers the saga's instruments and their callback, for
+// as long as the saga lives.
 func (s *Saga[S]) registerMetrics() error {
+	return telemetry.ObserveWhileReachable(s, s.registerCallback)
+}
+
+func (s *Saga[S]) registerCallback(get func() *Saga[S]) (metric.Registration, error) {
 	m := telemetry.Meter(s.opts.meters)
 	steps, err := m.Int64ObservableCounter(telemetry.MetricSagaSteps,
 		metric.WithDescription("Steps sagas took (events and timeouts handled)."), metric.WithUnit("{step}"))
 	if err != nil {
-		return err
+		return nil, err
 	}
 	instances, err := m.Int64ObservableGauge(telemetry.MetricSagaInstances,
 		metric.WithDescription("Stored saga instances, by status."), metric.WithUnit("{instance}"))
 	if err != nil {
-		return err
+		return nil, err
 	}
 	deadlines, err := m.Int64ObservableGauge(telemetry.MetricDeadlinesPending,
 		metric.WithDescription("Pending saga deadlines."), metric.WithUnit("{deadline}"))
 	if err != nil {
-		return err
+		return nil, err
 	}
 	name := attribute.String(telemetry.LabelSaga, s.def.name)
 	own := metric.WithAttributeSet(attribute.NewSet(name))
@@ -56,7 +61,11 @@ func (s *Saga[S]) registerMetrics() error {
 	for _, st := range instanceStatuses {
 		byStatus[st] = metric.WithAttributeSet(attribute.NewSet(name, attribute.String(telemetry.LabelStatus, string(st))))
 	}
-	_, err = m.RegisterCallback(func(ctx context.Context, o metric.Observer) error {
+	return m.RegisterCallback(func(ctx context.Context, o metric.Observer) error {
+		s := get()
+		if s == nil {
+			return nil
+		}
 		o.ObserveInt64(steps, int64(s.Stats().Steps), own)
 		counts, pending, err := s.countStored(ctx)
 		if err != nil {
@@ -68,7 +77,6 @@ func (s *Saga[S]) registerMetrics() error {
 		o.ObserveInt64(deadlines, pending, own)
 		return nil
 	}, steps, instances, deadlines)
-	return err
 }
 
 // countStored counts the stored instances by status, and the pending

@@ -1,6 +1,9 @@
 package telemetry
 
 import (
+	"runtime"
+	"weak"
+
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/metric"
 )
@@ -94,3 +97,20 @@ var (
 	// SizeBounds are the buckets of counts of things, from 1 to 10000.
 	SizeBounds = []float64{1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10000}
 )
+
+// ObserveWhileReachable registers the callbacks of obj's observable
+// instruments for as long as obj lives: register receives a function that
+// returns obj, or nil once obj is garbage (the callback then reports
+// nothing), and the registration it returns is unregistered when obj has
+// been collected. A meter provider, the global one above all, keeps every
+// callback registered on it; holding obj only weakly keeps a runner that a
+// program dropped from living on in its provider.
+func ObserveWhileReachable[T any](obj *T, register func(get func() *T) (metric.Registration, error)) error {
+	w := weak.Make(obj)
+	reg, err := register(w.Value)
+	if err != nil {
+		return err
+	}
+	runtime.AddCleanup(obj, func(r metric.Registration) { _ = r.Unregister() }, reg)
+	return nil
+}

@@ -79,9 +79,14 @@ func (m *serveMetrics) shopOptions() []shop.Option {
 	return []shop.Option{shop.WithMeterProvider(m.provider)}
 }
 
-func (m *serveMetrics) serviceOptions() []service.Option {
-	if m.handler == nil {
-		return nil
+// serviceOption serves the metrics at metricsPath; off, that path answers
+// 404 saying so.
+func (m *serveMetrics) serviceOption() service.Option {
+	h := m.handler
+	if h == nil {
+		h = http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+			http.Error(w, "metrics are off (muninn serve --metrics=false)", http.StatusNotFound)
+		})
 	}
-	return []service.Option{service.WithHandler("GET "+metricsPath, m.handler)}
+	return service.WithHandler("GET "+metricsPath, h)
 }

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"strconv"
@@ -91,13 +92,20 @@ func waitMetrics(t *testing.T, url, what string, cond func(map[string]float64) b
 // returns its HTTP address.
 func serveShop(t *testing.T, dir string, clk clock.Clock) (addr string, stop func()) {
 	t.Helper()
+	return serveShopWith(t, serveConfig{Data: dir, Clock: clk})
+}
+
+// serveShopWith is serveShop with cfg (Data, Clock, NoMetrics), on free
+// loopback ports.
+func serveShopWith(t *testing.T, cfg serveConfig) (addr string, stop func()) {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	addrs := make(chan string, 1)
 	served := make(chan error, 1)
 	go func() {
-		served <- runServe(ctx, serveConfig{Data: dir, GRPCAddr: "127.0.0.1:0", HTTPAddr: "127.0.0.1:0",
-			PaymentTimeout: 15 * time.Minute, TimeScale: 1, Clock: clk,
-			Started: func(_, h string) { addrs <- h }})
+		cfg.GRPCAddr, cfg.HTTPAddr, cfg.PaymentTimeout, cfg.TimeScale = "127.0.0.1:0", "127.0.0.1:0", 15*time.Minute, 1
+		cfg.Started = func(_, h string) { addrs <- h }
+		served <- runServe(ctx, cfg)
 	}()
 	select {
 	case addr = <-addrs:
@@ -247,4 +255,19 @@ func TestServeMetrics(t *testing.T) {
 		_, ok := m[projLag+`partition="0",topic="shop.orders"}`]
 		return ok && sumOf(m, projLag) == 0 && m[`muninn_projection_state{projection="shop-order-details",state="live"}`] == 1
 	})
+}
+
+// TestServeMetricsOff: with --metrics=false, /metrics answers 404 saying
+// why.
+func TestServeMetricsOff(t *testing.T) {
+	addr, _ := serveShopWith(t, serveConfig{Data: t.TempDir(), NoMetrics: true})
+	resp, err := http.Get("http://" + addr + metricsPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusNotFound || !strings.Contains(string(body), "--metrics=false") {
+		t.Errorf("GET /metrics with metrics off: %s %q, want 404 naming --metrics=false", resp.Status, body)
+	}
 }

@@ -177,14 +177,15 @@ func runServe(ctx context.Context, cfg serveConfig) error {
 	if err != nil {
 		return errors.Join(err, s.Close(), store.Close())
 	}
-	srv, err := service.New(append(m.serviceOptions(),
+	srv, err := service.New(
 		service.WithGRPCAddr(cfg.GRPCAddr),
 		service.WithHTTPAddr(cfg.HTTPAddr),
 		service.WithLogger(cfg.Logger),
 		service.WithTitle("Muninn shop"),
 		service.WithOpenAPI(append(admin.OpenAPI(), shopv1.OpenAPI)...),
 		uiOption(),
-	)...)
+		m.serviceOption(),
+	)
 	if err != nil {
 		return errors.Join(err, s.Close(), store.Close())
 	}
