@@ -29,6 +29,8 @@ type options struct {
 	// recoverWAL, if set, makes Open recover a damaged WAL and report what
 	// it dropped (WithRecoverCorruptWAL).
 	recoverWAL func(RecoveryReport)
+	// tracer makes the append spans (trace.go).
+	tracer appendTracer
 }
 
 func defaultOptions() options {
@@ -40,6 +42,7 @@ func defaultOptions() options {
 		maxEventBytes:   1 << 20,
 		maxAppendBytes:  16 << 20,
 		cacheBytes:      64 << 20,
+		tracer:          newAppendTracer(nil),
 	}
 }
 
