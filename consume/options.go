@@ -9,6 +9,7 @@ import (
 	"github.com/muninn-es/muninn/clock"
 	"github.com/muninn-es/muninn/eventstore"
 	"github.com/muninn-es/muninn/keyspace"
+	"github.com/muninn-es/muninn/telemetry"
 )
 
 // Defaults of the options.
@@ -37,6 +38,7 @@ type options struct {
 	prefix  keyspace.Key
 	headers map[string]string
 	wrap    func(*GroupSource) Source
+	tracer  telemetry.Tracer
 	errs    []error
 }
 
@@ -98,7 +100,7 @@ func WithSourceWrapper(wrap func(*GroupSource) Source) Option {
 }
 
 func newOptions(name string, opts []Option) (options, error) {
-	o := options{batch: DefaultBatchSize, retries: DefaultRetries, backoff: clock.DefaultBackoff}
+	o := options{batch: DefaultBatchSize, retries: DefaultRetries, backoff: clock.DefaultBackoff, tracer: telemetry.NewTracer(nil)}
 	for _, opt := range opts {
 		if opt != nil {
 			opt(&o)

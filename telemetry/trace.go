@@ -197,3 +197,44 @@ func RecordSpanAttrs(rec *eventstore.Record) []attribute.KeyValue {
 		KeyCorrelationID.String(rec.CorrelationID),
 	}
 }
+
+// StartLinked is Start for a span with links: it makes the span also when
+// ctx carries no span context but links are given (one batch handling the
+// records of several traces).
+func (t Tracer) StartLinked(ctx context.Context, name string, links []trace.Link, opts ...trace.SpanStartOption) (context.Context, trace.Span) {
+	if t.t == nil || (!t.roots && len(links) == 0 && !trace.SpanContextFromContext(ctx).IsValid()) {
+		return ctx, trace.SpanFromContext(ctx)
+	}
+	if len(links) > 0 {
+		opts = append(opts, trace.WithLinks(links...))
+	}
+	return t.t.Start(ctx, name, opts...)
+}
+
+// StartRecord restores the trace context rec carries for the work done on
+// it: it returns a context whose span is a child, called name, of the span
+// that appended rec, linked to the span of ctx (the batch that handles rec)
+// and made by the tracer provider of ctx's span. If ctx's span is not
+// recording, the returned context simply carries rec's remote span
+// context, so that what is done on rec (a command dispatched, an event
+// appended) still joins rec's trace. A record without trace context leaves
+// ctx as it is. End the span returned; it may be a non-recording one.
+func StartRecord(ctx context.Context, rec *eventstore.Record, name string, opts ...trace.SpanStartOption) (context.Context, trace.Span) {
+	sc := SpanContextOf(rec.Headers)
+	batch := trace.SpanFromContext(ctx)
+	if !sc.IsValid() {
+		if !batch.IsRecording() {
+			return ctx, batch
+		}
+		sc = batch.SpanContext()
+	}
+	parent := trace.ContextWithRemoteSpanContext(ctx, sc)
+	if !batch.IsRecording() {
+		return parent, trace.SpanFromContext(parent)
+	}
+	if bsc := batch.SpanContext(); bsc.IsValid() && !bsc.Equal(sc) {
+		opts = append(opts, trace.WithLinks(trace.Link{SpanContext: bsc}))
+	}
+	opts = append(opts, trace.WithAttributes(RecordSpanAttrs(rec)...))
+	return batch.TracerProvider().Tracer(ScopeName).Start(parent, name, opts...)
+}
