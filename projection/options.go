@@ -6,6 +6,7 @@ import (
 
 	"github.com/muninn-es/muninn/clock"
 	"github.com/muninn-es/muninn/consume"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // Option configures New.
@@ -20,6 +21,9 @@ type options struct {
 	policy   consume.ErrorPolicy
 	tables   []AnyTable
 	progress time.Duration
+	// tracerProvider is WithTracerProvider's (trace.go); nil for the
+	// default.
+	tracerProvider trace.TracerProvider
 }
 
 // DefaultProgressInterval is how often a rebuild reports its progress at

@@ -11,6 +11,7 @@ import (
 	"github.com/muninn-es/muninn/codec"
 	"github.com/muninn-es/muninn/command"
 	"github.com/muninn-es/muninn/consume"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // Dispatcher sends commands: a *command.Bus is one. A saga dispatches each
@@ -44,7 +45,10 @@ type options struct {
 	retention   time.Duration
 	purge       time.Duration
 	logger      *slog.Logger
-	errs        []error
+	// tracerProvider is WithTracerProvider's (trace.go); nil for the
+	// default.
+	tracerProvider trace.TracerProvider
+	errs           []error
 }
 
 // WithCodec sets the format of the saga's state, of its stored commands
