@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"os/signal"
@@ -32,6 +33,10 @@ type serveConfig struct {
 	// times faster than real time, for demos.
 	TimeScale float64
 	Logger    *slog.Logger
+	// Trace names the span exporter ("" for none, "stdout"; telemetry.go)
+	// and TraceOut where "stdout" writes (default os.Stdout).
+	Trace    string
+	TraceOut io.Writer
 	// Started, if not nil, is called with the bound addresses once both
 	// servers listen.
 	Started func(grpcAddr, httpAddr string)
@@ -92,6 +97,7 @@ free port (the line says which).`,
 	f.DurationVar(&cfg.PaymentTimeout, "payment-timeout", cfg.PaymentTimeout, "how long the checkout waits for the payment provider")
 	f.Float64Var(&cfg.TimeScale, "time-scale", cfg.TimeScale, "run the shop's clock this many times faster than real time (demos)")
 	f.BoolVarP(&verbose, "verbose", "v", false, "log at info level, not only warnings")
+	f.StringVar(&cfg.Trace, "trace", "", "export OpenTelemetry spans: \"stdout\" writes each as JSON to stdout")
 	return cmd
 }
 
@@ -104,7 +110,11 @@ func runServe(ctx context.Context, cfg serveConfig) error {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	store, err := eventstore.Open(cfg.Data)
+	tp, traceCloser, err := newTracing(cfg.Trace, cfg.TraceOut)
+	if err != nil {
+		return err
+	}
+	store, err := eventstore.Open(cfg.Data, eventstore.WithTracerProvider(tp))
 	if errors.Is(err, eventstore.ErrLocked) {
 		return fmt.Errorf("serve: %s is in use by another running store; stop it or choose another --data (%w)", cfg.Data, err)
 	}
@@ -115,7 +125,8 @@ func runServe(ctx context.Context, cfg serveConfig) error {
 	if cfg.TimeScale != 1 {
 		clk = clock.Scaled(cfg.TimeScale)
 	}
-	s, err := shop.New(store, shop.WithClock(clk), shop.WithPaymentTimeout(cfg.PaymentTimeout), shop.WithLogger(cfg.Logger))
+	s, err := shop.New(store, shop.WithClock(clk), shop.WithPaymentTimeout(cfg.PaymentTimeout), shop.WithLogger(cfg.Logger),
+		shop.WithTracerProvider(tp))
 	if err != nil {
 		return errors.Join(err, store.Close())
 	}
@@ -128,6 +139,7 @@ func runServe(ctx context.Context, cfg serveConfig) error {
 		service.WithHTTPAddr(cfg.HTTPAddr),
 		service.WithLogger(cfg.Logger),
 		service.WithTitle("Muninn shop"),
+		service.WithTracerProvider(tp),
 		service.WithOpenAPI(append(admin.OpenAPI(), shopv1.OpenAPI)...),
 	)
 	if err != nil {
@@ -144,6 +156,7 @@ func runServe(ctx context.Context, cfg serveConfig) error {
 	}
 
 	var g service.Group
+	g.AddCloser("tracing", traceCloser) // closed last: it flushes every span
 	g.AddCloser("store", store)
 	g.AddCloser("shop", closerFunc(s.Close))
 	g.Add("shop", s)
