@@ -19,6 +19,7 @@ import (
 	"github.com/muninn-es/muninn/consume"
 	"github.com/muninn-es/muninn/eventstore"
 	"github.com/muninn-es/muninn/keyspace"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // Defaults of InboundConfig.
@@ -100,6 +101,13 @@ type InboundConfig struct {
 	Clock clock.Clock
 	// Logger receives a warning for each failed attempt. Default: discard.
 	Logger *slog.Logger
+	// TracerProvider receives the inbound consumer's spans: one per poll
+	// (see consume.WithTracerProvider) and one "muninn.inbound.handle" per
+	// message handled, a child of the span whose trace context the
+	// message's traceparent/tracestate metadata carries (the relay's
+	// publish on the other side); the handler gets it in its context.
+	// Default otel.GetTracerProvider().
+	TracerProvider trace.TracerProvider
 	// AfterCommit, if set, is called with each record the handler applied,
 	// once its transaction is durable (not for duplicates): the place for
 	// effects that must not run before the state they report is committed,
@@ -251,7 +259,7 @@ func NewInbound(store eventstore.Store, sub message.Subscriber, handler Handler,
 		}
 		loop, err := consume.NewFrom(store, cfg.Name, t.open, t, consume.WithBatchSize(cfg.BatchSize),
 			consume.WithRetries(cfg.Retries), consume.WithBackoff(cfg.Backoff), consume.WithClock(in.clock),
-			consume.WithLogger(cfg.Logger), consume.WithErrorPolicy(policy))
+			consume.WithLogger(cfg.Logger), consume.WithErrorPolicy(policy), consume.WithTracerProvider(cfg.TracerProvider))
 		if err != nil {
 			return nil, fmt.Errorf("broker: NewInbound: %w", err)
 		}
@@ -526,7 +534,7 @@ func (b *inboundBatch) Handle(r *eventstore.Record) error {
 		p.outcome = outcomeDuplicate
 		return nil
 	}
-	if err := in.handler(b.ctx, b.tx, p.rec); err != nil {
+	if err := handleTraced(b.ctx, in.handler, b.t.topic, b.tx, p.rec); err != nil {
 		return err
 	}
 	if err := b.tx.Set(idKey, binary.BigEndian.AppendUint64(nil, uint64(b.now.UnixNano()))); err != nil {

@@ -14,6 +14,7 @@ import (
 	"github.com/muninn-es/muninn/consume"
 	"github.com/muninn-es/muninn/eventstore"
 	"go.opentelemetry.io/otel/metric"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // DefaultRelayBatch is how many records the relay reads and publishes at a
@@ -54,6 +55,14 @@ type RelayConfig struct {
 	// no-op until a program sets one. They stay registered as long as the
 	// provider lives.
 	MeterProvider metric.MeterProvider
+
+	// TracerProvider receives the relay's spans: one per poll (see
+	// consume.WithTracerProvider) and one "muninn.relay.publish" per
+	// record published, a child of the append that wrote the record, whose
+	// trace context goes into the message's traceparent/tracestate
+	// metadata for the consumer on the other side. Default
+	// otel.GetTracerProvider().
+	TracerProvider trace.TracerProvider
 }
 
 // Validate reports every problem with c at once.
@@ -147,7 +156,7 @@ func NewRelay(store eventstore.Store, pub message.Publisher, cfg RelayConfig) (*
 	cfg.Topics = slices.Clone(cfg.Topics)
 	r := &Relay{pub: pub, cfg: cfg, clock: clock.OrSystem(cfg.Clock)}
 	loop, err := consume.New(store, cfg.Group, cfg.Topics, relayHandler{r}, consume.WithBatchSize(cfg.BatchSize),
-		consume.WithClock(r.clock), consume.WithLogger(cfg.Logger),
+		consume.WithClock(r.clock), consume.WithLogger(cfg.Logger), consume.WithTracerProvider(cfg.TracerProvider),
 		consume.WithConsumerOptions(eventstore.WithStartPosition(cfg.StartPosition)), cfg.loopMeters())
 	if err != nil {
 		return nil, fmt.Errorf("broker: NewRelay: %w", err)
@@ -220,7 +229,9 @@ func (r *Relay) publish(ctx context.Context, recs []eventstore.Record) error {
 			for i, rec := range p.recs {
 				msgs[i] = EncodeRecord(rec)
 			}
+			spans := startPublish(ctx, p.topic, p.recs, msgs)
 			err := r.pub.Publish(p.topic, msgs...)
+			endPublish(spans, err)
 			now := r.clock.Now()
 			if err == nil {
 				r.mu.Lock()

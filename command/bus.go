@@ -17,6 +17,8 @@ import (
 	"github.com/muninn-es/muninn/clock"
 	"github.com/muninn-es/muninn/eventstore"
 	"go.opentelemetry.io/otel/metric"
+	"github.com/muninn-es/muninn/telemetry"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // Defaults of a Bus.
@@ -171,6 +173,7 @@ type config struct {
 	middleware    []Middleware
 	serialize     bool
 	meters        metric.MeterProvider
+	tracer        telemetry.Tracer
 	errs          []error
 }
 
@@ -301,6 +304,7 @@ func New(store eventstore.Store, opts ...Option) (*Bus, error) {
 		clock:         clock.System(),
 		logger:        slog.New(slog.NewTextHandler(io.Discard, nil)),
 		serialize:     true,
+		tracer:        telemetry.NewTracer(nil),
 	}
 	if store == nil {
 		cfg.errs = append(cfg.errs, invalid("New: nil store"))
@@ -518,11 +522,18 @@ func (b *Bus) dispatch(ctx context.Context, r route, id string, payload any, opt
 		return Result{}, err
 	}
 	ctx = WithCorrelationID(ctx, cmd.CorrelationID)
+	var span trace.Span
+	if b.cfg.tracer.Enabled(ctx) {
+		ctx, span = b.startDispatch(ctx, cmd)
+	}
 	res, err := b.chain(ctx, cmd)
 	if err != nil {
-		return res, classify(err, KindInternal, cmd)
+		err = classify(err, KindInternal, cmd)
 	}
-	return res, nil
+	if span != nil {
+		endDispatch(span, res, err)
+	}
+	return res, err
 }
 
 // eventHeaders are the headers of the command's events: its Headers, plus
@@ -738,6 +749,7 @@ func (h *Handler[S, C, E]) handle(ctx context.Context, b *Bus, cmd *Command) (Re
 			return Result{}, &Error{Kind: KindAborted, Command: cmd.describe(), Aggregate: cmd.describeAggregate(),
 				Msg: fmt.Sprintf("still conflicting after %d attempts", attempt), Err: err}
 		}
+		noteConflict(ctx, attempt, err)
 		if err := clock.Sleep(ctx, b.cfg.clock, policy.Backoff.Delay(attempt)); err != nil {
 			return Result{}, classify(err, KindInternal, cmd)
 		}

@@ -4,6 +4,7 @@ import (
 	"context"
 
 	"github.com/muninn-es/muninn/eventstore"
+	"github.com/muninn-es/muninn/telemetry"
 )
 
 // Handler turns records into state. For each batch it applies, the loop
@@ -72,6 +73,11 @@ type funcBatch struct {
 	f   Func
 }
 
-func (b funcBatch) Handle(rec *eventstore.Record) error { return b.f(b.ctx, b.tx, *rec) }
-func (b funcBatch) Flush() error                        { return nil }
-func (b funcBatch) Committed()                          {}
+func (b funcBatch) Handle(rec *eventstore.Record) error {
+	ctx, span := telemetry.StartRecord(b.ctx, rec, "muninn.handle "+rec.Type)
+	err := b.f(ctx, b.tx, *rec)
+	endRecord(span, err)
+	return err
+}
+func (b funcBatch) Flush() error { return nil }
+func (b funcBatch) Committed()   {}

@@ -4,12 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"slices"
 	"sync"
 	"sync/atomic"
 
 	"github.com/muninn-es/muninn/clock"
 	"github.com/muninn-es/muninn/eventstore"
+	"github.com/muninn-es/muninn/telemetry"
 )
 
 // Loop is an exactly-once consumer: it polls a Source and applies each
@@ -265,6 +267,9 @@ func (r *runner) applyPoll(ctx context.Context, recs []eventstore.Record) (err e
 	if len(recs) == 0 {
 		return nil
 	}
+	if span := r.l.startPoll(&ctx, recs); span != nil {
+		defer endPoll(span, &err)
+	}
 	if p, ok := r.l.handler.(Preparer); ok {
 		release, err := r.prepare(ctx, p, recs)
 		if err != nil {
@@ -440,8 +445,8 @@ func (r *runner) retry(ctx context.Context, rec *eventstore.Record, herr error) 
 	l.count(func(c *Counters) { c.Failures++; c.LastError = herr.Error() })
 	for attempts <= l.opts.retries && !IsPermanent(herr) {
 		d := l.opts.backoff.Delay(attempts)
-		l.opts.logger.Warn("consume: handler failed; retrying", "consumer", l.name, "record", describe(rec),
-			"attempt", attempts, "retry_in", d, "err", herr)
+		l.logRecord(ctx, slog.LevelWarn, "consume: handler failed; retrying", rec,
+			slog.Int(telemetry.AttrAttempt, attempts), slog.Duration("retry_in", d), slog.Any(telemetry.AttrError, herr))
 		if err := clock.Sleep(ctx, l.opts.clock, d); err != nil {
 			return err
 		}
@@ -459,8 +464,8 @@ func (r *runner) retry(ctx context.Context, rec *eventstore.Record, herr error) 
 	}
 	he := &HandlerError{Consumer: l.name, Topic: rec.Topic, Partition: rec.Partition, Offset: rec.Offset,
 		Key: rec.Key, EventType: rec.Type, EventID: rec.ID, Attempts: attempts, Err: herr}
-	l.opts.logger.Error("consume: handler gave up", "consumer", l.name, "record", describe(rec),
-		"attempts", attempts, "policy", l.opts.policy.String(), "err", herr)
+	l.logRecord(ctx, slog.LevelError, "consume: handler gave up", rec,
+		slog.Int("attempts", attempts), slog.String("policy", l.opts.policy.String()), slog.Any(telemetry.AttrError, herr))
 	switch l.opts.policy.kind {
 	case policyPark:
 		return r.park(ctx, rec, he)
@@ -506,8 +511,8 @@ func (r *runner) deadLetter(ctx context.Context, rec *eventstore.Record, he *Han
 			break
 		}
 		d := l.opts.backoff.Delay(attempt)
-		l.opts.logger.Warn("consume: dead-letter publish failed; retrying", "consumer", l.name, "record", describe(rec),
-			"attempt", attempt, "retry_in", d, "err", err)
+		l.logRecord(ctx, slog.LevelWarn, "consume: dead-letter publish failed; retrying", rec,
+			slog.Int(telemetry.AttrAttempt, attempt), slog.Duration("retry_in", d), slog.Any(telemetry.AttrError, err))
 		if err := clock.Sleep(ctx, l.opts.clock, d); err != nil {
 			return err
 		}

@@ -10,6 +10,7 @@ import (
 	"github.com/muninn-es/muninn/eventstore"
 	"github.com/muninn-es/muninn/keyspace"
 	"go.opentelemetry.io/otel/metric"
+	"github.com/muninn-es/muninn/telemetry"
 )
 
 // Defaults of the options.
@@ -39,6 +40,7 @@ type options struct {
 	headers map[string]string
 	wrap    func(*GroupSource) Source
 	meters  metric.MeterProvider
+	tracer  telemetry.Tracer
 	errs    []error
 }
 
@@ -100,7 +102,7 @@ func WithSourceWrapper(wrap func(*GroupSource) Source) Option {
 }
 
 func newOptions(name string, opts []Option) (options, error) {
-	o := options{batch: DefaultBatchSize, retries: DefaultRetries, backoff: clock.DefaultBackoff}
+	o := options{batch: DefaultBatchSize, retries: DefaultRetries, backoff: clock.DefaultBackoff, tracer: telemetry.NewTracer(nil)}
 	for _, opt := range opts {
 		if opt != nil {
 			opt(&o)

@@ -5,11 +5,13 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"strconv"
 	"time"
 
 	"github.com/muninn-es/muninn/eventstore"
 	"github.com/muninn-es/muninn/keyspace"
+	"github.com/muninn-es/muninn/telemetry"
 )
 
 // Headers of a record the Park policy writes to the dead-letter topic. The
@@ -150,7 +152,8 @@ func (r *runner) park(ctx context.Context, rec *eventstore.Record, he *HandlerEr
 	} else if err != nil {
 		return fmt.Errorf("%s: park %s: %w", l.name, describe(rec), err)
 	}
-	l.opts.logger.Warn("consume: record parked", "consumer", l.name, "record", describe(rec), "dead_letter_topic", l.opts.policy.topic)
+	l.logRecord(ctx, slog.LevelWarn, "consume: record parked", rec,
+		slog.String("dead_letter_topic", l.opts.policy.topic), slog.Int("attempts", he.Attempts), slog.Any(telemetry.AttrError, he.Err))
 	return r.commitPast(ctx, rec, func(tx eventstore.Txn) error {
 		if again == nil {
 			return nil

@@ -7,7 +7,7 @@ import (
 	"time"
 
 	"github.com/cockroachdb/pebble/v2"
-	"github.com/muninn-es/muninn/telemetry"
+	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/metric"
 )
@@ -73,23 +73,23 @@ var pebbleGauges = []pebbleGauge{
 // newStoreMetrics creates the store's instruments on mp and registers the
 // callback that reads Pebble's metrics from s.
 func newStoreMetrics(mp metric.MeterProvider, s *PebbleStore) (*storeMetrics, error) {
-	m := telemetry.Meter(mp)
+	m := meterOf(mp)
 	var sm storeMetrics
 	var err error
-	if sm.batch, err = m.Int64Histogram(telemetry.MetricAppendBatchSize,
+	if sm.batch, err = m.Int64Histogram(metricAppendBatchSize,
 		metric.WithDescription("Events per append, by topic."), metric.WithUnit("{event}"),
-		metric.WithExplicitBucketBoundaries(telemetry.SizeBounds...)); err != nil {
+		metric.WithExplicitBucketBoundaries(sizeBounds...)); err != nil {
 		return nil, err
 	}
-	if sm.fsync, err = m.Float64Histogram(telemetry.MetricFsyncDuration,
+	if sm.fsync, err = m.Float64Histogram(metricFsyncDuration,
 		metric.WithDescription("Time a durable append or state update waited for its fsync."), metric.WithUnit("s"),
-		metric.WithExplicitBucketBoundaries(telemetry.DurationBounds...)); err != nil {
+		metric.WithExplicitBucketBoundaries(durationBounds...)); err != nil {
 		return nil, err
 	}
 	var errs []error
 	observables := make([]metric.Int64Observable, len(pebbleGauges))
 	for i, g := range pebbleGauges {
-		name := telemetry.MetricPebblePrefix + g.name
+		name := metricPebblePrefix + g.name
 		if g.counter {
 			observables[i], err = m.Int64ObservableCounter(name, metric.WithDescription(g.desc), metric.WithUnit(g.unit))
 		} else {
@@ -125,7 +125,7 @@ func newStoreMetrics(mp metric.MeterProvider, s *PebbleStore) (*storeMetrics, er
 func (sm *storeMetrics) appended(topic string, n int) {
 	set, ok := sm.topics.Load(topic)
 	if !ok {
-		set, _ = sm.topics.LoadOrStore(topic, metric.WithAttributeSet(attribute.NewSet(attribute.String(telemetry.LabelTopic, topic))))
+		set, _ = sm.topics.LoadOrStore(topic, metric.WithAttributeSet(attribute.NewSet(attribute.String(labelTopic, topic))))
 	}
 	sm.batch.Record(context.Background(), int64(n), set.(metric.MeasurementOption))
 }
@@ -138,4 +138,29 @@ func (sm *storeMetrics) synced(start time.Time) {
 // close unregisters the callback of Pebble's metrics.
 func (sm *storeMetrics) close() error {
 	return sm.pebble.Unregister()
+}
+
+// The names and buckets of package telemetry (telemetry/metrics.go), which
+// this package cannot import (telemetry imports eventstore for its record
+// helpers); telemetry's TestStoreMetricNames checks that they agree.
+const (
+	meterName             = "github.com/muninn-es/muninn"
+	metricAppendBatchSize = "muninn_append_batch_size"
+	metricFsyncDuration   = "muninn_fsync_duration_seconds"
+	metricPebblePrefix    = "muninn_pebble_"
+	labelTopic            = "topic"
+)
+
+var (
+	durationBounds = []float64{0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10}
+	sizeBounds     = []float64{1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10000}
+)
+
+// meterOf is telemetry.Meter: mp's meter of Muninn's scope, or the global
+// provider's when mp is nil.
+func meterOf(mp metric.MeterProvider) metric.Meter {
+	if mp == nil {
+		mp = otel.GetMeterProvider()
+	}
+	return mp.Meter(meterName)
 }

@@ -34,6 +34,8 @@ type options struct {
 	// metersSet tells a nil one given from none.
 	meters    metric.MeterProvider
 	metersSet bool
+	// tracer makes the append spans (trace.go).
+	tracer appendTracer
 }
 
 func defaultOptions() options {
@@ -45,6 +47,7 @@ func defaultOptions() options {
 		maxEventBytes:   1 << 20,
 		maxAppendBytes:  16 << 20,
 		cacheBytes:      64 << 20,
+		tracer:          newAppendTracer(nil),
 	}
 }
 

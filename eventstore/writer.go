@@ -41,7 +41,7 @@ type AppendResult struct {
 //
 // ctx is checked before the append starts; once it has started the append
 // runs to its end, so that the result is never in doubt.
-func (s *PebbleStore) Append(ctx context.Context, topic, key string, expected ExpectedVersion, events []Event, opts ...AppendOption) (AppendResult, error) {
+func (s *PebbleStore) Append(ctx context.Context, topic, key string, expected ExpectedVersion, events []Event, opts ...AppendOption) (_ AppendResult, err error) {
 	ao := NewAppendOptions(opts...)
 	t, err := s.topic(topic)
 	if err != nil {
@@ -62,6 +62,10 @@ func (s *PebbleStore) Append(ctx context.Context, topic, key string, expected Ex
 	}
 	partition := PartitionFor(key, len(t.parts))
 	p := &t.parts[partition]
+	tr := s.opts.tracer.start(ctx, topic, key, partition, len(events))
+	if tr != nil {
+		defer tr.end(&err)
+	}
 	b := s.db.NewBatch()
 	defer b.Close()
 
@@ -90,7 +94,7 @@ func (s *PebbleStore) Append(ctx context.Context, topic, key string, expected Ex
 		return AppendResult{}, invalid("WithClock", "the store's clock says %s, outside the years 1678 to 2262", now)
 	}
 	enc := encPool.Get().(*encBuf)
-	added := stageEvents(b, enc, t.meta.ID, partition, key, res.FirstOffset, head, events, now, res.EventIDs)
+	added := stageEvents(b, enc, t.meta.ID, partition, key, res.FirstOffset, head, events, now, res.EventIDs, tr.headers())
 	res.LastOffset = res.FirstOffset + int64(len(events)) - 1
 	res.LastVersion = head + uint64(len(events))
 	if res.FirstOffset/metaEvery != (res.LastOffset+1)/metaEvery {
@@ -131,6 +135,7 @@ func (s *PebbleStore) Append(ctx context.Context, topic, key string, expected Ex
 		start := time.Now()
 		err := b.SyncWait()
 		s.metrics.synced(start)
+		tr.fsyncWaited(start)
 		if err != nil {
 			s.failed.CompareAndSwap(nil, &err)
 			s.log.Error("eventstore: WAL sync failed; the store accepts no more writes", "err", err)
@@ -157,7 +162,7 @@ var encPool = sync.Pool{New: func() any { return &encBuf{key: make([]byte, 0, 64
 // stageEvents encodes events as records at offsets from first and versions
 // from head+1 into b, under both their log key and their stream key. It
 // fills ids and returns the bytes added to the partition.
-func stageEvents(b *pebble.Batch, enc *encBuf, topicID uint32, partition int, key string, first int64, head uint64, events []Event, now time.Time, ids []uuid.UUID) int64 {
+func stageEvents(b *pebble.Batch, enc *encBuf, topicID uint32, partition int, key string, first int64, head uint64, events []Event, now time.Time, ids []uuid.UUID, traceHeaders map[string]string) int64 {
 	var added int64
 	var correlation string
 	for i := range events {
@@ -166,6 +171,9 @@ func stageEvents(b *pebble.Batch, enc *encBuf, topicID uint32, partition int, ke
 			ID: ev.ID, Partition: partition, Offset: first + int64(i), Key: key, Version: head + uint64(i) + 1,
 			Type: ev.Type, SchemaVersion: ev.SchemaVersion, Payload: ev.Payload, Timestamp: ev.Timestamp,
 			CorrelationID: ev.CorrelationID, CausationID: ev.CausationID, Headers: ev.Headers,
+		}
+		if traceHeaders != nil {
+			rec.Headers = withTraceHeaders(ev.Headers, traceHeaders)
 		}
 		applyDefaults(&rec, i, &correlation, now)
 		ids[i] = rec.ID

@@ -7,6 +7,7 @@ import (
 	"github.com/muninn-es/muninn/clock"
 	"github.com/muninn-es/muninn/consume"
 	"go.opentelemetry.io/otel/metric"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // Option configures New.
@@ -25,6 +26,10 @@ type options struct {
 	// metersSet tells a nil one given from none.
 	meters    metric.MeterProvider
 	metersSet bool
+
+	// tracerProvider is WithTracerProvider's (trace.go); nil for the
+	// default.
+	tracerProvider trace.TracerProvider
 }
 
 // DefaultProgressInterval is how often a rebuild reports its progress at

@@ -209,6 +209,7 @@ func (p *Projection) loopOptions(gen uint64) []consume.Option {
 	return []consume.Option{
 		consume.WithBatchSize(o.batch), consume.WithRetries(o.retries), consume.WithBackoff(o.backoff),
 		consume.WithClock(o.clock), consume.WithLogger(o.logger), consume.WithErrorPolicy(o.policy),
+		consume.WithTracerProvider(o.tracerProvider),
 		// A generation's park marks are the generation's: a rebuild starts
 		// without them, and the swap deletes them with the old generation.
 		consume.WithStatePrefix(p.genPrefix(gen)),

@@ -1,6 +1,7 @@
 package saga
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -29,6 +30,9 @@ type batch[S any] struct {
 	// r is the run whose loop applies the batch (nil for the writes of
 	// the dispatcher).
 	r *run[S]
+	// ctx is the context of the loop's batch (its span), nil for the
+	// dispatcher's writes.
+	ctx context.Context
 
 	// queued returns the sequence number of the first command of an
 	// instance still in the dispatcher's queue (not being sent: the run
@@ -209,13 +213,14 @@ func (b *batch[S]) event(rec eventstore.Record, start bool, key string, run func
 	}
 	st := b.step(in, rec.ID.String())
 	st.event = &rec
+	span := b.startStep(&rec, st)
 	if failWith != nil {
-		return b.failStep(in, failWith.Error(), st.trigger)
+		return endStep(span, b.failStep(in, failWith.Error(), st.trigger))
 	}
 	if err := call(run, st); err != nil {
-		return err
+		return endStep(span, err)
 	}
-	return b.commitStep(in, st)
+	return endStep(span, b.commitStep(in, st))
 }
 
 // fire handles the due deadline t, as event handles a record.

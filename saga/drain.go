@@ -11,6 +11,7 @@ import (
 	"github.com/muninn-es/muninn/clock"
 	"github.com/muninn-es/muninn/command"
 	"github.com/muninn-es/muninn/eventstore"
+	"github.com/muninn-es/muninn/telemetry"
 )
 
 // dispatcher sends the outbox's commands in the background while the run
@@ -435,6 +436,7 @@ func (s *Saga[S]) dispatch(ctx context.Context, sc storedCommand, c *tally) erro
 	if sc.Correlation != "" {
 		dctx = command.WithCorrelationID(ctx, sc.Correlation)
 	}
+	dctx = telemetry.Extract(dctx, sc.Trace)
 	opts := []command.DispatchOption{command.WithCommandID(sc.ID)}
 	if sc.Causation != "" {
 		opts = append(opts, command.WithCausationID(sc.Causation))

@@ -12,6 +12,7 @@ import (
 	"github.com/muninn-es/muninn/command"
 	"github.com/muninn-es/muninn/consume"
 	"go.opentelemetry.io/otel/metric"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // Dispatcher sends commands: a *command.Bus is one. A saga dispatches each
@@ -46,7 +47,10 @@ type options struct {
 	purge       time.Duration
 	logger      *slog.Logger
 	meters      metric.MeterProvider
-	errs        []error
+	// tracerProvider is WithTracerProvider's (trace.go); nil for the
+	// default.
+	tracerProvider trace.TracerProvider
+	errs           []error
 }
 
 // WithCodec sets the format of the saga's state, of its stored commands

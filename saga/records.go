@@ -126,6 +126,9 @@ type storedCommand struct {
 	// Compensation marks a compensating command, or one of the OnFailure
 	// handler's: its rejection is recorded, not compensated.
 	Compensation bool `json:"compensation,omitempty"`
+	// Trace is the trace context (traceparent, tracestate) of the step
+	// that sent the command: its dispatch continues that trace.
+	Trace map[string]string `json:"trace,omitempty"`
 }
 
 // compensation is the compensating command of the command sent at ForSeq,

@@ -125,6 +125,7 @@ func New[S any](store eventstore.Store, bus Dispatcher, def *Definition[S], opts
 		consume.WithBackoff(o.backoff),
 		consume.WithClock(o.clock),
 		consume.WithLogger(o.logger),
+		consume.WithTracerProvider(o.tracerProvider),
 		consume.WithErrorPolicy(consume.HandOff()),
 		consume.WithSourceWrapper(func(g *consume.GroupSource) consume.Source { return &source[S]{g: g, r: s.r} }),
 		o.loopMeters())
@@ -393,7 +394,7 @@ func (h loopHandler[S]) Prepare(_ context.Context, recs []eventstore.Record) (fu
 }
 
 // Begin opens a batch in tx.
-func (h loopHandler[S]) Begin(_ context.Context, tx eventstore.Txn) (consume.Batch, error) {
+func (h loopHandler[S]) Begin(ctx context.Context, tx eventstore.Txn) (consume.Batch, error) {
 	s, r := h.s, h.s.r
 	r.release()
 	r.acquire()
@@ -411,7 +412,7 @@ func (h loopHandler[S]) Begin(_ context.Context, tx eventstore.Txn) (consume.Bat
 		}
 		return 0, false
 	})
-	b.r = r
+	b.r, b.ctx = r, ctx
 	return b, nil
 }
 

@@ -32,7 +32,9 @@ type Step[S any] struct {
 	correlation string
 	// trigger is the ID that the step's command and deadline IDs derive
 	// from: the event's ID, the deadline's, or the failure's.
-	trigger   string
+	trigger string
+	// trace is the trace context of the step's span, for its commands.
+	trace     map[string]string
 	deadlines []deadlineRecord
 
 	sends     []sendRecord
@@ -267,5 +269,6 @@ func (s *Step[S]) command(aggregateID string, cmd any, what string) (storedComma
 		Payload:     payload,
 		Correlation: s.correlation,
 		Causation:   s.trigger,
+		Trace:       s.trace,
 	}, nil
 }

@@ -6,6 +6,8 @@ import (
 	"log/slog"
 	"net/http"
 	"time"
+
+	"go.opentelemetry.io/otel/trace"
 )
 
 // Defaults of a Server's options.
@@ -39,6 +41,7 @@ type options struct {
 	handlers           []handler
 	errs               []error
 	streams            *streamSet // a Server's, to cancel at shutdown
+	tracerProvider     trace.TracerProvider
 }
 
 func newOptions(opts []Option) (options, error) {

@@ -91,7 +91,7 @@ func New(opts ...Option) (*Server, error) {
 		}
 	}
 	s.streams = &streamSet{}
-	s.grpc = grpc.NewServer(ServerOptions(append(opts[:len(opts):len(opts)], withStreams(s.streams))...)...)
+	s.grpc = grpc.NewServer(append(ServerOptions(append(opts[:len(opts):len(opts)], withStreams(s.streams))...), o.tracingServerOptions()...)...)
 	s.health = health.NewServer()
 	healthpb.RegisterHealthServer(s.grpc, s.health)
 	reflection.Register(s.grpc)
@@ -116,7 +116,7 @@ func New(opts ...Option) (*Server, error) {
 			return nil, err
 		}
 	}
-	s.http = &http.Server{Handler: hm, ReadHeaderTimeout: 10 * time.Second}
+	s.http = &http.Server{Handler: o.tracingHandler(hm), ReadHeaderTimeout: 10 * time.Second}
 	return s, nil
 }
 
@@ -196,7 +196,7 @@ func (s *Server) Start(ctx context.Context) error {
 		return fmt.Errorf("service: HTTP address: %w", err)
 	}
 	s.mu.grpcAddr, s.mu.httpAddr = gl.Addr().String(), hl.Addr().String()
-	conn, err := grpc.NewClient("passthrough:///"+s.mu.grpcAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	conn, err := grpc.NewClient("passthrough:///"+s.mu.grpcAddr, append(s.o.tracingDialOptions(), grpc.WithTransportCredentials(insecure.NewCredentials()))...)
 	if err != nil {
 		gl.Close()
 		hl.Close()

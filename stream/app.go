@@ -13,6 +13,7 @@ import (
 	"github.com/muninn-es/muninn/clock"
 	"github.com/muninn-es/muninn/consume"
 	"github.com/muninn-es/muninn/eventstore"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // Defaults of an App.
@@ -54,6 +55,9 @@ type config struct {
 	onLate    func(LateRecord)
 	clock     clock.Clock
 	logger    *slog.Logger
+	// tracerProvider is WithTracerProvider's (trace.go); nil for the
+	// default.
+	tracerProvider trace.TracerProvider
 }
 
 // WithBatchSize sets how many records the App polls, processes and commits
@@ -249,7 +253,7 @@ func NewApp(store eventstore.Store, topo *Topology, appID string, opts ...Option
 	a.scratch = make([]scratch, len(topo.nodes))
 	loop, err := consume.NewFrom(store, appID, a.open, &handler{a: a},
 		consume.WithBatchSize(cfg.batchSize), consume.WithRetries(0), consume.WithClock(cfg.clock),
-		consume.WithLogger(cfg.logger))
+		consume.WithLogger(cfg.logger), consume.WithTracerProvider(cfg.tracerProvider))
 	if err != nil {
 		return nil, err
 	}

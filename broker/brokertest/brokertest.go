@@ -40,11 +40,13 @@ type Harness struct {
 	Outage func(t *testing.T) (restart func(t *testing.T))
 }
 
-// Run runs the contract as subtests: RelayInbound, Duplicates, and Outage
+// Run runs the contract as subtests: RelayInbound, Duplicates, Trace (the
+// trace context of an event reaches the Inbound's handler), and Outage
 // when the harness can stop the engine.
 func Run(t *testing.T, h Harness) {
 	t.Run("RelayInbound", func(t *testing.T) { relayInbound(t, h, "plain", nil) })
 	t.Run("Duplicates", func(t *testing.T) { duplicates(t, h) })
+	t.Run("Trace", func(t *testing.T) { traceSurvives(t, h) })
 	if h.Outage != nil {
 		t.Run("Outage", func(t *testing.T) { relayInbound(t, h, "outage", h.Outage) })
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"os/signal"
@@ -47,6 +48,10 @@ type serveConfig struct {
 	// NoMetrics turns /metrics off (metrics.go).
 	NoMetrics bool
 	Logger    *slog.Logger
+	// Trace names the span exporter ("" for none, "stdout"; telemetry.go)
+	// and TraceOut where "stdout" writes (default os.Stdout).
+	Trace    string
+	TraceOut io.Writer
 	// Started, if not nil, is called with the bound addresses once both
 	// servers listen.
 	Started func(grpcAddr, httpAddr string)
@@ -141,6 +146,7 @@ leaves its partitions to the others at the latest when its lease runs out
 	f.Float64Var(&cfg.TimeScale, "time-scale", cfg.TimeScale, "run the shop's clock this many times faster than real time (demos)")
 	f.BoolVarP(&verbose, "verbose", "v", false, "log at info level, not only warnings")
 	f.BoolVar(&metricsOn, "metrics", metricsOn, "serve Prometheus metrics at /metrics on the HTTP address")
+	f.StringVar(&cfg.Trace, "trace", "", "export OpenTelemetry spans: \"stdout\" writes each as JSON to stdout")
 	return cmd
 }
 
@@ -153,12 +159,16 @@ func runServe(ctx context.Context, cfg serveConfig) error {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
+	tp, traceCloser, err := newTracing(cfg.Trace, cfg.TraceOut)
+	if err != nil {
+		return err
+	}
 	m, err := newServeMetrics(!cfg.NoMetrics)
 	if err != nil {
 		return err
 	}
 	defer func() { _ = m.shutdown(context.Background()) }()
-	store, err := openServeStore(ctx, cfg, m)
+	store, err := openServeStore(ctx, cfg, append(m.storeOptions(), eventstore.WithTracerProvider(tp))...)
 	if err != nil {
 		return err
 	}
@@ -169,7 +179,8 @@ func runServe(ctx context.Context, cfg serveConfig) error {
 	if cfg.Clock != nil {
 		clk = cfg.Clock
 	}
-	s, err := shop.New(store, append(m.shopOptions(), shop.WithClock(clk), shop.WithPaymentTimeout(cfg.PaymentTimeout), shop.WithLogger(cfg.Logger))...)
+	s, err := shop.New(store, append(m.shopOptions(), shop.WithClock(clk), shop.WithPaymentTimeout(cfg.PaymentTimeout), shop.WithLogger(cfg.Logger),
+		shop.WithTracerProvider(tp))...)
 	if err != nil {
 		return errors.Join(err, store.Close())
 	}
@@ -182,6 +193,7 @@ func runServe(ctx context.Context, cfg serveConfig) error {
 		service.WithHTTPAddr(cfg.HTTPAddr),
 		service.WithLogger(cfg.Logger),
 		service.WithTitle("Muninn shop"),
+		service.WithTracerProvider(tp),
 		service.WithOpenAPI(append(admin.OpenAPI(), shopv1.OpenAPI)...),
 		uiOption(),
 		m.serviceOption(),
@@ -200,6 +212,7 @@ func runServe(ctx context.Context, cfg serveConfig) error {
 	}
 
 	var g service.Group
+	g.AddCloser("tracing", traceCloser) // closed last: it flushes every span
 	g.AddCloser("store", store)
 	g.AddCloser("shop", closerFunc(s.Close))
 	g.Add("shop", s)
@@ -218,7 +231,7 @@ func runServe(ctx context.Context, cfg serveConfig) error {
 
 // openServeStore opens the store cfg names: PostgreSQL if cfg.Postgres is
 // set, else the embedded store in cfg.Data.
-func openServeStore(ctx context.Context, cfg serveConfig, m *serveMetrics) (eventstore.Store, error) {
+func openServeStore(ctx context.Context, cfg serveConfig, pebbleOpts ...eventstore.Option) (eventstore.Store, error) {
 	if cfg.Postgres != "" {
 		store, err := postgres.Open(ctx, cfg.Postgres, postgres.WithSchema(cfg.Schema),
 			postgres.WithLeaseTimeout(cfg.LeaseTimeout), postgres.WithLogger(cfg.Logger))
@@ -228,7 +241,7 @@ func openServeStore(ctx context.Context, cfg serveConfig, m *serveMetrics) (even
 		}
 		return store, nil
 	}
-	store, err := eventstore.Open(cfg.Data, m.storeOptions()...)
+	store, err := eventstore.Open(cfg.Data, pebbleOpts...)
 	if errors.Is(err, eventstore.ErrLocked) {
 		return nil, fmt.Errorf("serve: %s is in use by another running store; stop it or choose another --data (%w)", cfg.Data, err)
 	}

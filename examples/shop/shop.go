@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
+	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/grpc"
 
 	"github.com/muninn-es/muninn/aggregate"
@@ -37,6 +38,8 @@ type config struct {
 	paymentTimeout time.Duration
 	logger         *slog.Logger
 	meters         metric.MeterProvider
+	// tracer is WithTracerProvider's (trace.go); nil for the default.
+	tracer trace.TracerProvider
 }
 
 // WithClock sets the clock of the checkout's deadlines, retries and
@@ -101,7 +104,7 @@ func New(store eventstore.Store, opts ...Option) (*Shop, error) {
 	s := &Shop{cfg: cfg, store: store}
 	var err error
 	if s.bus, err = command.New(store, command.WithName("shop"), command.WithClock(cfg.clock), command.WithLogger(cfg.logger),
-		command.WithMeterProvider(cfg.meters)); err != nil {
+		command.WithMeterProvider(cfg.meters), command.WithTracerProvider(cfg.tracer)); err != nil {
 		return nil, fmt.Errorf("shop: %w", err)
 	}
 	if err := s.register(store); err != nil {
@@ -142,18 +145,19 @@ func (s *Shop) register(store eventstore.Store) error {
 		return fmt.Errorf("shop: register stock: %w", err)
 	}
 	if s.details, err = order.NewReadModel(store, projection.WithClock(s.cfg.clock), projection.WithLogger(s.cfg.logger),
-		projection.WithMeterProvider(s.cfg.meters)); err != nil {
+		projection.WithMeterProvider(s.cfg.meters), projection.WithTracerProvider(s.cfg.tracer)); err != nil {
 		return fmt.Errorf("shop: order details: %w", err)
 	}
-	if s.revenue, err = payment.NewRevenue(store, stream.WithClock(s.cfg.clock), stream.WithLogger(s.cfg.logger)); err != nil {
+	if s.revenue, err = payment.NewRevenue(store, stream.WithClock(s.cfg.clock), stream.WithLogger(s.cfg.logger),
+		stream.WithTracerProvider(s.cfg.tracer)); err != nil {
 		return fmt.Errorf("shop: revenue: %w", err)
 	}
 	if s.checkout, err = saga.New(store, s.bus, CheckoutSaga(s.cfg.paymentTimeout), saga.WithClock(s.cfg.clock), saga.WithLogger(s.cfg.logger),
-		saga.WithMeterProvider(s.cfg.meters)); err != nil {
+		saga.WithMeterProvider(s.cfg.meters), saga.WithTracerProvider(s.cfg.tracer)); err != nil {
 		return fmt.Errorf("shop: checkout: %w", err)
 	}
 	if s.provider, err = saga.New(store, s.bus, payment.Provider(), saga.WithClock(s.cfg.clock), saga.WithLogger(s.cfg.logger),
-		saga.WithMeterProvider(s.cfg.meters)); err != nil {
+		saga.WithMeterProvider(s.cfg.meters), saga.WithTracerProvider(s.cfg.tracer)); err != nil {
 		return fmt.Errorf("shop: payment provider: %w", err)
 	}
 	return nil

@@ -1,0 +1,142 @@
+package eventstore
+
+import (
+	"context"
+	"maps"
+	"time"
+
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
+	"go.opentelemetry.io/otel/trace/noop"
+)
+
+// The headers under which an append stores the trace context of its span
+// (W3C Trace Context), in every event it appends. Package telemetry reads
+// them back.
+const (
+	HeaderTraceparent = "traceparent"
+	HeaderTracestate  = "tracestate"
+)
+
+// tracerScope is the instrumentation scope of the store's spans (the
+// same as telemetry.ScopeName, which this package cannot import).
+const tracerScope = "github.com/muninn-es/muninn"
+
+// defaultTracerProvider is the global provider as it is before a service
+// sets one.
+var defaultTracerProvider = otel.GetTracerProvider()
+
+// WithTracerProvider sets where the store's spans go (default
+// otel.GetTracerProvider()). Each append makes a span "muninn.append" (topic,
+// partition, aggregate ID, events, the seconds it waited for its fsync) and
+// stores the span's context in the traceparent and tracestate headers of
+// every event it appends, so that whoever handles the events later can
+// continue the trace. An append under a context without a span starts a
+// trace only if tp is given here (not nil, not a no-op provider) or a global
+// provider was set; otherwise it costs nothing.
+func WithTracerProvider(tp trace.TracerProvider) Option {
+	return func(o *options) {
+		if tp != nil {
+			o.tracer = newAppendTracer(tp)
+		}
+	}
+}
+
+// appendTracer makes the spans of appends.
+type appendTracer struct {
+	t trace.Tracer
+	// roots: spans may start traces (a provider was chosen).
+	roots bool
+}
+
+func newAppendTracer(tp trace.TracerProvider) appendTracer {
+	roots := true
+	if tp == nil {
+		tp = otel.GetTracerProvider()
+		roots = tp != defaultTracerProvider
+	}
+	if _, ok := tp.(noop.TracerProvider); ok {
+		roots = false
+	}
+	return appendTracer{t: tp.Tracer(tracerScope), roots: roots}
+}
+
+// appendSpan is the span of one append (nil when the append is not
+// traced: every method is then a no-op).
+type appendSpan struct {
+	span  trace.Span
+	trace map[string]string
+	fsync time.Duration
+}
+
+// start starts the span of an append, or returns nil if there is nothing
+// to trace: no span in ctx and no provider that may start traces.
+func (t appendTracer) start(ctx context.Context, topic, key string, partition, events int) *appendSpan {
+	if t.t == nil || (!t.roots && !trace.SpanContextFromContext(ctx).IsValid()) {
+		return nil
+	}
+	ctx, span := t.t.Start(ctx, "muninn.append "+topic, trace.WithSpanKind(trace.SpanKindProducer),
+		trace.WithAttributes(
+			attribute.String("muninn.topic", topic),
+			attribute.Int("muninn.partition", partition),
+			attribute.String("muninn.aggregate_id", key),
+			attribute.Int("muninn.events", events),
+		))
+	a := &appendSpan{span: span}
+	if span.SpanContext().IsValid() {
+		a.trace = make(map[string]string, 2)
+		propagation.TraceContext{}.Inject(ctx, propagation.MapCarrier(a.trace))
+	}
+	return a
+}
+
+// headers returns the trace headers to store in the events, or nil.
+func (a *appendSpan) headers() map[string]string {
+	if a == nil {
+		return nil
+	}
+	return a.trace
+}
+
+// now returns the time if the append is traced.
+func (a *appendSpan) now() time.Time {
+	if a == nil || !a.span.IsRecording() {
+		return time.Time{}
+	}
+	return time.Now()
+}
+
+// fsyncWaited records the wait for fsync that began at start.
+func (a *appendSpan) fsyncWaited(start time.Time) {
+	if a == nil || start.IsZero() {
+		return
+	}
+	a.fsync = time.Since(start)
+}
+
+// end ends the span with the append's outcome.
+func (a *appendSpan) end(errp *error) {
+	if a.span.IsRecording() {
+		a.span.SetAttributes(attribute.Float64("muninn.fsync_wait_seconds", a.fsync.Seconds()))
+		if err := *errp; err != nil {
+			a.span.RecordError(err)
+			a.span.SetStatus(codes.Error, err.Error())
+		}
+	}
+	a.span.End()
+}
+
+// withTraceHeaders returns h with the trace headers th added (replacing
+// any the caller set: the append's context is where the event was made).
+func withTraceHeaders(h, th map[string]string) map[string]string {
+	out := make(map[string]string, len(h)+len(th))
+	maps.Copy(out, h)
+	if _, ok := th[HeaderTracestate]; !ok {
+		delete(out, HeaderTracestate)
+	}
+	maps.Copy(out, th)
+	return out
+}

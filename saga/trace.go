@@ -1,0 +1,49 @@
+package saga
+
+import (
+	"github.com/muninn-es/muninn/eventstore"
+	"github.com/muninn-es/muninn/telemetry"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
+)
+
+// WithTracerProvider sets where the saga's spans go (default
+// otel.GetTracerProvider()). The saga's loop applies each poll under a
+// span linked to the records' traces (see consume.WithTracerProvider), and
+// each step an event triggers is a span "muninn.saga.step <saga>", a child
+// of the append that wrote the event. The commands the step sends carry
+// the step's trace context through the outbox, so that their dispatch, and
+// the events they append, continue the event's trace. Give the command bus
+// the same provider (command.WithTracerProvider) to see the dispatches.
+func WithTracerProvider(tp trace.TracerProvider) Option {
+	return func(o *options) { o.tracerProvider = tp }
+}
+
+// startStep starts the span of the step st that rec triggers and gives
+// st the trace context its commands carry. It returns nil if nothing is
+// traced.
+func (b *batch[S]) startStep(rec *eventstore.Record, st *Step[S]) trace.Span {
+	if b.ctx == nil {
+		return nil
+	}
+	ctx, span := telemetry.StartRecord(b.ctx, rec, "muninn.saga.step "+b.s.def.name)
+	st.trace = telemetry.Headers(ctx)
+	if !span.IsRecording() {
+		return nil
+	}
+	span.SetAttributes(telemetry.KeySaga.String(b.s.def.name), telemetry.KeyInstance.String(st.key))
+	return span
+}
+
+// endStep ends a step's span with err, and returns err.
+func endStep(span trace.Span, err error) error {
+	if span == nil {
+		return err
+	}
+	if err != nil {
+		span.RecordError(err)
+		span.SetStatus(codes.Error, err.Error())
+	}
+	span.End()
+	return err
+}
