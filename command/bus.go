@@ -16,8 +16,8 @@ import (
 	"github.com/muninn-es/muninn/aggregate"
 	"github.com/muninn-es/muninn/clock"
 	"github.com/muninn-es/muninn/eventstore"
-	"go.opentelemetry.io/otel/metric"
 	"github.com/muninn-es/muninn/telemetry"
+	"go.opentelemetry.io/otel/metric"
 	"go.opentelemetry.io/otel/trace"
 )
 

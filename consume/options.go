@@ -9,8 +9,8 @@ import (
 	"github.com/muninn-es/muninn/clock"
 	"github.com/muninn-es/muninn/eventstore"
 	"github.com/muninn-es/muninn/keyspace"
-	"go.opentelemetry.io/otel/metric"
 	"github.com/muninn-es/muninn/telemetry"
+	"go.opentelemetry.io/otel/metric"
 )
 
 // Defaults of the options.

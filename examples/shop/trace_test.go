@@ -263,7 +263,7 @@ func TestOrderSpanTree(t *testing.T) {
 		if provider == nil {
 			return "the payment provider's step under the payment request's append"
 		}
-		if tr.descendant(provider, "muninn.append "+shipping.ShipmentsTopic, orderAttrs) == nil {
+		if tr.descendant(provider, "muninn.append "+shipping.ShipmentTopic, orderAttrs) == nil {
 			return "the shipment's append further down the same trace"
 		}
 		for _, sp := range tr.all {
@@ -290,7 +290,7 @@ func TestOrderSpanTree(t *testing.T) {
 	}
 	// Every event of the order's streams carries trace context of the
 	// request's trace.
-	for _, tk := range [][2]string{{order.Topic, id}, {payment.Topic, id}, {shipping.ShipmentsTopic, id}} {
+	for _, tk := range [][2]string{{order.Topic, id}, {payment.Topic, id}, {shipping.ShipmentTopic, id}} {
 		for rec, err := range store.ReadStream(t.Context(), tk[0], tk[1], 1) {
 			if err != nil {
 				t.Fatal(err)
