@@ -71,12 +71,12 @@ type Result struct {
 	// Telemetry (telemetry.go): durable appends and commands, 16 clients,
 	// with the OpenTelemetry SDK's meter provider (collected after every
 	// slice, readings discarded) beside a no-op one, in alternating slices.
-	TelemetryOffAppendEventsPerS float64 `json:"telemetry_off_append_events_per_s" label:"durable appends/s, 16 goroutines, metrics off (no-op provider)"`
-	TelemetryAppendEventsPerS    float64 `json:"telemetry_append_events_per_s" label:"  the same, metrics on (SDK provider), in slices alternating with it"`
-	TelemetryAppendRatio         float64 `json:"telemetry_append_ratio" label:"  metrics on / off"`
-	TelemetryOffCommandPerS      float64 `json:"telemetry_off_command_per_s" label:"command bus, durable, 16 clients, commands/s, metrics off"`
-	TelemetryCommandPerS         float64 `json:"telemetry_command_per_s" label:"  the same, metrics on, in slices alternating with it"`
-	TelemetryCommandRatio        float64 `json:"telemetry_command_ratio" label:"  metrics on / off"`
+	TelemetryOffAppendEventsPerS float64 `json:"telemetry_off_append_events_per_s" label:"durable appends/s, 16 goroutines, tracing and metrics off (no-op providers)"`
+	TelemetryAppendEventsPerS    float64 `json:"telemetry_append_events_per_s" label:"  the same, tracing and metrics on (SDK providers, every span sampled), in slices alternating with it"`
+	TelemetryAppendRatio         float64 `json:"telemetry_append_ratio" label:"  tracing and metrics on / off"`
+	TelemetryOffCommandPerS      float64 `json:"telemetry_off_command_per_s" label:"command bus, durable, 16 clients, commands/s, tracing and metrics off"`
+	TelemetryCommandPerS         float64 `json:"telemetry_command_per_s" label:"  the same, tracing and metrics on, in slices alternating with it"`
+	TelemetryCommandRatio        float64 `json:"telemetry_command_ratio" label:"  tracing and metrics on / off"`
 	// PostgreSQL (Config.PostgresURL; zero without it): durable appends of
 	// the PostgreSQL store against plain INSERTs into a table with a unique
 	// (stream, version) constraint, through the same pool, in alternating

@@ -12,6 +12,9 @@ import (
 	"go.opentelemetry.io/otel/metric/noop"
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 	"go.opentelemetry.io/otel/sdk/metric/metricdata"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/trace"
+	tracenoop "go.opentelemetry.io/otel/trace/noop"
 
 	"github.com/muninn-es/muninn/aggregate"
 	"github.com/muninn-es/muninn/command"
@@ -36,14 +39,18 @@ type telemetrySide struct {
 // meter provider with a reader that is collected after every slice (a
 // scrape) and whose readings are discarded. Tracing is not wired here yet:
 // the tracer provider of the trace work goes next to the meter provider.
-func telemetryOn() (metric.MeterProvider, func(context.Context) error, func(context.Context) error) {
+func telemetryOn() (metric.MeterProvider, trace.TracerProvider, func(context.Context) error, func(context.Context) error) {
 	reader := sdkmetric.NewManualReader()
 	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader))
 	collect := func(ctx context.Context) error {
 		var rm metricdata.ResourceMetrics
 		return reader.Collect(ctx, &rm)
 	}
-	return mp, collect, mp.Shutdown
+	// Every span sampled and ended, then dropped: the SDK's whole cost
+	// without an exporter's.
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSampler(sdktrace.AlwaysSample()))
+	shutdown := func(ctx context.Context) error { return errors.Join(mp.Shutdown(ctx), tp.Shutdown(ctx)) }
+	return mp, tp, collect, shutdown
 }
 
 // telemetry measures the cost of metrics: durable appends (16 goroutines,
@@ -56,14 +63,14 @@ func telemetryOn() (metric.MeterProvider, func(context.Context) error, func(cont
 func (e *env) telemetry(ctx context.Context) (_ []float64, err error) {
 	e.seq++
 	run := e.seq
-	mp, collect, shutdown := telemetryOn()
+	mp, tp, collect, shutdown := telemetryOn()
 	defer func() { err = errors.Join(err, shutdown(context.Background())) }()
-	off, err := e.openTelemetrySide(ctx, filepath.Join(e.root, "telemetry-off-"+strconv.Itoa(run)), noop.NewMeterProvider(), nil)
+	off, err := e.openTelemetrySide(ctx, filepath.Join(e.root, "telemetry-off-"+strconv.Itoa(run)), noop.NewMeterProvider(), tracenoop.NewTracerProvider(), nil)
 	if err != nil {
 		return nil, err
 	}
 	defer func() { err = errors.Join(err, off.close()) }()
-	on, err := e.openTelemetrySide(ctx, filepath.Join(e.root, "telemetry-on-"+strconv.Itoa(run)), mp, collect)
+	on, err := e.openTelemetrySide(ctx, filepath.Join(e.root, "telemetry-on-"+strconv.Itoa(run)), mp, tp, collect)
 	if err != nil {
 		return nil, err
 	}
@@ -94,8 +101,8 @@ func (e *env) telemetry(ctx context.Context) (_ []float64, err error) {
 	return []float64{rates[0], rates[1], rates[2], rates[3]}, nil
 }
 
-func (e *env) openTelemetrySide(ctx context.Context, dir string, mp metric.MeterProvider, collect func(context.Context) error) (*telemetrySide, error) {
-	store, err := eventstore.Open(dir, eventstore.WithMeterProvider(mp))
+func (e *env) openTelemetrySide(ctx context.Context, dir string, mp metric.MeterProvider, tp trace.TracerProvider, collect func(context.Context) error) (*telemetrySide, error) {
+	store, err := eventstore.Open(dir, eventstore.WithMeterProvider(mp), eventstore.WithTracerProvider(tp))
 	if err != nil {
 		return nil, err
 	}
@@ -108,7 +115,7 @@ func (e *env) openTelemetrySide(ctx context.Context, dir string, mp metric.Meter
 	if err != nil {
 		return fail(err)
 	}
-	if side.bus, err = command.New(store, command.WithMeterProvider(mp)); err != nil {
+	if side.bus, err = command.New(store, command.WithMeterProvider(mp), command.WithTracerProvider(tp)); err != nil {
 		return fail(err)
 	}
 	if side.h, err = command.Register(ctx, side.bus, agg); err != nil {
