@@ -70,7 +70,8 @@ type Result struct {
 
 	// Telemetry (telemetry.go): durable appends and commands, 16 clients,
 	// with the OpenTelemetry SDK's meter provider (collected after every
-	// slice, readings discarded) beside a no-op one, in alternating slices.
+	// slice, readings discarded) and tracer provider (every span sampled,
+	// then dropped) beside no-op ones, in alternating slices.
 	TelemetryOffAppendEventsPerS float64 `json:"telemetry_off_append_events_per_s" label:"durable appends/s, 16 goroutines, tracing and metrics off (no-op providers)"`
 	TelemetryAppendEventsPerS    float64 `json:"telemetry_append_events_per_s" label:"  the same, tracing and metrics on (SDK providers, every span sampled), in slices alternating with it"`
 	TelemetryAppendRatio         float64 `json:"telemetry_append_ratio" label:"  tracing and metrics on / off"`
