@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/grpc"
 
 	"github.com/muninn-es/muninn/clock"
@@ -168,7 +169,7 @@ func runServe(ctx context.Context, cfg serveConfig) error {
 		return err
 	}
 	defer func() { _ = m.shutdown(context.Background()) }()
-	store, err := openServeStore(ctx, cfg, append(m.storeOptions(), eventstore.WithTracerProvider(tp))...)
+	store, err := openServeStore(ctx, cfg, tp, append(m.storeOptions(), eventstore.WithTracerProvider(tp))...)
 	if err != nil {
 		return err
 	}
@@ -231,10 +232,10 @@ func runServe(ctx context.Context, cfg serveConfig) error {
 
 // openServeStore opens the store cfg names: PostgreSQL if cfg.Postgres is
 // set, else the embedded store in cfg.Data.
-func openServeStore(ctx context.Context, cfg serveConfig, pebbleOpts ...eventstore.Option) (eventstore.Store, error) {
+func openServeStore(ctx context.Context, cfg serveConfig, tp trace.TracerProvider, pebbleOpts ...eventstore.Option) (eventstore.Store, error) {
 	if cfg.Postgres != "" {
 		store, err := postgres.Open(ctx, cfg.Postgres, postgres.WithSchema(cfg.Schema),
-			postgres.WithLeaseTimeout(cfg.LeaseTimeout), postgres.WithLogger(cfg.Logger))
+			postgres.WithLeaseTimeout(cfg.LeaseTimeout), postgres.WithLogger(cfg.Logger), postgres.WithTracerProvider(tp))
 		if err != nil {
 			// pgx's errors do not repeat the password of the URL.
 			return nil, fmt.Errorf("serve: open the PostgreSQL store (schema %s): %w", cfg.Schema, err)

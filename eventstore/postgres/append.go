@@ -63,7 +63,9 @@ func (s *Store) Append(ctx context.Context, topic, key string, expected eventsto
 	if err := eventstore.CheckClock(now); err != nil {
 		return eventstore.AppendResult{}, err
 	}
+	events, end := s.traceAppend(ctx, topic, key, events)
 	res, err := s.append(context.WithoutCancel(ctx), t, key, expected, events, ao, now)
+	defer func() { end(res, err) }()
 	if errors.Is(err, errTopicGone) {
 		// Deleted, perhaps by another process; a topic of the same name
 		// may have been made since.

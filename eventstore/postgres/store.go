@@ -17,6 +17,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/muninn-es/muninn/clock"
 	"github.com/muninn-es/muninn/eventstore"
+	"github.com/muninn-es/muninn/telemetry"
 )
 
 // Option configures Open.
@@ -30,6 +31,7 @@ type options struct {
 	pool            *pgxpool.Pool
 	cleanupInterval time.Duration
 	limits          eventstore.AppendLimits
+	tracer          telemetry.Tracer // WithTracerProvider's (trace.go)
 }
 
 func defaultOptions() options {
@@ -40,6 +42,7 @@ func defaultOptions() options {
 		logger:          slog.New(slog.DiscardHandler),
 		cleanupInterval: time.Minute,
 		limits:          eventstore.DefaultAppendLimits,
+		tracer:          telemetry.NewTracer(nil),
 	}
 }
 
