@@ -17,6 +17,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/muninn-es/muninn/clock"
 	"github.com/muninn-es/muninn/eventstore"
+	"github.com/muninn-es/muninn/telemetry"
 )
 
 // Option configures Open.
@@ -334,7 +335,7 @@ func (s *Store) Close() error {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		for _, c := range cs {
 			if err := c.leave(ctx); err != nil {
-				s.log.Warn("postgres: close: leaving group", "group", c.g.name, "member", c.id, "err", err)
+				s.log.Warn("postgres: close: leaving group", "group", c.g.name, "member", c.id, telemetry.AttrError, err)
 			}
 		}
 		cancel()
