@@ -11,6 +11,7 @@ import (
 
 	"github.com/muninn-es/muninn/codec"
 	"github.com/muninn-es/muninn/eventstore"
+	"github.com/muninn-es/muninn/telemetry"
 )
 
 // snapshotEventType is the event type of every snapshot record.
@@ -310,7 +311,8 @@ func (r *Repository[S, C, E]) loadSnapshot(ctx context.Context, id string) (*loa
 	skip := func(format string, args ...any) (*loadedSnapshot[S], string, error) {
 		why := fmt.Sprintf(format, args...)
 		r.logger.LogAttrs(ctx, slog.LevelInfo, "snapshot ignored, replaying the stream",
-			slog.String("aggregate", r.agg.Name()), slog.String("id", id), slog.String("reason", why))
+			append([]slog.Attr{slog.String(telemetry.AttrAggregate, r.agg.Name()), slog.String(telemetry.AttrAggregateID, id),
+				slog.String("reason", why)}, telemetry.TraceAttrs(ctx)...)...)
 		return nil, why, nil
 	}
 	snap, err := DecodeSnapshot(rec.Payload)
@@ -426,7 +428,8 @@ func (r *Repository[S, C, E]) Save(ctx context.Context, st *State[S], events []E
 	if every := uint64(r.agg.SnapshotEvery()); every > 0 && res.LastVersion/every > prev/every {
 		if err := r.snapshot(ctx, st, encoded); err != nil {
 			r.logger.LogAttrs(ctx, slog.LevelWarn, "snapshot not written",
-				slog.String("aggregate", r.agg.Name()), slog.String("id", st.ID), slog.Any("error", err))
+				append([]slog.Attr{slog.String(telemetry.AttrAggregate, r.agg.Name()), slog.String(telemetry.AttrAggregateID, st.ID),
+					slog.Any(telemetry.AttrError, err)}, telemetry.TraceAttrs(ctx)...)...)
 		}
 	}
 	return res, nil

@@ -19,6 +19,7 @@ import (
 	"github.com/muninn-es/muninn/consume"
 	"github.com/muninn-es/muninn/eventstore"
 	"github.com/muninn-es/muninn/keyspace"
+	"github.com/muninn-es/muninn/telemetry"
 	"go.opentelemetry.io/otel/trace"
 )
 
@@ -323,7 +324,7 @@ func (in *Inbound) Run(ctx context.Context) error {
 	wg.Go(func() {
 		for clock.Sleep(ctx, in.clock, in.cfg.PurgeInterval) == nil {
 			if _, err := in.Purge(ctx); err != nil && ctx.Err() == nil {
-				in.cfg.Logger.Warn("inbound: purge of expired marks failed", "inbound", in.cfg.Name, "error", err)
+				in.cfg.Logger.Warn("inbound: purge of expired marks failed", "inbound", in.cfg.Name, telemetry.AttrError, err)
 			}
 		}
 	})

@@ -11,6 +11,7 @@ import (
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/google/uuid"
 	"github.com/muninn-es/muninn/eventstore"
+	"github.com/muninn-es/muninn/telemetry"
 )
 
 // DefaultPartitions is the partition count of topics the log's Publisher
@@ -353,7 +354,7 @@ func (s *Subscriber) Subscribe(ctx context.Context, topic string) (<-chan *messa
 			s.mu.Unlock()
 		}()
 		if err := s.deliver(sctx, c, out); err != nil && sctx.Err() == nil {
-			s.cfg.Logger.Error("broker: subscription ended", "topic", topic, "group", s.cfg.ConsumerGroup, "error", err)
+			s.cfg.Logger.Error("broker: subscription ended", telemetry.AttrTopic, topic, "group", s.cfg.ConsumerGroup, telemetry.AttrError, err)
 		}
 	})
 	return out, nil

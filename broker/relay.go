@@ -13,6 +13,7 @@ import (
 	"github.com/muninn-es/muninn/clock"
 	"github.com/muninn-es/muninn/consume"
 	"github.com/muninn-es/muninn/eventstore"
+	"github.com/muninn-es/muninn/telemetry"
 	"go.opentelemetry.io/otel/metric"
 	"go.opentelemetry.io/otel/trace"
 )
@@ -246,8 +247,8 @@ func (r *Relay) publish(ctx context.Context, recs []eventstore.Record) error {
 			r.mu.lastErrAt = now
 			r.mu.Unlock()
 			d := r.cfg.Backoff.Delay(retry)
-			r.cfg.Logger.Warn("relay: publish failed, retrying", "group", r.cfg.Group, "topic", p.topic,
-				"records", len(msgs), "attempt", retry, "retry_in", d, "error", err)
+			r.cfg.Logger.Warn("relay: publish failed, retrying", "group", r.cfg.Group, telemetry.AttrTopic, p.topic,
+				"records", len(msgs), telemetry.AttrAttempt, retry, "retry_in", d, telemetry.AttrError, err)
 			if err := clock.Sleep(ctx, r.clock, d); err != nil {
 				return err
 			}

@@ -335,7 +335,7 @@ func New(store eventstore.Store, opts ...Option) (*Bus, error) {
 		defer close(b.filterLoaded)
 		if err := b.idem.loadFilter(loadCtx); err != nil && loadCtx.Err() == nil {
 			cfg.logger.LogAttrs(loadCtx, slog.LevelWarn, "idempotency filter not loaded; every command ID is looked up in the store",
-				slog.String("bus", cfg.name), slog.Any("error", err))
+				slog.String("bus", cfg.name), slog.Any(telemetry.AttrError, err))
 		}
 	}()
 	h := HandlerFunc(b.core)
@@ -801,7 +801,7 @@ func (b *Bus) Run(ctx context.Context) error {
 		case <-due:
 		}
 		if n, err := b.Purge(ctx); err != nil && ctx.Err() == nil {
-			b.cfg.logger.LogAttrs(ctx, slog.LevelWarn, "idempotency purge failed", slog.String("bus", b.cfg.name), slog.Any("error", err))
+			b.cfg.logger.LogAttrs(ctx, slog.LevelWarn, "idempotency purge failed", slog.String("bus", b.cfg.name), slog.Any(telemetry.AttrError, err))
 		} else if n > 0 {
 			b.cfg.logger.LogAttrs(ctx, slog.LevelDebug, "idempotency records purged", slog.String("bus", b.cfg.name), slog.Int("records", n))
 		}

@@ -4,30 +4,35 @@ import (
 	"context"
 	"log/slog"
 	"time"
+
+	"github.com/muninn-es/muninn/telemetry"
 )
 
 // Logging logs every command at its end with log/slog: Info for applied
 // commands and duplicates, Warn for commands refused by validation, rules or
 // authorisation, or aborted by conflicts, Error for internal failures.
-// Attributes: command, command_id, aggregate, aggregate_id, correlation_id,
-// duration, and the version and attempts, or the error and its kind.
+// Attributes (the telemetry package's names): command, command_id,
+// aggregate, aggregate_id, correlation_id, duration, trace_id and span_id
+// if ctx carries a span, and the version and attempts, or the error (err)
+// and its kind.
 func Logging(l *slog.Logger) Middleware {
 	return func(next HandlerFunc) HandlerFunc {
 		return func(ctx context.Context, cmd *Command) (Result, error) {
 			start := time.Now()
 			res, err := next(ctx, cmd)
 			attrs := []slog.Attr{
-				slog.String("command", cmd.Type), slog.String("command_id", cmd.ID),
-				slog.String("aggregate", cmd.AggregateType), slog.String("aggregate_id", cmd.AggregateID),
-				slog.String("correlation_id", cmd.CorrelationID), slog.Duration("duration", time.Since(start)),
+				slog.String(telemetry.AttrCommand, cmd.Type), slog.String(telemetry.AttrCommandID, cmd.ID),
+				slog.String(telemetry.AttrAggregate, cmd.AggregateType), slog.String(telemetry.AttrAggregateID, cmd.AggregateID),
+				slog.String(telemetry.AttrCorrelationID, cmd.CorrelationID), slog.Duration("duration", time.Since(start)),
 			}
+			attrs = append(attrs, telemetry.TraceAttrs(ctx)...)
 			if err != nil {
 				k := KindOf(err)
 				level := slog.LevelWarn
 				if k == KindInternal || k == KindUnavailable {
 					level = slog.LevelError
 				}
-				l.LogAttrs(ctx, level, "command failed", append(attrs, slog.String("kind", k.String()), slog.Any("error", err))...)
+				l.LogAttrs(ctx, level, "command failed", append(attrs, slog.String("kind", k.String()), slog.Any(telemetry.AttrError, err))...)
 				return res, err
 			}
 			l.LogAttrs(ctx, slog.LevelInfo, "command applied", append(attrs, slog.Uint64("version", res.Version),

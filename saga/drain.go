@@ -314,7 +314,7 @@ func (d *dispatcher[S]) work() {
 			d.mu.waiting[key] = true
 			wait := d.s.opts.backoff.Delay(d.mu.attempts[key])
 			d.s.opts.logger.Warn("saga command failed; retrying", "saga", d.s.def.name, "instance", key,
-				"attempt", d.mu.attempts[key], "wait", wait, "err", r.retry)
+				telemetry.AttrAttempt, d.mu.attempts[key], "wait", wait, telemetry.AttrError, r.retry)
 			d.retryAfter(key, wait)
 		} else {
 			delete(d.mu.attempts, key)

@@ -6,6 +6,7 @@ import (
 
 	"github.com/muninn-es/muninn/consume"
 	"github.com/muninn-es/muninn/eventstore"
+	"github.com/muninn-es/muninn/telemetry"
 )
 
 // inbox holds the records an App has polled but not processed, per
@@ -166,7 +167,7 @@ func (s *inboxSource) poll(ctx context.Context, max int, wait bool) ([]eventstor
 			return recs, nil
 		}
 		s.a.cfg.logger.Info("stream: records read before their partition went to another member and came back; reading again from the committed offsets",
-			"app", s.a.id, "partition", tp.String())
+			"app", s.a.id, telemetry.AttrTopic, tp.Topic, telemetry.AttrPartition, tp.Partition)
 		if err := s.Rewind(ctx); err != nil {
 			return nil, err
 		}

@@ -8,6 +8,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/muninn-es/muninn/eventstore"
+	"github.com/muninn-es/muninn/telemetry"
 )
 
 // Cleanup runs one cleanup pass over every topic now: Delete topics drop
@@ -178,7 +179,7 @@ func (s *Store) runCleanup() {
 		st, err := s.Cleanup(ctx)
 		switch {
 		case err != nil && !errors.Is(err, eventstore.ErrClosed) && ctx.Err() == nil:
-			s.log.Error("postgres: background cleanup failed", "err", err)
+			s.log.Error("postgres: background cleanup failed", telemetry.AttrError, err)
 		case st.Records > 0:
 			s.log.Debug("postgres: cleanup", "records", st.Records, "bytes", st.Bytes, "tombstones", st.Tombstones)
 		}

@@ -18,6 +18,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/muninn-es/muninn/eventstore"
+	"github.com/muninn-es/muninn/telemetry"
 )
 
 type tp = eventstore.TopicPartition
@@ -1254,7 +1255,7 @@ func (s *Store) renew(ctx context.Context, now time.Time, live map[[2]string]*co
 		s.id, now.Add(s.opts.leaseTimeout).UnixNano())
 	if err != nil {
 		if ctx.Err() == nil {
-			s.log.Warn("postgres: renewing leases failed", "err", err)
+			s.log.Warn("postgres: renewing leases failed", telemetry.AttrError, err)
 		}
 		return
 	}
@@ -1265,7 +1266,7 @@ func (s *Store) renew(ctx context.Context, now time.Time, live map[[2]string]*co
 		return nil
 	}); err != nil {
 		if ctx.Err() == nil {
-			s.log.Warn("postgres: renewing leases failed", "err", err)
+			s.log.Warn("postgres: renewing leases failed", telemetry.AttrError, err)
 		}
 		return
 	}
@@ -1279,7 +1280,7 @@ func (s *Store) renew(ctx context.Context, now time.Time, live map[[2]string]*co
 		// Removed while this Store was away: join again.
 		s.log.Warn("postgres: member lost its group while its lease was out; joining again", "group", k[0], "member", k[1])
 		if err := s.join(ctx, c, false); err != nil && ctx.Err() == nil {
-			s.log.Warn("postgres: joining again failed", "group", k[0], "member", k[1], "err", err)
+			s.log.Warn("postgres: joining again failed", "group", k[0], "member", k[1], telemetry.AttrError, err)
 		}
 	}
 }
@@ -1308,7 +1309,7 @@ func (s *Store) expire(ctx context.Context, now, next time.Time, groups []string
 	}
 	for _, g := range due {
 		if _, err := s.runRebalance(ctx, g, nil); err != nil && ctx.Err() == nil {
-			s.log.Warn("postgres: rebalancing after a lease ran out failed", "group", g, "err", err)
+			s.log.Warn("postgres: rebalancing after a lease ran out failed", "group", g, telemetry.AttrError, err)
 		}
 	}
 	return next

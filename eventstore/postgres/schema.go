@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/muninn-es/muninn/telemetry"
 )
 
 // migrations are the schema's versions, in order; migration i+1 takes the
@@ -206,7 +207,7 @@ func (s *Store) listen(conn *pgx.Conn) {
 					return
 				}
 				retry++
-				s.log.Warn("postgres: listener reconnect failed", "err", err)
+				s.log.Warn("postgres: listener reconnect failed", telemetry.AttrError, err)
 				// Waiting to reconnect to the server, not for data.
 				select {
 				case <-time.After(min(time.Duration(retry)*100*time.Millisecond, 5*time.Second)):
@@ -225,7 +226,7 @@ func (s *Store) listen(conn *pgx.Conn) {
 			if ctx.Err() != nil {
 				return
 			}
-			s.log.Warn("postgres: listener connection lost", "err", err)
+			s.log.Warn("postgres: listener connection lost", telemetry.AttrError, err)
 			continue
 		}
 		s.deliver(n.Payload)
@@ -302,7 +303,7 @@ func (s *Store) runNotifier() {
 			b.WriteString("; COMMIT")
 			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 			if _, err := s.pool.Exec(ctx, b.String(), pgx.QueryExecModeSimpleProtocol); err != nil {
-				s.log.Warn("postgres: notify failed", "err", err)
+				s.log.Warn("postgres: notify failed", telemetry.AttrError, err)
 			}
 			cancel()
 		}

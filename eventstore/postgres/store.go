@@ -337,7 +337,7 @@ func (s *Store) Close() error {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		for _, c := range cs {
 			if err := c.leave(ctx); err != nil {
-				s.log.Warn("postgres: close: leaving group", "group", c.g.name, "member", c.id, "err", err)
+				s.log.Warn("postgres: close: leaving group", "group", c.g.name, "member", c.id, telemetry.AttrError, err)
 			}
 		}
 		cancel()
