@@ -193,9 +193,19 @@ func (e *env) load(ctx context.Context) error {
 	if e.loaded {
 		return nil
 	}
+	if err := e.fillReadTopic(ctx, e.store, ""); err != nil {
+		return err
+	}
+	e.loaded = true
+	return nil
+}
+
+// fillReadTopic is the work of load and pgLoad on store s; where names the
+// store in the progress line ("" for the embedded one).
+func (e *env) fillReadTopic(ctx context.Context, s eventstore.Store, where string) error {
 	total := e.cfg.Streams * e.cfg.EventsPerStream
-	e.progress("      loading %s streams x %d events (NoSync appends, %d goroutines, then Sync)\n",
-		thousands(float64(e.cfg.Streams)), e.cfg.EventsPerStream, loadWorkers)
+	e.progress("      loading %s streams x %d events%s (NoSync appends, %d goroutines, then Sync)\n",
+		thousands(float64(e.cfg.Streams)), e.cfg.EventsPerStream, where, loadWorkers)
 	start := time.Now()
 	lctx, stop := context.WithCancelCause(ctx)
 	defer stop(nil)
@@ -211,7 +221,7 @@ func (e *env) load(ctx context.Context) error {
 					for j := range n {
 						events[j] = eventstore.Event{Type: "bench.loaded", Payload: e.payload(uint64(i) + version + uint64(j))}
 					}
-					res, err := e.store.Append(lctx, readTopic, e.keys[i], eventstore.Exact(version), events[:n], eventstore.NoSync())
+					res, err := s.Append(lctx, readTopic, e.keys[i], eventstore.Exact(version), events[:n], eventstore.NoSync())
 					if err != nil {
 						stop(err)
 						return
@@ -225,13 +235,12 @@ func (e *env) load(ctx context.Context) error {
 	if err := context.Cause(lctx); err != nil {
 		return fmt.Errorf("load: %w", err)
 	}
-	if err := e.store.Sync(ctx); err != nil {
+	if err := s.Sync(ctx); err != nil {
 		return fmt.Errorf("load: %w", err)
 	}
 	el := time.Since(start)
 	e.progress("      loaded %s events in %s (%s events/s)\n",
 		thousands(float64(total)), el.Round(time.Millisecond), thousands(float64(total)/el.Seconds()))
-	e.loaded = true
 	return nil
 }
 

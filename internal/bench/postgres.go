@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"iter"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -189,44 +188,9 @@ func (e *env) pgLoad(ctx context.Context) error {
 	if e.pg.loaded {
 		return nil
 	}
-	total := e.cfg.Streams * e.cfg.EventsPerStream
-	e.progress("      loading %s streams x %d events into PostgreSQL (NoSync appends, %d goroutines, then Sync)\n",
-		thousands(float64(e.cfg.Streams)), e.cfg.EventsPerStream, loadWorkers)
-	start := time.Now()
-	lctx, stop := context.WithCancelCause(ctx)
-	defer stop(nil)
-	chunk := min(e.cfg.EventsPerStream, 100)
-	var wg sync.WaitGroup
-	for w := range loadWorkers {
-		wg.Go(func() {
-			events := make([]eventstore.Event, chunk)
-			for i := w; i < len(e.keys) && lctx.Err() == nil; i += loadWorkers {
-				var version uint64
-				for version < uint64(e.cfg.EventsPerStream) {
-					n := min(chunk, e.cfg.EventsPerStream-int(version))
-					for j := range n {
-						events[j] = eventstore.Event{Type: "bench.loaded", Payload: e.payload(uint64(i) + version + uint64(j))}
-					}
-					res, err := e.pg.store.Append(lctx, readTopic, e.keys[i], eventstore.Exact(version), events[:n], eventstore.NoSync())
-					if err != nil {
-						stop(err)
-						return
-					}
-					version = res.LastVersion
-				}
-			}
-		})
+	if err := e.fillReadTopic(ctx, e.pg.store, " into PostgreSQL"); err != nil {
+		return err
 	}
-	wg.Wait()
-	if err := context.Cause(lctx); err != nil {
-		return fmt.Errorf("load: %w", err)
-	}
-	if err := e.pg.store.Sync(ctx); err != nil {
-		return fmt.Errorf("load: %w", err)
-	}
-	el := time.Since(start)
-	e.progress("      loaded %s events in %s (%s events/s)\n",
-		thousands(float64(total)), el.Round(time.Millisecond), thousands(float64(total)/el.Seconds()))
 	e.pg.loaded = true
 	return nil
 }
