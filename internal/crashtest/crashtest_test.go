@@ -142,7 +142,6 @@ func TestArgs(t *testing.T) {
 // TestFailures checks that each way a child can misbehave is an error that
 // says so, with the child's stderr.
 func TestFailures(t *testing.T) {
-	short := 300 * time.Millisecond // a wait that must time out: the child never acknowledges
 	bad := errors.New("malformed")
 	onAck := counts(1, 0, 0)
 	onAck.OnAck = func(line string) error {
@@ -163,8 +162,6 @@ func TestFailures(t *testing.T) {
 			[]string{"ended before it was killed", "exit status 0", "some output that is no acknowledgement"}},
 		{"fails though it may finish", Round{Child: counts(1, 2, 4), Arm: 1, KillAfter: time.Hour, MayFinish: true}, Timeout,
 			[]string{"ended with exit status 3", "asked to fail with 4"}},
-		{"never armed", Round{Child: Child{Test: "TestChildSilent"}, Arm: 1}, short,
-			[]string{"wrote 0 of the 1 acknowledgements waited for within 300ms", "silent child on stderr"}},
 		{"OnAck error", Round{Child: onAck, Arm: 10}, Timeout,
 			[]string{`acknowledgement 4 "0 3": malformed`}},
 		{"not a test name", Round{Child: Child{Test: "TestX/sub"}}, Timeout,
@@ -186,6 +183,35 @@ func TestFailures(t *testing.T) {
 				t.Errorf("error does not carry OnAck's: %v", err)
 			}
 		})
+	}
+}
+
+// TestNeverArmed checks that a wait for acknowledgements that never come
+// times out with an error that says so and carries the child's stderr. The
+// short wait starts only once the child has written to stderr, so that a
+// slow start on a loaded machine cannot leave stderr empty at the timeout.
+func TestNeverArmed(t *testing.T) {
+	short := 300 * time.Millisecond // a wait that must time out: the child never acknowledges
+	p, err := start(t, Child{Test: "TestChildSilent"}, short)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const line = "silent child on stderr"
+	deadline := time.Now().Add(Timeout)
+	for !strings.Contains(p.Stderr(), line) {
+		if p.exited() || time.Now().After(deadline) {
+			t.Fatalf("the silent child did not write %q to stderr (exited %v): %q", line, p.exited(), p.Stderr())
+		}
+		time.Sleep(time.Millisecond)
+	}
+	err = p.waitAcks(1)
+	if err == nil {
+		t.Fatal("no error")
+	}
+	for _, w := range []string{"wrote 0 of the 1 acknowledgements waited for within 300ms", line} {
+		if !strings.Contains(err.Error(), w) {
+			t.Errorf("error does not say %q:\n%v", w, err)
+		}
 	}
 }
 
