@@ -210,7 +210,7 @@ func (m *Manual) BlockUntil(ctx context.Context, n int) error {
 // factor times as fast: with a factor of 60, a minute passes every second.
 // Demos and crash tests use it to reach deadlines quickly on real timers.
 // A factor of zero or less is taken as 1.
-func Scaled(factor float64) Clock { return ScaledFrom(time.Now(), factor) }
+func Scaled(factor float64) Clock { return ScaledAt(time.Now(), factor) }
 
 // ScaledFrom returns a clock that reads epoch plus factor times the system
 // time elapsed since epoch. Processes given the same epoch and factor read
@@ -220,16 +220,32 @@ func ScaledFrom(epoch time.Time, factor float64) Clock {
 	if factor <= 0 {
 		factor = 1
 	}
-	return &scaled{start: epoch, factor: factor}
+	return &scaled{start: epoch, base: epoch, factor: factor}
 }
 
+// ScaledAt returns a clock that reads base now and runs factor times as
+// fast as the system clock from here on. A crash test gives each process
+// the time its predecessor's clock read when it was killed, so that time
+// stands still while no process runs (a slow restart on a loaded machine
+// does not make deadlines fall due) and moves on, never back, across
+// restarts. A factor of zero or less is taken as 1.
+func ScaledAt(base time.Time, factor float64) Clock {
+	if factor <= 0 {
+		factor = 1
+	}
+	return &scaled{start: time.Now(), base: base, factor: factor}
+}
+
+// scaled reads base at the system time start, and runs factor times as
+// fast from there.
 type scaled struct {
 	start  time.Time
+	base   time.Time
 	factor float64
 }
 
 func (s *scaled) Now() time.Time {
-	return s.start.Add(time.Duration(float64(time.Since(s.start)) * s.factor))
+	return s.base.Add(time.Duration(float64(time.Since(s.start)) * s.factor))
 }
 
 func (s *scaled) At(t time.Time) (<-chan time.Time, func()) {

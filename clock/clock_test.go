@@ -190,3 +190,22 @@ func TestScaledFrom(t *testing.T) {
 		t.Errorf("a factor of 0 is taken as 1, but the clock reads epoch+%s", c.Now().Sub(epoch))
 	}
 }
+
+func TestScaledAt(t *testing.T) {
+	base := time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC) // not the system's time
+	before := time.Now()
+	c := clock.ScaledAt(base, 60)
+	first := c.Now()
+	// At most 60 times the real time since before has passed on c.
+	if first.Before(base) || first.Sub(base) > 60*time.Since(before) {
+		t.Errorf("a clock made at %v reads %v right away", base, first)
+	}
+	ch, stop := c.At(first.Add(time.Second)) // a sixtieth of a real second
+	defer stop()
+	if got := <-ch; got.Before(first.Add(time.Second)) {
+		t.Errorf("fired at %v, before its time %v", got, first.Add(time.Second))
+	}
+	if c := clock.ScaledAt(base, -1); c.Now().Sub(base) > time.Hour {
+		t.Errorf("a factor below 0 is taken as 1, but the clock reads base+%s", c.Now().Sub(base))
+	}
+}

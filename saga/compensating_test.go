@@ -3,7 +3,6 @@ package saga_test
 import (
 	"context"
 	"testing"
-	"time"
 
 	"github.com/muninn-es/muninn/saga"
 )
@@ -49,7 +48,7 @@ func TestEventAfterFailureInSameBatchIsIgnored(t *testing.T) {
 	stop := runSaga(s)
 	t.Cleanup(stop)
 
-	wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	wctx, cancel := context.WithTimeout(ctx, waitTime)
 	defer cancel()
 	in, err := s.WaitFor(wctx, "trip-7", func(in saga.Instance[Booking]) bool {
 		return (in.Status == saga.StatusFailed || in.Status == saga.StatusCompleted) && in.PendingCommands == 0

@@ -42,16 +42,23 @@ import (
 // at a kill fired in a later life.
 //
 // Processes cannot share a manual clock, so the saga runs on
-// clock.ScaledFrom, a clock crashSpeed times faster than real time from an
-// epoch the parent chooses, the same in every process given the epoch: PaymentTimeout passes in a few real seconds, and time moves on
-// across restarts, so that deadlines pending when a child is killed fall
-// due in the next life.
+// clock.ScaledAt, a clock crashSpeed times faster than real time, so that
+// PaymentTimeout passes in a few real seconds. Time stands still while no
+// process runs: each life's clock starts at the time its predecessor's
+// read when it was killed (the parent computes it from the real time the
+// child's clock started, which the child reports with READY, and the
+// real time of the kill). So time moves on, never back, across restarts,
+// and deadlines pending when a child is killed fall due in the next life;
+// but a restart that is slow on a loaded machine does not use up an
+// order's payment timeout.
 
 const (
-	// crashSpeed makes PaymentTimeout (15 min) last 3 s of real time: long
-	// enough that an order that pays is not given up while a child restarts
-	// (about 0.1 s) on a loaded machine, short enough that most deadlines
-	// fire in a child's life, some of them as it is killed.
+	// crashSpeed makes PaymentTimeout (15 min) last 3 s of a process's
+	// real time: long enough that an order that pays is not given up while
+	// its payment goes through the contexts of one life on a loaded machine
+	// (restarts do not count: time stands still between lives), short
+	// enough that most deadlines fire in a child's life, some of them as it
+	// is killed.
 	crashSpeed  = 300
 	crashRounds = 12
 )
@@ -119,7 +126,7 @@ func crashQuietLogger() *slog.Logger { return slog.New(slog.NewTextHandler(io.Di
 // crashWorld opens the store in dir with the bus, the four contexts and
 // the fulfillment saga on the crash clock: what every life of the test
 // runs.
-func crashWorld(ctx context.Context, dir string, epoch time.Time) (eventstore.Store, *command.Bus, *fulfillment.Handlers, *saga.Saga[fulfillment.Fulfillment], error) {
+func crashWorld(ctx context.Context, dir string, base time.Time) (eventstore.Store, *command.Bus, *fulfillment.Handlers, *saga.Saga[fulfillment.Fulfillment], error) {
 	s, err := eventstore.Open(dir, eventstore.WithLogger(crashQuietLogger()))
 	if err != nil {
 		return nil, nil, nil, nil, fmt.Errorf("open: %w", err)
@@ -132,7 +139,7 @@ func crashWorld(ctx context.Context, dir string, epoch time.Time) (eventstore.St
 	h, err := fulfillment.Register(ctx, bus)
 	if err == nil {
 		var sg *saga.Saga[fulfillment.Fulfillment]
-		if sg, err = saga.New(s, bus, fulfillment.Saga(), saga.WithClock(clock.ScaledFrom(epoch, crashSpeed))); err == nil {
+		if sg, err = saga.New(s, bus, fulfillment.Saga(), saga.WithClock(clock.ScaledAt(base, crashSpeed))); err == nil {
 			return s, bus, h, sg, nil
 		}
 	}
@@ -149,9 +156,9 @@ func TestSagaCrashChild(t *testing.T) {
 	}
 	fail := crashtest.Fail
 	dir, round, seed := crashtest.Arg("dir"), crashtest.IntArg("round"), crashtest.Uint64Arg("seed")
-	epochNanos, err := strconv.ParseInt(crashtest.Arg("epoch"), 10, 64)
+	baseNanos, err := strconv.ParseInt(crashtest.Arg("base"), 10, 64)
 	if err != nil {
-		fail("bad epoch: %v", err)
+		fail("bad base time: %v", err)
 	}
 	// placed lists, for each earlier round, how many orders it may have
 	// placed.
@@ -164,7 +171,10 @@ func TestSagaCrashChild(t *testing.T) {
 		placed = append(placed, n)
 	}
 	ctx := context.Background()
-	_, _, h, sg, err := crashWorld(ctx, dir, time.Unix(0, epochNanos))
+	// The clock starts no earlier than this, so the parent's reckoning of
+	// this life's time from it is never behind the clock's.
+	start := time.Now().UnixNano()
+	_, _, h, sg, err := crashWorld(ctx, dir, time.Unix(0, baseNanos))
 	if err != nil {
 		fail("%v", err)
 	}
@@ -185,7 +195,7 @@ func TestSagaCrashChild(t *testing.T) {
 			fail("place %s again: %v", o.id, err)
 		}
 	}
-	crashtest.Ack("READY")
+	crashtest.Ack("READY %d", start)
 	go func() {
 		// What this life did, for the parent's log.
 		for range time.Tick(20 * time.Millisecond) {
@@ -211,7 +221,9 @@ func TestSagaCrash(t *testing.T) {
 	seed := crashtest.Seed(t)
 	rng := rand.New(rand.NewPCG(seed, 0))
 	dir := t.TempDir()
-	epoch := time.Unix(0, time.Now().UnixNano()) // wall clock only, as the children read it
+	// base is the crash clock's time when the next life starts: wall clock
+	// only, as the children read it.
+	base := time.Unix(0, time.Now().UnixNano())
 
 	// placed holds how many orders each round may have placed: one more
 	// than it said, as the kill may have come after an order was placed
@@ -227,10 +239,13 @@ func TestSagaCrash(t *testing.T) {
 		if round%3 == 1 {
 			delay = time.Duration(rng.IntN(150)) * time.Millisecond
 		}
-		life := runSagaCrashRound(t, dir, round, epoch, rng.Uint64(), delay, placed)
+		life := runSagaCrashRound(t, dir, round, base, rng.Uint64(), delay, placed)
+		// The child's clock read base at life.start (or a little after) and
+		// stopped at the kill, which was before now.
+		base = base.Add(time.Duration(float64(time.Now().UnixNano()-life.start) * crashSpeed))
 		placed = append(placed, life.placed+1)
 		pending := 0
-		for _, key := range crashPendingDeadlines(t, dir, epoch) {
+		for _, key := range crashPendingDeadlines(t, dir, base) {
 			if strings.HasSuffix(key, "-"+string(crashNoAnswer)) {
 				pendingAtKill[key] = true
 				pending++
@@ -243,7 +258,7 @@ func TestSagaCrash(t *testing.T) {
 	// The last life runs in-process until every workflow has ended.
 	orders := crashOrders(placed)
 	ctx := t.Context()
-	s, bus, h, sg, err := crashWorld(ctx, dir, epoch)
+	s, bus, h, sg, err := crashWorld(ctx, dir, base)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -304,11 +319,14 @@ func TestSagaCrash(t *testing.T) {
 // placed in its round, and its saga's last stats.
 type crashLife struct {
 	placed, commands, duplicates, fired int
+	// start is the real time (Unix nanoseconds) at which the child's
+	// clock started, or a little before.
+	start int64
 }
 
 // runSagaCrashRound runs a child on dir, kills it delay after it is ready,
 // and returns what it said it did.
-func runSagaCrashRound(t *testing.T, dir string, round int, epoch time.Time, seed uint64, delay time.Duration, placed []int) crashLife {
+func runSagaCrashRound(t *testing.T, dir string, round int, base time.Time, seed uint64, delay time.Duration, placed []int) crashLife {
 	t.Helper()
 	var counts []string
 	for _, n := range placed {
@@ -321,13 +339,16 @@ func runSagaCrashRound(t *testing.T, dir string, round int, epoch time.Time, see
 			Args: map[string]string{
 				"dir":    dir,
 				"round":  strconv.Itoa(round),
-				"epoch":  strconv.FormatInt(epoch.UnixNano(), 10),
+				"base":   strconv.FormatInt(base.UnixNano(), 10),
 				"seed":   strconv.FormatUint(seed, 10),
 				"placed": strings.Join(counts, " "),
 			},
 			OnAck: func(line string) error {
 				switch {
-				case line == "READY":
+				case strings.HasPrefix(line, "READY "):
+					if _, err := fmt.Sscanf(line, "READY %d", &life.start); err != nil {
+						return err
+					}
 				case strings.HasPrefix(line, "PLACED "):
 					life.placed++ // orders are placed, and said placed, in turn
 				case strings.HasPrefix(line, "STATS "):
@@ -348,9 +369,9 @@ func runSagaCrashRound(t *testing.T, dir string, round int, epoch time.Time, see
 
 // crashPendingDeadlines returns the instance keys of the deadlines pending
 // in the store in dir.
-func crashPendingDeadlines(t *testing.T, dir string, epoch time.Time) []string {
+func crashPendingDeadlines(t *testing.T, dir string, base time.Time) []string {
 	t.Helper()
-	s, bus, _, sg, err := crashWorld(t.Context(), dir, epoch)
+	s, bus, _, sg, err := crashWorld(t.Context(), dir, base)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -108,7 +108,7 @@ func (w *world) place(id string, o fulfillment.PlaceOrder) {
 // settle waits until instance id has status and no pending commands.
 func (w *world) settle(id string, status saga.Status) saga.Instance[fulfillment.Fulfillment] {
 	w.t.Helper()
-	ctx, cancel := context.WithTimeout(w.t.Context(), 10*time.Second)
+	ctx, cancel := context.WithTimeout(w.t.Context(), waitTime)
 	defer cancel()
 	in, err := w.saga.WaitFor(ctx, id, func(in saga.Instance[fulfillment.Fulfillment]) bool {
 		return in.Status == status && in.PendingCommands == 0
@@ -180,7 +180,7 @@ func testHappyPath(t *testing.T, backend backends.Backend) {
 // after the writes they count) and returns them.
 func (w *world) stats(cond func(saga.Stats) bool) saga.Stats {
 	w.t.Helper()
-	ctx, cancel := context.WithTimeout(w.t.Context(), 10*time.Second)
+	ctx, cancel := context.WithTimeout(w.t.Context(), waitTime)
 	defer cancel()
 	if _, err := w.saga.WaitFor(ctx, "", func(saga.Instance[fulfillment.Fulfillment]) bool { return cond(w.saga.Stats()) }); err != nil {
 		w.t.Fatalf("stats %+v: %v", w.saga.Stats(), err)

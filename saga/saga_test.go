@@ -340,7 +340,10 @@ func start[S any](e *env, d saga.Dispatcher, def *saga.Definition[S], opts ...sa
 	return running[S]{Saga: s, stop: stop}
 }
 
-const waitTime = 10 * time.Second
+// waitTime bounds the tests' waits for a condition: only a guard against a
+// hang, long enough for a machine under any load (a wait returns as soon as
+// its condition holds).
+const waitTime = 2 * time.Minute
 
 // waitInstance waits until instance key satisfies cond.
 func waitInstance[S any](t *testing.T, s *saga.Saga[S], key string, cond func(saga.Instance[S]) bool) saga.Instance[S] {

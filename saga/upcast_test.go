@@ -5,7 +5,6 @@ import (
 	"errors"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/muninn-es/muninn/aggregate"
 	"github.com/muninn-es/muninn/command"
@@ -92,7 +91,7 @@ func TestUseEventsUpcasts(t *testing.T) {
 				t.Errorf("Run: %v", err)
 			}
 		})
-		wctx, stop := context.WithTimeout(ctx, 10*time.Second)
+		wctx, stop := context.WithTimeout(ctx, waitTime)
 		defer stop()
 		if _, err := s.WaitFor(wctx, "", func(saga.Instance[paid]) bool { st := s.Stats(); return st.Steps+st.Ignored == 2 }); err != nil {
 			t.Fatalf("%s: %v; stats %+v", d.Name(), err, s.Stats())
@@ -246,7 +245,7 @@ func TestUseEventsRenamed(t *testing.T) {
 			t.Errorf("Run: %v", err)
 		}
 	}()
-	wctx, stop := context.WithTimeout(ctx, 10*time.Second)
+	wctx, stop := context.WithTimeout(ctx, waitTime)
 	defer stop()
 	if _, err := s.WaitFor(wctx, "", func(saga.Instance[paid]) bool { return s.Stats().Steps == 2 }); err != nil {
 		t.Fatalf("%v; stats %+v", err, s.Stats())
