@@ -107,9 +107,9 @@ func Example() {
 		log.Fatal(err)
 	}
 
-	// Read your writes: wait (at most a second) until the projection has
+	// Read your writes: wait (at most a minute) until the projection has
 	// applied the append, then query.
-	qctx, cancel := context.WithTimeout(ctx, time.Second)
+	qctx, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()
 	page, err := byCustomer.Lookup(qctx, "ada", projection.AtLeast(projection.PositionOf(res)))
 	if err != nil {

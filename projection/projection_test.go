@@ -58,7 +58,7 @@ func testTwoTopics(t *testing.T, backend backends.Backend) {
 	for _, pos := range lastOf {
 		last = append(last, pos)
 	}
-	wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	wctx, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()
 	check := func(when string) {
 		t.Helper()

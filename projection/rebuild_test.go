@@ -138,7 +138,7 @@ func testRebuildWhileQuerying(t *testing.T, backend backends.Backend) {
 		// consistent, and keeps following the log (read your writes).
 		res := appendN(t, s, 1, 20, "order.placed")
 		applied++
-		qctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		qctx, cancel := context.WithTimeout(ctx, time.Minute)
 		defer cancel()
 		if _, _, err := tbl.Get(qctx, "k00", projection.AtLeast(res...)); err != nil {
 			t.Errorf("read-your-writes during rebuild: %v", err)
@@ -187,7 +187,7 @@ func testRebuildWhileQuerying(t *testing.T, backend backends.Backend) {
 	}
 	// The live runner moved to the new generation and goes on.
 	res := appendN(t, s, 5, 20, "order.placed")
-	wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	wctx, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()
 	got, _, err := tbl.Get(wctx, "k04", projection.AtLeast(res...))
 	if err != nil {

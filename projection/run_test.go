@@ -115,7 +115,7 @@ func TestRunWaitsForTopics(t *testing.T) {
 	// The topic exists; Run finds it at its next look.
 	clk.Advance(time.Second)
 
-	qctx, qcancel := context.WithTimeout(ctx, 10*time.Second)
+	qctx, qcancel := context.WithTimeout(ctx, time.Minute)
 	defer qcancel()
 	if c, ok, err := carts.Get(qctx, "cart-1", projection.AtLeast(projection.PositionOf(res))); err != nil || !ok || c.Customer != "ada" {
 		t.Fatalf("cart-1 after the command = %+v, %v, %v", c, ok, err)
@@ -292,7 +292,7 @@ func testRebuildTwiceWhileRunning(t *testing.T, backend backends.Backend) {
 		}
 	}
 	res := appendN(t, s, 3, 10, "x")
-	wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	wctx, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()
 	if _, _, err := tbl.Get(wctx, "k00", projection.AtLeast(res...)); err != nil {
 		t.Fatalf("live after the rebuilds: %v", err)

@@ -284,7 +284,7 @@ func TestSagaCrash(t *testing.T) {
 			t.Fatalf("place %s: %v", o.id, err)
 		}
 	}
-	wctx, wcancel := context.WithTimeout(ctx, 30*time.Second)
+	wctx, wcancel := context.WithTimeout(ctx, waitTime)
 	defer wcancel()
 	for _, o := range orders {
 		if _, err := sg.WaitFor(wctx, o.id, func(in saga.Instance[fulfillment.Fulfillment]) bool {

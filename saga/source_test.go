@@ -56,7 +56,7 @@ func TestSourceRewind(t *testing.T) {
 
 	poll := func(what string, want ...string) []eventstore.Record {
 		t.Helper()
-		pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		pctx, cancel := context.WithTimeout(ctx, time.Minute)
 		defer cancel()
 		recs, err := src.Poll(pctx, 10)
 		if err != nil {
