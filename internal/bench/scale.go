@@ -160,7 +160,15 @@ type ScaleResult struct {
 	PeakRSSBytes      uint64 `json:"scale_peak_rss_bytes" label:"peak RSS of the store's load (raw Pebble closed) and reads (raw Pebble open)"`
 	RSSReadStartBytes uint64 `json:"scale_rss_read_start_bytes" label:"  RSS when the store's reads began"`
 	RSSReadEndBytes   uint64 `json:"scale_rss_read_end_bytes" label:"  RSS when they ended"`
-	PeakHeapBytes     uint64 `json:"scale_peak_heap_bytes" label:"peak Go heap, whole run"`
+	// The second pass repeats the uniform stream reads once the first
+	// passes have warmed the caches: RSS that still grew here would grow
+	// with the number of streams read, not up to the caches' bounds.
+	RSSSecondPassStartBytes uint64  `json:"scale_rss_second_pass_start_bytes" label:"  RSS before a second pass of uniform stream reads"`
+	RSSSecondPassEndBytes   uint64  `json:"scale_rss_second_pass_end_bytes" label:"  RSS after it (flat: no growth with the streams read)"`
+	SecondPassEvents        float64 `json:"scale_stream_read_second_pass_events_per_s" label:"  the second pass, events/s"`
+	StoreCacheBytes         uint64  `json:"scale_store_block_cache_bytes" label:"  store: bytes in its block cache after the reads (its bound: WithCacheSize, 64 MiB)"`
+	RawCacheBytes           uint64  `json:"scale_raw_block_cache_bytes" label:"  raw Pebble: the same (64 MiB)"`
+	PeakHeapBytes           uint64  `json:"scale_peak_heap_bytes" label:"peak Go heap, whole run"`
 
 	LoadAvgStart float64 `json:"scale_loadavg_start" label:"machine load (1-minute average) at the start"`
 	LoadAvgEnd   float64 `json:"scale_loadavg_end" label:"  at the end"`
@@ -312,6 +320,9 @@ type scaleEnv struct {
 	// bench reuses the closed loop of Run.
 	bench *env
 	rss   *rssSampler
+	// storeCache is the block cache of the store opened last, to report
+	// what it holds.
+	storeCache *pebble.Cache
 	// busy counts the stores' flushes and compactions in progress.
 	busy atomic.Int64
 }
@@ -325,6 +336,7 @@ func (e *scaleEnv) storeOptions() []eventstore.Option {
 		if e.cfg.PebbleOptions != nil {
 			e.cfg.PebbleOptions(o)
 		}
+		e.storeCache = o.Cache
 		o.EventListener = &pebble.EventListener{
 			FlushBegin:      func(pebble.FlushInfo) { inc() },
 			FlushEnd:        func(pebble.FlushInfo) { dec() },
@@ -651,8 +663,25 @@ func (e *scaleEnv) reads(ctx context.Context, s *eventstore.PebbleStore, raw *pe
 	res.PartitionScanRatio = ratio(res.PartitionScan, res.RawScan)
 	res.RSSReadEndBytes = readRSS()
 	e.progress("      %s events/s; raw %s events/s (%.2f)\n", thousands(res.PartitionScan), thousands(res.RawScan), res.PartitionScanRatio)
+
+	e.progress("stream reads (uniform), a second pass with warm caches ...\n")
+	res.RSSSecondPassStartBytes = readRSS()
+	if _, res.SecondPassEvents, _, err = e.alternate(ctx, s, raw, uniform); err != nil {
+		return fmt.Errorf("second pass of stream reads: %w", err)
+	}
+	res.SecondPassEvents = math.Round(res.SecondPassEvents)
+	res.RSSSecondPassEndBytes = readRSS()
+	if e.storeCache != nil {
+		res.StoreCacheBytes = uint64(e.storeCache.Size())
+	}
+	res.RawCacheBytes = uint64(raw.Metrics().BlockCache.Size)
+	e.progress("      %s events/s; RSS %s -> %s MiB; block caches: store %s MiB, raw %s MiB\n", thousands(res.SecondPassEvents),
+		mib(res.RSSSecondPassStartBytes), mib(res.RSSSecondPassEndBytes), mib(res.StoreCacheBytes), mib(res.RawCacheBytes))
 	return nil
 }
+
+// mib formats a byte count in MiB.
+func mib(b uint64) string { return strconv.FormatFloat(float64(b)/(1<<20), 'f', 1, 64) }
 
 // alternate reads whole streams picked by pick, in slices of readSlice
 // reads that raw Pebble and the store each make in turn, until each side
