@@ -15,6 +15,10 @@ import (
 // shopDir is examples/shop, which is generated from its eventmodel.yaml.
 const shopDir = "../../examples/shop"
 
+// shopImportPath is the import path of examples/shop, which its generated
+// checkout saga imports the contexts under.
+const shopImportPath = "github.com/muninn-es/muninn/examples/shop"
+
 func parseFile(t *testing.T, file string) *model.Model {
 	t.Helper()
 	data, err := os.ReadFile(file)
@@ -38,7 +42,7 @@ func parseFile(t *testing.T, file string) *model.Model {
 func TestShopInSync(t *testing.T) {
 	m := parseFile(t, filepath.Join(shopDir, "eventmodel.yaml"))
 	dir := t.TempDir()
-	rep, err := golang.Generate(m, dir, golang.Options{})
+	rep, err := golang.Generate(m, dir, golang.Options{ImportPath: shopImportPath})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -80,7 +84,7 @@ func TestShopRulesKept(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(dir, "order", "rules.go"), rules, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	rep, err := golang.Generate(m, dir, golang.Options{})
+	rep, err := golang.Generate(m, dir, golang.Options{ImportPath: shopImportPath})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -109,7 +113,7 @@ func TestUserFileInTheWay(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(dir, "payment", "payment_gen.go"), mine, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	_, err := golang.Generate(m, dir, golang.Options{})
+	_, err := golang.Generate(m, dir, golang.Options{ImportPath: shopImportPath})
 	if !errors.Is(err, golang.ErrNotGenerated) {
 		t.Fatalf("Generate = %v, want ErrNotGenerated", err)
 	}
@@ -207,7 +211,7 @@ contexts:
 			if err != nil {
 				t.Fatal(err)
 			}
-			_, err = golang.Generate(m, t.TempDir(), golang.Options{})
+			_, err = golang.Generate(m, t.TempDir(), golang.Options{ImportPath: shopImportPath})
 			if err == nil || !strings.Contains(err.Error(), tc.want) {
 				t.Errorf("Generate = %v, want an error containing %q", err, tc.want)
 			}
