@@ -68,6 +68,18 @@
 // the events written once in readmodels/rules.go), and the wiring and
 // main that serve it all over gRPC and REST.
 //
+// A read model with an http route hint is a query of its context's API,
+// in a service of its own (OrderQueryService beside OrderService: package
+// readmodels, which imports the contexts, answers it in queries_gen.go,
+// and a context's package cannot import readmodels): Get<ReadModel> by
+// its key when the route has the key and the key is unique (NotFound
+// when there is no row), List<ReadModel> with page_size and page_token
+// when the key is not unique (the row has, besides the key, the ID of an
+// aggregate that feeds it: CustomerOrders by customer_id has order_id;
+// rows are keyed by <ReadModel>Key(key, id) and listed by prefix) or the
+// route has no key (every row). Each takes min_position, and a bad key,
+// page size or page token is InvalidArgument.
+//
 // The order, payment and shipping packages of examples/shop, and its
 // checkout saga, are generated (without Options.Service) from
 // examples/shop/eventmodel.yaml.

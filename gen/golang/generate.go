@@ -33,7 +33,9 @@ type Options struct {
 	// written once, and buf's configuration, the google/api protos
 	// under third_party/ included; and for the whole model the policies
 	// (package policies) and the read models (package readmodels, with
-	// readmodels/rules.go written once). Run RunBuf next to generate the
+	// readmodels/rules.go written once, and queries_gen.go serving the
+	// queries of the read models with a route hint, in each context's
+	// <Context>QueryService). Run RunBuf next to generate the
 	// gRPC and gateway code. It needs Module, the import path of the
 	// generated packages.
 	Service bool
@@ -192,6 +194,13 @@ func Generate(m *model.Model, dir string, opts Options) (Report, error) {
 			}
 			files = append(files, file{filepath.Join("readmodels", "readmodels_gen.go"), rms, true},
 				file{filepath.Join("readmodels", "rules.go"), rules, false})
+			qs, err := queriesGen(pm, opts.Module)
+			if err != nil {
+				return rep, err
+			}
+			if qs != nil {
+				files = append(files, file{filepath.Join("readmodels", "queries_gen.go"), qs, true})
+			}
 		}
 		serve, err := serveGen(pm, opts.Module)
 		if err != nil {

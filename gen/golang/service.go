@@ -160,8 +160,8 @@ func protoFields(w *writer, fs []*pfield, n int) {
 // protoFile returns the .proto of a context's service, or nil if none of
 // its commands is routed.
 func protoFile(pm *pmodel, c *pctx, module string) []byte {
-	rs := routed(c)
-	if len(rs) == 0 {
+	rs, qs := routed(c), queries(pm, c)
+	if len(rs) == 0 && len(qs) == 0 {
 		return nil
 	}
 	var w writer
@@ -179,14 +179,21 @@ func protoFile(pm *pmodel, c *pctx, module string) []byte {
 			usesTime = usesTime || f.typ.usesTime()
 		}
 	}
+	for _, q := range qs {
+		for _, f := range q.rm.row.fields {
+			usesTime = usesTime || f.typ.usesTime()
+		}
+	}
 	if usesTime {
 		w.p(`import "google/protobuf/timestamp.proto";`)
 	}
 	w.p("")
 	w.p(`option go_package = "%s/%s;%s";`, module, apiDir(c), apiPkg(c))
 	w.p("")
-	protoComment(&w, "", fmt.Sprintf("%s takes the commands of the %s context. Each answers with the aggregate's ID, its version and the log position of its last event (also in the muninn-version and muninn-position response headers).", serviceName(c), c.name))
-	w.p("service %s {", serviceName(c))
+	if len(rs) > 0 {
+		protoComment(&w, "", fmt.Sprintf("%s takes the commands of the %s context. Each answers with the aggregate's ID, its version and the log position of its last event (also in the muninn-version and muninn-position response headers).", serviceName(c), c.name))
+		w.p("service %s {", serviceName(c))
+	}
 	for _, r := range rs {
 		protoComment(&w, "  ", r.cmd.doc)
 		w.p("  rpc %s(%sRequest) returns (%sResponse) {", r.cmd.goName, r.cmd.goName, r.cmd.goName)
@@ -198,8 +205,11 @@ func protoFile(pm *pmodel, c *pctx, module string) []byte {
 		w.p("    };")
 		w.p("  }")
 	}
-	w.p("}")
-	w.p("")
+	if len(rs) > 0 {
+		w.p("}")
+		w.p("")
+	}
+	protoQueries(&w, c, qs)
 	for _, t := range c.types {
 		protoComment(&w, "", t.doc)
 		w.p("message %s {", t.goName)
@@ -490,13 +500,21 @@ func serveGen(pm *pmodel, module string) ([]byte, error) {
 	}
 	w.p("\tvar g service.Group")
 	if len(pm.readModels) > 0 {
-		w.p("\tprojections, err := readmodels.All(store, projection.WithLogger(cfg.Logger))")
+		w.p("\trm, err := readmodels.Open(store, projection.WithLogger(cfg.Logger))")
 		w.p("\tif err != nil {")
 		w.p("\t\treturn errors.Join(err, bus.Close(), store.Close())")
 		w.p("\t}")
-		w.p("\tfor _, p := range projections {")
+		w.p("\tfor _, p := range rm.Projections() {")
 		w.p("\t\tg.Add(p.Name(), p)")
 		w.p("\t}")
+		for _, c := range pm.contexts {
+			if len(queries(pm, c)) > 0 {
+				v := unexported(c.pkg) + "Queries"
+				w.p("\t%s := rm.%sQueries()", v, exported(c.name))
+				w.p("\tsrv.Register(func(g *grpc.Server) { %s.Register(g) })", v)
+				w.p("\tsrv.RegisterGateway(%s.RegisterGateway)", v)
+			}
+		}
 	}
 	if len(pm.policies) > 0 {
 		w.p("\tfor _, p := range policies.All() {")
