@@ -166,7 +166,11 @@ func Generate(m *model.Model, dir string, opts Options) (Report, error) {
 		}
 		for _, c := range pm.contexts {
 			if p := protoFile(pm, c, opts.Module); p != nil {
-				files = append(files, file{protoPath(c), p, true})
+				doc, err := openAPIGen(pm, c)
+				if err != nil {
+					return rep, err
+				}
+				files = append(files, file{protoPath(c), p, true}, file{filepath.Join(apiDir(c), "openapi_gen.go"), doc, true})
 			}
 			srv, err := serverGen(pm, c, opts.Module)
 			if err != nil {

@@ -29,7 +29,29 @@ const (
 	protocGenGo   = "google.golang.org/protobuf/cmd/protoc-gen-go@v1.36.12"
 	protocGenGRPC = "google.golang.org/grpc/cmd/protoc-gen-go-grpc@v1.6.2"
 	protocGenGW   = "github.com/grpc-ecosystem/grpc-gateway/v2/protoc-gen-grpc-gateway@v2.33.0"
+	// protocGenOpenAPI writes <context>.swagger.json beside each proto,
+	// which api/<context>/v1/openapi_gen.go embeds for /openapi.json.
+	protocGenOpenAPI = "github.com/grpc-ecosystem/grpc-gateway/v2/protoc-gen-openapiv2@v2.33.0"
 )
+
+// openAPIGen returns api/<context>/v1/openapi_gen.go, which embeds the
+// OpenAPI v2 document protoc-gen-openapiv2 writes (RunBuf) for the
+// context's .proto.
+func openAPIGen(pm *pmodel, c *pctx) ([]byte, error) {
+	var w writer
+	w.p("%s", header(pm.file))
+	w.p("")
+	w.p("package %s", apiPkg(c))
+	w.p("")
+	w.p("import _ \"embed\"")
+	w.p("")
+	w.p("// OpenAPI is the OpenAPI (swagger v2) document of %s, written by", protoPkg(pm, c))
+	w.p("// protoc-gen-openapiv2 from %s.proto (buf generate), for service.WithOpenAPI.", c.pkg)
+	w.p("//")
+	w.p("//go:embed %s.swagger.json", c.pkg)
+	w.p("var OpenAPI []byte")
+	return source(path.Join(apiDir(c), "openapi_gen.go"), w.Bytes())
+}
 
 // prpc is one routed command of a context's service.
 type prpc struct {
@@ -448,6 +470,11 @@ func serveGen(pm *pmodel, module string) ([]byte, error) {
 		}
 		w.p("\t%q", module+"/"+c.pkg)
 	}
+	for _, c := range pm.contexts {
+		if len(routed(c)) > 0 || len(queries(pm, c)) > 0 {
+			w.p("\t%s %q", apiPkg(c), module+"/"+apiDir(c))
+		}
+	}
 	w.p(")")
 	w.p("")
 	w.p("// config is what serve needs: where the store is and where to listen.")
@@ -468,7 +495,14 @@ func serveGen(pm *pmodel, module string) ([]byte, error) {
 	w.p("\tif err != nil {")
 	w.p("\t\treturn errors.Join(err, store.Close())")
 	w.p("\t}")
-	w.p("\tsrv, err := service.New(service.WithGRPCAddr(cfg.GRPCAddr), service.WithHTTPAddr(cfg.HTTPAddr), service.WithLogger(cfg.Logger), service.WithTitle(%q))", pm.name)
+	var docs []string
+	for _, c := range pm.contexts {
+		if len(routed(c)) > 0 || len(queries(pm, c)) > 0 {
+			docs = append(docs, apiPkg(c)+".OpenAPI")
+		}
+	}
+	w.p("\tsrv, err := service.New(service.WithGRPCAddr(cfg.GRPCAddr), service.WithHTTPAddr(cfg.HTTPAddr), service.WithLogger(cfg.Logger), service.WithTitle(%q),", pm.name)
+	w.p("\t\tservice.WithOpenAPI(%s))", strings.Join(docs, ", "))
 	w.p("\tif err != nil {")
 	w.p("\t\treturn errors.Join(err, bus.Close(), store.Close())")
 	w.p("\t}")
@@ -603,6 +637,9 @@ plugins:
   - local: ["go", "run", "` + protocGenGW + `"]
     out: .
     opt: [paths=source_relative, generate_unbound_methods=false]
+  - local: ["go", "run", "` + protocGenOpenAPI + `"]
+    out: .
+    opt: [json_names_for_fields=false, openapi_naming_strategy=fqn]
 `
 
 // RunBuf generates the gRPC and gateway Go code of the protos Generate

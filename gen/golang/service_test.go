@@ -35,7 +35,8 @@ func TestGeneratedService(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, f := range []string{"api/order/v1/order.proto", "order/server_gen.go", "serve_gen.go", "main.go", "buf.gen.yaml",
-		"third_party/google/api/annotations.proto", "readmodels/readmodels_gen.go", "readmodels/rules.go", "policies/policies_gen.go"} {
+		"third_party/google/api/annotations.proto", "readmodels/readmodels_gen.go", "readmodels/rules.go", "policies/policies_gen.go",
+		"readmodels/queries_gen.go", "api/order/v1/openapi_gen.go", "api/payment/v1/payment.proto"} {
 		if _, err := os.Stat(filepath.Join(dir, f)); err != nil {
 			t.Fatalf("not generated: %v", err)
 		}
@@ -121,6 +122,7 @@ func TestGeneratedService(t *testing.T) {
 		t.Fatalf("POST /v1/orders answered no position: %v", v)
 	}
 	checkQueries(t, base, first, pos)
+	checkOpenAPI(t, base)
 	// The same queries over gRPC, from a test of the generated module
 	// (which has the generated client).
 	t.Setenv("GEN_GRPC_ADDR", grpcAddr)
@@ -253,3 +255,27 @@ func TestQueriesOverGRPC(t *testing.T) {
 	}
 }
 `
+
+// checkOpenAPI checks the generated main serves the OpenAPI v2 document
+// of the commands and the queries at /openapi.json.
+func checkOpenAPI(t *testing.T, base string) {
+	t.Helper()
+	resp, err := http.Get(base + "/openapi.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var doc struct {
+		Swagger string                               `json:"swagger"`
+		Paths   map[string]map[string]map[string]any `json:"paths"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&doc); err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET /openapi.json = %d, %v", resp.StatusCode, err)
+	}
+	for path, op := range map[string]string{"/v1/orders": "post", "/v1/orders/{order_id}": "get", "/v1/orders/{order_id}:cancel": "post",
+		"/v1/customers/{customer_id}/orders": "get", "/v1/revenue": "get"} {
+		if doc.Paths[path][op] == nil {
+			t.Errorf("/openapi.json (swagger %q) has no %s %s: %v", doc.Swagger, op, path, doc.Paths)
+		}
+	}
+}
