@@ -459,9 +459,14 @@ func serveGen(pm *pmodel, module string) ([]byte, error) {
 		w.p("\t\"github.com/muninn-es/muninn/projection\"")
 		w.p("\t%q", module+"/readmodels")
 	}
-	if len(pm.policies) > 0 {
+	if len(pm.policies) > 0 || len(pm.sagas) > 0 {
 		w.p("\t\"github.com/muninn-es/muninn/saga\"")
+	}
+	if len(pm.policies) > 0 {
 		w.p("\t%q", module+"/policies")
+	}
+	for _, ps := range pm.sagas {
+		w.p("\t%q", module+"/"+ps.pkg)
 	}
 	var served []*pctx
 	for _, c := range pm.contexts {
@@ -558,6 +563,18 @@ func serveGen(pm *pmodel, module string) ([]byte, error) {
 		w.p("\t\t}")
 		w.p("\t\tg.Add(policy.Name(), policy)")
 		w.p("\t}")
+	}
+	for _, ps := range pm.sagas {
+		v := unexported(ps.pkg) + "Saga"
+		arg := ""
+		if ps.timeoutSend != nil {
+			arg = "0" // the model's timeout
+		}
+		w.p("\t%s, err := saga.New(store, bus, %s.Define(%s), saga.WithLogger(cfg.Logger))", v, ps.pkg, arg)
+		w.p("\tif err != nil {")
+		w.p("\t\treturn errors.Join(err, bus.Close(), store.Close())")
+		w.p("\t}")
+		w.p("\tg.Add(%s.Name(), %s)", v, v)
 	}
 	w.p("\tif cfg.Started != nil {")
 	w.p("\t\tgo func() {")
