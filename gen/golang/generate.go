@@ -56,7 +56,14 @@ type Report struct {
 	Kept []string
 	// Removed are generated files of elements no longer in the model.
 	Removed []string
+	// Skipped are the saga packages not generated, each with why: outside
+	// a Go module and without Options.Module or Options.ImportPath, the
+	// import path of the contexts they import is unknown.
+	Skipped []string
 }
+
+// errNoModule is the error of importPath outside a Go module.
+var errNoModule = errors.New("golang: no Go module")
 
 // generatedMark starts every file Generate owns; a file without it is
 // never overwritten nor removed.
@@ -144,10 +151,19 @@ func Generate(m *model.Model, dir string, opts Options) (Report, error) {
 	}
 	if len(pm.sagas) > 0 {
 		ip, err := importPath(dir, opts)
-		if err != nil {
+		switch {
+		case errors.Is(err, errNoModule):
+			for _, ps := range pm.sagas {
+				rep.Skipped = append(rep.Skipped, fmt.Sprintf("%s/ (saga %s imports the contexts, but %s is in no Go module: give the module path, --module or Options.Module, or the directory's import path, --import-path or Options.ImportPath)", ps.pkg, ps.name, dir))
+			}
+			ip = ""
+		case err != nil:
 			return rep, err
 		}
 		for _, ps := range pm.sagas {
+			if ip == "" {
+				break
+			}
 			gen, err := sagaGen(pm, ps, ip)
 			if err != nil {
 				return rep, err
@@ -369,7 +385,7 @@ func importPath(dir string, opts Options) (string, error) {
 			return mod, nil
 		}
 		if filepath.Dir(d) == d {
-			return "", fmt.Errorf("golang: the sagas import the contexts, but %s is in no Go module: give Options.Module or Options.ImportPath (muninn gen go --module)", dir)
+			return "", fmt.Errorf("%w above %s", errNoModule, dir)
 		}
 		rel = append(rel, filepath.Base(d))
 	}
