@@ -15,7 +15,7 @@ import (
 // genGoCmd returns `muninn gen go`: the Go code of a model (package
 // gen/golang), registered under `muninn gen`.
 func genGoCmd() *cobra.Command {
-	var out, module, replace string
+	var out, module, replace, importPath string
 	var dryRun, noBuf bool
 	cmd := &cobra.Command{
 		Use:   "go [FILE]",
@@ -31,7 +31,14 @@ points it at a local checkout of the muninn module), a .proto per context with
 routed commands (grpc-gateway HTTP annotations from the route hints), the gRPC
 and gateway code generated from it by buf (run as a Go module: the first run
 compiles buf, which takes minutes), a server per context, the serve wiring and
-a main.go (written once) that serves it all over gRPC and REST.`,
+a main.go (written once) that serves it all over gRPC and REST, with the read
+models with a route hint as query RPCs and the OpenAPI document at
+/openapi.json.
+
+Each saga of the model is a package of its own (DIR/<saga>/): <saga>_gen.go
+with its wiring and, once, hooks.go with a hook per step. It imports the
+contexts, so it needs the import path of --out: --import-path, --module, or
+the go.mod above --out; without one the sagas are skipped (and said so).`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			file := "eventmodel.yaml"
@@ -52,7 +59,7 @@ a main.go (written once) that serves it all over gRPC and REST.`,
 			if ps := model.Validate(m); len(ps) > 0 {
 				return fmt.Errorf("gen go: %s is not valid (muninn gen check says the same):\n%w", file, ps)
 			}
-			rep, err := golang.Generate(m, out, golang.Options{Module: module, Replace: replace, DryRun: dryRun, Service: module != ""})
+			rep, err := golang.Generate(m, out, golang.Options{Module: module, Replace: replace, DryRun: dryRun, Service: module != "", ImportPath: importPath})
 			if err != nil {
 				return fmt.Errorf("gen go: %w", err)
 			}
@@ -60,7 +67,7 @@ a main.go (written once) that serves it all over gRPC and REST.`,
 			for _, l := range []struct {
 				what  string
 				files []string
-			}{{"generated", rep.Written}, {"created", rep.Created}, {"kept", rep.Kept}, {"removed", rep.Removed}} {
+			}{{"generated", rep.Written}, {"created", rep.Created}, {"kept", rep.Kept}, {"removed", rep.Removed}, {"skipped", rep.Skipped}} {
 				for _, f := range l.files {
 					fmt.Fprintf(w, "%-9s %s\n", l.what, filepath.Join(out, f))
 				}
@@ -77,6 +84,7 @@ a main.go (written once) that serves it all over gRPC and REST.`,
 	cmd.Flags().StringVar(&out, "out", "", "the directory to generate into (required)")
 	cmd.Flags().StringVar(&module, "module", "", "the Go module path: write DIR/go.mod if missing")
 	cmd.Flags().StringVar(&replace, "replace", "", "a local muninn checkout for go.mod's replace directive")
+	cmd.Flags().StringVar(&importPath, "import-path", "", "the import path of --out, which the saga packages import the contexts under (default: --module, or from the go.mod above --out)")
 	cmd.Flags().BoolVar(&noBuf, "no-buf", false, "with --module: do not run buf (the module does not build until it has run)")
 	cmd.Flags().BoolVar(&dryRun, "dry-run", false, "say what would be written, write nothing")
 	return cmd

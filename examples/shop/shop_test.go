@@ -209,6 +209,31 @@ func TestCheckoutTimeout(t *testing.T) {
 	}
 }
 
+// TestCheckoutRejected places an order whose stock the checkout cannot
+// reserve (two lines of one SKU: the second reservation is rejected): the
+// checkout fails, releases what it reserved, and cancels the order with
+// the rejection as its reason.
+func TestCheckoutRejected(t *testing.T) {
+	f := start(t)
+	resp := f.place(t, "eve", payment.MethodCard,
+		&shopv1.Item{Sku: "twice", Quantity: 1, UnitPriceCents: 100},
+		&shopv1.Item{Sku: "twice", Quantity: 2, UnitPriceCents: 100})
+	o := f.settle(t, resp.OrderId, saga.StatusFailed)
+	if o.Status != string(order.StatusCancelled) || !strings.Contains(o.CancelReason, "reserved stock already") {
+		t.Errorf("order whose reservation was rejected: %v", o)
+	}
+	var stock []string
+	for rec, err := range f.store.ReadStream(t.Context(), shipping.StockTopic, "twice", 1) {
+		if err != nil {
+			t.Fatal(err)
+		}
+		stock = append(stock, rec.Type)
+	}
+	if got := strings.Join(stock, ","); got != "shop.stock.reserved,shop.stock.released" {
+		t.Errorf("stock events of the rejected checkout: %v", stock)
+	}
+}
+
 func TestCancelByCustomer(t *testing.T) {
 	f := start(t)
 	resp := f.place(t, "dee", payment.MethodCardTimeout)

@@ -81,6 +81,11 @@ func build(m *model.Model) (*pmodel, error) {
 					pm.policies = append(pm.policies, pp)
 				}
 			}
+			for _, sg := range c.Sagas {
+				if ps := sagaPlan(m, pm, c, sg, bad); ps != nil {
+					pm.sagas = append(pm.sagas, ps)
+				}
+			}
 			pc, _ := pm.lookupCtx(c)
 			for _, r := range c.ReadModels {
 				pr := readModelPlan(m, pm, c, pc, r, bad)
@@ -93,6 +98,13 @@ func build(m *model.Model) (*pmodel, error) {
 				}
 				rmNames[pr.goName] = c.Name + "." + r.Name
 				pm.readModels = append(pm.readModels, pr)
+			}
+		}
+	}
+	if len(errs) == 0 {
+		for _, sg := range m.Sagas {
+			if ps := sagaPlan(m, pm, nil, sg, bad); ps != nil {
+				pm.sagas = append(pm.sagas, ps)
 			}
 		}
 	}

@@ -36,6 +36,29 @@
 // ("shop.order.mark-paid" for MarkPaid, "shop.order.complete" for
 // CompleteOrder).
 //
+// Each saga of the model is a package of its own, named after it
+// (examples/shop/checkout for the shop's Checkout): a saga spans contexts
+// and imports each of them, so it cannot live in one (the contexts would
+// import each other) and is no part of the service wiring (a model without
+// Options.Service has sagas too). checkout_gen.go is the model's wiring:
+// saga.Define with the topics of every aggregate whose events it reads,
+// saga.Command for each command it sends (with the stable names above),
+// StartOn/On per reacted-to event keyed by the correlation field (the
+// aggregate ID, or the event's field of that name), the command of each
+// step built from the event with the model's map (and fields of the same
+// name and type), sent to the target aggregate's ID when it can be derived
+// (the correlation key, a mapped field, the event's field), the timeout as
+// a deadline scheduled at the start, cancelled by a hook, and the end
+// events: an end event whose reaction's commands undo earlier steps'
+// commands (Void for RequestPayment, by aggregate) fails the instance, and
+// those commands become the earlier commands' compensations (CompensateWith,
+// dispatched newest first); any other end event completes it. hooks.go is
+// the user's, written once: the State type and one hook per step, called
+// before its commands are sent, with pointers to them to change; a command
+// whose target cannot be derived (Reserve, keyed by SKU, from Placed) is
+// left to the hook, whose stub fails with "rule Checkout.Placed is not
+// written yet: fill in onOrderPlaced in checkout/hooks.go ...".
+//
 // With Options.Service (muninn gen go --module) the module is a service:
 // a .proto per context with routed commands and grpc-gateway annotations
 // from the route hints (RunBuf generates their Go code with buf), a Server
@@ -45,6 +68,19 @@
 // the events written once in readmodels/rules.go), and the wiring and
 // main that serve it all over gRPC and REST.
 //
-// The order, payment and shipping packages of examples/shop are generated
-// (without Options.Service) from examples/shop/eventmodel.yaml.
+// A read model with an http route hint is a query of its context's API,
+// in a service of its own (OrderQueryService beside OrderService: package
+// readmodels, which imports the contexts, answers it in queries_gen.go,
+// and a context's package cannot import readmodels): Get<ReadModel> by
+// its key when the route has the key and the key is unique (NotFound
+// when there is no row), List<ReadModel> with page_size and page_token
+// when the key is not unique (the row has, besides the key, the ID of an
+// aggregate that feeds it: CustomerOrders by customer_id has order_id;
+// rows are keyed by <ReadModel>Key(key, id) and listed by prefix) or the
+// route has no key (every row). Each takes min_position, and a bad key,
+// page size or page token is InvalidArgument.
+//
+// The order, payment and shipping packages of examples/shop, and its
+// checkout saga, are generated (without Options.Service) from
+// examples/shop/eventmodel.yaml.
 package golang

@@ -105,6 +105,19 @@ func TestGeneratedModule(t *testing.T) {
 		}
 	}
 	order.Scenarios = scenarios
+	// The checkout saga sends MarkPaid too: the model stays consistent
+	// without it there (hooks.go, written once, still names it as well).
+	for _, sg := range m.Sagas {
+		for _, re := range sg.ReactsTo {
+			var then []string
+			for _, c := range re.Then {
+				if c != "Order.MarkPaid" && c != "MarkPaid" {
+					then = append(then, c)
+				}
+			}
+			re.Then = then
+		}
+	}
 	before, err := os.ReadFile(filepath.Join(dir, "order", "rules.go"))
 	if err != nil {
 		t.Fatal(err)

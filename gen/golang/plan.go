@@ -215,6 +215,7 @@ type pmodel struct {
 	contexts []*pctx
 	service  string
 	policies []*ppolicy
+	sagas    []*psaga
 	// readModels are generated only for a service (Options.Service).
 	readModels []*preadmodel
 }

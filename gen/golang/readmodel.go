@@ -22,6 +22,13 @@ type preadmodel struct {
 	keyCodec          string
 	row               *pmsg
 	from              []pfrom
+	ctx               *pctx // the context it is declared in, whose API serves its query
+	// rowID is, for a key that is not unique, the row's own ID (the ID of
+	// an aggregate that feeds it, a field of the row besides the key): rows
+	// are keyed by <key>\x00<rowID> (<ReadModel>Key), and a query by key
+	// lists them a page at a time.
+	rowID *pfield
+	query *pquery // nil without an http hint
 }
 
 // pfrom is an event that feeds a read model.
@@ -81,6 +88,32 @@ func readModelPlan(m *model.Model, pm *pmodel, c *model.Context, pc *pctx, r *mo
 	if len(pr.from) == 0 {
 		bad(r.Pos, "read model %s: fed by no event", r.Name)
 		return nil
+	}
+	pr.ctx = pc
+	if pr.key.typ.kind == kString || pr.key.typ.kind == kEnum {
+		unique := false
+		for _, f := range pr.from {
+			unique = unique || f.agg.id == pr.key.name
+		}
+		for _, f := range pr.from {
+			if id := pr.row.field(f.agg.id); !unique && id != nil && id.typ.kind == kString && pr.rowID == nil {
+				pr.rowID = id
+			}
+		}
+	}
+	if r.HTTP != nil {
+		q, err := queryPlan(pr, r.HTTP.Method, r.HTTP.Path)
+		if err != nil {
+			bad(r.HTTP.Pos, "read model %s: %v", r.Name, err)
+			return nil
+		}
+		for _, t := range pc.types {
+			if t.goName == pr.goName {
+				bad(r.Pos, "read model %s: its message %s is also a type of context %s: rename one", r.Name, pr.goName, pc.name)
+				return nil
+			}
+		}
+		pr.query = q
 	}
 	return pr
 }
@@ -180,24 +213,60 @@ func readModelsGen(pm *pmodel, module string) ([]byte, error) {
 	w.p("\treturn err")
 	w.p("}")
 	w.p("")
+	w.p("// ReadModels are the read models of the model, each with its projection")
+	w.p("// and table.")
+	w.p("type ReadModels struct {")
+	for _, r := range pm.readModels {
+		w.p("\t%s *%sTable", r.goName, r.goName)
+	}
+	w.p("}")
+	w.p("")
+	w.p("// Open returns every read model over store; opts are their projections'.")
+	w.p("func Open(store eventstore.Store, opts ...projection.Option) (*ReadModels, error) {")
+	w.p("\trm := &ReadModels{}")
+	w.p("\tvar err error")
+	for _, r := range pm.readModels {
+		w.p("\tif rm.%s, err = New%s(store, opts...); err != nil {", r.goName, r.goName)
+		w.p("\t\treturn nil, err")
+		w.p("\t}")
+	}
+	w.p("\treturn rm, nil")
+	w.p("}")
+	w.p("")
+	w.p("// Projections returns the projection of every read model, for a service")
+	w.p("// that runs them all.")
+	w.p("func (rm *ReadModels) Projections() []*projection.Projection {")
+	var ps []string
+	for _, r := range pm.readModels {
+		ps = append(ps, "rm."+r.goName+".Projection")
+	}
+	w.p("\treturn []*projection.Projection{%s}", strings.Join(ps, ", "))
+	w.p("}")
+	w.p("")
 	w.p("// All returns the projection of every read model, for a service that")
 	w.p("// runs them all.")
 	w.p("func All(store eventstore.Store, opts ...projection.Option) ([]*projection.Projection, error) {")
-	w.p("\tvar ps []*projection.Projection")
-	for _, r := range pm.readModels {
-		w.p("\t%s, err := New%s(store, opts...)", unexported(r.name), r.goName)
-		w.p("\tif err != nil {")
-		w.p("\t\treturn nil, err")
-		w.p("\t}")
-		w.p("\tps = append(ps, %s.Projection)", unexported(r.name))
-	}
-	w.p("\treturn ps, nil")
+	w.p("\trm, err := Open(store, opts...)")
+	w.p("\tif err != nil {")
+	w.p("\t\treturn nil, err")
+	w.p("\t}")
+	w.p("\treturn rm.Projections(), nil")
 	w.p("}")
 	w.p("")
 	for _, r := range pm.readModels {
 		w.doc(docFor(r.goName, r.doc, "is a row of a read model."))
-		w.doc(fmt.Sprintf("Rows are keyed by %s.", r.key.name))
+		if r.rowID != nil {
+			w.doc(fmt.Sprintf("Rows are keyed by %s and %s (%sKey): a %s has many.", r.key.name, r.rowID.name, r.goName, r.key.name))
+		} else {
+			w.doc(fmt.Sprintf("Rows are keyed by %s.", r.key.name))
+		}
 		w.structType(r.row, true)
+		if r.rowID != nil {
+			a, b := unexported(r.key.goName), unexported(r.rowID.goName)
+			w.doc(fmt.Sprintf("%sKey is the table key of the %s row of %s %s and %s %s: the rows of one %s are a prefix scan (%s followed by a NUL).", r.goName, r.goName, r.key.name, a, r.rowID.name, b, r.key.name, a))
+			w.p("func %sKey(%s, %s string) string { return %s + \"\\x00\" + %s }", r.goName, a, b, a, b)
+			w.p("")
+		}
 		T := r.goName + "Table"
 		w.p("// %s is the %s read model: Projection runs it (into Table); Get", T, r.goName)
 		w.p("// answers queries.")

@@ -29,7 +29,29 @@ const (
 	protocGenGo   = "google.golang.org/protobuf/cmd/protoc-gen-go@v1.36.12"
 	protocGenGRPC = "google.golang.org/grpc/cmd/protoc-gen-go-grpc@v1.6.2"
 	protocGenGW   = "github.com/grpc-ecosystem/grpc-gateway/v2/protoc-gen-grpc-gateway@v2.33.0"
+	// protocGenOpenAPI writes <context>.swagger.json beside each proto,
+	// which api/<context>/v1/openapi_gen.go embeds for /openapi.json.
+	protocGenOpenAPI = "github.com/grpc-ecosystem/grpc-gateway/v2/protoc-gen-openapiv2@v2.33.0"
 )
+
+// openAPIGen returns api/<context>/v1/openapi_gen.go, which embeds the
+// OpenAPI v2 document protoc-gen-openapiv2 writes (RunBuf) for the
+// context's .proto.
+func openAPIGen(pm *pmodel, c *pctx) ([]byte, error) {
+	var w writer
+	w.p("%s", header(pm.file))
+	w.p("")
+	w.p("package %s", apiPkg(c))
+	w.p("")
+	w.p("import _ \"embed\"")
+	w.p("")
+	w.p("// OpenAPI is the OpenAPI (swagger v2) document of %s, written by", protoPkg(pm, c))
+	w.p("// protoc-gen-openapiv2 from %s.proto (buf generate), for service.WithOpenAPI.", c.pkg)
+	w.p("//")
+	w.p("//go:embed %s.swagger.json", c.pkg)
+	w.p("var OpenAPI []byte")
+	return source(path.Join(apiDir(c), "openapi_gen.go"), w.Bytes())
+}
 
 // prpc is one routed command of a context's service.
 type prpc struct {
@@ -160,8 +182,8 @@ func protoFields(w *writer, fs []*pfield, n int) {
 // protoFile returns the .proto of a context's service, or nil if none of
 // its commands is routed.
 func protoFile(pm *pmodel, c *pctx, module string) []byte {
-	rs := routed(c)
-	if len(rs) == 0 {
+	rs, qs := routed(c), queries(pm, c)
+	if len(rs) == 0 && len(qs) == 0 {
 		return nil
 	}
 	var w writer
@@ -179,14 +201,21 @@ func protoFile(pm *pmodel, c *pctx, module string) []byte {
 			usesTime = usesTime || f.typ.usesTime()
 		}
 	}
+	for _, q := range qs {
+		for _, f := range q.rm.row.fields {
+			usesTime = usesTime || f.typ.usesTime()
+		}
+	}
 	if usesTime {
 		w.p(`import "google/protobuf/timestamp.proto";`)
 	}
 	w.p("")
 	w.p(`option go_package = "%s/%s;%s";`, module, apiDir(c), apiPkg(c))
 	w.p("")
-	protoComment(&w, "", fmt.Sprintf("%s takes the commands of the %s context. Each answers with the aggregate's ID, its version and the log position of its last event (also in the muninn-version and muninn-position response headers).", serviceName(c), c.name))
-	w.p("service %s {", serviceName(c))
+	if len(rs) > 0 {
+		protoComment(&w, "", fmt.Sprintf("%s takes the commands of the %s context. Each answers with the aggregate's ID, its version and the log position of its last event (also in the muninn-version and muninn-position response headers).", serviceName(c), c.name))
+		w.p("service %s {", serviceName(c))
+	}
 	for _, r := range rs {
 		protoComment(&w, "  ", r.cmd.doc)
 		w.p("  rpc %s(%sRequest) returns (%sResponse) {", r.cmd.goName, r.cmd.goName, r.cmd.goName)
@@ -198,8 +227,11 @@ func protoFile(pm *pmodel, c *pctx, module string) []byte {
 		w.p("    };")
 		w.p("  }")
 	}
-	w.p("}")
-	w.p("")
+	if len(rs) > 0 {
+		w.p("}")
+		w.p("")
+	}
+	protoQueries(&w, c, qs)
 	for _, t := range c.types {
 		protoComment(&w, "", t.doc)
 		w.p("message %s {", t.goName)
@@ -427,9 +459,14 @@ func serveGen(pm *pmodel, module string) ([]byte, error) {
 		w.p("\t\"github.com/muninn-es/muninn/projection\"")
 		w.p("\t%q", module+"/readmodels")
 	}
-	if len(pm.policies) > 0 {
+	if len(pm.policies) > 0 || len(pm.sagas) > 0 {
 		w.p("\t\"github.com/muninn-es/muninn/saga\"")
+	}
+	if len(pm.policies) > 0 {
 		w.p("\t%q", module+"/policies")
+	}
+	for _, ps := range pm.sagas {
+		w.p("\t%q", module+"/"+ps.pkg)
 	}
 	var served []*pctx
 	for _, c := range pm.contexts {
@@ -437,6 +474,11 @@ func serveGen(pm *pmodel, module string) ([]byte, error) {
 			served = append(served, c)
 		}
 		w.p("\t%q", module+"/"+c.pkg)
+	}
+	for _, c := range pm.contexts {
+		if len(routed(c)) > 0 || len(queries(pm, c)) > 0 {
+			w.p("\t%s %q", apiPkg(c), module+"/"+apiDir(c))
+		}
 	}
 	w.p(")")
 	w.p("")
@@ -458,7 +500,14 @@ func serveGen(pm *pmodel, module string) ([]byte, error) {
 	w.p("\tif err != nil {")
 	w.p("\t\treturn errors.Join(err, store.Close())")
 	w.p("\t}")
-	w.p("\tsrv, err := service.New(service.WithGRPCAddr(cfg.GRPCAddr), service.WithHTTPAddr(cfg.HTTPAddr), service.WithLogger(cfg.Logger), service.WithTitle(%q))", pm.name)
+	var docs []string
+	for _, c := range pm.contexts {
+		if len(routed(c)) > 0 || len(queries(pm, c)) > 0 {
+			docs = append(docs, apiPkg(c)+".OpenAPI")
+		}
+	}
+	w.p("\tsrv, err := service.New(service.WithGRPCAddr(cfg.GRPCAddr), service.WithHTTPAddr(cfg.HTTPAddr), service.WithLogger(cfg.Logger), service.WithTitle(%q),", pm.name)
+	w.p("\t\tservice.WithOpenAPI(%s))", strings.Join(docs, ", "))
 	w.p("\tif err != nil {")
 	w.p("\t\treturn errors.Join(err, bus.Close(), store.Close())")
 	w.p("\t}")
@@ -490,13 +539,21 @@ func serveGen(pm *pmodel, module string) ([]byte, error) {
 	}
 	w.p("\tvar g service.Group")
 	if len(pm.readModels) > 0 {
-		w.p("\tprojections, err := readmodels.All(store, projection.WithLogger(cfg.Logger))")
+		w.p("\trm, err := readmodels.Open(store, projection.WithLogger(cfg.Logger))")
 		w.p("\tif err != nil {")
 		w.p("\t\treturn errors.Join(err, bus.Close(), store.Close())")
 		w.p("\t}")
-		w.p("\tfor _, p := range projections {")
+		w.p("\tfor _, p := range rm.Projections() {")
 		w.p("\t\tg.Add(p.Name(), p)")
 		w.p("\t}")
+		for _, c := range pm.contexts {
+			if len(queries(pm, c)) > 0 {
+				v := unexported(c.pkg) + "Queries"
+				w.p("\t%s := rm.%sQueries()", v, exported(c.name))
+				w.p("\tsrv.Register(func(g *grpc.Server) { %s.Register(g) })", v)
+				w.p("\tsrv.RegisterGateway(%s.RegisterGateway)", v)
+			}
+		}
 	}
 	if len(pm.policies) > 0 {
 		w.p("\tfor _, p := range policies.All() {")
@@ -506,6 +563,18 @@ func serveGen(pm *pmodel, module string) ([]byte, error) {
 		w.p("\t\t}")
 		w.p("\t\tg.Add(policy.Name(), policy)")
 		w.p("\t}")
+	}
+	for _, ps := range pm.sagas {
+		v := unexported(ps.pkg) + "Saga"
+		arg := ""
+		if ps.timeoutSend != nil {
+			arg = "0" // the model's timeout
+		}
+		w.p("\t%s, err := saga.New(store, bus, %s.Define(%s), saga.WithLogger(cfg.Logger))", v, ps.pkg, arg)
+		w.p("\tif err != nil {")
+		w.p("\t\treturn errors.Join(err, bus.Close(), store.Close())")
+		w.p("\t}")
+		w.p("\tg.Add(%s.Name(), %s)", v, v)
 	}
 	w.p("\tif cfg.Started != nil {")
 	w.p("\t\tgo func() {")
@@ -585,6 +654,9 @@ plugins:
   - local: ["go", "run", "` + protocGenGW + `"]
     out: .
     opt: [paths=source_relative, generate_unbound_methods=false]
+  - local: ["go", "run", "` + protocGenOpenAPI + `"]
+    out: .
+    opt: [json_names_for_fields=false, openapi_naming_strategy=fqn]
 `
 
 // RunBuf generates the gRPC and gateway Go code of the protos Generate

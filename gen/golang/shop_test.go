@@ -15,6 +15,10 @@ import (
 // shopDir is examples/shop, which is generated from its eventmodel.yaml.
 const shopDir = "../../examples/shop"
 
+// shopImportPath is the import path of examples/shop, which its generated
+// checkout saga imports the contexts under.
+const shopImportPath = "github.com/muninn-es/muninn/examples/shop"
+
 func parseFile(t *testing.T, file string) *model.Model {
 	t.Helper()
 	data, err := os.ReadFile(file)
@@ -38,7 +42,7 @@ func parseFile(t *testing.T, file string) *model.Model {
 func TestShopInSync(t *testing.T) {
 	m := parseFile(t, filepath.Join(shopDir, "eventmodel.yaml"))
 	dir := t.TempDir()
-	rep, err := golang.Generate(m, dir, golang.Options{})
+	rep, err := golang.Generate(m, dir, golang.Options{ImportPath: shopImportPath})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -80,7 +84,14 @@ func TestShopRulesKept(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(dir, "order", "rules.go"), rules, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	rep, err := golang.Generate(m, dir, golang.Options{})
+	hooks := []byte("package checkout\n\n// hand-written\n")
+	if err := os.MkdirAll(filepath.Join(dir, "checkout"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "checkout", "hooks.go"), hooks, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	rep, err := golang.Generate(m, dir, golang.Options{ImportPath: shopImportPath})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -88,12 +99,17 @@ func TestShopRulesKept(t *testing.T) {
 	if !bytes.Equal(got, rules) {
 		t.Errorf("rules.go was overwritten:\n%s", got)
 	}
-	kept := false
-	for _, f := range rep.Kept {
-		kept = kept || f == filepath.Join("order", "rules.go")
+	if got, _ := os.ReadFile(filepath.Join(dir, "checkout", "hooks.go")); !bytes.Equal(got, hooks) {
+		t.Errorf("checkout/hooks.go was overwritten:\n%s", got)
 	}
-	if !kept {
-		t.Errorf("report %+v does not list order/rules.go as kept", rep)
+	kept := map[string]bool{}
+	for _, f := range rep.Kept {
+		kept[f] = true
+	}
+	for _, f := range []string{filepath.Join("order", "rules.go"), filepath.Join("checkout", "hooks.go")} {
+		if !kept[f] {
+			t.Errorf("report %+v does not list %s as kept", rep, f)
+		}
 	}
 }
 
@@ -109,7 +125,7 @@ func TestUserFileInTheWay(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(dir, "payment", "payment_gen.go"), mine, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	_, err := golang.Generate(m, dir, golang.Options{})
+	_, err := golang.Generate(m, dir, golang.Options{ImportPath: shopImportPath})
 	if !errors.Is(err, golang.ErrNotGenerated) {
 		t.Fatalf("Generate = %v, want ErrNotGenerated", err)
 	}
@@ -201,13 +217,92 @@ contexts:
         events:
           - name: Placed
 `, "{shop} is neither the aggregate's ID (order_id) nor a string field of PlaceOrder"},
+		{"saga mapping an unknown field", `
+name: x
+contexts:
+  - name: Order
+    aggregates:
+      - name: Order
+        id: order_id
+        commands:
+          - name: PlaceOrder
+            fields: {customer_id: string}
+            emits: [Placed]
+        events:
+          - name: Placed
+            fields: {customer_id: string}
+sagas:
+  - name: Welcome
+    correlate_by: customer_id
+    starts_on: Order.Placed
+    reacts_to:
+      - on: Order.Placed
+        then: [Order.PlaceOrder]
+        map: {customer_id: nope}
+    ends_on: [Order.Placed]
+`, "saga Welcome: map customer_id: nope is no field of Placed"},
+		{"saga on an event without its correlation field", `
+name: x
+contexts:
+  - name: Order
+    aggregates:
+      - name: Order
+        id: order_id
+        commands:
+          - name: PlaceOrder
+            emits: [Placed]
+        events:
+          - name: Placed
+sagas:
+  - name: Welcome
+    correlate_by: customer_id
+    starts_on: Order.Placed
+    ends_on: [Order.Placed]
+`, "saga Welcome: event Placed has no string field customer_id to correlate by"},
+		{"saga named like a context", `
+name: x
+contexts:
+  - name: Order
+    aggregates:
+      - name: Order
+        id: order_id
+        commands:
+          - name: PlaceOrder
+            emits: [Placed]
+        events:
+          - name: Placed
+sagas:
+  - name: Order
+    correlate_by: order_id
+    starts_on: Order.Placed
+    ends_on: [Order.Placed]
+`, "saga Order: its package order is also context Order's"},
+		{"query route on a field that is not the key", `
+name: x
+contexts:
+  - name: Order
+    aggregates:
+      - name: Order
+        id: order_id
+        commands:
+          - name: PlaceOrder
+            emits: [Placed]
+        events:
+          - name: Placed
+    read_models:
+      - name: Details
+        key: order_id
+        fields: {order_id: string, shop: string}
+        from: [Placed]
+        http: "GET /v1/{shop}/orders/{order_id}"
+`, "read model Details: route GET /v1/{shop}/orders/{order_id}: {shop} is not the read model's key (order_id)"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			m, err := model.Parse("eventmodel.yaml", []byte(tc.src))
 			if err != nil {
 				t.Fatal(err)
 			}
-			_, err = golang.Generate(m, t.TempDir(), golang.Options{})
+			_, err = golang.Generate(m, t.TempDir(), golang.Options{ImportPath: shopImportPath, Module: "example.com/x", Service: true})
 			if err == nil || !strings.Contains(err.Error(), tc.want) {
 				t.Errorf("Generate = %v, want an error containing %q", err, tc.want)
 			}

@@ -5,7 +5,7 @@
 //
 // An order is placed (PlaceOrder, which validates the cart and computes the
 // total), then marked paid, shipped and completed by the checkout workflow
-// (package shop), or cancelled before it is shipped, by its customer or by
+// (package checkout), or cancelled before it is shipped, by its customer or by
 // the workflow when the payment is declined or never answered. Rule
 // violations are command errors: InvalidArgument wrapping a *FieldError that
 // names the field, NotFound for an unknown order, FailedPrecondition

@@ -37,26 +37,3 @@ func Provider() *saga.Policy {
 	})
 	return p
 }
-
-// RequestFrom sends the payment request of a checkout step for orderID,
-// compensated by voiding it (or refunding it, if it was captured by then),
-// so that a checkout that fails while the provider has the request never
-// keeps the customer's money.
-func RequestFrom[S any](s *saga.Step[S], orderID string, amountCents int64, method string) {
-	s.Send(orderID, RequestPayment{AmountCents: amountCents, Method: method},
-		saga.CompensateWith(orderID, Void{Reason: "order cancelled"}))
-}
-
-// CheckoutCommands declares the Payment commands a checkout saga sends
-// (RequestPayment, and Void to compensate it), under their stable names,
-// and has the saga decode the Payment events as the aggregate does:
-// Payment's part of the checkout's definition.
-func CheckoutCommands[S any](d *saga.Definition[S]) {
-	saga.Command[RequestPayment](d, "shop.payment.request")
-	saga.Command[Void](d, "shop.payment.void")
-	// The registry fails only if its type list is wrong, and then so does
-	// the aggregate's definition, which the service builds first.
-	if events, err := Events(); err == nil {
-		saga.UseEvents(d, events)
-	}
-}
