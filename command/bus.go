@@ -58,7 +58,8 @@ type Command struct {
 	// ID), so a trace can walk from an event to the command it caused and
 	// on to that command's events.
 	CausationID string
-	// Headers go onto every event the command produces.
+	// Headers go onto every event the command produces, with
+	// CommandTypeHeader and CausationHeader, which the bus sets.
 	Headers map[string]string
 	// ExpectedVersion, if set, is the version the caller saw: the command
 	// fails with KindAborted, without retries, if the aggregate has moved on.
@@ -536,15 +537,22 @@ func (b *Bus) dispatch(ctx context.Context, r route, id string, payload any, opt
 	return res, err
 }
 
+// CommandTypeHeader is the event header that carries the type of the
+// command that produced the event (Command.Type), so that a trace can name
+// the command and not only the stream it went to.
+const CommandTypeHeader = "muninn-command-type"
+
 // eventHeaders are the headers of the command's events: its Headers, plus
-// CausationHeader when it has a causation ID.
+// CommandTypeHeader, plus CausationHeader when it has a causation ID.
 func (cmd *Command) eventHeaders() map[string]string {
-	if cmd.CausationID == "" {
-		return cmd.Headers
-	}
-	h := make(map[string]string, len(cmd.Headers)+1)
+	h := make(map[string]string, len(cmd.Headers)+2)
 	maps.Copy(h, cmd.Headers)
-	h[CausationHeader] = cmd.CausationID
+	if cmd.Type != "" {
+		h[CommandTypeHeader] = cmd.Type
+	}
+	if cmd.CausationID != "" {
+		h[CausationHeader] = cmd.CausationID
+	}
 	return h
 }
 

@@ -84,7 +84,8 @@ func New(store eventstore.Store, group string, topics []string, h Handler, opts 
 }
 
 // NewFrom returns a Loop called name that reads the Source open returns,
-// at the start of each Run, and applies it with h.
+// at the start of each Run, and applies it with h. Its lag is reported
+// (see WithMeterProvider) once a Source that is Partitioned has opened.
 func NewFrom(store eventstore.Store, name string, open func(ctx context.Context) (Source, error), h Handler, opts ...Option) (*Loop, error) {
 	var errs []error
 	errs = append(errs, eventstore.ValidateName("consumer", name))
@@ -96,6 +97,9 @@ func NewFrom(store eventstore.Store, name string, open func(ctx context.Context)
 		return nil, err
 	}
 	l.open = open
+	if err := l.observeLag(); err != nil {
+		return nil, fmt.Errorf("consume: %q: metrics: %w", name, err)
+	}
 	return l, nil
 }
 

@@ -13,7 +13,8 @@ import (
 // muninn_consumer_lag_records and muninn_consumer_lag_seconds (the age of
 // the oldest record not applied) {group, topic, partition}, read from
 // Status when the metrics are collected, so no goroutine polls for them.
-// Only a consumer group source has a lag. The gauges stay registered as
+// Only a consumer group source (one that is Partitioned, also through
+// NewFrom) has a lag. The gauges stay registered as
 // long as mp lives. A nil mp fails New. The runners built on the loop
 // (projections, sagas, the relay) take the same option and report their
 // loops' lag themselves.

@@ -13,6 +13,7 @@ import (
 	"github.com/muninn-es/muninn/clock"
 	"github.com/muninn-es/muninn/consume"
 	"github.com/muninn-es/muninn/eventstore"
+	"go.opentelemetry.io/otel/metric"
 	"go.opentelemetry.io/otel/trace"
 )
 
@@ -58,6 +59,10 @@ type config struct {
 	// tracerProvider is WithTracerProvider's (trace.go); nil for the
 	// default.
 	tracerProvider trace.TracerProvider
+	// meters is WithMeterProvider's (metrics.go); metersSet tells a nil
+	// one apart from none.
+	meters    metric.MeterProvider
+	metersSet bool
 }
 
 // WithBatchSize sets how many records the App polls, processes and commits
@@ -231,6 +236,9 @@ func NewApp(store eventstore.Store, topo *Topology, appID string, opts ...Option
 	if cfg.batchSize < 1 || cfg.batchSize > consume.MaxBatchSize {
 		errs = append(errs, invalid("WithBatchSize must be in [1, %d], got %d", consume.MaxBatchSize, cfg.batchSize))
 	}
+	if cfg.metersSet && cfg.meters == nil {
+		errs = append(errs, invalid("WithMeterProvider: nil meter provider"))
+	}
 	if cfg.memberID == "" {
 		cfg.memberID = appID + "-" + uuid.NewString()[:8]
 	}
@@ -251,9 +259,12 @@ func NewApp(store eventstore.Store, topo *Topology, appID string, opts ...Option
 		a.topics = append(a.topics, name)
 	}
 	a.scratch = make([]scratch, len(topo.nodes))
-	loop, err := consume.NewFrom(store, appID, a.open, &handler{a: a},
-		consume.WithBatchSize(cfg.batchSize), consume.WithRetries(0), consume.WithClock(cfg.clock),
-		consume.WithLogger(cfg.logger), consume.WithTracerProvider(cfg.tracerProvider))
+	loopOpts := []consume.Option{consume.WithBatchSize(cfg.batchSize), consume.WithRetries(0), consume.WithClock(cfg.clock),
+		consume.WithLogger(cfg.logger), consume.WithTracerProvider(cfg.tracerProvider)}
+	if cfg.meters != nil {
+		loopOpts = append(loopOpts, consume.WithMeterProvider(cfg.meters))
+	}
+	loop, err := consume.NewFrom(store, appID, a.open, &handler{a: a}, loopOpts...)
 	if err != nil {
 		return nil, err
 	}

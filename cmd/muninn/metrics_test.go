@@ -188,6 +188,9 @@ func TestServeMetrics(t *testing.T) {
 		`muninn_saga_instances{saga="shop-checkout",status="completed"}`:                                           1,
 		`muninn_deadlines_pending{saga="shop-checkout"}`:                                                           0,
 		`muninn_consumer_lag_seconds{group="projection.shop-order-details.1",partition="0",topic="shop.orders"}`:   0,
+		// The revenue stream app's group, on its source and its repartition topic.
+		`muninn_consumer_lag_records{group="shop-revenue",partition="0",topic="shop.payments"}`:                   0,
+		`muninn_consumer_lag_records{group="shop-revenue",partition="0",topic="shop-revenue-hourly-repartition"}`: 0,
 	} {
 		if got, ok := m[k]; !ok || got != want {
 			t.Errorf("%s = %v (present %v), want %v", k, got, ok, want)

@@ -322,6 +322,15 @@ func TestUIInBrowser(t *testing.T) {
 			t.Errorf("lineage: no node for %s; nodes %+v", ev, nodes)
 		}
 	}
+	// Commands are named by their type, not by the stream they went to.
+	for _, n := range nodes {
+		if n.Kind == "command" && !strings.Contains(n.Title, ".") {
+			t.Errorf("lineage: command node %q is not named by its type", n.Title)
+		}
+	}
+	if !titles["order.PlaceOrder"] {
+		t.Errorf("lineage: no node for the order.PlaceOrder command; nodes %+v", nodes)
+	}
 	if kinds["request"] != 1 || kinds["command"] < 7 || kinds["event"] < 8 || kinds["policy"] < 5 || kinds["readmodel"] < 1 {
 		t.Errorf("lineage: nodes by kind %v, want 1 request, >= 7 commands, >= 8 events, >= 5 policies, >= 1 read model", kinds)
 	}

@@ -149,7 +149,7 @@ func (s *Shop) register(store eventstore.Store) error {
 		return fmt.Errorf("shop: order details: %w", err)
 	}
 	if s.revenue, err = payment.NewRevenue(store, stream.WithClock(s.cfg.clock), stream.WithLogger(s.cfg.logger),
-		stream.WithTracerProvider(s.cfg.tracer)); err != nil {
+		stream.WithTracerProvider(s.cfg.tracer), stream.WithMeterProvider(s.cfg.meters)); err != nil {
 		return fmt.Errorf("shop: revenue: %w", err)
 	}
 	if s.checkout, err = saga.New(store, s.bus, CheckoutSaga(s.cfg.paymentTimeout), saga.WithClock(s.cfg.clock), saga.WithLogger(s.cfg.logger),

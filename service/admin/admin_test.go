@@ -8,6 +8,8 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"slices"
+	"sort"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -481,6 +483,20 @@ func TestTrace(t *testing.T) {
 	}
 	if got := find(placed.Children, func(n *muninnv1.TraceNode) bool { return n.Kind == muninnv1.TraceNode_KIND_COMMAND }); got == nil || got.CausedBy != placed.Id {
 		t.Errorf("the saga's command under order.placed: %v", got)
+	}
+	// Command nodes are named by their type.
+	var sent []string
+	for _, c := range placed.Children {
+		if c.Kind == muninnv1.TraceNode_KIND_COMMAND {
+			sent = append(sent, c.CommandType)
+		}
+	}
+	sort.Strings(sent)
+	if want := []string{"fulfillment.CapturePayment", "fulfillment.ReserveStock"}; !slices.Equal(sent, want) {
+		t.Errorf("the commands order.placed caused are %q, want %q", sent, want)
+	}
+	if got := tr.Roots[0].CommandType; got != "fulfillment.PlaceOrder" {
+		t.Errorf("the root command's type is %q, want fulfillment.PlaceOrder", got)
 	}
 
 	short, err := w.trace.Trace(ctx, &muninnv1.TraceRequest{CorrelationId: "request-o1", ScanLimit: 1})

@@ -71,10 +71,13 @@ function display(trace, corr, projections, instances) {
     if (n.kind === "KIND_COMMAND") {
       const first = n.children.find((c) => c.event);
       const e = first ? first.event : null;
-      return {kind: "command", title: e ? `command to ${context(e.topic)}` : "command",
-        sub: e ? `key ${short(e.key, 24)}` : short(n.id, 20),
+      // Named by its type; commands of events written before the bus
+      // recorded the type are named by where they went.
+      const type = n.command_type || "";
+      return {kind: "command", title: type || (e ? `command to ${context(e.topic)}` : "command"),
+        sub: e ? (type ? `to ${context(e.topic)} · ${short(e.key, 14)}` : `key ${short(e.key, 24)}`) : short(n.id, 20),
         href: e ? `#/stream/${enc(e.topic)}/${enc(e.key)}?v=${enc(e.version)}` : "",
-        tip: `command ${n.id}` + (e ? `\nto ${e.topic}/${e.key}` : ""),
+        tip: `command ${type ? type + " " : ""}${n.id}` + (e ? `\nto ${e.topic}/${e.key}` : ""),
         children: n.children.map(conv)};
     }
     // A deadline: a saga's timer (or its failure handler) that sent commands.
