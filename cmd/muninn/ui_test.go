@@ -18,6 +18,7 @@ import (
 
 	"github.com/muninn-es/muninn/consume"
 	"github.com/muninn-es/muninn/eventstore"
+	"github.com/muninn-es/muninn/examples/shop/checkout"
 	"github.com/muninn-es/muninn/projection"
 	"github.com/muninn-es/muninn/service"
 	"github.com/muninn-es/muninn/service/admin"
@@ -295,7 +296,7 @@ func TestUIInBrowser(t *testing.T) {
 	}
 	b.shot("06-saga-instances")
 	text = b.open("/saga/shop-checkout/"+ids[5], "saga") // a card that never answers: waiting for its deadline
-	wantText(t, "saga instance", text, ids[5], "running", "State", "sku-chair", "Pending commands", "Deadlines", "payment-timeout", "ui-checkout-06")
+	wantText(t, "saga instance", text, ids[5], "running", "State", "sku-chair", "Pending commands", "Deadlines", checkout.TimeoutName, "ui-checkout-06")
 	b.noErrors("sagas")
 	b.shot("07-saga-instance")
 
@@ -342,16 +343,17 @@ func TestUIInBrowser(t *testing.T) {
 		chromedp.WaitVisible(chromedp.CSS(`section.page-stream[data-ready] article.event.selected`)))
 	wantText(t, "lineage -> stream", b.text("article.event.selected"), "shop.order.placed", "v1")
 
-	// The lineage of a declined payment: the saga's failure handler cancels
-	// the order.
+	// The lineage of a declined payment: the saga's step on the decline
+	// (the model's "on Payment.Declined then Order.CancelOrder") cancels
+	// the order, and the reserved stock is released.
 	text = b.open("/lineage/ui-checkout-04", "lineage")
 	wantText(t, "lineage of a declined payment", text, "ui-checkout-04")
-	dl := eval[int](b, `[...document.querySelectorAll('svg.graph g[data-kind="policy"] text.t')].filter((t) => /deadline|failure/.test(t.textContent)).length`)
-	if dl == 0 {
-		t.Errorf("lineage of a declined payment: no node for the saga's failure handler")
+	onDecline := eval[int](b, `[...document.querySelectorAll('svg.graph g[data-kind="policy"] text.sub')].filter((t) => t.textContent === "on shop.payment.declined").length`)
+	if onDecline != 1 {
+		t.Errorf("lineage of a declined payment: %d saga steps on shop.payment.declined, want 1", onDecline)
 	}
 	titles6 := eval[string](b, `[...document.querySelectorAll("svg.graph g.node text.t")].map((t) => t.textContent).join(" ")`)
-	wantText(t, "lineage of a declined payment", titles6, "shop.payment.declined", "shop.stock.released", "shop.order.cancelled")
+	wantText(t, "lineage of a declined payment", titles6, "shop.payment.declined", "order.CancelOrder", "shop.stock.released", "shop.order.cancelled")
 	b.noErrors("lineage of a declined payment")
 	b.shot("09-lineage-declined")
 
