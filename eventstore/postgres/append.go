@@ -84,25 +84,28 @@ func (s *Store) Append(ctx context.Context, topic, key string, expected eventsto
 
 var errTopicGone = errors.New("topic gone")
 
-// appendReq is one Append waiting for its partition's writer.
+// appendReq is one Append waiting for the Store's writer.
 type appendReq struct {
-	key      string
-	kh       []byte
-	expected eventstore.ExpectedVersion
-	events   []eventstore.Event
-	ao       eventstore.AppendOptions
-	now      time.Time
-	res      eventstore.AppendResult
-	err      error
-	done     chan struct{}
+	t         *topicMeta
+	partition int
+	key       string
+	kh        []byte
+	expected  eventstore.ExpectedVersion
+	events    []eventstore.Event
+	ao        eventstore.AppendOptions
+	now       time.Time
+	res       eventstore.AppendResult
+	err       error
+	done      chan struct{}
 }
 
-// partWriter gathers the appends of this Store to one partition: while one
-// transaction runs, the appends that arrive queue up, and the next
-// transaction takes them all (group commit, as the Pebble store does), so
-// concurrent appenders to one partition share a commit and its flush
-// instead of waiting for each other's.
-type partWriter struct {
+// storeWriter gathers the appends of this Store, to every topic and
+// partition: while one transaction runs, the appends that arrive queue up,
+// and the next transaction takes them all (group commit, as the Pebble
+// store's commit pipeline does), so that concurrent appenders share one
+// commit and its flush instead of one transaction each, whatever
+// partitions they write to.
+type storeWriter struct {
 	mu      sync.Mutex
 	queue   []*appendReq
 	running bool
@@ -111,29 +114,17 @@ type partWriter struct {
 // maxGroupAppends bounds how many appends share one transaction.
 const maxGroupAppends = 256
 
-func (s *Store) writer(topicID int64, partition int) *partWriter {
-	s.writersMu.Lock()
-	defer s.writersMu.Unlock()
-	k := [2]int64{topicID, int64(partition)}
-	w := s.writersMu.byPart[k]
-	if w == nil {
-		w = &partWriter{}
-		s.writersMu.byPart[k] = w
-	}
-	return w
-}
-
 func (s *Store) append(ctx context.Context, t *topicMeta, key string, expected eventstore.ExpectedVersion, events []eventstore.Event, ao eventstore.AppendOptions, now time.Time) (eventstore.AppendResult, error) {
 	partition := eventstore.PartitionFor(key, t.partitions)
-	r := &appendReq{key: key, kh: keyHash(key), expected: expected, events: events, ao: ao, now: now, done: make(chan struct{})}
-	w := s.writer(t.id, partition)
+	r := &appendReq{t: t, partition: partition, key: key, kh: keyHash(key), expected: expected, events: events, ao: ao, now: now, done: make(chan struct{})}
+	w := &s.writer
 	w.mu.Lock()
 	w.queue = append(w.queue, r)
 	lead := !w.running
 	w.running = true
 	w.mu.Unlock()
 	if lead {
-		s.runWriter(ctx, w, t, partition)
+		s.runWriter(ctx, w)
 	}
 	<-r.done
 	return r.res, r.err
@@ -142,7 +133,7 @@ func (s *Store) append(ctx context.Context, t *topicMeta, key string, expected e
 // runWriter commits queued appends, a group at a time, until the queue is
 // empty. The caller's own append is in the first group; later groups run
 // on.
-func (s *Store) runWriter(ctx context.Context, w *partWriter, t *topicMeta, partition int) {
+func (s *Store) runWriter(ctx context.Context, w *storeWriter) {
 	for first := true; ; first = false {
 		w.mu.Lock()
 		n := min(len(w.queue), maxGroupAppends)
@@ -158,21 +149,39 @@ func (s *Store) runWriter(ctx context.Context, w *partWriter, t *topicMeta, part
 			// The leader's own append is done: let it return, and go on in
 			// the background (the callers waiting hold the store open).
 			go func() {
-				s.commitGroup(ctx, t, partition, group)
-				s.runWriter(ctx, w, t, partition)
+				s.commitGroup(ctx, group)
+				s.runWriter(ctx, w)
 			}()
 			return
 		}
-		s.commitGroup(ctx, t, partition, group)
+		s.commitGroup(ctx, group)
 	}
 }
 
-// commitGroup appends a group of appends to one partition in one
-// transaction and tells each its result. Each append is checked against
-// its stream's head (as left by the appends before it in the group); one
-// that fails its check, or whose WithState function fails, is left out,
-// the others go on.
-func (s *Store) commitGroup(ctx context.Context, t *topicMeta, partition int, group []*appendReq) {
+// partKey names one partition of one topic.
+type partKey struct {
+	topic int64
+	part  int
+}
+
+// headKey names one stream's head: its topic and key hash.
+type headKey struct {
+	topic int64
+	kh    string
+}
+
+// commitGroup appends a group of appends, to any topics and partitions, in
+// one transaction of two round trips, and tells each its result. The first
+// locks the group's partition rows (in (topic, partition) order, so that
+// Stores in other processes that lock several too cannot deadlock with
+// it), which gives the next offsets, and reads the streams' heads; the
+// second writes the records, the heads, the partitions' counters and the
+// WithState writes, and commits. Each append is checked against its
+// stream's head (as left by the appends before it in the group); one that
+// fails its check, or whose WithState function fails, is left out before
+// anything is written, the others go on. The appends to a topic deleted
+// meanwhile fail with errTopicGone, the others go on.
+func (s *Store) commitGroup(ctx context.Context, group []*appendReq) {
 	fail := func(err error) {
 		for _, r := range group {
 			if r.err == nil {
@@ -188,75 +197,98 @@ func (s *Store) commitGroup(ctx context.Context, t *topicMeta, partition int, gr
 	}
 	defer conn.Release()
 	noSync := true
-	var khs [][]byte
-	seen := map[string]bool{}
+	var (
+		lockTopics, headTopics []int64
+		lockParts              []int32
+		headKHs                [][]byte
+		parts                  = map[partKey]bool{}
+		seen                   = map[headKey]bool{}
+	)
 	for _, r := range group {
 		noSync = noSync && r.ao.NoSync
-		if !seen[r.key] {
-			seen[r.key] = true
-			khs = append(khs, r.kh)
+		pk := partKey{r.t.id, r.partition}
+		if !parts[pk] {
+			parts[pk] = true
+			lockTopics, lockParts = append(lockTopics, pk.topic), append(lockParts, int32(pk.part))
+		}
+		hk := headKey{r.t.id, string(r.kh)}
+		if !seen[hk] {
+			seen[hk] = true
+			headTopics, headKHs = append(headTopics, hk.topic), append(headKHs, r.kh)
 		}
 	}
+	where := func() string {
+		if len(parts) == 1 {
+			return fmt.Sprintf("append to %s/%d", group[0].t.name, group[0].partition)
+		}
+		return fmt.Sprintf("append to %d partitions", len(parts))
+	}
 
-	// Round trip 1: begin, lock the partition, then read the heads (a
-	// statement of its own, so that its snapshot is taken after the lock:
-	// it sees the append that held the lock before).
+	// Round trip 1: begin, lock the partitions, then read the heads (a
+	// statement of its own, so that its snapshot is taken after the locks:
+	// it sees the appends that held them before).
 	b := &pgx.Batch{}
 	b.Queue("BEGIN")
 	if noSync {
 		b.Queue("SET LOCAL synchronous_commit TO off")
 	}
-	var next int64
-	found := false
-	b.Queue(s.q(`SELECT next_offset FROM {s}.partitions WHERE topic_id = $1 AND part = $2 FOR UPDATE`), t.id, partition).QueryRow(func(r pgx.Row) error {
-		err := r.Scan(&next)
-		if errors.Is(err, pgx.ErrNoRows) {
+	next := map[partKey]int64{}
+	b.Queue(s.q(`SELECT p.topic_id, p.part, p.next_offset FROM {s}.partitions p
+		JOIN unnest($1::bigint[], $2::int[]) AS x(t, pt) ON p.topic_id = x.t AND p.part = x.pt
+		ORDER BY p.topic_id, p.part FOR UPDATE OF p`), lockTopics, lockParts).Query(func(rows pgx.Rows) error {
+		var tid, off int64
+		var pt int32
+		_, err := pgx.ForEachRow(rows, []any{&tid, &pt, &off}, func() error {
+			next[partKey{tid, int(pt)}] = off
 			return nil
-		}
-		found = err == nil
+		})
 		return err
 	})
-	heads := map[string]uint64{}
-	b.Queue(s.q(`SELECT kh, version FROM {s}.heads WHERE topic_id = $1 AND kh = ANY($2)`), t.id, khs).Query(func(rows pgx.Rows) error {
+	heads := map[headKey]uint64{}
+	b.Queue(s.q(`SELECT h.topic_id, h.kh, h.version FROM {s}.heads h
+		JOIN unnest($1::bigint[], $2::bytea[]) AS x(t, k) ON h.topic_id = x.t AND h.kh = x.k`), headTopics, headKHs).Query(func(rows pgx.Rows) error {
+		var tid, v int64
 		var kh []byte
-		var v int64
-		_, err := pgx.ForEachRow(rows, []any{&kh, &v}, func() error {
-			heads[string(kh)] = uint64(v)
+		_, err := pgx.ForEachRow(rows, []any{&tid, &kh, &v}, func() error {
+			heads[headKey{tid, string(kh)}] = uint64(v)
 			return nil
 		})
 		return err
 	})
 	if err := conn.SendBatch(ctx, b).Close(); err != nil {
 		rollback(conn)
-		fail(s.dbErr(ctx, fmt.Sprintf("append to %s/%d", t.name, partition), err))
-		return
-	}
-	if !found {
-		rollback(conn)
-		fail(errTopicGone)
+		fail(s.dbErr(ctx, where(), err))
 		return
 	}
 
 	var (
-		offs, vers, tss []int64
-		sizes           []int32
-		tombs           []bool
-		datas, rkhs     [][]byte
-		total, records  int64
-		included        []*appendReq
+		rtids, offs, vers, tss []int64
+		rparts, sizes          []int32
+		tombs                  []bool
+		datas, rkhs            [][]byte
+		counts                 = map[partKey][2]int64{} // records, bytes
+		changed                = map[headKey]bool{}
+		included               []*appendReq
 	)
 	b = &pgx.Batch{}
 	for _, r := range group {
-		head := heads[string(r.kh)]
+		pk := partKey{r.t.id, r.partition}
+		off, ok := next[pk]
+		if !ok {
+			r.err = errTopicGone
+			continue
+		}
+		hk := headKey{r.t.id, string(r.kh)}
+		head := heads[hk]
 		if !r.expected.Matches(head) {
-			r.err = &eventstore.VersionConflictError{Topic: t.name, Key: r.key, Expected: r.expected, Actual: head}
+			r.err = &eventstore.VersionConflictError{Topic: r.t.name, Key: r.key, Expected: r.expected, Actual: head}
 			continue
 		}
 		n := int64(len(r.events))
-		recs := eventstore.NewRecords(t.name, partition, r.key, next, head, r.events, r.now)
+		recs := eventstore.NewRecords(r.t.name, r.partition, r.key, off, head, r.events, r.now)
 		res := eventstore.AppendResult{
-			Topic: t.name, Key: r.key, Partition: partition,
-			FirstOffset: next, LastOffset: next + n - 1,
+			Topic: r.t.name, Key: r.key, Partition: r.partition,
+			FirstOffset: off, LastOffset: off + n - 1,
 			FirstVersion: head + 1, LastVersion: head + uint64(n),
 			EventIDs: make([]uuid.UUID, len(recs)),
 		}
@@ -271,16 +303,20 @@ func (s *Store) commitGroup(ctx context.Context, t *topicMeta, partition int, gr
 			}
 			b.QueuedQueries = append(b.QueuedQueries, sw.b.QueuedQueries...)
 		}
+		c := counts[pk]
 		for i := range recs {
 			rec := &recs[i]
 			data := eventstore.EncodeRecord(nil, rec)
+			rtids, rparts = append(rtids, r.t.id), append(rparts, int32(r.partition))
 			offs, vers, tss = append(offs, rec.Offset), append(vers, int64(rec.Version)), append(tss, rec.Timestamp.UnixNano())
 			sizes, tombs, datas, rkhs = append(sizes, int32(len(data))), append(tombs, rec.Payload == nil), append(datas, data), append(rkhs, r.kh)
-			total += int64(len(data))
+			c[1] += int64(len(data))
 		}
-		records += n
-		next += n
-		heads[string(r.kh)] = res.LastVersion
+		c[0] += n
+		counts[pk] = c
+		next[pk] = off + n
+		heads[hk] = res.LastVersion
+		changed[hk] = true
 		r.res = res
 		included = append(included, r)
 	}
@@ -289,11 +325,23 @@ func (s *Store) commitGroup(ctx context.Context, t *topicMeta, partition int, gr
 		fail(nil)
 		return
 	}
-	var headKH [][]byte
-	var headV []int64
-	for _, kh := range khs {
-		if v, ok := heads[string(kh)]; ok {
-			headKH, headV = append(headKH, kh), append(headV, int64(v))
+	var (
+		hTopics, hVers []int64
+		hKHs           [][]byte
+	)
+	for i, tid := range headTopics {
+		hk := headKey{tid, string(headKHs[i])}
+		if changed[hk] {
+			hTopics, hKHs, hVers = append(hTopics, tid), append(hKHs, headKHs[i]), append(hVers, int64(heads[hk]))
+		}
+	}
+	var pTopics, pNext, pRecs, pBytes []int64
+	var pParts []int32
+	for i, tid := range lockTopics {
+		pk := partKey{tid, int(lockParts[i])}
+		if c, ok := counts[pk]; ok {
+			pTopics, pParts = append(pTopics, tid), append(pParts, lockParts[i])
+			pNext, pRecs, pBytes = append(pNext, next[pk]), append(pRecs, c[0]), append(pBytes, c[1])
 		}
 	}
 
@@ -301,12 +349,13 @@ func (s *Store) commitGroup(ctx context.Context, t *topicMeta, partition int, gr
 	// writes, and the commit.
 	pre := &pgx.Batch{}
 	pre.Queue(s.q(`INSERT INTO {s}.records (topic_id, part, off, kh, version, ts, size, tombstone, data)
-		SELECT $1, $2, o, k, v, ts, sz, tb, d FROM unnest($3::bigint[], $4::bytea[], $5::bigint[], $6::bigint[], $7::int[], $8::boolean[], $9::bytea[]) AS x(o, k, v, ts, sz, tb, d)`),
-		t.id, partition, offs, rkhs, vers, tss, sizes, tombs, datas)
-	pre.Queue(s.q(`INSERT INTO {s}.heads (topic_id, kh, version) SELECT $1, k, v FROM unnest($2::bytea[], $3::bigint[]) AS x(k, v)
-		ON CONFLICT (topic_id, kh) DO UPDATE SET version = excluded.version`), t.id, headKH, headV)
-	pre.Queue(s.q(`UPDATE {s}.partitions SET next_offset = $3, records = records + $4, bytes = bytes + $5 WHERE topic_id = $1 AND part = $2`),
-		t.id, partition, next, records, total)
+		SELECT * FROM unnest($1::bigint[], $2::int[], $3::bigint[], $4::bytea[], $5::bigint[], $6::bigint[], $7::int[], $8::boolean[], $9::bytea[])`),
+		rtids, rparts, offs, rkhs, vers, tss, sizes, tombs, datas)
+	pre.Queue(s.q(`INSERT INTO {s}.heads (topic_id, kh, version) SELECT * FROM unnest($1::bigint[], $2::bytea[], $3::bigint[])
+		ON CONFLICT (topic_id, kh) DO UPDATE SET version = excluded.version`), hTopics, hKHs, hVers)
+	pre.Queue(s.q(`UPDATE {s}.partitions p SET next_offset = x.n, records = p.records + x.r, bytes = p.bytes + x.b
+		FROM unnest($1::bigint[], $2::int[], $3::bigint[], $4::bigint[], $5::bigint[]) AS x(t, pt, n, r, b)
+		WHERE p.topic_id = x.t AND p.part = x.pt`), pTopics, pParts, pNext, pRecs, pBytes)
 	pre.QueuedQueries = append(pre.QueuedQueries, b.QueuedQueries...)
 	pre.Queue("COMMIT")
 	err = conn.SendBatch(ctx, pre).Close()
@@ -315,14 +364,20 @@ func (s *Store) commitGroup(ctx context.Context, t *topicMeta, partition int, gr
 	}
 	if err != nil {
 		rollback(conn)
-		err = s.dbErr(ctx, fmt.Sprintf("append to %s/%d", t.name, partition), err)
+		err = s.dbErr(ctx, where(), err)
 		for _, r := range included {
 			r.err, r.res = err, eventstore.AppendResult{}
 		}
 		fail(err)
 		return
 	}
-	s.published(t.id)
+	woken := map[int64]bool{}
+	for _, r := range included {
+		if !woken[r.t.id] {
+			woken[r.t.id] = true
+			s.published(r.t.id)
+		}
+	}
 	fail(nil)
 }
 
