@@ -5,12 +5,14 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
+	"maps"
 	"strconv"
 	"sync"
 	"time"
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/muninn-es/muninn/eventstore"
 )
@@ -105,14 +107,29 @@ type appendReq struct {
 // store's commit pipeline does), so that concurrent appenders share one
 // commit and its flush instead of one transaction each, whatever
 // partitions they write to.
+//
+// The writer runs one group at a time, so the cache it keeps needs no lock
+// of its own: the next offset of each partition and the head of each
+// stream as its last transaction left them. A group whose partitions and
+// heads are all in the cache is written in one round trip that checks them
+// under the partition locks (expect); when another process wrote meanwhile
+// the check fails the transaction, and the group is written again the slow
+// way, which reads them first.
 type storeWriter struct {
 	mu      sync.Mutex
 	queue   []*appendReq
 	running bool
+
+	next  map[partKey]int64
+	heads map[headKey]uint64
 }
 
 // maxGroupAppends bounds how many appends share one transaction.
 const maxGroupAppends = 256
+
+// maxCachedHeads bounds the writer's head cache; past it the cache starts
+// over.
+const maxCachedHeads = 1 << 16
 
 func (s *Store) append(ctx context.Context, t *topicMeta, key string, expected eventstore.ExpectedVersion, events []eventstore.Event, ao eventstore.AppendOptions, now time.Time) (eventstore.AppendResult, error) {
 	partition := eventstore.PartitionFor(key, t.partitions)
@@ -149,12 +166,12 @@ func (s *Store) runWriter(ctx context.Context, w *storeWriter) {
 			// The leader's own append is done: let it return, and go on in
 			// the background (the callers waiting hold the store open).
 			go func() {
-				s.commitGroup(ctx, group)
+				s.commitGroup(ctx, w, group)
 				s.runWriter(ctx, w)
 			}()
 			return
 		}
-		s.commitGroup(ctx, group)
+		s.commitGroup(ctx, w, group)
 	}
 }
 
@@ -170,18 +187,50 @@ type headKey struct {
 	kh    string
 }
 
+// groupKeys are the distinct partitions and streams of a group, in the
+// group's order, as the arrays the statements take.
+type groupKeys struct {
+	lockTopics, headTopics []int64
+	lockParts              []int32
+	headKHs                [][]byte
+	noSync, state          bool
+}
+
+func keysOf(group []*appendReq) groupKeys {
+	k := groupKeys{noSync: true}
+	parts := map[partKey]bool{}
+	seen := map[headKey]bool{}
+	for _, r := range group {
+		k.noSync = k.noSync && r.ao.NoSync
+		k.state = k.state || r.ao.State != nil
+		pk := partKey{r.t.id, r.partition}
+		if !parts[pk] {
+			parts[pk] = true
+			k.lockTopics, k.lockParts = append(k.lockTopics, pk.topic), append(k.lockParts, int32(pk.part))
+		}
+		hk := headKey{r.t.id, string(r.kh)}
+		if !seen[hk] {
+			seen[hk] = true
+			k.headTopics, k.headKHs = append(k.headTopics, hk.topic), append(k.headKHs, r.kh)
+		}
+	}
+	return k
+}
+
 // commitGroup appends a group of appends, to any topics and partitions, in
-// one transaction of two round trips, and tells each its result. The first
-// locks the group's partition rows (in (topic, partition) order, so that
-// Stores in other processes that lock several too cannot deadlock with
-// it), which gives the next offsets, and reads the streams' heads; the
-// second writes the records, the heads, the partitions' counters and the
-// WithState writes, and commits. Each append is checked against its
-// stream's head (as left by the appends before it in the group); one that
-// fails its check, or whose WithState function fails, is left out before
-// anything is written, the others go on. The appends to a topic deleted
-// meanwhile fail with errTopicGone, the others go on.
-func (s *Store) commitGroup(ctx context.Context, group []*appendReq) {
+// one transaction, and tells each its result. The transaction locks the
+// group's partition rows (in (topic, partition) order, so that Stores in
+// other processes that lock several too cannot deadlock with it), which
+// give the next offsets, reads the streams' heads, writes the records, the
+// heads, the partitions' counters and the WithState writes, and commits:
+// in one round trip when the writer's cache holds every offset and head
+// (and no append has a WithState function, which must see its append's
+// real offsets), else in two. Each append is checked against its stream's
+// head (as left by the appends before it in the group); one that fails its
+// check, or whose WithState function fails, is left out before anything is
+// written, the others go on. The appends to a topic deleted meanwhile fail
+// with errTopicGone, the others go on.
+func (s *Store) commitGroup(ctx context.Context, w *storeWriter, group []*appendReq) {
 	fail := func(err error) {
 		for _, r := range group {
 			if r.err == nil {
@@ -196,32 +245,56 @@ func (s *Store) commitGroup(ctx context.Context, group []*appendReq) {
 		return
 	}
 	defer conn.Release()
-	noSync := true
-	var (
-		lockTopics, headTopics []int64
-		lockParts              []int32
-		headKHs                [][]byte
-		parts                  = map[partKey]bool{}
-		seen                   = map[headKey]bool{}
-	)
-	for _, r := range group {
-		noSync = noSync && r.ao.NoSync
-		pk := partKey{r.t.id, r.partition}
-		if !parts[pk] {
-			parts[pk] = true
-			lockTopics, lockParts = append(lockTopics, pk.topic), append(lockParts, int32(pk.part))
-		}
-		hk := headKey{r.t.id, string(r.kh)}
-		if !seen[hk] {
-			seen[hk] = true
-			headTopics, headKHs = append(headTopics, hk.topic), append(headKHs, r.kh)
-		}
-	}
+	k := keysOf(group)
 	where := func() string {
-		if len(parts) == 1 {
+		if len(k.lockTopics) == 1 {
 			return fmt.Sprintf("append to %s/%d", group[0].t.name, group[0].partition)
 		}
-		return fmt.Sprintf("append to %d partitions", len(parts))
+		return fmt.Sprintf("append to %d partitions", len(k.lockTopics))
+	}
+	if next, heads, ok := w.cached(k); ok {
+		pre := &pgx.Batch{}
+		pre.Queue("BEGIN")
+		if k.noSync {
+			pre.Queue("SET LOCAL synchronous_commit TO off")
+		}
+		exp := make([]int64, len(k.lockTopics))
+		for i, tid := range k.lockTopics {
+			exp[i] = next[partKey{tid, int(k.lockParts[i])}]
+		}
+		pre.Queue(s.q(`SELECT {s}.expect(count(*) = cardinality($1::bigint[]) AND coalesce(bool_and(ok), true), 'a partition') FROM (
+			SELECT p.next_offset = x.n AS ok FROM {s}.partitions p
+			JOIN unnest($1::bigint[], $2::int[], $3::bigint[]) AS x(t, pt, n) ON p.topic_id = x.t AND p.part = x.pt
+			ORDER BY p.topic_id, p.part FOR UPDATE OF p) AS l`), k.lockTopics, k.lockParts, exp)
+		hv := make([]int64, len(k.headTopics))
+		for i, tid := range k.headTopics {
+			hv[i] = int64(heads[headKey{tid, string(k.headKHs[i])}])
+		}
+		pre.Queue(s.q(`SELECT {s}.expect(coalesce(bool_and(coalesce(h.version, 0) = x.v), true), 'a stream head')
+			FROM unnest($1::bigint[], $2::bytea[], $3::bigint[]) AS x(t, k, v)
+			LEFT JOIN {s}.heads h ON h.topic_id = x.t AND h.kh = x.k`), k.headTopics, k.headKHs, hv)
+		included, err := s.writeGroup(ctx, conn, pre, group, k, next, heads)
+		var pgErr *pgconn.PgError
+		switch {
+		case err == nil:
+			w.remember(next, heads)
+			s.publishedAll(included)
+			fail(nil)
+			return
+		case errors.As(err, &pgErr) && pgErr.Code == "MU001":
+			// Another process wrote: read, and write again.
+			for _, r := range group {
+				r.err, r.res = nil, eventstore.AppendResult{}
+			}
+		default:
+			w.forget()
+			err = s.dbErr(ctx, where(), err)
+			for _, r := range group {
+				r.err, r.res = err, eventstore.AppendResult{}
+			}
+			fail(err)
+			return
+		}
 	}
 
 	// Round trip 1: begin, lock the partitions, then read the heads (a
@@ -229,13 +302,13 @@ func (s *Store) commitGroup(ctx context.Context, group []*appendReq) {
 	// it sees the appends that held them before).
 	b := &pgx.Batch{}
 	b.Queue("BEGIN")
-	if noSync {
+	if k.noSync {
 		b.Queue("SET LOCAL synchronous_commit TO off")
 	}
 	next := map[partKey]int64{}
 	b.Queue(s.q(`SELECT p.topic_id, p.part, p.next_offset FROM {s}.partitions p
 		JOIN unnest($1::bigint[], $2::int[]) AS x(t, pt) ON p.topic_id = x.t AND p.part = x.pt
-		ORDER BY p.topic_id, p.part FOR UPDATE OF p`), lockTopics, lockParts).Query(func(rows pgx.Rows) error {
+		ORDER BY p.topic_id, p.part FOR UPDATE OF p`), k.lockTopics, k.lockParts).Query(func(rows pgx.Rows) error {
 		var tid, off int64
 		var pt int32
 		_, err := pgx.ForEachRow(rows, []any{&tid, &pt, &off}, func() error {
@@ -246,7 +319,7 @@ func (s *Store) commitGroup(ctx context.Context, group []*appendReq) {
 	})
 	heads := map[headKey]uint64{}
 	b.Queue(s.q(`SELECT h.topic_id, h.kh, h.version FROM {s}.heads h
-		JOIN unnest($1::bigint[], $2::bytea[]) AS x(t, k) ON h.topic_id = x.t AND h.kh = x.k`), headTopics, headKHs).Query(func(rows pgx.Rows) error {
+		JOIN unnest($1::bigint[], $2::bytea[]) AS x(t, k) ON h.topic_id = x.t AND h.kh = x.k`), k.headTopics, k.headKHs).Query(func(rows pgx.Rows) error {
 		var tid, v int64
 		var kh []byte
 		_, err := pgx.ForEachRow(rows, []any{&tid, &kh, &v}, func() error {
@@ -257,10 +330,40 @@ func (s *Store) commitGroup(ctx context.Context, group []*appendReq) {
 	})
 	if err := conn.SendBatch(ctx, b).Close(); err != nil {
 		rollback(conn)
+		w.forget()
 		fail(s.dbErr(ctx, where(), err))
 		return
 	}
+	for i, tid := range k.headTopics {
+		hk := headKey{tid, string(k.headKHs[i])}
+		if _, ok := heads[hk]; !ok {
+			heads[hk] = 0
+		}
+	}
+	// Round trip 2.
+	included, err := s.writeGroup(ctx, conn, &pgx.Batch{}, group, k, next, heads)
+	if err != nil {
+		w.forget()
+		err = s.dbErr(ctx, where(), err)
+		for _, r := range group {
+			r.err, r.res = err, eventstore.AppendResult{}
+		}
+		fail(err)
+		return
+	}
+	w.remember(next, heads)
+	s.publishedAll(included)
+	fail(nil)
+}
 
+// writeGroup checks each append of group against heads, takes its offsets
+// from next, and queues on pre the writes of those that pass, then the
+// commit, and sends pre. It updates next and heads to what the commit
+// leaves, and sets the result or error of each append; the appends it
+// included are returned. With none to write it rolls back and returns
+// none. An error is the transaction's: it is rolled back, and no append
+// was written.
+func (s *Store) writeGroup(ctx context.Context, conn *pgxpool.Conn, pre *pgx.Batch, group []*appendReq, k groupKeys, next map[partKey]int64, heads map[headKey]uint64) ([]*appendReq, error) {
 	var (
 		rtids, offs, vers, tss []int64
 		rparts, sizes          []int32
@@ -270,7 +373,7 @@ func (s *Store) commitGroup(ctx context.Context, group []*appendReq) {
 		changed                = map[headKey]bool{}
 		included               []*appendReq
 	)
-	b = &pgx.Batch{}
+	b := &pgx.Batch{}
 	for _, r := range group {
 		pk := partKey{r.t.id, r.partition}
 		off, ok := next[pk]
@@ -321,33 +424,39 @@ func (s *Store) commitGroup(ctx context.Context, group []*appendReq) {
 		included = append(included, r)
 	}
 	if len(included) == 0 {
+		if len(pre.QueuedQueries) > 0 {
+			// The fast path's checks are still to be made: what the group
+			// was refused on may be stale.
+			pre.Queue("ROLLBACK")
+			err := conn.SendBatch(ctx, pre).Close()
+			rollback(conn)
+			return nil, err
+		}
 		rollback(conn)
-		fail(nil)
-		return
+		return nil, nil
 	}
 	var (
 		hTopics, hVers []int64
 		hKHs           [][]byte
 	)
-	for i, tid := range headTopics {
-		hk := headKey{tid, string(headKHs[i])}
+	for i, tid := range k.headTopics {
+		hk := headKey{tid, string(k.headKHs[i])}
 		if changed[hk] {
-			hTopics, hKHs, hVers = append(hTopics, tid), append(hKHs, headKHs[i]), append(hVers, int64(heads[hk]))
+			hTopics, hKHs, hVers = append(hTopics, tid), append(hKHs, k.headKHs[i]), append(hVers, int64(heads[hk]))
 		}
 	}
 	var pTopics, pNext, pRecs, pBytes []int64
 	var pParts []int32
-	for i, tid := range lockTopics {
-		pk := partKey{tid, int(lockParts[i])}
+	for i, tid := range k.lockTopics {
+		pk := partKey{tid, int(k.lockParts[i])}
 		if c, ok := counts[pk]; ok {
-			pTopics, pParts = append(pTopics, tid), append(pParts, lockParts[i])
+			pTopics, pParts = append(pTopics, tid), append(pParts, k.lockParts[i])
 			pNext, pRecs, pBytes = append(pNext, next[pk]), append(pRecs, c[0]), append(pBytes, c[1])
 		}
 	}
 
-	// Round trip 2: the records, the heads, the counters, the state
-	// writes, and the commit.
-	pre := &pgx.Batch{}
+	// The records, the heads, the counters, the state writes, and the
+	// commit.
 	pre.Queue(s.q(`INSERT INTO {s}.records (topic_id, part, off, kh, version, ts, size, tombstone, data)
 		SELECT * FROM unnest($1::bigint[], $2::int[], $3::bigint[], $4::bytea[], $5::bigint[], $6::bigint[], $7::int[], $8::boolean[], $9::bytea[])`),
 		rtids, rparts, offs, rkhs, vers, tss, sizes, tombs, datas)
@@ -358,19 +467,62 @@ func (s *Store) commitGroup(ctx context.Context, group []*appendReq) {
 		WHERE p.topic_id = x.t AND p.part = x.pt`), pTopics, pParts, pNext, pRecs, pBytes)
 	pre.QueuedQueries = append(pre.QueuedQueries, b.QueuedQueries...)
 	pre.Queue("COMMIT")
-	err = conn.SendBatch(ctx, pre).Close()
+	err := conn.SendBatch(ctx, pre).Close()
 	if err == nil && conn.Conn().PgConn().TxStatus() != 'I' {
 		err = errors.New("transaction did not commit")
 	}
 	if err != nil {
 		rollback(conn)
-		err = s.dbErr(ctx, where(), err)
-		for _, r := range included {
-			r.err, r.res = err, eventstore.AppendResult{}
-		}
-		fail(err)
-		return
+		return nil, err
 	}
+	return included, nil
+}
+
+// cached returns copies of the cached next offsets and heads of the
+// group's partitions and streams, if the cache holds all of them and the
+// group has no WithState function.
+func (w *storeWriter) cached(k groupKeys) (map[partKey]int64, map[headKey]uint64, bool) {
+	if k.state || w.next == nil {
+		return nil, nil, false
+	}
+	next := make(map[partKey]int64, len(k.lockTopics))
+	for i, tid := range k.lockTopics {
+		pk := partKey{tid, int(k.lockParts[i])}
+		n, ok := w.next[pk]
+		if !ok {
+			return nil, nil, false
+		}
+		next[pk] = n
+	}
+	heads := make(map[headKey]uint64, len(k.headTopics))
+	for i, tid := range k.headTopics {
+		hk := headKey{tid, string(k.headKHs[i])}
+		v, ok := w.heads[hk]
+		if !ok {
+			return nil, nil, false
+		}
+		heads[hk] = v
+	}
+	return next, heads, true
+}
+
+// remember records what a committed (or checked) group left.
+func (w *storeWriter) remember(next map[partKey]int64, heads map[headKey]uint64) {
+	if w.next == nil || len(w.heads)+len(heads) > maxCachedHeads {
+		w.next, w.heads = map[partKey]int64{}, map[headKey]uint64{}
+	}
+	maps.Copy(w.next, next)
+	maps.Copy(w.heads, heads)
+}
+
+// forget empties the cache, after a transaction whose outcome says nothing
+// about what the partitions hold.
+func (w *storeWriter) forget() {
+	w.next, w.heads = nil, nil
+}
+
+// publishedAll wakes the waiters on every topic that included wrote to.
+func (s *Store) publishedAll(included []*appendReq) {
 	woken := map[int64]bool{}
 	for _, r := range included {
 		if !woken[r.t.id] {
@@ -378,7 +530,6 @@ func (s *Store) commitGroup(ctx context.Context, group []*appendReq) {
 			s.published(r.t.id)
 		}
 	}
-	fail(nil)
 }
 
 // published wakes this Store's waiters on a topic at once and tells the
