@@ -254,10 +254,7 @@ func (s *Store) commitGroup(ctx context.Context, w *storeWriter, group []*append
 	}
 	if next, heads, ok := w.cached(k); ok {
 		pre := &pgx.Batch{}
-		pre.Queue("BEGIN")
-		if k.noSync {
-			pre.Queue("SET LOCAL synchronous_commit TO off")
-		}
+		beginGroup(pre, k)
 		exp := make([]int64, len(k.lockTopics))
 		for i, tid := range k.lockTopics {
 			exp[i] = next[partKey{tid, int(k.lockParts[i])}]
@@ -301,10 +298,7 @@ func (s *Store) commitGroup(ctx context.Context, w *storeWriter, group []*append
 	// statement of its own, so that its snapshot is taken after the locks:
 	// it sees the appends that held them before).
 	b := &pgx.Batch{}
-	b.Queue("BEGIN")
-	if k.noSync {
-		b.Queue("SET LOCAL synchronous_commit TO off")
-	}
+	beginGroup(b, k)
 	next := map[partKey]int64{}
 	b.Queue(s.q(`SELECT p.topic_id, p.part, p.next_offset FROM {s}.partitions p
 		JOIN unnest($1::bigint[], $2::int[]) AS x(t, pt) ON p.topic_id = x.t AND p.part = x.pt
@@ -354,6 +348,23 @@ func (s *Store) commitGroup(ctx context.Context, w *storeWriter, group []*append
 	w.remember(next, heads)
 	s.publishedAll(included)
 	fail(nil)
+}
+
+// beginGroup queues the start of a group's transaction on b. The
+// transaction's statements, their arrays of any length, use generic plans:
+// PostgreSQL would otherwise plan them anew at each execution, which costs
+// more than they take to run (the WithState writes, a group's own, keep
+// the default).
+func beginGroup(b *pgx.Batch, k groupKeys) {
+	b.Queue("BEGIN")
+	switch {
+	case k.noSync && k.state:
+		b.Queue("SET LOCAL synchronous_commit TO off")
+	case k.noSync:
+		b.Queue("SELECT set_config('synchronous_commit', 'off', true), set_config('plan_cache_mode', 'force_generic_plan', true)")
+	case !k.state:
+		b.Queue("SET LOCAL plan_cache_mode TO force_generic_plan")
+	}
 }
 
 // writeGroup checks each append of group against heads, takes its offsets
