@@ -105,6 +105,19 @@ CREATE TABLE {s}.group_offsets (
 	PRIMARY KEY (group_name, topic_id, part)
 );
 `,
+	// 2: expect, which lets one round trip both check what a Store's writer
+	// expects the partitions and heads to hold and write on that basis: it
+	// fails the transaction (SQLSTATE MU001) when they hold something else.
+	`
+CREATE FUNCTION {s}.expect(ok boolean, what text) RETURNS boolean LANGUAGE plpgsql AS $$
+BEGIN
+	IF ok IS NOT TRUE THEN
+		RAISE EXCEPTION 'muninn: % changed since this Store last wrote', what USING ERRCODE = 'MU001';
+	END IF;
+	RETURN true;
+END
+$$;
+`,
 }
 
 // SchemaVersion is the version of the schema this package creates and

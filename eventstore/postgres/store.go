@@ -183,10 +183,8 @@ type Store struct {
 		byName    map[string]*groupCache
 		consumers map[*consumer]struct{}
 	}
-	writersMu struct {
-		sync.Mutex
-		byPart map[[2]int64]*partWriter
-	}
+	// writer gathers the Store's appends into shared transactions.
+	writer storeWriter
 	// membersChanged wakes the lease loop when members join or leave.
 	membersChanged chan struct{}
 }
@@ -234,7 +232,6 @@ func Open(ctx context.Context, url string, opts ...Option) (*Store, error) {
 	s.wakeMu.byTopic = map[int64]chan struct{}{}
 	s.notifyMu.pending = map[string]struct{}{}
 	s.groupsMu.byName = map[string]*groupCache{}
-	s.writersMu.byPart = map[[2]int64]*partWriter{}
 	s.groupsMu.consumers = map[*consumer]struct{}{}
 
 	if o.pool != nil {

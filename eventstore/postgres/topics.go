@@ -142,9 +142,11 @@ func (s *Store) DeleteTopic(ctx context.Context, name string) error {
 		if !errors.Is(err, pgx.ErrNoRows) {
 			return err
 		}
-		// Lock the partitions first: appends in flight finish, later ones
-		// find the topic gone.
+		// Lock the partitions first, in the order appends lock them (so
+		// that a Store's append locking several cannot deadlock with
+		// this): appends in flight finish, later ones find the topic gone.
 		for _, q := range []string{
+			`SELECT 1 FROM {s}.partitions WHERE topic_id = $1 ORDER BY part FOR UPDATE`,
 			`DELETE FROM {s}.partitions WHERE topic_id = $1`,
 			`DELETE FROM {s}.records WHERE topic_id = $1`,
 			`DELETE FROM {s}.heads WHERE topic_id = $1`,
