@@ -284,9 +284,12 @@ type Bus struct {
 		lastPurgeAt    time.Time
 		lastPurgeErr   error
 	}
-	running  atomic.Int32 // Runs under way
-	inflight sync.WaitGroup
-	done     chan struct{}
+	// spanNames caches the dispatch span's name of each (aggregate,
+	// command type) (trace.go).
+	spanNames sync.Map
+	running   atomic.Int32 // Runs under way
+	inflight  sync.WaitGroup
+	done      chan struct{}
 	// stopFilter ends the load of the idempotency filter; filterLoaded is
 	// closed when it has ended.
 	stopFilter   context.CancelFunc
@@ -531,7 +534,7 @@ func (b *Bus) dispatch(ctx context.Context, r route, id string, payload any, opt
 		err = classify(err, KindInternal, cmd)
 	}
 	if span != nil {
-		endDispatch(span, res, err)
+		endDispatch(span, cmd, res, err)
 	}
 	return res, err
 }

@@ -89,13 +89,17 @@ type appendSpan struct {
 	attrs [5]attribute.KeyValue
 }
 
+// producerSpan are the start options of an append's span, made once (an
+// option built per call, and the slice of a variadic call, allocate).
+var producerSpan = []trace.SpanStartOption{trace.WithSpanKind(trace.SpanKindProducer)}
+
 // start starts the span of an append, or returns nil if there is nothing
 // to trace: no span in ctx and no provider that may start traces.
 func (t appendTracer) start(ctx context.Context, topic, key string, partition, events int) *appendSpan {
 	if t.t == nil || (!t.roots && !trace.SpanContextFromContext(ctx).IsValid()) {
 		return nil
 	}
-	ctx, span := t.t.Start(ctx, t.name(topic), trace.WithSpanKind(trace.SpanKindProducer))
+	ctx, span := t.t.Start(ctx, t.name(topic), producerSpan...)
 	a := &appendSpan{span: span}
 	if span.IsRecording() {
 		a.attrs = [5]attribute.KeyValue{
