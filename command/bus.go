@@ -427,6 +427,11 @@ func WithCommandID(id string) DispatchOption {
 // command that produced the event (Command.CausationID), when it has one.
 const CausationHeader = "muninn-command-causation-id"
 
+// CommandTypeHeader is the event header that carries the type of the
+// command that produced the event (Command.Type), so that whoever reads the
+// event (the lineage graph of service/admin) can name the command.
+const CommandTypeHeader = "muninn-command-type"
+
 // WithCausationID sets the ID of what caused the command, such as the event
 // a saga reacts to. At most eventstore.MaxIDBytes. See Command.CausationID.
 func WithCausationID(id string) DispatchOption { return func(c *Command) { c.CausationID = id } }
@@ -540,14 +545,14 @@ func (b *Bus) dispatch(ctx context.Context, r route, id string, payload any, opt
 }
 
 // eventHeaders are the headers of the command's events: its Headers, plus
-// CausationHeader when it has a causation ID.
+// CommandTypeHeader, and CausationHeader when it has a causation ID.
 func (cmd *Command) eventHeaders() map[string]string {
-	if cmd.CausationID == "" {
-		return cmd.Headers
-	}
-	h := make(map[string]string, len(cmd.Headers)+1)
+	h := make(map[string]string, len(cmd.Headers)+2)
 	maps.Copy(h, cmd.Headers)
-	h[CausationHeader] = cmd.CausationID
+	h[CommandTypeHeader] = cmd.Type
+	if cmd.CausationID != "" {
+		h[CausationHeader] = cmd.CausationID
+	}
 	return h
 }
 
