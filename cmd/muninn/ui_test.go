@@ -322,6 +322,12 @@ func TestUIInBrowser(t *testing.T) {
 			t.Errorf("lineage: no node for %s; nodes %+v", ev, nodes)
 		}
 	}
+	// Command nodes are named by their command type, not by where they went.
+	for _, n := range nodes {
+		if n.Kind == "command" && strings.HasPrefix(n.Title, "command to ") {
+			t.Errorf("lineage: command node %+v is named by its target, not its type", n)
+		}
+	}
 	if kinds["request"] != 1 || kinds["command"] < 7 || kinds["event"] < 8 || kinds["policy"] < 5 || kinds["readmodel"] < 1 {
 		t.Errorf("lineage: nodes by kind %v, want 1 request, >= 7 commands, >= 8 events, >= 5 policies, >= 1 read model", kinds)
 	}

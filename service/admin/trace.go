@@ -147,7 +147,8 @@ func buildTree(recs []eventstore.Record) []*muninnv1.TraceNode {
 		}
 		c := commands[cause]
 		if c == nil {
-			c = &muninnv1.TraceNode{Kind: muninnv1.TraceNode_KIND_COMMAND, Id: cause, CausedBy: r.Headers[command.CausationHeader]}
+			c = &muninnv1.TraceNode{Kind: muninnv1.TraceNode_KIND_COMMAND, Id: cause, CausedBy: r.Headers[command.CausationHeader],
+				CommandType: r.Headers[command.CommandTypeHeader]}
 			commands[cause] = c
 			attach(c, c.CausedBy)
 		}

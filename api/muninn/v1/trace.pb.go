@@ -240,7 +240,11 @@ type TraceNode struct {
 	// event or deadline ID of a command a saga sent), or empty.
 	CausedBy string `protobuf:"bytes,4,opt,name=caused_by,json=causedBy,proto3" json:"caused_by,omitempty"`
 	// children are what the node caused, by position in the log.
-	Children      []*TraceNode `protobuf:"bytes,5,rep,name=children,proto3" json:"children,omitempty"`
+	Children []*TraceNode `protobuf:"bytes,5,rep,name=children,proto3" json:"children,omitempty"`
+	// command_type is the command's type, for a command node (from the
+	// muninn-command-type header of the events it produced; empty for events
+	// appended before commands recorded it).
+	CommandType   string `protobuf:"bytes,6,opt,name=command_type,json=commandType,proto3" json:"command_type,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -310,6 +314,13 @@ func (x *TraceNode) GetChildren() []*TraceNode {
 	return nil
 }
 
+func (x *TraceNode) GetCommandType() string {
+	if x != nil {
+		return x.CommandType
+	}
+	return ""
+}
+
 var File_muninn_v1_trace_proto protoreflect.FileDescriptor
 
 const file_muninn_v1_trace_proto_rawDesc = "" +
@@ -325,13 +336,14 @@ const file_muninn_v1_trace_proto_rawDesc = "" +
 	"\x05roots\x18\x02 \x03(\v2\x14.muninn.v1.TraceNodeR\x05roots\x12\x16\n" +
 	"\x06events\x18\x03 \x01(\x05R\x06events\x12\x18\n" +
 	"\ascanned\x18\x04 \x01(\x03R\ascanned\x12\x1c\n" +
-	"\ttruncated\x18\x05 \x01(\bR\ttruncated\"\x94\x02\n" +
+	"\ttruncated\x18\x05 \x01(\bR\ttruncated\"\xb7\x02\n" +
 	"\tTraceNode\x12-\n" +
 	"\x04kind\x18\x01 \x01(\x0e2\x19.muninn.v1.TraceNode.KindR\x04kind\x12\x0e\n" +
 	"\x02id\x18\x02 \x01(\tR\x02id\x12&\n" +
 	"\x05event\x18\x03 \x01(\v2\x10.muninn.v1.EventR\x05event\x12\x1b\n" +
 	"\tcaused_by\x18\x04 \x01(\tR\bcausedBy\x120\n" +
-	"\bchildren\x18\x05 \x03(\v2\x14.muninn.v1.TraceNodeR\bchildren\"Q\n" +
+	"\bchildren\x18\x05 \x03(\v2\x14.muninn.v1.TraceNodeR\bchildren\x12!\n" +
+	"\fcommand_type\x18\x06 \x01(\tR\vcommandType\"Q\n" +
 	"\x04Kind\x12\x14\n" +
 	"\x10KIND_UNSPECIFIED\x10\x00\x12\x10\n" +
 	"\fKIND_COMMAND\x10\x01\x12\x0e\n" +

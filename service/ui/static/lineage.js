@@ -71,10 +71,13 @@ function display(trace, corr, projections, instances) {
     if (n.kind === "KIND_COMMAND") {
       const first = n.children.find((c) => c.event);
       const e = first ? first.event : null;
-      return {kind: "command", title: e ? `command to ${context(e.topic)}` : "command",
-        sub: e ? `key ${short(e.key, 24)}` : short(n.id, 20),
-        href: e ? `#/stream/${enc(e.topic)}/${enc(e.key)}?v=${enc(e.version)}` : "",
-        tip: `command ${n.id}` + (e ? `\nto ${e.topic}/${e.key}` : ""),
+      // Named by its type (older events do not carry it: then by where
+      // it went).
+      const title = n.command_type || (e ? `command to ${context(e.topic)}` : "command");
+      return {kind: "command", title,
+        sub: e ? `${context(e.topic)} · key ${short(e.key, 24)}` : short(n.id, 20),
+        href: e && !e.key_escaped ? `#/stream/${enc(e.topic)}/${enc(e.key)}?v=${enc(e.version)}` : "",
+        tip: `command ${n.command_type ? n.command_type + " " : ""}${n.id}` + (e ? `\nto ${e.topic}/${e.key}` : ""),
         children: n.children.map(conv)};
     }
     // A deadline: a saga's timer (or its failure handler) that sent commands.
