@@ -20,7 +20,6 @@ import (
 	"github.com/muninn-es/muninn/eventstore"
 	"github.com/muninn-es/muninn/keyspace"
 	"github.com/muninn-es/muninn/telemetry"
-	"go.opentelemetry.io/otel/metric"
 	"go.opentelemetry.io/otel/trace"
 )
 
@@ -110,11 +109,6 @@ type InboundConfig struct {
 	// publish on the other side); the handler gets it in its context.
 	// Default otel.GetTracerProvider().
 	TracerProvider trace.TracerProvider
-	// MeterProvider receives the lag of the inbound consumer's group:
-	// muninn_consumer_lag_records and muninn_consumer_lag_seconds {group,
-	// topic, partition}, as projections and sagas report theirs. Default
-	// otel.GetMeterProvider().
-	MeterProvider metric.MeterProvider
 	// AfterCommit, if set, is called with each record the handler applied,
 	// once its transaction is durable (not for duplicates): the place for
 	// effects that must not run before the state they report is committed,
@@ -266,8 +260,7 @@ func NewInbound(store eventstore.Store, sub message.Subscriber, handler Handler,
 		}
 		loop, err := consume.NewFrom(store, cfg.Name, t.open, t, consume.WithBatchSize(cfg.BatchSize),
 			consume.WithRetries(cfg.Retries), consume.WithBackoff(cfg.Backoff), consume.WithClock(in.clock),
-			consume.WithLogger(cfg.Logger), consume.WithErrorPolicy(policy), consume.WithTracerProvider(cfg.TracerProvider),
-			RelayConfig{MeterProvider: cfg.MeterProvider}.loopMeters())
+			consume.WithLogger(cfg.Logger), consume.WithErrorPolicy(policy), consume.WithTracerProvider(cfg.TracerProvider))
 		if err != nil {
 			return nil, fmt.Errorf("broker: NewInbound: %w", err)
 		}

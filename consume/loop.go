@@ -96,11 +96,6 @@ func NewFrom(store eventstore.Store, name string, open func(ctx context.Context)
 		return nil, err
 	}
 	l.open = open
-	// Its lag, once the source is a group (a stream app's, an inbound's):
-	// the gauges report nothing while Status has no group.
-	if err := l.observeLag(); err != nil {
-		return nil, fmt.Errorf("consume: %q: metrics: %w", name, err)
-	}
 	return l, nil
 }
 

@@ -13,7 +13,6 @@ import (
 	"github.com/muninn-es/muninn/clock"
 	"github.com/muninn-es/muninn/consume"
 	"github.com/muninn-es/muninn/eventstore"
-	"go.opentelemetry.io/otel/metric"
 	"go.opentelemetry.io/otel/trace"
 )
 
@@ -59,9 +58,6 @@ type config struct {
 	// tracerProvider is WithTracerProvider's (trace.go); nil for the
 	// default.
 	tracerProvider trace.TracerProvider
-	// meterProvider is WithMeterProvider's (trace.go), if set.
-	meterProvider    metric.MeterProvider
-	meterProviderSet bool
 }
 
 // WithBatchSize sets how many records the App polls, processes and commits
@@ -257,7 +253,7 @@ func NewApp(store eventstore.Store, topo *Topology, appID string, opts ...Option
 	a.scratch = make([]scratch, len(topo.nodes))
 	loop, err := consume.NewFrom(store, appID, a.open, &handler{a: a},
 		consume.WithBatchSize(cfg.batchSize), consume.WithRetries(0), consume.WithClock(cfg.clock),
-		consume.WithLogger(cfg.logger), consume.WithTracerProvider(cfg.tracerProvider), cfg.loopMeters())
+		consume.WithLogger(cfg.logger), consume.WithTracerProvider(cfg.tracerProvider))
 	if err != nil {
 		return nil, err
 	}
