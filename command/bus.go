@@ -58,8 +58,7 @@ type Command struct {
 	// ID), so a trace can walk from an event to the command it caused and
 	// on to that command's events.
 	CausationID string
-	// Headers go onto every event the command produces, with
-	// CommandTypeHeader and CausationHeader, which the bus sets.
+	// Headers go onto every event the command produces.
 	Headers map[string]string
 	// ExpectedVersion, if set, is the version the caller saw: the command
 	// fails with KindAborted, without retries, if the aggregate has moved on.
@@ -285,9 +284,12 @@ type Bus struct {
 		lastPurgeAt    time.Time
 		lastPurgeErr   error
 	}
-	running  atomic.Int32 // Runs under way
-	inflight sync.WaitGroup
-	done     chan struct{}
+	// spanNames caches the dispatch span's name of each (aggregate,
+	// command type) (trace.go).
+	spanNames sync.Map
+	running   atomic.Int32 // Runs under way
+	inflight  sync.WaitGroup
+	done      chan struct{}
 	// stopFilter ends the load of the idempotency filter; filterLoaded is
 	// closed when it has ended.
 	stopFilter   context.CancelFunc
@@ -425,6 +427,11 @@ func WithCommandID(id string) DispatchOption {
 // command that produced the event (Command.CausationID), when it has one.
 const CausationHeader = "muninn-command-causation-id"
 
+// CommandTypeHeader is the event header that carries the type of the
+// command that produced the event (Command.Type), so that whoever reads the
+// event (the lineage graph of service/admin) can name the command.
+const CommandTypeHeader = "muninn-command-type"
+
 // WithCausationID sets the ID of what caused the command, such as the event
 // a saga reacts to. At most eventstore.MaxIDBytes. See Command.CausationID.
 func WithCausationID(id string) DispatchOption { return func(c *Command) { c.CausationID = id } }
@@ -532,24 +539,17 @@ func (b *Bus) dispatch(ctx context.Context, r route, id string, payload any, opt
 		err = classify(err, KindInternal, cmd)
 	}
 	if span != nil {
-		endDispatch(span, res, err)
+		endDispatch(span, cmd, res, err)
 	}
 	return res, err
 }
 
-// CommandTypeHeader is the event header that carries the type of the
-// command that produced the event (Command.Type), so that a trace can name
-// the command and not only the stream it went to.
-const CommandTypeHeader = "muninn-command-type"
-
 // eventHeaders are the headers of the command's events: its Headers, plus
-// CommandTypeHeader, plus CausationHeader when it has a causation ID.
+// CommandTypeHeader, and CausationHeader when it has a causation ID.
 func (cmd *Command) eventHeaders() map[string]string {
 	h := make(map[string]string, len(cmd.Headers)+2)
 	maps.Copy(h, cmd.Headers)
-	if cmd.Type != "" {
-		h[CommandTypeHeader] = cmd.Type
-	}
+	h[CommandTypeHeader] = cmd.Type
 	if cmd.CausationID != "" {
 		h[CausationHeader] = cmd.CausationID
 	}

@@ -31,9 +31,16 @@ func WithMeterProvider(mp metric.MeterProvider) Option {
 type busMetrics struct {
 	commands metric.Int64Counter
 	duration metric.Float64Histogram
-	// sets caches the attribute set of each (aggregate, command, outcome),
-	// so that a dispatch allocates none.
-	sets sync.Map // metricKey -> metric.MeasurementOption
+	// sets caches the options (the attribute set) of each (aggregate,
+	// command, outcome), as the slices the instruments take, so that a
+	// dispatch allocates neither the set nor a variadic call's slice.
+	sets sync.Map // metricKey -> *metricOpts
+}
+
+// metricOpts are the options of one (aggregate, command, outcome).
+type metricOpts struct {
+	add    []metric.AddOption
+	record []metric.RecordOption
 }
 
 type metricKey struct{ aggregate, command, outcome string }
@@ -71,14 +78,15 @@ func Outcome(err error, duplicate bool) string {
 // ObserveCommand records o.
 func (bm *busMetrics) ObserveCommand(ctx context.Context, o Observation) {
 	k := metricKey{o.AggregateType, o.CommandType, Outcome(o.Err, o.Duplicate)}
-	set, ok := bm.sets.Load(k)
+	v, ok := bm.sets.Load(k)
 	if !ok {
-		set, _ = bm.sets.LoadOrStore(k, metric.WithAttributeSet(attribute.NewSet(
+		set := metric.WithAttributeSet(attribute.NewSet(
 			attribute.String(telemetry.LabelAggregate, k.aggregate),
 			attribute.String(telemetry.LabelCommand, k.command),
-			attribute.String(telemetry.LabelOutcome, k.outcome))))
+			attribute.String(telemetry.LabelOutcome, k.outcome)))
+		v, _ = bm.sets.LoadOrStore(k, &metricOpts{add: []metric.AddOption{set}, record: []metric.RecordOption{set}})
 	}
-	opt := set.(metric.MeasurementOption)
-	bm.commands.Add(ctx, 1, opt)
-	bm.duration.Record(ctx, o.Duration.Seconds(), opt)
+	opts := v.(*metricOpts)
+	bm.commands.Add(ctx, 1, opts.add...)
+	bm.duration.Record(ctx, o.Duration.Seconds(), opts.record...)
 }

@@ -2,6 +2,7 @@ package command
 
 import (
 	"context"
+	"sync"
 
 	"github.com/muninn-es/muninn/telemetry"
 	"go.opentelemetry.io/otel/attribute"
@@ -24,36 +25,57 @@ func WithTracerProvider(tp trace.TracerProvider) Option {
 	}
 }
 
-// startDispatch starts the span of cmd's dispatch.
+// dispatchSpan are the start options of a dispatch's span, made once (an
+// option built per call, and the slice of a variadic call, allocate).
+var dispatchSpan = []trace.SpanStartOption{trace.WithSpanKind(trace.SpanKindInternal)}
+
+// spanNameKey is what a dispatch span's name is made of.
+type spanNameKey struct{ aggregate, command string }
+
+// startDispatch starts the span of cmd's dispatch. Its attributes are set
+// when it ends (endDispatch), in one call.
 func (b *Bus) startDispatch(ctx context.Context, cmd *Command) (context.Context, trace.Span) {
-	ctx, span := b.cfg.tracer.Start(ctx, "muninn.dispatch "+cmd.AggregateType+" "+cmd.Type, trace.WithSpanKind(trace.SpanKindInternal))
+	k := spanNameKey{cmd.AggregateType, cmd.Type}
+	name, ok := b.spanNames.Load(k)
+	if !ok {
+		name, _ = b.spanNames.LoadOrStore(k, "muninn.dispatch "+cmd.AggregateType+" "+cmd.Type)
+	}
+	return b.cfg.tracer.Start(ctx, name.(string), dispatchSpan...)
+}
+
+// dispatchAttrs is the most attributes a dispatch span has.
+const dispatchAttrs = 11
+
+// attrBufs are scratch arrays for a dispatch span's attributes (the SDK
+// copies them), so that setting them allocates only the SDK's copy.
+var attrBufs = sync.Pool{New: func() any { return new([dispatchAttrs]attribute.KeyValue) }}
+
+// endDispatch ends the span of cmd's dispatch with its attributes and
+// outcome.
+func endDispatch(span trace.Span, cmd *Command, res Result, err error) {
 	if span.IsRecording() {
-		attrs := []attribute.KeyValue{
+		buf := attrBufs.Get().(*[dispatchAttrs]attribute.KeyValue)
+		attrs := append(buf[:0],
 			telemetry.KeyAggregate.String(cmd.AggregateType), telemetry.KeyAggregateID.String(cmd.AggregateID),
 			telemetry.KeyCommand.String(cmd.Type), telemetry.KeyCommandID.String(cmd.ID),
 			telemetry.KeyCorrelationID.String(cmd.CorrelationID),
-		}
-		if cmd.CausationID != "" {
-			attrs = append(attrs, attribute.String("muninn."+telemetry.AttrCausationID, cmd.CausationID))
-		}
-		span.SetAttributes(attrs...)
-	}
-	return ctx, span
-}
-
-// endDispatch ends a dispatch's span with its outcome.
-func endDispatch(span trace.Span, res Result, err error) {
-	if span.IsRecording() {
-		span.SetAttributes(
 			telemetry.KeyAttempts.Int(res.Attempts),
 			telemetry.KeyConflictRetries.Int(max(res.Attempts-1, 0)),
 			telemetry.KeyDuplicate.Bool(res.Duplicate),
 			telemetry.KeyEvents.Int(len(res.EventIDs)),
 		)
+		if cmd.CausationID != "" {
+			attrs = append(attrs, attribute.String("muninn."+telemetry.AttrCausationID, cmd.CausationID))
+		}
+		if err != nil {
+			attrs = append(attrs, attribute.String("muninn.error_kind", KindOf(err).String()))
+		}
+		span.SetAttributes(attrs...)
+		clear(buf[:])
+		attrBufs.Put(buf)
 		if err != nil {
 			span.RecordError(err)
 			span.SetStatus(codes.Error, err.Error())
-			span.SetAttributes(attribute.String("muninn.error_kind", KindOf(err).String()))
 		}
 	}
 	span.End()

@@ -32,8 +32,10 @@ func WithMeterProvider(mp metric.MeterProvider) Option {
 type storeMetrics struct {
 	batch metric.Int64Histogram
 	fsync metric.Float64Histogram
-	// topics caches the attribute set of each topic.
-	topics sync.Map // string -> metric.MeasurementOption
+	// topics caches the record options (the attribute set) of each topic,
+	// as a slice, so that recording allocates neither the set nor the
+	// variadic call's slice.
+	topics sync.Map // string -> []metric.RecordOption
 	// pebble is the registration of the callback of Pebble's metrics.
 	pebble metric.Registration
 }
@@ -123,11 +125,11 @@ func newStoreMetrics(mp metric.MeterProvider, s *PebbleStore) (*storeMetrics, er
 
 // appended records an append of n events to topic.
 func (sm *storeMetrics) appended(topic string, n int) {
-	set, ok := sm.topics.Load(topic)
+	opts, ok := sm.topics.Load(topic)
 	if !ok {
-		set, _ = sm.topics.LoadOrStore(topic, metric.WithAttributeSet(attribute.NewSet(attribute.String(labelTopic, topic))))
+		opts, _ = sm.topics.LoadOrStore(topic, []metric.RecordOption{metric.WithAttributeSet(attribute.NewSet(attribute.String(labelTopic, topic)))})
 	}
-	sm.batch.Record(context.Background(), int64(n), set.(metric.MeasurementOption))
+	sm.batch.Record(context.Background(), int64(n), opts.([]metric.RecordOption)...)
 }
 
 // synced records a wait for fsync that began at start.

@@ -177,7 +177,13 @@ func appendRecord(dst []byte, r *Record) []byte {
 	dst = appendID(dst, r.CorrelationID, r.ID, "", false)
 	dst = appendID(dst, r.CausationID, r.ID, r.CorrelationID, true)
 	dst = binary.AppendUvarint(dst, uint64(len(r.Headers)))
-	if len(r.Headers) > 0 {
+	if len(r.Headers) == 1 {
+		// One header (a traced append's traceparent): no names to sort.
+		for k, v := range r.Headers {
+			dst = appendString(dst, k)
+			dst = appendString(dst, v)
+		}
+	} else if len(r.Headers) > 1 {
 		names := make([]string, 0, len(r.Headers))
 		for k := range r.Headers {
 			names = append(names, k)

@@ -3,6 +3,7 @@ package eventstore
 import (
 	"context"
 	"maps"
+	"sync"
 	"time"
 
 	"go.opentelemetry.io/otel"
@@ -50,6 +51,9 @@ type appendTracer struct {
 	t trace.Tracer
 	// roots: spans may start traces (a provider was chosen).
 	roots bool
+	// names caches the span name of each topic, so that an append does not
+	// build it.
+	names *sync.Map // topic -> "muninn.append " + topic
 }
 
 func newAppendTracer(tp trace.TracerProvider) appendTracer {
@@ -61,7 +65,16 @@ func newAppendTracer(tp trace.TracerProvider) appendTracer {
 	if _, ok := tp.(noop.TracerProvider); ok {
 		roots = false
 	}
-	return appendTracer{t: tp.Tracer(tracerScope), roots: roots}
+	return appendTracer{t: tp.Tracer(tracerScope), roots: roots, names: new(sync.Map)}
+}
+
+// name returns the span name of an append to topic.
+func (t appendTracer) name(topic string) string {
+	if n, ok := t.names.Load(topic); ok {
+		return n.(string)
+	}
+	n, _ := t.names.LoadOrStore(topic, "muninn.append "+topic)
+	return n.(string)
 }
 
 // appendSpan is the span of one append (nil when the append is not
@@ -70,7 +83,15 @@ type appendSpan struct {
 	span  trace.Span
 	trace map[string]string
 	fsync time.Duration
+	// attrs are the span's attributes, set in one call when it ends (one
+	// copy in the SDK instead of one at the start and a second, grown, at
+	// the end); they live here so that passing them allocates nothing.
+	attrs [5]attribute.KeyValue
 }
+
+// producerSpan are the start options of an append's span, made once (an
+// option built per call, and the slice of a variadic call, allocate).
+var producerSpan = []trace.SpanStartOption{trace.WithSpanKind(trace.SpanKindProducer)}
 
 // start starts the span of an append, or returns nil if there is nothing
 // to trace: no span in ctx and no provider that may start traces.
@@ -78,14 +99,16 @@ func (t appendTracer) start(ctx context.Context, topic, key string, partition, e
 	if t.t == nil || (!t.roots && !trace.SpanContextFromContext(ctx).IsValid()) {
 		return nil
 	}
-	ctx, span := t.t.Start(ctx, "muninn.append "+topic, trace.WithSpanKind(trace.SpanKindProducer),
-		trace.WithAttributes(
+	ctx, span := t.t.Start(ctx, t.name(topic), producerSpan...)
+	a := &appendSpan{span: span}
+	if span.IsRecording() {
+		a.attrs = [5]attribute.KeyValue{
 			attribute.String("muninn.topic", topic),
 			attribute.Int("muninn.partition", partition),
 			attribute.String("muninn.aggregate_id", key),
 			attribute.Int("muninn.events", events),
-		))
-	a := &appendSpan{span: span}
+		}
+	}
 	if span.SpanContext().IsValid() {
 		a.trace = make(map[string]string, 2)
 		propagation.TraceContext{}.Inject(ctx, propagation.MapCarrier(a.trace))
@@ -120,7 +143,8 @@ func (a *appendSpan) fsyncWaited(start time.Time) {
 // end ends the span with the append's outcome.
 func (a *appendSpan) end(errp *error) {
 	if a.span.IsRecording() {
-		a.span.SetAttributes(attribute.Float64("muninn.fsync_wait_seconds", a.fsync.Seconds()))
+		a.attrs[4] = attribute.Float64("muninn.fsync_wait_seconds", a.fsync.Seconds())
+		a.span.SetAttributes(a.attrs[:]...)
 		if err := *errp; err != nil {
 			a.span.RecordError(err)
 			a.span.SetStatus(codes.Error, err.Error())
@@ -131,7 +155,12 @@ func (a *appendSpan) end(errp *error) {
 
 // withTraceHeaders returns h with the trace headers th added (replacing
 // any the caller set: the append's context is where the event was made).
+// An event without headers of its own gets th itself, shared by all the
+// append's events: the records are encoded from it, never changed.
 func withTraceHeaders(h, th map[string]string) map[string]string {
+	if len(h) == 0 {
+		return th
+	}
 	out := make(map[string]string, len(h)+len(th))
 	maps.Copy(out, h)
 	if _, ok := th[HeaderTracestate]; !ok {

@@ -133,6 +133,7 @@ Progress goes to stderr, results to stdout.`,
 	_ = f.MarkHidden("scale-child")
 	f.StringVar(&cfg.PostgresURL, "postgres", "", "also measure the PostgreSQL store on this server (pg_* keys), in a schema of its own dropped at the end")
 	f.BoolVar(&cfg.PostgresOnly, "postgres-only", false, "with --postgres: measure only the PostgreSQL store")
+	f.StringSliceVar(&cfg.Only, "only", nil, "measure only the steps one of whose JSON keys starts with one of these comma-separated prefixes (e.g. telemetry,pebble_raw_sync_16); the other keys stay 0")
 	return cmd
 }
 

@@ -94,6 +94,11 @@ type Config struct {
 	// drops at the end. PostgresOnly skips every other measurement.
 	PostgresURL  string
 	PostgresOnly bool
+	// Only, if not empty, restricts a run to the measurements of which one
+	// JSON key starts with one of these prefixes ("telemetry" runs the
+	// telemetry step, "pebble_raw_sync_16" the 16-writer append pair); the
+	// keys of the others stay 0. Empty (the default): every measurement.
+	Only []string
 }
 
 // DefaultConfig returns the configuration of a full run.
@@ -162,6 +167,11 @@ func (c Config) Validate() error {
 	}
 	if c.PostgresOnly && c.PostgresURL == "" {
 		bad("PostgresOnly", "needs PostgresURL")
+	}
+	for _, o := range c.Only {
+		if o == "" {
+			bad("Only", "has an empty prefix")
+		}
 	}
 	return errors.Join(errs...)
 }

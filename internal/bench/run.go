@@ -12,6 +12,7 @@ import (
 	"reflect"
 	"runtime"
 	"runtime/metrics"
+	"slices"
 	"strings"
 	"time"
 
@@ -173,10 +174,27 @@ func (e *env) plan() []step {
 	}, e.pgPlan()...)
 }
 
+// selected returns the steps of plan that Config.Only selects.
+func (e *env) selected() []step {
+	all := e.plan()
+	if len(e.cfg.Only) == 0 {
+		return all
+	}
+	var steps []step
+	for _, s := range all {
+		if slices.ContainsFunc(s.keys, func(k string) bool {
+			return slices.ContainsFunc(e.cfg.Only, func(p string) bool { return strings.HasPrefix(k, p) })
+		}) {
+			steps = append(steps, s)
+		}
+	}
+	return steps
+}
+
 // round runs every step once and derives the ratios.
 func (e *env) round(ctx context.Context) (Result, error) {
 	var r Result
-	steps := e.plan()
+	steps := e.selected()
 	for i, s := range steps {
 		e.progress("[%d/%d] %s ...\n", i+1, len(steps), strings.Join(s.keys, " and "))
 		vs, err := s.run(ctx)

@@ -285,6 +285,36 @@ func TestAppend(t *testing.T) {
 	}
 }
 
+// TestNonUTF8Key reads records whose key is not valid UTF-8 (as a stream
+// app's changelog may hold): the key comes as key_bytes, not as a string
+// that would fail the response.
+func TestNonUTF8Key(t *testing.T) {
+	w := newWorld(t)
+	ctx := context.Background()
+	if err := w.store.CreateTopic(ctx, "bin", eventstore.TopicConfig{Partitions: 1}); err != nil {
+		t.Fatal(err)
+	}
+	bad := "k\xff\x00\xc3"
+	for _, key := range []string{bad, "fine"} {
+		if _, err := w.store.Append(ctx, "bin", key, eventstore.Any, []eventstore.Event{{Type: "t", Payload: []byte("{}")}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	rp, err := w.es.ReadPartition(ctx, &muninnv1.ReadPartitionRequest{Topic: "bin", Limit: 10})
+	if err != nil {
+		t.Fatalf("read partition with a non-UTF-8 key: %v", err)
+	}
+	if len(rp.Events) != 2 {
+		t.Fatalf("%d events", len(rp.Events))
+	}
+	if e := rp.Events[0]; e.Key != "" || string(e.KeyBytes) != bad {
+		t.Errorf("non-UTF-8 key: key %q, key_bytes %q", e.Key, e.KeyBytes)
+	}
+	if e := rp.Events[1]; e.Key != "fine" || e.KeyBytes != nil {
+		t.Errorf("UTF-8 key: key %q, key_bytes %q", e.Key, e.KeyBytes)
+	}
+}
+
 // recv reads the next message of a subscription.
 func recv(t *testing.T, sub muninnv1.EventStoreService_SubscribeClient) *muninnv1.SubscribeResponse {
 	t.Helper()
@@ -468,6 +498,9 @@ func TestTrace(t *testing.T) {
 	if len(tr.Roots) != 1 || tr.Roots[0].Kind != muninnv1.TraceNode_KIND_COMMAND || tr.Roots[0].Id != "place-o1" {
 		t.Fatalf("root is not the placing command: %v", tr.Roots)
 	}
+	if got := tr.Roots[0].CommandType; got != "fulfillment.PlaceOrder" {
+		t.Errorf("the placing command's node is named %q, not by its type", got)
+	}
 	// order.placed → (saga) capture command → payment.captured → shipment
 	// command → shipment.scheduled → complete command → order.completed.
 	placed := find(tr.Roots, eventOf("order.placed"))
@@ -483,6 +516,8 @@ func TestTrace(t *testing.T) {
 	}
 	if got := find(placed.Children, func(n *muninnv1.TraceNode) bool { return n.Kind == muninnv1.TraceNode_KIND_COMMAND }); got == nil || got.CausedBy != placed.Id {
 		t.Errorf("the saga's command under order.placed: %v", got)
+	} else if got.CommandType == "" || strings.Contains(got.CommandType, "/") {
+		t.Errorf("the saga's command under order.placed is named %q, not by its type", got.CommandType)
 	}
 	// Command nodes are named by their type.
 	var sent []string

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"slices"
 	"time"
+	"unicode/utf8"
 
 	"github.com/google/uuid"
 	"google.golang.org/grpc/codes"
@@ -219,6 +220,10 @@ func eventProto(rec eventstore.Record) *muninnv1.Event {
 		CorrelationId: rec.CorrelationID,
 		CausationId:   rec.CausationID,
 		Headers:       rec.Headers,
+	}
+	if !utf8.ValidString(rec.Key) {
+		// A string field cannot carry it (marshalling would fail).
+		e.Key, e.KeyBytes = "", []byte(rec.Key)
 	}
 	if len(rec.Payload) > 0 && json.Valid(rec.Payload) {
 		var v structpb.Value

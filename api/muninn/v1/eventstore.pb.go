@@ -782,8 +782,13 @@ type Event struct {
 	// position is the same place as text, "topic/partition@offset": what
 	// queries take as min_position.
 	Position string `protobuf:"bytes,5,opt,name=position,proto3" json:"position,omitempty"`
-	// key is the stream's key (the aggregate ID).
+	// key is the stream's key (the aggregate ID), when it is valid UTF-8;
+	// empty otherwise (see key_bytes).
 	Key string `protobuf:"bytes,6,opt,name=key,proto3" json:"key,omitempty"`
+	// key_bytes is the stream's key as bytes (base64 in JSON), set only when
+	// the key is not valid UTF-8 (a stream app's changelog or state key can be
+	// any bytes), which a string field cannot carry.
+	KeyBytes []byte `protobuf:"bytes,17,opt,name=key_bytes,json=keyBytes,proto3" json:"key_bytes,omitempty"`
 	// version is the record's version in its stream, from 1.
 	Version uint64 `protobuf:"varint,7,opt,name=version,proto3" json:"version,omitempty"`
 	// type is the event type name, such as "order.placed".
@@ -879,6 +884,13 @@ func (x *Event) GetKey() string {
 		return x.Key
 	}
 	return ""
+}
+
+func (x *Event) GetKeyBytes() []byte {
+	if x != nil {
+		return x.KeyBytes
+	}
+	return nil
 }
 
 func (x *Event) GetVersion() uint64 {
@@ -1715,14 +1727,15 @@ const file_muninn_v1_eventstore_proto_rawDesc = "" +
 	"\vnext_offset\x18\x02 \x01(\x03R\n" +
 	"nextOffset\x12\x1d\n" +
 	"\n" +
-	"end_offset\x18\x03 \x01(\x03R\tendOffset\"\xc3\x04\n" +
+	"end_offset\x18\x03 \x01(\x03R\tendOffset\"\xe0\x04\n" +
 	"\x05Event\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x14\n" +
 	"\x05topic\x18\x02 \x01(\tR\x05topic\x12\x1c\n" +
 	"\tpartition\x18\x03 \x01(\x05R\tpartition\x12\x16\n" +
 	"\x06offset\x18\x04 \x01(\x03R\x06offset\x12\x1a\n" +
 	"\bposition\x18\x05 \x01(\tR\bposition\x12\x10\n" +
-	"\x03key\x18\x06 \x01(\tR\x03key\x12\x18\n" +
+	"\x03key\x18\x06 \x01(\tR\x03key\x12\x1b\n" +
+	"\tkey_bytes\x18\x11 \x01(\fR\bkeyBytes\x12\x18\n" +
 	"\aversion\x18\a \x01(\x04R\aversion\x12\x12\n" +
 	"\x04type\x18\b \x01(\tR\x04type\x12%\n" +
 	"\x0eschema_version\x18\t \x01(\x05R\rschemaVersion\x12\x18\n" +

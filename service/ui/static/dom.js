@@ -43,7 +43,36 @@ export async function api(path, init) {
   try { body = text ? JSON.parse(text) : {}; } catch { body = null; }
   if (!r.ok) throw new ApiError(r.status, (body && body.message) || text || r.statusText, path);
   if (body === null) throw new ApiError(r.status, "the answer is not JSON", path);
-  return body;
+  return escapeKeys(body);
+}
+
+// escapeKeys gives every event in v whose key is not valid UTF-8 (sent as
+// key_bytes, base64) a printable key: its bytes, the non-printable ones as
+// \xNN, with key_escaped set.
+export function escapeKeys(v) {
+  if (Array.isArray(v)) {
+    v.forEach(escapeKeys);
+  } else if (v && typeof v === "object") {
+    if (typeof v.key_bytes === "string" && v.key_bytes !== "" && !v.key) {
+      v.key = escapeBytes(v.key_bytes);
+      v.key_escaped = true;
+    }
+    Object.values(v).forEach(escapeKeys);
+  }
+  return v;
+}
+
+// escapeBytes renders base64 bytes as text: printable ASCII as is (a
+// backslash doubled), every other byte as \xNN.
+export function escapeBytes(b64) {
+  let out = "";
+  for (const ch of atob(b64)) {
+    const c = ch.charCodeAt(0);
+    if (c === 0x5c) out += "\\\\";
+    else if (c >= 0x20 && c < 0x7f) out += ch;
+    else out += "\\x" + c.toString(16).padStart(2, "0");
+  }
+  return out;
 }
 
 // post sends a JSON body.

@@ -76,7 +76,7 @@ function display(trace, corr, projections, instances) {
       const type = n.command_type || "";
       return {kind: "command", title: type || (e ? `command to ${context(e.topic)}` : "command"),
         sub: e ? (type ? `to ${context(e.topic)} · ${short(e.key, 14)}` : `key ${short(e.key, 24)}`) : short(n.id, 20),
-        href: e ? `#/stream/${enc(e.topic)}/${enc(e.key)}?v=${enc(e.version)}` : "",
+        href: e && !e.key_escaped ? `#/stream/${enc(e.topic)}/${enc(e.key)}?v=${enc(e.version)}` : "",
         tip: `command ${type ? type + " " : ""}${n.id}` + (e ? `\nto ${e.topic}/${e.key}` : ""),
         children: n.children.map(conv)};
     }
