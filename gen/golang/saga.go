@@ -32,6 +32,7 @@ type psaga struct {
 	ctxs              []*pctx      // the contexts it imports
 	aggs              []*pagg      // the aggregates whose events it reads
 	failReason        string       // the compensations' literal reason
+	timeoutName       string       // the deadline's name
 }
 
 // preaction is what the saga does on one event.
@@ -269,7 +270,10 @@ func sagaPlan(m *model.Model, pm *pmodel, c *model.Context, s *model.Saga, bad f
 		}
 		d := declare(snd)
 		snd.helper, snd.param = d.helperName(ps), unexported(snd.cmd.goName)
-		ps.timeout, ps.timeoutSend = t.After, snd
+		ps.timeout, ps.timeoutSend, ps.timeoutName = t.After, snd, t.Name
+		if ps.timeoutName == "" {
+			ps.timeoutName = "timeout"
+		}
 	}
 	if !ok {
 		return nil
@@ -444,7 +448,7 @@ func sagaGen(pm *pmodel, ps *psaga, module string) ([]byte, error) {
 		w.p("const DefaultTimeout = %s", goDuration(ps.timeout))
 		w.p("")
 		w.doc("TimeoutName names an instance's deadline (Step.Cancel(TimeoutName) cancels it).")
-		w.p("const TimeoutName = \"timeout\"")
+		w.p("const TimeoutName = %q", ps.timeoutName)
 		w.p("")
 		w.doc("TimedOut is the message of an instance's deadline.")
 		w.p("type TimedOut struct {")

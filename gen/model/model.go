@@ -247,6 +247,8 @@ type Reaction struct {
 type Timeout struct {
 	After time.Duration `yaml:"after"`
 	Then  string        `yaml:"then"`
+	// Name names the deadline in the saga (default "timeout").
+	Name string `yaml:"name,omitempty"`
 
 	Pos Pos `yaml:"-"`
 }

@@ -20,7 +20,7 @@ const DefaultTimeout = 15 * time.Minute
 
 // TimeoutName names an instance's deadline (Step.Cancel(TimeoutName) cancels
 // it).
-const TimeoutName = "timeout"
+const TimeoutName = "payment-timeout"
 
 // TimedOut is the message of an instance's deadline.
 type TimedOut struct {

@@ -54,9 +54,12 @@ func onPaymentCaptured(s *saga.Step[State], _ payment.Captured, _ *order.MarkPai
 	return nil
 }
 
-// onPaymentDeclined cancels the order with the provider's reason.
-func onPaymentDeclined(_ *saga.Step[State], e payment.Declined, cancel *order.CancelOrder) error {
-	cancel.Reason = "payment declined: " + e.Reason
+// onPaymentDeclined fails the checkout with the provider's reason: the
+// step's commands (the model's CancelOrder) are dropped, what was done is
+// compensated, and onFailure cancels the order with that reason, so that
+// the failure is the saga's own (its lineage shows the failure handler).
+func onPaymentDeclined(s *saga.Step[State], e payment.Declined, _ *order.CancelOrder) error {
+	s.Fail("payment declined: " + e.Reason)
 	return nil
 }
 
