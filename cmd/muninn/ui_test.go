@@ -281,9 +281,17 @@ func TestUIInBrowser(t *testing.T) {
 
 	text = b.open("/projections", "projections")
 	wantText(t, "projections", text, "shop-order-details", "Rebuild", "lag (records)")
-	b.do("rebuild", chromedp.Click(chromedp.CSS(`article.projection button.rebuild-button`)),
-		chromedp.WaitVisible(chromedp.CSS(`article.projection .rebuild[data-finished] .progress.finished`)))
-	wantText(t, "rebuild", b.text("article.projection .rebuild"), "done")
+	// The card is redrawn from the server while the rebuild runs and after
+	// it: read the finished card's text in the same step that finds it.
+	const card = `article.projection[data-name="shop-order-details"]`
+	b.do("rebuild", chromedp.Click(chromedp.CSS(card+` button.rebuild-button`)))
+	rebuilt, err := chromedp.Run(b.ctx, chromedp.Poll[string](`(() => {
+		const e = document.querySelector('`+card+` .rebuild[data-finished] .progress.finished');
+		return e ? e.closest(".rebuild").textContent : false; })()`, chromedp.WithPollingTimeout(0)))
+	if err != nil {
+		t.Fatalf("rebuild: %v", err)
+	}
+	wantText(t, "rebuild", rebuilt, "done")
 	b.noErrors("projections")
 	b.shot("05-projections")
 

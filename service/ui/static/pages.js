@@ -232,18 +232,21 @@ export async function projections(el, _args, _q, ctx) {
   // then); finished keeps each projection's last rebuild to show.
   const state = {busy: 0, finished: new Map()};
   let drawn = 0; // the latest draw: an older one that ends later is dropped
-  const draw = async () => {
+  // A refresh that began before a click and ends while the click's call is in
+  // flight is dropped too: its cards would replace the one whose progress
+  // the call is drawing.
+  const draw = async (refresh = false) => {
     const mine = ++drawn;
     const list = (await api("/v1/projections")).projections || [];
     const open = new Set([...body.querySelectorAll("article.projection details[open]")].map((d) => d.closest("article").dataset.name));
     const cards = [];
     for (const p of list) cards.push(await projectionCard(p, draw, state, open.has(p.name)));
-    if (mine !== drawn) return;
+    if (mine !== drawn || (refresh && state.busy > 0)) return;
     note.replaceChildren(liveNote());
     body.replaceChildren(...(cards.length ? cards : [h("p", {class: "muted"}, "This server registers no projections.")]));
   };
   await draw();
-  ctx.every(async () => { if (state.busy === 0) await draw(); }, 3000);
+  ctx.every(async () => { if (state.busy === 0) await draw(true); }, 3000);
 }
 
 async function projectionCard(p, redraw, state, detailsOpen) {
