@@ -247,17 +247,18 @@ func (b *batch[S]) fire(t timer, failWith error) error {
 	}
 	st := b.step(in, d.ID)
 	st.timeout = d.Name
+	span := b.startTimeout(&d, st)
 	if failWith != nil {
-		return b.failStep(in, failWith.Error(), st.trigger)
+		return endStep(span, b.failStep(in, failWith.Error(), st.trigger))
 	}
 	to, ok := b.s.def.timeouts[d.Name]
 	if !ok {
-		return b.failStep(in, fmt.Sprintf("timeout %q has no OnTimeout handler", d.Name), st.trigger)
+		return endStep(span, b.failStep(in, fmt.Sprintf("timeout %q has no OnTimeout handler", d.Name), st.trigger))
 	}
 	if err := call(func(st *Step[S]) error { return to.run(b.s.opts.codec, d.Message, st) }, st); err != nil {
-		return err
+		return endStep(span, err)
 	}
-	return b.commitStep(in, st)
+	return endStep(span, b.commitStep(in, st))
 }
 
 // step returns a step of in, triggered by trigger.

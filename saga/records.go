@@ -147,6 +147,10 @@ type deadlineRecord struct {
 	At      time.Time      `json:"at"`
 	Message []byte         `json:"message,omitempty"`
 	Command *storedCommand `json:"command,omitempty"`
+	// Trace is the trace context of the step that scheduled a timeout
+	// message: the step that handles it continues that trace. (A command
+	// carries its own, in Command.)
+	Trace map[string]string `json:"trace,omitempty"`
 }
 
 // instanceRecord is an instance as stored.

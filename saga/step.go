@@ -210,6 +210,9 @@ func (s *Step[S]) schedule(d deadlineRecord) {
 	}
 	d.ID = deadlineID(s.def.name, s.key, d.Name, s.trigger)
 	d.At = keyTime(d.At)
+	if d.Command == nil {
+		d.Trace = s.trace
+	}
 	s.schedules = slices.DeleteFunc(s.schedules, func(o deadlineRecord) bool { return o.Name == d.Name })
 	s.cancels = slices.DeleteFunc(s.cancels, func(n string) bool { return n == d.Name })
 	s.schedules = append(s.schedules, d)

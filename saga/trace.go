@@ -11,7 +11,9 @@ import (
 // otel.GetTracerProvider()). The saga's loop applies each poll under a
 // span linked to the records' traces (see consume.WithTracerProvider), and
 // each step an event triggers is a span "muninn.saga.step <saga>", a child
-// of the append that wrote the event. The commands the step sends carry
+// of the append that wrote the event; each step a due timeout triggers is
+// a span "muninn.saga.timeout <saga>", a child of the step that scheduled
+// it. The commands the step sends carry
 // the step's trace context through the outbox, so that their dispatch, and
 // the events they append, continue the event's trace. Give the command bus
 // the same provider (command.WithTracerProvider) to see the dispatches.
@@ -32,6 +34,23 @@ func (b *batch[S]) startStep(rec *eventstore.Record, st *Step[S]) trace.Span {
 		return nil
 	}
 	span.SetAttributes(telemetry.KeySaga.String(b.s.def.name), telemetry.KeyInstance.String(st.key))
+	return span
+}
+
+// startTimeout starts the span "muninn.saga.timeout <saga>" of the step
+// st that the due timeout d triggers, a child of the step that scheduled
+// it, and gives st that trace context for its commands. It returns nil if
+// nothing is traced.
+func (b *batch[S]) startTimeout(d *deadlineRecord, st *Step[S]) trace.Span {
+	if b.ctx == nil {
+		return nil
+	}
+	ctx, span := telemetry.StartHeaders(b.ctx, d.Trace, "muninn.saga.timeout "+b.s.def.name)
+	st.trace = telemetry.Headers(ctx)
+	if !span.IsRecording() {
+		return nil
+	}
+	span.SetAttributes(telemetry.KeySaga.String(b.s.def.name), telemetry.KeyInstance.String(st.key), telemetry.KeyDeadline.String(d.Name))
 	return span
 }
 

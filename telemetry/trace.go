@@ -49,6 +49,7 @@ const (
 	// KeySaga and KeyInstance name a saga and its instance.
 	KeySaga     = attribute.Key("muninn.saga")
 	KeyInstance = attribute.Key("muninn.instance")
+	KeyDeadline = attribute.Key("muninn.deadline")
 )
 
 var propagator = propagation.TraceContext{}
@@ -220,7 +221,23 @@ func (t Tracer) StartLinked(ctx context.Context, name string, links []trace.Link
 // appended) still joins rec's trace. A record without trace context leaves
 // ctx as it is. End the span returned; it may be a non-recording one.
 func StartRecord(ctx context.Context, rec *eventstore.Record, name string, opts ...trace.SpanStartOption) (context.Context, trace.Span) {
-	sc := SpanContextOf(rec.Headers)
+	return startFrom(ctx, rec.Headers, rec, name, opts)
+}
+
+// StartHeaders is StartRecord for a trace context kept elsewhere than in
+// a record's headers (a saga's deadline keeps the one of the step that
+// scheduled it): the span called name is a child of the span whose
+// context headers carry, linked to the span of ctx. Headers without trace
+// context leave ctx as it is. End the span returned; it may be a
+// non-recording one.
+func StartHeaders(ctx context.Context, headers map[string]string, name string, opts ...trace.SpanStartOption) (context.Context, trace.Span) {
+	return startFrom(ctx, headers, nil, name, opts)
+}
+
+// startFrom is StartRecord and StartHeaders; rec, if not nil, gives the
+// span its attributes.
+func startFrom(ctx context.Context, headers map[string]string, rec *eventstore.Record, name string, opts []trace.SpanStartOption) (context.Context, trace.Span) {
+	sc := SpanContextOf(headers)
 	batch := trace.SpanFromContext(ctx)
 	if !sc.IsValid() {
 		if !batch.IsRecording() {
@@ -235,6 +252,8 @@ func StartRecord(ctx context.Context, rec *eventstore.Record, name string, opts 
 	if bsc := batch.SpanContext(); bsc.IsValid() && !bsc.Equal(sc) {
 		opts = append(opts, trace.WithLinks(trace.Link{SpanContext: bsc}))
 	}
-	opts = append(opts, trace.WithAttributes(RecordSpanAttrs(rec)...))
+	if rec != nil {
+		opts = append(opts, trace.WithAttributes(RecordSpanAttrs(rec)...))
+	}
 	return batch.TracerProvider().Tracer(ScopeName).Start(parent, name, opts...)
 }
