@@ -163,7 +163,13 @@ const (
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 
 // appendRecord encodes r onto dst and returns the extended slice.
-func appendRecord(dst []byte, r *Record) []byte {
+func appendRecord(dst []byte, r *Record) []byte { return appendRecordTraced(dst, r, nil) }
+
+// appendRecordTraced is appendRecord of r with the trace headers th added
+// to its headers (replacing any of r's traceparent and, whether or not th
+// has one, its tracestate: the append's context is where the event was
+// made), without building the merged map.
+func appendRecordTraced(dst []byte, r *Record, th map[string]string) []byte {
 	start := len(dst)
 	dst = append(dst, recordFormat, 0, 0, 0, 0)
 	dst = append(dst, r.ID[:]...)
@@ -176,23 +182,10 @@ func appendRecord(dst []byte, r *Record) []byte {
 	dst = appendString(dst, r.Type)
 	dst = appendID(dst, r.CorrelationID, r.ID, "", false)
 	dst = appendID(dst, r.CausationID, r.ID, r.CorrelationID, true)
-	dst = binary.AppendUvarint(dst, uint64(len(r.Headers)))
-	if len(r.Headers) == 1 {
-		// One header (a traced append's traceparent): no names to sort.
-		for k, v := range r.Headers {
-			dst = appendString(dst, k)
-			dst = appendString(dst, v)
-		}
-	} else if len(r.Headers) > 1 {
-		names := make([]string, 0, len(r.Headers))
-		for k := range r.Headers {
-			names = append(names, k)
-		}
-		slices.Sort(names)
-		for _, k := range names {
-			dst = appendString(dst, k)
-			dst = appendString(dst, r.Headers[k])
-		}
+	if len(r.Headers) == 0 {
+		dst = appendHeaders(dst, th, nil)
+	} else {
+		dst = appendHeaders(dst, r.Headers, th)
 	}
 	if r.Payload == nil {
 		dst = append(dst, 0)
@@ -516,4 +509,40 @@ func (d *decoder) string() string {
 		return ""
 	}
 	return unsafe.String(unsafe.SliceData(b), len(b))
+}
+
+// appendHeaders encodes the headers h, with th's added as
+// appendRecordTraced says, in name order.
+func appendHeaders(dst []byte, h, th map[string]string) []byte {
+	if len(th) == 0 && len(h) <= 1 {
+		// None, or one (a traced append's traceparent): no names to sort.
+		dst = binary.AppendUvarint(dst, uint64(len(h)))
+		for k, v := range h {
+			dst = appendString(dst, k)
+			dst = appendString(dst, v)
+		}
+		return dst
+	}
+	var buf [16]string // the names of most records, without an allocation
+	names := buf[:0]
+	for k := range h {
+		if _, ok := th[k]; ok || (len(th) > 0 && k == HeaderTracestate) {
+			continue
+		}
+		names = append(names, k)
+	}
+	for k := range th {
+		names = append(names, k)
+	}
+	slices.Sort(names)
+	dst = binary.AppendUvarint(dst, uint64(len(names)))
+	for _, k := range names {
+		v, ok := th[k]
+		if !ok {
+			v = h[k]
+		}
+		dst = appendString(dst, k)
+		dst = appendString(dst, v)
+	}
+	return dst
 }

@@ -724,3 +724,51 @@ func TestKeyKindsDoNotOverlap(t *testing.T) {
 		}
 	}
 }
+
+// TestRecordTracedHeaders: a traced append's records carry the event's
+// headers with the append's trace headers added, encoded exactly as the
+// merged map would be: the trace headers replace the event's traceparent,
+// and its tracestate goes whether or not the append has one.
+func TestRecordTracedHeaders(t *testing.T) {
+	th := map[string]string{HeaderTraceparent: "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"}
+	thState := map[string]string{HeaderTraceparent: th[HeaderTraceparent], HeaderTracestate: "k=v"}
+	many := map[string]string{}
+	for i := range 20 {
+		many[fmt.Sprintf("h%02d", i)] = strings.Repeat("x", i)
+	}
+	for _, c := range []struct {
+		name  string
+		h, th map[string]string
+		want  map[string]string
+	}{
+		{"no headers", nil, th, th},
+		{"own headers", map[string]string{"tenant": "t1", "muninn-command-type": "order.Place"}, th,
+			map[string]string{"tenant": "t1", "muninn-command-type": "order.Place", HeaderTraceparent: th[HeaderTraceparent]}},
+		{"own trace context replaced", map[string]string{"tenant": "t1", HeaderTraceparent: "00-bogus", HeaderTracestate: "old=1"}, th,
+			map[string]string{"tenant": "t1", HeaderTraceparent: th[HeaderTraceparent]}},
+		{"with tracestate", map[string]string{HeaderTraceparent: "00-bogus", HeaderTracestate: "old=1"}, thState, thState},
+		{"more than 16 names", many, th, func() map[string]string {
+			m := maps.Clone(many)
+			m[HeaderTraceparent] = th[HeaderTraceparent]
+			return m
+		}()},
+		{"untraced", map[string]string{"a": "1", "b": "2"}, nil, map[string]string{"a": "1", "b": "2"}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			r := &Record{ID: uuid.New(), Key: "k", Type: "t", Offset: 3, Version: 4, Timestamp: time.Unix(1, 0), Headers: c.h}
+			buf := appendRecordTraced(nil, r, c.th)
+			var got Record
+			if reason := decodeRecord(buf, &got); reason != "" {
+				t.Fatalf("decodeRecord: %s", reason)
+			}
+			if !maps.Equal(got.Headers, c.want) {
+				t.Fatalf("headers %v, want %v", got.Headers, c.want)
+			}
+			merged := *r
+			merged.Headers = c.want
+			if want := appendRecord(nil, &merged); !bytes.Equal(buf, want) {
+				t.Fatal("the traced encoding differs from the merged record's")
+			}
+		})
+	}
+}

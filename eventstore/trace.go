@@ -2,7 +2,6 @@ package eventstore
 
 import (
 	"context"
-	"maps"
 	"sync"
 	"time"
 
@@ -100,7 +99,8 @@ func (t appendTracer) start(ctx context.Context, topic, key string, partition, e
 		return nil
 	}
 	ctx, span := t.t.Start(ctx, t.name(topic), producerSpan...)
-	a := &appendSpan{span: span}
+	a := spanPool.Get().(*appendSpan)
+	a.span = span
 	if span.IsRecording() {
 		a.attrs = [5]attribute.KeyValue{
 			attribute.String("muninn.topic", topic),
@@ -110,7 +110,9 @@ func (t appendTracer) start(ctx context.Context, topic, key string, partition, e
 		}
 	}
 	if span.SpanContext().IsValid() {
-		a.trace = make(map[string]string, 2)
+		if a.trace == nil {
+			a.trace = make(map[string]string, 2)
+		}
 		propagation.TraceContext{}.Inject(ctx, propagation.MapCarrier(a.trace))
 	}
 	return a
@@ -118,7 +120,7 @@ func (t appendTracer) start(ctx context.Context, topic, key string, partition, e
 
 // headers returns the trace headers to store in the events, or nil.
 func (a *appendSpan) headers() map[string]string {
-	if a == nil {
+	if a == nil || len(a.trace) == 0 {
 		return nil
 	}
 	return a.trace
@@ -151,21 +153,13 @@ func (a *appendSpan) end(errp *error) {
 		}
 	}
 	a.span.End()
+	// The records are encoded and the span has copied the attributes:
+	// nothing refers to a any more.
+	a.span, a.fsync, a.attrs = nil, 0, [5]attribute.KeyValue{}
+	clear(a.trace)
+	spanPool.Put(a)
 }
 
-// withTraceHeaders returns h with the trace headers th added (replacing
-// any the caller set: the append's context is where the event was made).
-// An event without headers of its own gets th itself, shared by all the
-// append's events: the records are encoded from it, never changed.
-func withTraceHeaders(h, th map[string]string) map[string]string {
-	if len(h) == 0 {
-		return th
-	}
-	out := make(map[string]string, len(h)+len(th))
-	maps.Copy(out, h)
-	if _, ok := th[HeaderTracestate]; !ok {
-		delete(out, HeaderTracestate)
-	}
-	maps.Copy(out, th)
-	return out
-}
+// spanPool recycles the appendSpans (and their header maps) of ended
+// appends.
+var spanPool = sync.Pool{New: func() any { return new(appendSpan) }}

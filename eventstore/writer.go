@@ -172,12 +172,9 @@ func stageEvents(b *pebble.Batch, enc *encBuf, topicID uint32, partition int, ke
 			Type: ev.Type, SchemaVersion: ev.SchemaVersion, Payload: ev.Payload, Timestamp: ev.Timestamp,
 			CorrelationID: ev.CorrelationID, CausationID: ev.CausationID, Headers: ev.Headers,
 		}
-		if traceHeaders != nil {
-			rec.Headers = withTraceHeaders(ev.Headers, traceHeaders)
-		}
 		applyDefaults(&rec, i, &correlation, now)
 		ids[i] = rec.ID
-		enc.val = appendRecord(enc.val[:0], &rec)
+		enc.val = appendRecordTraced(enc.val[:0], &rec, traceHeaders)
 		enc.key = appendLogKey(enc.key[:0], topicID, partition, rec.Offset)
 		_ = b.Set(enc.key, enc.val, nil)
 		enc.key = appendStreamKey(enc.key[:0], topicID, key, rec.Version)

@@ -35,10 +35,14 @@ type telemetrySide struct {
 	seqs    []uint64 // per client, across slices
 }
 
+// telemetrySlices is how many slices each side of the telemetry
+// measurement is cut into: an even number, so that the sides' order
+// (off first, then on first) alternates evenly.
+const telemetrySlices = 4
+
 // telemetryOn is what the "on" side runs with: the OpenTelemetry SDK's
 // meter provider with a reader that is collected after every slice (a
-// scrape) and whose readings are discarded. Tracing is not wired here yet:
-// the tracer provider of the trace work goes next to the meter provider.
+// scrape) and whose readings are discarded, and the SDK's tracer provider.
 func telemetryOn() (metric.MeterProvider, trace.TracerProvider, func(context.Context) error, func(context.Context) error) {
 	reader := sdkmetric.NewManualReader()
 	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader))
@@ -53,12 +57,12 @@ func telemetryOn() (metric.MeterProvider, trace.TracerProvider, func(context.Con
 	return mp, tp, collect, shutdown
 }
 
-// telemetry measures the cost of metrics: durable appends (16 goroutines,
-// one event each, exact expected version) and durable commands through the
-// command bus (16 clients on aggregates of their own), each on a store and
-// a bus with the SDK's meter provider (telemetryOn) and on a store and a bus
-// with a no-op one, in alternating slices (off, on, off, on, ...), so that
-// the disk's drift affects both sides alike. Both stores are in the run's
+// telemetry measures the cost of tracing and metrics: durable appends (16
+// goroutines, one event each, exact expected version) and durable commands
+// through the command bus (16 clients on aggregates of their own), each on
+// a store and a bus with the SDK's providers (telemetryOn) and on a store
+// and a bus with no-op ones, in alternating slices (off, on, on, off, off,
+// on, ...), so that the disk's drift affects both sides alike. Both stores are in the run's
 // directory, opened for this measurement.
 func (e *env) telemetry(ctx context.Context) (_ []float64, err error) {
 	e.seq++
@@ -76,26 +80,34 @@ func (e *env) telemetry(ctx context.Context) (_ []float64, err error) {
 	}
 	defer func() { err = errors.Join(err, on.close()) }()
 
-	slice := max(e.cfg.Duration/slicesPerPair, 50*time.Millisecond)
+	slice := max(e.cfg.Duration/telemetrySlices, 50*time.Millisecond)
 	var rates [4]float64 // appends off, on; commands off, on
-	for i := range slicesPerPair {
+	for i := range telemetrySlices {
 		warmup := time.Duration(0)
 		if i == 0 {
 			warmup = e.cfg.Warmup
 		}
-		for j, side := range []*telemetrySide{off, on} {
-			a, err := e.telemetryAppends(ctx, side, run, warmup, slice)
+		// off, on, then on, off: each side runs as often first as second,
+		// so that what a slice leaves behind (the other store's
+		// compactions, the page cache) weighs on both alike.
+		order := [2]int{0, 1}
+		if i%2 == 1 {
+			order = [2]int{1, 0}
+		}
+		sides := [2]*telemetrySide{off, on}
+		for _, j := range order {
+			a, err := e.telemetryAppends(ctx, sides[j], run, warmup, slice)
 			if err != nil {
 				return nil, fmt.Errorf("appends: %w", err)
 			}
-			rates[j] += a / slicesPerPair
+			rates[j] += a / telemetrySlices
 		}
-		for j, side := range []*telemetrySide{off, on} {
-			c, err := e.telemetryCommands(ctx, side, run, warmup, slice)
+		for _, j := range order {
+			c, err := e.telemetryCommands(ctx, sides[j], run, warmup, slice)
 			if err != nil {
 				return nil, fmt.Errorf("commands: %w", err)
 			}
-			rates[2+j] += c / slicesPerPair
+			rates[2+j] += c / telemetrySlices
 		}
 	}
 	return []float64{rates[0], rates[1], rates[2], rates[3]}, nil
