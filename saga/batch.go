@@ -215,7 +215,7 @@ func (b *batch[S]) event(rec eventstore.Record, start bool, key string, run func
 	st.event = &rec
 	span := b.startStep(&rec, st)
 	if failWith != nil {
-		return endStep(span, b.failStep(in, failWith.Error(), st.trigger))
+		return endStep(span, b.failStep(in, failWith.Error(), st))
 	}
 	if err := call(run, st); err != nil {
 		return endStep(span, err)
@@ -249,11 +249,11 @@ func (b *batch[S]) fire(t timer, failWith error) error {
 	st.timeout = d.Name
 	span := b.startTimeout(&d, st)
 	if failWith != nil {
-		return endStep(span, b.failStep(in, failWith.Error(), st.trigger))
+		return endStep(span, b.failStep(in, failWith.Error(), st))
 	}
 	to, ok := b.s.def.timeouts[d.Name]
 	if !ok {
-		return endStep(span, b.failStep(in, fmt.Sprintf("timeout %q has no OnTimeout handler", d.Name), st.trigger))
+		return endStep(span, b.failStep(in, fmt.Sprintf("timeout %q has no OnTimeout handler", d.Name), st))
 	}
 	if err := call(func(st *Step[S]) error { return to.run(b.s.opts.codec, d.Message, st) }, st); err != nil {
 		return endStep(span, err)
@@ -292,10 +292,10 @@ func (b *batch[S]) commitStep(in *instance[S], st *Step[S]) error {
 	b.stats.Steps++
 	in.state = st.State
 	if len(st.errs) > 0 {
-		return b.fail(in, Failure{Reason: errors.Join(st.errs...).Error()}, st.trigger)
+		return b.fail(in, Failure{Reason: errors.Join(st.errs...).Error()}, st.trigger, st.trace)
 	}
 	if st.failed != nil {
-		return b.fail(in, Failure{Reason: *st.failed}, st.trigger)
+		return b.fail(in, Failure{Reason: *st.failed}, st.trigger, st.trace)
 	}
 	for _, name := range st.cancels {
 		if err := b.cancel(in, name); err != nil {
@@ -338,9 +338,9 @@ func (b *batch[S]) commitStep(in *instance[S], st *Step[S]) error {
 
 // failStep takes a step of in that fails with reason, without running a
 // handler.
-func (b *batch[S]) failStep(in *instance[S], reason, trigger string) error {
+func (b *batch[S]) failStep(in *instance[S], reason string, st *Step[S]) error {
 	in.rec.Steps++
-	return b.fail(in, Failure{Reason: reason}, trigger)
+	return b.fail(in, Failure{Reason: reason}, st.trigger, st.trace)
 }
 
 // enqueue puts cmd into in's outbox.
@@ -393,8 +393,9 @@ func (b *batch[S]) end(in *instance[S], status Status) error {
 // dropped, the OnFailure handler runs, and the compensations of the
 // commands sent before are enqueued, newest first, then the handler's
 // commands. The instance is compensating until those are dispatched, then
-// failed.
-func (b *batch[S]) fail(in *instance[S], f Failure, trigger string) error {
+// failed. trigger and trace are the ID and the trace context of what
+// failed it (a step's trigger, a rejected command).
+func (b *batch[S]) fail(in *instance[S], f Failure, trigger string, trace map[string]string) error {
 	b.touch(in)
 	b.stats.Failed++
 	b.stats.lastError = fmt.Sprintf("instance %q: %s", in.key, f.Reason)
@@ -421,6 +422,7 @@ func (b *batch[S]) fail(in *instance[S], f Failure, trigger string) error {
 	var extra []sendRecord
 	if b.s.def.onFailure != nil {
 		st := b.step(in, "failure/"+trigger)
+		st.trace = trace // its commands continue the trace of what failed
 		if herr := call(func(st *Step[S]) error { return b.s.def.onFailure(st, f) }, st); herr != nil {
 			in.rec.LastError = fmt.Sprintf("%s; OnFailure: %v", f.Reason, herr)
 		} else {

@@ -502,7 +502,7 @@ func (s *Saga[S]) failOnRejection(ctx context.Context, key string, it outboxItem
 			stale = true
 			return txn.Delete(s.keys.outbox(key, it.seq))
 		}
-		if err := b.fail(in, f, it.cmd.ID); err != nil {
+		if err := b.fail(in, f, it.cmd.ID, it.cmd.Trace); err != nil {
 			return err
 		}
 		return b.flush()

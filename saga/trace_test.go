@@ -6,7 +6,9 @@ import (
 
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
+	"go.opentelemetry.io/otel/trace"
 
+	"github.com/muninn-es/muninn/internal/fulfillment"
 	"github.com/muninn-es/muninn/saga"
 	"github.com/muninn-es/muninn/telemetry"
 )
@@ -66,5 +68,33 @@ func TestTimeoutContinuesTheTrace(t *testing.T) {
 	}
 	if len(want) != 0 {
 		t.Errorf("the timeout's span lacks the attributes %v; it has %v", want, timeout.Attributes())
+	}
+}
+
+// TestFailureContinuesTheTrace: when a saga fails, the commands of its
+// OnFailure handler and its compensations continue the request's trace,
+// as every other command of the saga does (no tracer provider is set: the
+// trace context travels in the records alone).
+func TestFailureContinuesTheTrace(t *testing.T) {
+	w := newWorld(t)
+	id := trace.TraceID{0x4b, 0xf9, 0x2f, 0x35, 0x77, 0xb3, 0x4d, 0xa6, 0xa3, 0xce, 0x92, 0x9d, 0x0e, 0x0e, 0x47, 0x36}
+	sc := trace.NewSpanContext(trace.SpanContextConfig{TraceID: id, SpanID: trace.SpanID{0, 0xf0, 0x67, 0xaa, 0x0b, 0xa9, 0x02, 0xb7}, TraceFlags: trace.FlagsSampled})
+	ctx := trace.ContextWithSpanContext(t.Context(), sc)
+	o := fulfillment.PlaceOrder{Customer: "ad", Total: fulfillment.DeclineAbove + 1, SKU: "sku-1", Qty: 1, Address: "1 Main St"}
+	if _, err := w.h.Orders.Dispatch(ctx, "o-1", o); err != nil {
+		t.Fatal(err)
+	}
+	w.settle("o-1", saga.StatusFailed)
+	wantTypes(t, "order", w.types("orders", "o-1"), "order.placed", "order.cancelled")
+	wantTypes(t, "stock", w.types("stock", "sku-1"), "stock.reserved", "stock.released")
+	for _, s := range [][2]string{{"orders", "o-1"}, {"stock", "sku-1"}, {"payments", "o-1"}} {
+		for rec, err := range w.store.ReadStream(t.Context(), s[0], s[1], 1) {
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := telemetry.SpanContextOf(rec.Headers).TraceID(); got != id {
+				t.Errorf("%s/%s v%d %s: trace %s, want the request's %s", s[0], s[1], rec.Version, rec.Type, got, id)
+			}
+		}
 	}
 }
