@@ -276,9 +276,11 @@ func (s *Store) deliver(payload string) {
 
 // queueNotify sends payload to every Store on the schema soon, from the
 // notifier goroutine, which puts the payloads that gather meanwhile into one
-// statement. The notification is not part of the append's transaction: a
-// NOTIFY in a transaction takes a database-wide lock until the commit is
-// flushed, which would serialize every append's fsync.
+// statement. An append group notifies in its own round trip instead (after
+// its COMMIT, see writeGroup) and comes here only if that failed. The
+// notification is never part of the append's transaction: a NOTIFY in a
+// transaction takes a database-wide lock until the commit is flushed, which
+// would serialize every append's fsync.
 func (s *Store) queueNotify(payload string) {
 	s.notifyMu.Lock()
 	s.notifyMu.pending[payload] = struct{}{}
