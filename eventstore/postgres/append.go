@@ -270,12 +270,12 @@ func (s *Store) commitGroup(ctx context.Context, w *storeWriter, group []*append
 		pre.Queue(s.q(`SELECT {s}.expect(coalesce(bool_and(coalesce(h.version, 0) = x.v), true), 'a stream head')
 			FROM unnest($1::bigint[], $2::bytea[], $3::bigint[]) AS x(t, k, v)
 			LEFT JOIN {s}.heads h ON h.topic_id = x.t AND h.kh = x.k`), k.headTopics, k.headKHs, hv)
-		included, err := s.writeGroup(ctx, conn, pre, group, k, next, heads)
+		included, notified, err := s.writeGroup(ctx, conn, pre, group, k, next, heads)
 		var pgErr *pgconn.PgError
 		switch {
 		case err == nil:
 			w.remember(next, heads)
-			s.publishedAll(included)
+			s.publishedAll(included, notified)
 			fail(nil)
 			return
 		case errors.As(err, &pgErr) && pgErr.Code == "MU001":
@@ -335,7 +335,7 @@ func (s *Store) commitGroup(ctx context.Context, w *storeWriter, group []*append
 		}
 	}
 	// Round trip 2.
-	included, err := s.writeGroup(ctx, conn, &pgx.Batch{}, group, k, next, heads)
+	included, notified, err := s.writeGroup(ctx, conn, &pgx.Batch{}, group, k, next, heads)
 	if err != nil {
 		w.forget()
 		err = s.dbErr(ctx, where(), err)
@@ -346,7 +346,7 @@ func (s *Store) commitGroup(ctx context.Context, w *storeWriter, group []*append
 		return
 	}
 	w.remember(next, heads)
-	s.publishedAll(included)
+	s.publishedAll(included, notified)
 	fail(nil)
 }
 
@@ -369,12 +369,13 @@ func beginGroup(b *pgx.Batch, k groupKeys) {
 
 // writeGroup checks each append of group against heads, takes its offsets
 // from next, and queues on pre the writes of those that pass, then the
-// commit, and sends pre. It updates next and heads to what the commit
-// leaves, and sets the result or error of each append; the appends it
-// included are returned. With none to write it rolls back and returns
+// commit and the notification of the other Stores, and sends pre. It
+// updates next and heads to what the commit leaves, and sets the result or
+// error of each append; the appends it included are returned, and whether
+// the other Stores were notified of them. With none to write it rolls back and returns
 // none. An error is the transaction's: it is rolled back, and no append
 // was written.
-func (s *Store) writeGroup(ctx context.Context, conn *pgxpool.Conn, pre *pgx.Batch, group []*appendReq, k groupKeys, next map[partKey]int64, heads map[headKey]uint64) ([]*appendReq, error) {
+func (s *Store) writeGroup(ctx context.Context, conn *pgxpool.Conn, pre *pgx.Batch, group []*appendReq, k groupKeys, next map[partKey]int64, heads map[headKey]uint64) ([]*appendReq, bool, error) {
 	var (
 		rtids, offs, vers, tss []int64
 		rparts, sizes          []int32
@@ -441,10 +442,10 @@ func (s *Store) writeGroup(ctx context.Context, conn *pgxpool.Conn, pre *pgx.Bat
 			pre.Queue("ROLLBACK")
 			err := conn.SendBatch(ctx, pre).Close()
 			rollback(conn)
-			return nil, err
+			return nil, false, err
 		}
 		rollback(conn)
-		return nil, nil
+		return nil, false, nil
 	}
 	var (
 		hTopics, hVers []int64
@@ -478,15 +479,43 @@ func (s *Store) writeGroup(ctx context.Context, conn *pgxpool.Conn, pre *pgx.Bat
 		WHERE p.topic_id = x.t AND p.part = x.pt`), pTopics, pParts, pNext, pRecs, pBytes)
 	pre.QueuedQueries = append(pre.QueuedQueries, b.QueuedQueries...)
 	pre.Queue("COMMIT")
-	err := conn.SendBatch(ctx, pre).Close()
+	// The notification for the other Stores, in the same round trip but
+	// after the COMMIT: a transaction of its own (implicit, ended by the
+	// batch's Sync) that writes no WAL, so that it takes the database-wide
+	// notify lock only briefly, after the append's flush, never through it.
+	// It runs only if the append committed.
+	var payloads []string
+	seen := map[int64]bool{}
+	for _, r := range included {
+		if !seen[r.t.id] {
+			seen[r.t.id] = true
+			payloads = append(payloads, "p "+strconv.FormatInt(r.t.id, 10))
+		}
+	}
+	pre.Queue(`SELECT pg_notify($1, p) FROM unnest($2::text[]) AS p`, s.channel, payloads)
+	br := conn.SendBatch(ctx, pre)
+	var err error
+	for range len(pre.QueuedQueries) - 1 {
+		if _, err = br.Exec(); err != nil {
+			break
+		}
+	}
+	notified := false
+	if err == nil {
+		// Committed; if the notification failed, the notifier sends it.
+		_, nerr := br.Exec()
+		notified = nerr == nil
+	}
+	// What Close reports is already in err, or is the notification's.
+	_ = br.Close()
 	if err == nil && conn.Conn().PgConn().TxStatus() != 'I' {
 		err = errors.New("transaction did not commit")
 	}
 	if err != nil {
 		rollback(conn)
-		return nil, err
+		return nil, false, err
 	}
-	return included, nil
+	return included, notified, nil
 }
 
 // cached returns copies of the cached next offsets and heads of the
@@ -532,13 +561,19 @@ func (w *storeWriter) forget() {
 	w.next, w.heads = nil, nil
 }
 
-// publishedAll wakes the waiters on every topic that included wrote to.
-func (s *Store) publishedAll(included []*appendReq) {
+// publishedAll wakes the waiters on every topic that included wrote to:
+// this Store's at once, and the other Stores soon, unless the group's own
+// round trip has notified them (notified).
+func (s *Store) publishedAll(included []*appendReq, notified bool) {
 	woken := map[int64]bool{}
 	for _, r := range included {
 		if !woken[r.t.id] {
 			woken[r.t.id] = true
-			s.published(r.t.id)
+			if notified {
+				s.wake(r.t.id)
+			} else {
+				s.published(r.t.id)
+			}
 		}
 	}
 }

@@ -276,9 +276,11 @@ func (s *Store) deliver(payload string) {
 
 // queueNotify sends payload to every Store on the schema soon, from the
 // notifier goroutine, which puts the payloads that gather meanwhile into one
-// statement. The notification is not part of the append's transaction: a
-// NOTIFY in a transaction takes a database-wide lock until the commit is
-// flushed, which would serialize every append's fsync.
+// statement. An append group notifies in its own round trip instead (after
+// its COMMIT, see writeGroup) and comes here only if that failed. The
+// notification is never part of the append's transaction: a NOTIFY in a
+// transaction takes a database-wide lock until the commit is flushed, which
+// would serialize every append's fsync.
 func (s *Store) queueNotify(payload string) {
 	s.notifyMu.Lock()
 	s.notifyMu.pending[payload] = struct{}{}
@@ -303,19 +305,15 @@ func (s *Store) runNotifier() {
 		s.notifyMu.pending = map[string]struct{}{}
 		s.notifyMu.Unlock()
 		if len(pending) > 0 {
-			var b strings.Builder
-			b.WriteString("BEGIN; SET LOCAL synchronous_commit TO off; SELECT ")
-			i := 0
+			// One prepared statement in its own transaction, one round trip.
+			// The transaction writes no WAL (the notification queue is not
+			// logged), so its commit waits for no flush.
+			payloads := make([]string, 0, len(pending))
 			for p := range pending {
-				if i > 0 {
-					b.WriteString(", ")
-				}
-				i++
-				fmt.Fprintf(&b, "pg_notify(%s, %s)", quoteLiteral(s.channel), quoteLiteral(p))
+				payloads = append(payloads, p)
 			}
-			b.WriteString("; COMMIT")
 			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-			if _, err := s.pool.Exec(ctx, b.String(), pgx.QueryExecModeSimpleProtocol); err != nil {
+			if _, err := s.pool.Exec(ctx, `SELECT pg_notify($1, p) FROM unnest($2::text[]) AS p`, s.channel, payloads); err != nil {
 				s.log.Warn("postgres: notify failed", telemetry.AttrError, err)
 			}
 			cancel()
@@ -324,9 +322,4 @@ func (s *Store) runNotifier() {
 			return
 		}
 	}
-}
-
-// quoteLiteral quotes s as an SQL string literal.
-func quoteLiteral(s string) string {
-	return "'" + strings.ReplaceAll(s, "'", "''") + "'"
 }
