@@ -19,7 +19,6 @@ import (
 	"github.com/muninn-es/muninn/eventstore"
 	"github.com/muninn-es/muninn/eventstore/postgres"
 	"github.com/muninn-es/muninn/examples/shop"
-	shopv1 "github.com/muninn-es/muninn/examples/shop/api/shop/v1"
 	"github.com/muninn-es/muninn/service"
 	"github.com/muninn-es/muninn/service/admin"
 )
@@ -185,7 +184,7 @@ func runServe(ctx context.Context, cfg serveConfig) error {
 	if err != nil {
 		return errors.Join(err, store.Close())
 	}
-	a, err := admin.New(store, admin.WithProjections(s.OrderDetails().Projection), admin.WithSagas(admin.SagaOf(s.Checkout())))
+	a, err := admin.New(store, admin.WithProjections(s.Projections()...), admin.WithSagas(admin.SagaOf(s.Checkout())))
 	if err != nil {
 		return errors.Join(err, s.Close(), store.Close())
 	}
@@ -195,7 +194,7 @@ func runServe(ctx context.Context, cfg serveConfig) error {
 		service.WithLogger(cfg.Logger),
 		service.WithTitle("Muninn shop"),
 		service.WithTracerProvider(tp),
-		service.WithOpenAPI(append(admin.OpenAPI(), shopv1.OpenAPI)...),
+		service.WithOpenAPI(append(admin.OpenAPI(), shop.OpenAPI()...)...),
 		uiOption(),
 		m.serviceOption(),
 	)
