@@ -644,7 +644,7 @@ func adminFor(ctx context.Context, store eventstore.Store) (*admin.Admin, func()
 		if err != nil {
 			return nil, nil, err
 		}
-		opts = append(opts, admin.WithProjections(s.Projections()...), admin.WithSagas(admin.SagaOf(s.Checkout())))
+		opts = append(opts, admin.WithProjections(s.OrderDetails().Projection), admin.WithSagas(admin.SagaOf(s.Checkout())))
 		closeParts = s.Close
 	}
 	a, err := admin.New(store, opts...)

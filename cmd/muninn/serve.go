@@ -75,7 +75,8 @@ func newServeCmd() *cobra.Command {
 		Long: `serve runs the example shop (examples/shop: orders, payments, shipping and the
 checkout saga) on the event store in DIR, created if missing, or with
 --postgres on a PostgreSQL store in the schema --schema of that server
-(created and migrated if missing), with shop.v1.OrderService over gRPC and,
+(created and migrated if missing), with the shop's generated services
+(shop.order.v1, shop.payment.v1) over gRPC and,
 through the REST gateway, as JSON over HTTP:
 
   POST /v1/orders                         place an order
@@ -184,7 +185,7 @@ func runServe(ctx context.Context, cfg serveConfig) error {
 	if err != nil {
 		return errors.Join(err, store.Close())
 	}
-	a, err := admin.New(store, admin.WithProjections(s.Projections()...), admin.WithSagas(admin.SagaOf(s.Checkout())))
+	a, err := admin.New(store, admin.WithProjections(s.OrderDetails().Projection), admin.WithSagas(admin.SagaOf(s.Checkout())))
 	if err != nil {
 		return errors.Join(err, s.Close(), store.Close())
 	}
