@@ -6,9 +6,9 @@
 //
 // # A service
 //
-//	srv, err := service.New(service.WithOpenAPI(shopv1.OpenAPI))
-//	srv.Register(func(g *grpc.Server) { shopv1.RegisterOrderServiceServer(g, orders) })
-//	srv.RegisterGateway(shopv1.RegisterOrderServiceHandler)
+//	srv, err := service.New(service.WithOpenAPI(orderv1.OpenAPI))
+//	srv.Register(func(g *grpc.Server) { orderv1.RegisterOrderServiceServer(g, orders) })
+//	srv.RegisterGateway(orderv1.RegisterOrderServiceHandler)
 //	srv.Ready("orders", service.ProjectionReady(ordersProjection))
 //
 //	var g service.Group

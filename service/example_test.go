@@ -32,9 +32,9 @@ func ExampleGroup() {
 		log.Fatal(err)
 	}
 	srv.Register(func(g *grpc.Server) {
-		// shopv1.RegisterOrderServiceServer(g, orders), ...
+		// orderv1.RegisterOrderServiceServer(g, orders), ...
 	})
-	// srv.RegisterGateway(shopv1.RegisterOrderServiceHandler)
+	// srv.RegisterGateway(orderv1.RegisterOrderServiceHandler)
 	// srv.Ready("orders", service.ProjectionReady(ordersProjection))
 
 	ctx, stop := context.WithCancel(context.Background())

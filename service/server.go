@@ -121,7 +121,7 @@ func New(opts ...Option) (*Server, error) {
 }
 
 // Register adds a function that registers gRPC services with the server,
-// such as func(g *grpc.Server) { shopv1.RegisterOrderServiceServer(g, h) };
+// such as func(g *grpc.Server) { orderv1.RegisterOrderServiceServer(g, h) };
 // it runs at Start and must not call the Server's methods. Call it
 // before Start.
 func (s *Server) Register(f func(*grpc.Server)) {
@@ -131,7 +131,7 @@ func (s *Server) Register(f func(*grpc.Server)) {
 }
 
 // RegisterGateway adds a function that registers REST handlers with the
-// gateway, such as shopv1.RegisterOrderServiceHandler; it runs at Start
+// gateway, such as orderv1.RegisterOrderServiceHandler; it runs at Start
 // with the loopback connection to the gRPC server, and must not call the
 // Server's methods. Call it before Start.
 func (s *Server) RegisterGateway(f GatewayFunc) {

@@ -23,7 +23,7 @@ import (
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 
-	shopv1 "github.com/muninn-es/muninn/examples/shop/api/shop/v1"
+	orderv1 "github.com/muninn-es/muninn/examples/shop/api/order/v1"
 )
 
 // mainEnv makes the test binary run the muninn command itself (TestMain),
@@ -254,10 +254,11 @@ func TestServeEndToEnd(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer conn.Close()
-	client := shopv1.NewOrderServiceClient(conn)
+	client := orderv1.NewOrderServiceClient(conn)
+	queries := orderv1.NewOrderQueryServiceClient(conn)
 	ctx := context.Background()
-	place := &shopv1.PlaceOrderRequest{CustomerId: "grpc-ada", PaymentMethod: "card",
-		Items: []*shopv1.Item{{Sku: "sku-2", Quantity: 3, UnitPriceCents: 500}}}
+	place := &orderv1.PlaceOrderRequest{CustomerId: "grpc-ada", PaymentMethod: "card",
+		Items: []*orderv1.Item{{Sku: "sku-2", Quantity: 3, UnitPriceCents: 500}}}
 	mctx := metadata.AppendToOutgoingContext(ctx, "idempotency-key", "e2e-grpc-1")
 	var hdr metadata.MD
 	first, err := client.PlaceOrder(mctx, place, grpc.Header(&hdr))
@@ -271,14 +272,14 @@ func TestServeEndToEnd(t *testing.T) {
 	if err != nil || again.GetOrderId() != first.GetOrderId() {
 		t.Errorf("retried PlaceOrder = %v, %v; want order %s", again, err, first.GetOrderId())
 	}
-	if _, err := client.GetOrder(ctx, &shopv1.GetOrderRequest{OrderId: "ord-missing"}); status.Code(err) != codes.NotFound {
+	if _, err := queries.GetOrderDetails(ctx, &orderv1.GetOrderDetailsRequest{OrderId: "ord-missing"}); status.Code(err) != codes.NotFound {
 		t.Errorf("GetOrder of a missing order: %v, want NotFound", err)
 	}
-	if _, err := client.PlaceOrder(ctx, &shopv1.PlaceOrderRequest{CustomerId: "x", PaymentMethod: "card"}); status.Code(err) != codes.InvalidArgument {
+	if _, err := client.PlaceOrder(ctx, &orderv1.PlaceOrderRequest{CustomerId: "x", PaymentMethod: "card"}); status.Code(err) != codes.InvalidArgument {
 		t.Errorf("PlaceOrder with no items: %v, want InvalidArgument", err)
 	}
 	// Read your writes over gRPC: min_position from the header.
-	got, err := client.GetOrder(ctx, &shopv1.GetOrderRequest{OrderId: first.GetOrderId(), MinPosition: hdr.Get("muninn-position")[0]})
+	got, err := queries.GetOrderDetails(ctx, &orderv1.GetOrderDetailsRequest{OrderId: first.GetOrderId(), MinPosition: hdr.Get("muninn-position")[0]})
 	if err != nil || got.GetCustomerId() != "grpc-ada" {
 		t.Errorf("GetOrder with min_position = %v, %v", got, err)
 	}

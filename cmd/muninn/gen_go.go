@@ -16,7 +16,7 @@ import (
 // gen/golang), registered under `muninn gen`.
 func genGoCmd() *cobra.Command {
 	var out, module, replace, importPath string
-	var dryRun, noBuf bool
+	var dryRun, noBuf, service, noMain bool
 	cmd := &cobra.Command{
 		Use:   "go [FILE]",
 		Short: "generate Go code from an event model (default eventmodel.yaml)",
@@ -38,7 +38,12 @@ models with a route hint as query RPCs and the OpenAPI document at
 Each saga of the model is a package of its own (DIR/<saga>/): <saga>_gen.go
 with its wiring and, once, hooks.go with a hook per step. It imports the
 contexts, so it needs the import path of --out: --import-path, --module, or
-the go.mod above --out; without one the sagas are skipped (and said so).`,
+the go.mod above --out; without one the sagas are skipped (and said so).
+
+--service generates the service surface without a go.mod, into a directory
+of an existing module (its import path as for the sagas); --no-main leaves out
+main.go and serve_gen.go, so that the directory stays a library whose own code
+wires the generated servers (go generate ./examples/shop does both).`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			file := "eventmodel.yaml"
@@ -59,7 +64,7 @@ the go.mod above --out; without one the sagas are skipped (and said so).`,
 			if ps := model.Validate(m); len(ps) > 0 {
 				return fmt.Errorf("gen go: %s is not valid (muninn gen check says the same):\n%w", file, ps)
 			}
-			rep, err := golang.Generate(m, out, golang.Options{Module: module, Replace: replace, DryRun: dryRun, Service: module != "", ImportPath: importPath})
+			rep, err := golang.Generate(m, out, golang.Options{Module: module, Replace: replace, DryRun: dryRun, Service: module != "" || service, NoMain: noMain, ImportPath: importPath})
 			if err != nil {
 				return fmt.Errorf("gen go: %w", err)
 			}
@@ -72,7 +77,7 @@ the go.mod above --out; without one the sagas are skipped (and said so).`,
 					fmt.Fprintf(w, "%-9s %s\n", l.what, filepath.Join(out, f))
 				}
 			}
-			if module != "" && !noBuf && !dryRun {
+			if (module != "" || service) && !noBuf && !dryRun {
 				fmt.Fprintf(w, "running buf in %s (the gRPC and gateway code) ...\n", out)
 				if err := golang.RunBuf(cmd.Context(), out); err != nil {
 					return fmt.Errorf("gen go: %w", err)
@@ -85,7 +90,9 @@ the go.mod above --out; without one the sagas are skipped (and said so).`,
 	cmd.Flags().StringVar(&module, "module", "", "the Go module path: write DIR/go.mod if missing")
 	cmd.Flags().StringVar(&replace, "replace", "", "a local muninn checkout for go.mod's replace directive")
 	cmd.Flags().StringVar(&importPath, "import-path", "", "the import path of --out, which the saga packages import the contexts under (default: --module, or from the go.mod above --out)")
-	cmd.Flags().BoolVar(&noBuf, "no-buf", false, "with --module: do not run buf (the module does not build until it has run)")
+	cmd.Flags().BoolVar(&noBuf, "no-buf", false, "with --module or --service: do not run buf (the module does not build until it has run)")
+	cmd.Flags().BoolVar(&service, "service", false, "generate the service surface (as --module does) without writing a go.mod")
+	cmd.Flags().BoolVar(&noMain, "no-main", false, "with --module or --service: no main.go nor serve_gen.go (the directory stays a library)")
 	cmd.Flags().BoolVar(&dryRun, "dry-run", false, "say what would be written, write nothing")
 	return cmd
 }

@@ -16,7 +16,7 @@ import (
 	"github.com/muninn-es/muninn/clock"
 	"github.com/muninn-es/muninn/eventstore"
 	"github.com/muninn-es/muninn/examples/shop"
-	shopv1 "github.com/muninn-es/muninn/examples/shop/api/shop/v1"
+	orderv1 "github.com/muninn-es/muninn/examples/shop/api/order/v1"
 )
 
 // scrape reads url (a /metrics endpoint) in Prometheus' text format: each
@@ -231,8 +231,8 @@ func TestServeMetrics(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.Server().PlaceOrder(ctx, &shopv1.PlaceOrderRequest{CustomerId: "grace", PaymentMethod: "card",
-		Items: []*shopv1.Item{{Sku: "sku-lamp", Quantity: 1, UnitPriceCents: 4900}}}); err != nil {
+	if _, err := s.Server().PlaceOrder(ctx, &orderv1.PlaceOrderRequest{CustomerId: "grace", PaymentMethod: "card",
+		Items: []*orderv1.Item{{Sku: "sku-lamp", Quantity: 1, UnitPriceCents: 4900}}}); err != nil {
 		t.Fatal(err)
 	}
 	clk.Advance(time.Minute)

@@ -19,7 +19,6 @@ import (
 	"github.com/muninn-es/muninn/eventstore"
 	"github.com/muninn-es/muninn/eventstore/postgres"
 	"github.com/muninn-es/muninn/examples/shop"
-	shopv1 "github.com/muninn-es/muninn/examples/shop/api/shop/v1"
 	"github.com/muninn-es/muninn/service"
 	"github.com/muninn-es/muninn/service/admin"
 )
@@ -76,7 +75,8 @@ func newServeCmd() *cobra.Command {
 		Long: `serve runs the example shop (examples/shop: orders, payments, shipping and the
 checkout saga) on the event store in DIR, created if missing, or with
 --postgres on a PostgreSQL store in the schema --schema of that server
-(created and migrated if missing), with shop.v1.OrderService over gRPC and,
+(created and migrated if missing), with the shop's generated services
+(shop.order.v1, shop.payment.v1) over gRPC and,
 through the REST gateway, as JSON over HTTP:
 
   POST /v1/orders                         place an order
@@ -195,7 +195,7 @@ func runServe(ctx context.Context, cfg serveConfig) error {
 		service.WithLogger(cfg.Logger),
 		service.WithTitle("Muninn shop"),
 		service.WithTracerProvider(tp),
-		service.WithOpenAPI(append(admin.OpenAPI(), shopv1.OpenAPI)...),
+		service.WithOpenAPI(append(admin.OpenAPI(), shop.OpenAPI()...)...),
 		uiOption(),
 		m.serviceOption(),
 	)

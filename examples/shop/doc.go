@@ -12,15 +12,15 @@
 //
 // and this package, which wires them into one service: the checkout saga
 // (CheckoutSaga) that carries an order from PLACED through PAID and SHIPPED
-// to COMPLETED, or compensates and cancels it, and shop.v1.OrderService
-// (api/shop/v1/shop.proto), served over gRPC and, through grpc-gateway, as
-// REST:
+// to COMPLETED, or compensates and cancels it, and the services generated
+// from eventmodel.yaml (api/order/v1, api/payment/v1; see service.go),
+// served over gRPC and, through grpc-gateway, as REST:
 //
-//	POST /v1/orders                        PlaceOrder
-//	GET  /v1/orders/{order_id}             GetOrder
-//	POST /v1/orders/{order_id}:cancel      CancelOrder
-//	GET  /v1/customers/{customer_id}/orders ListCustomerOrders
-//	GET  /v1/revenue                       GetRevenue
+//	POST /v1/orders                         OrderService.PlaceOrder
+//	GET  /v1/orders/{order_id}              OrderQueryService.GetOrderDetails
+//	POST /v1/orders/{order_id}:cancel       OrderService.CancelOrder
+//	GET  /v1/customers/{customer_id}/orders OrderQueryService.ListCustomerOrders
+//	GET  /v1/revenue                        PaymentQueryService.ListRevenue
 //
 // New wires the shop on an event store; Run runs its runners under one
 // lifecycle; RegisterGRPC and RegisterGateway put the API on servers.

@@ -6,4 +6,4 @@ package shop
 // Regenerate after changing the model with go generate ./examples/shop;
 // gen/golang's TestShopInSync fails while they differ.
 
-//go:generate go run ../../cmd/muninn gen go --out . eventmodel.yaml
+//go:generate go run ../../cmd/muninn gen go --out . --service --no-main eventmodel.yaml

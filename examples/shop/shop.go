@@ -8,17 +8,15 @@ import (
 	"sync"
 	"time"
 
-	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
 	"go.opentelemetry.io/otel/trace"
-	"google.golang.org/grpc"
 
 	"github.com/muninn-es/muninn/aggregate"
 	"github.com/muninn-es/muninn/clock"
 	"github.com/muninn-es/muninn/command"
 	"github.com/muninn-es/muninn/eventstore"
-	shopv1 "github.com/muninn-es/muninn/examples/shop/api/shop/v1"
 	"github.com/muninn-es/muninn/examples/shop/order"
 	"github.com/muninn-es/muninn/examples/shop/payment"
+	"github.com/muninn-es/muninn/examples/shop/readmodels"
 	"github.com/muninn-es/muninn/examples/shop/shipping"
 	"github.com/muninn-es/muninn/projection"
 	"github.com/muninn-es/muninn/saga"
@@ -56,14 +54,15 @@ func WithLogger(l *slog.Logger) Option { return func(o *config) { o.logger = l }
 
 // Shop is the whole shop service on one store: the command bus with the
 // Order, Payment, Shipment and Stock aggregates, the checkout saga, the
-// simulated payment provider, the order details and revenue read models,
-// and shop.v1.OrderService over them.
+// simulated payment provider, the order details, customer orders and
+// revenue read models, and the generated services over them (service.go).
 type Shop struct {
 	cfg       config
 	store     eventstore.Store
 	bus       *command.Bus
+	orderSrv  *order.Server
 	orders    *command.Handler[order.Order, order.Command, order.Event]
-	details   *order.ReadModel
+	rm        *readmodels.ReadModels
 	revenue   *payment.Revenue
 	checkout  *saga.Saga[Checkout]
 	provider  *saga.Saga[struct{}]
@@ -124,17 +123,18 @@ func (s *Shop) register(store eventstore.Store) error {
 	// as a production service would, so that a step reads only the events
 	// after the cached state instead of replaying the stream from disk.
 	cache := aggregate.WithCache(aggregateCache)
-	orders, errO := order.New(cache)
 	payments, errP := payment.New(cache)
 	shipments, errS := shipping.NewShipment(cache)
 	stock, errK := shipping.NewStock(cache)
-	if err := errors.Join(errO, errP, errS, errK); err != nil {
+	if err := errors.Join(errP, errS, errK); err != nil {
 		return fmt.Errorf("shop: %w", err)
 	}
+	// The Order aggregate is registered by its generated server.
 	var err error
-	if s.orders, err = command.Register(ctx, s.bus, orders); err != nil {
-		return fmt.Errorf("shop: register orders: %w", err)
+	if s.orderSrv, err = order.NewServer(ctx, s.bus, cache); err != nil {
+		return fmt.Errorf("shop: %w", err)
 	}
+	s.orders = s.orderSrv.OrderHandler()
 	if _, err = command.Register(ctx, s.bus, payments); err != nil {
 		return fmt.Errorf("shop: register payments: %w", err)
 	}
@@ -144,14 +144,16 @@ func (s *Shop) register(store eventstore.Store) error {
 	if _, err = command.Register(ctx, s.bus, stock); err != nil {
 		return fmt.Errorf("shop: register stock: %w", err)
 	}
-	if s.details, err = order.NewReadModel(store, projection.WithClock(s.cfg.clock), projection.WithLogger(s.cfg.logger),
+	if s.rm, err = readmodels.Open(store, projection.WithClock(s.cfg.clock), projection.WithLogger(s.cfg.logger),
 		projection.WithMeterProvider(s.cfg.meters), projection.WithTracerProvider(s.cfg.tracer)); err != nil {
-		return fmt.Errorf("shop: order details: %w", err)
+		return fmt.Errorf("shop: read models: %w", err)
 	}
 	if s.revenue, err = payment.NewRevenue(store, stream.WithClock(s.cfg.clock), stream.WithLogger(s.cfg.logger),
 		stream.WithTracerProvider(s.cfg.tracer), stream.WithMeterProvider(s.cfg.meters)); err != nil {
 		return fmt.Errorf("shop: revenue: %w", err)
 	}
+	// The revenue is a custom read model: the stream app answers its query.
+	s.rm.Revenue = revenueSource{s.revenue}
 	if s.checkout, err = saga.New(store, s.bus, CheckoutSaga(s.cfg.paymentTimeout), saga.WithClock(s.cfg.clock), saga.WithLogger(s.cfg.logger),
 		saga.WithMeterProvider(s.cfg.meters), saga.WithTracerProvider(s.cfg.tracer)); err != nil {
 		return fmt.Errorf("shop: checkout: %w", err)
@@ -163,8 +165,9 @@ func (s *Shop) register(store eventstore.Store) error {
 	return nil
 }
 
-// Run runs the shop's runners (the order details projection, the revenue
-// stream processor, the checkout saga and the payment provider) until ctx
+// Run runs the shop's runners (the order details and customer orders
+// projections, the revenue stream processor, the checkout saga and the
+// payment provider) until ctx
 // ends, then returns nil; if one of them fails, it stops the others and
 // returns that error.
 func (s *Shop) Run(ctx context.Context) error {
@@ -174,7 +177,8 @@ func (s *Shop) Run(ctx context.Context) error {
 		name string
 		run  func(context.Context) error
 	}{
-		{"order details", s.details.Projection.Run},
+		{"order details", s.rm.OrderDetails.Projection.Run},
+		{"customer orders", s.rm.CustomerOrders.Projection.Run},
 		{"revenue", s.revenue.App.Run},
 		{"checkout", s.checkout.Run},
 		{"payment provider", s.provider.Run},
@@ -203,8 +207,17 @@ func (s *Shop) Close() error {
 // Bus returns the shop's command bus, for in-process callers and tools.
 func (s *Shop) Bus() *command.Bus { return s.bus }
 
-// OrderDetails returns the order details read model.
-func (s *Shop) OrderDetails() *order.ReadModel { return s.details }
+// OrderDetails returns the order details read model (package readmodels,
+// generated): an order by ID.
+func (s *Shop) OrderDetails() *readmodels.OrderDetailsTable { return s.rm.OrderDetails }
+
+// CustomerOrders returns the customer orders read model: a customer's
+// orders (its index ByCustomerID).
+func (s *Shop) CustomerOrders() *readmodels.CustomerOrdersTable { return s.rm.CustomerOrders }
+
+// Projections returns the projections of the shop's read models, for the
+// admin API.
+func (s *Shop) Projections() []*projection.Projection { return s.rm.Projections() }
 
 // Revenue returns the revenue per hour read model.
 func (s *Shop) Revenue() *payment.Revenue { return s.revenue }
@@ -212,50 +225,38 @@ func (s *Shop) Revenue() *payment.Revenue { return s.revenue }
 // Checkout returns the checkout saga, to inspect its instances.
 func (s *Shop) Checkout() *saga.Saga[Checkout] { return s.checkout }
 
-// Server returns the shop.v1.OrderService implementation.
-func (s *Shop) Server() shopv1.OrderServiceServer { return &orderServer{shop: s} }
-
-// RegisterGRPC registers shop.v1.OrderService with a gRPC server.
-func (s *Shop) RegisterGRPC(r grpc.ServiceRegistrar) {
-	shopv1.RegisterOrderServiceServer(r, s.Server())
-}
-
-// RegisterGateway registers the REST routes of shop.v1.OrderService with a
-// grpc-gateway mux, forwarding to the gRPC server at conn (so that
-// interceptors and response headers apply to REST calls too).
-func RegisterGateway(ctx context.Context, mux *runtime.ServeMux, conn *grpc.ClientConn) error {
-	return shopv1.RegisterOrderServiceHandler(ctx, mux, conn)
-}
-
 // Settled waits until the checkout of order id has ended (completed, or
 // failed and compensated) with every command sent, and the order details
-// read model has applied the order's last event; then it returns the order
-// as the read model has it. Give ctx a timeout: an order whose payment is
-// never answered settles only at its deadline.
-func (s *Shop) Settled(ctx context.Context, id string) (order.View, error) {
+// and customer orders read models have applied the order's last event;
+// then it returns the order as the order details have it. Give ctx a
+// timeout: an order whose payment is never answered settles only at its
+// deadline.
+func (s *Shop) Settled(ctx context.Context, id string) (readmodels.OrderDetails, error) {
 	if err := order.ValidateID("order_id", id); err != nil {
-		return order.View{}, err
+		return readmodels.OrderDetails{}, err
 	}
 	_, err := s.checkout.WaitFor(ctx, id, func(in saga.Instance[Checkout]) bool {
 		return (in.Status == saga.StatusCompleted || in.Status == saga.StatusFailed) && in.PendingCommands == 0
 	})
 	if err != nil {
-		return order.View{}, fmt.Errorf("shop: checkout of %s: %w", id, err)
+		return readmodels.OrderDetails{}, fmt.Errorf("shop: checkout of %s: %w", id, err)
 	}
 	st, err := s.orders.Load(ctx, id)
 	if err != nil {
-		return order.View{}, fmt.Errorf("shop: order %s: %w", id, err)
+		return readmodels.OrderDetails{}, fmt.Errorf("shop: order %s: %w", id, err)
 	}
 	last := eventstore.Position{Topic: order.Topic, Offset: -1}
 	for rec, err := range s.store.ReadStream(ctx, order.Topic, id, st.Version) {
 		if err != nil {
-			return order.View{}, fmt.Errorf("shop: order %s: %w", id, err)
+			return readmodels.OrderDetails{}, fmt.Errorf("shop: order %s: %w", id, err)
 		}
 		last = rec.Position()
 	}
-	if err := s.details.Projection.WaitFor(ctx, last); err != nil {
-		return order.View{}, fmt.Errorf("shop: order details of %s: %w", id, err)
+	for _, p := range s.rm.Projections() {
+		if err := p.WaitFor(ctx, last); err != nil {
+			return readmodels.OrderDetails{}, fmt.Errorf("shop: %s of %s: %w", p.Name(), id, err)
+		}
 	}
-	v, _, err := s.details.Get(ctx, id)
+	v, _, err := s.rm.OrderDetails.Get(ctx, id)
 	return v, err
 }

@@ -21,6 +21,7 @@ import (
 	"github.com/muninn-es/muninn/examples/shop"
 	"github.com/muninn-es/muninn/examples/shop/order"
 	"github.com/muninn-es/muninn/examples/shop/payment"
+	"github.com/muninn-es/muninn/examples/shop/readmodels"
 	"github.com/muninn-es/muninn/examples/shop/shipping"
 	"github.com/muninn-es/muninn/saga"
 	"github.com/muninn-es/muninn/service"
@@ -227,7 +228,7 @@ func TestOrderSpanTree(t *testing.T) {
 		pid := placed.SpanContext().SpanID()
 		projected := false
 		for _, sp := range tr.all {
-			if !strings.HasPrefix(sp.Name(), "muninn.consume projection."+order.ProjectionName) {
+			if !strings.HasPrefix(sp.Name(), "muninn.consume projection."+readmodels.OrderDetailsProjection) {
 				continue
 			}
 			if sp.Parent().SpanID() == pid {

@@ -36,9 +36,20 @@ type Options struct {
 	// readmodels/rules.go written once, and queries_gen.go serving the
 	// queries of the read models with a route hint, in each context's
 	// <Context>QueryService). Run RunBuf next to generate the
-	// gRPC and gateway code. It needs Module, the import path of the
-	// generated packages.
+	// gRPC and gateway code. The generated packages import each other
+	// under DIR's import path: ImportPath, Module, or found from the go.mod
+	// above DIR.
+	//
+	// The servers have hooks, written once: per context <context>/server.go
+	// (new<Aggregate>ID, the ID of a call without one; check<Command>,
+	// called with each call's command before it is dispatched) and
+	// readmodels/queries.go (check<Query>, called with each query's
+	// request).
 	Service bool
+	// NoMain leaves out main.go and serve_gen.go (package main) of the
+	// service surface, so that DIR stays a library whose own code wires
+	// the servers (as examples/shop does).
+	NoMain bool
 	// ImportPath is the import path of the output directory, which the
 	// generated saga packages need to import the contexts. Empty: Module
 	// when set, else found from the go.mod above the directory.
@@ -177,61 +188,77 @@ func Generate(m *model.Model, dir string, opts Options) (Report, error) {
 		}
 	}
 	if opts.Service {
-		if opts.Module == "" {
-			return rep, errors.New("golang: Generate: Options.Service needs Options.Module, the generated packages' import path")
+		module, err := importPath(dir, opts)
+		if errors.Is(err, errNoModule) {
+			return rep, errors.New("golang: Generate: Options.Service needs the import path of the generated packages: Options.Module, Options.ImportPath, or a go.mod above the directory")
+		}
+		if err != nil {
+			return rep, err
 		}
 		for _, c := range pm.contexts {
-			if p := protoFile(pm, c, opts.Module); p != nil {
+			if p := protoFile(pm, c, module); p != nil {
 				doc, err := openAPIGen(pm, c)
 				if err != nil {
 					return rep, err
 				}
 				files = append(files, file{protoPath(c), p, true}, file{filepath.Join(apiDir(c), "openapi_gen.go"), doc, true})
 			}
-			srv, err := serverGen(pm, c, opts.Module)
+			srv, err := serverGen(pm, c, module)
 			if err != nil {
 				return rep, err
 			}
 			if srv != nil {
-				files = append(files, file{filepath.Join(c.pkg, "server_gen.go"), srv, true})
+				hooks, err := serverHooks(pm, c)
+				if err != nil {
+					return rep, err
+				}
+				files = append(files, file{filepath.Join(c.pkg, "server_gen.go"), srv, true},
+					file{filepath.Join(c.pkg, "server.go"), hooks, false})
 			}
 		}
-		pol, err := policiesGen(pm, opts.Module)
+		pol, err := policiesGen(pm, module)
 		if err != nil {
 			return rep, err
 		}
 		if pol != nil {
 			files = append(files, file{filepath.Join("policies", "policies_gen.go"), pol, true})
 		}
-		rms, err := readModelsGen(pm, opts.Module)
+		rms, err := readModelsGen(pm, module)
 		if err != nil {
 			return rep, err
 		}
 		if rms != nil {
-			rules, err := readModelsRules(pm, opts.Module)
+			rules, err := readModelsRules(pm, module)
 			if err != nil {
 				return rep, err
 			}
 			files = append(files, file{filepath.Join("readmodels", "readmodels_gen.go"), rms, true},
 				file{filepath.Join("readmodels", "rules.go"), rules, false})
-			qs, err := queriesGen(pm, opts.Module)
+			qs, err := queriesGen(pm, module)
 			if err != nil {
 				return rep, err
 			}
 			if qs != nil {
-				files = append(files, file{filepath.Join("readmodels", "queries_gen.go"), qs, true})
+				hooks, err := queryHooks(pm, module)
+				if err != nil {
+					return rep, err
+				}
+				files = append(files, file{filepath.Join("readmodels", "queries_gen.go"), qs, true},
+					file{filepath.Join("readmodels", "queries.go"), hooks, false})
 			}
 		}
-		serve, err := serveGen(pm, opts.Module)
-		if err != nil {
-			return rep, err
+		if !opts.NoMain {
+			serve, err := serveGen(pm, module)
+			if err != nil {
+				return rep, err
+			}
+			main, err := mainFile(pm)
+			if err != nil {
+				return rep, err
+			}
+			files = append(files, file{"serve_gen.go", serve, true}, file{"main.go", main, false})
 		}
-		main, err := mainFile(pm)
-		if err != nil {
-			return rep, err
-		}
-		files = append(files, file{"serve_gen.go", serve, true}, file{"main.go", main, false},
-			file{"buf.yaml", []byte(bufYAML), false}, file{"buf.gen.yaml", []byte(bufGenYAML), false})
+		files = append(files, file{"buf.yaml", []byte(bufYAML), false}, file{"buf.gen.yaml", []byte(bufGenYAML), false})
 		for _, name := range []string{"LICENSE", "google/api/annotations.proto", "google/api/http.proto"} {
 			data, err := googleAPI.ReadFile("third_party/" + name)
 			if err != nil {

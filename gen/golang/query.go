@@ -149,7 +149,7 @@ func protoQueries(w *writer, c *pctx, qs []*pquery) {
 		if q.list {
 			protoComment(w, "", fmt.Sprintf("%sResponse is a page of %s rows.", q.rpc, r.goName))
 			w.p("message %sResponse {", q.rpc)
-			w.p("  repeated %s rows = 1;", r.goName)
+			w.p("  repeated %s %s = 1;", r.goName, r.rows)
 			w.p("  // next_page_token continues after this page; empty on the last one.")
 			w.p("  string next_page_token = 2;")
 			w.p("}")
@@ -243,7 +243,7 @@ func queriesGen(pm *pmodel, module string) ([]byte, error) {
 		body.p("func (rm *ReadModels) %s() *%s { return &%s{rm: rm} }", S, S, S)
 		body.p("")
 		body.p("// Register registers the server with a gRPC server.")
-		body.p("func (q *%s) Register(g *grpc.Server) { %s.Register%sServer(g, q) }", S, api, queryServiceName(c))
+		body.p("func (q *%s) Register(g grpc.ServiceRegistrar) { %s.Register%sServer(g, q) }", S, api, queryServiceName(c))
 		body.p("")
 		body.p("// RegisterGateway registers the REST routes of %s with a", queryServiceName(c))
 		body.p("// grpc-gateway mux, forwarding to the gRPC server at conn.")
@@ -254,7 +254,7 @@ func queriesGen(pm *pmodel, module string) ([]byte, error) {
 		for _, q := range queries(pm, c) {
 			r := q.rm
 			for _, f := range r.row.fields {
-				usesTime = usesTime || f.typ.usesTime()
+				usesTime = usesTime || f.typ.usesTime() && !r.custom
 			}
 			body.p("// %s returns %s", q.rpc, queryWhat(q))
 			if q.list {
@@ -262,13 +262,25 @@ func queriesGen(pm *pmodel, module string) ([]byte, error) {
 			} else {
 				body.p("func (q *%s) %s(ctx context.Context, req *%s.%sRequest) (*%s.%s, error) {", S, q.rpc, api, q.rpc, api, r.goName)
 			}
+			body.p("\tif err := check%s(ctx, req); err != nil {", q.rpc)
+			body.p("\t\treturn nil, service.Status(err).Err()")
+			body.p("\t}")
+			if r.custom {
+				body.p("\tif q.rm.%s == nil {", r.goName)
+				body.p("\t\treturn nil, status.Error(codes.Unimplemented, \"read model %s is custom (kept by hand): set ReadModels.%s to its source\")", r.goName, r.goName)
+				body.p("\t}")
+				body.p("\treturn q.rm.%s.%s(ctx, req)", r.goName, q.rpc)
+				body.p("}")
+				body.p("")
+				continue
+			}
 			body.p("\tt := q.rm.%s", r.goName)
 			if q.byKey {
 				body.p("\tkey := req.Get%s()", protoGo(r.key.name))
 				if r.keyType == "string" {
 					needStrings = true
 					body.p("\tif key == \"\" || strings.ContainsRune(key, 0) {")
-					body.p("\t\treturn nil, status.Errorf(codes.InvalidArgument, \"%s: must be non-empty, without NUL, got %%q\", key)", r.key.name)
+					body.p("\t\treturn nil, service.Status(service.FieldError(%q, \"must be non-empty, without NUL, got %%q\", key)).Err()", r.key.name)
 					body.p("\t}")
 				}
 			}
@@ -278,7 +290,7 @@ func queriesGen(pm *pmodel, module string) ([]byte, error) {
 				body.p("\tcase size == 0:")
 				body.p("\t\tsize = %d", defaultPageSize)
 				body.p("\tcase size < 0 || size > %d:", maxPageSize)
-				body.p("\t\treturn nil, status.Errorf(codes.InvalidArgument, \"page_size: must be 1 to %d, got %%d\", size)", maxPageSize)
+				body.p("\t\treturn nil, service.Status(service.FieldError(\"page_size\", \"must be 1 to %d, got %%d\", size)).Err()", maxPageSize)
 				body.p("\t}")
 			}
 			body.p("\tif err := service.Await(ctx, t.Projection, req.GetMinPosition()); err != nil {")
@@ -302,7 +314,7 @@ func queriesGen(pm *pmodel, module string) ([]byte, error) {
 			body.p("\t\topts = append(opts, projection.After(tok))")
 			body.p("\t}")
 			if q.byKey {
-				body.p("\tpage, err := t.Table.ScanPrefix(ctx, key+\"\\x00\", opts...)")
+				body.p("\tpage, err := t.By%s.Lookup(ctx, key, opts...)", r.key.goName)
 			} else {
 				body.p("\tpage, err := t.Table.Scan(ctx, opts...)")
 			}
@@ -311,7 +323,7 @@ func queriesGen(pm *pmodel, module string) ([]byte, error) {
 			body.p("\t}")
 			body.p("\tresp := &%s.%sResponse{NextPageToken: page.Next}", api, q.rpc)
 			body.p("\tfor _, e := range page.Entries {")
-			body.p("\t\tresp.Rows = append(resp.Rows, %s(e.Value))", unexported(r.goName)+"ToProto")
+			body.p("\t\tresp.%s = append(resp.%s, %s(e.Value))", protoGo(r.rows), protoGo(r.rows), unexported(r.goName)+"ToProto")
 			body.p("\t}")
 			body.p("\treturn resp, nil")
 			body.p("}")
@@ -319,6 +331,19 @@ func queriesGen(pm *pmodel, module string) ([]byte, error) {
 		}
 		for _, q := range queries(pm, c) {
 			r := q.rm
+			if r.custom {
+				body.p("// %sSource answers the %s query of the custom read model %s,", r.goName, q.rpc, r.goName)
+				body.p("// which is kept by hand: set ReadModels.%s to one.", r.goName)
+				body.p("type %sSource interface {", r.goName)
+				if q.list {
+					body.p("\t%s(ctx context.Context, req *%s.%sRequest) (*%s.%sResponse, error)", q.rpc, api, q.rpc, api, q.rpc)
+				} else {
+					body.p("\t%s(ctx context.Context, req *%s.%sRequest) (*%s.%s, error)", q.rpc, api, q.rpc, api, r.goName)
+				}
+				body.p("}")
+				body.p("")
+				continue
+			}
 			body.p("// %sToProto converts a %s row to the API's.", unexported(r.goName), r.goName)
 			body.p("func %sToProto(v %s) *%s.%s {", unexported(r.goName), r.goName, api, r.goName)
 			var parts []string
@@ -382,11 +407,13 @@ func queriesGen(pm *pmodel, module string) ([]byte, error) {
 			body.p("")
 		}
 	}
-	body.p("// queryError is the status of a query's error: InvalidArgument naming")
-	body.p("// field for a bad argument of the projection (a page token, a position).")
+	body.p("// queryError is the status of a query's error: InvalidArgument with a")
+	body.p("// field violation naming field for a bad argument of the projection (a")
+	body.p("// page token, a position).")
 	body.p("func queryError(err error, field string) error {")
-	body.p("\tif field != \"\" && (errors.Is(err, projection.ErrInvalidArgument) || service.Status(err).Code() == codes.InvalidArgument) {")
-	body.p("\t\treturn status.Errorf(codes.InvalidArgument, \"%%s: %%v\", field, err)")
+	body.p("\tvar fv *service.FieldViolation")
+	body.p("\tif field != \"\" && !errors.As(err, &fv) && (errors.Is(err, projection.ErrInvalidArgument) || service.Status(err).Code() == codes.InvalidArgument) {")
+	body.p("\t\terr = service.FieldError(field, \"%%v\", err)")
 	body.p("\t}")
 	body.p("\treturn service.Status(err).Err()")
 	body.p("}")
@@ -447,4 +474,42 @@ func queriesGen(pm *pmodel, module string) ([]byte, error) {
 	w.p("")
 	w.Write(body.Bytes())
 	return source("readmodels/queries_gen.go", w.Bytes())
+}
+
+// queryHooks returns readmodels/queries.go as first written: a check hook
+// per query, which lets every call through, or nil without queries.
+func queryHooks(pm *pmodel, module string) ([]byte, error) {
+	var w writer
+	w.p("// The hooks of the generated queries (queries_gen.go): written by hand,")
+	w.p("// and never overwritten by muninn gen go, which wrote these defaults once.")
+	w.p("")
+	w.p("package readmodels")
+	w.p("")
+	w.p("import (")
+	w.p("\t\"context\"")
+	w.p("")
+	n := 0
+	for _, c := range pm.contexts {
+		if len(queries(pm, c)) > 0 {
+			w.p("\t%s %q", apiPkg(c), module+"/"+apiDir(c))
+			n++
+		}
+	}
+	if n == 0 {
+		return nil, nil
+	}
+	w.p(")")
+	w.p("")
+	for _, c := range pm.contexts {
+		for _, q := range queries(pm, c) {
+			w.p("// check%s checks a %s call before it is answered: an error", q.rpc, q.rpc)
+			w.p("// answers the call instead (service.Status maps it; service.FieldError")
+			w.p("// names the bad field). This default lets every call through.")
+			w.p("func check%s(ctx context.Context, req *%s.%sRequest) error {", q.rpc, apiPkg(c), q.rpc)
+			w.p("\treturn nil")
+			w.p("}")
+			w.p("")
+		}
+	}
+	return source("readmodels/queries.go", w.Bytes())
 }

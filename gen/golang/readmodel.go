@@ -25,10 +25,16 @@ type preadmodel struct {
 	ctx               *pctx // the context it is declared in, whose API serves its query
 	// rowID is, for a key that is not unique, the row's own ID (the ID of
 	// an aggregate that feeds it, a field of the row besides the key): rows
-	// are keyed by <key>\x00<rowID> (<ReadModel>Key), and a query by key
-	// lists them a page at a time.
+	// are keyed by it, so that each event's rule finds its row by the
+	// record's key, and an index by the key (By<Key>) lists the rows of a
+	// key a page at a time.
 	rowID *pfield
 	query *pquery // nil without an http hint
+	// rows is the list field of the list query's response.
+	rows string
+	// custom: kept by hand; only the query is generated, answered by the
+	// <ReadModel>Source set on ReadModels.
+	custom bool
 }
 
 // pfrom is an event that feeds a read model.
@@ -41,7 +47,10 @@ type pfrom struct {
 
 func readModelPlan(m *model.Model, pm *pmodel, c *model.Context, pc *pctx, r *model.ReadModel, bad func(model.Pos, string, ...any)) *preadmodel {
 	g := exported(r.Name)
-	pr := &preadmodel{name: r.Name, goName: g, doc: r.Doc, wire: pm.service + "-" + kebab(r.Name)}
+	pr := &preadmodel{name: r.Name, goName: g, doc: r.Doc, wire: pm.service + "-" + kebab(r.Name), rows: r.Rows, custom: r.Custom}
+	if pr.rows == "" {
+		pr.rows = "rows"
+	}
 	pr.row = &pmsg{name: r.Name, goName: g, doc: r.Doc}
 	pr.row.fields = fields(pc, r.Fields, func(f *model.Field, err error) {
 		bad(f.Pos, "read model %s, field %s: %v", r.Name, f.Name, err)
@@ -134,8 +143,13 @@ func qualify(t *gtype, pkg string) *gtype {
 func readModelPkgs(pm *pmodel) []string {
 	pkgs := map[string]bool{}
 	for _, r := range pm.readModels {
-		for _, f := range r.from {
-			pkgs[f.ctx.pkg] = true
+		if r.custom {
+			// No projection: its events are read by the hand-written
+			// source. Its row's types are still used.
+		} else {
+			for _, f := range r.from {
+				pkgs[f.ctx.pkg] = true
+			}
 		}
 		for _, f := range r.row.fields {
 			if t := f.typ; t.kind == kRef || t.kind == kList && t.elem.kind == kRef {
@@ -214,18 +228,35 @@ func readModelsGen(pm *pmodel, module string) ([]byte, error) {
 	w.p("}")
 	w.p("")
 	w.p("// ReadModels are the read models of the model, each with its projection")
-	w.p("// and table.")
+	w.p("// and table; a custom one (kept by hand) is the source its query asks,")
+	w.p("// which the service sets after Open.")
 	w.p("type ReadModels struct {")
 	for _, r := range pm.readModels {
+		if r.custom {
+			w.p("\t%s %sSource", r.goName, r.goName)
+			continue
+		}
 		w.p("\t%s *%sTable", r.goName, r.goName)
 	}
 	w.p("}")
 	w.p("")
-	w.p("// Open returns every read model over store; opts are their projections'.")
+	w.p("// Open returns every read model over store but the custom ones; opts are")
+	w.p("// their projections'.")
 	w.p("func Open(store eventstore.Store, opts ...projection.Option) (*ReadModels, error) {")
 	w.p("\trm := &ReadModels{}")
-	w.p("\tvar err error")
+	n := 0
 	for _, r := range pm.readModels {
+		if !r.custom {
+			n++
+		}
+	}
+	if n > 0 {
+		w.p("\tvar err error")
+	}
+	for _, r := range pm.readModels {
+		if r.custom {
+			continue
+		}
 		w.p("\tif rm.%s, err = New%s(store, opts...); err != nil {", r.goName, r.goName)
 		w.p("\t\treturn nil, err")
 		w.p("\t}")
@@ -238,7 +269,9 @@ func readModelsGen(pm *pmodel, module string) ([]byte, error) {
 	w.p("func (rm *ReadModels) Projections() []*projection.Projection {")
 	var ps []string
 	for _, r := range pm.readModels {
-		ps = append(ps, "rm."+r.goName+".Projection")
+		if !r.custom {
+			ps = append(ps, "rm."+r.goName+".Projection")
+		}
 	}
 	w.p("\treturn []*projection.Projection{%s}", strings.Join(ps, ", "))
 	w.p("}")
@@ -255,24 +288,35 @@ func readModelsGen(pm *pmodel, module string) ([]byte, error) {
 	w.p("")
 	for _, r := range pm.readModels {
 		w.doc(docFor(r.goName, r.doc, "is a row of a read model."))
-		if r.rowID != nil {
-			w.doc(fmt.Sprintf("Rows are keyed by %s and %s (%sKey): a %s has many.", r.key.name, r.rowID.name, r.goName, r.key.name))
-		} else {
+		switch {
+		case r.custom:
+			w.doc(fmt.Sprintf("It is kept by hand (custom in the model): its query asks ReadModels.%s, a %sSource.", r.goName, r.goName))
+		case r.rowID != nil:
+			w.doc(fmt.Sprintf("Rows are keyed by %s; a %s has many, listed by the index By%s.", r.rowID.name, r.key.name, r.key.goName))
+		default:
 			w.doc(fmt.Sprintf("Rows are keyed by %s.", r.key.name))
 		}
 		w.structType(r.row, true)
-		if r.rowID != nil {
-			a, b := unexported(r.key.goName), unexported(r.rowID.goName)
-			w.doc(fmt.Sprintf("%sKey is the table key of the %s row of %s %s and %s %s: the rows of one %s are a prefix scan (%s followed by a NUL).", r.goName, r.goName, r.key.name, a, r.rowID.name, b, r.key.name, a))
-			w.p("func %sKey(%s, %s string) string { return %s + \"\\x00\" + %s }", r.goName, a, b, a, b)
-			w.p("")
+		if r.custom {
+			continue
 		}
 		T := r.goName + "Table"
+		keyType := r.keyType
+		if r.rowID != nil {
+			keyType = "string"
+		}
+		w.p("// %sProjection is the name of the %s read model's projection.", r.goName, r.goName)
+		w.p("const %sProjection = %q", r.goName, r.wire)
+		w.p("")
 		w.p("// %s is the %s read model: Projection runs it (into Table); Get", T, r.goName)
 		w.p("// answers queries.")
 		w.p("type %s struct {", T)
 		w.p("\tProjection *projection.Projection")
-		w.p("\tTable      *projection.Table[%s, %s]", r.keyType, r.goName)
+		w.p("\tTable      *projection.Table[%s, %s]", keyType, r.goName)
+		if r.rowID != nil {
+			w.p("\t// By%s indexes the rows by %s.", r.key.goName, r.key.name)
+			w.p("\tBy%s *projection.Index[string, %s, string]", r.key.goName, r.goName)
+		}
 		w.p("}")
 		w.p("")
 		var topics []string
@@ -287,10 +331,20 @@ func readModelsGen(pm *pmodel, module string) ([]byte, error) {
 		w.p("// New%s returns the %s read model over store, the projection %q", r.goName, r.goName, r.wire)
 		w.p("// fed by %s. opts are the projection's.", strings.Join(topics, ", "))
 		w.p("func New%s(store eventstore.Store, opts ...projection.Option) (*%s, error) {", r.goName, T)
-		w.p("\ttable, err := projection.NewTable(%q, %s, codec.JSON[%s]())", kebab(r.name), r.keyCodec, r.goName)
+		codecExpr := r.keyCodec
+		if r.rowID != nil {
+			codecExpr = "projection.StringKey()"
+		}
+		w.p("\ttable, err := projection.NewTable(%q, %s, codec.JSON[%s]())", kebab(r.name), codecExpr, r.goName)
 		w.p("\tif err != nil {")
 		w.p("\t\treturn nil, err")
 		w.p("\t}")
+		if r.rowID != nil {
+			w.p("\tby%s, err := projection.NewIndex(table, %q, projection.StringKey(), func(_ string, v %s) []string { return []string{v.%s} })", r.key.goName, "by-"+kebab(r.key.goName), r.goName, r.key.goName)
+			w.p("\tif err != nil {")
+			w.p("\t\treturn nil, err")
+			w.p("\t}")
+		}
 		w.p("\tr := projection.NewRouter()")
 		regs := map[string]string{}
 		var regOrder []string
@@ -317,15 +371,19 @@ func readModelsGen(pm *pmodel, module string) ([]byte, error) {
 		w.p("\t\treturn nil, err")
 		w.p("\t}")
 		w.p("\topts = append([]projection.Option{projection.WithTables(table)}, opts...)")
-		w.p("\tp, err := projection.New(store, %q, []string{%s}, r, opts...)", r.wire, strings.Join(topics, ", "))
+		w.p("\tp, err := projection.New(store, %sProjection, []string{%s}, r, opts...)", r.goName, strings.Join(topics, ", "))
 		w.p("\tif err != nil {")
 		w.p("\t\treturn nil, err")
 		w.p("\t}")
-		w.p("\treturn &%s{Projection: p, Table: table}, nil", T)
+		if r.rowID != nil {
+			w.p("\treturn &%s{Projection: p, Table: table, By%s: by%s}, nil", T, r.key.goName, r.key.goName)
+		} else {
+			w.p("\treturn &%s{Projection: p, Table: table}, nil", T)
+		}
 		w.p("}")
 		w.p("")
 		w.p("// Get returns the row of key, and false if there is none.")
-		w.p("func (m *%s) Get(ctx context.Context, key %s, opts ...projection.QueryOption) (%s, bool, error) {", T, r.keyType, r.goName)
+		w.p("func (m *%s) Get(ctx context.Context, key %s, opts ...projection.QueryOption) (%s, bool, error) {", T, keyType, r.goName)
 		w.p("\treturn m.Table.Get(ctx, key, opts...)")
 		w.p("}")
 		w.p("")
@@ -353,6 +411,9 @@ func readModelsRules(pm *pmodel, module string) ([]byte, error) {
 	w.p("")
 	pkgs := map[string]bool{}
 	for _, r := range pm.readModels {
+		if r.custom {
+			continue
+		}
 		for _, f := range r.from {
 			pkgs[f.ctx.pkg] = true
 		}
@@ -368,6 +429,9 @@ func readModelsRules(pm *pmodel, module string) ([]byte, error) {
 	w.p(")")
 	w.p("")
 	for _, r := range pm.readModels {
+		if r.custom {
+			continue
+		}
 		for _, f := range r.from {
 			w.p("// %s applies %s.%s to the %s table.", f.rule, f.ctx.pkg, f.ev.goName, r.goName)
 			w.p("func %s(tx *projection.Tx, t *projection.Table[%s, %s], rec eventstore.Record, e %s.%s) error {", f.rule, r.keyType, r.goName, f.ctx.pkg, f.ev.goName)

@@ -347,8 +347,14 @@ func serverGen(pm *pmodel, c *pctx, module string) ([]byte, error) {
 	w.p("\treturn s, nil")
 	w.p("}")
 	w.p("")
+	for _, a := range c.aggs {
+		w.p("// %sHandler returns the command handler of the %s aggregate, for", a.goName, a.goName)
+		w.p("// in-process callers (Load, Dispatch).")
+		w.p("func (s *Server) %sHandler() *command.Handler[%s, %s, %s] { return s.%s }", a.goName, a.goName, a.commandIface, a.eventIface, unexported(a.name))
+		w.p("")
+	}
 	w.p("// Register registers the server with a gRPC server.")
-	w.p("func (s *Server) Register(g *grpc.Server) { %s.Register%sServer(g, s) }", api, serviceName(c))
+	w.p("func (s *Server) Register(g grpc.ServiceRegistrar) { %s.Register%sServer(g, s) }", api, serviceName(c))
 	w.p("")
 	w.p("// RegisterGateway registers the REST routes of %s with a", serviceName(c))
 	w.p("// grpc-gateway mux, forwarding to the gRPC server at conn.")
@@ -356,7 +362,8 @@ func serverGen(pm *pmodel, c *pctx, module string) ([]byte, error) {
 	w.p("\treturn %s.Register%sHandler(ctx, mux, conn)", api, serviceName(c))
 	w.p("}")
 	w.p("")
-	w.p("// newID returns the ID of a new aggregate: a UUIDv7.")
+	w.p("// newID returns the ID of a new aggregate: a UUIDv7 (the default of the")
+	w.p("// new<Aggregate>ID hooks of server.go).")
 	w.p("func newID() (string, error) {")
 	w.p("\tid, err := uuid.NewV7()")
 	w.p("\tif err != nil {")
@@ -375,8 +382,8 @@ func serverGen(pm *pmodel, c *pctx, module string) ([]byte, error) {
 		w.p("\tid := %s", idGet)
 		w.p("\tif id == \"\" {")
 		w.p("\t\tvar err error")
-		w.p("\t\tif id, err = newID(); err != nil {")
-		w.p("\t\t\treturn nil, err")
+		w.p("\t\tif id, err = new%sID(ctx); err != nil {", a.goName)
+		w.p("\t\t\treturn nil, service.Status(err).Err()")
 		w.p("\t\t}")
 		w.p("\t}")
 		var parts []string
@@ -386,6 +393,9 @@ func serverGen(pm *pmodel, c *pctx, module string) ([]byte, error) {
 			parts = append(parts, f.goName+": "+conv)
 		}
 		w.p("\tcmd := %s{%s}", cmd.goName, strings.Join(parts, ", "))
+		w.p("\tif err := check%s(ctx, id, &cmd); err != nil {", cmd.goName)
+		w.p("\t\treturn nil, service.Status(err).Err()")
+		w.p("\t}")
 		w.p("\tres, err := s.%s.Dispatch(ctx, id, cmd, service.DispatchOptions(ctx)...)", unexported(a.name))
 		w.p("\tif err != nil {")
 		w.p("\t\treturn nil, service.Status(err).Err()")
@@ -435,6 +445,48 @@ func serverGen(pm *pmodel, c *pctx, module string) ([]byte, error) {
 		src = strings.Replace(src, "\t\"google.golang.org/grpc/status\"\n", "\t\"google.golang.org/grpc/status\"\n\t\"google.golang.org/protobuf/types/known/timestamppb\"\n", 1)
 	}
 	return source(c.pkg+"/server_gen.go", []byte(src))
+}
+
+// serverHooks returns <context>/server.go as first written: the hooks of
+// the context's server, or nil if it has none.
+func serverHooks(pm *pmodel, c *pctx) ([]byte, error) {
+	rs := routed(c)
+	if len(rs) == 0 {
+		return nil, nil
+	}
+	var w writer
+	w.p("// The hooks of the generated server (server_gen.go): written by hand,")
+	w.p("// and never overwritten by muninn gen go, which wrote these defaults once.")
+	w.p("")
+	w.p("package %s", c.pkg)
+	w.p("")
+	w.p("import \"context\"")
+	w.p("")
+	seen := map[*pagg]bool{}
+	for _, r := range rs {
+		if seen[r.agg] {
+			continue
+		}
+		seen[r.agg] = true
+		w.p("// new%sID returns the %s of the %s that a call without one addresses", r.agg.goName, r.agg.id, r.agg.goName)
+		w.p("// (service.CallFrom(ctx) has the call's metadata, its idempotency key")
+		w.p("// among them). This default is a new UUIDv7.")
+		w.p("func new%sID(ctx context.Context) (string, error) {", r.agg.goName)
+		w.p("\treturn newID()")
+		w.p("}")
+		w.p("")
+	}
+	for _, r := range rs {
+		w.p("// check%s checks, and may complete, a %s call's command to the", r.cmd.goName, r.cmd.goName)
+		w.p("// %s %s before it is dispatched: an error answers the call instead", r.agg.goName, r.agg.id)
+		w.p("// (service.Status maps it; service.FieldError names the bad field). This")
+		w.p("// default lets every command through: the aggregate's rules decide.")
+		w.p("func check%s(ctx context.Context, id string, cmd *%s) error {", r.cmd.goName, r.cmd.goName)
+		w.p("\treturn nil")
+		w.p("}")
+		w.p("")
+	}
+	return source(c.pkg+"/server.go", w.Bytes())
 }
 
 // serveGen returns the module's generated wiring (package main): every

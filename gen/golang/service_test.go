@@ -58,7 +58,7 @@ func TestGeneratedService(t *testing.T) {
 	fillRule(t, filepath.Join(dir, "readmodels", "rules.go"), "projectOrderDetailsOrderPlaced",
 		`return t.Put(tx, rec.Key, OrderDetails{OrderID: rec.Key, CustomerID: e.CustomerID, Status: "PLACED", Items: e.Items, TotalCents: e.TotalCents, PaymentMethod: e.PaymentMethod, Version: int64(rec.Version)})`)
 	fillRule(t, filepath.Join(dir, "readmodels", "rules.go"), "projectCustomerOrdersOrderPlaced",
-		`return t.Put(tx, CustomerOrdersKey(e.CustomerID, rec.Key), CustomerOrders{CustomerID: e.CustomerID, OrderID: rec.Key, Status: "PLACED"})`)
+		`return t.Put(tx, rec.Key, CustomerOrders{CustomerID: e.CustomerID, OrderID: rec.Key, Status: "PLACED"})`)
 	if err := os.WriteFile(filepath.Join(dir, "queries_grpc_test.go"), []byte(grpcQueriesTest), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -184,13 +184,13 @@ func checkQueries(t *testing.T, base, orderID, pos string) {
 		t.Errorf("GET /v1/orders/no-such-order = %d %v, want 404", code, v)
 	}
 	code, v = get("/v1/customers/ada/orders?page_size=1&" + at)
-	rows, _ := v["rows"].([]any)
+	rows, _ := v["orders"].([]any)
 	next, _ := v["next_page_token"].(string)
 	if code != http.StatusOK || len(rows) != 1 || next == "" {
 		t.Fatalf("GET /v1/customers/ada/orders?page_size=1 = %d %v, want one row and a next page", code, v)
 	}
 	code, v = get("/v1/customers/ada/orders?page_size=1&page_token=" + url.QueryEscape(next))
-	rows2, _ := v["rows"].([]any)
+	rows2, _ := v["orders"].([]any)
 	if code != http.StatusOK || len(rows2) != 1 || fmt.Sprint(rows2[0]) == fmt.Sprint(rows[0]) {
 		t.Errorf("the second page of ada's orders = %d %v, want the other order (the first page: %v)", code, v, rows)
 	}
@@ -200,11 +200,13 @@ func checkQueries(t *testing.T, base, orderID, pos string) {
 	if code, v = get("/v1/customers/ada/orders?page_size=5000"); code != http.StatusBadRequest || !strings.Contains(fmt.Sprint(v["message"]), "page_size") {
 		t.Errorf("GET with page_size 5000 = %d %v, want 400 naming page_size", code, v)
 	}
-	if code, v = get("/v1/customers/bob/orders?" + at); code != http.StatusOK || len(v["rows"].([]any)) != 0 {
+	if code, v = get("/v1/customers/bob/orders?" + at); code != http.StatusOK || len(v["orders"].([]any)) != 0 {
 		t.Errorf("GET /v1/customers/bob/orders = %d %v, want no rows", code, v)
 	}
-	if code, v = get("/v1/revenue"); code != http.StatusOK {
-		t.Errorf("GET /v1/revenue = %d %v, want 200", code, v)
+	// The revenue is a custom read model (kept by a stream app in the
+	// shop): the generated main sets no source for it.
+	if code, v = get("/v1/revenue"); code != http.StatusNotImplemented || !strings.Contains(fmt.Sprint(v["message"]), "set ReadModels.Revenue") {
+		t.Errorf("GET /v1/revenue = %d %v, want 501 asking for the custom read model's source", code, v)
 	}
 }
 
@@ -247,7 +249,7 @@ func TestQueriesOverGRPC(t *testing.T) {
 		t.Errorf("GetOrderDetails() = %v, want InvalidArgument", err)
 	}
 	page, err := c.ListCustomerOrders(t.Context(), &orderv1.ListCustomerOrdersRequest{CustomerId: "ada", MinPosition: pos})
-	if err != nil || len(page.GetRows()) != 2 || page.GetNextPageToken() != "" {
+	if err != nil || len(page.GetOrders()) != 2 || page.GetNextPageToken() != "" {
 		t.Errorf("ListCustomerOrders(ada) = %v, %v, want both orders on one page", page, err)
 	}
 	if _, err := c.ListCustomerOrders(t.Context(), &orderv1.ListCustomerOrdersRequest{CustomerId: "ada", PageToken: "bad"}); status.Code(err) != codes.InvalidArgument {

@@ -19,6 +19,11 @@ const shopDir = "../../examples/shop"
 // checkout saga imports the contexts under.
 const shopImportPath = "github.com/muninn-es/muninn/examples/shop"
 
+// shopOptions are the options of go generate ./examples/shop
+// (examples/shop/generate.go: gen go --service --no-main): the service
+// surface, without a main, in the repository's module.
+var shopOptions = golang.Options{ImportPath: shopImportPath, Service: true, NoMain: true}
+
 func parseFile(t *testing.T, file string) *model.Model {
 	t.Helper()
 	data, err := os.ReadFile(file)
@@ -42,7 +47,7 @@ func parseFile(t *testing.T, file string) *model.Model {
 func TestShopInSync(t *testing.T) {
 	m := parseFile(t, filepath.Join(shopDir, "eventmodel.yaml"))
 	dir := t.TempDir()
-	rep, err := golang.Generate(m, dir, golang.Options{ImportPath: shopImportPath})
+	rep, err := golang.Generate(m, dir, shopOptions)
 	if err != nil {
 		t.Fatal(err)
 	}

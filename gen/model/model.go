@@ -181,6 +181,14 @@ type ReadModel struct {
 	From []string `yaml:"from,omitempty"`
 	// HTTP is the route hint of its query, e.g. "GET /v1/orders/{order_id}".
 	HTTP *Route `yaml:"http,omitempty"`
+	// Rows names the list field of its list query's response (a page of
+	// rows), "orders" for {"orders": [...]}; default "rows".
+	Rows string `yaml:"rows,omitempty"`
+	// Custom says that the read model is kept by hand (a stream app, a
+	// cache, another service): the generator makes its query RPC, which
+	// asks a hand-written source, and neither a projection nor a table.
+	// It needs an http route hint.
+	Custom bool `yaml:"custom,omitempty"`
 
 	Pos Pos `yaml:"-"`
 }

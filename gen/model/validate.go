@@ -49,6 +49,9 @@ func (v *validator) add(pos Pos, element, format string, args ...any) {
 
 var fieldNameRE = regexp.MustCompile(`^[a-z][a-z0-9_]*$`)
 
+// timeoutNameRE is the form of a saga timeout's name (the schema's pattern).
+var timeoutNameRE = regexp.MustCompile(`^[a-z][a-z0-9-]*$`)
+
 // name checks an element's name: present, an identifier, starting with an
 // upper-case letter.
 func (v *validator) name(pos Pos, kind, name string) {
@@ -476,6 +479,12 @@ func (v *validator) readModel(c *Context, r *ReadModel, routes map[string]Pos) {
 			v.add(r.HTTP.Pos, el, "route %q: a query is a GET", r.HTTP.Raw)
 		}
 	}
+	if r.Custom && r.HTTP == nil {
+		v.add(r.Pos, el, "is custom (kept by hand) but has no http route: its query is all that is generated of it")
+	}
+	if r.Rows != "" && !fieldNameRE.MatchString(r.Rows) {
+		v.add(r.Pos, el, "rows %q: want a field name such as orders (lower case, digits, _)", r.Rows)
+	}
 }
 
 func (v *validator) policy(c *Context, p *Policy) {
@@ -529,6 +538,9 @@ func (v *validator) saga(c *Context, s *Saga) {
 	if t := s.Timeout; t != nil {
 		if t.After <= 0 {
 			v.add(t.Pos, el, "timeout after %v: want a positive duration such as 72h", t.After)
+		}
+		if t.Name != "" && !timeoutNameRE.MatchString(t.Name) {
+			v.add(t.Pos, el, "timeout name %q: want lower case letters, digits and -, starting with a letter, such as payment-timeout", t.Name)
 		}
 		if t.Then == "" {
 			v.add(t.Pos, el, "timeout has no then (the command it sends)")

@@ -18,7 +18,7 @@ import (
 	"google.golang.org/grpc/metadata"
 
 	"github.com/muninn-es/muninn/examples/shop"
-	shopv1 "github.com/muninn-es/muninn/examples/shop/api/shop/v1"
+	orderv1 "github.com/muninn-es/muninn/examples/shop/api/order/v1"
 	"github.com/muninn-es/muninn/saga"
 	"github.com/muninn-es/muninn/service"
 )
@@ -105,7 +105,7 @@ func (e *env) serviceSurface(ctx context.Context) (_ []float64, err error) {
 		return nil, err
 	}
 	defer conn.Close()
-	client := shopv1.NewOrderServiceClient(conn)
+	client := orderv1.NewOrderServiceClient(conn)
 	transport := &http.Transport{MaxIdleConns: 2 * apiClients, MaxIdleConnsPerHost: 2 * apiClients,
 		MaxConnsPerHost: 2 * apiClients, IdleConnTimeout: time.Minute}
 	defer transport.CloseIdleConnections()
@@ -116,12 +116,12 @@ func (e *env) serviceSurface(ctx context.Context) (_ []float64, err error) {
 	// Each order has its own idempotency key and SKU: run, transport,
 	// client and sequence number.
 	var seqs [3][apiClients]uint64
-	next := func(transport, w int) (key string, req *shopv1.PlaceOrderRequest) {
+	next := func(transport, w int) (key string, req *orderv1.PlaceOrderRequest) {
 		seqs[transport][w]++
 		id := fmt.Sprintf("bench-%d-%d-%d-%d", run, transport, w, seqs[transport][w])
-		return id, &shopv1.PlaceOrderRequest{
+		return id, &orderv1.PlaceOrderRequest{
 			CustomerId:    fmt.Sprintf("bench-customer-%d", w),
-			Items:         []*shopv1.Item{{Sku: "sku-" + id, Quantity: 1, UnitPriceCents: 1250}},
+			Items:         []*orderv1.Item{{Sku: "sku-" + id, Quantity: 1, UnitPriceCents: 1250}},
 			PaymentMethod: "card",
 		}
 	}
@@ -243,7 +243,7 @@ func (e *env) serviceSurface(ctx context.Context) (_ []float64, err error) {
 		}
 	}
 
-	p50, p99, err := e.queryLatency(mctx, client, placeGRPC)
+	p50, p99, err := e.queryLatency(mctx, orderv1.NewOrderQueryServiceClient(conn), placeGRPC)
 	if err != nil {
 		return nil, errors.Join(err, causeIfDone(mctx))
 	}
@@ -296,7 +296,7 @@ func causeIfDone(ctx context.Context) error {
 }
 
 // checkPlaced checks a PlaceOrder response of a new order.
-func checkPlaced(resp *shopv1.PlaceOrderResponse) error {
+func checkPlaced(resp *orderv1.PlaceOrderResponse) error {
 	if resp.GetOrderId() == "" || resp.GetVersion() == 0 || resp.GetPosition() == "" {
 		return fmt.Errorf("response %v lacks the order ID, version or position", resp)
 	}
@@ -310,7 +310,7 @@ func checkPlaced(resp *shopv1.PlaceOrderResponse) error {
 // projection has applied the position. It runs for the configured
 // duration, and on until it has minQuerySamples latencies, and returns
 // their p50 and p99 in milliseconds.
-func (e *env) queryLatency(ctx context.Context, client shopv1.OrderServiceClient, place func(w int) (id, position string, err error)) (p50, p99 float64, err error) {
+func (e *env) queryLatency(ctx context.Context, client orderv1.OrderQueryServiceClient, place func(w int) (id, position string, err error)) (p50, p99 float64, err error) {
 	lctx, stop := context.WithCancelCause(ctx)
 	defer stop(nil)
 	var (
@@ -333,7 +333,7 @@ func (e *env) queryLatency(ctx context.Context, client shopv1.OrderServiceClient
 					return
 				}
 				t0 := time.Now()
-				o, err := client.GetOrder(lctx, &shopv1.GetOrderRequest{OrderId: id, MinPosition: pos})
+				o, err := client.GetOrderDetails(lctx, &orderv1.GetOrderDetailsRequest{OrderId: id, MinPosition: pos})
 				d := time.Since(t0)
 				if err != nil {
 					stop(fmt.Errorf("GetOrder %s at %s: %w", id, pos, err))

@@ -5,6 +5,8 @@ import (
 	"strings"
 	"unicode"
 	"unicode/utf8"
+
+	"github.com/muninn-es/muninn/service"
 )
 
 // MaxIDLen is the longest order, customer or SKU ID, in bytes.
@@ -20,6 +22,14 @@ type FieldError struct {
 
 // Error returns "field: msg".
 func (e *FieldError) Error() string { return e.Field + ": " + e.Msg }
+
+// Unwrap returns the error as a *service.FieldViolation, so that the
+// service's status of an error wrapping a FieldError (service.Status, as
+// the generated servers send it) is InvalidArgument with a
+// google.rpc.BadRequest naming Field.
+func (e *FieldError) Unwrap() error {
+	return &service.FieldViolation{Field: e.Field, Description: e.Msg}
+}
 
 // ValidateID checks an ID (of an order, a customer or a SKU) given as field:
 // 1 to MaxIDLen bytes of valid UTF-8, made of letters of any script, digits,
