@@ -1,8 +1,11 @@
 package saga
 
 import (
+	"context"
+
 	"github.com/muninn-es/muninn/eventstore"
 	"github.com/muninn-es/muninn/telemetry"
+	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/trace"
 )
@@ -29,12 +32,7 @@ func (b *batch[S]) startStep(rec *eventstore.Record, st *Step[S]) trace.Span {
 		return nil
 	}
 	ctx, span := telemetry.StartRecord(b.ctx, rec, "muninn.saga.step "+b.s.def.name)
-	st.trace = telemetry.Headers(ctx)
-	if !span.IsRecording() {
-		return nil
-	}
-	span.SetAttributes(telemetry.KeySaga.String(b.s.def.name), telemetry.KeyInstance.String(st.key))
-	return span
+	return b.began(ctx, span, st)
 }
 
 // startTimeout starts the span "muninn.saga.timeout <saga>" of the step
@@ -46,11 +44,21 @@ func (b *batch[S]) startTimeout(d *deadlineRecord, st *Step[S]) trace.Span {
 		return nil
 	}
 	ctx, span := telemetry.StartHeaders(b.ctx, d.Trace, "muninn.saga.timeout "+b.s.def.name)
+	return b.began(ctx, span, st, telemetry.KeyDeadline.String(d.Name))
+}
+
+// began gives st the trace context of ctx, the context of its step's span,
+// for its commands, and returns the span with the saga's and instance's
+// attributes (and extra), or nil if the span is not recording.
+func (b *batch[S]) began(ctx context.Context, span trace.Span, st *Step[S], extra ...attribute.KeyValue) trace.Span {
 	st.trace = telemetry.Headers(ctx)
 	if !span.IsRecording() {
 		return nil
 	}
-	span.SetAttributes(telemetry.KeySaga.String(b.s.def.name), telemetry.KeyInstance.String(st.key), telemetry.KeyDeadline.String(d.Name))
+	span.SetAttributes(telemetry.KeySaga.String(b.s.def.name), telemetry.KeyInstance.String(st.key))
+	if len(extra) > 0 {
+		span.SetAttributes(extra...)
+	}
 	return span
 }
 

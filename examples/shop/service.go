@@ -24,12 +24,6 @@ import (
 // readmodels/queries.go. This file wires them to the shop's runners, and
 // answers the revenue, a custom read model, from the revenue stream app.
 
-// Page sizes of ListCustomerOrders (the generated queries' bounds).
-const (
-	DefaultPageSize = 50
-	MaxPageSize     = 1000
-)
-
 // Server returns the shop.order.v1.OrderService implementation, for
 // in-process callers (the key of an idempotent call in its context, as
 // service.WithCall puts it).
