@@ -23,6 +23,10 @@ type ppolicy struct {
 	ev, cmd           *pmsg
 	key               string // Go expression of the target aggregate's ID
 	fields            []string
+	// unless are the Go conditions under which the policy sends nothing
+	// (the negations of its if), and cond describes its if for the doc.
+	unless []string
+	cond   string
 }
 
 // policyPlan resolves a policy of context c into the plan.
@@ -121,10 +125,69 @@ func policyPlan(m *model.Model, pm *pmodel, c *model.Context, p *model.Policy, b
 		}
 		pp.fields = append(pp.fields, f.goName+": "+v)
 	}
+	ok = pp.condition(p, bad) && ok
 	if !ok {
 		return nil
 	}
 	return pp
+}
+
+// condition plans the policy's if: the conditions under which it sends
+// nothing, in the order of the event's fields.
+func (pp *ppolicy) condition(p *model.Policy, bad func(model.Pos, string, ...any)) bool {
+	keys := make([]string, 0, len(p.If))
+	for k := range p.If {
+		keys = append(keys, k)
+	}
+	sort.Slice(keys, func(i, j int) bool {
+		return fieldIndex(pp.ev, keys[i]) < fieldIndex(pp.ev, keys[j]) || fieldIndex(pp.ev, keys[i]) == fieldIndex(pp.ev, keys[j]) && keys[i] < keys[j]
+	})
+	ok := true
+	var descs []string
+	for _, k := range keys {
+		x := p.If[k]
+		if k == pp.evAgg.id {
+			id, isString := x.(string)
+			if !isString {
+				bad(p.Pos, "policy %s: if %s: want a string, got %v", p.Name, k, x)
+				ok = false
+				continue
+			}
+			pp.unless = append(pp.unless, "rec.Key != "+strconv.Quote(id))
+			descs = append(descs, fmt.Sprintf("%s %q", k, id))
+			continue
+		}
+		f := pp.ev.field(k)
+		if f == nil {
+			bad(p.Pos, "policy %s: if %s: %s has no such field", p.Name, k, pp.ev.name)
+			ok = false
+			continue
+		}
+		switch f.typ.kind {
+		case kString, kEnum, kInt, kInt64, kDecimal, kBool:
+		default:
+			bad(p.Pos, "policy %s: if %s: only string, enum, integer and bool fields can be compared", p.Name, k)
+			ok = false
+			continue
+		}
+		v, err := value(nil, f.typ, x)
+		if err != nil || x == nil {
+			bad(p.Pos, "policy %s: if %s: want a value of its type (%s), got %v", p.Name, k, f.typ.goType(), x)
+			ok = false
+			continue
+		}
+		switch {
+		case f.typ.kind == kBool && v == "true":
+			pp.unless = append(pp.unless, "!e."+f.goName)
+		case f.typ.kind == kBool:
+			pp.unless = append(pp.unless, "e."+f.goName)
+		default:
+			pp.unless = append(pp.unless, "e."+f.goName+" != "+v)
+		}
+		descs = append(descs, k+" "+v)
+	}
+	pp.cond = strings.Join(descs, " and ")
+	return ok
 }
 
 // lookup returns the plan of a model context and aggregate.
@@ -186,7 +249,11 @@ func policiesGen(pm *pmodel, module string) ([]byte, error) {
 		ev := p.evCtx.pkg + "." + p.ev.goName
 		cmd := p.cmdCtx.pkg + "." + p.cmd.goName
 		w.doc(docFor(p.goName, p.doc, "is a policy."))
-		w.doc(fmt.Sprintf("Whenever %s, it sends %s (policy %q).", ev, cmd, p.wire))
+		when := ev
+		if p.cond != "" {
+			when += " with " + p.cond
+		}
+		w.doc(fmt.Sprintf("Whenever %s, it sends %s (policy %q).", when, cmd, p.wire))
 		w.p("func %s() *saga.Policy {", p.goName)
 		w.p("\tp := saga.DefinePolicy(%q, %s.%s)", p.wire, p.evCtx.pkg, p.evAgg.topicConst)
 		w.p("\tsaga.Command[%s](p, %q)", cmd, p.cmd.wire)
@@ -195,14 +262,19 @@ func policiesGen(pm *pmodel, module string) ([]byte, error) {
 		w.p("\tif events, err := %s.%s(); err == nil {", p.evCtx.pkg, p.evAgg.eventsFunc)
 		w.p("\t\tsaga.UseEvents(p, events)")
 		w.p("\t}")
-		usesE := strings.Contains(p.key, "e.") || strings.Contains(strings.Join(p.fields, ","), "e.")
+		uses := p.key + "," + strings.Join(p.fields, ",") + "," + strings.Join(p.unless, ",")
 		e := "_"
-		if usesE {
+		if strings.Contains(uses, "e.") {
 			e = "e"
 		}
 		w.p("\tsaga.Whenever(p, %q, func(s *saga.Step[struct{}], %s %s) error {", p.ev.wire, e, ev)
-		if strings.Contains(p.key, "rec.") || strings.Contains(strings.Join(p.fields, ","), "rec.") {
+		if strings.Contains(uses, "rec.") {
 			w.p("\t\trec, _ := s.Event()")
+		}
+		if len(p.unless) > 0 {
+			w.p("\t\tif %s {", strings.Join(p.unless, " || "))
+			w.p("\t\t\treturn nil")
+			w.p("\t\t}")
 		}
 		w.p("\t\ts.Send(%s, %s{%s})", p.key, cmd, strings.Join(p.fields, ", "))
 		w.p("\t\treturn nil")

@@ -204,6 +204,12 @@ type Policy struct {
 	// Map gives the command's fields: target field ← source field of the
 	// event (or a literal in quotes).
 	Map map[string]string `yaml:"map,omitempty"`
+	// If gives the condition under which the policy sends its command:
+	// fields of the event (or its aggregate's ID) and the values they must
+	// equal, all of them ({method: card}). Without it, every such event
+	// sends the command. Only string, enum, integer and bool fields can be
+	// compared.
+	If map[string]any `yaml:"if,omitempty"`
 
 	Pos Pos `yaml:"-"`
 }

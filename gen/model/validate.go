@@ -502,6 +502,44 @@ func (v *validator) policy(c *Context, p *Policy) {
 		cmd, _ = v.command(c, p.Pos, el, "then", p.Then)
 	}
 	v.mapping(p.Pos, el, p.Map, ev, cmd)
+	if ev.Event != nil {
+		v.condition(c, p.Pos, el, ev, p.If)
+	}
+}
+
+// condition checks a policy's if: each names a field of the event (or its
+// aggregate's ID) that can be compared, with a value of its type.
+func (v *validator) condition(c *Context, pos Pos, el string, ev EventRef, cond map[string]any) {
+	for _, name := range sortedKeys(cond) {
+		x := cond[name]
+		if name == ev.Aggregate.ID {
+			if _, ok := x.(string); !ok {
+				v.add(pos, el, "if %s: want a string (%s is the ID of %s), got %v", name, name, ev.Aggregate.Name, x)
+			}
+			continue
+		}
+		f := ev.Event.Fields.Field(name)
+		if f == nil {
+			v.add(pos, el, "if %s: event %s has no field %q", name, ev.Event.Name, name)
+			continue
+		}
+		if f.Type == nil {
+			continue // reported with the event
+		}
+		switch f.Type.Kind {
+		case String, Enum, Int, Int64, Decimal, Bool:
+		default:
+			v.add(pos, el, "if %s: only string, enum, integer and bool fields can be compared, and %s of %s is not one", name, name, ev.Event.Name)
+			continue
+		}
+		if x == nil {
+			v.add(pos, el, "if %s: want the value it must equal", name)
+			continue
+		}
+		if msg := checkValue(c, f.Type, x); msg != "" {
+			v.add(pos, el, "if %s: %s", name, msg)
+		}
+	}
 }
 
 func (v *validator) saga(c *Context, s *Saga) {

@@ -17,8 +17,8 @@ func All() []*saga.Policy {
 }
 
 // CaptureCards: the simulated provider captures a payment by "card".
-// Whenever payment.Requested, it sends payment.Capture (policy
-// "shop-capture-cards").
+// Whenever payment.Requested with method "card", it sends payment.Capture
+// (policy "shop-capture-cards").
 func CaptureCards() *saga.Policy {
 	p := saga.DefinePolicy("shop-capture-cards", payment.Topic)
 	saga.Command[payment.Capture](p, "shop.payment.capture")
@@ -27,18 +27,21 @@ func CaptureCards() *saga.Policy {
 	if events, err := payment.Events(); err == nil {
 		saga.UseEvents(p, events)
 	}
-	saga.Whenever(p, "shop.payment.requested", func(s *saga.Step[struct{}], _ payment.Requested) error {
+	saga.Whenever(p, "shop.payment.requested", func(s *saga.Step[struct{}], e payment.Requested) error {
 		rec, _ := s.Event()
+		if e.Method != "card" {
+			return nil
+		}
 		s.Send(rec.Key, payment.Capture{})
 		return nil
 	})
 	return p
 }
 
-// DeclineCards: the simulated provider declines a payment by "card_declined";
-// "card_timeout" is never answered.
-// Whenever payment.Requested, it sends payment.Decline (policy
-// "shop-decline-cards").
+// DeclineCards: the simulated provider declines a payment by "card_declined",
+// with the reason payment.DeclineReason; "card_timeout" is never answered.
+// Whenever payment.Requested with method "card_declined", it sends
+// payment.Decline (policy "shop-decline-cards").
 func DeclineCards() *saga.Policy {
 	p := saga.DefinePolicy("shop-decline-cards", payment.Topic)
 	saga.Command[payment.Decline](p, "shop.payment.decline")
@@ -47,9 +50,12 @@ func DeclineCards() *saga.Policy {
 	if events, err := payment.Events(); err == nil {
 		saga.UseEvents(p, events)
 	}
-	saga.Whenever(p, "shop.payment.requested", func(s *saga.Step[struct{}], _ payment.Requested) error {
+	saga.Whenever(p, "shop.payment.requested", func(s *saga.Step[struct{}], e payment.Requested) error {
 		rec, _ := s.Event()
-		s.Send(rec.Key, payment.Decline{})
+		if e.Method != "card_declined" {
+			return nil
+		}
+		s.Send(rec.Key, payment.Decline{Reason: "card declined by issuer"})
 		return nil
 	})
 	return p
