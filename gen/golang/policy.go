@@ -133,15 +133,13 @@ func policyPlan(m *model.Model, pm *pmodel, c *model.Context, p *model.Policy, b
 }
 
 // condition plans the policy's if: the conditions under which it sends
-// nothing, in the order of the event's fields.
+// nothing, by field name.
 func (pp *ppolicy) condition(p *model.Policy, bad func(model.Pos, string, ...any)) bool {
 	keys := make([]string, 0, len(p.If))
 	for k := range p.If {
 		keys = append(keys, k)
 	}
-	sort.Slice(keys, func(i, j int) bool {
-		return fieldIndex(pp.ev, keys[i]) < fieldIndex(pp.ev, keys[j]) || fieldIndex(pp.ev, keys[i]) == fieldIndex(pp.ev, keys[j]) && keys[i] < keys[j]
-	})
+	sort.Strings(keys)
 	ok := true
 	var descs []string
 	for _, k := range keys {
