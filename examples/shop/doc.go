@@ -4,10 +4,11 @@
 //
 //   - order: the Order aggregate and the order details read model (an
 //     order by ID, a customer's orders);
-//   - payment: the Payment aggregate, a simulated payment provider
-//     (deterministic: "card" is captured, "card_declined" declined,
-//     "card_timeout" never answered) and the revenue per hour read model (a
+//   - payment: the Payment aggregate and the revenue per hour read model (a
 //     tumbling-window stream processor);
+//   - policies: the model's policies, which simulate the payment provider
+//     (deterministic: "card" is captured, "card_declined" declined,
+//     "card_timeout" never answered);
 //   - shipping: the Stock and Shipment aggregates;
 //
 // and this package, which wires them into one service: the checkout saga

@@ -16,6 +16,7 @@ import (
 	"github.com/muninn-es/muninn/eventstore"
 	"github.com/muninn-es/muninn/examples/shop/order"
 	"github.com/muninn-es/muninn/examples/shop/payment"
+	"github.com/muninn-es/muninn/examples/shop/policies"
 	"github.com/muninn-es/muninn/examples/shop/readmodels"
 	"github.com/muninn-es/muninn/examples/shop/shipping"
 	"github.com/muninn-es/muninn/projection"
@@ -54,8 +55,9 @@ func WithLogger(l *slog.Logger) Option { return func(o *config) { o.logger = l }
 
 // Shop is the whole shop service on one store: the command bus with the
 // Order, Payment, Shipment and Stock aggregates, the checkout saga, the
-// simulated payment provider, the order details, customer orders and
-// revenue read models, and the generated services over them (service.go).
+// generated policies that simulate the payment provider, the order details,
+// customer orders and revenue read models, and the generated services over
+// them (service.go).
 type Shop struct {
 	cfg       config
 	store     eventstore.Store
@@ -65,7 +67,7 @@ type Shop struct {
 	rm        *readmodels.ReadModels
 	revenue   *payment.Revenue
 	checkout  *saga.Saga[Checkout]
-	provider  *saga.Saga[struct{}]
+	policies  []*saga.Saga[struct{}]
 	closeOnce sync.Once
 	closeErr  error
 }
@@ -158,30 +160,41 @@ func (s *Shop) register(store eventstore.Store) error {
 		saga.WithMeterProvider(s.cfg.meters), saga.WithTracerProvider(s.cfg.tracer)); err != nil {
 		return fmt.Errorf("shop: checkout: %w", err)
 	}
-	if s.provider, err = saga.New(store, s.bus, payment.Provider(), saga.WithClock(s.cfg.clock), saga.WithLogger(s.cfg.logger),
-		saga.WithMeterProvider(s.cfg.meters), saga.WithTracerProvider(s.cfg.tracer)); err != nil {
-		return fmt.Errorf("shop: payment provider: %w", err)
+	// The model's policies (package policies, generated from eventmodel.yaml)
+	// are the simulated payment provider: one saga each, so that each keeps
+	// its own consumer group and its own once-only record of the commands
+	// it sent.
+	for _, p := range policies.All() {
+		pol, err := saga.New(store, s.bus, p, saga.WithClock(s.cfg.clock), saga.WithLogger(s.cfg.logger),
+			saga.WithMeterProvider(s.cfg.meters), saga.WithTracerProvider(s.cfg.tracer))
+		if err != nil {
+			return fmt.Errorf("shop: policy %s: %w", p.Name(), err)
+		}
+		s.policies = append(s.policies, pol)
 	}
 	return nil
 }
 
 // Run runs the shop's runners (the order details and customer orders
 // projections, the revenue stream processor, the checkout saga and the
-// payment provider) until ctx
-// ends, then returns nil; if one of them fails, it stops the others and
+// model's policies, which answer payment requests) until ctx ends, then
+// returns nil; if one of them fails, it stops the others and
 // returns that error.
 func (s *Shop) Run(ctx context.Context) error {
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
-	runners := []struct {
+	type runner struct {
 		name string
 		run  func(context.Context) error
-	}{
+	}
+	runners := []runner{
 		{"order details", s.rm.OrderDetails.Projection.Run},
 		{"customer orders", s.rm.CustomerOrders.Projection.Run},
 		{"revenue", s.revenue.App.Run},
 		{"checkout", s.checkout.Run},
-		{"payment provider", s.provider.Run},
+	}
+	for _, p := range s.policies {
+		runners = append(runners, runner{"policy " + p.Name(), p.Run})
 	}
 	var wg sync.WaitGroup
 	errs := make([]error, len(runners))

@@ -3,8 +3,8 @@ package shop
 import "go.opentelemetry.io/otel/trace"
 
 // WithTracerProvider sends the spans of every component the shop builds
-// (the command bus, the order details projection, the revenue stream app,
-// the checkout saga and the payment provider) to tp (default
+// (the command bus, the projections, the revenue stream app, the checkout
+// saga and the policies that answer payment requests) to tp (default
 // otel.GetTracerProvider()). The store is the caller's: open it with
 // eventstore.WithTracerProvider(tp) too, so that appends are spans and
 // events carry the trace; serve the shop with service.WithTracerProvider(tp)

@@ -39,7 +39,8 @@ func CaptureCards() *saga.Policy {
 }
 
 // DeclineCards: the simulated provider declines a payment by "card_declined",
-// with the reason payment.DeclineReason; "card_timeout" is never answered.
+// with the reason payment.DeclineReason (the map's literal); "card_timeout"
+// is never answered.
 // Whenever payment.Requested with method "card_declined", it sends
 // payment.Decline (policy "shop-decline-cards").
 func DeclineCards() *saga.Policy {
