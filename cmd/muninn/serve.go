@@ -185,7 +185,11 @@ func runServe(ctx context.Context, cfg serveConfig) error {
 	if err != nil {
 		return errors.Join(err, store.Close())
 	}
-	a, err := admin.New(store, admin.WithProjections(s.OrderDetails().Projection), admin.WithSagas(admin.SagaOf(s.Checkout())))
+	sagas := []admin.Saga{admin.SagaOf(s.Checkout())}
+	for _, p := range s.Policies() {
+		sagas = append(sagas, admin.SagaOf(p))
+	}
+	a, err := admin.New(store, admin.WithProjections(s.Projections()...), admin.WithSagas(sagas...))
 	if err != nil {
 		return errors.Join(err, s.Close(), store.Close())
 	}

@@ -238,6 +238,10 @@ func (s *Shop) Revenue() *payment.Revenue { return s.revenue }
 // Checkout returns the checkout saga, to inspect its instances.
 func (s *Shop) Checkout() *saga.Saga[Checkout] { return s.checkout }
 
+// Policies returns the sagas of the model's policies (package policies),
+// which Run runs: the simulated payment provider's answers.
+func (s *Shop) Policies() []*saga.Saga[struct{}] { return s.policies }
+
 // Settled waits until the checkout of order id has ended (completed, or
 // failed and compensated) with every command sent, and the order details
 // and customer orders read models have applied the order's last event;
