@@ -4,17 +4,10 @@
 # rather than skips, without a browser) and MUNINN_SCREENSHOTS (where the
 # test saves its screenshots, so that a person can look at them after CI).
 
+source "$(dirname "${BASH_SOURCE[0]}")/apt.sh"
 if [ ! -x /usr/bin/chromium ]; then
 	echo "== chromium: installing (apt-get install -y chromium)"
-	# Another apt-get may hold the lock (an install already under way):
-	# apt-get waits for it with DPkg::Lock::Timeout.
-	if ! command -v apt-get >/dev/null; then
-		echo "chromium: /usr/bin/chromium is missing and there is no apt-get to install it" >&2
-		exit 1
-	fi
-	export DEBIAN_FRONTEND=noninteractive
-	apt-get -o DPkg::Lock::Timeout=600 update -qq || true
-	apt-get -o DPkg::Lock::Timeout=600 install -y -qq chromium >/dev/null
+	muninn_apt_install chromium || exit 1
 fi
 if [ ! -x /usr/bin/chromium ]; then
 	echo "chromium: /usr/bin/chromium is still missing after apt-get install chromium" >&2

@@ -32,17 +32,9 @@ muninn_pg_start() {
 	local bin
 	bin="$(muninn_pg_bindir)"
 	if [ -z "$bin" ]; then
-		if ! command -v apt-get >/dev/null 2>&1; then
-			echo "postgres.sh: PostgreSQL is not installed and apt-get is not available" >&2
-			return 1
-		fi
 		echo "== installing PostgreSQL (apt-get install -y postgresql)"
-		if [ "$(id -u)" -eq 0 ]; then
-			DEBIAN_FRONTEND=noninteractive apt-get install -y -q postgresql >/dev/null ||
-				{ apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q postgresql >/dev/null; }
-		else
-			sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -q postgresql >/dev/null
-		fi
+		source "$(dirname "${BASH_SOURCE[0]}")/apt.sh"
+		muninn_apt_install postgresql || return 1
 		bin="$(muninn_pg_bindir)"
 		if [ -z "$bin" ]; then
 			echo "postgres.sh: no initdb under /usr/lib/postgresql/*/bin after installing" >&2

@@ -201,7 +201,7 @@ func TestValidateReportsEveryProblem(t *testing.T) {
 	if ps.Err() == nil {
 		t.Fatal("Err() is nil")
 	}
-	if ws := Warnings(m); len(ws) != 1 || ws[0].String() != `testdata/bad.yaml:107: unresolved item 42: unknown colour "#123456" ("refund?")` {
+	if ws := Warnings(m); len(ws) != 1 || ws[0].String() != `testdata/bad.yaml:115: unresolved item 42: unknown colour "#123456" ("refund?")` {
 		t.Errorf("Warnings = %v", ws)
 	}
 }
