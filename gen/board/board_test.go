@@ -180,3 +180,29 @@ func FuzzSVG(f *testing.F) {
 		}
 	})
 }
+
+// TestPolicyCondition lays out the example shop's model: a policy's
+// sticky says under which condition it sends its command.
+func TestPolicyCondition(t *testing.T) {
+	data, err := os.ReadFile("../../examples/shop/eventmodel.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := model.Parse("eventmodel.yaml", data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := layout(m)
+	checkGeometry(t, s)
+	want := map[string]bool{"CaptureCards if method = card": false, "DeclineCards if method = card_declined": false}
+	for _, b := range s.boxes {
+		if _, ok := want[b.text]; ok && b.kind == "policy" {
+			want[b.text] = true
+		}
+	}
+	for text, found := range want {
+		if !found {
+			t.Errorf("no policy sticky %q", text)
+		}
+	}
+}

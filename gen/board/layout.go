@@ -269,7 +269,11 @@ func (lo *layouter) policies(l *laneLayout) {
 				row = lo.commandRow[key(r.Context, r.Command.Name)]
 			}
 		}
-		pb := l.add(legend.Policy, p.Name, colPolicy, l.g.place(colPolicy, row), 1)
+		text := p.Name
+		if cond := p.Condition(); cond != "" {
+			text += " if " + cond
+		}
+		pb := l.add(legend.Policy, text, colPolicy, l.g.place(colPolicy, row), 1)
 		lo.named[key(l.c, "policy."+p.Name)] = pb
 		if eb != nil {
 			lo.arrow(eb, pb, false, false)

@@ -130,7 +130,12 @@ func (g *graph) write() {
 			pid := id("p", c.Name, p.Name)
 			g.line(2, "%s{{%s}}:::policy", pid, label(p.Name))
 			if e, ok := g.eventID(c, p.When); ok {
-				g.edge("%s --> %s", e, pid)
+				if cond := p.Condition(); cond != "" {
+					// The policy's if labels the arrow from its event.
+					g.edge("%s -->|%s| %s", e, label("if "+cond), pid)
+				} else {
+					g.edge("%s --> %s", e, pid)
+				}
 			}
 			if cmd, ok := g.commandID(c, p.Then); ok {
 				g.edge("%s --> %s", pid, cmd)

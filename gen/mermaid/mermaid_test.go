@@ -72,3 +72,30 @@ func TestShopFlowchart(t *testing.T) {
 		}
 	}
 }
+
+// TestPolicyCondition draws the example shop's model, whose policies send
+// their commands only for some payment methods: the arrow from the event
+// to each policy carries its if.
+func TestPolicyCondition(t *testing.T) {
+	data, err := os.ReadFile("../../examples/shop/eventmodel.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := model.Parse("eventmodel.yaml", data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var buf bytes.Buffer
+	if err := Write(&buf, m); err != nil {
+		t.Fatal(err)
+	}
+	for _, edge := range []string{
+		`e_Payment_Requested -->|"if method = card"| p_Payment_CaptureCards`,
+		`e_Payment_Requested -->|"if method = card_declined"| p_Payment_DeclineCards`,
+		`p_Payment_CaptureCards --> c_Payment_Capture`,
+	} {
+		if !strings.Contains(buf.String(), "  "+edge+"\n") {
+			t.Errorf("no edge %s:\n%s", edge, buf.String())
+		}
+	}
+}

@@ -239,3 +239,14 @@ func resolve[R any](m *Model, from *Context, cn, name, kind string, find func(*C
 	}
 	return zero, fmt.Errorf("%s %q is ambiguous: contexts %s have it (qualify it as Context.%s)", kind, name, strings.Join(where, ", "), name)
 }
+
+// Condition returns the policy's if as text for diagrams and docs, its
+// fields in name order ("level = 2 and method = card"), or "" when the
+// policy sends its command on every event.
+func (p *Policy) Condition() string {
+	var parts []string
+	for _, k := range sortedKeys(p.If) {
+		parts = append(parts, fmt.Sprintf("%s = %v", k, p.If[k]))
+	}
+	return strings.Join(parts, " and ")
+}
