@@ -2,6 +2,8 @@ package golang
 
 import (
 	"fmt"
+	"go/scanner"
+	"go/token"
 	"sort"
 	"strconv"
 	"strings"
@@ -260,13 +262,13 @@ func policiesGen(pm *pmodel, module string) ([]byte, error) {
 		w.p("\tif events, err := %s.%s(); err == nil {", p.evCtx.pkg, p.evAgg.eventsFunc)
 		w.p("\t\tsaga.UseEvents(p, events)")
 		w.p("\t}")
-		uses := p.key + "," + strings.Join(p.fields, ",") + "," + strings.Join(p.unless, ",")
+		uses := append(append([]string{p.key}, p.fields...), p.unless...)
 		e := "_"
-		if strings.Contains(uses, "e.") {
+		if usesIdent(uses, "e") {
 			e = "e"
 		}
 		w.p("\tsaga.Whenever(p, %q, func(s *saga.Step[struct{}], %s %s) error {", p.ev.wire, e, ev)
-		if strings.Contains(uses, "rec.") {
+		if usesIdent(uses, "rec") {
 			w.p("\t\trec, _ := s.Event()")
 		}
 		if len(p.unless) > 0 {
@@ -282,6 +284,28 @@ func policiesGen(pm *pmodel, module string) ([]byte, error) {
 		w.p("")
 	}
 	return source("policies/policies_gen.go", w.Bytes())
+}
+
+// usesIdent reports whether the Go expressions exprs name the identifier
+// name (e, the event, or rec, its record): a token, not text, so that a
+// string literal that contains "rec." does not count.
+func usesIdent(exprs []string, name string) bool {
+	for _, x := range exprs {
+		var sc scanner.Scanner
+		fs := token.NewFileSet()
+		src := []byte(x)
+		sc.Init(fs.AddFile("", fs.Base(), len(src)), src, nil, 0)
+		for {
+			_, tok, lit := sc.Scan()
+			if tok == token.EOF {
+				break
+			}
+			if tok == token.IDENT && lit == name {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // lookupCtx returns the plan of a model context.

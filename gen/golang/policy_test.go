@@ -12,7 +12,8 @@ import (
 
 // guardModel has two conditional policies, on integer, bool and aggregate
 // ID conditions: AlarmOnSeven alarms on an unhealthy reading of 7 at level
-// 2, AlarmOnHealthy on any healthy reading of meter m-1.
+// 2, AlarmOnHealthy on any healthy reading of meter m-1. NoteEveryAlarm
+// notes every alarm in meter "log".
 const guardModel = `
 name: guard
 contexts:
@@ -27,11 +28,16 @@ contexts:
           - name: Alarm
             fields: {value: int}
             emits: [Alarmed]
+          - name: Note
+            fields: {note: string}
+            emits: [Noted]
         events:
           - name: ReadingTaken
             fields: {value: int, healthy: bool, level: int64}
           - name: Alarmed
             fields: {value: int}
+          - name: Noted
+            fields: {note: string}
     policies:
       - name: AlarmOnSeven
         when: ReadingTaken
@@ -41,12 +47,18 @@ contexts:
         when: ReadingTaken
         if: {healthy: true, meter_id: m-1}
         then: Alarm
+      # Uses neither the event nor its record: its literals only look as
+      # if they did.
+      - name: NoteEveryAlarm
+        when: Alarmed
+        then: Note
+        map: {meter_id: '"log"', note: '"rec. e. alarmed"'}
 `
 
 // guardTest runs the generated policies of guardModel on a store in
-// memory: every reading is taken, and once both policies have consumed
+// memory: every reading is taken, and once the policies have consumed
 // everything and sent every command, exactly the meters whose reading
-// meets a policy's if have been alarmed.
+// meets a policy's if have been alarmed, and each alarm noted.
 const guardTest = `package policies_test
 
 import (
@@ -84,7 +96,7 @@ func TestConditions(t *testing.T) {
 		t.Fatal(err)
 	}
 	var sagas []*saga.Saga[struct{}]
-	done := make(chan error, 2)
+	done := make(chan error, 3)
 	for _, p := range policies.All() {
 		s, err := saga.New(store, bus, p)
 		if err != nil {
@@ -110,7 +122,7 @@ func TestConditions(t *testing.T) {
 			t.Fatalf("read %s: %v", r.id, err)
 		}
 	}
-	// Wait until both policies have consumed everything (the alarms
+	// Wait until the policies have consumed everything (the alarms
 	// included) and sent every command they decided on.
 	idle := func() bool {
 		for _, s := range sagas {
@@ -143,6 +155,10 @@ func TestConditions(t *testing.T) {
 			t.Errorf("meter %s (%+v): alarmed %v (version %d), want %v", r.id, r.read, got, st.Version, r.alarmed)
 		}
 	}
+	// Each of the two alarms is noted once in meter "log".
+	if st, err := meters.Load(ctx, "log"); err != nil || st.Version != 2 {
+		t.Errorf("meter log: version %d (%v), want 2 notes", st.Version, err)
+	}
 }
 `
 
@@ -174,6 +190,7 @@ func TestPolicyConditions(t *testing.T) {
 		"if e.Healthy || e.Level != 2 || e.Value != 7 {",
 		`if !e.Healthy || rec.Key != "m-1" {`,
 		"Whenever meter.ReadingTaken with healthy false and level 2 and value 7, it",
+		`saga.Whenever(p, "guard.meter.alarmed", func(s *saga.Step[struct{}], _ meter.Alarmed) error {` + "\n\t\ts.Send(",
 	} {
 		if !strings.Contains(string(gen), want) {
 			t.Errorf("policies_gen.go has no %q:\n%s", want, gen)
@@ -182,6 +199,7 @@ func TestPolicyConditions(t *testing.T) {
 	rules := filepath.Join(dir, "meter", "rules.go")
 	fillRule(t, rules, "decideRead", "return []Event{ReadingTaken{Value: cmd.Value, Healthy: cmd.Healthy, Level: cmd.Level}}, nil")
 	fillRule(t, rules, "decideAlarm", "return []Event{Alarmed{Value: cmd.Value}}, nil")
+	fillRule(t, rules, "decideNote", "return []Event{Noted{Note: cmd.Note}}, nil")
 	if err := os.WriteFile(filepath.Join(dir, "policies", "policies_test.go"), []byte(guardTest), 0o644); err != nil {
 		t.Fatal(err)
 	}
