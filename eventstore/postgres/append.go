@@ -484,24 +484,27 @@ func (s *Store) writeGroup(ctx context.Context, conn *pgxpool.Conn, pre *pgx.Bat
 	// batch's Sync) that writes no WAL, so that it takes the database-wide
 	// notify lock only briefly, after the append's flush, never through it.
 	// It runs only if the append committed.
-	var payloads []string
-	seen := map[int64]bool{}
-	for _, r := range included {
-		if !seen[r.t.id] {
-			seen[r.t.id] = true
-			payloads = append(payloads, "p "+strconv.FormatInt(r.t.id, 10))
+	commit := len(pre.QueuedQueries) // the queries up to the COMMIT
+	if !s.opts.notifyApart {
+		var payloads []string
+		seen := map[int64]bool{}
+		for _, r := range included {
+			if !seen[r.t.id] {
+				seen[r.t.id] = true
+				payloads = append(payloads, "p "+strconv.FormatInt(r.t.id, 10))
+			}
 		}
+		pre.Queue(`SELECT pg_notify($1, p) FROM unnest($2::text[]) AS p`, s.channel, payloads)
 	}
-	pre.Queue(`SELECT pg_notify($1, p) FROM unnest($2::text[]) AS p`, s.channel, payloads)
 	br := conn.SendBatch(ctx, pre)
 	var err error
-	for range len(pre.QueuedQueries) - 1 {
+	for range commit {
 		if _, err = br.Exec(); err != nil {
 			break
 		}
 	}
 	notified := false
-	if err == nil {
+	if err == nil && !s.opts.notifyApart {
 		// Committed; if the notification failed, the notifier sends it.
 		_, nerr := br.Exec()
 		notified = nerr == nil

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -557,6 +558,50 @@ func TestListenerReconnects(t *testing.T) {
 	next(1)
 	appendB()
 	next(2)
+}
+
+// TestNotifierWakesOtherStores: when an append's own notification does not
+// go out (WithNotifyApart takes that path for every append), the Store's
+// notifier goroutine tells the other Stores, and a subscriber on another
+// Store sees every record, in order, without polling.
+func TestNotifierWakesOtherStores(t *testing.T) {
+	t.Parallel()
+	schema := pgtest.Schema(t)
+	a := openOn(t, schema)
+	b := openOn(t, schema, postgres.WithNotifyApart())
+	if err := b.CreateTopic(t.Context(), "orders", eventstore.TopicConfig{Partitions: 2}); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	got := make(chan eventstore.Record, 100)
+	for p := range 2 {
+		go func() {
+			for rec, err := range a.Subscribe(ctx, "orders", p, 0) {
+				if err != nil {
+					return
+				}
+				got <- rec
+			}
+		}()
+	}
+	// One append at a time, each waited for: a record that only a later
+	// append's notification would reveal would hang here.
+	for i := range 20 {
+		key := "k" + strconv.Itoa(i)
+		res, err := b.Append(t.Context(), "orders", key, eventstore.Any, []eventstore.Event{{Type: "e", Payload: []byte("x")}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case rec := <-got:
+			if rec.Key != key || rec.Partition != res.Partition || rec.Offset != res.FirstOffset {
+				t.Fatalf("append %d: subscriber saw %s at %d/%d, want %s at %d/%d", i, rec.Key, rec.Partition, rec.Offset, key, res.Partition, res.FirstOffset)
+			}
+		case <-time.After(30 * time.Second):
+			t.Fatalf("append %d (%s): the other Store's subscriber was not woken", i, key)
+		}
+	}
 }
 
 // TestWithPool: a Store on the caller's pool leaves it open at Close.

@@ -32,6 +32,10 @@ type options struct {
 	cleanupInterval time.Duration
 	limits          eventstore.AppendLimits
 	tracer          telemetry.Tracer // WithTracerProvider's (trace.go)
+	// notifyApart makes every append notify the other Stores from the
+	// notifier goroutine (the path an append takes when its own
+	// notification fails); only tests set it.
+	notifyApart bool
 }
 
 func defaultOptions() options {
