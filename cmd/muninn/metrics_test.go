@@ -177,8 +177,12 @@ func TestServeMetrics(t *testing.T) {
 		t.Fatalf("cancelling a cancelled order: %v, want a refusal", err)
 	}
 
-	m := waitMetrics(t, url, "no lag", func(m map[string]float64) bool {
-		return sumOf(m, "muninn_consumer_lag_records{") == 0 && m[`muninn_saga_instances{saga="shop-checkout",status="running"}`] == 0
+	// An order reads CANCELLED once CancelOrder is applied, while its
+	// checkout may still be compensating (voiding the payment, releasing
+	// the stock): wait for every checkout to have ended, too.
+	m := waitMetrics(t, url, "no lag, every checkout ended", func(m map[string]float64) bool {
+		return sumOf(m, "muninn_consumer_lag_records{") == 0 && m[`muninn_saga_instances{saga="shop-checkout",status="running"}`] == 0 &&
+			m[`muninn_saga_instances{saga="shop-checkout",status="compensating"}`] == 0
 	})
 	const placeOrder = `muninn_commands_total{aggregate="shop.orders",command="order.PlaceOrder",outcome=`
 	for k, want := range map[string]float64{

@@ -21,6 +21,7 @@ import (
 	"github.com/muninn-es/muninn/examples/shop"
 	"github.com/muninn-es/muninn/examples/shop/order"
 	"github.com/muninn-es/muninn/examples/shop/payment"
+	"github.com/muninn-es/muninn/examples/shop/policies"
 	"github.com/muninn-es/muninn/examples/shop/readmodels"
 	"github.com/muninn-es/muninn/examples/shop/shipping"
 	"github.com/muninn-es/muninn/saga"
@@ -131,7 +132,7 @@ func (t spanTree) dump() string {
 // append, the order details projection's batch (a child of, or linked to,
 // the append), the checkout saga's step under the append, the commands the
 // step sends (their dispatches children of the step) and their appends,
-// the payment provider's step and on to the order's completion.
+// the payment policy's step and on to the order's completion.
 func TestOrderSpanTree(t *testing.T) {
 	exp := tracetest.NewInMemoryExporter()
 	notify := newEnded()
@@ -258,11 +259,13 @@ func TestOrderSpanTree(t *testing.T) {
 		if tr.child(step, "muninn.dispatch "+shipping.StockTopic, nil) == nil {
 			return "the stock reservation dispatched by the checkout step"
 		}
-		// The payment provider answers; the checkout marks the order
-		// paid, ships it, and the order completes: all in this trace.
-		provider := tr.descendant(payAppend, "muninn.saga.step", nil)
+		// The payment provider (the CaptureCards policy: the order is paid
+		// by card) answers; the checkout marks the order paid, ships it,
+		// and the order completes: all in this trace. DeclineCards takes a
+		// step under the same append too, and sends nothing.
+		provider := tr.descendant(payAppend, "muninn.saga.step "+policies.CaptureCards().Name(), nil)
 		if provider == nil {
-			return "the payment provider's step under the payment request's append"
+			return "the CaptureCards policy's step under the payment request's append"
 		}
 		if tr.descendant(provider, "muninn.append "+shipping.ShipmentTopic, orderAttrs) == nil {
 			return "the shipment's append further down the same trace"
