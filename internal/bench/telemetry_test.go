@@ -15,9 +15,18 @@ import (
 	"github.com/muninn-es/muninn/eventstore"
 )
 
+// The parts of telemetry a benchmark side runs with.
+const (
+	telemetryOff     = 0
+	telemetryTraces  = 1
+	telemetryMetrics = 2
+	telemetryBoth    = telemetryTraces | telemetryMetrics
+)
+
 // benchTelemetrySide opens one side of the telemetry measurement in b's
-// temporary directory, on with the SDK providers of telemetryOn.
-func benchTelemetrySide(b *testing.B, on bool) (*env, *telemetrySide) {
+// temporary directory, with the SDK providers of telemetryOn for the parts
+// in on (telemetryTraces, telemetryMetrics) and no-op ones for the others.
+func benchTelemetrySide(b *testing.B, on int) (*env, *telemetrySide) {
 	b.Helper()
 	cfg := DefaultConfig()
 	e := &env{cfg: cfg, root: b.TempDir(), payloads: make([][]byte, payloadPool)}
@@ -28,13 +37,15 @@ func benchTelemetrySide(b *testing.B, on bool) (*env, *telemetrySide) {
 	ctx := context.Background()
 	var side *telemetrySide
 	var err error
-	if on {
-		mp, tp, collect, shutdown := telemetryOn()
-		b.Cleanup(func() { _ = shutdown(ctx) })
-		side, err = e.openTelemetrySide(ctx, filepath.Join(e.root, "on"), mp, tp, collect)
-	} else {
-		side, err = e.openTelemetrySide(ctx, filepath.Join(e.root, "off"), noop.NewMeterProvider(), tracenoop.NewTracerProvider(), nil)
+	mp, tp, collect, shutdown := telemetryOn()
+	b.Cleanup(func() { _ = shutdown(ctx) })
+	if on&telemetryMetrics == 0 {
+		mp, collect = noop.NewMeterProvider(), nil
 	}
+	if on&telemetryTraces == 0 {
+		tp = tracenoop.NewTracerProvider()
+	}
+	side, err = e.openTelemetrySide(ctx, filepath.Join(e.root, "side"), mp, tp, collect)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -45,7 +56,7 @@ func benchTelemetrySide(b *testing.B, on bool) (*env, *telemetrySide) {
 // benchAppends is the telemetry step's appends (durable, one event, exact
 // version, telemetryClients goroutines) as a Go benchmark, for profiles:
 // go test -run '^$' -bench TelemetryAppend -cpuprofile cpu.out ./internal/bench
-func benchAppends(b *testing.B, on bool) {
+func benchAppends(b *testing.B, on int) {
 	e, side := benchTelemetrySide(b, on)
 	ctx := context.Background()
 	var writers atomic.Int64
@@ -74,7 +85,7 @@ func benchAppends(b *testing.B, on bool) {
 }
 
 // benchCommands is the telemetry step's commands as a Go benchmark.
-func benchCommands(b *testing.B, on bool) {
+func benchCommands(b *testing.B, on int) {
 	e, side := benchTelemetrySide(b, on)
 	ctx := context.Background()
 	var clients atomic.Int64
@@ -104,7 +115,13 @@ func benchCommands(b *testing.B, on bool) {
 	}
 }
 
-func BenchmarkTelemetryAppendOff(b *testing.B)  { benchAppends(b, false) }
-func BenchmarkTelemetryAppendOn(b *testing.B)   { benchAppends(b, true) }
-func BenchmarkTelemetryCommandOff(b *testing.B) { benchCommands(b, false) }
-func BenchmarkTelemetryCommandOn(b *testing.B)  { benchCommands(b, true) }
+func BenchmarkTelemetryAppendOff(b *testing.B)  { benchAppends(b, telemetryOff) }
+func BenchmarkTelemetryAppendOn(b *testing.B)   { benchAppends(b, telemetryBoth) }
+func BenchmarkTelemetryCommandOff(b *testing.B) { benchCommands(b, telemetryOff) }
+func BenchmarkTelemetryCommandOn(b *testing.B)  { benchCommands(b, telemetryBoth) }
+
+// BenchmarkTelemetryCommandTraces and BenchmarkTelemetryCommandMetrics
+// run the commands with only tracing, or only metrics, on: which part
+// costs what.
+func BenchmarkTelemetryCommandTraces(b *testing.B)  { benchCommands(b, telemetryTraces) }
+func BenchmarkTelemetryCommandMetrics(b *testing.B) { benchCommands(b, telemetryMetrics) }
