@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"go.opentelemetry.io/otel/metric/noop"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	tracenoop "go.opentelemetry.io/otel/trace/noop"
 
 	"github.com/muninn-es/muninn/command"
@@ -21,6 +22,11 @@ const (
 	telemetryTraces  = 1
 	telemetryMetrics = 2
 	telemetryBoth    = telemetryTraces | telemetryMetrics
+	// telemetrySampled, with telemetryTraces, samples one trace in ten
+	// (ParentBased(TraceIDRatioBased(0.1))) instead of every one: the
+	// others' spans do not record, but their trace context is still
+	// stored in the events.
+	telemetrySampled = 4
 )
 
 // benchTelemetrySide opens one side of the telemetry measurement in b's
@@ -42,8 +48,13 @@ func benchTelemetrySide(b *testing.B, on int) (*env, *telemetrySide) {
 	if on&telemetryMetrics == 0 {
 		mp, collect = noop.NewMeterProvider(), nil
 	}
-	if on&telemetryTraces == 0 {
+	switch {
+	case on&telemetryTraces == 0:
 		tp = tracenoop.NewTracerProvider()
+	case on&telemetrySampled != 0:
+		sampled := sdktrace.NewTracerProvider(sdktrace.WithSampler(sdktrace.ParentBased(sdktrace.TraceIDRatioBased(0.1))))
+		b.Cleanup(func() { _ = sampled.Shutdown(ctx) })
+		tp = sampled
 	}
 	side, err = e.openTelemetrySide(ctx, filepath.Join(e.root, "side"), mp, tp, collect)
 	if err != nil {
@@ -125,3 +136,9 @@ func BenchmarkTelemetryCommandOn(b *testing.B)  { benchCommands(b, telemetryBoth
 // costs what.
 func BenchmarkTelemetryCommandTraces(b *testing.B)  { benchCommands(b, telemetryTraces) }
 func BenchmarkTelemetryCommandMetrics(b *testing.B) { benchCommands(b, telemetryMetrics) }
+
+// BenchmarkTelemetryCommandSampled runs the commands with metrics on and
+// one trace in ten sampled: the cost at a sampling rate services use.
+func BenchmarkTelemetryCommandSampled(b *testing.B) {
+	benchCommands(b, telemetryBoth|telemetrySampled)
+}
