@@ -78,6 +78,10 @@ type Result struct {
 	TelemetryOffCommandPerS      float64 `json:"telemetry_off_command_per_s" label:"command bus, durable, 16 clients, commands/s, tracing and metrics off"`
 	TelemetryCommandPerS         float64 `json:"telemetry_command_per_s" label:"  the same, tracing and metrics on, in slices alternating with it"`
 	TelemetryCommandRatio        float64 `json:"telemetry_command_ratio" label:"  tracing and metrics on / off"`
+	// TelemetrySampledCommandPerS is the same commands with metrics on and
+	// one trace in ten sampled, in the same slices.
+	TelemetrySampledCommandPerS  float64 `json:"telemetry_sampled_command_per_s" label:"  the same, metrics on and one trace in ten sampled"`
+	TelemetrySampledCommandRatio float64 `json:"telemetry_sampled_command_ratio" label:"  one trace in ten sampled / off"`
 	// PostgreSQL (Config.PostgresURL; zero without it): durable appends of
 	// the PostgreSQL store against plain INSERTs into a table with a unique
 	// (stream, version) constraint, through the same pool, in alternating

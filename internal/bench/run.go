@@ -152,7 +152,7 @@ func (e *env) plan() []step {
 		{keys: []string{"load_1000_events_us", "load_1000_events_snapshot_us"}, run: e.loadTimes},
 		// The cost of metrics (telemetry.go).
 		{keys: []string{"telemetry_off_append_events_per_s", "telemetry_append_events_per_s",
-			"telemetry_off_command_per_s", "telemetry_command_per_s"}, run: e.telemetry},
+			"telemetry_off_command_per_s", "telemetry_command_per_s", "telemetry_sampled_command_per_s"}, run: e.telemetry},
 		one("projection_catchup_events_per_s", e.projectionCatchup),
 		{keys: []string{"saga_steps_per_s", "saga_workflows_per_s"}, run: func(ctx context.Context) ([]float64, error) {
 			steps, workflows, err := e.sagaThroughput(ctx)
@@ -216,6 +216,7 @@ func (e *env) round(ctx context.Context) (Result, error) {
 	r.RESTCommands16Ratio = ratio(r.RESTCommands16PerS, r.ShopCommands16PerS)
 	r.TelemetryAppendRatio = ratio(r.TelemetryAppendEventsPerS, r.TelemetryOffAppendEventsPerS)
 	r.TelemetryCommandRatio = ratio(r.TelemetryCommandPerS, r.TelemetryOffCommandPerS)
+	r.TelemetrySampledCommandRatio = ratio(r.TelemetrySampledCommandPerS, r.TelemetryOffCommandPerS)
 	r.PGAppendDurable1Ratio = ratio(r.PGAppendDurable1PerS, r.PGRawInsert1PerS)
 	r.PGAppendDurable16Ratio = ratio(r.PGAppendDurable16PerS, r.PGRawInsert16PerS)
 	r.PGAppendDurable64Ratio = ratio(r.PGAppendDurable64PerS, r.PGRawInsert64PerS)

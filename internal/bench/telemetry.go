@@ -57,13 +57,25 @@ func telemetryOn() (metric.MeterProvider, trace.TracerProvider, func(context.Con
 	return mp, tp, collect, shutdown
 }
 
+// telemetrySampledTracer is the tracer provider of the "sampled" side:
+// the SDK's, sampling one trace in ten (ParentBased(TraceIDRatioBased(0.1)),
+// a rate services use). The other nine commands make non-recording spans
+// and still store their trace context in the events.
+func telemetrySampledTracer() *sdktrace.TracerProvider {
+	return sdktrace.NewTracerProvider(sdktrace.WithSampler(sdktrace.ParentBased(sdktrace.TraceIDRatioBased(0.1))))
+}
+
 // telemetry measures the cost of tracing and metrics: durable appends (16
 // goroutines, one event each, exact expected version) and durable commands
 // through the command bus (16 clients on aggregates of their own), each on
 // a store and a bus with the SDK's providers (telemetryOn) and on a store
 // and a bus with no-op ones, in alternating slices (off, on, on, off, off,
-// on, ...), so that the disk's drift affects both sides alike. Both stores are in the run's
-// directory, opened for this measurement.
+// on, ...), so that the disk's drift affects both sides alike. The
+// commands also run on a third side, metrics on and one trace in ten
+// sampled (telemetrySampledTracer), in the same slices (off, on, sampled,
+// then sampled, on, off). The stores are in the run's directory, opened
+// for this measurement. It returns appends off, on, commands off, on and
+// sampled.
 func (e *env) telemetry(ctx context.Context) (_ []float64, err error) {
 	e.seq++
 	run := e.seq
@@ -79,9 +91,16 @@ func (e *env) telemetry(ctx context.Context) (_ []float64, err error) {
 		return nil, err
 	}
 	defer func() { err = errors.Join(err, on.close()) }()
+	stp := telemetrySampledTracer()
+	defer func() { err = errors.Join(err, stp.Shutdown(context.Background())) }()
+	sampled, err := e.openTelemetrySide(ctx, filepath.Join(e.root, "telemetry-sampled-"+strconv.Itoa(run)), mp, stp, collect)
+	if err != nil {
+		return nil, err
+	}
+	defer func() { err = errors.Join(err, sampled.close()) }()
 
 	slice := max(e.cfg.Duration/telemetrySlices, 50*time.Millisecond)
-	var rates [4]float64 // appends off, on; commands off, on
+	var rates [5]float64 // appends off, on; commands off, on, sampled
 	for i := range telemetrySlices {
 		warmup := time.Duration(0)
 		if i == 0 {
@@ -102,15 +121,20 @@ func (e *env) telemetry(ctx context.Context) (_ []float64, err error) {
 			}
 			rates[j] += a / telemetrySlices
 		}
-		for _, j := range order {
-			c, err := e.telemetryCommands(ctx, sides[j], run, warmup, slice)
+		cmdOrder := [3]int{0, 1, 2}
+		if i%2 == 1 {
+			cmdOrder = [3]int{2, 1, 0}
+		}
+		cmdSides := [3]*telemetrySide{off, on, sampled}
+		for _, j := range cmdOrder {
+			c, err := e.telemetryCommands(ctx, cmdSides[j], run, warmup, slice)
 			if err != nil {
 				return nil, fmt.Errorf("commands: %w", err)
 			}
 			rates[2+j] += c / telemetrySlices
 		}
 	}
-	return []float64{rates[0], rates[1], rates[2], rates[3]}, nil
+	return rates[:], nil
 }
 
 func (e *env) openTelemetrySide(ctx context.Context, dir string, mp metric.MeterProvider, tp trace.TracerProvider, collect func(context.Context) error) (*telemetrySide, error) {

@@ -9,7 +9,6 @@ import (
 	"testing"
 
 	"go.opentelemetry.io/otel/metric/noop"
-	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	tracenoop "go.opentelemetry.io/otel/trace/noop"
 
 	"github.com/muninn-es/muninn/command"
@@ -23,9 +22,7 @@ const (
 	telemetryMetrics = 2
 	telemetryBoth    = telemetryTraces | telemetryMetrics
 	// telemetrySampled, with telemetryTraces, samples one trace in ten
-	// (ParentBased(TraceIDRatioBased(0.1))) instead of every one: the
-	// others' spans do not record, but their trace context is still
-	// stored in the events.
+	// (telemetrySampledTracer) instead of every one.
 	telemetrySampled = 4
 )
 
@@ -52,7 +49,7 @@ func benchTelemetrySide(b *testing.B, on int) (*env, *telemetrySide) {
 	case on&telemetryTraces == 0:
 		tp = tracenoop.NewTracerProvider()
 	case on&telemetrySampled != 0:
-		sampled := sdktrace.NewTracerProvider(sdktrace.WithSampler(sdktrace.ParentBased(sdktrace.TraceIDRatioBased(0.1))))
+		sampled := telemetrySampledTracer()
 		b.Cleanup(func() { _ = sampled.Shutdown(ctx) })
 		tp = sampled
 	}
