@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"time"
 
@@ -106,28 +107,27 @@ func (e *env) telemetry(ctx context.Context) (_ []float64, err error) {
 		if i == 0 {
 			warmup = e.cfg.Warmup
 		}
-		// off, on, then on, off: each side runs as often first as second,
-		// so that what a slice leaves behind (the other store's
-		// compactions, the page cache) weighs on both alike.
-		order := [2]int{0, 1}
+		// off, on, sampled, then the other way round: each side runs as
+		// often early as late, so that what a slice leaves behind (the
+		// other stores' compactions, the page cache) weighs on all alike.
+		// The appends run on off and on only.
+		sides := [3]*telemetrySide{off, on, sampled}
+		order := []int{0, 1, 2}
 		if i%2 == 1 {
-			order = [2]int{1, 0}
+			slices.Reverse(order)
 		}
-		sides := [2]*telemetrySide{off, on}
 		for _, j := range order {
+			if j == 2 {
+				continue
+			}
 			a, err := e.telemetryAppends(ctx, sides[j], run, warmup, slice)
 			if err != nil {
 				return nil, fmt.Errorf("appends: %w", err)
 			}
 			rates[j] += a / telemetrySlices
 		}
-		cmdOrder := [3]int{0, 1, 2}
-		if i%2 == 1 {
-			cmdOrder = [3]int{2, 1, 0}
-		}
-		cmdSides := [3]*telemetrySide{off, on, sampled}
-		for _, j := range cmdOrder {
-			c, err := e.telemetryCommands(ctx, cmdSides[j], run, warmup, slice)
+		for _, j := range order {
+			c, err := e.telemetryCommands(ctx, sides[j], run, warmup, slice)
 			if err != nil {
 				return nil, fmt.Errorf("commands: %w", err)
 			}
