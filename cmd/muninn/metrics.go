@@ -13,10 +13,10 @@ import (
 	otelprom "go.opentelemetry.io/otel/exporters/prometheus"
 	"go.opentelemetry.io/otel/metric"
 	"go.opentelemetry.io/otel/metric/noop"
-	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 
 	"github.com/muninn-es/muninn/eventstore"
 	"github.com/muninn-es/muninn/examples/shop"
+	"github.com/muninn-es/muninn/internal/otelsdk"
 	"github.com/muninn-es/muninn/service"
 )
 
@@ -61,7 +61,8 @@ func newServeMetrics(on bool) (*serveMetrics, error) {
 	if err != nil {
 		return nil, fmt.Errorf("serve: metrics: %w", err)
 	}
-	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(exp))
+	// Exemplars off: the text format served below has none (otelsdk).
+	mp := otelsdk.NewMeterProvider(exp)
 	return &serveMetrics{
 		provider: mp,
 		handler:  promhttp.HandlerFor(reg, promhttp.HandlerOpts{ErrorLog: nil}),

@@ -20,6 +20,7 @@ import (
 	"github.com/muninn-es/muninn/aggregate"
 	"github.com/muninn-es/muninn/command"
 	"github.com/muninn-es/muninn/eventstore"
+	"github.com/muninn-es/muninn/internal/otelsdk"
 )
 
 // telemetryClients is the concurrency of the telemetry measurement.
@@ -41,12 +42,13 @@ type telemetrySide struct {
 // (off first, then on first) alternates evenly.
 const telemetrySlices = 4
 
-// telemetryOn is what the "on" side runs with: the OpenTelemetry SDK's
-// meter provider with a reader that is collected after every slice (a
+// telemetryOn is what the "on" side runs with: the meter provider muninn
+// serve runs (otelsdk.NewMeterProvider, the OpenTelemetry SDK's with
+// exemplars off) with a reader that is collected after every slice (a
 // scrape) and whose readings are discarded, and the SDK's tracer provider.
 func telemetryOn() (metric.MeterProvider, trace.TracerProvider, func(context.Context) error, func(context.Context) error) {
 	reader := sdkmetric.NewManualReader()
-	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader))
+	mp := otelsdk.NewMeterProvider(reader)
 	collect := func(ctx context.Context) error {
 		var rm metricdata.ResourceMetrics
 		return reader.Collect(ctx, &rm)
