@@ -170,7 +170,7 @@ func (s *PebbleStore) cleanDelete(ctx context.Context, t *topicState, partition 
 	}
 	var failure error
 	kept, firstKept := false, int64(0)
-	next, ok := s.scanPartition(ctx, t, partition, w.rangeFrom, end, func(rec Record, err error) bool {
+	next, ok := s.scanPartitionSized(ctx, t, partition, w.rangeFrom, end, func(rec Record, stored int, err error) bool {
 		if err != nil {
 			failure = err
 			return false
@@ -181,7 +181,7 @@ func (s *PebbleStore) cleanDelete(ctx context.Context, t *topicState, partition 
 			kept, firstKept = true, rec.Offset
 			return false
 		}
-		n := int64(encodedLen(&rec))
+		n := int64(stored)
 		size -= n
 		w.records++
 		w.bytes += n
@@ -240,7 +240,7 @@ func (s *PebbleStore) cleanCompact(ctx context.Context, t *topicState, partition
 		w = &cleanupWork{partition: partition, newStart: -1}
 		return nil
 	}
-	_, ok = s.scanPartition(ctx, t, partition, start, end, func(rec Record, err error) bool {
+	_, ok = s.scanPartitionSized(ctx, t, partition, start, end, func(rec Record, stored int, err error) bool {
 		if err != nil {
 			failure = err
 			return false
@@ -255,7 +255,7 @@ func (s *PebbleStore) cleanCompact(ctx context.Context, t *topicState, partition
 		}
 		if remove {
 			w.records++
-			w.bytes += int64(encodedLen(&rec))
+			w.bytes += int64(stored)
 			w.offsets = append(w.offsets, rec.Offset)
 			w.streams = append(w.streams, streamVersion{rec.Key, rec.Version})
 			if w.records >= maxCleanupWork {

@@ -64,6 +64,14 @@ func checkPartition(t *topicState, p int) error {
 // scanPartition yields the records of [from, end). It returns the offset to
 // continue from and false if yield asked to stop or an error was yielded.
 func (s *PebbleStore) scanPartition(ctx context.Context, t *topicState, partition int, from, end int64, yield func(Record, error) bool) (int64, bool) {
+	return s.scanPartitionSized(ctx, t, partition, from, end, func(rec Record, _ int, err error) bool { return yield(rec, err) })
+}
+
+// scanPartitionSized is scanPartition that also yields the size of each
+// record's stored value (0 with an error): what the partition's byte count
+// holds for it, which a record stored in an older format does not
+// re-encode to.
+func (s *PebbleStore) scanPartitionSized(ctx context.Context, t *topicState, partition int, from, end int64, yield func(Record, int, error) bool) (int64, bool) {
 	if from >= end {
 		return from, true
 	}
@@ -71,7 +79,7 @@ func (s *PebbleStore) scanPartition(ctx context.Context, t *topicState, partitio
 	hi := appendLogKey(nil, t.meta.ID, partition, end)
 	it, err := s.db.NewIterWithContext(ctx, &pebble.IterOptions{LowerBound: lo, UpperBound: hi})
 	if err != nil {
-		yield(Record{}, fmt.Errorf("eventstore: read %s/%d from offset %d: %w", t.meta.Name, partition, from, s.engineErr(err)))
+		yield(Record{}, 0, fmt.Errorf("eventstore: read %s/%d from offset %d: %w", t.meta.Name, partition, from, s.engineErr(err)))
 		return from, false
 	}
 	defer it.Close()
@@ -79,26 +87,30 @@ func (s *PebbleStore) scanPartition(ctx context.Context, t *topicState, partitio
 	for it.First(); it.Valid(); it.Next() {
 		if n++; n%ctxCheckEvery == 0 {
 			if err := ctx.Err(); err != nil {
-				yield(Record{}, err)
+				yield(Record{}, 0, err)
 				return from, false
 			}
 			if s.isClosing() {
-				yield(Record{}, ErrClosed)
+				yield(Record{}, 0, ErrClosed)
 				return from, false
 			}
 		}
 		offset := int64(binary.BigEndian.Uint64(it.Key()[9:]))
 		rec, err := decodeAt(t, partition, offset, it.Value())
-		if !yield(rec, s.recordCorrupt(err)) || err != nil {
+		size := len(it.Value())
+		if err != nil {
+			size = 0
+		}
+		if !yield(rec, size, s.recordCorrupt(err)) || err != nil {
 			return offset + 1, false
 		}
 		from = offset + 1
 	}
 	if err := it.Error(); err != nil {
 		if cerr := ctx.Err(); cerr != nil && errors.Is(err, cerr) {
-			yield(Record{}, cerr)
+			yield(Record{}, 0, cerr)
 		} else {
-			yield(Record{}, fmt.Errorf("eventstore: read %s/%d at offset %d: %w", t.meta.Name, partition, from, s.engineErr(err)))
+			yield(Record{}, 0, fmt.Errorf("eventstore: read %s/%d at offset %d: %w", t.meta.Name, partition, from, s.engineErr(err)))
 		}
 		return from, false
 	}

@@ -136,10 +136,12 @@ const (
 	MaxIDBytes = 256
 )
 
-// Record value format, version 1:
+// Record value formats 1 and 2:
 //
-//	[0]      format (1)
-//	[1:5]    CRC-32C (Castagnoli) of bytes [5:]
+//	[0]      format: 1, or 2 for a record whose traceparent is stored in
+//	         binary (below)
+//	[1:5]    CRC-32C (Castagnoli) of bytes [5:]; in format 2, of byte [0]
+//	         followed by bytes [5:], so that a changed format byte fails it
 //	[5:21]   event ID
 //	[21:29]  offset, big endian
 //	[29:37]  stream version, big endian
@@ -152,13 +154,80 @@ const (
 //	         is the correlation ID (causation only); 3 16 bytes, the binary
 //	         form of a UUID in canonical text. The encoder picks the first tag
 //	         that fits, and the decoder refuses any other choice.
+//	[25]     format 2 only: the traceparent header, which is then not among
+//	         the headers below, in binary: 16 bytes trace ID, 8 bytes parent
+//	         ID, 1 byte flags
 //	uvarint  header count, then each name and value as a string, sorted by name
 //	byte     1 if there is a payload (0 for a tombstone)
 //	string   payload (only if present)
+//
+// The encoder writes format 2 when the record's traceparent is of version
+// 00 in canonical text (lower-case hex, 55 bytes: what every traced append
+// stores), and format 1 otherwise: a traced event's trace context takes 25
+// bytes instead of 68 (of its two copies, the log's and the stream's, 86
+// bytes less per event), and an untraced record is what it was before
+// format 2. The decoder refuses a format 2 value whose headers hold a
+// traceparent too. It accepts a format 1 value with a canonical
+// traceparent header, which the encoder no longer writes: stores written
+// before format 2 hold them (such a record re-encodes 43 bytes shorter;
+// cleanup counts the stored size, so the partition's byte count stays
+// exact).
 const (
-	recordFormat   = 1
-	recordFixedLen = 45
+	recordFormat       = 1
+	recordFormatTraced = 2
+	recordFixedLen     = 45
 )
+
+// traceparentLen is the length of a version 00 traceparent's text:
+// "00-" 32 hex "-" 16 hex "-" 2 hex.
+const traceparentLen = 55
+
+// traceparentBinary returns the binary form of tp (trace ID, parent ID,
+// flags) if tp is a version 00 traceparent in canonical text.
+func traceparentBinary(tp string) (b [25]byte, ok bool) {
+	if len(tp) != traceparentLen || tp[0] != '0' || tp[1] != '0' || tp[2] != '-' || tp[35] != '-' || tp[52] != '-' {
+		return b, false
+	}
+	i := 0
+	for _, field := range [3][2]int{{3, 35}, {36, 52}, {53, 55}} {
+		for j := field[0]; j < field[1]; j += 2 {
+			hi, ok1 := lowerHex(tp[j])
+			lo, ok2 := lowerHex(tp[j+1])
+			if !ok1 || !ok2 {
+				return b, false
+			}
+			b[i] = hi<<4 | lo
+			i++
+		}
+	}
+	return b, true
+}
+
+// formatTraceparent writes the canonical text of the binary traceparent b
+// into dst, which holds traceparentLen bytes.
+func formatTraceparent(dst []byte, b []byte) {
+	const digits = "0123456789abcdef"
+	dst[0], dst[1], dst[2] = '0', '0', '-'
+	n := 3
+	for i, c := range b[:25] {
+		if i == 16 || i == 24 {
+			dst[n] = '-'
+			n++
+		}
+		dst[n], dst[n+1] = digits[c>>4], digits[c&0xf]
+		n += 2
+	}
+}
+
+// storedTraceparent is the traceparent that r's headers with th added
+// (as appendRecordTraced says) hold, and whether they hold one.
+func storedTraceparent(h, th map[string]string) (string, bool) {
+	if tp, ok := th[HeaderTraceparent]; ok {
+		return tp, true
+	}
+	tp, ok := h[HeaderTraceparent]
+	return tp, ok
+}
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 
@@ -171,7 +240,14 @@ func appendRecord(dst []byte, r *Record) []byte { return appendRecordTraced(dst,
 // made), without building the merged map.
 func appendRecordTraced(dst []byte, r *Record, th map[string]string) []byte {
 	start := len(dst)
-	dst = append(dst, recordFormat, 0, 0, 0, 0)
+	var tp [25]byte
+	format := byte(recordFormat)
+	if text, ok := storedTraceparent(r.Headers, th); ok {
+		if tp, ok = traceparentBinary(text); ok {
+			format = recordFormatTraced
+		}
+	}
+	dst = append(dst, format, 0, 0, 0, 0)
 	dst = append(dst, r.ID[:]...)
 	dst = binary.BigEndian.AppendUint64(dst, uint64(r.Offset))
 	dst = binary.BigEndian.AppendUint64(dst, r.Version)
@@ -182,10 +258,15 @@ func appendRecordTraced(dst []byte, r *Record, th map[string]string) []byte {
 	dst = appendString(dst, r.Type)
 	dst = appendID(dst, r.CorrelationID, r.ID, "", false)
 	dst = appendID(dst, r.CausationID, r.ID, r.CorrelationID, true)
+	skip := ""
+	if format == recordFormatTraced {
+		dst = append(dst, tp[:]...)
+		skip = HeaderTraceparent
+	}
 	if len(r.Headers) == 0 {
-		dst = appendHeaders(dst, th, nil)
+		dst = appendHeaders(dst, th, nil, skip)
 	} else {
-		dst = appendHeaders(dst, r.Headers, th)
+		dst = appendHeaders(dst, r.Headers, th, skip)
 	}
 	if r.Payload == nil {
 		dst = append(dst, 0)
@@ -193,8 +274,17 @@ func appendRecordTraced(dst []byte, r *Record, th map[string]string) []byte {
 		dst = append(dst, 1)
 		dst = appendString(dst, unsafe.String(unsafe.SliceData(r.Payload), len(r.Payload)))
 	}
-	binary.BigEndian.PutUint32(dst[start+1:], crc32.Checksum(dst[start+5:], castagnoli))
+	binary.BigEndian.PutUint32(dst[start+1:], recordChecksum(format, dst[start+5:]))
 	return dst
+}
+
+// recordChecksum is the checksum of a record value of format whose bytes
+// from [5] on are body; see the record format.
+func recordChecksum(format byte, body []byte) uint32 {
+	if format == recordFormat {
+		return crc32.Checksum(body, castagnoli)
+	}
+	return crc32.Update(crc32.Update(0, castagnoli, []byte{format}), castagnoli, body)
 }
 
 // ID tags; see the record format.
@@ -298,10 +388,14 @@ func lowerHex(c byte) (byte, bool) {
 	return 0, false
 }
 
+// spareLen is the room cloneValue leaves after a value: the text of two
+// binary IDs and of a binary traceparent.
+const spareLen = 2*36 + traceparentLen
+
 // cloneValue copies a stored value into memory the record will own, with
-// room after it for the text of two binary IDs.
+// room after it (spareLen) for the text of what is stored in binary.
 func cloneValue(v []byte) []byte {
-	buf := make([]byte, len(v), len(v)+72)
+	buf := make([]byte, len(v), len(v)+spareLen)
 	copy(buf, v)
 	return buf
 }
@@ -313,17 +407,17 @@ func appendString(dst []byte, s string) []byte {
 
 // decodeRecord decodes a record value into r. The strings and payload of r
 // alias buf, which the caller must own and never modify afterwards; up to
-// 72 bytes of buf's spare capacity hold IDs stored in binary (see
-// cloneValue). It
+// spareLen bytes of buf's spare capacity hold the text of IDs and a
+// traceparent stored in binary (see cloneValue). It
 // returns a description of what is wrong on failure; it never panics.
 func decodeRecord(buf []byte, r *Record) (reason string) {
 	if len(buf) < recordFixedLen {
 		return fmt.Sprintf("value too short (%d bytes)", len(buf))
 	}
-	if buf[0] != recordFormat {
+	if buf[0] != recordFormat && buf[0] != recordFormatTraced {
 		return fmt.Sprintf("unknown record format %d", buf[0])
 	}
-	if want, got := binary.BigEndian.Uint32(buf[1:5]), crc32.Checksum(buf[5:], castagnoli); want != got {
+	if want, got := binary.BigEndian.Uint32(buf[1:5]), recordChecksum(buf[0], buf[5:]); want != got {
 		return fmt.Sprintf("checksum mismatch (stored %08x, computed %08x)", want, got)
 	}
 	copy(r.ID[:], buf[5:21])
@@ -337,6 +431,14 @@ func decodeRecord(buf []byte, r *Record) (reason string) {
 	r.Type = d.string()
 	r.CorrelationID = d.id(r.ID, "", false)
 	r.CausationID = d.id(r.ID, r.CorrelationID, true)
+	var traceparent []byte // format 2's, in binary
+	if buf[0] == recordFormatTraced && d.err == "" {
+		if len(d.buf) < 25 {
+			d.err = "truncated traceparent"
+		} else {
+			traceparent, d.buf = d.buf[:25], d.buf[25:]
+		}
+	}
 	n := d.uvarint()
 	if d.err == "" && n > uint64(len(d.buf))/2 {
 		return "header count exceeds value size"
@@ -352,6 +454,16 @@ func decodeRecord(buf []byte, r *Record) (reason string) {
 			}
 			prev = k
 			r.Headers[k] = d.string()
+		}
+	}
+	if traceparent != nil && d.err == "" {
+		if _, ok := r.Headers[HeaderTraceparent]; ok {
+			d.err = "traceparent both in binary and among the headers"
+		} else {
+			if r.Headers == nil {
+				r.Headers = make(map[string]string, 1)
+			}
+			r.Headers[HeaderTraceparent] = d.traceparentText(traceparent)
 		}
 	}
 	var flag byte
@@ -472,6 +584,20 @@ func (d *decoder) uuidText(u uuid.UUID) string {
 	return unsafe.String(&d.spare[n], 36)
 }
 
+// traceparentText returns the canonical text of the binary traceparent b,
+// written into d.spare when there is room.
+func (d *decoder) traceparentText(b []byte) string {
+	n := len(d.spare)
+	if cap(d.spare)-n < traceparentLen {
+		text := make([]byte, traceparentLen)
+		formatTraceparent(text, b)
+		return string(text)
+	}
+	d.spare = d.spare[:n+traceparentLen]
+	formatTraceparent(d.spare[n:], b)
+	return unsafe.String(&d.spare[n], traceparentLen)
+}
+
 func (d *decoder) uvarint() uint64 {
 	if d.err != "" {
 		return 0
@@ -512,10 +638,14 @@ func (d *decoder) string() string {
 }
 
 // appendHeaders encodes the headers h, with th's added as
-// appendRecordTraced says, in name order.
-func appendHeaders(dst []byte, h, th map[string]string) []byte {
+// appendRecordTraced says, in name order, leaving out the header named skip
+// (if not "": the traceparent, stored in binary).
+func appendHeaders(dst []byte, h, th map[string]string, skip string) []byte {
 	if len(th) == 0 && len(h) <= 1 {
 		// None, or one (a traced append's traceparent): no names to sort.
+		if _, ok := h[skip]; ok && skip != "" {
+			return binary.AppendUvarint(dst, 0)
+		}
 		dst = binary.AppendUvarint(dst, uint64(len(h)))
 		for k, v := range h {
 			dst = appendString(dst, k)
@@ -526,13 +656,15 @@ func appendHeaders(dst []byte, h, th map[string]string) []byte {
 	var buf [16]string // the names of most records, without an allocation
 	names := buf[:0]
 	for k := range h {
-		if _, ok := th[k]; ok || (len(th) > 0 && k == HeaderTracestate) {
+		if _, ok := th[k]; ok || (len(th) > 0 && k == HeaderTracestate) || (k == skip && skip != "") {
 			continue
 		}
 		names = append(names, k)
 	}
 	for k := range th {
-		names = append(names, k)
+		if k != skip || skip == "" {
+			names = append(names, k)
+		}
 	}
 	slices.Sort(names)
 	dst = binary.AppendUvarint(dst, uint64(len(names)))
