@@ -24,7 +24,7 @@ func sampleRecords() map[string]*Record {
 	for i := range large {
 		large[i] = byte(i*7 + i>>8)
 	}
-	return map[string]*Record{
+	records := map[string]*Record{
 		"full": {
 			ID:            uuid.MustParse("01890a5d-ac96-774b-bcce-b302099a8057"),
 			Partition:     3,
@@ -86,29 +86,19 @@ func sampleRecords() map[string]*Record {
 			Headers: map[string]string{HeaderTraceparent: "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
 				HeaderTracestate: "k=v", "tenant": "t1", "a": "1"},
 		},
-		"traced, nothing else": {
-			ID: uuid.New(), Key: "k", Version: 1, Type: "t", SchemaVersion: 1, Payload: []byte("p"),
-			Timestamp: time.Unix(1, 0),
-			Headers:   map[string]string{HeaderTraceparent: "00-ffffffffffffffffffffffffffffffff-0000000000000000-00"},
-		},
-		// Traceparents that are not version 00 in canonical text stay
-		// headers (format 1).
-		"traceparent upper-case": {
-			ID: uuid.New(), Key: "k", Version: 1, Type: "t", SchemaVersion: 1, Payload: []byte("p"),
-			Timestamp: time.Unix(1, 0),
-			Headers:   map[string]string{HeaderTraceparent: "00-0AF7651916CD43DD8448EB211C80319C-B7AD6B7169203331-01"},
-		},
-		"traceparent of another version": {
-			ID: uuid.New(), Key: "k", Version: 1, Type: "t", SchemaVersion: 1, Payload: []byte("p"),
-			Timestamp: time.Unix(1, 0),
-			Headers:   map[string]string{HeaderTraceparent: "01-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"},
-		},
-		"traceparent garbage": {
-			ID: uuid.New(), Key: "k", Version: 1, Type: "t", SchemaVersion: 1, Payload: []byte("p"),
-			Timestamp: time.Unix(1, 0),
-			Headers:   map[string]string{HeaderTraceparent: "00-0af7651916cd43dd8448eb211c80319c+b7ad6b7169203331-01"},
-		},
 	}
+	// One traceparent alone: canonical (format 2), and ones that are not
+	// version 00 in canonical text, which stay headers (format 1).
+	for name, tp := range map[string]string{
+		"traced, nothing else":           "00-ffffffffffffffffffffffffffffffff-0000000000000000-00",
+		"traceparent upper-case":         "00-0AF7651916CD43DD8448EB211C80319C-B7AD6B7169203331-01",
+		"traceparent of another version": "01-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
+		"traceparent garbage":            "00-0af7651916cd43dd8448eb211c80319c+b7ad6b7169203331-01",
+	} {
+		records[name] = &Record{ID: uuid.New(), Key: "k", Version: 1, Type: "t", SchemaVersion: 1, Payload: []byte("p"),
+			Timestamp: time.Unix(1, 0), Headers: map[string]string{HeaderTraceparent: tp}}
+	}
+	return records
 }
 
 // equalRecords reports how got differs from want, or "" if it does not. A
