@@ -502,6 +502,11 @@ func (p *Projection) WaitFor(ctx context.Context, positions ...Position) error {
 		return nil
 	}
 	if err := p.load(ctx); err != nil {
+		if cerr := ctx.Err(); cerr != nil {
+			// The context ended while reading where the projection is: not
+			// reached, as if it had ended in the wait below.
+			return fmt.Errorf("projection %q: waiting for %s: %w: %w", p.name, &want[0], consume.ErrNotReached, cerr)
+		}
 		return err
 	}
 	for {

@@ -241,9 +241,25 @@ func testPagination(t *testing.T, backend backends.Backend) {
 	}
 }
 
-// Pebble only: its 20 ms timeout must cover the projection's first read of
-// the store, instant in memory but a round trip (or more, under load) on
-// PostgreSQL.
+// TestWaitForEndedContext waits on a projection that has never read the
+// store with a context that has already ended: the wait ends with the
+// context whether the read of where the projection is, or the wait after
+// it, sees that first.
+func TestWaitForEndedContext(t *testing.T) {
+	s := openOrders(t, 2)
+	p, _ := newCounter(t, s, "ended")
+	res := appendN(t, s, 4, 2, "x")
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	err := p.WaitFor(ctx, res...)
+	if !errors.Is(err, consume.ErrNotReached) || !errors.Is(err, context.Canceled) || !strings.Contains(err.Error(), res[0].String()) {
+		t.Errorf("WaitFor with an ended context: %v, want consume.ErrNotReached and context.Canceled naming %s", err, res[0])
+	}
+}
+
+// TestWaitForTimeoutAndStatus waits with a 20 ms timeout on a projection
+// that is not running. The timeout may end during the projection's first
+// read of the store or during the wait; either way the error is the same.
 func TestWaitForTimeoutAndStatus(t *testing.T) {
 	ctx := context.Background()
 	s := openOrders(t, 2)
