@@ -185,38 +185,15 @@ const traceparentLen = 55
 // traceparentBinary returns the binary form of tp (trace ID, parent ID,
 // flags) if tp is a version 00 traceparent in canonical text.
 func traceparentBinary(tp string) (b [25]byte, ok bool) {
-	if len(tp) != traceparentLen || tp[0] != '0' || tp[1] != '0' || tp[2] != '-' || tp[35] != '-' || tp[52] != '-' {
-		return b, false
-	}
-	i := 0
-	for _, field := range [3][2]int{{3, 35}, {36, 52}, {53, 55}} {
-		for j := field[0]; j < field[1]; j += 2 {
-			hi, ok1 := lowerHex(tp[j])
-			lo, ok2 := lowerHex(tp[j+1])
-			if !ok1 || !ok2 {
-				return b, false
-			}
-			b[i] = hi<<4 | lo
-			i++
-		}
-	}
-	return b, true
+	ok = len(tp) == traceparentLen && tp[:3] == "00-" && parseDashedHex(b[:], tp[3:], traceparentDashes)
+	return b, ok
 }
 
 // formatTraceparent writes the canonical text of the binary traceparent b
 // into dst, which holds traceparentLen bytes.
 func formatTraceparent(dst []byte, b []byte) {
-	const digits = "0123456789abcdef"
-	dst[0], dst[1], dst[2] = '0', '0', '-'
-	n := 3
-	for i, c := range b[:25] {
-		if i == 16 || i == 24 {
-			dst[n] = '-'
-			n++
-		}
-		dst[n], dst[n+1] = digits[c>>4], digits[c&0xf]
-		n += 2
-	}
+	copy(dst, "00-")
+	formatDashedHex(dst[3:], b[:25], traceparentDashes)
 }
 
 // storedTraceparent is the traceparent that r's headers with th added
@@ -334,48 +311,67 @@ func appendID(dst []byte, s string, event uuid.UUID, correlation string, causati
 	return dst
 }
 
-// formatUUID writes the canonical text of u (as uuid.UUID.String) into
-// dst[:36].
-func formatUUID(dst []byte, u uuid.UUID) {
+// hexDashes marks, bit i, a dash before byte i in the dashed lower-case
+// hex text of some bytes: how UUIDs and traceparents are written.
+type hexDashes uint32
+
+const (
+	uuidDashes        hexDashes = 1<<4 | 1<<6 | 1<<8 | 1<<10
+	traceparentDashes hexDashes = 1<<16 | 1<<24 // trace ID, parent ID, flags
+)
+
+// formatDashedHex writes b into dst as lower-case hex, with a dash before
+// each byte that dashes marks; dst holds the whole text.
+func formatDashedHex(dst []byte, b []byte, dashes hexDashes) {
 	const hexdigits = "0123456789abcdef"
 	j := 0
-	for i, b := range u {
-		if i == 4 || i == 6 || i == 8 || i == 10 {
+	for i, c := range b {
+		if dashes&(1<<i) != 0 {
 			dst[j] = '-'
 			j++
 		}
-		dst[j], dst[j+1] = hexdigits[b>>4], hexdigits[b&0xf]
+		dst[j], dst[j+1] = hexdigits[c>>4], hexdigits[c&0xf]
 		j += 2
 	}
 }
+
+// parseDashedHex fills dst from s only if s is exactly the text
+// formatDashedHex writes for len(dst) bytes with dashes, so that
+// formatting dst gives s back.
+func parseDashedHex(dst []byte, s string, dashes hexDashes) bool {
+	j := 0
+	for i := range dst {
+		if dashes&(1<<i) != 0 {
+			if j >= len(s) || s[j] != '-' {
+				return false
+			}
+			j++
+		}
+		if j+2 > len(s) {
+			return false
+		}
+		hi, ok1 := lowerHex(s[j])
+		lo, ok2 := lowerHex(s[j+1])
+		if !ok1 || !ok2 {
+			return false
+		}
+		dst[i] = hi<<4 | lo
+		j += 2
+	}
+	return j == len(s)
+}
+
+// formatUUID writes the canonical text of u (as uuid.UUID.String) into
+// dst[:36].
+func formatUUID(dst []byte, u uuid.UUID) { formatDashedHex(dst, u[:], uuidDashes) }
 
 // parseCanonicalUUID parses s only if it is exactly the canonical text of a
 // UUID (lower-case hex, dashes at 8, 13, 18 and 23), so that formatting the
 // result gives s back.
 func parseCanonicalUUID(s string) (uuid.UUID, bool) {
 	var u uuid.UUID
-	if len(s) != 36 {
-		return u, false
-	}
-	j := 0
-	for i := 0; i < 36; {
-		if i == 8 || i == 13 || i == 18 || i == 23 {
-			if s[i] != '-' {
-				return u, false
-			}
-			i++
-			continue
-		}
-		hi, ok1 := lowerHex(s[i])
-		lo, ok2 := lowerHex(s[i+1])
-		if !ok1 || !ok2 {
-			return u, false
-		}
-		u[j] = hi<<4 | lo
-		j++
-		i += 2
-	}
-	return u, true
+	ok := len(s) == 36 && parseDashedHex(u[:], s, uuidDashes)
+	return u, ok
 }
 
 func lowerHex(c byte) (byte, bool) {
@@ -643,7 +639,7 @@ func (d *decoder) string() string {
 func appendHeaders(dst []byte, h, th map[string]string, skip string) []byte {
 	if len(th) == 0 && len(h) <= 1 {
 		// None, or one (a traced append's traceparent): no names to sort.
-		if _, ok := h[skip]; ok && skip != "" {
+		if _, ok := h[skip]; skip != "" && ok {
 			return binary.AppendUvarint(dst, 0)
 		}
 		dst = binary.AppendUvarint(dst, uint64(len(h)))

@@ -3,6 +3,8 @@ package eventstore
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
+	"maps"
 	"testing"
 	"time"
 
@@ -21,10 +23,7 @@ func legacyValue(t *testing.T, r *Record) []byte {
 		t.Fatalf("traceparent %q is not canonical", tp)
 	}
 	upper := *r
-	upper.Headers = map[string]string{}
-	for k, v := range r.Headers {
-		upper.Headers[k] = v
-	}
+	upper.Headers = maps.Clone(r.Headers)
 	upper.Headers[HeaderTraceparent] = string(bytes.ToUpper([]byte(tp)))
 	v := appendRecord(nil, &upper)
 	if v[0] != recordFormat {
@@ -32,13 +31,8 @@ func legacyValue(t *testing.T, r *Record) []byte {
 	}
 	i := bytes.Index(v, []byte(upper.Headers[HeaderTraceparent]))
 	copy(v[i:], tp)
-	putChecksum(v)
+	binary.BigEndian.PutUint32(v[1:], recordChecksum(v[0], v[5:]))
 	return v
-}
-
-func putChecksum(v []byte) {
-	c := recordChecksum(v[0], v[5:])
-	v[1], v[2], v[3], v[4] = byte(c>>24), byte(c>>16), byte(c>>8), byte(c)
 }
 
 // TestCleanupCountsStoredSizeOfLegacyRecords replaces a store's records by

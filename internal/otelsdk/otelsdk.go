@@ -23,10 +23,6 @@ import (
 // and wants them builds its own provider (or sets
 // OTEL_METRICS_EXEMPLAR_FILTER, which the SDK reads for providers built
 // without this option).
-func NewMeterProvider(reader sdkmetric.Reader, opts ...sdkmetric.Option) *sdkmetric.MeterProvider {
-	all := append([]sdkmetric.Option{
-		sdkmetric.WithReader(reader),
-		sdkmetric.WithExemplarFilter(exemplar.AlwaysOffFilter),
-	}, opts...)
-	return sdkmetric.NewMeterProvider(all...)
+func NewMeterProvider(reader sdkmetric.Reader) *sdkmetric.MeterProvider {
+	return sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader), sdkmetric.WithExemplarFilter(exemplar.AlwaysOffFilter))
 }
